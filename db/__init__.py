@@ -1,0 +1,3 @@
+"""db room."""
+
+__all__: list[str] = []

@@ -1,0 +1,74 @@
+"""The ``pancreas-node`` command line.
+
+Every sub-command lives in a private ``_cli_*`` module; this module only assembles them and
+turns expected failures (bad input, unwritable paths) into a one-line error and a non-zero exit
+status instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+import typer
+
+from dicom_node._cli_phantom import phantom_command
+from dicom_node._cli_volume import volume_app
+
+__all__ = ["CliError", "app", "main"]
+
+app = typer.Typer(
+    name="pancreas-node",
+    help="PancreasAI Node: on-premise DICOM node for pancreatic-cancer AI. "
+    "Investigational, not for clinical use.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("phantom")(phantom_command)
+app.add_typer(volume_app, name="volume")
+
+
+class CliError(Exception):
+    """An expected failure whose message is shown to the user as is."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the installed version."""
+    try:
+        typer.echo(version("pancreas-ai-node"))
+    except PackageNotFoundError:
+        typer.echo("unknown (not installed)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status.
+
+    Expected errors become ``pancreas-node: error: <message>`` on stderr: usage errors exit 2,
+    everything else 1.
+    """
+    try:
+        result = app(args=argv, prog_name="pancreas-node", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        typer.echo(f"pancreas-node: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        typer.echo("pancreas-node: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except (CliError, ValueError, OSError) as exc:
+        typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

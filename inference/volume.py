@@ -1,0 +1,112 @@
+"""The in-memory 3D volume and its canonical orientation.
+
+Convention used everywhere in the node: ``array[i, j, k]`` with a 4x4 ``affine`` mapping voxel
+indices to world millimetres in NIfTI's RAS+ frame (+x towards the patient's right, +y anterior,
++z superior). DICOM's LPS+ patient coordinates (PS3.3 C.7.6.2.1.1) relate to it by
+``(x, y, z)_RAS = (-x, -y, z)_LPS``. The *canonical* orientation is nibabel's "closest
+canonical" RAS: axes permuted and flipped (never interpolated) so that ``i`` runs towards the
+patient's right, ``j`` anterior and ``k`` superior (:func:`to_canonical`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["LPS_TO_RAS", "Volume", "read_nifti", "to_canonical", "write_nifti"]
+
+LPS_TO_RAS: npt.NDArray[np.float64] = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3D image on a regular grid.
+
+    Parameters
+    ----------
+    array
+        Voxel values, shape ``(I, J, K)``.
+    affine
+        4x4 matrix from voxel index ``(i, j, k, 1)`` to RAS+ world millimetres.
+    """
+
+    array: npt.NDArray[np.generic]
+    affine: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"volume must be 3D, got shape {self.array.shape}")
+        if self.affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
+        if abs(np.linalg.det(self.affine[:3, :3])) < 1e-9:
+            raise ValueError("affine is singular")
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along ``i``, ``j``, ``k``."""
+        norms = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return (float(norms[0]), float(norms[1]), float(norms[2]))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape."""
+        i, j, k = self.array.shape
+        return (int(i), int(j), int(k))
+
+    def world_to_voxel(self, points_ras: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Map ``(N, 3)`` RAS+ world points to continuous voxel indices."""
+        pts = np.atleast_2d(np.asarray(points_ras, dtype=np.float64))
+        homo = np.c_[pts, np.ones(len(pts))]
+        return (np.linalg.inv(self.affine) @ homo.T).T[:, :3]
+
+    def voxel_to_world(self, indices: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Map ``(N, 3)`` voxel indices to RAS+ world millimetres."""
+        idx = np.atleast_2d(np.asarray(indices, dtype=np.float64))
+        homo = np.c_[idx, np.ones(len(idx))]
+        return (self.affine @ homo.T).T[:, :3]
+
+
+def to_canonical(volume: Volume) -> Volume:
+    """Reorient to the closest canonical (RAS+) axis order by flips and permutations only.
+
+    Voxel values are never interpolated, so the result is exact; the affine is updated so every
+    voxel keeps its world position.
+    """
+    ornt = nib.orientations.io_orientation(volume.affine)
+    target = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    transform = nib.orientations.ornt_transform(ornt, target)
+    array = nib.orientations.apply_orientation(volume.array, transform)
+    inv = nib.orientations.inv_ornt_aff(transform, volume.array.shape)
+    affine = volume.affine @ inv
+    return Volume(np.ascontiguousarray(array), affine.astype(np.float64))
+
+
+def read_nifti(path: Path) -> Volume:
+    """Read a NIfTI-1/2 file as a :class:`Volume` (in its stored orientation).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable 3D NIfTI image.
+    """
+    try:
+        image = nib.load(str(path))
+        array = np.asanyarray(image.dataobj)
+    except (OSError, nib.filebasedimages.ImageFileError, EOFError) as exc:
+        raise ValueError(f"cannot read NIfTI {path}: {exc}") from exc
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    return Volume(np.asarray(array), np.asarray(image.affine, dtype=np.float64))
+
+
+def write_nifti(volume: Volume, path: Path) -> None:
+    """Write ``volume`` as compressed NIfTI-1 (qform and sform set to the affine)."""
+    image = nib.Nifti1Image(volume.array, volume.affine)
+    image.set_qform(volume.affine, code=1)
+    image.set_sform(volume.affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, str(path))

@@ -1,0 +1,3 @@
+"""orthanc_plugin room."""
+
+__all__: list[str] = []

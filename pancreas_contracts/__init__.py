@@ -1,0 +1,20 @@
+"""Shared, versioned contracts that every room of the node reads.
+
+This package sits upstream of ``dicom_node``, ``db``, ``inference`` and ``orthanc_plugin``
+and depends on none of them: the typed settings, the 16-label map and the job states live
+here exactly once (see ``../shared/ARCHITECTURE.md``, "Shared contracts").
+"""
+
+from pancreas_contracts.job_states import JobState
+from pancreas_contracts.labels import LABELS, NUM_CLASSES, Label, label_by_name
+from pancreas_contracts.settings import Settings, load_settings
+
+__all__ = [
+    "LABELS",
+    "NUM_CLASSES",
+    "JobState",
+    "Label",
+    "Settings",
+    "label_by_name",
+    "load_settings",
+]

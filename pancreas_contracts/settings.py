@@ -1,0 +1,100 @@
+"""The one typed settings object (env prefix ``PANCREAS_AI_``, optional TOML file).
+
+Each default is defined here once. ``main()`` builds a :class:`Settings` and passes it down;
+no module keeps its own copy.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DicomDestination", "Settings", "load_settings"]
+
+
+class DicomDestination(BaseSettings):
+    """A C-STORE destination for result objects."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    ae_title: str = "ORTHANC"
+    host: str = "127.0.0.1"
+    port: int = Field(default=4242, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """Node-wide configuration.
+
+    Every field may be set with an environment variable ``PANCREAS_AI_<FIELD>`` or in the TOML
+    file passed with ``--config``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PANCREAS_AI_", frozen=True, extra="forbid")
+
+    data_dir: Path = Path("data")
+    ae_title: str = Field(default="PANCREAS_AI", min_length=1, max_length=16)
+    port: int = Field(default=11112, ge=1, le=65535)
+    bind_address: str = "127.0.0.1"
+    allowed_callers: list[str] = Field(default_factory=list)
+    destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
+    database_url: str | None = None
+    registry_config: Path | None = None
+    bundle_path: Path | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
+    orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae_title_is_valid(cls, value: str) -> str:
+        # PS3.5 6.2: AE is up to 16 characters of the default repertoire, no backslash.
+        if "\\" in value or not value.strip() or not value.isascii():
+            raise ValueError("AE title must be 1-16 ASCII characters without backslash")
+        return value.strip()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Database URL, defaulting to SQLite under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'node.db').resolve()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """``<data>/spool``: received instances by study and series UID."""
+        return self.data_dir / "spool"
+
+    @property
+    def results_dir(self) -> Path:
+        """``<data>/results``: one folder per job."""
+        return self.data_dir / "results"
+
+    @property
+    def logs_dir(self) -> Path:
+        """``<data>/logs``."""
+        return self.data_dir / "logs"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from environment, an optional TOML file and explicit overrides.
+
+    Precedence: explicit overrides > TOML file > environment > defaults.
+
+    Raises
+    ------
+    ValueError
+        If the TOML file cannot be read or holds invalid values.
+    """
+    values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            values.update(tomllib.loads(config.read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read settings file {config}: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
