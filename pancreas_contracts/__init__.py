@@ -5,11 +5,21 @@ and depends on none of them: the typed settings, the 16-label map and the job st
 here exactly once (see ``../shared/ARCHITECTURE.md``, "Shared contracts").
 """
 
+from pancreas_contracts.clinical import (
+    CLINICAL_VARIABLES,
+    ClinicalVariable,
+    ClinicalVariables,
+    VariableKind,
+)
 from pancreas_contracts.job_states import JobState
 from pancreas_contracts.labels import LABELS, NUM_CLASSES, Label, label_by_name
 from pancreas_contracts.settings import Settings, load_settings
 
 __all__ = [
+    "CLINICAL_VARIABLES",
+    "ClinicalVariable",
+    "ClinicalVariables",
+    "VariableKind",
     "LABELS",
     "NUM_CLASSES",
     "JobState",
