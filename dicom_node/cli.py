@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 import typer
 
+from dicom_node._cli_demo import demo_command
 from dicom_node._cli_phantom import phantom_command
 from dicom_node._cli_volume import volume_app
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.command("phantom")(phantom_command)
 app.add_typer(volume_app, name="volume")
+app.command("demo")(demo_command)
 
 
 class CliError(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -61,13 +62,15 @@ class Volume:
         """Map ``(N, 3)`` RAS+ world points to continuous voxel indices."""
         pts = np.atleast_2d(np.asarray(points_ras, dtype=np.float64))
         homo = np.c_[pts, np.ones(len(pts))]
-        return (np.linalg.inv(self.affine) @ homo.T).T[:, :3]
+        result: npt.NDArray[np.float64] = (np.linalg.inv(self.affine) @ homo.T).T[:, :3]
+        return result
 
     def voxel_to_world(self, indices: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Map ``(N, 3)`` voxel indices to RAS+ world millimetres."""
         idx = np.atleast_2d(np.asarray(indices, dtype=np.float64))
         homo = np.c_[idx, np.ones(len(idx))]
-        return (self.affine @ homo.T).T[:, :3]
+        result: npt.NDArray[np.float64] = (self.affine @ homo.T).T[:, :3]
+        return result
 
 
 def to_canonical(volume: Volume) -> Volume:
@@ -94,7 +97,7 @@ def read_nifti(path: Path) -> Volume:
         If the file is not a readable 3D NIfTI image.
     """
     try:
-        image = nib.load(str(path))
+        image = cast(Any, nib.load(str(path)))
         array = np.asanyarray(image.dataobj)
     except (OSError, nib.filebasedimages.ImageFileError, EOFError) as exc:
         raise ValueError(f"cannot read NIfTI {path}: {exc}") from exc

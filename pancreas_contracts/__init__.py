@@ -17,14 +17,14 @@ from pancreas_contracts.settings import Settings, load_settings
 
 __all__ = [
     "CLINICAL_VARIABLES",
-    "ClinicalVariable",
-    "ClinicalVariables",
-    "VariableKind",
     "LABELS",
     "NUM_CLASSES",
+    "ClinicalVariable",
+    "ClinicalVariables",
     "JobState",
     "Label",
     "Settings",
+    "VariableKind",
     "label_by_name",
     "load_settings",
 ]

@@ -79,7 +79,9 @@ CLINICAL_VARIABLES: tuple[ClinicalVariable, ...] = (
     ClinicalVariable("nicotine", "Nicotine use", _K, categories=(0, 1)),
     ClinicalVariable("alcohol", "Alcohol use", _K, categories=(0, 1)),
     ClinicalVariable("ca19_9_baseline", "CA 19-9 at baseline", _C, "U/mL", 0, 200000),
-    ClinicalVariable("ca19_9_delta", "CA 19-9 change after neoadjuvant therapy", _C, "U/mL", -200000, 200000),
+    ClinicalVariable(
+        "ca19_9_delta", "CA 19-9 change after neoadjuvant therapy", _C, "U/mL", -200000, 200000
+    ),
     ClinicalVariable("ca19_9_post", "CA 19-9 after neoadjuvant therapy", _C, "U/mL", 0, 200000),
     ClinicalVariable("cea", "CEA", _C, "ng/mL", 0, 10000),
     ClinicalVariable("glucose", "Blood glucose", _C, "mmol/L", 1, 50),
@@ -87,7 +89,10 @@ CLINICAL_VARIABLES: tuple[ClinicalVariable, ...] = (
     ClinicalVariable("bilirubin", "Bilirubin at diagnosis", _C, "umol/L", 1, 1000),
     ClinicalVariable("grade", "Histopathological grade G", _K, categories=(1, 2, 3)),
     ClinicalVariable(
-        "neoadjuvant", "Neoadjuvant therapy (0 none, 1 chemo, 2 radiochemo)", _K, categories=(0, 1, 2)
+        "neoadjuvant",
+        "Neoadjuvant therapy (0 none, 1 chemo, 2 radiochemo)",
+        _K,
+        categories=(0, 1, 2),
     ),
 )
 

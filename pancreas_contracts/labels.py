@@ -54,21 +54,50 @@ _ANATOMY = codes.SCT.AnatomicalStructure
 _ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure
 
 LABELS: tuple[Label, ...] = (
-    Label(0, "background", "Background", codes.SCT.BodyTissueStructure, codes.SCT.Tissue, (0, 0, 0)),
+    Label(
+        0, "background", "Background", codes.SCT.BodyTissueStructure, codes.SCT.Tissue, (0, 0, 0)
+    ),
     Label(1, "pancreas", "Pancreas", codes.SCT.Pancreas, _ANATOMY, (230, 180, 100)),
     Label(2, "tumor", "Pancreatic neoplasm", codes.SCT.Neoplasm, _ABNORMAL, (255, 40, 40)),
     Label(3, "portal_vein", "Portal vein", codes.SCT.PortalVein, _ANATOMY, (0, 90, 255)),
     Label(4, "splenic_vein", "Splenic vein", codes.SCT.SplenicVein, _ANATOMY, (70, 130, 255)),
-    Label(5, "smv", "Superior mesenteric vein", codes.SCT.SuperiorMesentericVein, _ANATOMY, (0, 170, 255)),
-    Label(6, "sma", "Superior mesenteric artery", codes.SCT.SuperiorMesentericArtery, _ANATOMY, (255, 120, 0)),
+    Label(
+        5,
+        "smv",
+        "Superior mesenteric vein",
+        codes.SCT.SuperiorMesentericVein,
+        _ANATOMY,
+        (0, 170, 255),
+    ),
+    Label(
+        6,
+        "sma",
+        "Superior mesenteric artery",
+        codes.SCT.SuperiorMesentericArtery,
+        _ANATOMY,
+        (255, 120, 0),
+    ),
     Label(7, "celiac_trunk", "Celiac trunk", codes.SCT.CeliacAxis, _ANATOMY, (255, 0, 160)),
     Label(8, "aorta", "Aorta", codes.SCT.Aorta, _ANATOMY, (200, 0, 0)),
     Label(9, "ivc", "Inferior vena cava", codes.SCT.InferiorVenaCava, _ANATOMY, (0, 0, 160)),
-    Label(10, "cha", "Common hepatic artery", codes.SCT.CommonHepaticArtery, _ANATOMY, (255, 200, 0)),
-    Label(11, "pha", "Proper hepatic artery", codes.SCT.ProperHepaticArtery, _ANATOMY, (220, 220, 60)),
-    Label(12, "gda", "Gastroduodenal artery", codes.SCT.GastroduodenalArtery, _ANATOMY, (180, 110, 40)),
+    Label(
+        10, "cha", "Common hepatic artery", codes.SCT.CommonHepaticArtery, _ANATOMY, (255, 200, 0)
+    ),
+    Label(
+        11, "pha", "Proper hepatic artery", codes.SCT.ProperHepaticArtery, _ANATOMY, (220, 220, 60)
+    ),
+    Label(
+        12, "gda", "Gastroduodenal artery", codes.SCT.GastroduodenalArtery, _ANATOMY, (180, 110, 40)
+    ),
     Label(13, "splenic_artery", "Splenic artery", codes.SCT.SplenicArtery, _ANATOMY, (255, 90, 90)),
-    Label(14, "pancreatic_duct", "Dilated pancreatic duct", codes.SCT.PancreaticDuct, _ANATOMY, (0, 200, 120)),
+    Label(
+        14,
+        "pancreatic_duct",
+        "Dilated pancreatic duct",
+        codes.SCT.PancreaticDuct,
+        _ANATOMY,
+        (0, 200, 120),
+    ),
     Label(15, "bile_duct", "Bile duct", codes.SCT.BileDuct, _ANATOMY, (40, 160, 40)),
 )
 

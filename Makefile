@@ -1,0 +1,70 @@
+# PancreasAI Node — the two commands: `make demo` and `make test` (see README.md).
+# Every install step lives here so a fresh Debian 12 machine needs nothing done by hand.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Optional pip index for torch (e.g. PyTorch's CPU or CUDA wheel index); see README "CUDA".
+TORCH_INDEX_URL ?=
+KEEP ?=
+DEMO_DIR ?= .demo
+PYTEST_ARGS ?=
+
+# Debian packages the node, its tests and the demo need; installed only where missing.
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean bench-phantom
+
+help:
+	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
+	@echo "make test   install dev deps, then ruff, mypy (strict) and pytest"
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The stamp is rebuilt whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+install-dev: install
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: install
+	$(BIN)/pancreas-node demo --workdir $(DEMO_DIR) $(if $(KEEP),--keep)
+
+bench-phantom: install
+	$(BIN)/python bench/phantom_bench.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

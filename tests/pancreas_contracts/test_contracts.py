@@ -1,0 +1,75 @@
+"""Shared contracts: settings, label map, clinical variables, job states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pancreas_contracts import (
+    CLINICAL_VARIABLES,
+    LABELS,
+    NUM_CLASSES,
+    ClinicalVariables,
+    JobState,
+    label_by_name,
+    load_settings,
+)
+from pancreas_contracts.job_states import TRANSITIONS
+
+
+def test_label_map_is_methods_sixteen_classes() -> None:
+    assert NUM_CLASSES == 16
+    assert [label.value for label in LABELS] == list(range(16))
+    assert label_by_name("tumor").value == 2
+    assert label_by_name("sma").property_type.value == "42258001"
+    assert len({label.name for label in LABELS}) == 16
+
+
+def test_seventeen_clinical_variables() -> None:
+    assert len(CLINICAL_VARIABLES) == 17
+    assert len({v.name for v in CLINICAL_VARIABLES}) == 17
+
+
+def test_clinical_variables_valid_at_construction() -> None:
+    row = ClinicalVariables({"age": 67.0, "sex": 1, "ca19_9_baseline": 350.0})
+    assert "bmi" in row.missing
+    assert row.present == ("age", "sex", "ca19_9_baseline")
+    with pytest.raises(ValueError, match="implausible"):
+        ClinicalVariables({"age": 250.0})
+    with pytest.raises(ValueError, match="unknown"):
+        ClinicalVariables({"shoe_size": 42.0})
+    with pytest.raises(ValueError, match="implausible"):
+        ClinicalVariables({"sex": 3})
+
+
+def test_settings_defaults_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.ae_title == "PANCREAS_AI"
+    assert settings.port == 11112
+    assert settings.resolved_database_url.startswith("sqlite:///")
+    monkeypatch.setenv("PANCREAS_AI_PORT", "11999")
+    assert load_settings().port == 11999
+    config = tmp_path / "node.toml"
+    config.write_text('port = 12000\nae_title = "SITE_AI"\n')
+    settings = load_settings(config)
+    assert (settings.port, settings.ae_title) == (12000, "SITE_AI")
+    assert load_settings(config, port=12001).port == 12001
+
+
+def test_settings_reject_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        load_settings(ae_title="A" * 17)
+    with pytest.raises(ValidationError):
+        load_settings(port=70000)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = ")
+    with pytest.raises(ValueError, match="cannot read settings"):
+        load_settings(bad)
+
+
+def test_job_state_transitions_end_in_delivered() -> None:
+    assert JobState.DELIVERED in TRANSITIONS[JobState.DONE]
+    assert not TRANSITIONS[JobState.DELIVERED]
+    assert JobState.QUEUED in TRANSITIONS[JobState.RUNNING]
