@@ -373,4 +373,6 @@ def decode_frames(instance: ImageInstance) -> npt.NDArray[np.generic]:
 
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return text[:120] or type(exc).__name__
+    if len(text) > 120:
+        text = text[:117].rstrip() + "..."
+    return text or type(exc).__name__

@@ -23,7 +23,6 @@ import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 from pydicom.uid import UID
-from scipy import ndimage
 
 from inference._dicom_geometry import stack_geometry
 from inference._dicom_read import (
@@ -36,6 +35,7 @@ from inference._dicom_read import (
     scan,
     single_slice_step,
 )
+from inference._resample import check_order, exact_index_map, sample
 from inference._volume_errors import (
     CorruptDicomError,
     DuplicateSliceError,
@@ -426,7 +426,7 @@ def resample_to_spacing(
     ValueError
         Non-positive spacing or an order outside 0-5.
     """
-    _check_order(order)
+    check_order(order)
     new = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)).copy()
     if not np.all(np.isfinite(new)) or np.any(new <= 0):
         raise ValueError(f"spacing must be positive, got {spacing_mm}")
@@ -443,7 +443,7 @@ def resample_to_spacing(
     out_shape = (int(shape_new[0]), int(shape_new[1]), int(shape_new[2]))
     if np.allclose(zoom, 1.0, atol=1e-9) and out_shape == volume.shape:
         return Volume(volume.array.copy(), volume.affine.copy())
-    array = _sample(volume.array, zoom, offset, out_shape, order, mode="nearest", cval=0.0)
+    array = sample(volume.array, zoom, offset, out_shape, order, mode="nearest", cval=0.0)
     return Volume(array, affine)
 
 
@@ -474,12 +474,12 @@ def resample_to_reference(
     Volume
         Array of ``reference.shape`` with ``reference.affine``.
     """
-    _check_order(order)
+    check_order(order)
     mapping = np.linalg.inv(moving.affine) @ reference.affine
-    exact = _exact_index_map(moving, reference, mapping, order, fill_value)
+    exact = exact_index_map(moving, reference, mapping, order, fill_value)
     if exact is not None:
         return Volume(exact, reference.affine.copy())
-    array = _sample(
+    array = sample(
         moving.array,
         mapping[:3, :3],
         mapping[:3, 3],
@@ -489,83 +489,3 @@ def resample_to_reference(
         cval=fill_value,
     )
     return Volume(array, reference.affine.copy())
-
-
-def _check_order(order: int) -> None:
-    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 5:
-        raise ValueError(f"interpolation order must be an integer 0-5, got {order!r}")
-
-
-def _output_dtype(dtype: np.dtype[np.generic], order: int) -> np.dtype[np.generic]:
-    if order == 0:
-        return np.dtype(np.uint8) if dtype == np.bool_ else dtype
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
-
-
-def _sample(
-    array: npt.NDArray[np.generic],
-    matrix: npt.NDArray[np.float64],
-    offset: npt.NDArray[np.float64],
-    shape: tuple[int, int, int],
-    order: int,
-    *,
-    mode: str,
-    cval: float,
-) -> npt.NDArray[np.generic]:
-    out_dtype = _output_dtype(array.dtype, order)
-    source = array.astype(out_dtype, copy=False) if array.dtype != out_dtype else array
-    result = ndimage.affine_transform(
-        source,
-        matrix,
-        offset=offset,
-        output_shape=shape,
-        output=out_dtype,
-        order=order,
-        mode=mode,
-        cval=cval,
-        prefilter=order > 1,
-    )
-    out: npt.NDArray[np.generic] = np.asarray(result)
-    return out.astype(np.bool_) if array.dtype == np.bool_ else out
-
-
-def _exact_index_map(
-    moving: Volume,
-    reference: Volume,
-    mapping: npt.NDArray[np.float64],
-    order: int,
-    fill_value: float,
-) -> npt.NDArray[np.generic] | None:
-    """Copy voxels directly when ``mapping`` is a signed permutation plus an integer shift."""
-    rounded = np.round(mapping)
-    if not np.allclose(mapping, rounded, atol=1e-4):
-        return None
-    rot = rounded[:3, :3]
-    if not (
-        np.all(np.abs(rot).sum(axis=0) == 1)
-        and np.all(np.abs(rot).sum(axis=1) == 1)
-        and np.all(np.isin(rot, (-1.0, 0.0, 1.0)))
-    ):
-        return None
-    # Output axis a reads moving axis src[a], walking it with sign[a] from shift[src[a]].
-    src = [int(np.flatnonzero(rot[:, a])[0]) for a in range(3)]
-    sign = [int(rot[src[a], a]) for a in range(3)]
-    arr = np.transpose(moving.array, src)
-    dtype = arr.dtype if order == 0 else _output_dtype(arr.dtype, order)
-    out = np.full(reference.shape, fill_value, dtype=dtype)
-    out_sel: list[slice] = []
-    in_sel: list[slice] = []
-    for a in range(3):
-        # Output index o reads input index sign * o + shift: keep the o that land inside.
-        n_in, n_out, shift = moving.shape[src[a]], reference.shape[a], int(rounded[src[a], 3])
-        lo, hi = (-shift, n_in - shift) if sign[a] > 0 else (shift - n_in + 1, shift + 1)
-        lo, hi = max(lo, 0), min(hi, n_out)
-        if lo >= hi:
-            return out
-        first, last = sign[a] * lo + shift, sign[a] * (hi - 1) + shift
-        out_sel.append(slice(lo, hi))
-        in_sel.append(
-            slice(first, last + 1) if sign[a] > 0 else slice(first, last - 1 if last else None, -1)
-        )
-    out[tuple(out_sel)] = arr[tuple(in_sel)]
-    return out
