@@ -303,3 +303,28 @@ def test_single_slice(series: list[Path]) -> None:
     assert any("SliceThickness" in w for w in volume.warnings)
     edit_dicom(series[1], lambda ds: setattr(ds, "SliceThickness", "2.5"))
     assert read_dicom_series(series[1]).volume.spacing[2] == pytest.approx(2.5)
+
+
+def test_preamble_less_files_read_leniently(tmp_path: Path, series: list[Path]) -> None:
+    """Raw data sets (no preamble, no file meta) are read with force and their encoding noted."""
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    for path in series:
+        ds = pydicom.dcmread(path)
+        bare = Dataset()
+        bare.update(ds)
+        bare.save_as(raw_dir / path.name, implicit_vr=True, little_endian=True)
+    assert (raw_dir / series[0].name).read_bytes()[128:132] != b"DICM"
+    raw = read_dicom_series(raw_dir)
+    reference = read_dicom_series(series[0].parent)
+    assert raw.transfer_syntaxes == ("1.2.840.10008.1.2",)
+    assert np.array_equal(raw.volume.array, reference.volume.array)
+    assert raw.sop_instance_uids == reference.sop_instance_uids
+
+
+def test_list_dicom_series(series: list[Path]) -> None:
+    (summary,) = list_dicom_series(series[0].parent)
+    assert summary.num_instances == summary.num_frames == COUNT
+    assert summary.modality == "CT"
+    assert summary.sop_class_uids == ("1.2.840.10008.5.1.4.1.1.2",)
+    assert summary.transfer_syntaxes == ("1.2.840.10008.1.2",)
