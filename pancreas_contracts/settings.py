@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     port: int = Field(default=11112, ge=1, le=65535)
     bind_address: str = "127.0.0.1"
     allowed_callers: list[str] = Field(default_factory=list)
+    allowed_addresses: list[str] = Field(default_factory=list)
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+    tls_ca_certificate: Path | None = None
+    acse_timeout_s: float = Field(default=30.0, gt=0)
+    dimse_timeout_s: float = Field(default=60.0, gt=0)
+    network_timeout_s: float = Field(default=60.0, gt=0)
+    max_associations: int = Field(default=16, ge=1)
+    max_instance_mb: float = Field(default=512.0, gt=0)
+    quiet_period_s: float = Field(default=10.0, ge=0)
+    routing_rules: Path | None = None
+    stow_url: str | None = None
+    dispatch_max_age_h: float = Field(default=24.0, gt=0)
     destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
     database_url: str | None = None
     registry_config: Path | None = None

@@ -1,0 +1,161 @@
+"""The node's Storage SCP (pynetdicom).
+
+Accepts C-ECHO (Verification, PS3.4 Annex A) and C-STORE of every storage SOP class
+(PS3.4 Annex B) in the transfer syntaxes below; CT Image Storage and Enhanced CT Image Storage
+are spooled and recorded, other classes are acknowledged and ignored by rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.transport import ThreadedAssociationServer
+
+from db import NodeDatabase
+from dicom_node.handlers import (
+    AssociationPolicy,
+    IntakeContext,
+    handle_echo,
+    handle_requested,
+    handle_store,
+)
+from dicom_node.spool import Spool
+from pancreas_contracts import Settings
+
+__all__ = ["SUPPORTED_TRANSFER_SYNTAXES", "VERIFICATION_SOP_CLASS", "StorageSCP"]
+
+#: Verification SOP Class (PS3.4 Annex A).
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+
+_log = logging.getLogger(__name__)
+
+#: Transfer syntaxes accepted for storage, all decodable for analysis (pydicom's RLE decoder,
+#: pylibjpeg-libjpeg for JPEG, pyjpegls for JPEG-LS, pylibjpeg-openjpeg for JPEG 2000).
+SUPPORTED_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+)
+
+
+class StorageSCP:
+    """The node's DICOM listener.
+
+    Parameters
+    ----------
+    settings
+        AE title, port, allow-lists, TLS, timeouts and limits.
+    database
+        The node database, where every instance is recorded before it is acknowledged.
+    """
+
+    def __init__(self, settings: Settings, database: NodeDatabase) -> None:
+        self._settings = settings
+        self._context = IntakeContext(
+            spool=Spool(settings.spool_dir),
+            database=database,
+            max_instance_bytes=int(settings.max_instance_mb * 1024 * 1024),
+        )
+        self._policy = AssociationPolicy.from_addresses(settings.allowed_addresses)
+        self._server: ThreadedAssociationServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful when the settings ask for port 0)."""
+        if self._server is None:
+            return self._settings.port
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start listening in background threads (one per association).
+
+        Raises
+        ------
+        OSError
+            If the port cannot be bound.
+        ValueError
+            If the TLS configuration is incomplete.
+        """
+        removed = self._context.spool.remove_partial_files()
+        if removed:
+            _log.info("removed %d partial spool files left by an earlier crash", removed)
+        ae = self._build_ae()
+        handlers: list[Any] = [
+            (evt.EVT_C_ECHO, handle_echo),
+            (evt.EVT_C_STORE, handle_store, [self._context]),
+            (evt.EVT_REQUESTED, handle_requested, [self._policy]),
+        ]
+        self._server = ae.start_server(
+            (self._settings.bind_address, self._settings.port),
+            block=False,
+            evt_handlers=handlers,
+            ssl_context=self._ssl_context(),
+        )
+        _log.info(
+            "SCP %s listening on %s:%d",
+            self._settings.ae_title,
+            self._settings.bind_address,
+            self.port,
+        )
+
+    def stop(self) -> None:
+        """Stop listening; running associations are ended."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def _build_ae(self) -> AE:
+        s = self._settings
+        ae = AE(ae_title=s.ae_title)
+        ae.maximum_associations = s.max_associations
+        ae.acse_timeout = s.acse_timeout_s
+        ae.dimse_timeout = s.dimse_timeout_s
+        ae.network_timeout = s.network_timeout_s
+        ae.maximum_pdu_size = 0  # unlimited: fewer, larger P-DATA PDUs for big CT slices
+        ae.require_calling_aet = list(s.allowed_callers)
+        ae.add_supported_context(VERIFICATION_SOP_CLASS)
+        for context in AllStoragePresentationContexts:
+            if context.abstract_syntax is not None:
+                ae.add_supported_context(context.abstract_syntax, list(SUPPORTED_TRANSFER_SYNTAXES))
+        return ae
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        s = self._settings
+        if s.tls_certificate is None and s.tls_private_key is None:
+            return None
+        if s.tls_certificate is None or s.tls_private_key is None:
+            raise ValueError("TLS needs both tls_certificate and tls_private_key")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(s.tls_certificate), str(s.tls_private_key))
+        if s.tls_ca_certificate is not None:
+            # A CA given means mutual TLS: only peers with a certificate from it may connect.
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(str(s.tls_ca_certificate))
+        return context
