@@ -1,0 +1,189 @@
+"""Series assembly: a series is complete after a quiet period, then routed and queued.
+
+A series whose last instance arrived more than ``quiet_period_s`` ago is closed with the
+routing rules' decision (stored with the series, with every reason) and, when the decision is
+*analyze*, one job is queued for that series version. An instance arriving later re-opens the
+series as a new version (``db.record_instance``), which leads to a new, versioned job over the
+whole series instead of a mixed analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import (
+    NodeDatabase,
+    RoutingDecision,
+    SeriesInfo,
+    enqueue_job,
+    mark_series_complete,
+    series_instance_paths,
+    series_quiet_since,
+)
+from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet, SeriesFacts
+
+__all__ = ["AssemblyOutcome", "SeriesAssembler", "gather_facts"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssemblyOutcome:
+    """What happened to one series version when it went quiet."""
+
+    SeriesInstanceUID: str
+    version: int
+    decision: RoutingDecisionResult
+    job_id: str | None
+
+
+def gather_facts(paths: Sequence[Path], calling_ae: str = "") -> SeriesFacts:
+    """Collect the attributes the routing rules look at from a series' files.
+
+    Headers are read without pixel data; the contrast phase is measured from the pixels only if
+    a rule asks for it.
+
+    Raises
+    ------
+    ValueError
+        If no file is a readable DICOM instance.
+    """
+    headers = []
+    for path in paths:
+        try:
+            headers.append(dcmread(path, stop_before_pixels=True, force=True))
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            continue
+    if not headers:
+        raise ValueError("no readable DICOM instance in the series")
+    first = headers[0]
+    frames = sum(int(h.get("NumberOfFrames", 1) or 1) for h in headers)
+    thickness = first.get("SliceThickness")
+    sop_class = UID(str(first.get("SOPClassUID", "")))
+
+    def contrast_phase() -> tuple[str, str]:
+        from inference.contrast_phase import estimate_contrast_phase
+        from inference.volume_io import read_dicom_series
+
+        try:
+            volume = read_dicom_series(list(paths)).volume
+        except ValueError as exc:
+            return "unknown", f"volume not readable: {exc}"
+        estimate = estimate_contrast_phase(volume)
+        return str(estimate.phase.value), estimate.reason
+
+    return SeriesFacts(
+        modality=str(first.get("Modality", "")),
+        sop_class=sop_class.name if sop_class.is_valid else str(sop_class),
+        num_slices=frames,
+        slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+        body_part=str(first.get("BodyPartExamined", "") or ""),
+        series_description=str(first.get("SeriesDescription", "") or ""),
+        calling_ae=calling_ae,
+        contrast_phase=contrast_phase,
+    )
+
+
+class SeriesAssembler:
+    """Closes quiet series, routes them and queues jobs.
+
+    Parameters
+    ----------
+    database
+        The node database.
+    rules
+        The routing rules.
+    quiet_period_s
+        Seconds without a new instance after which a series counts as complete.
+    bundle_sha256
+        Hash of the model bundle jobs are queued for (part of a job's identity).
+    clock
+        Returns the current UTC time (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        database: NodeDatabase,
+        rules: RuleSet,
+        quiet_period_s: float,
+        bundle_sha256: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = database
+        self._rules = rules
+        self._quiet = timedelta(seconds=quiet_period_s)
+        self._bundle_sha256 = bundle_sha256
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> list[AssemblyOutcome]:
+        """Close every series that has been quiet long enough; return what was decided."""
+        cutoff = self._clock() - self._quiet
+        outcomes = []
+        for series in series_quiet_since(self._db, cutoff):
+            outcome = self._close(series, cutoff)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _close(self, series: SeriesInfo, cutoff: datetime) -> AssemblyOutcome | None:
+        uid = series.series_instance_uid
+        paths = [Path(p) for p in series_instance_paths(self._db, uid, max_version=series.version)]
+        try:
+            decision = self._rules.evaluate(gather_facts(paths))
+        except ValueError as exc:
+            decision = RoutingDecisionResult(
+                RuleAction.IGNORE, None, (f"unreadable series: {exc}",)
+            )
+        stored = (
+            RoutingDecision.ANALYZE
+            if decision.action is RuleAction.ANALYZE
+            else RoutingDecision.SKIP
+        )
+        if not mark_series_complete(
+            self._db,
+            uid,
+            version=series.version,
+            decision=stored,
+            reason=decision.summary,
+            quiet_since=cutoff,
+        ):
+            return None  # a new instance arrived meanwhile: the series stays open
+        job_id = None
+        if decision.action is RuleAction.ANALYZE:
+            job_id = enqueue_job(self._db, uid, series.version, self._bundle_sha256).job.id
+        _log.info("series %s v%d complete: %s", uid, series.version, decision.action.value)
+        return AssemblyOutcome(uid, series.version, decision, job_id)
+
+    def start(self, interval_s: float = 1.0) -> None:
+        """Poll in a background thread every ``interval_s`` seconds."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval_s,), name="series-assembly", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.poll_once()
+            except SQLAlchemyError as exc:
+                _log.error("series assembly poll failed: database error (%s)", type(exc).__name__)
