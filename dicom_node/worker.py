@@ -1,0 +1,188 @@
+"""The worker loop: take a queued job, run it, record the outcome.
+
+The worker is the only place that holds all rooms together (ARCHITECTURE.md): it takes a job
+from ``db``, hands it to a :class:`JobRunner` (the analysis, which asks the registry and calls
+``inference``), and stores the result through ``db``. It never runs on an association thread.
+A running job's lease is renewed by a heartbeat; a job whose worker died (``kill -9``) is
+re-queued when its lease expires, so no job is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import (
+    JobInfo,
+    LeaseLostError,
+    NewResult,
+    NodeDatabase,
+    backoff_delay,
+    claim_next_job,
+    complete_job,
+    fail_job,
+    heartbeat_job,
+    requeue_expired_leases,
+)
+
+__all__ = ["JobFailedError", "JobOutcome", "JobRunner", "Worker"]
+
+_log = logging.getLogger(__name__)
+
+
+class JobFailedError(Exception):
+    """A job could not be run; ``retryable`` says whether trying again may help.
+
+    The message is stored with the job: it must not contain patient identifiers or values.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a successful run produced: the stored result and the DICOM files to deliver."""
+
+    result: NewResult
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+
+class JobRunner(Protocol):
+    """Runs one job (the analysis); raises :class:`JobFailedError` on an expected failure."""
+
+    def __call__(self, job: JobInfo) -> JobOutcome: ...
+
+
+class Worker:
+    """Claims and runs jobs one at a time.
+
+    Parameters
+    ----------
+    database
+        The node database.
+    runner
+        Runs a claimed job.
+    on_done
+        Called with the job and its outcome after the job is stored as done (e.g. dispatch).
+    lease_s
+        Lease length; the heartbeat renews it every third of that.
+    max_attempts
+        Attempts before a retryable failure becomes final.
+    clock
+        Returns the current UTC time (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        database: NodeDatabase,
+        runner: JobRunner,
+        *,
+        on_done: Callable[[JobInfo, JobOutcome], None] | None = None,
+        lease_s: float = 300.0,
+        max_attempts: int = 3,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = database
+        self._runner = runner
+        self._on_done = on_done
+        self._lease_s = lease_s
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self.worker_id = f"worker-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> JobInfo | None:
+        """Re-queue expired leases, then claim and run at most one job; return it."""
+        requeue_expired_leases(self._db, now=self._clock())
+        job = claim_next_job(self._db, self.worker_id, self._lease_s, now=self._clock())
+        if job is None:
+            return None
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, beat_stop), daemon=True)
+        beat.start()
+        try:
+            outcome = self._runner(job)
+        except JobFailedError as exc:
+            return self._fail(job, exc.reason, exc.retryable)
+        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+            # An unexpected failure of the analysis must not kill the worker loop.
+            _log.exception("job %s crashed", job.id)
+            return self._fail(job, f"analysis error: {type(exc).__name__}", retryable=True)
+        finally:
+            beat_stop.set()
+            beat.join(timeout=10)
+        try:
+            done = complete_job(self._db, job.id, self.worker_id, outcome.result, now=self._clock())
+        except LeaseLostError:
+            _log.warning(
+                "job %s: lease lost before completion; another worker will redo it", job.id
+            )
+            return None
+        if self._on_done is not None:
+            self._on_done(done, outcome)
+        return done
+
+    def _fail(self, job: JobInfo, reason: str, retryable: bool) -> JobInfo | None:
+        retry_at = None
+        if retryable and job.attempts < self._max_attempts:
+            retry_at = self._clock() + backoff_delay(job.attempts)
+        try:
+            return fail_job(
+                self._db,
+                job.id,
+                reason,
+                retry_at=retry_at,
+                worker_id=self.worker_id,
+                now=self._clock(),
+            )
+        except LeaseLostError:
+            _log.warning("job %s: lease lost before recording the failure", job.id)
+            return None
+
+    def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
+        interval = max(self._lease_s / 3.0, 0.05)
+        while not stop.wait(interval):
+            try:
+                if not heartbeat_job(
+                    self._db, job_id, self.worker_id, self._lease_s, now=self._clock()
+                ):
+                    return
+            except SQLAlchemyError as exc:
+                _log.warning("job %s heartbeat failed (%s)", job_id, type(exc).__name__)
+
+    def start(self, poll_s: float = 1.0) -> None:
+        """Run jobs in a background thread until :meth:`stop`."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(poll_s,), name=self.worker_id, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Ask the loop to stop after the current job and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+
+    def _run(self, poll_s: float) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.run_once()
+            except SQLAlchemyError as exc:
+                _log.error("worker poll failed: database error (%s)", type(exc).__name__)
+                job = None
+            if job is None:
+                self._stop.wait(poll_s)
