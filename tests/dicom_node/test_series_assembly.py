@@ -1,0 +1,89 @@
+"""Series assembly: quiet period, routing decision, versioned re-analysis of late instances."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from db import NodeDatabase, SeriesStatus, get_series, list_recent_jobs, record_instance
+from dicom_node.routing import load_rules
+from dicom_node.series_assembly import SeriesAssembler
+from tests.dicom_node.conftest import TEST_RULES, PhantomSeries
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def record(database: NodeDatabase, path: Path, at: datetime) -> bool:
+    ds = dcmread(path, stop_before_pixels=True)
+    return record_instance(
+        database,
+        study_instance_uid=ds.StudyInstanceUID,
+        series_instance_uid=ds.SeriesInstanceUID,
+        sop_instance_uid=ds.SOPInstanceUID,
+        sop_class_uid=ds.SOPClassUID,
+        transfer_syntax_uid=ds.file_meta.TransferSyntaxUID,
+        spool_path=str(path),
+        modality="CT",
+        received_at=at,
+    )
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> NodeDatabase:
+    db = NodeDatabase(f"sqlite:///{tmp_path / 'node.db'}")
+    db.upgrade()
+    return db
+
+
+def test_quiet_series_is_routed_and_queued_once(
+    tmp_path: Path, database: NodeDatabase, ct_series: PhantomSeries
+) -> None:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(TEST_RULES)
+    clock = Clock()
+    assembler = SeriesAssembler(database, load_rules(rules_file), 10.0, "bundle-a", clock=clock)
+    for path in ct_series.files[:-1]:
+        record(database, path, clock.now)
+    clock.now += timedelta(seconds=5)
+    assert assembler.poll_once() == []  # not quiet yet
+    clock.now += timedelta(seconds=6)
+    (outcome,) = assembler.poll_once()
+    assert outcome.version == 1 and outcome.job_id is not None
+    assert assembler.poll_once() == []
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.status is SeriesStatus.COMPLETE
+
+    # A late instance re-opens the series: a new version and a new job over the whole series.
+    record(database, ct_series.files[-1], clock.now)
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.status is SeriesStatus.RECEIVING and info.version == 2
+    clock.now += timedelta(seconds=11)
+    (late,) = assembler.poll_once()
+    assert late.version == 2 and late.job_id not in (None, outcome.job_id)
+    versions = sorted(job.series_version for job in list_recent_jobs(database))
+    assert versions == [1, 2]
+
+
+def test_series_not_matching_rules_is_skipped_with_reason(
+    database: NodeDatabase, ct_series: PhantomSeries
+) -> None:
+    clock = Clock()
+    assembler = SeriesAssembler(database, load_rules(), 1.0, "bundle-a", clock=clock)
+    for path in ct_series.files:
+        record(database, path, clock.now)
+    clock.now += timedelta(seconds=2)
+    (outcome,) = assembler.poll_once()
+    assert outcome.job_id is None
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.routing_decision.value == "skip"
+    assert info.routing_reason is not None and "slices < 40" in info.routing_reason
+    assert list_recent_jobs(database) == []

@@ -1,0 +1,102 @@
+"""The worker loop: completion, retries with backoff, final failure, crash recovery by lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from db import JobInfo, NewResult, NodeDatabase, claim_next_job, enqueue_job, get_job, get_result
+from dicom_node.worker import JobFailedError, JobOutcome, Worker
+from pancreas_contracts import JobState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> NodeDatabase:
+    db = NodeDatabase(f"sqlite:///{tmp_path / 'node.db'}")
+    db.upgrade()
+    return db
+
+
+def outcome(tmp_path: Path) -> JobOutcome:
+    return JobOutcome(
+        NewResult(
+            result_json_path=str(tmp_path / "result.json"),
+            bundle_name="test",
+            bundle_version="0",
+            bundle_sha256="bundle-a",
+            category=1,
+            category_label="borderline",
+            probabilities=(0.2, 0.7, 0.1),
+        )
+    )
+
+
+def test_successful_job_is_done_with_its_result(tmp_path: Path, database: NodeDatabase) -> None:
+    job_id = enqueue_job(database, "1.2.3", 1, "bundle-a").job.id
+    delivered: list[str] = []
+    worker = Worker(
+        database, lambda job: outcome(tmp_path), on_done=lambda job, out: delivered.append(job.id)
+    )
+    done = worker.run_once()
+    assert done is not None and done.state is JobState.DONE
+    assert delivered == [job_id]
+    result = get_result(database, job_id, actor="test")
+    assert result is not None and result.category == 1
+    assert worker.run_once() is None
+
+
+def test_retryable_failure_backs_off_then_gives_up(tmp_path: Path, database: NodeDatabase) -> None:
+    job_id = enqueue_job(database, "1.2.3", 1, "bundle-a").job.id
+    clock = Clock()
+
+    def failing(job: JobInfo) -> JobOutcome:
+        raise JobFailedError("registry timeout")
+
+    worker = Worker(database, failing, max_attempts=2, clock=clock)
+    first = worker.run_once()
+    assert (
+        first is not None and first.state is JobState.FAILED and first.next_attempt_at is not None
+    )
+    assert worker.run_once() is None  # not due yet
+    clock.now = first.next_attempt_at + timedelta(seconds=1)
+    second = worker.run_once()
+    assert second is not None and second.attempts == 2 and second.next_attempt_at is None
+    assert second.failure_reason == "registry timeout"
+    clock.now += timedelta(days=1)
+    assert worker.run_once() is None
+    final = get_job(database, job_id)
+    assert final is not None and final.state is JobState.FAILED
+
+
+def test_unexpected_error_does_not_kill_the_loop(tmp_path: Path, database: NodeDatabase) -> None:
+    enqueue_job(database, "1.2.3", 1, "bundle-a")
+
+    def broken(job: JobInfo) -> JobOutcome:
+        raise RuntimeError("boom")
+
+    failed = Worker(database, broken).run_once()
+    assert failed is not None and failed.failure_reason == "analysis error: RuntimeError"
+
+
+def test_job_of_a_dead_worker_is_requeued_after_its_lease(
+    tmp_path: Path, database: NodeDatabase
+) -> None:
+    job_id = enqueue_job(database, "1.2.3", 1, "bundle-a").job.id
+    clock = Clock()
+    # A worker that claimed the job and died (kill -9) without finishing it.
+    assert claim_next_job(database, "dead-worker", lease_s=60, now=clock.now) is not None
+    survivor = Worker(database, lambda job: outcome(tmp_path), clock=clock)
+    assert survivor.run_once() is None  # lease still valid
+    clock.now += timedelta(seconds=61)
+    done = survivor.run_once()
+    assert done is not None and done.id == job_id and done.state is JobState.DONE
