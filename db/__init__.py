@@ -1,3 +1,111 @@
-"""db room."""
+"""The node database (SQLAlchemy 2.0 + Alembic) and the bridge to the clinical registry.
 
-__all__: list[str] = []
+Build one :class:`NodeDatabase` per process and pass it to the repository functions below;
+each runs in its own transaction and returns frozen snapshots, never live ORM objects. The
+registry bridge lives in :mod:`db.registry` (also re-exported here).
+"""
+
+from db._audit import (
+    AuditEventInfo,
+    DeliveryAttemptInfo,
+    NewResult,
+    ResultInfo,
+    add_audit_event,
+    get_result,
+    list_audit_events,
+    list_delivery_attempts,
+    record_delivery_attempt,
+)
+from db._database import NodeDatabase, redact_url
+from db._ingest import (
+    SeriesInfo,
+    StudyInfo,
+    get_series,
+    get_study,
+    mark_series_complete,
+    record_instance,
+    reopen_series,
+    series_instance_paths,
+    series_quiet_since,
+)
+from db._jobs import (
+    EnqueueResult,
+    InvalidTransitionError,
+    JobInfo,
+    LeaseLostError,
+    backoff_delay,
+    claim_next_job,
+    complete_job,
+    enqueue_job,
+    fail_job,
+    get_job,
+    heartbeat_job,
+    list_recent_jobs,
+    mark_delivered,
+    queue_counts,
+    requeue_expired_leases,
+    retry_job,
+)
+from db._models import (
+    BoardDecision,
+    DeliveryProtocol,
+    DeliveryStatus,
+    RoutingDecision,
+    SeriesStatus,
+)
+from db.registry import (
+    RegistryBridge,
+    RegistryConfig,
+    RegistryLookupStatus,
+    RegistryResult,
+    load_registry_config,
+)
+
+__all__ = [
+    "AuditEventInfo",
+    "BoardDecision",
+    "DeliveryAttemptInfo",
+    "DeliveryProtocol",
+    "DeliveryStatus",
+    "EnqueueResult",
+    "InvalidTransitionError",
+    "JobInfo",
+    "LeaseLostError",
+    "NewResult",
+    "NodeDatabase",
+    "RegistryBridge",
+    "RegistryConfig",
+    "RegistryLookupStatus",
+    "RegistryResult",
+    "ResultInfo",
+    "RoutingDecision",
+    "SeriesInfo",
+    "SeriesStatus",
+    "StudyInfo",
+    "add_audit_event",
+    "backoff_delay",
+    "claim_next_job",
+    "complete_job",
+    "enqueue_job",
+    "fail_job",
+    "get_job",
+    "get_result",
+    "get_series",
+    "get_study",
+    "heartbeat_job",
+    "list_audit_events",
+    "list_delivery_attempts",
+    "list_recent_jobs",
+    "load_registry_config",
+    "mark_delivered",
+    "mark_series_complete",
+    "queue_counts",
+    "record_delivery_attempt",
+    "record_instance",
+    "redact_url",
+    "reopen_series",
+    "requeue_expired_leases",
+    "retry_job",
+    "series_instance_paths",
+    "series_quiet_since",
+]

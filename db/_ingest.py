@@ -1,0 +1,325 @@
+"""What arrived: studies, series and instances, as the SCP records them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db._audit import affected, insert_ignore, write_audit
+from db._database import NodeDatabase
+from db._models import Instance, RoutingDecision, Series, SeriesStatus, Study
+from db._types import utcnow
+
+__all__ = [
+    "SeriesInfo",
+    "StudyInfo",
+    "get_series",
+    "get_study",
+    "mark_series_complete",
+    "record_instance",
+    "reopen_series",
+    "series_instance_paths",
+    "series_quiet_since",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """A study as stored; ``patient_id`` and friends are for the registry join only."""
+
+    study_instance_uid: str
+    patient_id: str | None
+    accession_number: str | None
+    study_date: date | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """A series as stored."""
+
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str | None
+    version: int
+    status: SeriesStatus
+    routing_decision: RoutingDecision
+    routing_reason: str | None
+    instance_count: int
+    first_received_at: datetime
+    last_received_at: datetime
+    completed_at: datetime | None
+
+
+def _series_info(series: Series, study_uid: str) -> SeriesInfo:
+    return SeriesInfo(
+        series_instance_uid=series.series_instance_uid,
+        study_instance_uid=study_uid,
+        modality=series.modality,
+        version=series.version,
+        status=series.status,
+        routing_decision=series.routing_decision,
+        routing_reason=series.routing_reason,
+        instance_count=series.instance_count,
+        first_received_at=series.first_received_at,
+        last_received_at=series.last_received_at,
+        completed_at=series.completed_at,
+    )
+
+
+def _lock_series(session: Session, series_uid: str) -> Series | None:
+    # FOR UPDATE serialises receivers of one series on PostgreSQL; SQLite ignores it and is
+    # already serialised by BEGIN IMMEDIATE.
+    stmt = select(Series).where(Series.series_instance_uid == series_uid).with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def _reopen(session: Session, series: Series, *, actor: str, origin: str | None) -> None:
+    series.version += 1
+    series.status = SeriesStatus.RECEIVING
+    series.routing_decision = RoutingDecision.PENDING
+    series.routing_reason = None
+    series.completed_at = None
+    write_audit(
+        session,
+        actor=actor,
+        action="series.reopen",
+        object_type="series",
+        object_id=series.series_instance_uid,
+        origin=origin,
+        detail={"version": series.version},
+    )
+
+
+def record_instance(
+    db: NodeDatabase,
+    *,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    sop_class_uid: str,
+    transfer_syntax_uid: str,
+    spool_path: str,
+    calling_ae: str | None = None,
+    modality: str | None = None,
+    patient_id: str | None = None,
+    accession_number: str | None = None,
+    study_date: date | None = None,
+    received_at: datetime | None = None,
+    reopen_if_complete: bool = True,
+) -> bool:
+    """Record one received instance; idempotent by SOPInstanceUID.
+
+    Creates the study and series on first sight, touches the series' ``last_received_at``
+    and instance count. An instance arriving for a series already marked complete re-opens
+    it (version + 1) unless ``reopen_if_complete`` is false.
+
+    Returns
+    -------
+    bool
+        ``True`` if stored now, ``False`` if this SOPInstanceUID was already stored (a
+        re-send; nothing changes).
+    """
+    now = received_at or utcnow()
+    with db.session() as session:
+        study_values = {
+            "study_instance_uid": study_instance_uid,
+            "patient_id": patient_id,
+            "accession_number": accession_number,
+            "study_date": study_date,
+            "created_at": now,
+        }
+        insert_ignore(session, Study.__table__, study_values, ["study_instance_uid"])  # type: ignore[arg-type]
+        study_id = session.scalars(
+            select(Study.id).where(Study.study_instance_uid == study_instance_uid)
+        ).one()
+        series_values = {
+            "study_id": study_id,
+            "series_instance_uid": series_instance_uid,
+            "modality": modality,
+            "version": 1,
+            "status": SeriesStatus.RECEIVING,
+            "routing_decision": RoutingDecision.PENDING,
+            "instance_count": 0,
+            "first_received_at": now,
+            "last_received_at": now,
+        }
+        created = insert_ignore(
+            session,
+            Series.__table__,  # type: ignore[arg-type]
+            series_values,
+            ["series_instance_uid"],
+        )
+        if created:
+            write_audit(
+                session,
+                actor=calling_ae or "scp",
+                action="series.receiving",
+                object_type="series",
+                object_id=series_instance_uid,
+                origin=calling_ae,
+                now=now,
+            )
+        series = _lock_series(session, series_instance_uid)
+        if series is None:  # pragma: no cover - inserted or present above
+            raise LookupError("series vanished while recording an instance")
+        known = session.scalars(
+            select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
+        ).first()
+        if known is not None:
+            return False
+        if series.status is SeriesStatus.COMPLETE and reopen_if_complete:
+            _reopen(session, series, actor=calling_ae or "scp", origin=calling_ae)
+            _log.info("series re-opened by a late instance (version %d)", series.version)
+        inserted = insert_ignore(
+            session,
+            Instance.__table__,  # type: ignore[arg-type]
+            {
+                "series_id": series.id,
+                "series_version": series.version,
+                "sop_instance_uid": sop_instance_uid,
+                "sop_class_uid": sop_class_uid,
+                "transfer_syntax_uid": transfer_syntax_uid,
+                "spool_path": spool_path,
+                "calling_ae": calling_ae,
+                "received_at": now,
+            },
+            ["sop_instance_uid"],
+        )
+        if not inserted:
+            return False
+        series.instance_count += 1
+        series.last_received_at = max(series.last_received_at, now)
+        return True
+
+
+def series_quiet_since(db: NodeDatabase, cutoff: datetime) -> list[SeriesInfo]:
+    """Series still receiving whose last instance arrived at or before ``cutoff``.
+
+    The SCP calls this with ``now - stable_age`` to find series that have gone quiet.
+    """
+    stmt = (
+        select(Series, Study.study_instance_uid)
+        .join(Study, Series.study_id == Study.id)
+        .where(Series.status == SeriesStatus.RECEIVING, Series.last_received_at <= cutoff)
+        .order_by(Series.last_received_at, Series.id)
+    )
+    with db.session() as session:
+        return [_series_info(series, study_uid) for series, study_uid in session.execute(stmt)]
+
+
+def mark_series_complete(
+    db: NodeDatabase,
+    series_instance_uid: str,
+    *,
+    version: int,
+    decision: RoutingDecision,
+    reason: str,
+    quiet_since: datetime | None = None,
+    actor: str = "system",
+) -> bool:
+    """Close a series version with the routing rules' decision and reason.
+
+    Guarded: nothing changes (and ``False`` comes back) if the series was re-opened to another
+    version, is no longer receiving, or, with ``quiet_since``, received an instance after it.
+    """
+    now = utcnow()
+    conditions = [
+        Series.series_instance_uid == series_instance_uid,
+        Series.version == version,
+        Series.status == SeriesStatus.RECEIVING,
+    ]
+    if quiet_since is not None:
+        conditions.append(Series.last_received_at <= quiet_since)
+    stmt = (
+        update(Series)
+        .where(*conditions)
+        .values(
+            status=SeriesStatus.COMPLETE,
+            routing_decision=decision,
+            routing_reason=reason[:2000],
+            completed_at=now,
+        )
+    )
+    with db.session() as session:
+        if not affected(session, stmt):
+            return False
+        write_audit(
+            session,
+            actor=actor,
+            action="series.complete",
+            object_type="series",
+            object_id=series_instance_uid,
+            detail={"version": version, "decision": decision.value},
+            now=now,
+        )
+        return True
+
+
+def reopen_series(
+    db: NodeDatabase, series_instance_uid: str, *, actor: str = "system", origin: str | None = None
+) -> int:
+    """Re-open a series for more instances; return its new version.
+
+    Raises
+    ------
+    LookupError
+        If the series is unknown.
+    """
+    with db.session() as session:
+        series = _lock_series(session, series_instance_uid)
+        if series is None:
+            raise LookupError("unknown series")
+        _reopen(session, series, actor=actor, origin=origin)
+        return series.version
+
+
+def get_series(db: NodeDatabase, series_instance_uid: str) -> SeriesInfo | None:
+    """One series, or ``None``."""
+    stmt = (
+        select(Series, Study.study_instance_uid)
+        .join(Study, Series.study_id == Study.id)
+        .where(Series.series_instance_uid == series_instance_uid)
+    )
+    with db.session() as session:
+        row = session.execute(stmt).one_or_none()
+        return None if row is None else _series_info(row[0], row[1])
+
+
+def get_study(db: NodeDatabase, study_instance_uid: str) -> StudyInfo | None:
+    """One study, or ``None`` (carries the registry join keys; never log them)."""
+    with db.session() as session:
+        study = session.scalars(
+            select(Study).where(Study.study_instance_uid == study_instance_uid)
+        ).one_or_none()
+        if study is None:
+            return None
+        return StudyInfo(
+            study_instance_uid=study.study_instance_uid,
+            patient_id=study.patient_id,
+            accession_number=study.accession_number,
+            study_date=study.study_date,
+            created_at=study.created_at,
+        )
+
+
+def series_instance_paths(
+    db: NodeDatabase, series_instance_uid: str, *, max_version: int | None = None
+) -> list[str]:
+    """Spool paths of a series' instances (all versions up to ``max_version``), in arrival order."""
+    stmt = (
+        select(Instance.spool_path)
+        .join(Series, Instance.series_id == Series.id)
+        .where(Series.series_instance_uid == series_instance_uid)
+        .order_by(Instance.id)
+    )
+    if max_version is not None:
+        stmt = stmt.where(Instance.series_version <= max_version)
+    with db.session() as session:
+        return list(session.scalars(stmt))
