@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-import click
 import typer
+from typer.exceptions import TyperException
 
+from dicom_node._cli_db import db_app, registry_app
 from dicom_node._cli_demo import demo_command
 from dicom_node._cli_phantom import phantom_command
+from dicom_node._cli_serve import rules_app, serve_command, status_command
 from dicom_node._cli_volume import volume_app
 
 __all__ = ["CliError", "app", "main"]
@@ -31,6 +33,11 @@ app = typer.Typer(
 app.command("phantom")(phantom_command)
 app.add_typer(volume_app, name="volume")
 app.command("demo")(demo_command)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.command("serve")(serve_command)
+app.command("status")(status_command)
+app.add_typer(rules_app, name="rules")
 
 
 class CliError(Exception):
@@ -54,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         result = app(args=argv, prog_name="pancreas-node", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        typer.echo(f"pancreas-node: error: {exc.format_message()}", err=True)
-        return 2
-    except click.exceptions.Abort:
+    except TyperException as exc:
+        # Usage errors (exit 2) and other command-line errors (exit 1), typer's vendored click.
+        typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)
+        return int(exc.exit_code)
+    except typer.Abort:
         typer.echo("pancreas-node: aborted", err=True)
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
     except (CliError, ValueError, OSError) as exc:
         typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)

@@ -41,14 +41,20 @@ class PhantomSeries:
 
 def make_series(out: Path, seed: int, **options: object) -> PhantomSeries:
     """Generate one small phantom patient and describe its DICOM series."""
-    defaults: dict[str, object] = {"fov_mm": (120.0, 120.0, 60.0), "pixel_spacing": 0.9, "slice_thickness": 3.0}
+    defaults: dict[str, object] = {
+        "fov_mm": (120.0, 120.0, 60.0),
+        "pixel_spacing": 0.9,
+        "slice_thickness": 3.0,
+    }
     defaults.update(options)
     generate_cohort(out, 1, seed, PhantomOptions(**defaults))  # type: ignore[arg-type]
     folder = next(out.glob("*/dicom"))
     files = tuple(sorted(folder.glob("*.dcm")))
     first = dcmread(files[0], stop_before_pixels=True)
     uids = frozenset(str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files)
-    return PhantomSeries(folder, files, str(first.StudyInstanceUID), str(first.SeriesInstanceUID), uids)
+    return PhantomSeries(
+        folder, files, str(first.StudyInstanceUID), str(first.SeriesInstanceUID), uids
+    )
 
 
 @pytest.fixture(scope="session")

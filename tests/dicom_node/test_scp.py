@@ -32,7 +32,9 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def storescu(port: int, *paths: Path, calling: str = "TEST_SCU") -> subprocess.CompletedProcess[str]:
+def storescu(
+    port: int, *paths: Path, calling: str = "TEST_SCU"
+) -> subprocess.CompletedProcess[str]:
     exe = require_executable("storescu")
     cmd = [exe, "-aet", calling, "-aec", "PANCREAS_AI", "127.0.0.1", str(port), *map(str, paths)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
@@ -60,16 +62,25 @@ def read(path: Path) -> Dataset:
 def test_echoscu(node: Node) -> None:
     exe = require_executable("echoscu")
     result = subprocess.run(
-        [exe, "-aec", "PANCREAS_AI", "127.0.0.1", str(node.scp.port)], capture_output=True, timeout=30, check=False
+        [exe, "-aec", "PANCREAS_AI", "127.0.0.1", str(node.scp.port)],
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
 
-def test_storescu_series_is_spooled_recorded_and_assembled(node: Node, ct_series: PhantomSeries) -> None:
+def test_storescu_series_is_spooled_recorded_and_assembled(
+    node: Node, ct_series: PhantomSeries
+) -> None:
     result = storescu(node.scp.port, *ct_series.files)
     assert result.returncode == 0, result.stderr
     assert instance_count(node.database, ct_series.SeriesInstanceUID) == len(ct_series.files)
-    spooled = list((node.settings.spool_dir / ct_series.StudyInstanceUID / ct_series.SeriesInstanceUID).glob("*.dcm"))
+    spooled = list(
+        (node.settings.spool_dir / ct_series.StudyInstanceUID / ct_series.SeriesInstanceUID).glob(
+            "*.dcm"
+        )
+    )
     assert {p.stem for p in spooled} == ct_series.SOPInstanceUIDs
     for path in spooled[:3]:
         assert dcmread(path).pixel_array.shape == (133, 133)
@@ -106,7 +117,9 @@ def test_bad_inputs_get_named_statuses(tmp_path: Path, ct_series: PhantomSeries)
     too_large.add_new(0x00091010, "OB", b"\0" * 600_000)
     good = read(ct_series.files[4])
     with Node(settings) as node:
-        statuses = send_datasets(node.scp.port, [missing_uid, truncated, secondary, too_large, good])
+        statuses = send_datasets(
+            node.scp.port, [missing_uid, truncated, secondary, too_large, good]
+        )
         assert statuses == [
             StoreStatus.MISSING_REQUIRED_UID,
             StoreStatus.CORRUPT_PIXEL_DATA,
@@ -127,7 +140,9 @@ def test_calling_ae_and_address_allow_lists(tmp_path: Path, ct_series: PhantomSe
         assert instance_count(node.database, ct_series.SeriesInstanceUID) == 0
 
 
-def test_unsupported_transfer_syntax_is_refused_at_negotiation(node: Node, ct_series: PhantomSeries) -> None:
+def test_unsupported_transfer_syntax_is_refused_at_negotiation(
+    node: Node, ct_series: PhantomSeries
+) -> None:
     ct_class = dcmread(ct_series.files[0]).SOPClassUID
     ae = AE(ae_title="EDGE_SCU")
     ae.add_requested_context(ct_class, "1.2.840.10008.1.2.4.110")  # JPEG XL lossless: not supported
@@ -141,7 +156,9 @@ def test_unsupported_transfer_syntax_is_refused_at_negotiation(node: Node, ct_se
         assoc.release()
 
 
-def test_dropped_association_keeps_acknowledged_instances(node: Node, ct_series: PhantomSeries) -> None:
+def test_dropped_association_keeps_acknowledged_instances(
+    node: Node, ct_series: PhantomSeries
+) -> None:
     datasets = [read(p) for p in ct_series.files[:6]]
     ae = AE(ae_title="EDGE_SCU")
     ae.add_requested_context(datasets[0].SOPClassUID, ExplicitVRLittleEndian)
@@ -178,7 +195,9 @@ def test_disk_full_answers_out_of_resources(tmp_path: Path, ct_series: PhantomSe
     spool_mount = tmp_path / "data" / "spool"
     spool_mount.mkdir(parents=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool_mount)], capture_output=True, check=False
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool_mount)],
+        capture_output=True,
+        check=False,
     )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
