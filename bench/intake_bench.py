@@ -1,0 +1,153 @@
+"""``make bench-intake``: C-STORE intake throughput of the node vs DCMTK storescp vs Orthanc.
+
+The same 300-slice phantom series is sent with DCMTK ``storescu`` (one association) to each
+receiver, all on this machine and all writing to the same disk, ``ROUNDS`` times in
+interleaved order. The median MB/s of each receiver and the ratios to the node go to
+``bench/results/intake.md``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pynetdicom import AE
+
+from inference.phantom import PhantomOptions, generate_cohort
+from orthanc_plugin import OrthancConfig, OrthancServer
+
+ROUNDS = 5
+RESULTS = Path(__file__).resolve().parent / "results" / "intake.md"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_echo(port: int, aet: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ae = AE(ae_title="BENCH")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+        if assoc.is_established:
+            assoc.release()
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{aet} on port {port} did not answer")
+
+
+def send(port: int, aet: str, files: list[Path]) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        ["storescu", "-aet", "BENCH", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    for tool in ("storescu", "storescp", "/usr/sbin/Orthanc"):
+        if shutil.which(tool) is None:
+            print(f"bench-intake: {tool} is missing (run make system-deps)", file=sys.stderr)
+            return 1
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    try:
+        return run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> int:
+    options = PhantomOptions(fov_mm=(300.0, 300.0, 300.0), pixel_spacing=0.7, slice_thickness=1.0)
+    generate_cohort(work / "phantom", 1, 3, options)
+    files = sorted((work / "phantom").glob("*/dicom/*.dcm"))
+    megabytes = sum(f.stat().st_size for f in files) / 1e6
+    node_port, scp_port = free_port(), free_port()
+    (work / "node.toml").write_text(
+        f'data_dir = "{work / "node"}"\nport = {node_port}\nquiet_period_s = 3600\n'
+    )
+    node = subprocess.Popen(
+        [sys.executable, "-m", "dicom_node", "serve", "--config", str(work / "node.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (work / "storescp").mkdir()
+    storescp = subprocess.Popen(
+        ["storescp", "-aet", "STORESCP", "-od", str(work / "storescp"), str(scp_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    orthanc = OrthancServer(
+        OrthancConfig(work_dir=work / "orthanc", http_port=free_port(), dicom_port=free_port())
+    )
+    orthanc.start()
+    try:
+        wait_echo(node_port, "PANCREAS_AI")
+        wait_echo(scp_port, "STORESCP")
+        receivers: dict[str, Callable[[], float]] = {
+            "PancreasAI node": lambda: send(node_port, "PANCREAS_AI", files),
+            "DCMTK storescp": lambda: send(scp_port, "STORESCP", files),
+            "Orthanc": lambda: send(orthanc.config.dicom_port, "ORTHANC", files),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in receivers}
+        for _ in range(ROUNDS):
+            for name, do_send in receivers.items():
+                seconds[name].append(do_send())
+    finally:
+        orthanc.stop()
+        storescp.terminate()
+        node.terminate()
+        node.wait(timeout=60)
+        storescp.wait(timeout=60)
+    write_report(files, megabytes, seconds)
+    print(RESULTS.read_text())
+    return 0
+
+
+def write_report(files: list[Path], megabytes: float, seconds: dict[str, list[float]]) -> None:
+    median_mbps = {name: megabytes / statistics.median(times) for name, times in seconds.items()}
+    node = median_mbps["PancreasAI node"]
+    lines = [
+        "# Intake throughput (make bench-intake)",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({platform.processor() or platform.machine()}), one run, {ROUNDS} interleaved rounds.",
+        f"Series: {len(files)} CT slices, {megabytes:.1f} MB, explicit VR little endian, "
+        "sent by DCMTK storescu over one association on loopback.",
+        "The node writes each instance with fsync + atomic rename and commits a database row "
+        "before answering; storescp and Orthanc do not fsync.",
+        "",
+        "| receiver | median s | median MB/s | node / receiver |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, times in seconds.items():
+        lines.append(
+            f"| {name} | {statistics.median(times):.2f} | {median_mbps[name]:.1f} | "
+            f"{node / median_mbps[name]:.2f}x |"
+        )
+    lines += [
+        "",
+        "Goals (issue 3): node >= 0.7x storescp and >= 1.0x Orthanc.",
+        f"- node / storescp = {node / median_mbps['DCMTK storescp']:.2f}",
+        f"- node / Orthanc = {node / median_mbps['Orthanc']:.2f}",
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
