@@ -338,9 +338,8 @@ def _drop_duplicate_instances(
 def _assemble(
     instances: Sequence[ImageInstance], series_uid: str, warnings: list[str]
 ) -> DicomVolume:
-    frames: list[FrameRef] = []
-    for index, inst in enumerate(instances):
-        frames.extend(frames_of(inst, index))
+    per_instance = [frames_of(inst, index) for index, inst in enumerate(instances)]
+    frames: list[FrameRef] = [f for own in per_instance for f in own]
     single_step = single_slice_step(instances[0]) if len(frames) == 1 else None
     if len(frames) == 1 and single_step is None:
         warnings.append("single slice without SliceThickness: 1 mm slice extent assumed")
@@ -349,9 +348,8 @@ def _assemble(
     slot = {(f.instance, f.frame): k for k, f in enumerate(sorted_frames)}
 
     stack = np.empty((len(frames), geometry.rows, geometry.columns), dtype=np.float32)
-    for index, inst in enumerate(instances):
+    for index, (inst, own) in enumerate(zip(instances, per_instance, strict=True)):
         pixels = decode_frames(inst)
-        own = [f for f in frames if f.instance == index]
         if pixels.shape[0] != len(own) or pixels.shape[1:] != (geometry.rows, geometry.columns):
             raise CorruptDicomError(
                 f"{inst.path.name}: decoded pixel data has shape {pixels.shape}, expected "
