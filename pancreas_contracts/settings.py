@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DicomDestination", "Settings", "load_settings"]
@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     quiet_period_s: float = Field(default=10.0, ge=0)
     routing_rules: Path | None = None
     stow_url: str | None = None
+    stow_username: str | None = None
+    stow_password: SecretStr | None = None
     dispatch_max_age_h: float = Field(default=24.0, gt=0)
     destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
     database_url: str | None = None
