@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from db import NodeDatabase
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import JobInfo, NodeDatabase
+from dicom_node.dispatch import Dispatcher, NotDeliverableError
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
 from dicom_node.series_assembly import SeriesAssembler
-from dicom_node.worker import JobRunner, Worker
+from dicom_node.worker import JobOutcome, JobRunner, Worker
 from pancreas_contracts import Settings
 
 __all__ = ["NO_BUNDLE", "Node", "bundle_sha256"]
@@ -59,7 +63,12 @@ class Node:
             settings.quiet_period_s,
             bundle_sha256(settings.bundle_path),
         )
-        self.worker = Worker(self.database, runner) if runner is not None else None
+        self.dispatcher = Dispatcher(settings, self.database)
+        self.worker = (
+            Worker(self.database, runner, on_done=self._deliver_now) if runner is not None else None
+        )
+        self._stop = threading.Event()
+        self._delivery_thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the SCP, the series assembly and (with a runner) the worker."""
@@ -69,6 +78,11 @@ class Node:
             _log.warning("no model bundle configured: series are queued but not analysed")
         else:
             self.worker.start()
+        self._stop.clear()
+        self._delivery_thread = threading.Thread(
+            target=self._delivery_loop, name="dispatch", daemon=True
+        )
+        self._delivery_thread.start()
 
     def stop(self) -> None:
         """Stop accepting associations, then stop the background threads."""
@@ -76,7 +90,27 @@ class Node:
         self.assembler.stop()
         if self.worker is not None:
             self.worker.stop()
+        self._stop.set()
+        if self._delivery_thread is not None:
+            self._delivery_thread.join(timeout=60)
+            self._delivery_thread = None
         self.database.dispose()
+
+    def _deliver_now(self, job: JobInfo, outcome: JobOutcome) -> None:
+        # First attempt right after the analysis; retries come from the delivery loop.
+        try:
+            self.dispatcher.deliver(job.id, outcome.files)
+        except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
+            _log.error("job %s: delivery not attempted (%s)", job.id, type(exc).__name__)
+
+    def _delivery_loop(self, interval_s: float = 5.0) -> None:
+        """Retry due deliveries (exponential backoff, up to ``dispatch_max_age_h``)."""
+        while not self._stop.wait(interval_s):
+            try:
+                for due in self.dispatcher.due_deliveries():
+                    self.dispatcher.deliver(due.job_id, due.files)
+            except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
+                _log.error("delivery loop: %s", type(exc).__name__)
 
     def __enter__(self) -> Self:
         self.start()
