@@ -57,7 +57,7 @@ def _options(
         fov_mm=(fov[0], fov[1], fov[2]),
         pixel_spacing=pixel_spacing,
         slice_thickness=slice_thickness,
-        position=position if position == "random" else position.upper(),
+        position="random" if position.lower() == "random" else position.upper(),
         shuffle=shuffle,
         transfer_syntax=transfer_syntax.lower(),
     )

@@ -4,6 +4,16 @@ Importing this package is cheap: torch and MONAI are imported only by the module
 them (model, training, analysis), never at package import.
 """
 
+from inference.contrast_phase import (
+    ContrastLandmarks,
+    ContrastPhase,
+    ContrastPhaseEstimate,
+    PhaseRules,
+    VesselLandmark,
+    decide_phase,
+    estimate_contrast_phase,
+    locate_contrast_landmarks,
+)
 from inference.volume import LPS_TO_RAS, Volume, read_nifti, to_canonical, write_nifti
 from inference.volume_io import (
     CorruptDicomError,
@@ -30,6 +40,9 @@ from inference.volume_io import (
 
 __all__ = [
     "LPS_TO_RAS",
+    "ContrastLandmarks",
+    "ContrastPhase",
+    "ContrastPhaseEstimate",
     "CorruptDicomError",
     "DicomVolume",
     "DuplicateSliceError",
@@ -42,12 +55,17 @@ __all__ = [
     "MixedOrientationError",
     "MultipleSeriesError",
     "NotAnImageError",
+    "PhaseRules",
     "SeriesNotFoundError",
     "SeriesSummary",
     "UnsupportedPixelDataError",
+    "VesselLandmark",
     "Volume",
     "VolumeError",
+    "decide_phase",
+    "estimate_contrast_phase",
     "list_dicom_series",
+    "locate_contrast_landmarks",
     "read_dicom_series",
     "read_nifti",
     "resample_to_reference",

@@ -156,7 +156,7 @@ def _design_nodes() -> dict[str, tuple[float, float, float]]:
     }  # fmt: skip
 
 
-# Nodes that sit on the aortic axis or join two vessels keep their exact relation when jittered.
+# Nodes on the aortic axis stay there, so the aorta and its branches keep meeting at its centre.
 _FIXED_NODES = frozenset({"AO_top", "AO_bot", "SMA0", "CA0"})
 
 

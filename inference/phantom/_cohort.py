@@ -78,7 +78,10 @@ class PhantomOptions:
     shuffle
         Write each series' files in a shuffled file-name order.
     transfer_syntax
-        One of :data:`TRANSFER_SYNTAXES`.
+        One of :data:`TRANSFER_SYNTAXES`. ``jpeg2000`` needs pylibjpeg-openjpeg, ``jpegls``
+        needs pyjpegls, ``rle`` uses pydicom's own encoder and ``jpeg-lossless`` the phantom's
+        (:mod:`inference.phantom._jpeg_lossless`); a missing encoder is reported by
+        :func:`check_encoder` as a ``ValueError`` before anything is written.
 
     Raises
     ------
@@ -205,7 +208,24 @@ def _flip(label: int, noise: float, rng: np.random.Generator) -> tuple[int, bool
 
 
 def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) -> PatientPlan:
-    """Plan patient ``index`` (0-based) of cohort ``seed`` with target class ``target``."""
+    """Plan one patient (no voxels).
+
+    Parameters
+    ----------
+    seed
+        Cohort seed.
+    index
+        0-based patient index; the patient ID is ``PHANTOM-{index + 1:04d}``.
+    target
+        NCCN class the contact angles are drawn for (0, 1 or 2).
+    options
+        Cohort options (label noise, acquisition settings).
+
+    Returns
+    -------
+    PatientPlan
+        The same plan for the same arguments, independent of any other patient.
+    """
     rng = stream(seed, index, _Stream.PLAN)
     location = sample_location(target, rng)
     angles = sample_angles(target, location, rng)
@@ -248,7 +268,23 @@ def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) ->
 
 
 def plan_cohort(n: int, seed: int, options: PhantomOptions | None = None) -> list[PatientPlan]:
-    """Plans of ``n`` patients (no images): classes, angles, labels, clinical rows, UIDs."""
+    """Plans of ``n`` patients: classes, angles, labels, clinical rows, UIDs (no images).
+
+    Parameters
+    ----------
+    n
+        Number of patients (at least 1); target classes are allocated by
+        :func:`allocate_classes`, so a patient's class depends on ``n``.
+    seed
+        Cohort seed.
+    options
+        Cohort options (defaults: :class:`PhantomOptions`).
+
+    Raises
+    ------
+    ValueError
+        If ``n < 1``.
+    """
     opts = options or PhantomOptions()
     classes = allocate_classes(n, opts.class_counts, seed)
     return [plan_patient(seed, i, c, opts) for i, c in enumerate(classes)]
@@ -281,7 +317,18 @@ def _layout(plan: PatientPlan, grid: Grid, rng: np.random.Generator) -> tuple[An
 
 
 def render_patient(plan: PatientPlan) -> PhantomScan:
-    """Draw the CT, labels and tissue map of one planned patient (deterministic)."""
+    """Draw the CT, labels and tissue map of one planned patient.
+
+    Parameters
+    ----------
+    plan
+        The patient, from :func:`plan_cohort` or :func:`plan_patient`.
+
+    Returns
+    -------
+    PhantomScan
+        HU image, labels, tissue map and ground-truth geometry; identical for identical plans.
+    """
     grid = make_grid(plan)
     rng = stream(plan.seed, plan.index, _Stream.ANATOMY)
     anatomy, tumor = _layout(plan, grid, rng)

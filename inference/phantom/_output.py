@@ -108,7 +108,13 @@ class PhantomCohort(Sequence[PhantomPatient]):
 
 
 def scan_volumes(scan: PhantomScan) -> tuple[Volume, Volume]:
-    """The image (int16 HU) and label (uint8) volumes in canonical RAS+ orientation."""
+    """The image and label volumes exactly as written to NIfTI.
+
+    Returns
+    -------
+    tuple of Volume
+        Image (int16 HU) and labels (uint8), canonical RAS+ (flips of the DICOM grid only).
+    """
     (x0, y0, z0), (dx, dy, dz) = scan.grid.origin, scan.grid.spacing
     lps = np.array([[dx, 0, 0, x0], [0, dy, 0, y0], [0, 0, dz, z0], [0, 0, 0, 1]], dtype=np.float64)
     affine = LPS_TO_RAS @ lps
@@ -148,6 +154,9 @@ def write_patient(
     plan: PatientPlan, scan: PhantomScan, out: Path, options: PhantomOptions
 ) -> PatientFiles:
     """Write one patient's DICOM series and NIfTI files under ``out/<patient_id>/``.
+
+    ``options`` gives the transfer syntax and file-name shuffling; the CSV tables are written
+    by :func:`generate_cohort` only.
 
     Stale ``*.dcm`` files of an earlier run in the patient's ``dicom`` folder are removed first,
     so the folder always holds exactly one series.
