@@ -85,7 +85,7 @@ def _make_phantom_study(options: DemoOptions, console: Console) -> tuple[Path, s
     console.print(f"[bold]1/4[/] generating a phantom study in {out}")
     if out.exists():
         shutil.rmtree(out)
-    cohort = generate_cohort(out, n_patients=1, seed=options.seed, options=PhantomOptions())
+    cohort = generate_cohort(out, 1, options.seed, PhantomOptions())
     patient = cohort.patients[0]
     return patient.dicom_dir, patient.study_uid
 

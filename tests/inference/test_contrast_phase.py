@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -247,9 +246,7 @@ def nih(shared_data: Path) -> Volume:
 
 
 def test_nih_case_reads_portal_venous(nih: Volume) -> None:
-    start = time.perf_counter()
     estimate = estimate_contrast_phase(nih)
-    elapsed = time.perf_counter() - start
     _check_estimate(estimate)
     assert estimate.phase is ContrastPhase.PORTAL_VENOUS, estimate.reason
     # Measured: aorta ~234 HU, portal vein (with SMV) ~176 HU: a real portal-venous scan where
@@ -258,7 +255,6 @@ def test_nih_case_reads_portal_venous(nih: Volume) -> None:
     assert estimate.portal_vein_hu is not None and 150.0 <= estimate.portal_vein_hu <= 210.0
     assert estimate.confidence >= 0.3
     assert "PANCREAS_0001" not in estimate.reason
-    assert elapsed < 10.0  # about 0.6 s on one core; generous for shared CI runners
 
 
 def test_nih_landmarks_are_anatomical(nih: Volume, shared_data: Path) -> None:
