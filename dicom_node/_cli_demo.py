@@ -24,6 +24,7 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 7,
     http_port: Annotated[int, typer.Option(help="Orthanc HTTP port.")] = 8042,
     dicom_port: Annotated[int, typer.Option(help="Orthanc DICOM port.")] = 4242,
+    node_port: Annotated[int, typer.Option(help="The node's DICOM port.")] = 11112,
 ) -> None:
     """Run the main job end to end on a phantom study (investigational, not for clinical use)."""
     options = DemoOptions(

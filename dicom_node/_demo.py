@@ -1,8 +1,10 @@
 """``pancreas-node demo``: the main job end to end on one machine.
 
-Generates a phantom study, starts a real Orthanc from ``deploy/orthanc``, sends the study with
-DCMTK ``storescu`` and waits until Orthanc lists it over DICOMweb. Later stages (the node's
-SCP, analysis, SEG/SR/PDF) extend :func:`run_demo` step by step.
+Generates a phantom study, starts a real Orthanc from ``deploy/orthanc`` and the node (SCP,
+series assembly, routing rules, job queue; SQLite, in-process worker), sends the study with
+DCMTK ``storescu`` to both, as a scanner routing to its PACS and to the AI node would, and waits
+until Orthanc lists the study over DICOMweb and the node has routed the series and queued its
+analysis job. Later stages (analysis, SEG/SR/PDF, the OHIF mode) extend :func:`run_demo`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from db import SeriesStatus, get_series, list_recent_jobs
+from dicom_node.node import Node
 from orthanc_plugin import OrthancConfig, OrthancServer
+from pancreas_contracts import load_settings
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
@@ -37,6 +42,7 @@ class DemoOptions:
     seed: int = 7
     http_port: int = 8042
     dicom_port: int = 4242
+    node_port: int = 11112
     timeout_s: float = 120.0
 
 
@@ -59,30 +65,86 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     )
     server = OrthancServer(orthanc_config)
     console.print(
-        f"[bold]2/4[/] starting Orthanc on HTTP {options.http_port}, DICOM {options.dicom_port}"
+        f"[bold]2/5[/] starting Orthanc on HTTP {options.http_port}, DICOM {options.dicom_port}"
     )
     server.start()
     try:
-        console.print("[bold]3/4[/] sending the study with storescu")
-        _send_with_storescu(study_dir, "ORTHANC", options.dicom_port)
-        console.print("[bold]4/4[/] waiting for the study in Orthanc's DICOMweb")
-        _wait_for_study(server, study_uid, options.timeout_s)
-        _print_summary(server, study_uid, console)
-        if options.keep:
+        settings = load_settings(
+            data_dir=options.work_dir / "node",
+            port=options.node_port,
+            quiet_period_s=3.0,
+            destinations=[{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": options.dicom_port}],
+        )
+        console.print(
+            f"[bold]3/5[/] starting the node {settings.ae_title} on DICOM {options.node_port}"
+        )
+        with Node(settings) as node:
+            console.print("[bold]4/5[/] sending the study with storescu to Orthanc and to the node")
+            _send_with_storescu(study_dir, "ORTHANC", options.dicom_port)
+            _send_with_storescu(study_dir, settings.ae_title, options.node_port)
             console.print(
-                f"Orthanc keeps running (admin password: {orthanc_config.admin_password}); "
-                "press Ctrl-C to stop."
+                "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
             )
-            _wait_forever()
+            _wait_for_study(server, study_uid, options.timeout_s)
+            _wait_for_routing(node, study_dir, options.timeout_s)
+            _print_node_summary(node, study_dir, console)
+            _print_summary(server, study_uid, console)
+            if options.keep:
+                console.print(
+                    f"Orthanc and the node keep running (Orthanc admin password: "
+                    f"{orthanc_config.admin_password}); press Ctrl-C to stop."
+                )
+                _wait_forever()
     finally:
         server.stop()
+
+
+def _series_uid(study_dir: Path) -> str:
+    from pydicom import dcmread
+
+    first = next(iter(sorted(study_dir.glob("*.dcm"))))
+    return str(dcmread(first, stop_before_pixels=True).SeriesInstanceUID)
+
+
+def _wait_for_routing(node: Node, study_dir: Path, timeout_s: float) -> None:
+    series_uid = _series_uid(study_dir)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = get_series(node.database, series_uid)
+        if info is not None and info.status is SeriesStatus.COMPLETE:
+            return
+        time.sleep(0.5)
+    raise DemoError(f"the node did not complete the series within {timeout_s:.0f} s")
+
+
+def _print_node_summary(node: Node, study_dir: Path, console: Console) -> None:
+    info = get_series(node.database, _series_uid(study_dir))
+    if info is None:
+        raise DemoError("the node has no record of the series")
+    table = Table(title="Series received by the node")
+    table.add_column("Instances", justify="right")
+    table.add_column("Decision")
+    table.add_column("Job")
+    jobs = [
+        job
+        for job in list_recent_jobs(node.database)
+        if job.series_instance_uid == info.series_instance_uid
+    ]
+    job_text = ", ".join(f"{job.id[:8]} {job.state.value}" for job in jobs) or "none"
+    table.add_row(str(info.instance_count), info.routing_decision.value, job_text)
+    console.print(table)
+    console.print(f"Routing reason: {info.routing_reason}", soft_wrap=True)
+    if node.worker is None:
+        console.print(
+            "No model bundle is configured yet: the job waits in the queue (no job is lost)."
+        )
 
 
 def _make_phantom_study(options: DemoOptions, console: Console) -> tuple[Path, str]:
     from inference.phantom import PhantomOptions, generate_cohort
 
     out = options.work_dir / "phantom"
-    console.print(f"[bold]1/4[/] generating a phantom study in {out}")
+    console.print(f"[bold]1/5[/] generating a phantom study in {out}")
     if out.exists():
         shutil.rmtree(out)
     cohort = generate_cohort(out, 1, options.seed, PhantomOptions())
@@ -142,9 +204,11 @@ def _print_summary(server: OrthancServer, study_uid: str, console: Console) -> N
             str(len(series["Instances"])),
         )
     console.print(table)
-    console.print(f"StudyInstanceUID: {study_uid}")
-    console.print(f"DICOMweb: {server.url}/dicom-web/studies/{study_uid}/series")
-    console.print(f"Viewer:   {server.url}/app/explorer.html#study?uuid={orthanc_ids[0]}")
+    console.print(f"StudyInstanceUID: {study_uid}", soft_wrap=True)
+    console.print(f"DICOMweb: {server.url}/dicom-web/studies/{study_uid}/series", soft_wrap=True)
+    console.print(
+        f"Viewer:   {server.url}/app/explorer.html#study?uuid={orthanc_ids[0]}", soft_wrap=True
+    )
 
 
 def _wait_forever() -> None:

@@ -93,9 +93,9 @@ _MIN_SLICES = 3
 class ContrastPhase(StrEnum):
     """Contrast phase of a CT series."""
 
-    NON_CONTRAST = "non_contrast"
+    NON_CONTRAST = "non-contrast"
     ARTERIAL = "arterial"
-    PORTAL_VENOUS = "portal_venous"
+    PORTAL_VENOUS = "portal-venous"
     UNKNOWN = "unknown"
 
 

@@ -234,7 +234,7 @@ def test_rules_are_configurable_and_checked() -> None:
         PhaseRules(arterial_max_ratio=0.7, portal_min_ratio=0.6)
     with pytest.raises(ValueError, match="margin"):
         PhaseRules(portal_margin_hu=-1.0)
-    assert ContrastPhase("portal_venous") is ContrastPhase.PORTAL_VENOUS
+    assert ContrastPhase("portal-venous") is ContrastPhase.PORTAL_VENOUS
 
 
 # --- real public CTs ----------------------------------------------------------------------------

@@ -1,0 +1,27 @@
+"""``pancreas-node demo`` end to end on free ports: study in Orthanc, series routed by the node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicom_node.cli import main
+from tests.conftest import free_port, require_executable
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_demo_reaches_orthanc_and_the_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_executable("storescu")
+    require_executable("/usr/sbin/Orthanc")
+    args = ["demo", "--workdir", str(tmp_path), "--http-port", str(free_port())]
+    args += ["--dicom-port", str(free_port()), "--node-port", str(free_port())]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Study stored in Orthanc" in out
+    assert "analyze by rule 'portal-venous abdominal CT'" in out
+    assert "queued" in out
+    assert "/dicom-web/studies/" in out
