@@ -97,6 +97,58 @@ def _reopen(session: Session, series: Series, *, actor: str, origin: str | None)
     )
 
 
+def _create_study_and_series(
+    session: Session,
+    *,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    patient_id: str | None,
+    accession_number: str | None,
+    study_date: date | None,
+    modality: str | None,
+    calling_ae: str | None,
+    now: datetime,
+) -> None:
+    study_values = {
+        "study_instance_uid": study_instance_uid,
+        "patient_id": patient_id,
+        "accession_number": accession_number,
+        "study_date": study_date,
+        "created_at": now,
+    }
+    insert_ignore(session, Study.__table__, study_values, ["study_instance_uid"])  # type: ignore[arg-type]
+    study_id = session.scalars(
+        select(Study.id).where(Study.study_instance_uid == study_instance_uid)
+    ).one()
+    series_values = {
+        "study_id": study_id,
+        "series_instance_uid": series_instance_uid,
+        "modality": modality,
+        "version": 1,
+        "status": SeriesStatus.RECEIVING,
+        "routing_decision": RoutingDecision.PENDING,
+        "instance_count": 0,
+        "first_received_at": now,
+        "last_received_at": now,
+    }
+    created = insert_ignore(
+        session,
+        Series.__table__,  # type: ignore[arg-type]
+        series_values,
+        ["series_instance_uid"],
+    )
+    if created:
+        write_audit(
+            session,
+            actor=calling_ae or "scp",
+            action="series.receiving",
+            object_type="series",
+            object_id=series_instance_uid,
+            origin=calling_ae,
+            now=now,
+        )
+
+
 def record_instance(
     db: NodeDatabase,
     *,
@@ -128,45 +180,22 @@ def record_instance(
     """
     now = received_at or utcnow()
     with db.session() as session:
-        study_values = {
-            "study_instance_uid": study_instance_uid,
-            "patient_id": patient_id,
-            "accession_number": accession_number,
-            "study_date": study_date,
-            "created_at": now,
-        }
-        insert_ignore(session, Study.__table__, study_values, ["study_instance_uid"])  # type: ignore[arg-type]
-        study_id = session.scalars(
-            select(Study.id).where(Study.study_instance_uid == study_instance_uid)
-        ).one()
-        series_values = {
-            "study_id": study_id,
-            "series_instance_uid": series_instance_uid,
-            "modality": modality,
-            "version": 1,
-            "status": SeriesStatus.RECEIVING,
-            "routing_decision": RoutingDecision.PENDING,
-            "instance_count": 0,
-            "first_received_at": now,
-            "last_received_at": now,
-        }
-        created = insert_ignore(
-            session,
-            Series.__table__,  # type: ignore[arg-type]
-            series_values,
-            ["series_instance_uid"],
-        )
-        if created:
-            write_audit(
+        # Fast path for the common case (every instance but the first of a series): the series
+        # exists, so skip the study/series upserts and go straight to its row lock.
+        series = _lock_series(session, series_instance_uid)
+        if series is None:
+            _create_study_and_series(
                 session,
-                actor=calling_ae or "scp",
-                action="series.receiving",
-                object_type="series",
-                object_id=series_instance_uid,
-                origin=calling_ae,
+                study_instance_uid=study_instance_uid,
+                series_instance_uid=series_instance_uid,
+                patient_id=patient_id,
+                accession_number=accession_number,
+                study_date=study_date,
+                modality=modality,
+                calling_ae=calling_ae,
                 now=now,
             )
-        series = _lock_series(session, series_instance_uid)
+            series = _lock_series(session, series_instance_uid)
         if series is None:  # pragma: no cover - inserted or present above
             raise LookupError("series vanished while recording an instance")
         known = session.scalars(
