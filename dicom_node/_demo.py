@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from db import SeriesStatus, get_series, list_recent_jobs
+from db import SeriesStatus, get_series, list_recent_jobs, load_registry_config
+from db.registry import RegistryBridge, seed_demo_registry
 from dicom_node.node import Node
 from orthanc_plugin import OrthancConfig, OrthancServer
 from pancreas_contracts import load_settings
@@ -27,6 +29,9 @@ from pancreas_contracts import load_settings
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 _STORESCU = "storescu"
+_REGISTRY_MAPPING = (
+    Path(__file__).resolve().parents[1] / "deploy" / "registry" / "example-registry.toml"
+)
 
 
 class DemoError(RuntimeError):
@@ -88,6 +93,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             _wait_for_study(server, study_uid, options.timeout_s)
             _wait_for_routing(node, study_dir, options.timeout_s)
             _print_node_summary(node, study_dir, console)
+            _demo_registry(options, study_dir, console)
             _print_summary(server, study_uid, console)
             if options.keep:
                 console.print(
@@ -97,6 +103,28 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 _wait_forever()
     finally:
         server.stop()
+
+
+def _demo_registry(options: DemoOptions, study_dir: Path, console: Console) -> None:
+    """Seed the demo registry from the phantom's clinical.csv and look the patient up."""
+    from pydicom import dcmread
+
+    header = dcmread(next(iter(sorted(study_dir.glob("*.dcm")))), stop_before_pixels=True)
+    study_date = datetime.strptime(str(header.StudyDate), "%Y%m%d").date()
+    url = f"sqlite:///{(options.work_dir / 'registry.db').resolve()}"
+    seed_demo_registry(options.work_dir / "phantom" / "clinical.csv", url, ct_date=study_date)
+    config = load_registry_config(_REGISTRY_MAPPING)
+    config = config.model_copy(update={"registry": config.registry.model_copy(update={"url": url})})
+    with RegistryBridge(config) as bridge:
+        result = bridge.lookup_study(
+            patient_id=str(header.PatientID), accession_number=None, study_date=study_date
+        )
+    present = result.variables.present
+    console.print(
+        f"Clinical registry ({url}): {result.status.value}, {len(present)} of 17 variables found, "
+        f"missing: {', '.join(result.variables.missing) or 'none'}",
+        soft_wrap=True,
+    )
 
 
 def _series_uid(study_dir: Path) -> str:
