@@ -73,3 +73,31 @@ def test_job_state_transitions_end_in_delivered() -> None:
     assert JobState.DELIVERED in TRANSITIONS[JobState.DONE]
     assert not TRANSITIONS[JobState.DELIVERED]
     assert JobState.QUEUED in TRANSITIONS[JobState.RUNNING]
+
+
+def test_analysis_result_is_valid_at_construction() -> None:
+    from pancreas_contracts.result import AnalysisResult
+
+    base = {
+        "study_uid": "1.2.3",
+        "series_uid": "1.2.3.4",
+        "bundle": {"name": "demo", "version": "1", "sha256": "0" * 64},
+        "category": {"label": "borderline", "probabilities": (0.2, 0.7, 0.1), "uncertainty": 0.05},
+        "rule_category": "locally advanced",
+        "disagreement": True,
+        "measurements": {"tumor_volume_ml": 12.5, "contact_deg": {"SMA": 200.0, "PV": 0.0}},
+        "localisation": {"found": True, "confidence": 0.9},
+    }
+    result = AnalysisResult.model_validate(base)
+    assert result.notice == "Investigational, not for clinical use."
+    assert AnalysisResult.model_validate_json(result.to_json()) == result
+    for change in (
+        {"disagreement": False},
+        {"category": {**base["category"], "label": "resectable"}},  # type: ignore[dict-item]
+        {"category": {**base["category"], "probabilities": (0.5, 0.7, 0.1)}},  # type: ignore[dict-item]
+        {"measurements": {"contact_deg": {"AORTA": 10.0}}},
+        {"measurements": {"contact_deg": {"SMA": 400.0}}},
+        {"bundle": {"name": "demo", "version": "1", "sha256": "nope"}},
+    ):
+        with pytest.raises(ValidationError):
+            AnalysisResult.model_validate({**base, **change})

@@ -1,0 +1,149 @@
+"""``result.json`` / :class:`AnalysisResult`: the one schema of an analysis outcome.
+
+The SR writer, the PDF report, the Orthanc plugin routes, the OHIF panel and the tests all read
+this schema (ARCHITECTURE.md, "Shared contracts"). It is versioned by ``schema_version``; a
+result that exists is valid (pydantic validation at construction, frozen).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "CATEGORY_LABELS",
+    "INVESTIGATIONAL_NOTICE",
+    "KEY_VESSELS",
+    "RESULT_SCHEMA_VERSION",
+    "AnalysisResult",
+    "BundleRef",
+    "Category",
+    "ClinicalUse",
+    "Localisation",
+    "Measurements",
+    "Outputs",
+]
+
+RESULT_SCHEMA_VERSION: Final = "1.0"
+INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
+#: NCCN resectability classes of METHOD.md section 1, by index.
+CATEGORY_LABELS: tuple[str, str, str] = ("resectable", "borderline", "locally advanced")
+#: Vessels whose tumor contact angle is reported (METHOD.md "Geometry read-out").
+KEY_VESSELS: tuple[str, ...] = ("SMA", "CA", "CHA", "SMV", "PV")
+
+_Frozen = ConfigDict(frozen=True, extra="forbid")
+
+
+class BundleRef(BaseModel):
+    """The model bundle that produced the result."""
+
+    model_config = _Frozen
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Category(BaseModel):
+    """The network's NCCN category with its class probabilities."""
+
+    model_config = _Frozen
+    label: Literal["resectable", "borderline", "locally advanced"]
+    probabilities: tuple[float, float, float]
+    uncertainty: float = Field(ge=0.0)
+
+    @field_validator("probabilities")
+    @classmethod
+    def _is_distribution(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(not 0.0 <= p <= 1.0 for p in value) or not math.isclose(
+            sum(value), 1.0, abs_tol=1e-3
+        ):
+            raise ValueError("probabilities must be in [0, 1] and sum to 1")
+        return value
+
+    @model_validator(mode="after")
+    def _label_is_argmax(self) -> Category:
+        best = max(range(3), key=lambda i: self.probabilities[i])
+        if CATEGORY_LABELS[best] != self.label:
+            raise ValueError("label must be the most probable class")
+        return self
+
+
+class Measurements(BaseModel):
+    """Read off the segmentation (``None`` when no tumor was found)."""
+
+    model_config = _Frozen
+    tumor_volume_ml: float | None = Field(default=None, ge=0.0)
+    tumor_max_diameter_mm: float | None = Field(default=None, ge=0.0)
+    contact_deg: dict[str, float | None] = Field(default_factory=dict)
+
+    @field_validator("contact_deg")
+    @classmethod
+    def _known_vessels(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        if set(value) - set(KEY_VESSELS):
+            raise ValueError(f"contact_deg keys must be among {KEY_VESSELS}")
+        if any(v is not None and not 0.0 <= v <= 360.0 for v in value.values()):
+            raise ValueError("contact angles must be within 0-360 degrees")
+        return value
+
+
+class ClinicalUse(BaseModel):
+    """Which clinical variables were used, missing or imputed."""
+
+    model_config = _Frozen
+    used: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    imputed: tuple[str, ...] = ()
+    knocked_out: bool = False
+    registry_status: str = "not-configured"
+
+
+class Localisation(BaseModel):
+    """Where the coarse stage found the pancreas."""
+
+    model_config = _Frozen
+    found: bool
+    confidence: float = Field(ge=0.0, le=1.0)
+    box_mm: tuple[float, float, float, float, float, float] | None = None
+
+
+class Outputs(BaseModel):
+    """SOP Instance UIDs of the DICOM objects written."""
+
+    model_config = _Frozen
+    seg_sop_uid: str | None = None
+    sr_sop_uid: str | None = None
+    pdf_sop_uid: str | None = None
+
+
+class AnalysisResult(BaseModel):
+    """Everything one analysis produced; serialised as ``result.json``."""
+
+    model_config = _Frozen
+    schema_version: Literal["1.0"] = RESULT_SCHEMA_VERSION
+    study_uid: str
+    series_uid: str
+    job_id: str | None = None
+    bundle: BundleRef
+    category: Category
+    rule_category: Literal["resectable", "borderline", "locally advanced"] | None = None
+    disagreement: bool = False
+    measurements: Measurements = Field(default_factory=Measurements)
+    clinical: ClinicalUse = Field(default_factory=ClinicalUse)
+    localisation: Localisation
+    outputs: Outputs = Field(default_factory=Outputs)
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE
+
+    @model_validator(mode="after")
+    def _disagreement_is_consistent(self) -> AnalysisResult:
+        expected = self.rule_category is not None and self.rule_category != self.category.label
+        if self.disagreement != expected:
+            raise ValueError("disagreement must say whether rule_category differs from category")
+        return self
+
+    def to_json(self) -> str:
+        """``result.json`` text."""
+        return self.model_dump_json(indent=2)
