@@ -1,0 +1,65 @@
+"""SwinUNETR forward pass that also returns the encoder bottleneck.
+
+MONAI's :class:`~monai.networks.nets.SwinUNETR` only returns the segmentation logits; the
+resectability head needs the deepest encoder feature map too (``encoder10`` applied to the last
+Swin stage, 16 x feature_size channels at 1/32 of the input size). This module repeats MONAI's
+``forward`` step by step so both come out of one pass, with no second encoder evaluation.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets.swin_unetr import SwinUNETR
+
+__all__ = ["SWIN_DIVISOR", "bottleneck_channels", "build_swin_unetr", "swin_forward"]
+
+SWIN_DIVISOR = 32
+"""Every spatial input size must be a multiple of this (patch size 2, five stages)."""
+
+
+def build_swin_unetr(feature_size: int, out_channels: int, dropout_path: float) -> SwinUNETR:
+    """The MONAI network for 3-D single-channel CT (``img_size`` is gone in MONAI >= 1.5)."""
+    return SwinUNETR(
+        in_channels=1,
+        out_channels=out_channels,
+        feature_size=feature_size,
+        spatial_dims=3,
+        dropout_path_rate=dropout_path,
+        use_checkpoint=False,
+    )
+
+
+def bottleneck_channels(feature_size: int) -> int:
+    """Channels of the ``encoder10`` output (the encoder bottleneck)."""
+    return 16 * feature_size
+
+
+def swin_forward(net: SwinUNETR, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation logits and bottleneck features of one forward pass.
+
+    Parameters
+    ----------
+    net
+        A :class:`SwinUNETR` built by :func:`build_swin_unetr`.
+    image
+        ``(B, 1, D, H, W)`` with every spatial size a multiple of :data:`SWIN_DIVISOR`.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(B, out_channels, D, H, W)`` logits and ``(B, 16 * feature_size, D/32, H/32, W/32)``.
+    """
+    hidden = net.swinViT(image, net.normalize)
+    enc0 = net.encoder1(image)
+    enc1 = net.encoder2(hidden[0])
+    enc2 = net.encoder3(hidden[1])
+    enc3 = net.encoder4(hidden[2])
+    dec4 = net.encoder10(hidden[4])
+    dec3 = net.decoder5(dec4, hidden[3])
+    dec2 = net.decoder4(dec3, enc3)
+    dec1 = net.decoder3(dec2, enc2)
+    dec0 = net.decoder2(dec1, enc1)
+    out = net.decoder1(dec0, enc0)
+    logits: torch.Tensor = net.out(out)
+    bottleneck: torch.Tensor = dec4
+    return logits, bottleneck

@@ -1,0 +1,172 @@
+"""Losses of METHOD.md section 1: segmentation, weighted classification and their schedule.
+
+``L_total = w_seg(tau) * L_seg + w_cls(tau) * L_cls`` with ``tau`` the current tumor Dice
+(measured on the inner validation split after each epoch):
+``w_seg = 3.0`` for ``tau < 0.1``, ``1.5`` for ``0.1 <= tau < 0.5``, ``1.0`` for ``tau >= 0.5``
+and ``w_cls = 1 / w_seg``. The fixed-weights ablation uses ``w_seg = w_cls = 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from monai.losses.dice import DiceLoss
+from monai.losses.focal_loss import FocalLoss
+from torch import nn
+from torch.nn import functional
+
+__all__ = [
+    "CLASS_WEIGHTS",
+    "ClassificationLoss",
+    "LossTerms",
+    "MultitaskLoss",
+    "SegmentationLoss",
+    "loss_weights",
+    "tumor_dice",
+]
+
+CLASS_WEIGHTS: tuple[float, float, float] = (1.0, 2.0, 2.5)
+"""Classification cross-entropy weights for resectable, borderline, locally advanced."""
+
+TUMOR_LABEL = 2
+
+
+def loss_weights(tau: float, *, adaptive: bool = True) -> tuple[float, float]:
+    """``(w_seg, w_cls)`` for the current tumor Dice ``tau``.
+
+    Parameters
+    ----------
+    tau
+        Tumor Dice in [0, 1] (NaN is treated as 0: no tumor found yet).
+    adaptive
+        ``False`` gives the fixed (1, 1) ablation.
+
+    Returns
+    -------
+    tuple of float
+        Segmentation and classification weights; ``w_cls = 1 / w_seg``.
+    """
+    if not adaptive:
+        return 1.0, 1.0
+    if tau != tau or tau < 0.1:
+        w_seg = 3.0
+    elif tau < 0.5:
+        w_seg = 1.5
+    else:
+        w_seg = 1.0
+    return w_seg, 1.0 / w_seg
+
+
+class SegmentationLoss(nn.Module):
+    """``alpha * CE + beta * Dice + omega * Focal`` over the 16 labels.
+
+    Parameters
+    ----------
+    alpha, beta, omega
+        Coefficients (the paper searches each in [0.2, 0.6]).
+    """
+
+    def __init__(self, alpha: float = 0.4, beta: float = 0.4, omega: float = 0.2) -> None:
+        super().__init__()
+        if min(alpha, beta, omega) < 0 or alpha + beta + omega <= 0:
+            raise ValueError("segmentation loss coefficients must be non-negative, not all 0")
+        self.alpha, self.beta, self.omega = alpha, beta, omega
+        self.dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False)
+        self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of ``(B, C, D, H, W)`` logits against ``(B, 1, D, H, W)`` integer labels."""
+        ce = functional.cross_entropy(logits, target[:, 0].long())
+        dice = self.dice(logits, target)
+        focal = self.focal(logits, target)
+        total: torch.Tensor = self.alpha * ce + self.beta * dice + self.omega * focal
+        return total
+
+
+class ClassificationLoss(nn.Module):
+    """Class-weighted cross-entropy over the three NCCN classes.
+
+    Parameters
+    ----------
+    weights
+        Per-class weights (default :data:`CLASS_WEIGHTS`; ``None`` entries are not allowed).
+    """
+
+    weight: torch.Tensor
+
+    def __init__(self, weights: Sequence[float] = CLASS_WEIGHTS) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.tensor(list(weights), dtype=torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of ``(B, 3)`` logits against ``(B,)`` class indices."""
+        return functional.cross_entropy(logits, target.long(), weight=self.weight)
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """One evaluation of :class:`MultitaskLoss` (tensors keep their graph)."""
+
+    total: torch.Tensor
+    seg: torch.Tensor | None
+    cls: torch.Tensor
+    w_seg: float
+    w_cls: float
+
+
+class MultitaskLoss(nn.Module):
+    """The weighted sum of segmentation and classification losses.
+
+    Parameters
+    ----------
+    seg_loss, cls_loss
+        The two terms.
+    adaptive
+        Tumor-Dice-driven weights (``True``) or the fixed (1, 1) ablation.
+    """
+
+    def __init__(
+        self, seg_loss: SegmentationLoss, cls_loss: ClassificationLoss, *, adaptive: bool = True
+    ) -> None:
+        super().__init__()
+        self.seg_loss = seg_loss
+        self.cls_loss = cls_loss
+        self.adaptive = adaptive
+        self.tau = 0.0
+
+    def set_tumor_dice(self, tau: float) -> None:
+        """Record the latest validation tumor Dice (drives the weights)."""
+        self.tau = float(tau)
+
+    def forward(
+        self,
+        class_logits: torch.Tensor,
+        labels: torch.Tensor,
+        seg_logits: torch.Tensor | None = None,
+        seg_target: torch.Tensor | None = None,
+    ) -> LossTerms:
+        """Total loss; without segmentation logits only the classification term counts."""
+        cls = self.cls_loss(class_logits, labels)
+        if seg_logits is None or seg_target is None:
+            return LossTerms(cls, None, cls, 0.0, 1.0)
+        w_seg, w_cls = loss_weights(self.tau, adaptive=self.adaptive)
+        seg = self.seg_loss(seg_logits, seg_target)
+        return LossTerms(w_seg * seg + w_cls * cls, seg, cls, w_seg, w_cls)
+
+
+def tumor_dice(
+    seg_logits: torch.Tensor, seg_target: torch.Tensor, label: int = TUMOR_LABEL
+) -> tuple[float, float]:
+    """Intersection and size sums for the Dice of one label over a batch.
+
+    Returns
+    -------
+    tuple of float
+        ``(2 * |P & T|, |P| + |T|)``; sum these over batches and divide for the Dice.
+    """
+    pred = seg_logits.argmax(dim=1) == label
+    truth = seg_target[:, 0] == label
+    inter = float((pred & truth).sum())
+    return 2.0 * inter, float(pred.sum() + truth.sum())
