@@ -25,6 +25,7 @@ from db._ingest import (
     mark_series_complete,
     record_instance,
     reopen_series,
+    series_calling_ae,
     series_instance_paths,
     series_quiet_since,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "reopen_series",
     "requeue_expired_leases",
     "retry_job",
+    "series_calling_ae",
     "series_instance_paths",
     "series_quiet_since",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "mark_series_complete",
     "record_instance",
     "reopen_series",
+    "series_calling_ae",
     "series_instance_paths",
     "series_quiet_since",
 ]
@@ -352,3 +353,16 @@ def series_instance_paths(
         stmt = stmt.where(Instance.series_version <= max_version)
     with db.session() as session:
         return list(session.scalars(stmt))
+
+
+def series_calling_ae(db: NodeDatabase, series_instance_uid: str) -> str | None:
+    """Calling AE title of the association that sent the series' latest instance."""
+    stmt = (
+        select(Instance.calling_ae)
+        .join(Series, Instance.series_id == Series.id)
+        .where(Series.series_instance_uid == series_instance_uid)
+        .order_by(Instance.id.desc())
+        .limit(1)
+    )
+    with db.session() as session:
+        return session.scalars(stmt).first()

@@ -27,6 +27,7 @@ from db import (
     SeriesInfo,
     enqueue_job,
     mark_series_complete,
+    series_calling_ae,
     series_instance_paths,
     series_quiet_since,
 )
@@ -141,7 +142,8 @@ class SeriesAssembler:
         uid = series.series_instance_uid
         paths = [Path(p) for p in series_instance_paths(self._db, uid, max_version=series.version)]
         try:
-            decision = self._rules.evaluate(gather_facts(paths))
+            calling_ae = series_calling_ae(self._db, uid) or ""
+            decision = self._rules.evaluate(gather_facts(paths, calling_ae))
         except ValueError as exc:
             decision = RoutingDecisionResult(
                 RuleAction.IGNORE, None, (f"unreadable series: {exc}",)

@@ -22,7 +22,7 @@ class Clock:
         return self.now
 
 
-def record(database: NodeDatabase, path: Path, at: datetime) -> bool:
+def record(database: NodeDatabase, path: Path, at: datetime, calling_ae: str = "CT01") -> bool:
     ds = dcmread(path, stop_before_pixels=True)
     return record_instance(
         database,
@@ -33,6 +33,7 @@ def record(database: NodeDatabase, path: Path, at: datetime) -> bool:
         transfer_syntax_uid=ds.file_meta.TransferSyntaxUID,
         spool_path=str(path),
         modality="CT",
+        calling_ae=calling_ae,
         received_at=at,
     )
 
@@ -87,3 +88,22 @@ def test_series_not_matching_rules_is_skipped_with_reason(
     assert info is not None and info.routing_decision.value == "skip"
     assert info.routing_reason is not None and "slices < 40" in info.routing_reason
     assert list_recent_jobs(database) == []
+
+
+@pytest.mark.parametrize(("sender", "decision"), [("CT01", "analyze"), ("OTHER_PACS", "skip")])
+def test_calling_ae_condition_uses_the_sender(
+    tmp_path: Path, database: NodeDatabase, ct_series: PhantomSeries, sender: str, decision: str
+) -> None:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(
+        TEST_RULES.replace('modality = ["CT"]', 'modality = ["CT"]\ncalling_ae = ["CT01"]')
+    )
+    clock = Clock()
+    assembler = SeriesAssembler(database, load_rules(rules_file), 1.0, "bundle-a", clock=clock)
+    for path in ct_series.files:
+        record(database, path, clock.now, calling_ae=sender)
+    clock.now += timedelta(seconds=2)
+    (outcome,) = assembler.poll_once()
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.routing_decision.value == decision
+    assert f"calling AE '{sender}'" in outcome.decision.summary
