@@ -17,6 +17,7 @@ from dicom_node._cli_db import db_app, registry_app
 from dicom_node._cli_demo import demo_command
 from dicom_node._cli_phantom import phantom_command
 from dicom_node._cli_serve import rules_app, serve_command, status_command
+from dicom_node._cli_train import train_command
 from dicom_node._cli_volume import volume_app
 
 __all__ = ["CliError", "app", "main"]
@@ -38,6 +39,7 @@ app.add_typer(registry_app, name="registry")
 app.command("serve")(serve_command)
 app.command("status")(status_command)
 app.add_typer(rules_app, name="rules")
+app.command("train")(train_command)
 
 
 class CliError(Exception):

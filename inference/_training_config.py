@@ -1,0 +1,120 @@
+"""Training configuration: protocol defaults of METHOD.md, a CPU-sized grid, file loading."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ABLATIONS", "HyperParams", "TrainConfig", "load_config"]
+
+ABLATIONS: tuple[str, ...] = ("ct_only", "tabular_only", "knockout", "fixed_weights", "geometry")
+"""Ablations and baselines the CLI can add to the multimodal run."""
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    """One point of the inner grid."""
+
+    lr: float
+    feature_size: int
+    batch_size: int
+    seg_coefficients: tuple[float, float, float]
+
+    def key(self) -> str:
+        """Stable file-name-safe identifier."""
+        a, b, o = self.seg_coefficients
+        return f"lr{self.lr:g}_fs{self.feature_size}_bs{self.batch_size}_seg{a:g}-{b:g}-{o:g}"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``pancreas-node train`` can be told (defaults: a CPU-sized protocol).
+
+    The paper's grid is lr {1e-3, 5e-4, 1e-4} x feature size {24, 32, 48} x batch {8, 16} at
+    160 voxels; MONAI needs feature sizes that are multiples of 12, so use {24, 36, 48} there.
+    """
+
+    target_size: int = 64
+    cube_mm: float = 160.0
+    outer_folds: int = 5
+    folds_to_run: int = 5
+    max_epochs: int = 100
+    patience: int = 20
+    weight_decay: float = 1e-5
+    lr: tuple[float, ...] = (1e-3,)
+    feature_size: tuple[int, ...] = (12,)
+    batch_size: tuple[int, ...] = (4,)
+    seg_coefficients: tuple[tuple[float, float, float], ...] = ((0.4, 0.4, 0.2),)
+    class_weights: tuple[float, float, float] = (1.0, 2.0, 2.5)
+    adaptive_weights: bool = True
+    dropout: float = 0.3
+    augment: bool = True
+    ablations: tuple[str, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ablations) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablations {sorted(unknown)}; choose from {ABLATIONS}")
+        if not 1 <= self.folds_to_run <= self.outer_folds or self.outer_folds < 2:
+            raise ValueError("need outer_folds >= 2 and 1 <= folds_to_run <= outer_folds")
+        if self.max_epochs < 1 or self.patience < 1:
+            raise ValueError("max_epochs and patience must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):
+            raise ValueError("every grid axis needs at least one value")
+
+    def grid(self) -> list[HyperParams]:
+        """The inner grid, in a fixed order."""
+        return [
+            HyperParams(lr, fs, bs, tuple(sc))  # type: ignore[arg-type]
+            for lr, fs, bs, sc in itertools.product(
+                self.lr, self.feature_size, self.batch_size, self.seg_coefficients
+            )
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _tuple(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuple(v) for v in value)
+    return value
+
+
+def load_config(path: Path | None, **overrides: Any) -> TrainConfig:
+    """Read a TOML or JSON config (top-level keys = :class:`TrainConfig` fields).
+
+    Raises
+    ------
+    ValueError
+        On unknown keys, wrong types or unparsable files.
+    OSError
+        If the file cannot be read.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot parse {path.name}: {exc}") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown config keys: {sorted(unknown)}")
+    try:
+        return TrainConfig(**{k: _tuple(v) for k, v in data.items()})
+    except TypeError as exc:
+        raise ValueError(f"invalid config: {exc}") from exc

@@ -1,0 +1,231 @@
+"""Fit one model on one inner split: AdamW, cosine annealing, early stopping, resume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from inference._training_config import HyperParams, TrainConfig
+from inference._training_metrics import classification_metrics, total_dice_counts
+from inference.clinical_preprocessing import ClinicalPreprocessor
+from inference.dataset import make_augmentation
+from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
+from inference.model import ModelConfig, ModelMode, ResectabilityNet
+
+__all__ = ["CohortArrays", "FitResult", "Prediction", "fit_model", "pick_device", "predict"]
+
+IntArray = npt.NDArray[np.int64]
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class CohortArrays:
+    """The whole preprocessed cohort in memory."""
+
+    images: npt.NDArray[np.float32]  # (N, S, S, S)
+    labels: npt.NDArray[np.uint8]  # (N, S, S, S)
+    clinical: npt.NDArray[np.float64]  # (N, 17) raw, NaN missing
+    targets: IntArray  # (N,)
+    patient_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A trained model and what is needed to run it."""
+
+    model: ResectabilityNet
+    preprocessor: ClinicalPreprocessor
+    best_val_f1: float
+    epochs: int
+    tumor_dice: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities (and segmentations) of a set of cases."""
+
+    probs: npt.NDArray[np.float64]
+    segmentation: npt.NDArray[np.uint8] | None
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _batch_images(
+    arrays: CohortArrays, idx: IntArray, augment: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for i in idx:
+        image = torch.from_numpy(arrays.images[i][None].copy())
+        label = torch.from_numpy(arrays.labels[i][None].astype(np.int64))
+        if augment is not None:
+            sample = augment({"image": image, "label": label})
+            image = torch.as_tensor(sample["image"]).float()
+            label = torch.as_tensor(sample["label"]).round().long()
+        images.append(image)
+        labels.append(label)
+    return torch.stack(images).to(device), torch.stack(labels).to(device)
+
+
+def predict(
+    model: ResectabilityNet,
+    arrays: CohortArrays,
+    idx: IntArray,
+    features: npt.NDArray[np.float32] | None,
+    device: torch.device,
+    *,
+    batch_size: int = 4,
+    keep_segmentation: bool = False,
+) -> Prediction:
+    """Softmax probabilities for ``idx`` (``features=None``: clinical knock-out)."""
+    model.eval()
+    probs, segs = [], []
+    tabular = model.config.model_mode is ModelMode.TABULAR_ONLY
+    with torch.no_grad():
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            image = None
+            if not tabular:
+                image = torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
+            clinical = None if features is None else torch.from_numpy(features[chunk]).to(device)
+            out = model(image, clinical)
+            probs.append(torch.softmax(out.class_logits.float(), dim=1).cpu().numpy())
+            if keep_segmentation and out.seg_logits is not None:
+                segs.append(out.seg_logits.argmax(dim=1).to(torch.uint8).cpu().numpy())
+    seg = np.concatenate(segs) if segs else None
+    return Prediction(np.concatenate(probs).astype(np.float64), seg)
+
+
+def _validate(
+    model: ResectabilityNet,
+    arrays: CohortArrays,
+    idx: IntArray,
+    features: npt.NDArray[np.float32],
+    device: torch.device,
+) -> tuple[float, float]:
+    pred = predict(model, arrays, idx, features, device, keep_segmentation=True)
+    metrics = classification_metrics(arrays.targets[idx].tolist(), pred.probs)
+    tau = 0.0
+    if pred.segmentation is not None:
+        counts = total_dice_counts(list(pred.segmentation), [arrays.labels[i] for i in idx])
+        tau = float(counts[1, 0] / counts[1, 1]) if counts[1, 1] else 0.0
+    auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
+    return float(metrics["macro_f1"]) + 1e-3 * float(auc), tau
+
+
+def fit_model(
+    arrays: CohortArrays,
+    train: IntArray,
+    val: IntArray,
+    hp: HyperParams,
+    config: TrainConfig,
+    *,
+    mode: ModelMode,
+    adaptive: bool,
+    checkpoint: Path,
+    seed: int,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Train on ``train``, early-stop on ``val`` macro-F1; resume from ``checkpoint``.
+
+    The clinical preprocessor is fitted on the ``train`` rows only; after training the
+    model stores the mean clinical embedding of those rows (for knock-out).
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = pick_device(config.device)
+    preprocessor = ClinicalPreprocessor().fit(arrays.clinical[train])
+    features = preprocessor.transform(arrays.clinical).features
+    model_config = ModelConfig(
+        clinical_features=preprocessor.n_features,
+        feature_size=hp.feature_size,
+        mode=mode.value,
+        dropout=config.dropout,
+    )
+    model = ResectabilityNet(model_config).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
+    loss_fn = MultitaskLoss(
+        SegmentationLoss(*hp.seg_coefficients),
+        ClassificationLoss(config.class_weights),
+        adaptive=adaptive,
+    ).to(device)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    augment = (
+        make_augmentation(seed) if config.augment and mode is not ModelMode.TABULAR_ONLY else None
+    )
+    state: dict[str, Any] = {"epoch": 0, "best": -1.0, "stale": 0, "tau": 0.0, "best_state": None}
+    if checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        rng = np.random.default_rng([seed, int(state["epoch"])])
+    loss_fn.set_tumor_dice(state["tau"])
+    targets = torch.from_numpy(arrays.targets)
+    feats = torch.from_numpy(features)
+    while state["epoch"] < config.max_epochs and state["stale"] < config.patience:
+        model.train()
+        order = rng.permutation(train)
+        total = 0.0
+        for start in range(0, len(order), hp.batch_size):
+            chunk = order[start : start + hp.batch_size]
+            if len(chunk) < 2 and len(order) > 1:
+                continue  # LayerNorm / instance norm are fine, but a 1-case batch is noisy
+            image = seg = None
+            if mode is not ModelMode.TABULAR_ONLY:
+                image, seg = _batch_images(arrays, chunk, augment, device)
+            with torch.autocast(device.type, enabled=use_amp):
+                out = model(image, feats[chunk].to(device))
+                terms = loss_fn(out.class_logits, targets[chunk].to(device), out.seg_logits, seg)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(terms.total).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total += float(terms.total.detach()) * len(chunk)
+        scheduler.step()
+        score, tau = _validate(model, arrays, val, features, device)
+        loss_fn.set_tumor_dice(tau)
+        state["epoch"] += 1
+        state["tau"] = tau
+        if score > state["best"]:
+            state.update(best=score, stale=0)
+            state["best_state"] = {
+                k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+            }
+        else:
+            state["stale"] += 1
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = checkpoint.with_suffix(".partial")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "state": state,
+            },
+            partial,
+        )
+        partial.replace(checkpoint)
+        if progress is not None:
+            progress(int(state["epoch"]), config.max_epochs, total / max(1, len(order)))
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    if model.clinical_mlp is not None:
+        model.store_clinical_mean(feats[train].to(device))
+    model.cpu()
+    return FitResult(
+        model, preprocessor, float(state["best"]), int(state["epoch"]), float(state["tau"])
+    )

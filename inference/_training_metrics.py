@@ -1,0 +1,119 @@
+"""Classification and segmentation metrics of the training report (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DICE_GROUPS",
+    "classification_metrics",
+    "confusion_matrix",
+    "dice_counts",
+    "macro_auc",
+    "roc_curve",
+    "summarise",
+    "total_dice_counts",
+]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+DICE_GROUPS: Mapping[str, tuple[int, ...]] = {
+    "pancreas": (1, 2),  # the gland including its tumor
+    "tumor": (2,),
+    # The key vessels of the NCCN criteria: portal vein, SMV, SMA, celiac trunk, CHA.
+    "major_vessels": (3, 5, 6, 7, 10),
+}
+
+
+def confusion_matrix(truth: Sequence[int], pred: Sequence[int], n: int = 3) -> IntArray:
+    """``(n, n)`` counts, rows = truth, columns = prediction."""
+    out = np.zeros((n, n), dtype=np.int64)
+    for t, p in zip(truth, pred, strict=True):
+        out[int(t), int(p)] += 1
+    return out
+
+
+def _binary_auc(positive: npt.NDArray[np.bool_], score: FloatArray) -> float:
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score), dtype=np.float64)
+    sorted_scores = score[order]
+    i = 0
+    while i < len(score):  # average ranks over ties
+        j = i
+        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def macro_auc(truth: Sequence[int], probs: FloatArray) -> float:
+    """Macro one-vs-rest ROC AUC over the classes present in ``truth`` (NaN if < 2)."""
+    labels = np.asarray(truth)
+    aucs = [_binary_auc(labels == c, probs[:, c]) for c in range(probs.shape[1])]
+    valid = [a for a in aucs if a == a]
+    return float(np.mean(valid)) if valid else float("nan")
+
+
+def roc_curve(positive: npt.NDArray[np.bool_], score: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """False- and true-positive rates at every threshold (for the ROC figure)."""
+    order = np.argsort(-score, kind="mergesort")
+    hits = positive[order].astype(np.float64)
+    tpr = np.concatenate([[0.0], np.cumsum(hits) / max(1.0, hits.sum())])
+    fpr = np.concatenate([[0.0], np.cumsum(1 - hits) / max(1.0, (1 - hits).sum())])
+    return fpr, tpr
+
+
+def classification_metrics(truth: Sequence[int], probs: FloatArray) -> dict[str, Any]:
+    """Macro AUC (OvR), macro-F1, accuracy, per-class recall and the confusion matrix."""
+    pred = [int(p) for p in np.argmax(probs, axis=1)]
+    cm = confusion_matrix(truth, pred, probs.shape[1])
+    recall = [float(cm[c, c] / cm[c].sum()) if cm[c].sum() else float("nan") for c in range(3)]
+    f1s = []
+    for c in range(cm.shape[0]):
+        tp, fp, fn = cm[c, c], cm[:, c].sum() - cm[c, c], cm[c].sum() - cm[c, c]
+        f1s.append(float(2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) else 0.0)
+    return {
+        "auc": macro_auc(truth, probs),
+        "macro_f1": float(np.mean(f1s)),
+        "accuracy": float(np.trace(cm) / max(1, cm.sum())),
+        "recall": recall,
+        "confusion": cm.tolist(),
+    }
+
+
+def dice_counts(
+    pred: npt.NDArray[np.integer[Any]], truth: npt.NDArray[np.integer[Any]]
+) -> FloatArray:
+    """``(groups, 2)`` Dice numerators and denominators for :data:`DICE_GROUPS`."""
+    out = np.zeros((len(DICE_GROUPS), 2))
+    for g, labels in enumerate(DICE_GROUPS.values()):
+        p, t = np.isin(pred, labels), np.isin(truth, labels)
+        out[g] = (2.0 * np.logical_and(p, t).sum(), p.sum() + t.sum())
+    return out
+
+
+def total_dice_counts(
+    preds: Sequence[npt.NDArray[np.integer[Any]]], truths: Sequence[npt.NDArray[np.integer[Any]]]
+) -> FloatArray:
+    """:func:`dice_counts` summed over cases."""
+    out = np.zeros((len(DICE_GROUPS), 2))
+    for pred, truth in zip(preds, truths, strict=True):
+        out += dice_counts(pred, truth)
+    return out
+
+
+def summarise(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation over folds, ignoring NaN."""
+    arr = np.asarray([v for v in values if v == v], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}

@@ -1,0 +1,265 @@
+"""Model bundles: one directory with safetensors weights and ``bundle.json``.
+
+A bundle holds the outer-fold models of a training run as an ensemble (probabilities averaged);
+each member carries its own clinical preprocessor (imputer reference rows and scaler statistics
+fitted on that fold's training split) and its training-mean clinical embedding (a buffer in the
+weights). ``bundle.json`` records the format version, model name and version, classes, the
+16-label map with SNOMED CT codes, preprocessing, the clinical variable specification, the
+training data hash, metrics, the creation date, the notice and the sha256 of every weight file.
+:func:`load_bundle` verifies all of it and refuses with a one-line :class:`BundleError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from inference.clinical_preprocessing import ClinicalPreprocessor
+from inference.dataset import PreprocessConfig
+from inference.model import NCCN_CLASSES, ModelConfig, ResectabilityNet
+from pancreas_contracts.clinical import CLINICAL_VARIABLES
+from pancreas_contracts.labels import LABELS
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "NOTICE",
+    "BundleError",
+    "BundleMember",
+    "LoadedBundle",
+    "load_bundle",
+    "save_bundle",
+    "sha256_file",
+]
+
+BUNDLE_FORMAT = "1.0"
+NOTICE = "investigational, not for clinical use"
+_META = "bundle.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be run; the message is one line."""
+
+
+@dataclass(frozen=True)
+class BundleMember:
+    """One ensemble member: a trained network and its clinical preprocessor."""
+
+    model: ResectabilityNet
+    preprocessor: ClinicalPreprocessor
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _label_map() -> list[dict[str, Any]]:
+    return [
+        {
+            "value": label.value,
+            "name": label.name,
+            "display": label.display,
+            "code": {
+                "scheme": label.property_type.scheme_designator,
+                "value": label.property_type.value,
+                "meaning": label.property_type.meaning,
+            },
+            "category": {
+                "scheme": label.property_category.scheme_designator,
+                "value": label.property_category.value,
+                "meaning": label.property_category.meaning,
+            },
+            "rgb": list(label.rgb),
+        }
+        for label in LABELS
+    ]
+
+
+def _clinical_spec() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": v.name,
+            "display": v.display,
+            "kind": v.kind.value,
+            "unit": v.unit,
+            "low": v.low if np.isfinite(v.low) else None,
+            "high": v.high if np.isfinite(v.high) else None,
+            "categories": list(v.categories),
+        }
+        for v in CLINICAL_VARIABLES
+    ]
+
+
+def save_bundle(
+    out: Path,
+    members: Sequence[BundleMember],
+    *,
+    preprocess: PreprocessConfig,
+    name: str,
+    version: str,
+    data_hash: str,
+    metrics: Mapping[str, Any],
+    training: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a bundle directory (created; existing weight files are replaced).
+
+    Returns
+    -------
+    Path
+        The ``bundle.json`` path.
+
+    Raises
+    ------
+    ValueError
+        With no members.
+    OSError
+        If the directory cannot be written.
+    """
+    if not members:
+        raise ValueError("a bundle needs at least one model")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, member in enumerate(members):
+        file = out / f"model-{i}.safetensors"
+        tensors = {k: v.detach().cpu().contiguous() for k, v in member.model.state_dict().items()}
+        save_file(tensors, str(file))
+        entries.append(
+            {
+                "weights": file.name,
+                "sha256": sha256_file(file),
+                "model_config": member.model.config.to_dict(),
+                "clinical_preprocessor": member.preprocessor.to_json(),
+            }
+        )
+    meta = {
+        "format_version": BUNDLE_FORMAT,
+        "model": {"name": name, "version": version, "architecture": "multimodal Swin-UNETR"},
+        "notice": NOTICE,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "classes": list(NCCN_CLASSES),
+        "label_map": _label_map(),
+        "preprocessing": preprocess.to_dict(),
+        "clinical_variables": _clinical_spec(),
+        "ensemble": "mean of member softmax probabilities",
+        "members": entries,
+        "training_data_sha256": data_hash,
+        "metrics": dict(metrics),
+        "training": dict(training or {}),
+    }
+    path = out / _META
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(meta, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A verified bundle ready to predict."""
+
+    path: Path
+    meta: dict[str, Any]
+    members: tuple[BundleMember, ...]
+    preprocess: PreprocessConfig
+
+    def predict(
+        self, image: npt.NDArray[np.float32] | None, clinical: npt.NDArray[np.float64] | None
+    ) -> npt.NDArray[np.float64]:
+        """Ensemble NCCN probabilities of preprocessed cubes.
+
+        Parameters
+        ----------
+        image
+            ``(B, S, S, S)`` cubes from :func:`inference.dataset.preprocess_volume`.
+        clinical
+            ``(B, 17)`` raw values (NaN missing), or ``None`` for clinical knock-out.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, 3)`` probabilities.
+        """
+        probs = []
+        with torch.no_grad():
+            for member in self.members:
+                member.model.eval()
+                x = None if image is None else torch.from_numpy(np.asarray(image)[:, None].copy())
+                c = None
+                if clinical is not None:
+                    c = torch.from_numpy(member.preprocessor.transform(clinical).features)
+                out = member.model(x, c)
+                probs.append(torch.softmax(out.class_logits, dim=1).numpy())
+        mean: npt.NDArray[np.float64] = np.mean(probs, axis=0).astype(np.float64)
+        return mean
+
+
+def load_bundle(path: Path) -> LoadedBundle:
+    """Read and verify a bundle directory (or its ``bundle.json``).
+
+    Raises
+    ------
+    BundleError
+        With a one-line reason: missing or unparsable metadata, unknown format, missing notice,
+        a missing weight file, a hash mismatch, or weights that do not fit the model.
+    """
+    root = path.parent if path.name == _META else path
+    meta_path = root / _META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BundleError(f"bundle {root}: cannot read {_META} ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"bundle {root}: {_META} is not valid JSON") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
+        found = meta.get("format_version") if isinstance(meta, dict) else None
+        raise BundleError(f"bundle {root}: format {found!r} is not {BUNDLE_FORMAT!r}")
+    if meta.get("notice") != NOTICE:
+        raise BundleError(f"bundle {root}: the notice {NOTICE!r} is missing")
+    if list(meta.get("classes", [])) != list(NCCN_CLASSES):
+        raise BundleError(f"bundle {root}: classes differ from {list(NCCN_CLASSES)}")
+    members = []
+    try:
+        preprocess = PreprocessConfig.from_dict(meta["preprocessing"])
+        for entry in meta["members"]:
+            members.append(_load_member(root, entry))
+    except (KeyError, TypeError) as exc:
+        raise BundleError(f"bundle {root}: incomplete metadata ({exc})") from exc
+    except BundleError:
+        raise
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: {' '.join(str(exc).split())}") from exc
+    if not members:
+        raise BundleError(f"bundle {root}: no models")
+    return LoadedBundle(root, meta, tuple(members), preprocess)
+
+
+def _load_member(root: Path, entry: Mapping[str, Any]) -> BundleMember:
+    file = root / str(entry["weights"])
+    if file.name != entry["weights"] or not file.is_file():
+        raise BundleError(f"bundle {root}: weight file {entry['weights']!r} is missing")
+    if sha256_file(file) != entry["sha256"]:
+        raise BundleError(f"bundle {root}: {file.name} does not match its sha256 (tampered?)")
+    model = ResectabilityNet(ModelConfig.from_dict(dict(entry["model_config"])))
+    try:
+        tensors = load_file(str(file))
+        model.load_state_dict(tensors, strict=True)
+    except (SafetensorError, RuntimeError) as exc:
+        raise BundleError(f"bundle {root}: {file.name} does not fit the model") from exc
+    model.eval()
+    preprocessor = ClinicalPreprocessor.from_json(entry["clinical_preprocessor"])
+    return BundleMember(model, preprocessor)

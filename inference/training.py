@@ -1,0 +1,273 @@
+"""Nested cross-validated training of the resectability model, its ablations and its bundle.
+
+Protocol (METHOD.md section 1): stratified outer 5-fold (20 % test); within each, a stratified
+80/20 split of the rest (64 % train, 16 % validation); every point of the inner grid is trained
+with AdamW and cosine annealing, early-stopped on validation macro-F1, and the best point by
+validation macro-F1 is evaluated on the outer test fold. Ablations reuse the fold's selected
+hyper-parameters. The outer-fold multimodal models form the bundle's ensemble.
+
+Everything is resumable: each fit checkpoints every epoch under ``OUT/checkpoints`` and a rerun
+with the same data and config continues where it stopped (finished fits are only reloaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from inference._training_config import HyperParams, TrainConfig
+from inference._training_geometry import GeometryClassifier, contact_features
+from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
+from inference._training_metrics import DICE_GROUPS, classification_metrics, total_dice_counts
+from inference._training_report import VARIANT_TITLES, plot_confusion, plot_roc, write_report
+from inference._training_splits import FoldSplit, nested_splits
+from inference.bundle import BundleMember, save_bundle
+from inference.clinical_preprocessing import clinical_matrix
+from inference.dataset import CaseRecord, PreprocessConfig, discover_cases, preprocess_case
+from inference.model import ModelMode
+
+__all__ = ["TrainingRun", "load_cohort", "train_cohort"]
+
+Status = Callable[[str, int, int], None]
+"""Progress callback: ``(task description, done, total)``."""
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a training run produced."""
+
+    out: Path
+    summary: dict[str, Any]
+    folds: dict[str, list[dict[str, Any]]]
+    bundle_json: Path
+
+
+def load_cohort(
+    cases: list[CaseRecord],
+    preprocess: PreprocessConfig,
+    cache: Path | None,
+    status: Status | None = None,
+) -> CohortArrays:
+    """Preprocess every case (cached as ``.npz`` under ``cache`` when given).
+
+    Raises
+    ------
+    ValueError
+        If a case has no label map (training needs one).
+    """
+    images, labels = [], []
+    size = preprocess.target_size
+    for done, case in enumerate(cases, start=1):
+        file = (
+            None
+            if cache is None
+            else cache / f"{case.patient_id}_{size}_{preprocess.cube_mm:g}.npz"
+        )
+        if file is not None and file.is_file():
+            with np.load(file) as saved:
+                image, label = saved["image"], saved["label"]
+        else:
+            if case.label is None:
+                raise ValueError(f"patient {case.patient_id}: training needs label.nii.gz")
+            pre = preprocess_case(case, preprocess)
+            assert pre.label is not None
+            image, label = pre.image, pre.label
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(file, image=image, label=label)
+        images.append(image.astype(np.float32))
+        labels.append(label.astype(np.uint8))
+        if status is not None:
+            status("preprocessing", done, len(cases))
+    return CohortArrays(
+        images=np.stack(images),
+        labels=np.stack(labels),
+        clinical=clinical_matrix([c.clinical for c in cases]),
+        targets=np.asarray([c.nccn_label for c in cases], dtype=np.int64),
+        patient_ids=tuple(c.patient_id for c in cases),
+    )
+
+
+def data_hash(arrays: CohortArrays) -> str:
+    """sha256 over the preprocessed images, labels, clinical table and NCCN labels."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(arrays.patient_ids).encode())
+    for array in (
+        arrays.images,
+        arrays.labels,
+        np.nan_to_num(arrays.clinical, nan=-1e30),
+        arrays.targets,
+    ):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _row(
+    fold: int, truth: npt.NDArray[np.int64], probs: npt.NDArray[np.float64], **extra: Any
+) -> dict[str, Any]:
+    return {"fold": fold, **classification_metrics(truth.tolist(), probs), **extra}
+
+
+class _Trainer:
+    def __init__(self, arrays: CohortArrays, config: TrainConfig, out: Path, status: Status | None):
+        self.arrays, self.config, self.out, self.status = arrays, config, out, status
+        self.device = pick_device(config.device)
+        self.folds: dict[str, list[dict[str, Any]]] = {"multimodal": []}
+        for name in ("geometry", "ct_only", "tabular_only", "knockout", "fixed_weights"):
+            if name in config.ablations:
+                self.folds[name] = []
+        self.pooled: dict[str, tuple[list[int], list[npt.NDArray[np.float64]]]] = {}
+
+    def _fit(
+        self,
+        split: FoldSplit,
+        hp: HyperParams,
+        mode: ModelMode,
+        adaptive: bool,
+        tag: str,
+        seed: int,
+    ) -> FitResult:
+        name = f"fold {split.fold} {tag} {hp.key()}"
+
+        def progress(epoch: int, total: int, loss: float) -> None:
+            if self.status is not None:
+                self.status(f"{name} loss {loss:.3f}", epoch, total)
+
+        return fit_model(
+            self.arrays, split.train, split.val, hp, self.config, mode=mode, adaptive=adaptive,
+            checkpoint=self.out / "checkpoints" / f"fold{split.fold}" / f"{tag}_{hp.key()}.pt",
+            seed=seed, progress=progress,
+        )  # fmt: skip
+
+    def _record(
+        self, variant: str, split: FoldSplit, probs: npt.NDArray[np.float64], **extra: Any
+    ) -> None:
+        truth = self.arrays.targets[split.test]
+        self.folds[variant].append(_row(split.fold, truth, probs, **extra))
+        labels, chunks = self.pooled.setdefault(variant, ([], []))
+        labels.extend(truth.tolist())
+        chunks.append(probs)
+
+    def run_fold(self, split: FoldSplit) -> BundleMember:
+        cfg, base_seed = self.config, self.config.seed * 10_000 + split.fold * 100
+        mode, adaptive = ModelMode.MULTIMODAL, cfg.adaptive_weights
+        fits = [
+            (self._fit(split, hp, mode, adaptive, "multimodal", base_seed + i), hp)
+            for i, hp in enumerate(cfg.grid())
+        ]
+        best, hp = max(fits, key=lambda f: f[0].best_val_f1)
+        feats = best.preprocessor.transform(self.arrays.clinical).features
+        pred = predict(
+            best.model, self.arrays, split.test, feats, torch.device("cpu"), keep_segmentation=True
+        )
+        assert pred.segmentation is not None
+        counts = total_dice_counts(
+            list(pred.segmentation), [self.arrays.labels[i] for i in split.test]
+        )
+        dice = {name: float(counts[g, 0] / counts[g, 1]) if counts[g, 1] else float("nan")
+                for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
+        self._record("multimodal", split, pred.probs, dice=dice, epochs=best.epochs, hp=hp.key())
+        if "knockout" in self.folds:
+            ko = predict(best.model, self.arrays, split.test, None, torch.device("cpu"))
+            self._record("knockout", split, ko.probs, hp=hp.key())
+        if "geometry" in self.folds:
+            train_angles = np.stack([contact_features(self.arrays.labels[i]) for i in split.train])
+            test_angles = np.stack([contact_features(s) for s in pred.segmentation])
+            clf = GeometryClassifier().fit(train_angles, self.arrays.targets[split.train])
+            self._record("geometry", split, clf.predict_proba(test_angles))
+        for offset, (variant, vmode, vadaptive) in enumerate(
+            (("ct_only", ModelMode.CT_ONLY, adaptive),
+             ("tabular_only", ModelMode.TABULAR_ONLY, adaptive),
+             ("fixed_weights", ModelMode.MULTIMODAL, False)), start=1,
+        ):  # fmt: skip
+            if variant not in self.folds:
+                continue
+            fit = self._fit(split, hp, vmode, vadaptive, variant, base_seed + 50 + offset)
+            vfeats = fit.preprocessor.transform(self.arrays.clinical).features
+            vpred = predict(fit.model, self.arrays, split.test, vfeats, torch.device("cpu"))
+            self._record(variant, split, vpred.probs, epochs=fit.epochs, hp=hp.key())
+        return BundleMember(best.model, best.preprocessor)
+
+    def figures(self) -> None:
+        for variant, (labels, chunks) in self.pooled.items():
+            truth = np.asarray(labels, dtype=np.int64)
+            probs = np.concatenate(chunks)
+            title = VARIANT_TITLES.get(variant, variant)
+            plot_roc(self.out / f"roc_{variant}.png", truth, probs, title)
+            cm = np.asarray(classification_metrics(truth.tolist(), probs)["confusion"])
+            plot_confusion(self.out / f"confusion_{variant}.png", cm, title)
+
+
+def train_cohort(
+    data_dir: Path,
+    out: Path,
+    config: TrainConfig,
+    *,
+    status: Status | None = None,
+    bundle_name: str = "pancreas-resectability",
+    bundle_version: str = "0.1.0",
+) -> TrainingRun:
+    """Run the nested cross-validation on ``data_dir`` and write report and bundle to ``out``.
+
+    Parameters
+    ----------
+    data_dir
+        Cohort folder (see :mod:`inference.dataset`).
+    out
+        Output folder: ``report.md``, figures, ``folds.json``, ``checkpoints/``, ``cache/`` and
+        the bundle (``bundle.json`` + ``model-*.safetensors``).
+    config
+        Protocol and grid.
+    status
+        Optional progress callback.
+
+    Returns
+    -------
+    TrainingRun
+        Summary, per-fold rows and the bundle path.
+
+    Raises
+    ------
+    ValueError
+        On invalid data or config.
+    OSError
+        If files cannot be read or written.
+    """
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    preprocess = PreprocessConfig(config.target_size, config.cube_mm)
+    cases = discover_cases(data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = load_cohort(cases, preprocess, out / "cache", status)
+    digest = data_hash(arrays)
+    splits = nested_splits(arrays.targets.tolist(), config.outer_folds, config.seed)
+    trainer = _Trainer(arrays, config, out, status)
+    members = [trainer.run_fold(split) for split in splits[: config.folds_to_run]]
+    trainer.figures()
+    device = pick_device(config.device)
+    classes = np.bincount(arrays.targets, minlength=3).tolist()
+    header = [
+        f"- cohort: {len(cases)} patients, classes {classes}",
+        f"- input: {config.target_size}^3 voxels of {preprocess.spacing_mm:g} mm "
+        f"({config.cube_mm:g} mm cube); device: {device.type}",
+        f"- outer folds run: {config.folds_to_run} of {config.outer_folds}; "
+        f"grid: {len(config.grid())} point(s); max epochs {config.max_epochs}, "
+        f"patience {config.patience}",
+        f"- training data sha256: {digest}",
+    ]
+    summary = write_report(out / "report.md", trainer.folds, header)
+    (out / "folds.json").write_text(json.dumps(trainer.folds, indent=1) + "\n", encoding="utf-8")
+    bundle_json = save_bundle(
+        out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
+        data_hash=digest, metrics=summary,
+        training={"config": config.to_dict(), "patients": len(cases), "device": device.type},
+    )  # fmt: skip
+    return TrainingRun(out, summary, trainer.folds, bundle_json)
