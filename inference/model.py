@@ -239,8 +239,8 @@ class ResectabilityNet(nn.Module):
         Parameters
         ----------
         image
-            ``(B, 1, D, H, W)``, sizes multiples of 32; ignored (may be ``None``) in
-            tabular-only mode.
+            ``(B, 1, D, H, W)``, sizes multiples of 32, at least one of them 64 or more;
+            ignored (may be ``None``) in tabular-only mode.
         clinical
             ``(B, clinical_features)`` preprocessed vectors, or ``None`` when absent for the
             whole batch (knock-out).
@@ -266,9 +266,9 @@ class ResectabilityNet(nn.Module):
                 raise ValueError("this model needs an image")
             if any(s % SWIN_DIVISOR for s in image.shape[2:]):
                 raise ValueError(f"image sizes must be multiples of {SWIN_DIVISOR}")
-            if self.training and all(s == SWIN_DIVISOR for s in image.shape[2:]):
-                # The bottleneck would be 1 voxel: instance norm cannot train on it.
-                raise ValueError(f"training needs at least one image side of {2 * SWIN_DIVISOR}")
+            if all(s == SWIN_DIVISOR for s in image.shape[2:]):
+                # The bottleneck would be 1 voxel: instance norm cannot normalise it.
+                raise ValueError(f"the image needs at least one side of {2 * SWIN_DIVISOR}")
             seg_logits, bottleneck = swin_forward(self.swin, image)
             assert self.image_projection is not None
             parts.append(self.image_projection(bottleneck.mean(dim=(2, 3, 4))))

@@ -57,3 +57,5 @@ def test_rejects_bad_config_and_sizes() -> None:
         ModelConfig(clinical_features=30, feature_size=32)
     with pytest.raises(ValueError, match="multiples of 32"):
         _net()(torch.randn(1, 1, 48, 32, 32), torch.randn(1, 30))
+    with pytest.raises(ValueError, match="at least one side of 64"):
+        _net().eval()(torch.randn(1, 1, 32, 32, 32), torch.randn(1, 30))

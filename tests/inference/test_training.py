@@ -1,0 +1,142 @@
+"""Nested CV splits, leakage-free preprocessing, config loading, metrics and a tiny fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference._training_config import TrainConfig, load_config
+from inference._training_geometry import GeometryClassifier, contact_features
+from inference._training_loop import CohortArrays, fit_model
+from inference._training_metrics import classification_metrics, macro_auc
+from inference._training_splits import nested_splits, stratified_folds
+from inference.clinical_preprocessing import clinical_matrix
+from inference.model import ModelMode
+from inference.phantom import plan_cohort
+
+torch.set_num_threads(2)
+
+LABELS = [0] * 85 + [1] * 47 + [2] * 27
+
+
+def test_outer_folds_are_stratified_disjoint_and_cover_everything() -> None:
+    folds = stratified_folds(LABELS, 5, seed=3)
+    merged = np.concatenate(folds)
+    assert sorted(merged.tolist()) == list(range(len(LABELS)))
+    labels = np.asarray(LABELS)
+    for fold in folds:
+        counts = np.bincount(labels[fold], minlength=3)
+        assert all(abs(c - t / 5) <= 1 for c, t in zip(counts, (85, 47, 27), strict=True))
+
+
+def test_nested_splits_are_64_16_20_and_disjoint() -> None:
+    splits = nested_splits(LABELS, 5, seed=1)
+    assert len(splits) == 5
+    tests = np.concatenate([s.test for s in splits])
+    assert sorted(tests.tolist()) == list(range(len(LABELS)))
+    for s in splits:
+        assert not set(s.train) & set(s.val)
+        assert not set(s.train) & set(s.test)
+        assert not set(s.val) & set(s.test)
+        assert len(s.train) + len(s.val) + len(s.test) == len(LABELS)
+        assert abs(len(s.val) / len(LABELS) - 0.16) < 0.02
+        assert abs(len(s.test) / len(LABELS) - 0.20) < 0.02
+        for part in (s.train, s.val):
+            share = np.bincount(np.asarray(LABELS)[part], minlength=3) / len(part)
+            np.testing.assert_allclose(share, np.array([85, 47, 27]) / 159, atol=0.05)
+
+
+def test_splits_are_reproducible() -> None:
+    a, b = nested_splits(LABELS, 5, seed=7), nested_splits(LABELS, 5, seed=7)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.test, y.test)
+        np.testing.assert_array_equal(x.val, y.val)
+
+
+def _tiny_arrays(n: int = 8) -> CohortArrays:
+    plans = plan_cohort(n, seed=9)
+    rng = np.random.default_rng(0)
+    labels = np.zeros((n, 32, 32, 64), dtype=np.uint8)
+    labels[:, 8:20, 8:20, 20:40] = 1
+    labels[:, 10:14, 10:14, 24:30] = 2
+    images = (labels * 0.5 + rng.normal(0, 0.1, labels.shape)).astype(np.float32)
+    return CohortArrays(
+        images=images,
+        labels=labels,
+        clinical=clinical_matrix([p.clinical for p in plans]),
+        targets=np.array([p.nccn_label for p in plans], dtype=np.int64),
+        patient_ids=tuple(p.patient_id for p in plans),
+    )
+
+
+def test_fit_never_sees_test_rows_and_resumes(tmp_path: Path) -> None:
+    arrays = _tiny_arrays()
+    train, val, test = np.arange(0, 5), np.arange(5, 7), np.arange(7, 8)
+    poisoned = arrays.clinical.copy()
+    poisoned[test] = 1e5  # huge test-row values would move the fitted statistics if they leaked
+    poisoned[val] = -1e5
+    leaky = CohortArrays(arrays.images, arrays.labels, poisoned, arrays.targets, arrays.patient_ids)
+    config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,), augment=False)
+    hp = config.grid()[0]
+    fits = []
+    for data in (arrays, leaky):
+        fit = fit_model(
+            data, train, val, hp, config, mode=ModelMode.TABULAR_ONLY, adaptive=True,
+            checkpoint=tmp_path / f"{len(fits)}.pt", seed=0,
+        )  # fmt: skip
+        fits.append(fit)
+    assert fits[0].preprocessor.to_json() == fits[1].preprocessor.to_json()
+    assert fits[0].preprocessor.n_fitted == len(train)
+    assert bool(fits[0].model.clinical_mean_set)
+    again = fit_model(
+        arrays, train, val, hp, config, mode=ModelMode.TABULAR_ONLY, adaptive=True,
+        checkpoint=tmp_path / "0.pt", seed=0,
+    )  # fmt: skip
+    assert again.epochs == 1  # resumed from the finished checkpoint, no further epoch
+
+
+def test_fit_multimodal_one_epoch(tmp_path: Path) -> None:
+    arrays = _tiny_arrays(4)
+    config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,))
+    fit = fit_model(
+        arrays, np.arange(2), np.arange(2, 4), config.grid()[0], config,
+        mode=ModelMode.MULTIMODAL, adaptive=True, checkpoint=tmp_path / "m.pt", seed=0,
+    )  # fmt: skip
+    assert fit.epochs == 1 and 0.0 <= fit.tumor_dice <= 1.0
+
+
+def test_metrics() -> None:
+    probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]])
+    m = classification_metrics([0, 1, 2, 1], probs)
+    assert m["accuracy"] == 0.75
+    assert m["recall"] == [1.0, 0.5, 1.0]
+    assert m["confusion"][1] == [1, 1, 0]
+    assert macro_auc([0, 1, 2], np.eye(3)) == 1.0
+    assert macro_auc([0, 1, 2], np.full((3, 3), 1 / 3)) == 0.5
+
+
+def test_geometry_features_and_classifier() -> None:
+    labels = np.zeros((20, 20, 3), dtype=np.uint8)
+    labels[8:12, 8:12, :] = 6  # SMA
+    labels[4:8, 6:14, :] = 2  # tumor on one side
+    angles = contact_features(labels)
+    assert 60.0 < angles[0] < 240.0 and angles[1:].sum() == 0.0
+    x = np.array([[0.0] * 5, [90.0, 0, 0, 0, 0], [270.0, 0, 0, 0, 0]] * 4)
+    y = np.array([0, 1, 2] * 4)
+    clf = GeometryClassifier().fit(x, y)
+    assert (clf.predict_proba(x).argmax(axis=1) == y).mean() >= 0.66
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('lr = [1e-3, 5e-4]\nfeature_size = [12]\nablations = ["ct_only"]\n')
+    config = load_config(path, max_epochs=3)
+    assert len(config.grid()) == 2 and config.max_epochs == 3 and config.patience == 20
+    path.write_text("nope = 1\n")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        load_config(path)
+    with pytest.raises(ValueError, match="unknown ablations"):
+        TrainConfig(ablations=("bogus",))
