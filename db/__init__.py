@@ -54,6 +54,7 @@ from db._models import (
     RoutingDecision,
     SeriesStatus,
 )
+from db._views import StudyJobInfo, WorklistEntry, list_study_jobs, list_worklist
 from db.registry import (
     RegistryBridge,
     RegistryConfig,
@@ -83,6 +84,8 @@ __all__ = [
     "SeriesInfo",
     "SeriesStatus",
     "StudyInfo",
+    "StudyJobInfo",
+    "WorklistEntry",
     "add_audit_event",
     "backoff_delay",
     "claim_next_job",
@@ -97,6 +100,8 @@ __all__ = [
     "list_audit_events",
     "list_delivery_attempts",
     "list_recent_jobs",
+    "list_study_jobs",
+    "list_worklist",
     "load_registry_config",
     "mark_delivered",
     "mark_series_complete",

@@ -11,6 +11,7 @@ import json
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,15 +21,76 @@ from string import Template
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["ORTHANC_BINARY", "OrthancConfig", "OrthancError", "OrthancServer"]
+__all__ = [
+    "ORTHANC_BINARY",
+    "PYTHON_PLUGIN",
+    "OrthancConfig",
+    "OrthancError",
+    "OrthancServer",
+    "PythonPluginConfig",
+]
 
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
+#: Debian's orthanc-python plugin (embeds the system CPython 3.11).
+PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 _DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-_TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "orthanc" / "orthanc.json.in"
+_REPO = Path(__file__).resolve().parents[1]
+_TEMPLATE = _REPO / "deploy" / "orthanc" / "orthanc.json.in"
+_ENTRY_SCRIPT = Path(__file__).resolve().parent / "_entry.py"
+
+
+def _default_venv() -> Path:
+    """The virtual environment running this launcher, else ``<repository>/.venv``."""
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix)
+    return _REPO / ".venv"
 
 
 class OrthancError(RuntimeError):
     """Orthanc could not be started or answered with an error."""
+
+
+@dataclass(frozen=True)
+class PythonPluginConfig:
+    """The PancreasAI Python plugin in Orthanc (section ``PancreasAI``, see the deploy README).
+
+    Parameters
+    ----------
+    node_config
+        The node's TOML settings (database URL, routing rules, bundle); ``None`` leaves them
+        to ``PANCREAS_AI_*`` environment variables of the Orthanc process.
+    venv
+        The virtual environment whose ``site-packages`` the embedded Python imports from.
+    submit
+        Whether stable series are sent to the node.
+    retry_base_s, retry_max_s, give_up_h
+        Back-off and give-up time for sending series to the node.
+    sync_interval_s
+        How often labels of studies waiting for a result are refreshed.
+    """
+
+    node_config: Path | None = None
+    venv: Path = field(default_factory=_default_venv)
+    submit: bool = True
+    retry_base_s: float = 30.0
+    retry_max_s: float = 900.0
+    give_up_h: float = 24.0
+    sync_interval_s: float = 5.0
+
+    def section(self, storage_dir: Path) -> dict[str, Any]:
+        """The ``PancreasAI`` section of Orthanc's configuration."""
+        return {
+            "VirtualEnv": str(self.venv),
+            "NodeConfig": str(self.node_config.resolve()) if self.node_config else "",
+            "NodeModality": "pancreas_ai",
+            "StateFile": str(storage_dir / "pancreas-ai-plugin.sqlite"),
+            "SubmitStableSeries": self.submit,
+            "RetryBaseSeconds": self.retry_base_s,
+            "RetryMaxSeconds": self.retry_max_s,
+            "GiveUpHours": self.give_up_h,
+            "SyncIntervalSeconds": self.sync_interval_s,
+            "WriteUsers": ["admin"],
+        }
 
 
 @dataclass(frozen=True)
@@ -45,12 +107,20 @@ class OrthancConfig:
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     viewer_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_plugins: tuple[Path, ...] = ()
+    python_plugin: PythonPluginConfig | None = None
 
     def render(self) -> str:
         """Return the filled-in JSON configuration."""
         plugins = [str(_DICOMWEB_PLUGIN), *(str(p) for p in self.extra_plugins)]
+        storage_dir = (self.work_dir / "storage").resolve()
+        script = ""
+        section: dict[str, Any] = {}
+        if self.python_plugin is not None:
+            plugins.append(str(PYTHON_PLUGIN))
+            script = str(_ENTRY_SCRIPT)
+            section = self.python_plugin.section(storage_dir)
         text = Template(_TEMPLATE.read_text(encoding="utf-8")).substitute(
-            storage_dir=str((self.work_dir / "storage").resolve()),
+            storage_dir=str(storage_dir),
             http_port=self.http_port,
             dicom_port=self.dicom_port,
             dicom_aet=self.dicom_aet,
@@ -60,6 +130,8 @@ class OrthancConfig:
             admin_password=self.admin_password,
             viewer_password=self.viewer_password,
             plugins=json.dumps(plugins),
+            python_script=json.dumps(script),
+            pancreas_ai=json.dumps(section, indent=4),
         )
         json.loads(text)  # fail here, not inside Orthanc, if the template is broken
         return text

@@ -1,0 +1,148 @@
+"""Read-only views for the Orthanc plugin's routes: a study's jobs and the tumor-board worklist.
+
+Nothing here writes (not even audit events): result *contents* are read through
+:func:`db.get_result`, which records the read. These views carry categories and states only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from db._database import NodeDatabase
+from db._ingest import SeriesInfo, _series_info
+from db._jobs import JobInfo, _info
+from db._models import BoardCase, BoardDecision, Job, Result, Series, Study, TumorBoard
+
+__all__ = ["StudyJobInfo", "WorklistEntry", "list_study_jobs", "list_worklist"]
+
+
+@dataclass(frozen=True)
+class StudyJobInfo:
+    """One job of a study's series (``job`` is ``None`` for a series without any job).
+
+    ``result_category`` / ``result_category_label`` come from the job's result, if any.
+    """
+
+    series: SeriesInfo
+    job: JobInfo | None
+    result_category: int | None
+    result_category_label: str | None
+
+
+@dataclass(frozen=True)
+class WorklistEntry:
+    """One study on the tumor-board worklist: its newest job, that job's result, its board.
+
+    ``board_*``, ``decision`` and the reviewer fields describe the study's most recent board
+    case (``None`` when the study is on no board).
+    """
+
+    study_instance_uid: str
+    accession_number: str | None
+    study_date: date | None
+    study_created_at: datetime
+    job: JobInfo | None
+    category: int | None
+    category_label: str | None
+    probabilities: tuple[float, ...]
+    board_id: int | None
+    board_date: date | None
+    board_title: str | None
+    decision: BoardDecision | None
+    reviewer: str | None
+    reviewer_category: int | None
+    decided_at: datetime | None
+
+
+def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
+    """Every series of a study with each of its jobs, newest job first.
+
+    A series without a job (still receiving, or routed to *skip*) appears once with ``job``
+    ``None``; series are ordered by their first instance's arrival.
+    """
+    stmt = (
+        select(Series, Job, Result.category, Result.category_label)
+        .join(Study, Series.study_id == Study.id)
+        .outerjoin(Job, Job.series_instance_uid == Series.series_instance_uid)
+        .outerjoin(Result, Result.job_id == Job.id)
+        .where(Study.study_instance_uid == study_instance_uid)
+        .order_by(Series.first_received_at, Series.id, Job.created_at.desc(), Job.id)
+    )
+    with db.session() as session:
+        return [
+            StudyJobInfo(
+                series=_series_info(series, study_instance_uid),
+                job=None if job is None else _info(job),
+                result_category=category,
+                result_category_label=label,
+            )
+            for series, job, category, label in session.execute(stmt)
+        ]
+
+
+def list_worklist(db: NodeDatabase, *, limit: int = 1000) -> list[WorklistEntry]:
+    """The ``limit`` most recently created studies that have a job or a board case.
+
+    Filtering and sorting for display are the caller's (the plugin's worklist route).
+    """
+    with db.session() as session:
+        studies = list(
+            session.scalars(select(Study).order_by(Study.created_at.desc(), Study.id).limit(limit))
+        )
+        uids = [s.study_instance_uid for s in studies]
+        newest: dict[str, tuple[Job, Result | None]] = {}
+        jobs = session.execute(
+            select(Study.study_instance_uid, Job, Result)
+            .join(Series, Series.study_id == Study.id)
+            .join(Job, Job.series_instance_uid == Series.series_instance_uid)
+            .outerjoin(Result, Result.job_id == Job.id)
+            .where(Study.study_instance_uid.in_(uids))
+            .order_by(Job.created_at, Job.id)
+        )
+        for uid, job, result in jobs:
+            newest[uid] = (job, result)  # ascending order: the last one wins
+        boards: dict[str, tuple[BoardCase, TumorBoard]] = {}
+        cases = session.execute(
+            select(BoardCase, TumorBoard)
+            .join(TumorBoard, BoardCase.board_id == TumorBoard.id)
+            .where(BoardCase.study_instance_uid.in_(uids))
+            .order_by(TumorBoard.board_date, BoardCase.id)
+        )
+        for case, board in cases:
+            boards[case.study_instance_uid] = (case, board)
+        entries = []
+        for study in studies:
+            job_row = newest.get(study.study_instance_uid)
+            board_row = boards.get(study.study_instance_uid)
+            if job_row is not None or board_row is not None:
+                entries.append(_worklist_entry(study, job_row, board_row))
+        return entries
+
+
+def _worklist_entry(
+    study: Study,
+    job_row: tuple[Job, Result | None] | None,
+    board_row: tuple[BoardCase, TumorBoard] | None,
+) -> WorklistEntry:
+    job, result = job_row if job_row is not None else (None, None)
+    case, board = board_row if board_row is not None else (None, None)
+    return WorklistEntry(
+        study_instance_uid=study.study_instance_uid,
+        accession_number=study.accession_number,
+        study_date=study.study_date,
+        study_created_at=study.created_at,
+        job=None if job is None else _info(job),
+        category=None if result is None else result.category,
+        category_label=None if result is None else result.category_label,
+        probabilities=() if result is None else tuple(result.probabilities),
+        board_id=None if board is None else board.id,
+        board_date=None if board is None else board.board_date,
+        board_title=None if board is None else board.title,
+        decision=None if case is None else case.decision,
+        reviewer=None if case is None else case.reviewer,
+        reviewer_category=None if case is None else case.reviewer_category,
+        decided_at=None if case is None else case.decided_at,
+    )

@@ -1,0 +1,45 @@
+"""The node as the plugin sees it: its settings, its database and its routing rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from db import NodeDatabase
+from dicom_node.routing import RuleSet, load_rules
+from pancreas_contracts import Settings, load_settings
+
+__all__ = ["NodeContext", "open_node"]
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What the plugin reads of the node.
+
+    The plugin only reads the node database, except for re-analysis (``db.retry_job``,
+    ``db.enqueue_job``); it never migrates it.
+    """
+
+    settings: Settings
+    database: NodeDatabase
+    rules: RuleSet
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.database.dispose()
+
+
+def open_node(node_config: Path | None) -> NodeContext:
+    """Load the node's settings (TOML file and ``PANCREAS_AI_*``), rules and database.
+
+    Raises
+    ------
+    ValueError
+        If the settings, the rules or the database URL are invalid.
+    """
+    settings = load_settings(node_config)
+    return NodeContext(
+        settings=settings,
+        database=NodeDatabase(settings.resolved_database_url),
+        rules=load_rules(settings.routing_rules),
+    )

@@ -1,0 +1,233 @@
+"""The tumor-board worklist: filter and sort :class:`db.WorklistEntry` rows for display.
+
+Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma-separated):
+
+``status``
+    ``ai-pending``, ``ai-done``, ``ai-failed``, ``none``.
+``category``
+    ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
+``decision``
+    ``pending``, ``agree``, ``disagree``, ``none`` (not on a board).
+``board_from`` / ``board_to``
+    Board dates (``YYYY-MM-DD``, inclusive); a study on no board is then left out.
+``sort``
+    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``updated``
+    (job last changed; the default).
+``order``
+    ``asc`` or ``desc`` (default ``desc``); empty values always sort last.
+``limit`` / ``offset``
+    Page size (1-1000, default 100) and start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from db import WorklistEntry
+from orthanc_plugin._status import AiStatus, category_name, job_status
+from pancreas_contracts.result import CATEGORY_LABELS
+
+__all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
+
+_STATUSES = ("ai-pending", "ai-done", "ai-failed", "none")
+_CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
+_DECISIONS = ("pending", "agree", "disagree", "none")
+_SORTS = ("board_date", "study_date", "status", "category", "decision", "updated")
+
+
+@dataclass(frozen=True)
+class WorklistQuery:
+    """A validated worklist query (see the module docstring)."""
+
+    status: frozenset[str] | None = None
+    category: frozenset[str] | None = None
+    decision: frozenset[str] | None = None
+    board_from: date | None = None
+    board_to: date | None = None
+    sort: str = "updated"
+    descending: bool = True
+    limit: int = 100
+    offset: int = 0
+
+
+def _choices(query: Mapping[str, str], key: str, allowed: Sequence[str]) -> frozenset[str] | None:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return None
+    values = frozenset(v.strip().lower() for v in raw.split(",") if v.strip())
+    unknown = values - set(allowed)
+    if unknown:
+        raise ValueError(f"{key}: unknown value(s) {sorted(unknown)}; allowed {list(allowed)}")
+    return values
+
+
+def _date(query: Mapping[str, str], key: str) -> date | None:
+    raw = query.get(key)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"{key}: expected YYYY-MM-DD, got {raw!r}") from exc
+
+
+def _int(query: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    raw = query.get(key)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{key}: expected an integer, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{key}: must be within {low}-{high}")
+    return value
+
+
+def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
+    """Validate the query parameters.
+
+    Raises
+    ------
+    ValueError
+        One line naming the bad parameter (the route answers HTTP 400 with it).
+    """
+    sort = query.get("sort") or "updated"
+    if sort not in _SORTS:
+        raise ValueError(f"sort: unknown key {sort!r}; allowed {list(_SORTS)}")
+    order = (query.get("order") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise ValueError("order: expected asc or desc")
+    return WorklistQuery(
+        status=_choices(query, "status", _STATUSES),
+        category=_choices(query, "category", _CATEGORIES),
+        decision=_choices(query, "decision", _DECISIONS),
+        board_from=_date(query, "board_from"),
+        board_to=_date(query, "board_to"),
+        sort=sort,
+        descending=order == "desc",
+        limit=_int(query, "limit", 100, 1, 1000),
+        offset=_int(query, "offset", 0, 0, 10**9),
+    )
+
+
+def _status(entry: WorklistEntry) -> str:
+    if entry.job is None:
+        return AiStatus.NONE.value
+    return job_status(entry.job.state, entry.job.next_attempt_at is not None).value
+
+
+def _category(entry: WorklistEntry) -> str | None:
+    if entry.job is None or _status(entry) != AiStatus.DONE.value:
+        return None
+    name = category_name(entry.category, entry.category_label)
+    return None if name is None else name.removeprefix("nccn-")
+
+
+def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
+    category = _category(entry)
+    probabilities = (
+        dict(zip(CATEGORY_LABELS, entry.probabilities, strict=True))
+        if category is not None and len(entry.probabilities) == len(CATEGORY_LABELS)
+        else None
+    )
+    reviewer_category = (
+        CATEGORY_LABELS[entry.reviewer_category].replace(" ", "-")
+        if entry.reviewer_category is not None and 0 <= entry.reviewer_category < 3
+        else None
+    )
+    uid = entry.study_instance_uid
+    return {
+        "study_instance_uid": uid,
+        "orthanc_study_id": orthanc_id,
+        "accession_number": entry.accession_number,
+        "study_date": _iso(entry.study_date),
+        "ai_status": _status(entry),
+        "category": category,
+        "probabilities": probabilities,
+        "job": None
+        if entry.job is None
+        else {
+            "id": entry.job.id,
+            "state": entry.job.state.value,
+            "updated_at": _iso(entry.job.updated_at),
+        },
+        "board": None
+        if entry.board_id is None
+        else {"id": entry.board_id, "date": _iso(entry.board_date), "title": entry.board_title},
+        "decision": None if entry.decision is None else entry.decision.value,
+        "reviewer": entry.reviewer,
+        "reviewer_category": reviewer_category,
+        "decided_at": _iso(entry.decided_at),
+        "links": {
+            "results": f"/pancreas-ai/studies/{uid}/results",
+            "status": f"/pancreas-ai/studies/{uid}/status",
+        },
+    }
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
+    if query.status is not None and _status(entry) not in query.status:
+        return False
+    if query.category is not None and (_category(entry) or "none") not in query.category:
+        return False
+    decision = "none" if entry.decision is None else entry.decision.value
+    if query.decision is not None and decision not in query.decision:
+        return False
+    if query.board_from is not None and (
+        entry.board_date is None or entry.board_date < query.board_from
+    ):
+        return False
+    return not (
+        query.board_to is not None
+        and (entry.board_date is None or entry.board_date > query.board_to)
+    )
+
+
+_SORT_KEYS: dict[str, Callable[[WorklistEntry], Any]] = {
+    "board_date": lambda e: e.board_date,
+    "study_date": lambda e: e.study_date,
+    "status": _status,
+    "category": _category,
+    "decision": lambda e: None if e.decision is None else e.decision.value,
+    "updated": lambda e: None if e.job is None else e.job.updated_at,
+}
+
+
+def worklist_page(
+    entries: Sequence[WorklistEntry],
+    query: WorklistQuery,
+    lookup: Callable[[str], str | None] = lambda uid: None,
+) -> dict[str, Any]:
+    """Filter, sort and page the worklist; empty sort values come last in either order.
+
+    Parameters
+    ----------
+    entries
+        The rows from :func:`db.list_worklist`.
+    query
+        The validated query.
+    lookup
+        Orthanc's study identifier for a StudyInstanceUID (``None`` if Orthanc lacks the
+        study); called for the returned page only.
+    """
+    kept = [e for e in entries if _keep(e, query)]
+    key = _SORT_KEYS[query.sort]
+    present = [e for e in kept if key(e) is not None]
+    missing = [e for e in kept if key(e) is None]
+    present.sort(key=key, reverse=query.descending)
+    ordered = present + missing
+    page = ordered[query.offset : query.offset + query.limit]
+    return {
+        "total": len(ordered),
+        "offset": query.offset,
+        "limit": query.limit,
+        "items": [_item(e, lookup(e.study_instance_uid)) for e in page],
+    }
