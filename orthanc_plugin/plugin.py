@@ -216,6 +216,7 @@ class PancreasAiPlugin:
             self._thread.join(timeout=30)
             self._thread = None
         self.node.close()
+        _log.warning("PancreasAI plugin stopped")
 
     def _run(self) -> None:
         next_sync = 0.0

@@ -1,0 +1,103 @@
+"""Read views for the Orthanc plugin: a study's jobs and the tumor-board worklist."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from db import (
+    BoardDecision,
+    NewResult,
+    NodeDatabase,
+    claim_next_job,
+    complete_job,
+    enqueue_job,
+    list_study_jobs,
+    list_worklist,
+    record_instance,
+)
+from db._models import BoardCase, TumorBoard
+from pancreas_contracts import JobState
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+def _receive(db: NodeDatabase, study: str, series: str, sop: str) -> None:
+    record_instance(
+        db,
+        study_instance_uid=study,
+        series_instance_uid=series,
+        sop_instance_uid=sop,
+        sop_class_uid=CT,
+        transfer_syntax_uid=EXPLICIT_LE,
+        spool_path=f"/spool/{study}/{series}/{sop}.dcm",
+        modality="CT",
+        accession_number="ACC1",
+        study_date=date(2025, 3, 14),
+    )
+
+
+def test_study_jobs_list_series_with_and_without_jobs(node_db: NodeDatabase) -> None:
+    _receive(node_db, "1.1", "1.1.1", "1.1.1.1")
+    _receive(node_db, "1.1", "1.1.2", "1.1.2.1")
+    _receive(node_db, "2.1", "2.1.1", "2.1.1.1")
+    first = enqueue_job(node_db, "1.1.1", 1, "bundle-a").job
+    second = enqueue_job(node_db, "1.1.1", 1, "bundle-b").job
+    claimed = claim_next_job(node_db, "w", 60)
+    assert claimed is not None and claimed.id == first.id
+    complete_job(
+        node_db,
+        first.id,
+        "w",
+        NewResult(
+            result_json_path="/r.json",
+            bundle_name="b",
+            bundle_version="1",
+            bundle_sha256="bundle-a",
+            category=2,
+            category_label="locally advanced",
+            probabilities=(0.1, 0.2, 0.7),
+        ),
+    )
+    rows = list_study_jobs(node_db, "1.1")
+    assert [(r.series.series_instance_uid, r.job.id if r.job else None) for r in rows] == [
+        ("1.1.1", second.id),
+        ("1.1.1", first.id),
+        ("1.1.2", None),
+    ]
+    assert rows[1].result_category == 2 and rows[1].job is not None
+    assert rows[1].job.state is JobState.DONE
+    assert rows[0].result_category is None
+    assert list_study_jobs(node_db, "9.9") == []
+
+
+def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None:
+    _receive(node_db, "1.1", "1.1.1", "1.1.1.1")
+    _receive(node_db, "2.1", "2.1.1", "2.1.1.1")
+    _receive(node_db, "3.1", "3.1.1", "3.1.1.1")  # no job, no board: not on the worklist
+    job = enqueue_job(node_db, "1.1.1", 1, "bundle-a").job
+    with node_db.session() as session:
+        early = TumorBoard(board_date=date(2025, 4, 1), title="April", created_by="t")
+        late = TumorBoard(board_date=date(2025, 5, 1), title="May", created_by="t")
+        session.add_all([early, late])
+        session.flush()
+        session.add_all(
+            [
+                BoardCase(board_id=early.id, study_instance_uid="2.1"),
+                BoardCase(
+                    board_id=late.id,
+                    study_instance_uid="2.1",
+                    decision=BoardDecision.DISAGREE,
+                    reviewer="dr",
+                    reviewer_category=1,
+                ),
+            ]
+        )
+    entries = {e.study_instance_uid: e for e in list_worklist(node_db)}
+    assert set(entries) == {"1.1", "2.1"}
+    assert entries["1.1"].job is not None and entries["1.1"].job.id == job.id
+    assert entries["1.1"].board_date is None and entries["1.1"].accession_number == "ACC1"
+    on_board = entries["2.1"]
+    assert on_board.job is None
+    assert on_board.board_title == "May" and on_board.decision is BoardDecision.DISAGREE
+    assert on_board.reviewer_category == 1

@@ -1,0 +1,330 @@
+"""The PancreasAI plugin inside a real Orthanc, submitting to a real node.
+
+Series reach Orthanc over DICOM (DCMTK ``storescu``) and over REST (``POST /instances``); the
+plugin routes them with the node's rules and sends them to the node by C-STORE. The analysis
+pipeline does not run in these tests (the node has no model bundle, so jobs stay queued):
+where a test needs a finished analysis it plays the worker itself, claiming the job, writing
+the job's ``result.json`` into the node's results folder and storing the result with
+``db.complete_job`` — exactly what the worker does after ``inference.analyze``.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from io import BytesIO
+
+import pytest
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
+
+from db import (
+    JobInfo,
+    NewResult,
+    claim_next_job,
+    complete_job,
+    fail_job,
+    list_audit_events,
+    list_study_jobs,
+)
+from pancreas_contracts import JobState
+from pancreas_contracts.result import (
+    AnalysisResult,
+    BundleRef,
+    Category,
+    ClinicalUse,
+    Localisation,
+    Measurements,
+    Outputs,
+)
+from tests.conftest import require_executable
+from tests.dicom_node.conftest import PhantomSeries
+from tests.orthanc_plugin.conftest import PluginSite, poll
+
+pytestmark = pytest.mark.integration
+
+Phantoms = Callable[[int], PhantomSeries]
+STATUS = "PancreasAiStatus"
+CATEGORY = "PancreasAiCategory"
+
+
+def node_jobs(site: PluginSite, series: PhantomSeries) -> list[JobInfo]:
+    """Jobs the node holds for ``series``."""
+    rows = list_study_jobs(site.database, series.StudyInstanceUID)
+    return [r.job for r in rows if r.job is not None]
+
+
+def wait_for_job(site: PluginSite, series: PhantomSeries, timeout_s: float = 60.0) -> JobInfo:
+    """The node's one job for ``series``, once the node has received and routed it."""
+    jobs = poll(lambda: node_jobs(site, series) or None, timeout_s, "job in the node")
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def wait_for_status(site: PluginSite, study_id: str, status: str) -> dict[str, str]:
+    """The study's metadata once the plugin has set ``PancreasAiStatus`` to ``status``."""
+
+    def probe() -> dict[str, str] | None:
+        metadata = site.metadata(study_id)
+        return metadata if metadata.get(STATUS) == status else None
+
+    return poll(probe, 30, f"{STATUS} == {status}")
+
+
+def storescu_to_orthanc(site: PluginSite, series: PhantomSeries) -> None:
+    exe = require_executable("storescu")
+    port = str(site.orthanc.config.dicom_port)
+    cmd = [exe, "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1", port]
+    done = subprocess.run(
+        [*cmd, *map(str, series.files)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def pdf_instance(series: PhantomSeries) -> tuple[str, bytes]:
+    """A minimal Encapsulated PDF in the phantom's study (stands in for the PDF report)."""
+    ds = Dataset()
+    ds.SOPClassUID = EncapsulatedPDFStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = series.StudyInstanceUID
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "PHANTOM-0001"
+    ds.PatientName = "PHANTOM^0001"
+    ds.Modality = "DOC"
+    ds.SeriesNumber = 900
+    ds.InstanceNumber = 1
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return str(ds.SOPInstanceUID), buffer.getvalue()
+
+
+def finish_job(site: PluginSite, series: PhantomSeries, job: JobInfo, pdf_uid: str) -> None:
+    """Play the worker: claim the job, write ``result.json``, store the result."""
+    claimed = claim_next_job(site.database, "test-worker", lease_s=120)
+    assert claimed is not None and claimed.id == job.id
+    folder = site.settings.results_dir / job.id
+    folder.mkdir(parents=True)
+    analysis = AnalysisResult(
+        study_uid=series.StudyInstanceUID,
+        series_uid=series.SeriesInstanceUID,
+        job_id=job.id,
+        bundle=BundleRef(name="phantom-test", version="0.1", sha256="ab" * 32),
+        category=Category(label="borderline", probabilities=(0.2, 0.7, 0.1), uncertainty=0.3),
+        rule_category="borderline",
+        measurements=Measurements(
+            tumor_volume_ml=4.2,
+            tumor_max_diameter_mm=21.0,
+            contact_deg={"SMA": 120.0, "SMV": 200.0},
+        ),
+        clinical=ClinicalUse(used=("age", "ca19_9"), missing=("cea",), registry_status="ok"),
+        localisation=Localisation(found=True, confidence=0.9),
+        outputs=Outputs(seg_sop_uid=generate_uid(), pdf_sop_uid=pdf_uid),
+    )
+    path = folder / "result.json"
+    path.write_text(analysis.to_json(), encoding="utf-8")
+    complete_job(
+        site.database,
+        job.id,
+        "test-worker",
+        NewResult(
+            result_json_path=str(path),
+            bundle_name="phantom-test",
+            bundle_version="0.1",
+            bundle_sha256="ab" * 32,
+            category=1,
+            category_label="borderline",
+            probabilities=(0.2, 0.7, 0.1),
+            measurements=analysis.measurements.model_dump(),
+            clinical_used=("age", "ca19_9"),
+            clinical_missing=("cea",),
+            registry_status="ok",
+        ),
+    )
+
+
+def test_series_over_dicom_is_submitted_once(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(31)
+    storescu_to_orthanc(site, series)
+    job = wait_for_job(site, series)
+    assert job.state is JobState.QUEUED
+    rows = list_study_jobs(site.database, series.StudyInstanceUID)
+    assert len(rows) == 1 and rows[0].series.instance_count == len(series.files)
+    study_id = site.study_id(series.StudyInstanceUID)
+    metadata = wait_for_status(site, study_id, "ai-pending")
+    assert CATEGORY not in metadata
+
+    # The same instances again: Orthanc keeps its copies, nothing is submitted twice.
+    storescu_to_orthanc(site, series)
+    status, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
+    assert status == 200 and body["status"] == "ai-pending"
+    (submission,) = body["submissions"]
+    assert submission["state"] == "submitted" and submission["attempts"] == 1
+    assert submission["instance_count"] == len(series.files)
+    assert "analyze by rule 'small CT'" in submission["decision"]
+    assert len(node_jobs(site, series)) == 1
+
+
+def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(32)
+    site.upload_rest(series)
+    job = wait_for_job(site, series)
+    study_id = site.study_id(series.StudyInstanceUID)
+    wait_for_status(site, study_id, "ai-pending")
+    status, body = site.get(f"/pancreas-ai/studies/{series.StudyInstanceUID}/results")
+    assert status == 200 and body["status"] == "ai-pending" and body["result"] is None
+
+    pdf_uid, pdf = pdf_instance(series)
+    assert site.post("/instances", pdf, content_type="application/dicom")[0] == 200
+    finish_job(site, series, job, pdf_uid)
+
+    metadata = wait_for_status(site, study_id, "ai-done")
+    assert metadata[CATEGORY] == "nccn-borderline"
+    for ident in (series.StudyInstanceUID, study_id):
+        status, body = site.get(f"/pancreas-ai/studies/{ident}/results")
+        assert status == 200
+        assert body["orthanc_study_id"] == study_id
+        assert body["labels"] == ["ai-done", "nccn-borderline"]
+    result = body["result"]
+    assert result["category"]["label"] == "borderline"
+    assert result["category"]["probabilities"] == {
+        "resectable": 0.2,
+        "borderline": 0.7,
+        "locally advanced": 0.1,
+    }
+    assert result["measurements"]["contact_deg"] == {"SMA": 120.0, "SMV": 200.0}
+    assert result["model"] == {"name": "phantom-test", "version": "0.1", "sha256": "ab" * 32}
+    assert result["inputs"]["clinical"]["missing"] == ["cea"]
+    assert result["inputs"]["series_instance_uid"] == series.SeriesInstanceUID
+    assert result["outputs"]["seg"]["in_orthanc"] is False
+    assert result["outputs"]["sr"] is None
+    pdf_link = result["outputs"]["pdf"]
+    assert pdf_link["in_orthanc"] is True
+    assert site.orthanc.request(pdf_link["file"])[1] == pdf
+    assert pdf_link["dicomweb"].startswith(f"/dicom-web/studies/{series.StudyInstanceUID}/")
+    reads = list_audit_events(site.database, object_type="job", object_id=job.id)
+    assert any(e.action == "result.read" and e.actor == "orthanc:admin" for e in reads)
+
+    status, body = site.get(f"/pancreas-ai/jobs/{job.id}")
+    assert status == 200 and body["state"] == "done"
+    assert body["study_instance_uid"] == series.StudyInstanceUID
+
+    status, body = site.get("/pancreas-ai/worklist?status=ai-done&category=borderline")
+    assert status == 200 and body["total"] == 1
+    (item,) = body["items"]
+    assert item["orthanc_study_id"] == study_id and item["category"] == "borderline"
+    assert site.get("/pancreas-ai/worklist?status=ai-pending")[1]["total"] == 0
+    assert site.get("/pancreas-ai/worklist?sort=nonsense")[0] == 400
+
+    # The PDF series was routed too, and ignored: only the CT went to the node, once.
+    def states() -> list[str] | None:
+        _, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
+        found = sorted(s["state"] for s in body["submissions"])
+        return found if len(found) == 2 else None
+
+    assert poll(states, 30, "the PDF series routed") == ["ignored", "submitted"]
+    assert len(node_jobs(site, series)) == 1
+
+    status, body = site.post(f"/pancreas-ai/studies/{study_id}/reanalyse")
+    assert status == 200 and body["actions"][0]["action"] == "up-to-date"
+
+
+def _viewer_request(site: PluginSite, path: str, method: str = "GET") -> int:
+    token = base64.b64encode(f"viewer:{site.orthanc.config.viewer_password}".encode()).decode()
+    request = urllib.request.Request(
+        site.orthanc.url + path, data=b"" if method == "POST" else None, method=method
+    )
+    request.add_header("Authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_routes_answer_401_without_credentials(site: PluginSite) -> None:
+    uid = "1.2.3.4"
+    for path in (
+        f"/pancreas-ai/studies/{uid}/results",
+        f"/pancreas-ai/studies/{uid}/status",
+        "/pancreas-ai/jobs/x",
+        "/pancreas-ai/worklist",
+        "/pancreas-ai/queue",
+    ):
+        assert site.get(path, auth=False)[0] == 401, path
+    assert site.post(f"/pancreas-ai/studies/{uid}/reanalyse", auth=False)[0] == 401
+    assert _viewer_request(site, "/pancreas-ai/worklist") == 200
+    assert _viewer_request(site, f"/pancreas-ai/studies/{uid}/reanalyse", "POST") == 403
+    assert site.get(f"/pancreas-ai/studies/{uid}/results")[0] == 404
+    assert site.get(f"/pancreas-ai/studies/{uid}/reanalyse")[0] == 405
+    assert site.get("/pancreas-ai/nothing-here")[0] == 404
+
+
+def test_failed_analysis_is_labelled_and_reanalysed(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(33)
+    site.upload_rest(series)
+    job = wait_for_job(site, series)
+    study_id = site.study_id(series.StudyInstanceUID)
+    claimed = claim_next_job(site.database, "test-worker", lease_s=120)
+    assert claimed is not None and claimed.id == job.id
+    fail_job(site.database, job.id, "model crashed", worker_id="test-worker")
+    wait_for_status(site, study_id, "ai-failed")
+
+    status, body = site.post(f"/pancreas-ai/studies/{series.StudyInstanceUID}/reanalyse")
+    assert status == 202
+    assert body["actions"] == [
+        {"series_instance_uid": series.SeriesInstanceUID, "action": "requeued", "job_id": job.id}
+    ]
+    (requeued,) = node_jobs(site, series)
+    assert requeued.state is JobState.QUEUED
+    wait_for_status(site, study_id, "ai-pending")
+
+
+def test_node_outage_then_recovery(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(34)
+    site.stop_node()
+    site.upload_rest(series)
+    study_id = site.study_id(series.StudyInstanceUID)
+
+    def failed_attempt() -> dict[str, object] | None:
+        _, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
+        subs = body.get("submissions", []) if isinstance(body, dict) else []
+        return next((s for s in subs if s["state"] == "pending" and s["last_error"]), None)
+
+    submission = poll(failed_attempt, 30, "a failed submission while the node is down")
+    assert "C-STORE" in str(submission["last_error"])
+    wait_for_status(site, study_id, "ai-pending")
+    assert site.get("/system")[0] == 200  # Orthanc keeps answering
+
+    site.start_node()
+    job = wait_for_job(site, series)
+    assert job.state is JobState.QUEUED
+    rows = list_study_jobs(site.database, series.StudyInstanceUID)
+    assert rows[0].series.instance_count == len(series.files)
+
+
+def test_pending_submission_survives_orthanc_restart(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(35)
+    site.stop_node()
+    site.upload_rest(series)
+    study_id = site.study_id(series.StudyInstanceUID)
+
+    def failed_attempt() -> bool:
+        _, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
+        return any(s["last_error"] for s in body.get("submissions", []))
+
+    poll(failed_attempt, 30, "a failed submission while the node is down")
+    site.orthanc.stop()
+    site.start_node()
+    site.orthanc.start()  # the pending submission is in the plugin's state file
+    wait_for_job(site, series)
+    wait_for_status(site, study_id, "ai-pending")

@@ -1,0 +1,362 @@
+"""The plugin's parts that run without Orthanc: configuration, store, status, worklist, I/O."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db import BoardDecision, JobInfo, RoutingDecision, SeriesInfo, SeriesStatus, StudyJobInfo
+from db import WorklistEntry as Entry
+from orthanc_plugin._config import PluginConfig, plugin_config
+from orthanc_plugin._labels import supports_labels_api
+from orthanc_plugin._orthanc_api import send_json
+from orthanc_plugin._routes import Request
+from orthanc_plugin._status import AiStatus, category_name, study_labels
+from orthanc_plugin._store import NewSubmission, SubmissionState, SubmissionStore
+from orthanc_plugin._submit import fingerprint
+from orthanc_plugin._worklist import parse_worklist_query, worklist_page
+from orthanc_plugin.server import OrthancConfig, PythonPluginConfig
+from pancreas_contracts import JobState
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def new(series: str = "s1", mark: str = "f1", analyse: bool = True) -> NewSubmission:
+    return NewSubmission(series, "1.2." + series, "study", "1.2.3", mark, 20, analyse, "why")
+
+
+def job(state: JobState, *, minutes: int = 0, retry: bool = False, version: int = 1) -> JobInfo:
+    at = T0 + timedelta(minutes=minutes)
+    return JobInfo(
+        id=f"job-{minutes}",
+        series_instance_uid="1.2.s1",
+        series_version=version,
+        bundle_sha256="none",
+        state=state,
+        attempts=1,
+        next_attempt_at=at if retry else None,
+        failure_reason=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        heartbeat_at=None,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def series(decision: RoutingDecision = RoutingDecision.ANALYZE) -> SeriesInfo:
+    return SeriesInfo(
+        series_instance_uid="1.2.s1",
+        study_instance_uid="1.2.3",
+        modality="CT",
+        version=1,
+        status=SeriesStatus.COMPLETE,
+        routing_decision=decision,
+        routing_reason=None,
+        instance_count=20,
+        first_received_at=T0,
+        last_received_at=T0,
+        completed_at=T0,
+    )
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_plugin_config_defaults_and_values(tmp_path: Path) -> None:
+    config = plugin_config({"StorageDirectory": str(tmp_path)})
+    assert config.state_file == tmp_path / "pancreas-ai-plugin.sqlite"
+    assert config.node_modality == "pancreas_ai" and config.node_config is None
+    assert config.write_users == ("admin",)
+    section = {"RetryBaseSeconds": 2, "RetryMaxSeconds": 5, "NodeConfig": "/etc/node.toml"}
+    config = plugin_config({"PancreasAI": section})
+    assert config.node_config == Path("/etc/node.toml")
+    assert [config.retry_delay_s(n) for n in (1, 2, 3, 50)] == [2.0, 4.0, 5.0, 5.0]
+    for bad in ({"RetryBaseSeconds": 0}, {"WriteUsers": "admin"}, {"SubmitStableSeries": 1}):
+        with pytest.raises(ValueError, match="PancreasAI"):
+            plugin_config({"PancreasAI": bad})
+
+
+def test_launcher_renders_the_plugin_section(tmp_path: Path) -> None:
+    node = tmp_path / "node.toml"
+    config = OrthancConfig(
+        work_dir=tmp_path,
+        http_port=1,
+        dicom_port=2,
+        python_plugin=PythonPluginConfig(node_config=node, venv=tmp_path / "venv"),
+    )
+    rendered = json.loads(config.render())
+    assert rendered["PythonScript"].endswith("orthanc_plugin/_entry.py")
+    assert rendered["Plugins"][-1].endswith("libOrthancPython.so")
+    assert set(rendered["UserMetadata"]) == {"PancreasAiStatus", "PancreasAiCategory"}
+    parsed = plugin_config(rendered)
+    assert parsed.node_config == node.resolve()
+    assert parsed.state_file.parent == (tmp_path / "storage").resolve()
+    plain = json.loads(OrthancConfig(work_dir=tmp_path, http_port=1, dicom_port=2).render())
+    assert plain["PythonScript"] == "" and plain["PancreasAI"] == {}
+    assert not any("Python" in p for p in plain["Plugins"])
+
+
+def test_labels_api_from_orthanc_1_12() -> None:
+    assert not supports_labels_api("1.10.1")
+    assert not supports_labels_api("1.11.3")
+    assert supports_labels_api("1.12.0") and supports_labels_api("2.0.1")
+    assert supports_labels_api("mainline")
+    assert not supports_labels_api("garbage")
+
+
+# -- store -----------------------------------------------------------------------------------
+
+
+def test_store_records_each_fingerprint_once(tmp_path: Path) -> None:
+    store = SubmissionStore(tmp_path / "state" / "plugin.sqlite")
+    first = store.record(new())
+    assert first is not None and first.state is SubmissionState.PENDING
+    assert store.record(new()) is None
+    assert store.known("s1", "f1") and not store.known("s1", "f2")
+    ignored = store.record(new("s2", analyse=False))
+    assert ignored is not None and ignored.state is SubmissionState.IGNORED
+    assert [s.id for s in store.due()] == [first.id]
+    # The same series with more instances supersedes the pending record.
+    second = store.record(new(mark="f2"))
+    assert second is not None
+    states = {
+        (s.orthanc_series_id, s.fingerprint): s.state for s in store.study_submissions("study")
+    }
+    assert states[("s1", "f1")] is SubmissionState.SUPERSEDED
+    assert states[("s2", "f1")] is SubmissionState.IGNORED
+    assert [s.id for s in store.due()] == [second.id]
+
+
+def test_store_retries_survive_reopening(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "plugin.sqlite"
+    store = SubmissionStore(path, clock)
+    recorded = store.record(new())
+    assert recorded is not None
+    store.mark_retry(recorded.id, "node down", retry_at=1010.0)
+    assert store.due() == [] and store.next_due_at() == 1010.0
+    clock.now = 1011.0
+    reopened = SubmissionStore(path, clock)
+    (due,) = reopened.due()
+    assert due.attempts == 1 and due.last_error == "node down"
+    reopened.mark_submitted(due.id)
+    assert reopened.next_due_at() is None
+    assert reopened.counts()["submitted"] == 1
+    assert reopened.resubmit_study("study") == 1
+    (again,) = reopened.due()
+    assert again.attempts == 0 and again.state is SubmissionState.PENDING
+    reopened.mark_retry(again.id, "gave up", retry_at=None)
+    assert reopened.counts()["failed"] == 1
+
+
+def test_store_tracks_study_labels(tmp_path: Path) -> None:
+    store = SubmissionStore(tmp_path / "plugin.sqlite")
+    store.track_study("study", "1.2.3")
+    assert [s.orthanc_study_id for s in store.tracked_studies()] == ["study"]
+    store.set_study_labels("study", "ai-done", "nccn-resectable", final=True)
+    assert store.tracked_studies() == []
+    state = store.study("study")
+    assert state is not None and state.category == "nccn-resectable" and state.final
+    store.track_study("study", "1.2.3")
+    assert store.tracked_studies()[0].status == "ai-done"
+
+
+def test_fingerprint_ignores_order() -> None:
+    assert fingerprint(["b", "a"]) == fingerprint(["a", "b"]) != fingerprint(["a"])
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def test_category_names() -> None:
+    assert category_name(0, None) == "nccn-resectable"
+    assert category_name(None, "Locally Advanced") == "nccn-locally-advanced"
+    assert category_name(None, "locally-advanced") == "nccn-locally-advanced"
+    assert category_name(None, None) is None and category_name(7, "x") is None
+
+
+def test_newest_job_decides_the_status(tmp_path: Path) -> None:
+    def rows(*jobs: JobInfo, category: int | None = None) -> list[StudyJobInfo]:
+        return [StudyJobInfo(series(), j, category, None) for j in jobs]
+
+    done = study_labels(rows(job(JobState.DONE), category=1), [])
+    assert done.status is AiStatus.DONE and done.final
+    assert done.labels == ("ai-done", "nccn-borderline")
+    newer_pending = study_labels(
+        rows(job(JobState.QUEUED, minutes=5), job(JobState.DONE), category=None), []
+    )
+    assert newer_pending.labels == ("ai-pending",) and not newer_pending.final
+    retrying = study_labels(rows(job(JobState.FAILED, retry=True)), [])
+    assert retrying.status is AiStatus.PENDING
+    failed = study_labels(rows(job(JobState.FAILED)), [])
+    assert failed.labels == ("ai-failed",) and failed.final
+
+
+def test_submissions_decide_until_the_node_has_a_job(tmp_path: Path) -> None:
+    clock = Clock()
+    store = SubmissionStore(tmp_path / "plugin.sqlite", clock)
+    recorded = store.record(new())
+    assert recorded is not None
+    subs = store.study_submissions("study")
+    assert study_labels([], subs).status is AiStatus.PENDING
+    store.mark_submitted(recorded.id)
+    subs = store.study_submissions("study")
+    assert study_labels([], subs).status is AiStatus.PENDING  # node has not closed it yet
+    skipped = [StudyJobInfo(series(RoutingDecision.SKIP), None, None, None)]
+    assert study_labels(skipped, subs).status is AiStatus.SKIPPED
+    store.resubmit_study("study")
+    (pending,) = store.due()
+    store.mark_retry(pending.id, "gave up", retry_at=None)
+    failed = study_labels([], store.study_submissions("study"))
+    assert failed.status is AiStatus.FAILED and failed.labels == ("ai-failed",)
+    only_ignored = SubmissionStore(tmp_path / "other.sqlite")
+    only_ignored.record(new(analyse=False))
+    none = study_labels([], only_ignored.study_submissions("study"))
+    assert none.status is AiStatus.NONE and none.labels == ()
+
+
+# -- worklist --------------------------------------------------------------------------------
+
+
+def entry(uid: str, state: JobState | None, **values: Any) -> Entry:
+    defaults: dict[str, Any] = {
+        "study_instance_uid": uid,
+        "accession_number": None,
+        "study_date": None,
+        "study_created_at": T0,
+        "job": None if state is None else job(state, minutes=int(uid)),
+        "category": None,
+        "category_label": None,
+        "probabilities": (),
+        "board_id": None,
+        "board_date": None,
+        "board_title": None,
+        "decision": None,
+        "reviewer": None,
+        "reviewer_category": None,
+        "decided_at": None,
+    }
+    defaults.update(values)
+    return Entry(**defaults)
+
+
+def test_worklist_filters_and_sorts() -> None:
+    entries = [
+        entry("1", JobState.DONE, category=0, probabilities=(0.8, 0.1, 0.1)),
+        entry(
+            "2",
+            JobState.DELIVERED,
+            category=2,
+            probabilities=(0.1, 0.1, 0.8),
+            board_id=1,
+            board_date=date(2026, 2, 1),
+            decision=BoardDecision.AGREE,
+            reviewer_category=2,
+        ),
+        entry(
+            "3",
+            JobState.QUEUED,
+            board_id=2,
+            board_date=date(2026, 1, 15),
+            decision=BoardDecision.PENDING,
+        ),
+        entry("4", None, board_id=3, board_date=date(2026, 3, 1), decision=BoardDecision.PENDING),
+    ]
+
+    def uids(**query: str) -> list[str]:
+        page = worklist_page(entries, parse_worklist_query(query))
+        return [item["study_instance_uid"] for item in page["items"]]
+
+    assert uids() == ["3", "2", "1", "4"]  # job last changed, newest first; no job last
+    assert uids(sort="board_date", order="asc") == ["3", "2", "4", "1"]
+    assert uids(status="ai-done") == ["2", "1"]
+    assert uids(status="ai-pending,none") == ["3", "4"]
+    assert uids(category="locally-advanced") == ["2"]
+    assert uids(category="none") == ["3", "4"]
+    assert uids(decision="agree") == ["2"]
+    assert uids(decision="none") == ["1"]
+    assert uids(decision="pending", sort="decision") == ["3", "4"]
+    assert uids(board_from="2026-01-20", board_to="2026-02-28") == ["2"]
+    assert uids(limit="1", offset="1") == ["2"]
+    page = worklist_page(entries, parse_worklist_query({}), lambda uid: f"orthanc-{uid}")
+    item = next(i for i in page["items"] if i["study_instance_uid"] == "2")
+    assert (
+        item["category"] == "locally-advanced" and item["reviewer_category"] == "locally-advanced"
+    )
+    assert item["probabilities"]["locally advanced"] == 0.8
+    assert item["orthanc_study_id"] == "orthanc-2" and item["board"]["date"] == "2026-02-01"
+    assert page["total"] == 4
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"status": "done"},
+        {"category": "stage-iv"},
+        {"sort": "name"},
+        {"order": "up"},
+        {"limit": "0"},
+        {"limit": "x"},
+        {"board_from": "01/02/2026"},
+    ],
+)
+def test_worklist_rejects_bad_queries(query: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=next(iter(query))):
+        parse_worklist_query(query)
+
+
+# -- REST plumbing ---------------------------------------------------------------------------
+
+
+class Output:
+    """Records what a route answered, like ``orthanc.RestOutput`` (orthanc-python 4.0)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def AnswerBuffer(self, answer: str | bytes, mime_type: str) -> None:  # noqa: N802
+        self.calls.append(("answer", (answer, mime_type)))
+
+    def SendHttpStatus(self, status: int, body: str, size: int) -> None:  # noqa: N802
+        assert isinstance(body, str) and size == len(body.encode())
+        self.calls.append(("status", (status, body)))
+
+    def SendMethodNotAllowed(self, allowed: str) -> None:  # noqa: N802
+        self.calls.append(("405", (allowed,)))
+
+    def SetHttpHeader(self, key: str, value: str) -> None:  # noqa: N802
+        self.calls.append(("header", (key, value)))
+
+
+def test_send_json_uses_answer_buffer_for_200_only() -> None:
+    output = Output()
+    send_json(output, 200, {"a": 1})
+    send_json(output, 404, {"error": "x"})
+    assert output.calls[0][0] == "answer" and json.loads(output.calls[0][1][0]) == {"a": 1}
+    assert output.calls[1] == ("header", ("Content-Type", "application/json"))
+    assert output.calls[2][0] == "status" and output.calls[2][1][0] == 404
+
+
+def test_request_user_from_basic_auth() -> None:
+    assert Request("GET", "/", headers={"authorization": "Basic YWRtaW46cHc="}).user == "admin"
+    assert Request("GET", "/", headers={"authorization": "Basic !!"}).user == "unknown"
+    assert Request("GET", "/").user == "anonymous"
+
+
+def test_plugin_config_is_frozen(tmp_path: Path) -> None:
+    config = PluginConfig(state_file=tmp_path / "x")
+    with pytest.raises(AttributeError):
+        config.submit = False  # type: ignore[misc]
