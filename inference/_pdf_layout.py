@@ -1,0 +1,353 @@
+"""Page layout of the one-page PDF report (drawn with matplotlib's PDF backend, no pyplot).
+
+Kept apart from :mod:`inference.pdf_report` (which chooses slices and wraps the PDF in DICOM) so
+each stays short. Everything shown comes from the :class:`AnalysisResult`, the CT volume, the
+label map and the source header.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import matplotlib as mpl
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from pydicom.dataset import Dataset
+
+from inference.phantom import ARTERIAL, nccn_rule_category
+from pancreas_contracts.labels import label_by_name
+from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult
+
+__all__ = ["KeySlice", "draw_report"]
+
+A4_INCHES: Final = (8.27, 11.69)
+#: Abdominal soft-tissue window (HU): level 40, width 400.
+WINDOW: Final = (-160.0, 240.0)
+#: Labels drawn over the key slices, back to front (tumor last, on top).
+OVERLAY_LABELS: Final = ("portal_vein", "smv", "sma", "celiac_trunk", "cha", "tumor")
+_ALPHA: Final = 0.5
+_RED: Final = "#b00020"
+_GREY: Final = "#555555"
+_CATEGORY_TEXT: Final = ("Resectable", "Borderline resectable", "Locally advanced")
+#: Patient-direction letters on each panel (radiological view): x, y, letter, alignment.
+_ORIENTATION_MARKS: Final = (
+    (0.02, 0.5, "R", "left", "center"),
+    (0.98, 0.5, "L", "right", "center"),
+    (0.5, 0.97, "A", "center", "top"),
+)
+_SHORT: Final = ("resectable", "borderline", "loc. advanced")
+_READING_NOTES: Final = (
+    "How to read: the network category comes from the model's ensemble (mean class "
+    "probabilities; the uncertainty is the spread between its fold models). The rule category "
+    "applies the NCCN thresholds to the measured tumor-vessel contact angles (the arc of the "
+    "vessel's circumference in contact with tumor). When the two differ, the report says so; "
+    "neither replaces a radiologist's reading. Coloured overlays show the model's "
+    "segmentation (also stored as DICOM SEG; measurements as DICOM SR in the same study)."
+)
+
+
+@dataclass(frozen=True)
+class KeySlice:
+    """One axial slice to show: the CT, its labels, and where it lies.
+
+    ``ct`` and ``labels`` are display-ordered (row 0 anterior, column 0 the patient's right,
+    i.e. radiological convention); ``aspect`` is row spacing over column spacing.
+    """
+
+    ct: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.integer]
+    aspect: float
+    z_mm: float
+    reason: str
+    index: int
+    count: int
+
+
+def _date(value: object) -> str:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+
+
+def _header_lines(header: Dataset | None, result: AnalysisResult) -> tuple[str, str, str]:
+    uids = f"Study UID {result.study_uid}   Series UID {result.series_uid}"
+    if header is None:
+        return "Patient: (source header not given)", "", uids
+    patient = (
+        f"Patient: {header.get('PatientName', '') or '-'}    "
+        f"ID {header.get('PatientID', '') or '-'}    "
+        f"Sex {header.get('PatientSex', '') or '-'}    "
+        f"Born {_date(header.get('PatientBirthDate', '')) or '-'}"
+    )
+    study = (
+        f"Study {_date(header.get('StudyDate', '')) or '-'}    "
+        f"Accession {header.get('AccessionNumber', '') or '-'}    "
+        f"Series {header.get('SeriesNumber', '') or '-'}: "
+        f"{header.get('SeriesDescription', '') or '-'}"
+    )
+    return patient, study, uids
+
+
+def _overlay(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
+    rgba = np.zeros((*labels.shape, 4), dtype=np.float32)
+    for name in OVERLAY_LABELS:
+        entry = label_by_name(name)
+        mask = labels == entry.value
+        rgba[mask, :3] = np.asarray(entry.rgb, dtype=np.float32) / 255.0
+        rgba[mask, 3] = _ALPHA
+    return rgba
+
+
+def _draw_slice(ax: Axes, key: KeySlice) -> None:
+    ax.imshow(key.ct, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], aspect=key.aspect)
+    ax.imshow(_overlay(key.labels), aspect=key.aspect, interpolation="nearest")
+    pancreas = label_by_name("pancreas")
+    tumor = label_by_name("tumor")
+    for entry, width in ((pancreas, 0.6), (tumor, 1.0)):
+        mask = (key.labels == entry.value).astype(np.float32)
+        if mask.any() and not mask.all():
+            colour = tuple(c / 255.0 for c in entry.rgb)
+            ax.contour(mask, levels=[0.5], colors=[colour], linewidths=width)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for x, y, mark, ha, va in _ORIENTATION_MARKS:
+        ax.text(
+            x,
+            y,
+            mark,
+            transform=ax.transAxes,
+            ha=ha,
+            va=va,
+            color="white",
+            fontsize=7,
+            fontweight="bold",
+        )
+    ax.set_title(
+        f"{key.reason}\nz = {key.z_mm:.1f} mm  (slice {key.index + 1}/{key.count})",
+        fontsize=7.5,
+        pad=3,
+    )
+
+
+def _legend(fig: Figure, y: float) -> None:
+    names = ("tumor", "sma", "celiac_trunk", "cha", "smv", "portal_vein", "pancreas")
+    for n, name in enumerate(names):
+        entry = label_by_name(name)
+        x = 0.06 + 0.22 * (n % 4)
+        row_y = y - 0.016 * (n // 4)
+        colour = tuple(c / 255.0 for c in entry.rgb)
+        fig.patches.append(
+            Rectangle((x, row_y - 0.004), 0.012, 0.009, transform=fig.transFigure, color=colour)
+        )
+        suffix = " (outline)" if name == "pancreas" else ""
+        fig.text(x + 0.017, row_y, entry.display + suffix, fontsize=7.5, va="center")
+
+
+def _rows(
+    fig: Figure, x: float, y: float, rows: Sequence[tuple[str, str]], *, step: float = 0.0165
+) -> float:
+    for key, value in rows:
+        fig.text(x, y, key, fontsize=8.5, color=_GREY, va="top")
+        fig.text(x + 0.19, y, value, fontsize=8.5, va="top", fontweight="bold")
+        y -= step
+    return y
+
+
+def _section(fig: Figure, x: float, y: float, title: str, width: float = 0.42) -> float:
+    fig.text(x, y, title, fontsize=10.5, fontweight="bold", va="top")
+    fig.add_artist(
+        mpl.lines.Line2D([x, x + width], [y - 0.018, y - 0.018], color="#999999", linewidth=0.6)
+    )
+    return y - 0.026
+
+
+def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
+    return "not measured" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
+    y = _section(fig, x, y, "Resectability (NCCN)")
+    category = result.category
+    rule = result.rule_category
+    rows = [
+        ("Network category", _CATEGORY_TEXT[CATEGORY_LABELS.index(category.label)]),
+        *(
+            (f"  P({text.lower()})", f"{p:.2f}")
+            for text, p in zip(_CATEGORY_TEXT, category.probabilities, strict=True)
+        ),
+        ("  Uncertainty", f"{category.uncertainty:.3f}"),
+        (
+            "Rule category",
+            _CATEGORY_TEXT[CATEGORY_LABELS.index(rule)] if rule is not None else "not available",
+        ),
+    ]
+    y = _rows(fig, x, y, rows)
+    if result.disagreement:
+        fig.text(
+            x,
+            y - 0.004,
+            "WARNING: network and contact-angle rule disagree.\n"
+            "Review the vessel contacts on the images.",
+            fontsize=8.5,
+            color="white",
+            va="top",
+            fontweight="bold",
+            bbox={"facecolor": _RED, "edgecolor": _RED, "boxstyle": "round,pad=0.4"},
+        )
+        y -= 0.045
+    return y
+
+
+def _vessel_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
+    y = _section(fig, x, y, "Tumor and vessel contact")
+    values = result.measurements
+    y = _rows(
+        fig,
+        x,
+        y,
+        [
+            ("Tumor volume", _fmt(values.tumor_volume_ml, "mL")),
+            ("Largest 3D diameter", _fmt(values.tumor_max_diameter_mm, "mm")),
+        ],
+    )
+    y -= 0.004
+    columns = (0.0, 0.07, 0.16, 0.3)
+    heads = ("Vessel", "Contact", "Threshold", "Implies")
+    for dx, head in zip(columns, heads, strict=True):
+        fig.text(x + dx, y, head, fontsize=7.5, color=_GREY, va="top")
+    y -= 0.016
+    for vessel in KEY_VESSELS:
+        angle = values.contact_deg.get(vessel)
+        threshold = ">0 BR, \u2265180 LA" if vessel in ARTERIAL else "\u2265180 BR"
+        implied = "-" if angle is None else _SHORT[nccn_rule_category({vessel: angle})]
+        contact = "n/a" if angle is None else f"{angle:.0f}\u00b0"
+        cells = (vessel, contact, threshold, implied)
+        weights = ("normal", "bold", "normal", "normal")
+        for dx, cell, weight in zip(columns, cells, weights, strict=True):
+            fig.text(x + dx, y, cell, fontsize=8, va="top", fontweight=weight)
+        y -= 0.0155
+    fig.text(
+        x,
+        y - 0.002,
+        "Arterial (SMA, CA celiac trunk, CHA): any contact borderline (BR),\n"
+        "\u2265180\u00b0 locally advanced (LA); venous (SMV, PV): \u2265180\u00b0 borderline.",
+        fontsize=6.5,
+        color=_GREY,
+        va="top",
+    )
+    return y - 0.03
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or "-"
+
+
+def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
+    y = _section(fig, 0.06, y, "Clinical inputs and localisation", width=0.88)
+    clinical = result.clinical
+    local = result.localisation
+    lines = [
+        f"Used ({len(clinical.used)}): {', '.join(clinical.used) or 'none'}",
+        f"Missing ({len(clinical.missing)}): {', '.join(clinical.missing) or 'none'}",
+        f"Imputed ({len(clinical.imputed)}): {', '.join(clinical.imputed) or 'none'}",
+        f"Knock-out path (imaging only): {'yes' if clinical.knocked_out else 'no'}   "
+        f"Registry: {clinical.registry_status}",
+        f"Pancreas localisation: {'found' if local.found else 'NOT found'}, "
+        f"confidence {local.confidence:.2f}",
+    ]
+    for line in lines:
+        wrapped = _wrap(line)
+        fig.text(0.06, y, wrapped, fontsize=8, va="top")
+        y -= 0.0145 * (wrapped.count("\n") + 1)
+    if result.warnings:
+        y -= 0.004
+        for warning in result.warnings:
+            wrapped = _wrap(f"Warning: {warning}")
+            fig.text(0.06, y, wrapped, fontsize=8, va="top", color=_RED)
+            y -= 0.0145 * (wrapped.count("\n") + 1)
+    return y
+
+
+def _footer(fig: Figure, result: AnalysisResult, software: str, generated: str) -> None:
+    bundle = result.bundle
+    fig.text(
+        0.06,
+        0.085,
+        f"Model bundle {bundle.name} {bundle.version}   sha256 {bundle.sha256}\n"
+        f"{software}   job {result.job_id or '-'}   generated {generated}   "
+        f"result schema {result.schema_version}",
+        fontsize=6.5,
+        color=_GREY,
+        va="top",
+        family="monospace",
+    )
+    fig.text(
+        0.5,
+        0.045,
+        f"{result.notice} Produced by an AI model that is not validated for clinical decisions;\n"
+        "every finding must be checked against the images by a qualified reader.",
+        fontsize=8.5,
+        color=_RED,
+        ha="center",
+        va="center",
+        fontweight="bold",
+    )
+
+
+def draw_report(
+    result: AnalysisResult,
+    slices: Sequence[KeySlice],
+    header: Dataset | None,
+    *,
+    software: str,
+    generated: str,
+) -> bytes:
+    """Draw the A4 page and return the PDF bytes."""
+    with mpl.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
+        fig = Figure(figsize=A4_INCHES, dpi=200)
+        fig.text(0.06, 0.965, "PancreasAI Node: CT pancreas analysis", fontsize=15, va="center")
+        fig.text(
+            0.94,
+            0.965,
+            "INVESTIGATIONAL - NOT FOR CLINICAL USE",
+            fontsize=8.5,
+            color="white",
+            ha="right",
+            va="center",
+            fontweight="bold",
+            bbox={"facecolor": _RED, "edgecolor": _RED, "boxstyle": "square,pad=0.4"},
+        )
+        patient, study, uids = _header_lines(header, result)
+        fig.text(0.06, 0.943, patient, fontsize=8.5, va="top")
+        fig.text(0.06, 0.928, study, fontsize=8.5, va="top")
+        fig.text(0.06, 0.912, uids, fontsize=5.5, color=_GREY, va="top", family="monospace")
+        width = 0.88 / max(len(slices), 1)
+        for n, key in enumerate(slices):
+            ax = fig.add_axes((0.06 + n * width + 0.005, 0.64, width - 0.01, 0.25))
+            _draw_slice(ax, key)
+        if not slices:
+            fig.text(0.5, 0.77, "No image available", ha="center", fontsize=10, color=_GREY)
+        _legend(fig, 0.62)
+        y_left = _category_block(fig, result, 0.06, 0.575)
+        y_right = _vessel_block(fig, result, 0.52, 0.575)
+        y = _inputs_block(fig, result, min(y_left, y_right) - 0.012)
+        fig.text(0.06, y - 0.01, _wrap(_READING_NOTES, 125), fontsize=7, color=_GREY, va="top")
+        _footer(fig, result, software, generated)
+        buffer = io.BytesIO()
+        fig.savefig(
+            buffer,
+            format="pdf",
+            metadata={
+                "Title": "PancreasAI CT pancreas analysis (investigational)",
+                "Author": "PancreasAI Node",
+                "Subject": f"Study {result.study_uid}",
+                "Creator": software,
+            },
+        )
+    return buffer.getvalue()

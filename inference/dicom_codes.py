@@ -1,0 +1,191 @@
+"""Coded concepts, units and fixed attribute values of the node's DICOM outputs, defined once.
+
+The SEG (:mod:`inference.seg_writer`), SR (:mod:`inference.sr_writer`) and encapsulated PDF
+(:mod:`inference.pdf_report`) writers take every code from here or from
+:data:`pancreas_contracts.labels.LABELS` (segment property categories and types).
+
+Standard codes come from ``pydicom.sr.codedict.codes`` (the DICOM content mapping resources of
+PS3.16) where it has them; the few standard codes it lacks are spelled out below with their
+source. The NCCN resectability classes, the circumferential contact-angle method and the
+node's bookkeeping concepts (clinical inputs, usage notice) have no standard code, so they are
+**private codes** under the coding scheme designator ``99PANCAI``: PS3.3 section 8.2 reserves
+designators beginning with ``99`` for private coding schemes. Every object that uses them
+declares the scheme in the Coding Scheme Identification Sequence of its SOP Common module
+(PS3.3 C.12.1, :func:`private_coding_scheme`).
+
+Private codes (scheme ``99PANCAI``, declared as version ``1.0``):
+
+================  ===================================================================
+Code value        Code meaning
+================  ===================================================================
+``NCCN-CAT``      NCCN resectability category (network)
+``RULE-CAT``      NCCN resectability category (contact-angle rule)
+``DISAGREE``      Network and rule categories disagree (value: SCT Yes / No)
+``NCCN-R``        Resectable
+``NCCN-BR``       Borderline resectable
+``NCCN-LA``       Locally advanced
+``P-R``           Probability of resectable
+``P-BR``          Probability of borderline resectable
+``P-LA``          Probability of locally advanced
+``UNCERT``        Ensemble uncertainty of the class probabilities
+``CONTACT``       Circumferential tumor-vessel contact (measurement method of an angle)
+``LOC-CONF``      Pancreas localisation confidence
+``CLIN-USED``     Clinical variable used
+``CLIN-MISS``     Clinical variable missing
+``CLIN-IMP``      Clinical variable imputed
+``CLIN-KO``       Clinical input knocked out (value: SCT Yes / No)
+``REG-STATUS``    Clinical registry status
+``NOTICE``        Usage notice
+``WARNING``       Analysis warning
+================  ===================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+__all__ = [
+    "ALGORITHM_FAMILY",
+    "CATEGORY_CODES",
+    "CATEGORY_DISAGREEMENT",
+    "CLINICAL_IMPUTED",
+    "CLINICAL_KNOCKED_OUT",
+    "CLINICAL_MISSING",
+    "CLINICAL_USED",
+    "CONTACT_ANGLE",
+    "CONTACT_METHOD",
+    "DIAMETER",
+    "DIAMETER_DERIVATION",
+    "FINDING_SITE",
+    "LOCALISATION_CONFIDENCE",
+    "MANUFACTURER",
+    "NETWORK_CATEGORY",
+    "NO",
+    "PDF_DOCUMENT_TITLE",
+    "PDF_SERIES_DESCRIPTION",
+    "PDF_SERIES_NUMBER",
+    "PDF_TITLE_CODE",
+    "PRIVATE_SCHEME",
+    "PRIVATE_SCHEME_VERSION",
+    "PROBABILITY_CODES",
+    "PROCEDURE_REPORTED",
+    "QUALITATIVE_EVALUATIONS",
+    "REGISTRY_STATUS",
+    "RULE_CATEGORY",
+    "SEG_CONTENT_LABEL",
+    "SEG_SERIES_DESCRIPTION",
+    "SEG_SERIES_NUMBER",
+    "SR_SERIES_DESCRIPTION",
+    "SR_SERIES_NUMBER",
+    "TUMOR_VOLUME",
+    "UNCERTAINTY",
+    "UNIT_DEGREE",
+    "UNIT_MILLILITER",
+    "UNIT_MILLIMETER",
+    "UNIT_NONE",
+    "USAGE_NOTICE",
+    "WARNING",
+    "YES",
+    "private_coding_scheme",
+]
+
+# --- fixed attribute values -------------------------------------------------------------------
+
+#: Manufacturer (0008,0070) of every object the node writes (General Equipment, PS3.3 C.7.5.1).
+MANUFACTURER: Final = "PancreasAI Node"
+SEG_SERIES_NUMBER: Final = 9001
+SR_SERIES_NUMBER: Final = 9002
+PDF_SERIES_NUMBER: Final = 9003
+SEG_SERIES_DESCRIPTION: Final = "PancreasAI segmentation (investigational)"
+SR_SERIES_DESCRIPTION: Final = "PancreasAI measurements (investigational)"
+PDF_SERIES_DESCRIPTION: Final = "PancreasAI report (investigational)"
+#: Content Label (0070,0080) of the SEG: CS, at most 16 of ``A-Z 0-9 _ space``.
+SEG_CONTENT_LABEL: Final = "PANCREASAI"
+PDF_DOCUMENT_TITLE: Final = "PancreasAI CT pancreas report (investigational)"
+
+# --- private coding scheme --------------------------------------------------------------------
+
+PRIVATE_SCHEME: Final = "99PANCAI"
+PRIVATE_SCHEME_VERSION: Final = "1.0"
+
+
+def _private(value: str, meaning: str) -> Code:
+    # No Coding Scheme Version on the codes (Type 1C, not needed for a private designator);
+    # the version is declared once in the Coding Scheme Identification Sequence. Readers that
+    # match concept names without the version (highdicom's content search) then find them.
+    return Code(value, PRIVATE_SCHEME, meaning)
+
+
+def private_coding_scheme() -> CodingSchemeIdentificationItem:
+    """A Coding Scheme Identification Sequence item declaring ``99PANCAI`` (PS3.3 C.12.1).
+
+    Returns a new item on each call (the item is a mutable ``Dataset``).
+    """
+    return CodingSchemeIdentificationItem(
+        designator=PRIVATE_SCHEME,
+        name="PancreasAI Node private codes",
+        version=PRIVATE_SCHEME_VERSION,
+        responsible_organization="PancreasAI Node project",
+    )
+
+
+# --- standard codes ---------------------------------------------------------------------------
+
+#: Algorithm Family Code Sequence value of the model (CID 7162): DCM 123110.
+ALGORITHM_FAMILY: Final = codes.DCM.ArtificialIntelligence
+#: TID 1500 "Procedure reported" (CID 100): LOINC 25045-6 CT unspecified body region.
+PROCEDURE_REPORTED: Final = codes.LN.CTUnspecifiedBodyRegion
+#: Concept Name Code Sequence of the PDF (CID 7000 document titles): LOINC 41806-1.
+PDF_TITLE_CODE: Final = codes.LN.CTAbdomenReport
+#: TID 1500 row 12 container; not in pydicom's code dictionary (PS3.16 TID 1500, UMLS).
+QUALITATIVE_EVALUATIONS: Final = Code("C0034375", "UMLS", "Qualitative Evaluations")
+#: Finding site of the tumor group (SCT 15776009 Pancreas).
+FINDING_SITE: Final = codes.SCT.Pancreas
+#: Tumor volume (SCT 118565006 Volume, CID 7469).
+TUMOR_VOLUME: Final = codes.SCT.Volume
+#: Largest 3D tumor diameter: SCT 81827009 Diameter with derivation SCT 56851009 Maximum
+#: (CID 7464 "General Region of Interest Measurement Modifiers").
+DIAMETER: Final = codes.SCT.Diameter
+DIAMETER_DERIVATION: Final = codes.SCT.Maximum
+#: Tumor-vessel contact angle (SCT 1483009 Angle), method :data:`CONTACT_METHOD`.
+CONTACT_ANGLE: Final = codes.SCT.Angle
+YES: Final = codes.SCT.Yes
+NO: Final = codes.SCT.No
+
+#: UCUM units (CID 7181). pydicom's dictionary has no millilitre; UCUM spells it ``ml``.
+UNIT_MILLILITER: Final = Code("ml", "UCUM", "milliliter")
+UNIT_MILLIMETER: Final = codes.UCUM.Millimeter
+UNIT_DEGREE: Final = codes.UCUM.Degree
+UNIT_NONE: Final = codes.UCUM.NoUnits
+
+# --- private codes (see the module docstring) -------------------------------------------------
+
+NETWORK_CATEGORY: Final = _private("NCCN-CAT", "NCCN resectability category (network)")
+RULE_CATEGORY: Final = _private("RULE-CAT", "NCCN resectability category (contact-angle rule)")
+CATEGORY_DISAGREEMENT: Final = _private("DISAGREE", "Network and rule categories disagree")
+#: Value codes of the NCCN classes, in the order of ``CATEGORY_LABELS``.
+CATEGORY_CODES: Final[tuple[Code, Code, Code]] = (
+    _private("NCCN-R", "Resectable"),
+    _private("NCCN-BR", "Borderline resectable"),
+    _private("NCCN-LA", "Locally advanced"),
+)
+#: Class probability concepts, in the order of ``CATEGORY_LABELS``.
+PROBABILITY_CODES: Final[tuple[Code, Code, Code]] = (
+    _private("P-R", "Probability of resectable"),
+    _private("P-BR", "Probability of borderline resectable"),
+    _private("P-LA", "Probability of locally advanced"),
+)
+UNCERTAINTY: Final = _private("UNCERT", "Ensemble uncertainty of the class probabilities")
+CONTACT_METHOD: Final = _private("CONTACT", "Circumferential tumor-vessel contact")
+LOCALISATION_CONFIDENCE: Final = _private("LOC-CONF", "Pancreas localisation confidence")
+CLINICAL_USED: Final = _private("CLIN-USED", "Clinical variable used")
+CLINICAL_MISSING: Final = _private("CLIN-MISS", "Clinical variable missing")
+CLINICAL_IMPUTED: Final = _private("CLIN-IMP", "Clinical variable imputed")
+CLINICAL_KNOCKED_OUT: Final = _private("CLIN-KO", "Clinical input knocked out")
+REGISTRY_STATUS: Final = _private("REG-STATUS", "Clinical registry status")
+USAGE_NOTICE: Final = _private("NOTICE", "Usage notice")
+WARNING: Final = _private("WARNING", "Analysis warning")
