@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean bench-phantom bench-intake
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean bench-phantom bench-intake bench-measurements
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -68,6 +68,9 @@ bench-phantom: install
 
 bench-intake: install
 	$(BIN)/python bench/intake_bench.py
+
+bench-measurements: install
+	$(BIN)/python bench/measurements_bench.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

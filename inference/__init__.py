@@ -14,6 +14,12 @@ from inference.contrast_phase import (
     estimate_contrast_phase,
     locate_contrast_landmarks,
 )
+from inference.measurements import (
+    ContactSettings,
+    MeasurementResult,
+    measure,
+    nccn_rule_category,
+)
 from inference.volume import LPS_TO_RAS, Volume, read_nifti, to_canonical, write_nifti
 from inference.volume_io import (
     CorruptDicomError,
@@ -40,6 +46,7 @@ from inference.volume_io import (
 
 __all__ = [
     "LPS_TO_RAS",
+    "ContactSettings",
     "ContrastLandmarks",
     "ContrastPhase",
     "ContrastPhaseEstimate",
@@ -50,6 +57,7 @@ __all__ = [
     "GeometryError",
     "InconsistentShapeError",
     "InconsistentSpacingError",
+    "MeasurementResult",
     "MissingGeometryError",
     "MissingSliceError",
     "MixedOrientationError",
@@ -66,6 +74,8 @@ __all__ = [
     "estimate_contrast_phase",
     "list_dicom_series",
     "locate_contrast_landmarks",
+    "measure",
+    "nccn_rule_category",
     "read_dicom_series",
     "read_nifti",
     "resample_to_reference",
