@@ -1,0 +1,157 @@
+"""Writing an analysis' files for :mod:`inference.analysis`: SEG, SR, PDF and ``result.json``.
+
+Every object is written with a SOP Instance UID chosen beforehand, so the result stored in the
+SR and printed in the PDF already names all three. Files are written all or nothing (the
+writers save atomically); ``result.json`` is written last, so its presence means a complete set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from inference.pdf_report import render_report_pdf, write_pdf_report
+from inference.seg_writer import write_seg
+from inference.sr_writer import write_sr
+from inference.volume import Volume, write_nifti
+from pancreas_contracts.result import AnalysisResult, Outputs
+
+__all__ = [
+    "LABEL_NAME",
+    "PDF_DICOM_NAME",
+    "PDF_NAME",
+    "RESULT_NAME",
+    "SEG_NAME",
+    "SR_NAME",
+    "WrittenFiles",
+    "new_outputs",
+    "write_dicom_outputs",
+    "write_result_json",
+    "write_without_dicom",
+]
+
+SEG_NAME: Final = "seg.dcm"
+SR_NAME: Final = "sr.dcm"
+PDF_DICOM_NAME: Final = "report.dcm"
+PDF_NAME: Final = "report.pdf"
+RESULT_NAME: Final = "result.json"
+LABEL_NAME: Final = "label.nii.gz"
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class WrittenFiles:
+    """The DICOM objects of one analysis (empty for a NIfTI input)."""
+
+    dicom: tuple[Path, ...]
+
+
+def new_outputs() -> Outputs:
+    """Fresh SOP Instance UIDs for the SEG, SR and PDF objects."""
+    return Outputs(
+        seg_sop_uid=generate_uid(), sr_sop_uid=generate_uid(), pdf_sop_uid=generate_uid()
+    )
+
+
+def _timed(timings: MutableMapping[str, float], stage: str, call: Callable[[], _T]) -> _T:
+    start = time.perf_counter()
+    try:
+        return call()
+    finally:
+        timings[stage] = round(time.perf_counter() - start, 3)
+
+
+def write_dicom_outputs(
+    result: AnalysisResult,
+    image: Volume,
+    label: Volume,
+    seg_label: Volume,
+    headers: Sequence[Dataset],
+    out_dir: Path,
+    timings: MutableMapping[str, float],
+) -> WrittenFiles:
+    """Write SEG, SR and the encapsulated PDF (plus ``report.pdf``) under ``out_dir``.
+
+    Parameters
+    ----------
+    result
+        The result with its :class:`~pancreas_contracts.result.Outputs` UIDs already set.
+    image, label
+        CT and label map on the source grid (same axis order; for the PDF).
+    seg_label
+        The label map in the source's native index order (for the SEG).
+    headers
+        Source image headers (one per instance).
+    out_dir
+        Destination folder.
+    timings
+        Receives ``write_seg``, ``write_sr`` and ``write_pdf`` seconds.
+
+    Raises
+    ------
+    ValueError
+        If a writer refuses its input (label off the grid, no foreground, ...).
+    """
+    outputs = result.outputs
+    seg_path, sr_path, pdf_path = out_dir / SEG_NAME, out_dir / SR_NAME, out_dir / PDF_DICOM_NAME
+    _timed(
+        timings,
+        "write_seg",
+        lambda: write_seg(
+            seg_label, headers, result, seg_path, sop_instance_uid=outputs.seg_sop_uid
+        ),
+    )
+    _timed(
+        timings,
+        "write_sr",
+        lambda: write_sr(result, seg_path, headers, sr_path, sop_instance_uid=outputs.sr_sop_uid),
+    )
+    _timed(
+        timings,
+        "write_pdf",
+        lambda: write_pdf_report(
+            result,
+            image,
+            label,
+            headers,
+            pdf_path,
+            pdf_path=out_dir / PDF_NAME,
+            sop_instance_uid=outputs.pdf_sop_uid,
+        ),
+    )
+    return WrittenFiles((seg_path, sr_path, pdf_path))
+
+
+def write_without_dicom(
+    result: AnalysisResult,
+    image: Volume,
+    label: Volume,
+    out_dir: Path,
+    timings: MutableMapping[str, float],
+) -> WrittenFiles:
+    """For a NIfTI input: the label map as NIfTI and the bare PDF (no DICOM source to cite)."""
+    _timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
+
+    def pdf() -> None:
+        partial = out_dir / f".{PDF_NAME}.partial"
+        partial.write_bytes(render_report_pdf(result, image, label))
+        partial.replace(out_dir / PDF_NAME)
+
+    _timed(timings, "write_pdf", pdf)
+    return WrittenFiles(())
+
+
+def write_result_json(result: AnalysisResult, out_dir: Path) -> Path:
+    """Write ``result.json`` atomically and return its path."""
+    path = out_dir / RESULT_NAME
+    partial = out_dir / f".{RESULT_NAME}.partial"
+    partial.write_text(result.to_json() + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
