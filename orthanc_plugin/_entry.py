@@ -52,7 +52,7 @@ def _site_packages(orthanc: Any) -> Path:
 
 def _prepare_path(orthanc: Any) -> None:
     here = str(_HERE)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]  # noqa: PTH100
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
     packages = _site_packages(orthanc)
     before = list(sys.path)
     site.addsitedir(str(packages))

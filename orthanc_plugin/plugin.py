@@ -161,19 +161,22 @@ class PancreasAiPlugin:
 
     def on_rest(self, output: RestOutput, uri: str, **request: Any) -> None:
         """REST callback for ``/pancreas-ai/...``."""
-        body = request.get("body", b"")
-        req = Request(
-            method=str(request.get("method", "GET")).upper(),
-            path=uri,
-            query=dict(request.get("get", {})),
-            headers={str(k).lower(): str(v) for k, v in request.get("headers", {}).items()},
-            body=body.encode("utf-8") if isinstance(body, str) else bytes(body or b""),
-        )
-        response = self._answer(req)
-        if response.status == 405 and response.allowed:
-            output.SendMethodNotAllowed(response.allowed)
-            return
-        send_json(output, response.status, response.body)
+        try:
+            body = request.get("body", b"")
+            req = Request(
+                method=str(request.get("method", "GET")).upper(),
+                path=uri,
+                query=dict(request.get("get", {})),
+                headers={str(k).lower(): str(v) for k, v in request.get("headers", {}).items()},
+                body=body.encode("utf-8") if isinstance(body, str) else bytes(body or b""),
+            )
+            response = self._answer(req)
+            if response.status == 405 and response.allowed:
+                output.SendMethodNotAllowed(response.allowed)
+                return
+            send_json(output, response.status, response.body)
+        except Exception:  # noqa: BLE001 - a callback must never raise into Orthanc
+            _log.exception("REST callback for %s failed", uri)
 
     def _answer(self, request: Request) -> Response:
         try:
@@ -221,10 +224,7 @@ class PancreasAiPlugin:
     def _run(self) -> None:
         next_sync = 0.0
         while not self._stop.is_set():
-            now = time.time()
-            due = self.store.next_due_at() if not self._stop.is_set() else None
-            wait = max(0.05, min(next_sync - now, (due - now) if due is not None else 1e9))
-            items = self._take(timeout=wait)
+            items = self._take(timeout=self._wait_s(next_sync))
             if self._stop.is_set():
                 break
             self._guard("stable series", functools.partial(self._record, items))
@@ -232,6 +232,16 @@ class PancreasAiPlugin:
             if items or time.time() >= next_sync:
                 self._guard("label sync", self._sync_labels)
                 next_sync = time.time() + self.config.sync_interval_s
+
+    def _wait_s(self, next_sync: float) -> float:
+        """Seconds until the next label refresh or the next due submission."""
+        now = time.time()
+        try:
+            due = self.store.next_due_at()
+        except sqlite3.Error as exc:
+            _log.error("submission store: %s", exc)
+            due = None
+        return max(0.05, min(next_sync - now, (due - now) if due is not None else 1e9))
 
     def _take(self, timeout: float) -> list[str]:
         try:
