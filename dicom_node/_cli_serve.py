@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from db import NodeDatabase, list_recent_jobs, queue_counts
+from dicom_node.analysis_runner import build_runner
 from dicom_node.node import Node
 from dicom_node.routing import load_rules
 from dicom_node.series_assembly import gather_facts
@@ -56,11 +57,19 @@ def serve_command(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Node(settings):
-        typer.echo(
-            f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}", err=True
-        )
-        stop.wait()
+    runner_db = NodeDatabase(settings.resolved_database_url)
+    runner = build_runner(settings, runner_db)  # None without a bundle: jobs wait queued
+    try:
+        with Node(settings, runner):
+            typer.echo(
+                f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
+                err=True,
+            )
+            stop.wait()
+    finally:
+        if runner is not None:
+            runner.close()
+        runner_db.dispose()
 
 
 def status_command(

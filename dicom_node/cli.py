@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 from typer.exceptions import TyperException
 
+from dicom_node._cli_analyze import analyze_command
 from dicom_node._cli_db import db_app, registry_app
 from dicom_node._cli_demo import demo_command
 from dicom_node._cli_phantom import phantom_command
@@ -40,6 +41,7 @@ app.command("serve")(serve_command)
 app.command("status")(status_command)
 app.add_typer(rules_app, name="rules")
 app.command("train")(train_command)
+app.command("analyze")(analyze_command)
 
 
 class CliError(Exception):

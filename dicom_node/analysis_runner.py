@@ -1,0 +1,209 @@
+"""The worker's :class:`~dicom_node.worker.JobRunner` that analyses a series.
+
+For one job: the spool paths of the job's series version, the registry lookup through the
+study's join keys (an audit event ``registry.lookup`` records the status only, never values or
+identifiers), the analysis (:class:`inference.analysis.Analyzer`) into
+``<data>/results/<job id>/``, and the outcome the worker stores and dispatches.
+
+This module does not import torch: the analyzer is passed in, built by ``serve`` only when a
+bundle is configured (:func:`build_runner` imports :mod:`inference.analysis` lazily).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from db import (
+    JobInfo,
+    NewResult,
+    NodeDatabase,
+    RegistryBridge,
+    RegistryLookupStatus,
+    RegistryResult,
+    add_audit_event,
+    get_series,
+    get_study,
+    series_instance_paths,
+)
+from dicom_node.worker import JobFailedError, JobOutcome
+from pancreas_contracts import Settings
+from pancreas_contracts.clinical import ClinicalVariables
+from pancreas_contracts.result import CATEGORY_LABELS, AnalysisResult, BundleRef
+
+if TYPE_CHECKING:
+    from inference.analysis import AnalysisOutput
+
+__all__ = ["AnalysisRunner", "AnalyzerLike", "build_runner", "new_result"]
+
+_ACTOR = "worker"
+
+
+class AnalyzerLike(Protocol):
+    """What the runner needs of :class:`inference.analysis.Analyzer`."""
+
+    @property
+    def bundle_ref(self) -> BundleRef:
+        """The bundle that analyses."""
+        ...
+
+    def analyze(
+        self,
+        series: Path | Sequence[Path],
+        clinical: ClinicalVariables | None,
+        *,
+        out_dir: Path,
+        job_id: str | None = None,
+        registry_status: str = "not-configured",
+        warnings: Sequence[str] = (),
+    ) -> AnalysisOutput:
+        """Analyse one series."""
+        ...
+
+
+def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
+    """The job record's result built from an :class:`AnalysisResult`."""
+    category = CATEGORY_LABELS.index(result.category.label)
+    return NewResult(
+        result_json_path=str(result_json),
+        bundle_name=result.bundle.name,
+        bundle_version=result.bundle.version,
+        bundle_sha256=result.bundle.sha256,
+        category=category,
+        category_label=result.category.label,
+        probabilities=tuple(result.category.probabilities),
+        measurements=result.measurements.model_dump(mode="json"),
+        timings_s=dict(result.timings_s),
+        clinical_used=result.clinical.used,
+        clinical_missing=result.clinical.missing,
+        clinical_imputed=result.clinical.imputed,
+        clinical_knocked_out=result.clinical.knocked_out,
+        registry_status=result.clinical.registry_status,
+        warnings=result.warnings,
+    )
+
+
+class AnalysisRunner:
+    """Runs one job: series paths, registry lookup, analysis, outcome.
+
+    Parameters
+    ----------
+    database
+        The node database.
+    analyzer
+        The loaded analyzer (:class:`inference.analysis.Analyzer`).
+    settings
+        Node settings (for ``results_dir``).
+    registry
+        The clinical registry bridge, or ``None`` when none is configured (knock-out path).
+    """
+
+    def __init__(
+        self,
+        database: NodeDatabase,
+        analyzer: AnalyzerLike,
+        settings: Settings,
+        registry: RegistryBridge | None = None,
+    ) -> None:
+        self._db = database
+        self._analyzer = analyzer
+        self._settings = settings
+        self._registry = registry
+
+    def __call__(self, job: JobInfo) -> JobOutcome:
+        """Analyse the job's series.
+
+        Raises
+        ------
+        JobFailedError
+            With a named reason: no stored instances, an input the pipeline cannot analyse
+            (not retryable), an unusable bundle (not retryable) or an I/O error (retryable).
+        """
+        paths = series_instance_paths(
+            self._db, job.series_instance_uid, max_version=job.series_version
+        )
+        existing = [Path(p) for p in paths if Path(p).is_file()]
+        if not existing:
+            raise JobFailedError("series unavailable: no stored instances", retryable=False)
+        lookup = self._lookup(job)
+        clinical = None if lookup.imaging_only else lookup.variables
+        return self._analyze(job, existing, clinical, lookup)
+
+    def _lookup(self, job: JobInfo) -> RegistryResult:
+        if self._registry is None:
+            lookup = RegistryResult.without_registry(RegistryLookupStatus.NOT_CONFIGURED)
+        else:
+            series = get_series(self._db, job.series_instance_uid)
+            study = None if series is None else get_study(self._db, series.study_instance_uid)
+            lookup = self._registry.lookup_study(
+                patient_id=None if study is None else study.patient_id,
+                accession_number=None if study is None else study.accession_number,
+                study_date=None if study is None else study.study_date,
+            )
+        add_audit_event(
+            self._db,
+            actor=_ACTOR,
+            action="registry.lookup",
+            object_type="job",
+            object_id=job.id,
+            detail={"status": lookup.status.value},
+        )
+        return lookup
+
+    def _analyze(
+        self,
+        job: JobInfo,
+        paths: list[Path],
+        clinical: ClinicalVariables | None,
+        lookup: RegistryResult,
+    ) -> JobOutcome:
+        # Local import: torch is loaded only where an analyzer exists (it already does here).
+        from inference.analysis import AnalysisError
+        from inference.bundle import BundleError
+
+        out_dir = self._settings.results_dir / job.id
+        try:
+            output = self._analyzer.analyze(
+                paths,
+                clinical,
+                out_dir=out_dir,
+                job_id=job.id,
+                registry_status=lookup.status.value,
+                warnings=lookup.warnings,
+            )
+        except AnalysisError as exc:
+            raise JobFailedError(f"analysis refused: {exc.reason}", retryable=False) from exc
+        except BundleError as exc:
+            raise JobFailedError("bundle unusable", retryable=False) from exc
+        except OSError as exc:
+            raise JobFailedError(f"I/O error: {type(exc).__name__}", retryable=True) from exc
+        return JobOutcome(new_result(output.result, output.result_json), output.files)
+
+    def close(self) -> None:
+        """Close the registry bridge's connections."""
+        if self._registry is not None:
+            self._registry.close()
+
+
+def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner | None:
+    """The runner ``serve`` uses: ``None`` without a bundle (jobs then wait in the queue).
+
+    Raises
+    ------
+    inference.bundle.BundleError
+        If the configured bundle cannot be loaded.
+    ValueError
+        For an unusable device or registry configuration.
+    """
+    if settings.bundle_path is None:
+        return None
+    from inference.analysis import Analyzer  # torch only when a bundle is configured
+
+    analyzer = Analyzer(settings.bundle_path, settings.device)
+    registry = (
+        RegistryBridge.from_toml(settings.registry_config)
+        if settings.registry_config is not None
+        else None
+    )
+    return AnalysisRunner(database, analyzer, settings, registry)
