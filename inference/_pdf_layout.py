@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pydicom.dataset import Dataset
 
-from inference.phantom import ARTERIAL, nccn_rule_category
+from inference.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult
 
@@ -224,7 +224,7 @@ def _vessel_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> fl
     y -= 0.016
     for vessel in KEY_VESSELS:
         angle = values.contact_deg.get(vessel)
-        threshold = ">0 BR, \u2265180 LA" if vessel in ARTERIAL else "\u2265180 BR"
+        threshold = ">0 BR, \u2265180 LA" if vessel in ARTERIAL_VESSELS else "\u2265180 BR"
         implied = "-" if angle is None else _SHORT[nccn_rule_category({vessel: angle})]
         contact = "n/a" if angle is None else f"{angle:.0f}\u00b0"
         cells = (vessel, contact, threshold, implied)

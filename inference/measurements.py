@@ -85,7 +85,7 @@ from inference._measure_fields import (
 from inference._measure_size import max_diameter_mm, volume_ml
 from inference.volume import Volume
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, Measurements
+from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSEL_LABELS, KEY_VESSELS, Measurements
 
 __all__ = [
     "ARTERIAL_VESSELS",
@@ -99,13 +99,7 @@ __all__ = [
 
 #: Label value of each key vessel (``pancreas_contracts.labels``), by result key.
 VESSEL_LABEL_VALUES: Mapping[str, int] = MappingProxyType(
-    {
-        "SMA": label_by_name("sma").value,
-        "CA": label_by_name("celiac_trunk").value,
-        "CHA": label_by_name("cha").value,
-        "SMV": label_by_name("smv").value,
-        "PV": label_by_name("portal_vein").value,
-    }
+    {vessel: label_by_name(name).value for vessel, name in KEY_VESSEL_LABELS.items()}
 )
 ARTERIAL_VESSELS: tuple[str, ...] = ("SMA", "CA", "CHA")
 VENOUS_VESSELS: tuple[str, ...] = ("SMV", "PV")

@@ -43,10 +43,9 @@ from inference.dicom_codes import (
     PDF_SERIES_NUMBER,
     PDF_TITLE_CODE,
 )
-from inference.phantom import VESSEL_LABELS
 from inference.volume import Volume, to_canonical
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import AnalysisResult
+from pancreas_contracts.result import KEY_VESSEL_LABELS, AnalysisResult
 
 __all__ = [
     "PDF_MIME_TYPE",
@@ -192,7 +191,7 @@ def render_report_pdf(
     touched = sorted(
         (v for v in contact if (contact[v] or 0.0) > 0.0), key=lambda v: -(contact[v] or 0.0)
     )
-    vessels = [VESSEL_LABELS[v] for v in touched]
+    vessels = [KEY_VESSEL_LABELS[v] for v in touched]
     return draw_report(
         result,
         _prepare_slices(image, label, slices, vessels),

@@ -80,9 +80,13 @@ from inference.dicom_codes import (
     YES,
     private_coding_scheme,
 )
-from inference.phantom import VESSEL_LABELS
 from pancreas_contracts.labels import Label, label_by_name
-from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult
+from pancreas_contracts.result import (
+    CATEGORY_LABELS,
+    KEY_VESSEL_LABELS,
+    KEY_VESSELS,
+    AnalysisResult,
+)
 
 __all__ = ["SegmentRef", "build_sr", "segment_refs", "write_sr"]
 
@@ -325,7 +329,7 @@ def _vessel_groups(context: _Context) -> list[_Group]:
         measurement = hd.sr.Measurement(
             name=CONTACT_ANGLE, value=angle, unit=UNIT_DEGREE, method=CONTACT_METHOD
         )
-        groups.append(_group(context, label_by_name(VESSEL_LABELS[vessel]), [measurement]))
+        groups.append(_group(context, label_by_name(KEY_VESSEL_LABELS[vessel]), [measurement]))
     return groups
 
 

@@ -8,6 +8,8 @@ result that exists is valid (pydantic validation at construction, frozen).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +18,7 @@ __all__ = [
     "CATEGORY_LABELS",
     "INVESTIGATIONAL_NOTICE",
     "KEY_VESSELS",
+    "KEY_VESSEL_LABELS",
     "RESULT_SCHEMA_VERSION",
     "AnalysisResult",
     "BundleRef",
@@ -32,6 +35,10 @@ INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 CATEGORY_LABELS: tuple[str, str, str] = ("resectable", "borderline", "locally advanced")
 #: Vessels whose tumor contact angle is reported (METHOD.md "Geometry read-out").
 KEY_VESSELS: tuple[str, ...] = ("SMA", "CA", "CHA", "SMV", "PV")
+#: The label (pancreas_contracts.labels) of each key vessel.
+KEY_VESSEL_LABELS: Mapping[str, str] = MappingProxyType(
+    {"SMA": "sma", "CA": "celiac_trunk", "CHA": "cha", "SMV": "smv", "PV": "portal_vein"}
+)
 
 _Frozen = ConfigDict(frozen=True, extra="forbid")
 
