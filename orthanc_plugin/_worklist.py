@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from db import WorklistEntry
@@ -191,14 +192,16 @@ def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
     )
 
 
-_SORT_KEYS: dict[str, Callable[[WorklistEntry], Any]] = {
-    "board_date": lambda e: e.board_date,
-    "study_date": lambda e: e.study_date,
-    "status": _status,
-    "category": _category,
-    "decision": lambda e: None if e.decision is None else e.decision.value,
-    "updated": lambda e: None if e.job is None else e.job.updated_at,
-}
+_SORT_KEYS: Mapping[str, Callable[[WorklistEntry], Any]] = MappingProxyType(
+    {
+        "board_date": lambda e: e.board_date,
+        "study_date": lambda e: e.study_date,
+        "status": _status,
+        "category": _category,
+        "decision": lambda e: None if e.decision is None else e.decision.value,
+        "updated": lambda e: None if e.job is None else e.job.updated_at,
+    }
+)
 
 
 def worklist_page(

@@ -12,10 +12,10 @@ import pytest
 from db import BoardDecision, JobInfo, RoutingDecision, SeriesInfo, SeriesStatus, StudyJobInfo
 from db import WorklistEntry as Entry
 from orthanc_plugin._config import PluginConfig, plugin_config
-from orthanc_plugin._labels import supports_labels_api
-from orthanc_plugin._orthanc_api import send_json
+from orthanc_plugin._labels import apply_labels, supports_labels_api
+from orthanc_plugin._orthanc_api import OrthancCallError, send_json
 from orthanc_plugin._routes import Request
-from orthanc_plugin._status import AiStatus, category_name, study_labels
+from orthanc_plugin._status import AiStatus, StudyLabels, category_name, study_labels
 from orthanc_plugin._store import NewSubmission, SubmissionState, SubmissionStore
 from orthanc_plugin._submit import fingerprint
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
@@ -360,3 +360,50 @@ def test_plugin_config_is_frozen(tmp_path: Path) -> None:
     config = PluginConfig(state_file=tmp_path / "x")
     with pytest.raises(AttributeError):
         config.submit = False  # type: ignore[misc]
+
+
+class InMemoryStudyApi:
+    """Orthanc's metadata and labels routes of one study, held in memory."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, str] = {}
+        self.labels: set[str] = {"teaching"}
+
+    def get(self, path: str) -> bytes:
+        assert path == "/studies/s/labels"
+        return json.dumps(sorted(self.labels)).encode()
+
+    def post(self, path: str, body: bytes) -> bytes:
+        raise AssertionError(path)
+
+    def put(self, path: str, body: bytes) -> bytes:
+        kind, name = path.split("/")[-2:]
+        if kind == "metadata":
+            self.metadata[name] = body.decode()
+        else:
+            self.labels.add(name)
+        return b""
+
+    def delete(self, path: str) -> None:
+        kind, name = path.split("/")[-2:]
+        if kind == "metadata":
+            if name not in self.metadata:
+                raise OrthancCallError(17, "Unknown resource")
+            del self.metadata[name]
+        else:
+            self.labels.discard(name)
+
+
+def test_labels_as_metadata_and_as_labels_from_1_12() -> None:
+    api = InMemoryStudyApi()
+    apply_labels(api, "s", StudyLabels(AiStatus.PENDING), use_labels_api=False)
+    assert api.metadata == {"PancreasAiStatus": "ai-pending"}
+    assert api.labels == {"teaching"}  # Orthanc 1.10: metadata only
+    apply_labels(api, "s", StudyLabels(AiStatus.PENDING), use_labels_api=True)
+    assert api.labels == {"teaching", "ai-pending"}
+    done = StudyLabels(AiStatus.DONE, "nccn-resectable", final=True)
+    apply_labels(api, "s", done, use_labels_api=True)
+    assert api.metadata == {"PancreasAiStatus": "ai-done", "PancreasAiCategory": "nccn-resectable"}
+    assert api.labels == {"teaching", "ai-done", "nccn-resectable"}
+    apply_labels(api, "s", StudyLabels(AiStatus.NONE, final=True), use_labels_api=True)
+    assert api.metadata == {} and api.labels == {"teaching"}
