@@ -92,7 +92,8 @@ def write_dicom_outputs(
     out_dir
         Destination folder.
     timings
-        Receives ``write_seg``, ``write_sr`` and ``write_pdf`` seconds.
+        Receives ``write_label`` (``label.nii.gz``, the canonical label map), ``write_seg``,
+        ``write_sr`` and ``write_pdf`` seconds.
 
     Raises
     ------
@@ -100,6 +101,7 @@ def write_dicom_outputs(
         If a writer refuses its input (label off the grid, no foreground, ...).
     """
     outputs = result.outputs
+    _timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
     seg_path, sr_path, pdf_path = out_dir / SEG_NAME, out_dir / SR_NAME, out_dir / PDF_DICOM_NAME
     _timed(
         timings,
