@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -24,6 +25,7 @@ from typing import Any, Self
 __all__ = [
     "ORTHANC_BINARY",
     "PYTHON_PLUGIN",
+    "SERVE_FOLDERS_PLUGIN",
     "OrthancConfig",
     "OrthancError",
     "OrthancServer",
@@ -34,6 +36,17 @@ ORTHANC_BINARY = "/usr/sbin/Orthanc"
 #: Debian's orthanc-python plugin (embeds the system CPython 3.11).
 PYTHON_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 _DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+#: Debian's ServeFolders plugin (static folders served by Orthanc's HTTP server, e.g. OHIF).
+SERVE_FOLDERS_PLUGIN = Path("/usr/share/orthanc/plugins/libServeFolders.so")
+#: MIME types ServeFolders does not know by itself; files without an extension are the
+#: viewer's route entry pages (see ohif-extension/scripts/prepare-viewer.mjs).
+_SERVE_FOLDERS_MIME = {
+    "": "text/html",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".map": "application/json",
+    ".woff2": "font/woff2",
+}
 _REPO = Path(__file__).resolve().parents[1]
 _TEMPLATE = _REPO / "deploy" / "orthanc" / "orthanc.json.in"
 _ENTRY_SCRIPT = Path(__file__).resolve().parent / "_entry.py"
@@ -108,10 +121,26 @@ class OrthancConfig:
     viewer_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_plugins: tuple[Path, ...] = ()
     python_plugin: PythonPluginConfig | None = None
+    #: Static folders served same-origin by URI prefix, e.g. ``{"/ohif": build/ohif}`` for the
+    #: prebuilt OHIF viewer (``make viewer``); loads the ServeFolders plugin when not empty.
+    serve_folders: Mapping[str, Path] = field(default_factory=dict)
+
+    def serve_folders_section(self) -> dict[str, Any]:
+        """The ``ServeFolders`` section of Orthanc's configuration."""
+        if not self.serve_folders:
+            return {}
+        return {
+            "Folders": {uri: str(path.resolve()) for uri, path in self.serve_folders.items()},
+            "Extensions": dict(_SERVE_FOLDERS_MIME),
+            "AllowCache": False,
+            "GenerateETag": True,
+        }
 
     def render(self) -> str:
         """Return the filled-in JSON configuration."""
         plugins = [str(_DICOMWEB_PLUGIN), *(str(p) for p in self.extra_plugins)]
+        if self.serve_folders:
+            plugins.append(str(SERVE_FOLDERS_PLUGIN))
         storage_dir = (self.work_dir / "storage").resolve()
         script = ""
         section: dict[str, Any] = {}
@@ -132,6 +161,7 @@ class OrthancConfig:
             plugins=json.dumps(plugins),
             python_script=json.dumps(script),
             pancreas_ai=json.dumps(section, indent=4),
+            serve_folders=json.dumps(self.serve_folders_section(), indent=4),
         )
         json.loads(text)  # fail here, not inside Orthanc, if the template is broken
         return text

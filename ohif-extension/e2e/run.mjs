@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+/**
+ * End-to-end browser test of the PancreasAI OHIF extension against a real Orthanc.
+ *
+ * Input: a JSON file (argument 1, written by tests/ohif_extension/test_e2e.py) with the
+ * Orthanc URL, credentials, the processed phantom study (UIDs, tumor centre in LPS mm) and its
+ * result.json. Drives Debian's chromium through playwright-core, headless; waits on
+ * data-testid selectors and on the viewer's own state, never on fixed sleeps. Screenshots go
+ * to the folder given as argument 2. Exit status 0 when every check passes; the checks run in
+ * order and the first failure stops the run with its message.
+ */
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [configPath, artifacts] = process.argv.slice(2);
+if (!configPath || !artifacts) {
+  console.error("usage: node e2e/run.mjs STUDY.json ARTIFACT_DIR");
+  process.exit(2);
+}
+const cfg = JSON.parse(readFileSync(configPath, "utf8"));
+mkdirSync(artifacts, { recursive: true });
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 60000);
+const result = cfg.result;
+const log = [];
+const checks = [];
+
+function check(name, ok, detail = "") {
+  checks.push({ name, ok, detail });
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${detail ? `: ${detail}` : ""}`);
+  if (!ok) throw new Error(`${name}: ${detail}`);
+}
+
+function near(a, b, tol) {
+  return Math.abs(Number(a) - Number(b)) <= tol;
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const context = await browser.newContext({
+  viewport: { width: 1600, height: 1000 },
+  httpCredentials: { username: cfg.username, password: cfg.password },
+});
+const page = await context.newPage();
+page.setDefaultTimeout(TIMEOUT);
+page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
+let failed = false;
+
+try {
+  // --- viewer: the processed study in the pancreas-ai mode --------------------------------
+  const viewer = `${cfg.base_url}/ohif/pancreas-ai?StudyInstanceUIDs=${cfg.study_uid}`;
+  await page.goto(viewer);
+  const panel = page.locator('[data-testid="pancreas-ai-panel"][data-state="ready"]');
+  await panel.waitFor();
+  check("panel is shown in the mode's layout", true);
+
+  const text = async (id) => (await page.getByTestId(id).innerText()).trim();
+  const categoryText = { resectable: "Resectable", borderline: "Borderline resectable", "locally advanced": "Locally advanced" };
+  check("category", (await text("pancreas-ai-category")) === categoryText[result.category.label], await text("pancreas-ai-category"));
+  for (const [i, label] of ["resectable", "borderline", "locally advanced"].entries()) {
+    const bar = page.getByTestId(`pancreas-ai-prob-${label.replace(" ", "-")}`);
+    const value = Number(await bar.getAttribute("data-value"));
+    check(`probability ${label}`, near(value, result.category.probabilities[i] * 100, 0.051), `${value} %`);
+  }
+  check("uncertainty", near(await page.getByTestId("pancreas-ai-uncertainty").getAttribute("data-value"), result.category.uncertainty, 1e-9));
+  check("rule category", (await text("pancreas-ai-rule-category")) === categoryText[result.rule_category]);
+  const warning = page.getByTestId("pancreas-ai-disagreement");
+  check("disagreement warning", result.disagreement === (await warning.count()) > 0);
+  for (const [vessel, angle] of Object.entries(result.measurements.contact_deg)) {
+    const row = page.getByTestId(`pancreas-ai-vessel-${vessel}`);
+    check(`contact angle ${vessel}`, near(await row.getAttribute("data-angle"), angle, 1e-6), `${angle}°`);
+  }
+  const value = async (id) => Number(await page.getByTestId(id).getAttribute("data-value"));
+  const shown = async (id) => parseFloat(await text(id));
+  const volume = await value("pancreas-ai-tumor-volume");
+  check("tumor volume", near(volume, result.measurements.tumor_volume_ml, 1e-9), `${volume} ml`);
+  check("tumor volume as shown", near(await shown("pancreas-ai-tumor-volume"), volume, 0.05 + 1e-9));
+  const diameter = await value("pancreas-ai-tumor-diameter");
+  check("tumor diameter", near(diameter, result.measurements.tumor_max_diameter_mm, 1e-9), `${diameter} mm`);
+  check("tumor diameter as shown", near(await shown("pancreas-ai-tumor-diameter"), diameter, 0.05 + 1e-9));
+  check("clinical used", (await text("pancreas-ai-clinical-used")) === result.clinical.used.join(", "));
+  check("clinical missing", (await text("pancreas-ai-clinical-missing")) === result.clinical.missing.join(", "));
+  check("clinical imputed", (await text("pancreas-ai-clinical-imputed")) === result.clinical.imputed.join(", "));
+  check("model version", (await text("pancreas-ai-model")).startsWith(`${result.bundle.name} ${result.bundle.version}`));
+  check("notice", (await text("pancreas-ai-notice")) === result.notice);
+
+  // React sharing: the panel content lives in its own root (a second React), the host's tree
+  // only holds the hook-free host element; no "Invalid hook call" from either React.
+  const roots = await page.evaluate(() => {
+    const host = document.querySelector('[data-testid="pancreas-ai-panel-host"]');
+    const app = document.getElementById("root");
+    const containerKey = (el) => (el ? Object.keys(el).find((k) => k.startsWith("__reactContainer$")) : undefined);
+    const fiberKey = (el) => (el ? Object.keys(el).find((k) => k.startsWith("__reactFiber$")) : undefined);
+    return { host: containerKey(host), app: containerKey(app), hostFiber: fiberKey(host) };
+  });
+  check(
+    "panel rendered by its own React root inside the host's tree",
+    Boolean(roots.host && roots.app && roots.hostFiber && roots.host !== roots.app && roots.hostFiber.slice(13) === roots.app.slice(17)),
+    JSON.stringify(roots),
+  );
+  check("no invalid hook call", !log.some((l) => /Invalid hook call|Minified React error #321/.test(l)));
+
+  // --- SEG overlay where the tumor is ------------------------------------------------------
+  await page.waitForFunction(() => {
+    const seg = window.services?.segmentationService;
+    return Boolean(seg && seg.getSegmentations().length > 0);
+  });
+  await page.getByTestId("pancreas-ai-tumor").click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="pancreas-ai-tumor"].pai-selected') !== null);
+  // Wait until the tumor centre is on the displayed slice and the viewport has rendered it.
+  const probe = await page.waitForFunction(
+    (center) => {
+      const cs = window.cornerstone;
+      const element = cs?.getEnabledElements?.()[0];
+      const viewport = element?.viewport;
+      if (!viewport) return false;
+      const camera = viewport.getCamera();
+      const n = camera.viewPlaneNormal;
+      const f = camera.focalPoint;
+      const distance = Math.abs((center[0] - f[0]) * n[0] + (center[1] - f[1]) * n[1] + (center[2] - f[2]) * n[2]);
+      if (distance > 3.1) return false;
+      const [x, y] = viewport.worldToCanvas(center);
+      const canvas = viewport.canvas;
+      const rect = canvas.getBoundingClientRect();
+      const scale = rect.width / canvas.clientWidth || 1;
+      return { x: rect.left + x * scale, y: rect.top + y * scale, rect: { left: rect.left, top: rect.top, width: rect.width, height: rect.height }, distance };
+    },
+    cfg.tumor_center_lps,
+    { polling: 200 },
+  );
+  const where = await probe.jsonValue();
+  // Let the highlight animation settle before sampling pixels: wait for two animation frames
+  // with the camera unchanged.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const viewportShot = join(artifacts, "viewer-tumor.png");
+  await page.screenshot({ path: join(artifacts, "viewer.png") });
+  const clip = { x: where.rect.left, y: where.rect.top, width: where.rect.width, height: where.rect.height };
+  await page.screenshot({ path: viewportShot, clip });
+  // Pixel check on the screenshot itself (what the radiologist sees), decoded by the browser.
+  const cx = Math.round(where.x - clip.x);
+  const cy = Math.round(where.y - clip.y);
+  const shot = readFileSync(viewportShot).toString("base64");
+  const { atTumor, corner } = await page.evaluate(
+    async ({ shot, cx, cy }) => {
+      const blob = await (await fetch(`data:image/png;base64,${shot}`)).blob();
+      const bitmap = await createImageBitmap(blob);
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(bitmap, 0, 0);
+      const fraction = (x0, y0, r) => {
+        const data = ctx.getImageData(x0 - r, y0 - r, 2 * r + 1, 2 * r + 1).data;
+        let red = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          const [r_, g, b] = [data[i], data[i + 1], data[i + 2]];
+          if (r_ > 120 && r_ > g + 50 && r_ > b + 50) red++;
+        }
+        return red / (data.length / 4);
+      };
+      return { atTumor: fraction(cx, cy, 4), corner: fraction(12, bitmap.height - 12, 4) };
+    },
+    { shot, cx, cy },
+  );
+  check("SEG overlay is red (tumor colour) at the tumor centre", atTumor > 0.5, `${(atTumor * 100).toFixed(0)} % red at (${cx}, ${cy}); corner ${(corner * 100).toFixed(0)} %`);
+  check("no overlay in the image corner", corner < 0.1);
+
+  // --- vessel row highlights its segment ---------------------------------------------------
+  await page.getByTestId("pancreas-ai-vessel-SMV").click();
+  await page.waitForFunction(() => {
+    const row = document.querySelector('[data-testid="pancreas-ai-vessel-SMV"]');
+    return row?.getAttribute("aria-selected") === "true";
+  });
+  const active = await page.waitForFunction(() => {
+    const seg = window.services?.segmentationService;
+    const s = seg?.getSegmentations()[0];
+    const active = s ? Object.values(s.segments ?? {}).find((x) => x?.active) : undefined;
+    return active ? { index: active.segmentIndex, label: active.label } : false;
+  });
+  const activeSegment = await active.jsonValue();
+  check("clicking a vessel row makes its segment active", /mesenteric vein|SMV|smv/i.test(String(activeSegment.label)), JSON.stringify(activeSegment));
+  await page.screenshot({ path: join(artifacts, "viewer-smv.png") });
+
+  // --- worklist -------------------------------------------------------------------------------
+  await page.goto(`${cfg.base_url}/ohif/pancreas-ai-worklist`);
+  await page.locator('[data-testid="worklist-table"][data-state="ready"]').waitFor();
+  const row = page.locator(`[data-testid="worklist-row"][data-study-uid="${cfg.study_uid}"]`);
+  await row.waitFor();
+  check("worklist lists the study", true);
+  check("worklist shows the AI category", (await row.getAttribute("data-category")) === result.category.label);
+  await page.getByTestId("worklist-filter-category").selectOption("locally advanced");
+  await row.waitFor({ state: result.category.label === "locally advanced" ? "visible" : "detached" });
+  await page.getByTestId("worklist-filter-category").selectOption("all");
+  await row.waitFor();
+  await page.getByTestId("worklist-sort-category").click();
+  await page.screenshot({ path: join(artifacts, "worklist.png") });
+  const href = await row.getByTestId("worklist-open").getAttribute("href");
+  check("worklist opens the case in the viewer", href === `/ohif/pancreas-ai?StudyInstanceUIDs=${encodeURIComponent(cfg.study_uid)}`, href ?? "");
+} catch (error) {
+  failed = true;
+  console.error(`e2e failed: ${error instanceof Error ? error.message : error}`);
+  await page.screenshot({ path: join(artifacts, "failure.png") }).catch(() => undefined);
+} finally {
+  writeFileSync(join(artifacts, "browser-console.log"), log.join("\n") + "\n");
+  writeFileSync(join(artifacts, "checks.json"), JSON.stringify(checks, null, 2));
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,167 @@
+/**
+ * Data access from the browser, same-origin with Orthanc: DICOMweb (QIDO-RS + WADO-RS metadata)
+ * for the SR, and the plugin's `/pancreas-ai/` routes when the plugin is installed.
+ */
+import { type DicomJsonDataset, str, Tags } from "./dicomJson";
+import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
+import type { PancreasResult } from "./result";
+import { isPancreasReport, parseMeasurementReport } from "./sr";
+import type { AiStatus, Decision, WorklistRow } from "./viewModel";
+
+export interface Endpoints {
+  dicomWeb: string;
+  plugin: string;
+}
+
+export const DEFAULT_ENDPOINTS: Endpoints = { dicomWeb: "/dicom-web", plugin: "/pancreas-ai" };
+
+export type Fetcher = (url: string, init?: RequestInit) => Promise<Response>;
+
+const JSON_ACCEPT = { headers: { Accept: "application/dicom+json, application/json" } };
+
+async function getJson(fetcher: Fetcher, url: string): Promise<unknown> {
+  const response = await fetcher(url, { ...JSON_ACCEPT, credentials: "same-origin" });
+  if (response.status === 204 || response.status === 404) return undefined;
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  const text = await response.text();
+  return text.trim() === "" ? undefined : (JSON.parse(text) as unknown);
+}
+
+function datasets(value: unknown): DicomJsonDataset[] {
+  return Array.isArray(value) ? (value.filter((v) => v !== null && typeof v === "object") as DicomJsonDataset[]) : [];
+}
+
+function newestFirst(a: DicomJsonDataset, b: DicomJsonDataset): number {
+  const key = (ds: DicomJsonDataset): string =>
+    `${str(ds, Tags.ContentDate) ?? ""}${str(ds, Tags.ContentTime) ?? ""}`;
+  return key(b).localeCompare(key(a));
+}
+
+/** The newest PancreasAI SR of a study, parsed; undefined when the study has none. */
+export async function loadReportFromSr(
+  studyUid: string,
+  fetcher: Fetcher = fetch,
+  endpoints: Endpoints = DEFAULT_ENDPOINTS,
+): Promise<PancreasResult | undefined> {
+  const study = `${endpoints.dicomWeb}/studies/${encodeURIComponent(studyUid)}`;
+  const series = datasets(await getJson(fetcher, `${study}/series?Modality=SR`));
+  const reports: DicomJsonDataset[] = [];
+  for (const s of series) {
+    const uid = str(s, Tags.SeriesInstanceUID);
+    if (uid === undefined) continue;
+    const instances = datasets(await getJson(fetcher, `${study}/series/${encodeURIComponent(uid)}/metadata`));
+    reports.push(...instances.filter(isPancreasReport));
+  }
+  const newest = reports.sort(newestFirst)[0];
+  return newest === undefined ? undefined : parseMeasurementReport(newest);
+}
+
+/** The plugin's results for a study; undefined without the plugin or without a result. */
+export async function loadReportFromPlugin(
+  studyUid: string,
+  fetcher: Fetcher = fetch,
+  endpoints: Endpoints = DEFAULT_ENDPOINTS,
+): Promise<PancreasResult | undefined> {
+  try {
+    return fromPluginResults(await getJson(fetcher, `${endpoints.plugin}/studies/${encodeURIComponent(studyUid)}/results`));
+  } catch {
+    return undefined; // no plugin (404) or the node's database unreachable: the SR still counts
+  }
+}
+
+export async function loadResult(
+  studyUid: string,
+  fetcher: Fetcher = fetch,
+  endpoints: Endpoints = DEFAULT_ENDPOINTS,
+): Promise<PancreasResult | undefined> {
+  const [plugin, sr] = await Promise.all([
+    loadReportFromPlugin(studyUid, fetcher, endpoints),
+    loadReportFromSr(studyUid, fetcher, endpoints),
+  ]);
+  return mergeResults(plugin, sr);
+}
+
+// --- worklist ------------------------------------------------------------------------------
+
+function isoDate(dicomDate: string | undefined): string | undefined {
+  return dicomDate !== undefined && /^\d{8}$/.test(dicomDate)
+    ? `${dicomDate.slice(0, 4)}-${dicomDate.slice(4, 6)}-${dicomDate.slice(6, 8)}`
+    : dicomDate;
+}
+
+function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | undefined): WorklistRow | undefined {
+  const uid = item.study_instance_uid;
+  if (typeof uid !== "string") return undefined;
+  const status = item.ai_status;
+  const board = item.board !== null && typeof item.board === "object" ? (item.board as Record<string, unknown>) : undefined;
+  const decision = item.decision;
+  return {
+    studyUid: uid,
+    patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",
+    studyDate: typeof item.study_date === "string" ? item.study_date : isoDate(str(study, Tags.StudyDate)),
+    description: str(study, Tags.StudyDescription) ?? "",
+    aiStatus: status === "ai-done" || status === "ai-pending" || status === "ai-failed" ? status : "none",
+    category: normaliseCategory(item.category),
+    boardDate: typeof board?.date === "string" ? board.date : undefined,
+    decision: decision === "pending" || decision === "agree" || decision === "disagree" ? (decision as Decision) : "none",
+    reviewer: typeof item.reviewer === "string" ? item.reviewer : undefined,
+  };
+}
+
+/**
+ * Worklist rows: every study Orthanc holds (QIDO-RS), with the plugin's AI status, category,
+ * board and decision when the plugin answers; otherwise the AI status and category come from
+ * the study's SR (parsed in the browser).
+ */
+export async function loadWorklist(
+  fetcher: Fetcher = fetch,
+  endpoints: Endpoints = DEFAULT_ENDPOINTS,
+): Promise<{ rows: WorklistRow[]; source: "plugin" | "dicomweb" }> {
+  const studies = datasets(
+    await getJson(fetcher, `${endpoints.dicomWeb}/studies?includefield=00081030&includefield=00080061&limit=500`),
+  );
+  const byUid = new Map(studies.map((s) => [str(s, Tags.StudyInstanceUID) ?? "", s]));
+  let pluginItems: Record<string, unknown>[] | undefined;
+  try {
+    const body = await getJson(fetcher, `${endpoints.plugin}/worklist?limit=1000`);
+    const items = body !== null && typeof body === "object" ? (body as { items?: unknown }).items : undefined;
+    if (Array.isArray(items)) pluginItems = items as Record<string, unknown>[];
+  } catch {
+    pluginItems = undefined;
+  }
+  if (pluginItems !== undefined) {
+    const rows = pluginItems.map((item) => pluginRow(item, byUid.get(String(item.study_instance_uid)))).filter(
+      (r): r is WorklistRow => r !== undefined,
+    );
+    const known = new Set(rows.map((r) => r.studyUid));
+    for (const [uid, study] of byUid) {
+      if (uid !== "" && !known.has(uid)) rows.push(dicomWebRow(uid, study, undefined));
+    }
+    return { rows, source: "plugin" };
+  }
+  const rows = await Promise.all(
+    [...byUid].filter(([uid]) => uid !== "").map(async ([uid, study]) => {
+      const modalities = study[Tags.Modality] ?? study["00080061"];
+      const hasSr = (modalities?.Value ?? []).includes("SR");
+      const report = hasSr ? await loadReportFromSr(uid, fetcher, endpoints).catch(() => undefined) : undefined;
+      return dicomWebRow(uid, study, report);
+    }),
+  );
+  return { rows, source: "dicomweb" };
+}
+
+function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResult | undefined): WorklistRow {
+  const aiStatus: AiStatus = report === undefined ? "none" : "ai-done";
+  return {
+    studyUid: uid,
+    patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",
+    studyDate: isoDate(str(study, Tags.StudyDate)),
+    description: str(study, Tags.StudyDescription) ?? "",
+    aiStatus,
+    category: report?.category.label,
+    boardDate: undefined,
+    decision: "none",
+    reviewer: undefined,
+  };
+}
+

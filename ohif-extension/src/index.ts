@@ -1,0 +1,33 @@
+/**
+ * The OHIF extension (default export), loaded by OHIF 3.13's module loader with
+ * `import(url)` from `window.config.extensions`.
+ */
+import { createElement, type ReactElement } from "react";
+import { EXTENSION_ID, EXTENSION_VERSION, PANEL_NAME } from "./ids";
+import type { PanelProps, ServicesManager } from "./ohifTypes";
+import { PanelHost } from "./panel/PanelHost";
+
+interface ExtensionParams {
+  servicesManager: ServicesManager;
+}
+
+const extension = {
+  id: EXTENSION_ID,
+  version: EXTENSION_VERSION,
+  getPanelModule({ servicesManager }: ExtensionParams) {
+    // A hook-free wrapper: it runs in the host's tree and only creates an element.
+    const component = (props: Partial<PanelProps>): ReactElement =>
+      createElement(PanelHost, { ...props, servicesManager });
+    return [
+      {
+        name: PANEL_NAME,
+        iconName: "tab-linear",
+        iconLabel: "Pancreas AI",
+        label: "Pancreas AI",
+        component,
+      },
+    ];
+  },
+};
+
+export default extension;

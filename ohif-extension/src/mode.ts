@@ -1,0 +1,86 @@
+/**
+ * The `pancreas-ai` mode (default export): OHIF's segmentation mode with the "Pancreas AI"
+ * panel first on the right and the study's SEG shown over its CT by the `@ohif/seg` hanging
+ * protocol. Built from the host's own `@ohif/mode-segmentation` at load time (`loadModules`), so
+ * the toolbar, tool groups and viewports stay those of the OHIF release that serves it.
+ */
+import { EXTENSION_VERSION, MODE_ID, MODE_ROUTE, PANEL_ID } from "./ids";
+
+interface LayoutInstance {
+  id: string;
+  props: { viewports: unknown[]; leftPanels?: string[]; rightPanels?: string[]; [key: string]: unknown };
+}
+
+interface Route {
+  path: string;
+  layoutTemplate: (this: Route, ...args: unknown[]) => unknown;
+  layoutInstance: LayoutInstance;
+}
+
+interface ModeInstance {
+  id: string;
+  routeName: string;
+  displayName: string;
+  routes: Route[];
+  extensions: Record<string, string>;
+  hangingProtocol: string | string[];
+  [key: string]: unknown;
+}
+
+interface ModeModule {
+  modeInstance: ModeInstance;
+}
+
+interface ModeFactoryParams {
+  modeConfiguration?: unknown;
+  loadModules: (names: string[]) => Promise<unknown[]>;
+}
+
+/**
+ * OHIF imports every key of a mode's `extensions` by name; ours is not a built-in package, so
+ * its key is the URL of the extension module beside this one (the loaded module's `id` is
+ * package.json's name).
+ */
+export const EXTENSION_URL: string = new URL("./extension.js", import.meta.url).href;
+
+const THUMBNAILS = "@ohif/extension-default.panelModule.seriesList";
+const SEGMENTATION_PANEL = "@ohif/extension-cornerstone.panelModule.panelSegmentationWithToolsLabelMap";
+
+export function pancreasModeInstance(base: ModeInstance): ModeInstance {
+  const [baseRoute] = base.routes;
+  if (baseRoute === undefined) throw new Error("the segmentation mode has no route");
+  const layoutInstance: LayoutInstance = {
+    ...baseRoute.layoutInstance,
+    props: {
+      ...baseRoute.layoutInstance.props,
+      // The segmentation panel sits on the left: OHIF's segmentation mode switches to it when the
+      // SEG loads, and the "Pancreas AI" panel must stay in view on the right.
+      leftPanels: [THUMBNAILS, SEGMENTATION_PANEL],
+      leftPanelClosed: false,
+      rightPanels: [PANEL_ID],
+      rightPanelClosed: false,
+      rightPanelInitialExpandedWidth: 380,
+    },
+  };
+  return {
+    ...base,
+    id: MODE_ID,
+    routeName: MODE_ROUTE,
+    displayName: "Pancreas AI",
+    routes: [{ ...baseRoute, path: MODE_ROUTE, layoutInstance }],
+    extensions: { ...base.extensions, [EXTENSION_URL]: `^${EXTENSION_VERSION}` },
+    hangingProtocol: "@ohif/seg",
+  };
+}
+
+const mode = {
+  id: MODE_ID,
+  extensionDependencies: { [EXTENSION_URL]: `^${EXTENSION_VERSION}` },
+  async modeFactory({ loadModules }: ModeFactoryParams): Promise<ModeInstance> {
+    const [segmentation] = (await loadModules(["@ohif/mode-segmentation"])) as [ModeModule | undefined];
+    if (segmentation === undefined) throw new Error("OHIF's @ohif/mode-segmentation is not available");
+    return pancreasModeInstance(segmentation.modeInstance);
+  },
+};
+
+export default mode;

@@ -1,0 +1,191 @@
+/**
+ * The panel's content. It is rendered by the extension's own React root (see PanelHost.ts), so
+ * its hooks belong to the extension's React and never run inside the host's tree.
+ */
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { loadResult } from "../api";
+import type { DisplaySet, Services } from "../ohifTypes";
+import type { PancreasResult } from "../result";
+import { panelViewModel, type VesselRow } from "../viewModel";
+
+export interface PanelContentProps {
+  services: Services;
+  studyUid: string | undefined;
+  /** Injected for tests; the browser's fetch by default. */
+  load?: (studyUid: string) => Promise<PancreasResult | undefined>;
+}
+
+type State =
+  | { kind: "waiting" }
+  | { kind: "loading"; studyUid: string }
+  | { kind: "none"; studyUid: string }
+  | { kind: "error"; message: string }
+  | { kind: "ready"; result: PancreasResult };
+
+function segDisplaySet(services: Services, result: PancreasResult): DisplaySet | undefined {
+  const segs = services.displaySetService.getActiveDisplaySets().filter((ds) => ds.Modality === "SEG");
+  const wanted = Object.values(result.segments).find((s) => s?.segSopInstanceUid !== undefined)?.segSopInstanceUid;
+  return segs.find((ds) => ds.instances?.some((i) => i.SOPInstanceUID === wanted)) ?? segs[0];
+}
+
+/** Show and highlight one segment of the analysis SEG (jump to its centre, hide the others briefly). */
+export function highlightSegment(services: Services, result: PancreasResult, segmentNumber: number): boolean {
+  const segmentation = services.segmentationService;
+  const seg = segDisplaySet(services, result);
+  if (segmentation === undefined || seg === undefined) return false;
+  const loaded = segmentation.getSegmentations().some((s) => s.segmentationId === seg.displaySetInstanceUID);
+  if (!loaded) return false;
+  segmentation.setActiveSegment(seg.displaySetInstanceUID, segmentNumber);
+  segmentation.jumpToSegmentCenter(seg.displaySetInstanceUID, segmentNumber, undefined, 0.9, true, 400, true);
+  return true;
+}
+
+const LEVEL_CLASS: Record<VesselRow["level"], string> = {
+  none: "pai-level-none",
+  borderline: "pai-level-br",
+  "locally advanced": "pai-level-la",
+};
+
+export function PanelContent({ services, studyUid, load = loadResult }: PanelContentProps): JSX.Element {
+  const [state, setState] = useState<State>(studyUid === undefined ? { kind: "waiting" } : { kind: "loading", studyUid });
+  const [selected, setSelected] = useState<string | undefined>(undefined);
+
+  useEffect(() => {
+    if (studyUid === undefined) return undefined;
+    let cancelled = false;
+    setState({ kind: "loading", studyUid });
+    load(studyUid).then(
+      (result) => {
+        if (!cancelled) setState(result === undefined ? { kind: "none", studyUid } : { kind: "ready", result });
+      },
+      (error: unknown) => {
+        if (!cancelled) setState({ kind: "error", message: error instanceof Error ? error.message : String(error) });
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [studyUid, load]);
+
+  const view = useMemo(() => (state.kind === "ready" ? panelViewModel(state.result) : undefined), [state]);
+  const onSelect = useCallback(
+    (key: string, segmentNumber: number | undefined) => {
+      setSelected(key);
+      if (state.kind === "ready" && segmentNumber !== undefined) highlightSegment(services, state.result, segmentNumber);
+    },
+    [services, state],
+  );
+
+  if (state.kind !== "ready") {
+    const text =
+      state.kind === "waiting"
+        ? "Waiting for the study…"
+        : state.kind === "loading"
+          ? "Loading the AI result…"
+          : state.kind === "none"
+            ? "No PancreasAI result for this study yet."
+            : `Could not load the AI result: ${state.message}`;
+    return (
+      <div className="pai-panel" data-testid="pancreas-ai-panel" data-state={state.kind}>
+        <p className="pai-muted" data-testid="pancreas-ai-status">{text}</p>
+        <p className="pai-notice" data-testid="pancreas-ai-notice">Investigational, not for clinical use.</p>
+      </div>
+    );
+  }
+
+  if (view === undefined) return <div data-testid="pancreas-ai-panel" />;
+  return (
+    <div className="pai-panel" data-testid="pancreas-ai-panel" data-state="ready" data-source={state.result.source}>
+      <p className="pai-notice" data-testid="pancreas-ai-notice">{view.notice}</p>
+      <section>
+        <h3>NCCN category (AI)</h3>
+        <div className={`pai-category pai-cat-${view.category.replace(" ", "-")}`} data-testid="pancreas-ai-category">
+          {view.categoryText}
+        </div>
+        <div className="pai-bars">
+          {view.bars.map((bar) => (
+            <div className="pai-bar-row" key={bar.label} data-testid={`pancreas-ai-prob-${bar.label.replace(" ", "-")}`} data-value={bar.percent}>
+              <span className="pai-bar-label">{bar.label}</span>
+              <span className="pai-bar-track">
+                <span className={bar.isPrediction ? "pai-bar pai-bar-max" : "pai-bar"} style={{ width: `${bar.percent}%` }} />
+              </span>
+              <span className="pai-bar-value">{bar.text}</span>
+            </div>
+          ))}
+        </div>
+        <div className="pai-kv">
+          <span>Uncertainty</span>
+          <span data-testid="pancreas-ai-uncertainty" data-value={state.result.category.uncertainty ?? ""}>{view.uncertaintyText}</span>
+          <span>Contact-angle rule</span>
+          <span data-testid="pancreas-ai-rule-category">{view.ruleCategoryText}</span>
+        </div>
+        {view.disagreementWarning !== undefined && (
+          <div className="pai-warning" role="alert" data-testid="pancreas-ai-disagreement">⚠ {view.disagreementWarning}</div>
+        )}
+      </section>
+      <section>
+        <h3>Tumor–vessel contact</h3>
+        <table className="pai-table" data-testid="pancreas-ai-vessels">
+          <thead>
+            <tr><th>Vessel</th><th>Contact</th><th>Rule</th></tr>
+          </thead>
+          <tbody>
+            {view.vessels.map((row) => (
+              <tr
+                key={row.key}
+                data-testid={`pancreas-ai-vessel-${row.key}`}
+                data-angle={row.angleDeg ?? ""}
+                data-level={row.level}
+                aria-selected={selected === row.key}
+                className={`${selected === row.key ? "pai-selected " : ""}${LEVEL_CLASS[row.level]}`}
+                onClick={() => onSelect(row.key, row.segmentNumber)}
+                title={row.segmentNumber === undefined ? "no segment in the SEG" : "show this vessel's segment"}
+              >
+                <td><span className="pai-swatch" style={{ background: row.color }} /> {row.key} <span className="pai-muted">{row.name}</span></td>
+                <td data-testid={`pancreas-ai-vessel-${row.key}-angle`}>{row.angleText}</td>
+                <td className="pai-muted">{row.thresholdText}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <section>
+        <h3>Tumor</h3>
+        <div
+          className={`pai-kv pai-clickable${selected === "tumor" ? " pai-selected" : ""}`}
+          data-testid="pancreas-ai-tumor"
+          onClick={() => onSelect("tumor", view.tumor.segmentNumber)}
+        >
+          <span><span className="pai-swatch" style={{ background: view.tumor.color }} /> Volume</span>
+          <span data-testid="pancreas-ai-tumor-volume" data-value={state.result.measurements.tumorVolumeMl ?? ""}>{view.tumor.volumeText}</span>
+          <span>Max. diameter</span>
+          <span data-testid="pancreas-ai-tumor-diameter" data-value={state.result.measurements.tumorMaxDiameterMm ?? ""}>{view.tumor.diameterText}</span>
+        </div>
+      </section>
+      <section>
+        <h3>Clinical inputs</h3>
+        <div className="pai-kv">
+          <span>Used</span>
+          <span data-testid="pancreas-ai-clinical-used">{view.clinical.used.join(", ") || "—"}</span>
+          <span>Missing</span>
+          <span data-testid="pancreas-ai-clinical-missing">{view.clinical.missing.join(", ") || "—"}</span>
+          <span>Imputed</span>
+          <span data-testid="pancreas-ai-clinical-imputed">{view.clinical.imputed.join(", ") || "—"}</span>
+          <span>Registry</span>
+          <span data-testid="pancreas-ai-registry">{view.clinical.registryText}{view.clinical.knockedOut ? " (clinical input knocked out)" : ""}</span>
+        </div>
+      </section>
+      <section>
+        <div className="pai-kv">
+          <span>Model</span>
+          <span data-testid="pancreas-ai-model">{view.modelText}</span>
+          <span>Source</span>
+          <span data-testid="pancreas-ai-source">{view.sourceText}</span>
+        </div>
+        {view.warnings.map((w) => (
+          <p className="pai-muted" key={w} data-testid="pancreas-ai-warning">{w}</p>
+        ))}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,99 @@
+/**
+ * The Orthanc plugin's routes (orthanc_plugin/_routes.py): `GET /pancreas-ai/studies/{uid}/results`
+ * and `GET /pancreas-ai/worklist`. Optional: the panel works from the SR alone.
+ */
+import type { CategoryLabel } from "./labels";
+import { LABELS } from "./labels";
+import type { PancreasResult } from "./result";
+
+type Json = unknown;
+
+function obj(value: Json): Record<string, Json> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, Json>)
+    : undefined;
+}
+
+function numberOr(value: Json): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+function strings(value: Json): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}
+
+/** "locally-advanced", "nccn-borderline", "Locally advanced" -> a category label. */
+export function normaliseCategory(value: Json): CategoryLabel | undefined {
+  if (typeof value !== "string") return undefined;
+  const text = value.toLowerCase().replace(/^nccn-/, "").replace(/-/g, " ").trim();
+  return (LABELS.categories as string[]).includes(text) ? (text as CategoryLabel) : undefined;
+}
+
+/** The `result` of the results route as a PancreasResult, or undefined when there is none. */
+export function fromPluginResults(body: Json): PancreasResult | undefined {
+  const root = obj(body);
+  const result = obj(root?.result);
+  if (result === undefined) return undefined;
+  const category = obj(result.category);
+  const label = normaliseCategory(category?.label);
+  if (label === undefined) return undefined;
+  const probs = obj(category?.probabilities);
+  const probabilities = LABELS.categories.map((c) => numberOr(probs?.[c]) ?? 0) as [
+    number,
+    number,
+    number,
+  ];
+  const measurements = obj(result.measurements);
+  const contact = obj(measurements?.contact_deg) ?? {};
+  const contactDeg: Partial<Record<string, number>> = {};
+  for (const [vessel, angle] of Object.entries(contact)) {
+    const value = numberOr(angle);
+    if (value !== undefined) contactDeg[vessel] = value;
+  }
+  const clinical = obj(obj(result.inputs)?.clinical);
+  const model = obj(result.model);
+  const out: PancreasResult = {
+    source: "plugin",
+    bundle: {
+      name: typeof model?.name === "string" ? model.name : "unknown",
+      version: typeof model?.version === "string" ? model.version : "unknown",
+    },
+    category: { label, probabilities },
+    disagreement: result.disagreement === true,
+    measurements: { contactDeg },
+    clinical: {
+      used: strings(clinical?.used),
+      missing: strings(clinical?.missing),
+      imputed: strings(clinical?.imputed),
+      knockedOut: clinical?.knocked_out === true,
+    },
+    warnings: strings(result.warnings),
+    notice: typeof result.notice === "string" ? result.notice : LABELS.notice,
+    segments: {},
+  };
+  if (typeof model?.sha256 === "string") out.bundle.sha256 = model.sha256;
+  const uncertainty = numberOr(category?.uncertainty);
+  if (uncertainty !== undefined) out.category.uncertainty = uncertainty;
+  const rule = normaliseCategory(result.rule_category);
+  if (rule !== undefined) out.ruleCategory = rule;
+  const volume = numberOr(measurements?.tumor_volume_ml);
+  if (volume !== undefined) out.measurements.tumorVolumeMl = volume;
+  const diameter = numberOr(measurements?.tumor_max_diameter_mm);
+  if (diameter !== undefined) out.measurements.tumorMaxDiameterMm = diameter;
+  if (typeof clinical?.registry_status === "string") out.clinical.registryStatus = clinical.registry_status;
+  const confidence = numberOr(obj(result.localisation)?.confidence);
+  if (confidence !== undefined) out.localisationConfidence = confidence;
+  if (typeof root?.study_instance_uid === "string") out.studyUid = root.study_instance_uid;
+  if (typeof result.series_instance_uid === "string") out.seriesUid = result.series_instance_uid;
+  return out;
+}
+
+/** Plugin values win (they are the node's record); the SR adds the segment references. */
+export function mergeResults(
+  plugin: PancreasResult | undefined,
+  sr: PancreasResult | undefined,
+): PancreasResult | undefined {
+  if (plugin === undefined) return sr;
+  if (sr === undefined) return plugin;
+  return { ...plugin, source: "plugin+sr", segments: { ...sr.segments, ...plugin.segments } };
+}

@@ -1,0 +1,46 @@
+/**
+ * What the panel shows: the fields of `result.json` (pancreas_contracts.result.AnalysisResult,
+ * schema 1.0) that an SR or the plugin's results route carries, plus the SEG segments the SR
+ * references (for highlighting).
+ */
+import type { CategoryLabel } from "./labels";
+
+export interface SegmentRef {
+  segmentNumber: number;
+  segSopInstanceUid?: string;
+}
+
+export interface PancreasResult {
+  source: "sr" | "plugin" | "plugin+sr";
+  studyUid?: string;
+  seriesUid?: string;
+  bundle: { name: string; version: string; sha256?: string };
+  category: {
+    label: CategoryLabel;
+    probabilities: [number, number, number];
+    uncertainty?: number;
+  };
+  ruleCategory?: CategoryLabel;
+  disagreement: boolean;
+  measurements: {
+    tumorVolumeMl?: number;
+    tumorMaxDiameterMm?: number;
+    contactDeg: Partial<Record<string, number>>;
+  };
+  clinical: {
+    used: string[];
+    missing: string[];
+    imputed: string[];
+    knockedOut: boolean;
+    registryStatus?: string;
+  };
+  localisationConfidence?: number;
+  warnings: string[];
+  notice: string;
+  /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */
+  segments: Partial<Record<string, SegmentRef>>;
+}
+
+export class ResultParseError extends Error {
+  override name = "ResultParseError";
+}

@@ -1,0 +1,220 @@
+/**
+ * Parse the node's TID 1500 Measurement Report (Comprehensive 3D SR, written by
+ * inference/sr_writer.py) from its DICOM JSON, as DICOMweb's `/metadata` returns it.
+ *
+ * Everything is found by coded concept, never by position: measurement groups (DCM 125007),
+ * their referenced segment (DCM 121191) and finding (DCM 121071), numeric measurements
+ * (volume SCT 118565006, diameter SCT 81827009, angle SCT 1483009), the private 99PANCAI
+ * codes of the assessment group and the "Qualitative Evaluations" container.
+ */
+import {
+  code,
+  type CodedConcept,
+  type DicomJsonDataset,
+  num,
+  sameCode,
+  seq,
+  str,
+  Tags,
+} from "./dicomJson";
+import { type CategoryLabel, LABELS, type LabelsDocument, labelByName, vesselForCode } from "./labels";
+import { type PancreasResult, ResultParseError, type SegmentRef } from "./result";
+
+const P = "99PANCAI";
+export const COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34";
+export const SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4";
+
+const C = {
+  measurementGroup: { value: "125007", scheme: "DCM" },
+  imagingMeasurements: { value: "126010", scheme: "DCM" },
+  qualitative: { value: "C0034375", scheme: "UMLS" },
+  finding: { value: "121071", scheme: "DCM" },
+  referencedSegment: { value: "121191", scheme: "DCM" },
+  sourceSeries: { value: "121232", scheme: "DCM" },
+  volume: { value: "118565006", scheme: "SCT" },
+  diameter: { value: "81827009", scheme: "SCT" },
+  angle: { value: "1483009", scheme: "SCT" },
+  algorithmName: { value: "111001", scheme: "DCM" },
+  algorithmVersion: { value: "111003", scheme: "DCM" },
+  algorithmParameters: { value: "111002", scheme: "DCM" },
+  yes: { value: "373066001", scheme: "SCT" },
+  networkCategory: { value: "NCCN-CAT", scheme: P },
+  ruleCategory: { value: "RULE-CAT", scheme: P },
+  disagreement: { value: "DISAGREE", scheme: P },
+  probabilities: [
+    { value: "P-R", scheme: P },
+    { value: "P-BR", scheme: P },
+    { value: "P-LA", scheme: P },
+  ],
+  uncertainty: { value: "UNCERT", scheme: P },
+  localisation: { value: "LOC-CONF", scheme: P },
+  notice: { value: "NOTICE", scheme: P },
+  used: { value: "CLIN-USED", scheme: P },
+  missing: { value: "CLIN-MISS", scheme: P },
+  imputed: { value: "CLIN-IMP", scheme: P },
+  knockedOut: { value: "CLIN-KO", scheme: P },
+  registry: { value: "REG-STATUS", scheme: P },
+  warning: { value: "WARNING", scheme: P },
+} as const;
+
+const CATEGORY_BY_CODE: Record<string, CategoryLabel> = {
+  "NCCN-R": "resectable",
+  "NCCN-BR": "borderline",
+  "NCCN-LA": "locally advanced",
+};
+
+interface Item {
+  name: CodedConcept | undefined;
+  valueType: string | undefined;
+  ds: DicomJsonDataset;
+}
+
+function items(ds: DicomJsonDataset): Item[] {
+  return seq(ds, Tags.ContentSequence).map((child) => ({
+    name: code(child, Tags.ConceptNameCodeSequence),
+    valueType: str(child, Tags.ValueType),
+    ds: child,
+  }));
+}
+
+function numeric(item: Item): number | undefined {
+  const measured = seq(item.ds, Tags.MeasuredValueSequence)[0];
+  return num(measured, Tags.NumericValue);
+}
+
+function findNum(group: Item[], concept: { value: string; scheme: string }): number | undefined {
+  const item = group.find((i) => i.valueType === "NUM" && sameCode(i.name, concept));
+  return item === undefined ? undefined : numeric(item);
+}
+
+function findCode(group: Item[], concept: { value: string; scheme: string }): CodedConcept | undefined {
+  const item = group.find((i) => i.valueType === "CODE" && sameCode(i.name, concept));
+  return item === undefined ? undefined : code(item.ds, Tags.ConceptCodeSequence);
+}
+
+function texts(group: Item[], concept: { value: string; scheme: string }): string[] {
+  return group
+    .filter((i) => i.valueType === "TEXT" && sameCode(i.name, concept))
+    .map((i) => str(i.ds, Tags.TextValue))
+    .filter((t): t is string => t !== undefined);
+}
+
+function category(concept: CodedConcept | undefined): CategoryLabel | undefined {
+  return concept !== undefined && concept.scheme === P ? CATEGORY_BY_CODE[concept.value] : undefined;
+}
+
+function segmentOf(group: Item[]): SegmentRef | undefined {
+  const image = group.find((i) => i.valueType === "IMAGE" && sameCode(i.name, C.referencedSegment));
+  const ref = seq(image?.ds, Tags.ReferencedSOPSequence)[0];
+  const segmentNumber = num(ref, Tags.ReferencedSegmentNumber);
+  if (segmentNumber === undefined) return undefined;
+  const segSopInstanceUid = str(ref, Tags.ReferencedSOPInstanceUID);
+  return segSopInstanceUid === undefined ? { segmentNumber } : { segmentNumber, segSopInstanceUid };
+}
+
+/** Whether a DICOM JSON instance is an SR the node wrote (a TID 1500 report by PancreasAI). */
+export function isPancreasReport(ds: DicomJsonDataset): boolean {
+  return str(ds, Tags.SOPClassUID) === COMPREHENSIVE_3D_SR && str(ds, "00080070") === "PancreasAI Node";
+}
+
+/**
+ * Parse one SR instance.
+ *
+ * @throws ResultParseError when the document has no resectability assessment.
+ */
+export function parseMeasurementReport(
+  ds: DicomJsonDataset,
+  labels: LabelsDocument = LABELS,
+): PancreasResult {
+  const root = items(ds);
+  const measurementContainers = root.filter((i) => sameCode(i.name, C.imagingMeasurements));
+  const groups = measurementContainers
+    .flatMap((container) => items(container.ds))
+    .filter((i) => i.valueType === "CONTAINER" && sameCode(i.name, C.measurementGroup))
+    .map((g) => items(g.ds));
+  const tumorCode = labelByName("tumor", labels)?.property_type;
+  const contactDeg: Partial<Record<string, number>> = {};
+  const segments: Partial<Record<string, SegmentRef>> = {};
+  let tumorVolumeMl: number | undefined;
+  let tumorMaxDiameterMm: number | undefined;
+  let assessment: Item[] | undefined;
+  let bundle: PancreasResult["bundle"] | undefined;
+
+  for (const group of groups) {
+    const finding = findCode(group, C.finding);
+    const segment = segmentOf(group);
+    if (bundle === undefined) {
+      const name = texts(group, C.algorithmName)[0];
+      const version = texts(group, C.algorithmVersion)[0];
+      const sha = texts(group, C.algorithmParameters)
+        .map((p) => /^bundle_sha256=([0-9a-f]{64})$/.exec(p)?.[1])
+        .find((v) => v !== undefined);
+      if (name !== undefined && version !== undefined) {
+        bundle = sha === undefined ? { name, version } : { name, version, sha256: sha };
+      }
+    }
+    if (findCode(group, C.networkCategory) !== undefined) {
+      assessment = group;
+      continue;
+    }
+    const angle = findNum(group, C.angle);
+    const vessel = finding === undefined ? undefined : vesselForCode(finding, labels);
+    if (angle !== undefined && vessel !== undefined) {
+      contactDeg[vessel] = angle;
+      if (segment !== undefined) segments[vessel] = segment;
+      continue;
+    }
+    if (tumorCode !== undefined && sameCode(finding, tumorCode)) {
+      tumorVolumeMl = findNum(group, C.volume) ?? tumorVolumeMl;
+      tumorMaxDiameterMm = findNum(group, C.diameter) ?? tumorMaxDiameterMm;
+      if (segment !== undefined) segments.tumor = segment;
+    }
+  }
+  if (assessment === undefined) {
+    throw new ResultParseError("the SR has no resectability assessment (NCCN-CAT)");
+  }
+  const label = category(findCode(assessment, C.networkCategory));
+  if (label === undefined) throw new ResultParseError("unknown NCCN category code");
+  const probabilities = C.probabilities.map((c) => findNum(assessment, c) ?? 0) as [
+    number,
+    number,
+    number,
+  ];
+  const ruleCategory = category(findCode(assessment, C.ruleCategory));
+  const disagreement = sameCode(findCode(assessment, C.disagreement), C.yes);
+  const qualitative = root
+    .filter((i) => sameCode(i.name, C.qualitative))
+    .flatMap((container) => items(container.ds));
+  const uncertainty = findNum(assessment, C.uncertainty);
+  const localisationConfidence = findNum(assessment, C.localisation);
+  const registryStatus = texts(qualitative, C.registry)[0];
+  const result: PancreasResult = {
+    source: "sr",
+    bundle: bundle ?? { name: "unknown", version: "unknown" },
+    category: uncertainty === undefined ? { label, probabilities } : { label, probabilities, uncertainty },
+    disagreement,
+    measurements: { contactDeg },
+    clinical: {
+      used: texts(qualitative, C.used),
+      missing: texts(qualitative, C.missing),
+      imputed: texts(qualitative, C.imputed),
+      knockedOut: sameCode(findCode(qualitative, C.knockedOut), C.yes),
+    },
+    warnings: texts(qualitative, C.warning),
+    notice: texts(qualitative, C.notice)[0] ?? labels.notice,
+    segments,
+  };
+  const studyUid = str(ds, Tags.StudyInstanceUID);
+  if (studyUid !== undefined) result.studyUid = studyUid;
+  if (ruleCategory !== undefined) result.ruleCategory = ruleCategory;
+  if (tumorVolumeMl !== undefined) result.measurements.tumorVolumeMl = tumorVolumeMl;
+  if (tumorMaxDiameterMm !== undefined) result.measurements.tumorMaxDiameterMm = tumorMaxDiameterMm;
+  if (registryStatus !== undefined) result.clinical.registryStatus = registryStatus;
+  if (localisationConfidence !== undefined) result.localisationConfidence = localisationConfidence;
+  const seriesUid = groups
+    .flatMap((group) => group.filter((i) => i.valueType === "UIDREF" && sameCode(i.name, C.sourceSeries)))
+    .map((i) => str(i.ds, Tags.UID))
+    .find((uid) => uid !== undefined);
+  if (seriesUid !== undefined) result.seriesUid = seriesUid;
+  return result;
+}

@@ -1,0 +1,207 @@
+/** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
+import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
+import type { PancreasResult } from "./result";
+
+export interface ProbabilityBar {
+  label: CategoryLabel;
+  percent: number;
+  text: string;
+  isPrediction: boolean;
+}
+
+export type RuleLevel = "none" | "borderline" | "locally advanced";
+
+export interface VesselRow {
+  key: string;
+  name: string;
+  angleDeg: number | undefined;
+  angleText: string;
+  thresholdText: string;
+  level: RuleLevel;
+  color: string;
+  segmentNumber: number | undefined;
+}
+
+export interface PanelViewModel {
+  category: CategoryLabel;
+  categoryText: string;
+  bars: ProbabilityBar[];
+  uncertaintyText: string;
+  ruleCategoryText: string;
+  disagreementWarning: string | undefined;
+  vessels: VesselRow[];
+  tumor: { volumeText: string; diameterText: string; color: string; segmentNumber: number | undefined };
+  clinical: { used: string[]; missing: string[]; imputed: string[]; knockedOut: boolean; registryText: string };
+  modelText: string;
+  warnings: string[];
+  notice: string;
+  sourceText: string;
+}
+
+const CATEGORY_TEXT: Record<CategoryLabel, string> = {
+  resectable: "Resectable",
+  borderline: "Borderline resectable",
+  "locally advanced": "Locally advanced",
+};
+
+export function categoryText(label: CategoryLabel | undefined): string {
+  return label === undefined ? "—" : CATEGORY_TEXT[label];
+}
+
+export function formatNumber(value: number | undefined, digits: number, unit: string): string {
+  return value === undefined ? "—" : `${value.toFixed(digits)}${unit}`;
+}
+
+/** METHOD.md's contact-angle rule for one vessel. */
+export function ruleLevel(vessel: string, angle: number | undefined, doc: LabelsDocument = LABELS): RuleLevel {
+  if (angle === undefined || angle <= 0) return "none";
+  const threshold = doc.rule.threshold_deg;
+  if (doc.rule.arterial.includes(vessel)) return angle >= threshold ? "locally advanced" : "borderline";
+  if (doc.rule.venous.includes(vessel)) return angle >= threshold ? "borderline" : "none";
+  return "none";
+}
+
+export function thresholdText(vessel: string, doc: LabelsDocument = LABELS): string {
+  const t = doc.rule.threshold_deg;
+  if (doc.rule.arterial.includes(vessel)) return `>0° BR · ≥${t}° LA`;
+  if (doc.rule.venous.includes(vessel)) return `≥${t}° BR`;
+  return "";
+}
+
+export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LABELS): PanelViewModel {
+  const probabilities = result.category.probabilities;
+  const bars = doc.categories.map((label, i) => {
+    const p = probabilities[i] ?? 0;
+    return {
+      label,
+      percent: Math.round(p * 1000) / 10,
+      text: `${(p * 100).toFixed(1)} %`,
+      isPrediction: label === result.category.label,
+    };
+  });
+  const vessels = doc.key_vessels.map((key): VesselRow => {
+    const label = labelByName(doc.vessel_segments[key] ?? "", doc);
+    const angle = result.measurements.contactDeg[key];
+    return {
+      key,
+      name: label?.display ?? key,
+      angleDeg: angle,
+      angleText: formatNumber(angle, 0, "°"),
+      thresholdText: thresholdText(key, doc),
+      level: ruleLevel(key, angle, doc),
+      color: label === undefined ? "transparent" : cssColor(label.rgb),
+      segmentNumber: result.segments[key]?.segmentNumber,
+    };
+  });
+  const tumorLabel = labelByName("tumor", doc);
+  const disagreement =
+    result.disagreement && result.ruleCategory !== undefined
+      ? `Network (${categoryText(result.category.label)}) and contact-angle rule ` +
+        `(${categoryText(result.ruleCategory)}) disagree: review the vessel contacts.`
+      : undefined;
+  const sha = result.bundle.sha256 === undefined ? "" : ` · ${result.bundle.sha256.slice(0, 12)}`;
+  return {
+    category: result.category.label,
+    categoryText: categoryText(result.category.label),
+    bars,
+    uncertaintyText: formatNumber(result.category.uncertainty, 3, ""),
+    ruleCategoryText: categoryText(result.ruleCategory),
+    disagreementWarning: disagreement,
+    vessels,
+    tumor: {
+      volumeText: formatNumber(result.measurements.tumorVolumeMl, 1, " ml"),
+      diameterText: formatNumber(result.measurements.tumorMaxDiameterMm, 1, " mm"),
+      color: tumorLabel === undefined ? "transparent" : cssColor(tumorLabel.rgb),
+      segmentNumber: result.segments.tumor?.segmentNumber,
+    },
+    clinical: {
+      used: result.clinical.used,
+      missing: result.clinical.missing,
+      imputed: result.clinical.imputed,
+      knockedOut: result.clinical.knockedOut,
+      registryText: result.clinical.registryStatus ?? "—",
+    },
+    modelText: `${result.bundle.name} ${result.bundle.version}${sha}`,
+    warnings: result.warnings,
+    notice: result.notice,
+    sourceText:
+      result.source === "sr"
+        ? "from the study's SR"
+        : result.source === "plugin"
+          ? "from the node (plugin route)"
+          : "from the node (plugin route) + SR",
+  };
+}
+
+// --- worklist ------------------------------------------------------------------------------
+
+export type AiStatus = "ai-done" | "ai-pending" | "ai-failed" | "none";
+export type Decision = "pending" | "agree" | "disagree" | "none";
+
+export interface WorklistRow {
+  studyUid: string;
+  patient: string;
+  studyDate: string | undefined;
+  description: string;
+  aiStatus: AiStatus;
+  category: CategoryLabel | undefined;
+  boardDate: string | undefined;
+  decision: Decision;
+  reviewer: string | undefined;
+}
+
+export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "boardDate" | "decision";
+
+export interface WorklistFilter {
+  text?: string;
+  aiStatus?: AiStatus | "all";
+  category?: CategoryLabel | "none" | "all";
+  decision?: Decision | "all";
+}
+
+function sortValue(row: WorklistRow, key: SortKey): string | undefined {
+  switch (key) {
+    case "category":
+      return row.category === undefined ? undefined : String(LABELS.categories.indexOf(row.category));
+    case "decision":
+      return row.decision === "none" ? undefined : row.decision;
+    case "aiStatus":
+      return row.aiStatus;
+    default:
+      return row[key];
+  }
+}
+
+/** Sorted copy; empty values always last, ties by study UID (stable across reloads). */
+export function sortRows(rows: readonly WorklistRow[], key: SortKey, descending: boolean): WorklistRow[] {
+  return [...rows].sort((a, b) => {
+    const va = sortValue(a, key);
+    const vb = sortValue(b, key);
+    if (va === undefined && vb !== undefined) return 1;
+    if (vb === undefined && va !== undefined) return -1;
+    if (va !== undefined && vb !== undefined && va !== vb) {
+      const order = va < vb ? -1 : 1;
+      return descending ? -order : order;
+    }
+    return a.studyUid < b.studyUid ? -1 : a.studyUid > b.studyUid ? 1 : 0;
+  });
+}
+
+export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter): WorklistRow[] {
+  const text = filter.text?.trim().toLowerCase() ?? "";
+  return rows.filter((row) => {
+    if (filter.aiStatus !== undefined && filter.aiStatus !== "all" && row.aiStatus !== filter.aiStatus) return false;
+    if (filter.category !== undefined && filter.category !== "all" && (row.category ?? "none") !== filter.category) {
+      return false;
+    }
+    if (filter.decision !== undefined && filter.decision !== "all" && row.decision !== filter.decision) return false;
+    if (text === "") return true;
+    return [row.patient, row.description, row.studyUid].some((v) => v.toLowerCase().includes(text));
+  });
+}
+
+/** URL of the study in the pancreas-ai mode, relative to the viewer's base (e.g. "/ohif/"). */
+export function viewerUrl(base: string, route: string, studyUid: string): string {
+  const root = base.endsWith("/") ? base : `${base}/`;
+  return `${root}${route}?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`;
+}

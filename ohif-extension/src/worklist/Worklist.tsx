@@ -1,0 +1,134 @@
+/** The tumor-board worklist: a page of its own (its own React root, no host tree involved). */
+import { useEffect, useMemo, useState } from "react";
+import { loadWorklist } from "../api";
+import { type CategoryLabel, LABELS } from "../labels";
+import {
+  type AiStatus,
+  categoryText,
+  type Decision,
+  filterRows,
+  type SortKey,
+  sortRows,
+  viewerUrl,
+  type WorklistFilter,
+  type WorklistRow,
+} from "../viewModel";
+
+export interface WorklistProps {
+  viewerBase: string;
+  modeRoute: string;
+  load?: typeof loadWorklist;
+}
+
+const COLUMNS: Array<{ key: SortKey; title: string }> = [
+  { key: "patient", title: "Patient" },
+  { key: "studyDate", title: "Study date" },
+  { key: "aiStatus", title: "AI status" },
+  { key: "category", title: "AI category" },
+  { key: "boardDate", title: "Board date" },
+  { key: "decision", title: "Reviewer decision" },
+];
+
+export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: WorklistProps): JSX.Element {
+  const [rows, setRows] = useState<WorklistRow[] | undefined>(undefined);
+  const [source, setSource] = useState<string>("");
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: "studyDate", descending: true });
+  const [filter, setFilter] = useState<WorklistFilter>({ text: "", aiStatus: "all", category: "all", decision: "all" });
+
+  useEffect(() => {
+    let cancelled = false;
+    load().then(
+      (page) => {
+        if (cancelled) return;
+        setRows(page.rows);
+        setSource(page.source);
+      },
+      (e: unknown) => {
+        if (!cancelled) setError(e instanceof Error ? e.message : String(e));
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [load]);
+
+  const shown = useMemo(
+    () => (rows === undefined ? [] : sortRows(filterRows(rows, filter), sort.key, sort.descending)),
+    [rows, filter, sort],
+  );
+
+  return (
+    <div className="pai-worklist">
+      <header>
+        <h1>PancreasAI tumor-board worklist</h1>
+        <p className="pai-notice" data-testid="worklist-notice">{LABELS.notice}</p>
+      </header>
+      <div className="pai-filters">
+        <input
+          data-testid="worklist-filter-text"
+          placeholder="Filter patient, description, UID"
+          value={filter.text ?? ""}
+          onChange={(e) => setFilter({ ...filter, text: e.target.value })}
+        />
+        <select data-testid="worklist-filter-status" value={filter.aiStatus} onChange={(e) => setFilter({ ...filter, aiStatus: e.target.value as AiStatus | "all" })}>
+          <option value="all">any AI status</option>
+          <option value="ai-done">AI done</option>
+          <option value="ai-pending">AI pending</option>
+          <option value="ai-failed">AI failed</option>
+          <option value="none">not analysed</option>
+        </select>
+        <select data-testid="worklist-filter-category" value={filter.category} onChange={(e) => setFilter({ ...filter, category: e.target.value as CategoryLabel | "none" | "all" })}>
+          <option value="all">any category</option>
+          {LABELS.categories.map((c) => (
+            <option key={c} value={c}>{categoryText(c)}</option>
+          ))}
+          <option value="none">no category</option>
+        </select>
+        <select data-testid="worklist-filter-decision" value={filter.decision} onChange={(e) => setFilter({ ...filter, decision: e.target.value as Decision | "all" })}>
+          <option value="all">any decision</option>
+          <option value="pending">pending</option>
+          <option value="agree">agree</option>
+          <option value="disagree">disagree</option>
+          <option value="none">not on a board</option>
+        </select>
+        <span className="pai-muted" data-testid="worklist-source">{source === "" ? "" : `source: ${source}`}</span>
+      </div>
+      {error !== undefined && <p className="pai-warning" data-testid="worklist-error">{error}</p>}
+      <table className="pai-table" data-testid="worklist-table" data-state={rows === undefined ? "loading" : "ready"}>
+        <thead>
+          <tr>
+            {COLUMNS.map((c) => (
+              <th key={c.key}>
+                <button
+                  type="button"
+                  data-testid={`worklist-sort-${c.key}`}
+                  onClick={() => setSort({ key: c.key, descending: sort.key === c.key ? !sort.descending : false })}
+                >
+                  {c.title}
+                  {sort.key === c.key ? (sort.descending ? " ▼" : " ▲") : ""}
+                </button>
+              </th>
+            ))}
+            <th>Open</th>
+          </tr>
+        </thead>
+        <tbody>
+          {shown.map((row) => (
+            <tr key={row.studyUid} data-testid="worklist-row" data-study-uid={row.studyUid} data-category={row.category ?? ""} data-status={row.aiStatus}>
+              <td>{row.patient}<div className="pai-muted">{row.description}</div></td>
+              <td>{row.studyDate ?? "—"}</td>
+              <td>{row.aiStatus}</td>
+              <td data-testid="worklist-category">{categoryText(row.category)}</td>
+              <td>{row.boardDate ?? "—"}</td>
+              <td>{row.decision === "none" ? "—" : `${row.decision}${row.reviewer === undefined ? "" : ` (${row.reviewer})`}`}</td>
+              <td>
+                <a data-testid="worklist-open" href={viewerUrl(viewerBase, modeRoute, row.studyUid)}>open in viewer</a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

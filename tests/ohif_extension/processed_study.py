@@ -1,0 +1,139 @@
+"""A processed phantom study for the OHIF extension's tests: CT + DICOM-SEG + TID 1500 SR.
+
+The phantom's ``label.nii.gz`` stands in for the predicted segmentation and a hand-made
+:class:`AnalysisResult` (with the phantom's true contact angles and tumor volume) for the
+analysis; the SEG and SR come from the node's own writers (:mod:`inference.seg_writer`,
+:mod:`inference.sr_writer`), exactly as the pipeline writes them.
+
+``python -m tests.ohif_extension.processed_study OUT`` writes one (and prints its
+``study.json``); the e2e test and ``ohif-extension/test/fixtures`` use the same function.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference import read_dicom_series, read_nifti
+from inference.phantom import PhantomOptions, generate_cohort
+from inference.seg_writer import write_seg
+from inference.sr_writer import write_sr
+from pancreas_contracts.labels import label_by_name
+from pancreas_contracts.result import (
+    CATEGORY_LABELS,
+    AnalysisResult,
+    BundleRef,
+    Category,
+    ClinicalUse,
+    Localisation,
+    Measurements,
+)
+
+BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32)
+
+
+@dataclass(frozen=True)
+class ProcessedStudy:
+    """A phantom CT series with its SEG, SR and ``result.json``."""
+
+    ct_files: tuple[Path, ...]
+    seg_path: Path
+    sr_path: Path
+    result: AnalysisResult
+    result_path: Path
+    #: Tumor centroid in DICOM patient coordinates (LPS, mm).
+    tumor_center_lps: tuple[float, float, float]
+
+    def files(self) -> list[Path]:
+        """Every DICOM file of the study (CT slices, SEG, SR)."""
+        return [*self.ct_files, self.seg_path, self.sr_path]
+
+    def description(self) -> dict[str, Any]:
+        """What the browser tests need to know (``study.json``)."""
+        return {
+            "study_uid": self.result.study_uid,
+            "series_uid": self.result.series_uid,
+            "seg_sop_uid": self.result.outputs.seg_sop_uid,
+            "sr_sop_uid": self.result.outputs.sr_sop_uid,
+            "tumor_center_lps": list(self.tumor_center_lps),
+            "result": json.loads(self.result.to_json()),
+        }
+
+
+def make_processed_study(out: Path, seed: int = 5) -> ProcessedStudy:
+    """Generate the phantom under ``out`` and write its SEG, SR and ``result.json``."""
+    options = PhantomOptions(fov_mm=(160.0, 160.0, 72.0), pixel_spacing=0.9, slice_thickness=3.0)
+    (patient,) = generate_cohort(out / "phantom", n=1, seed=seed, options=options)
+    files = tuple(sorted(patient.dicom_dir.glob("*.dcm")))
+    series = read_dicom_series(files)
+    label = read_nifti(patient.files.label)
+    plan = patient.plan
+    rule = plan.rule_category
+    network = (rule + 1) % 3  # disagree with the rule, so the panel shows its warning
+    others = iter((0.12, 0.18))
+    probabilities = [0.7 if i == network else next(others) for i in range(3)]
+    missing = tuple(n for n, v in plan.clinical.values.items() if v is None)[:3] or ("albumin",)
+    draft = AnalysisResult(
+        study_uid=series.study_instance_uid,
+        series_uid=series.series_instance_uid,
+        job_id="job-e2e",
+        bundle=BUNDLE,
+        category=Category(
+            label=CATEGORY_LABELS[network],
+            probabilities=(probabilities[0], probabilities[1], probabilities[2]),
+            uncertainty=0.042,
+        ),
+        rule_category=CATEGORY_LABELS[rule],
+        disagreement=network != rule,
+        measurements=Measurements(
+            tumor_volume_ml=round(patient.tumor_volume_ml, 3),
+            tumor_max_diameter_mm=27.25,
+            contact_deg={k: round(v, 1) for k, v in plan.angles.items()},
+        ),
+        clinical=ClinicalUse(
+            used=("age", "sex", "ca19_9", "bilirubin"),
+            missing=missing,
+            imputed=missing[:1],
+            knocked_out=False,
+            registry_status="found",
+        ),
+        localisation=Localisation(found=True, confidence=0.91, box_mm=(0, 0, 0, 80, 80, 60)),
+        warnings=("phantom study: synthetic anatomy",),
+    )
+    seg_path = out / "seg.dcm"
+    seg_uid = write_seg(label, list(files), draft, seg_path)
+    sr_path = out / "sr.dcm"
+    sr_uid = write_sr(draft, seg_path, list(files), sr_path)
+    result = draft.model_copy(
+        update={
+            "outputs": draft.outputs.model_copy(
+                update={"seg_sop_uid": seg_uid, "sr_sop_uid": sr_uid}
+            )
+        }
+    )
+    result_path = out / "result.json"
+    result_path.write_text(result.to_json(), encoding="utf-8")
+    tumor = np.argwhere(np.asarray(label.array) == label_by_name("tumor").value)
+    centre = np.append(tumor.mean(axis=0), 1.0)
+    ras = np.asarray(label.affine, dtype=float) @ centre
+    lps = (-float(ras[0]), -float(ras[1]), float(ras[2]))
+    return ProcessedStudy(files, seg_path, sr_path, result, result_path, lps)
+
+
+def main(argv: list[str]) -> int:
+    """Write a processed study to ``argv[1]`` and print its description."""
+    if len(argv) != 2:
+        print("usage: python -m tests.ohif_extension.processed_study OUT")
+        return 2
+    study = make_processed_study(Path(argv[1]))
+    print(json.dumps(study.description(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
