@@ -4,7 +4,9 @@ Generates a phantom study, starts a real Orthanc from ``deploy/orthanc`` and the
 series assembly, routing rules, job queue; SQLite, in-process worker), sends the study with
 DCMTK ``storescu`` to both, as a scanner routing to its PACS and to the AI node would, and waits
 until Orthanc lists the study over DICOMweb and the node has routed the series and queued its
-analysis job. Later stages (analysis, SEG/SR/PDF, the OHIF mode) extend :func:`run_demo`.
+analysis job. With a demo bundle in ``bundles/demo/`` the node also analyses the series (registry
+lookup, analysis, SEG + SR + PDF delivered to Orthanc) and the demo prints the category, the
+contact angles and the timings; without one the job stays queued and the demo says so.
 """
 
 from __future__ import annotations
@@ -17,14 +19,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from rich.console import Console
 from rich.table import Table
 
-from db import SeriesStatus, get_series, list_recent_jobs, load_registry_config
+from db import (
+    NodeDatabase,
+    RegistryConfig,
+    SeriesStatus,
+    get_result,
+    get_series,
+    list_recent_jobs,
+    load_registry_config,
+)
 from db.registry import RegistryBridge, seed_demo_registry
+from dicom_node._cli_analyze import DEMO_BUNDLE
+from dicom_node.analysis_runner import AnalysisRunner
 from dicom_node.node import Node
 from orthanc_plugin import OrthancConfig, OrthancServer
-from pancreas_contracts import load_settings
+from pancreas_contracts import JobState, Settings, load_settings
+from pancreas_contracts.result import AnalysisResult
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
@@ -32,6 +46,9 @@ _STORESCU = "storescu"
 _REGISTRY_MAPPING = (
     Path(__file__).resolve().parents[1] / "deploy" / "registry" / "example-registry.toml"
 )
+
+
+_ANALYSIS_TIMEOUT_S = 900.0
 
 
 class DemoError(RuntimeError):
@@ -69,6 +86,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         dicom_port=options.dicom_port,
     )
     server = OrthancServer(orthanc_config)
+    bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None
+    registry_config = _seed_registry(options, study_dir)
     console.print(
         f"[bold]2/5[/] starting Orthanc on HTTP {options.http_port}, DICOM {options.dicom_port}"
     )
@@ -79,50 +98,136 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             port=options.node_port,
             quiet_period_s=3.0,
             destinations=[{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": options.dicom_port}],
+            bundle_path=bundle,
         )
         console.print(
             f"[bold]3/5[/] starting the node {settings.ae_title} on DICOM {options.node_port}"
         )
-        with Node(settings) as node:
-            console.print("[bold]4/5[/] sending the study with storescu to Orthanc and to the node")
-            _send_with_storescu(study_dir, "ORTHANC", options.dicom_port)
-            _send_with_storescu(study_dir, settings.ae_title, options.node_port)
-            console.print(
-                "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
-            )
-            _wait_for_study(server, study_uid, options.timeout_s)
-            _wait_for_routing(node, study_dir, options.timeout_s)
-            _print_node_summary(node, study_dir, console)
-            _demo_registry(options, study_dir, console)
-            _print_summary(server, study_uid, console)
-            if options.keep:
+        runner_db = NodeDatabase(settings.resolved_database_url)
+        runner = _demo_runner(settings, runner_db, registry_config, console)
+        try:
+            with Node(settings, runner) as node:
                 console.print(
-                    f"Orthanc and the node keep running (Orthanc admin password: "
-                    f"{orthanc_config.admin_password}); press Ctrl-C to stop."
+                    "[bold]4/5[/] sending the study with storescu to Orthanc and to the node"
                 )
-                _wait_forever()
+                _send_with_storescu(study_dir, "ORTHANC", options.dicom_port)
+                _send_with_storescu(study_dir, settings.ae_title, options.node_port)
+                console.print(
+                    "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
+                )
+                _wait_for_study(server, study_uid, options.timeout_s)
+                _wait_for_routing(node, study_dir, options.timeout_s)
+                _print_node_summary(node, study_dir, console)
+                _demo_registry(registry_config, study_dir, console)
+                if runner is not None:
+                    _wait_for_analysis(node, study_dir, options, console)
+                _print_summary(server, study_uid, console)
+                if options.keep:
+                    console.print(
+                        f"Orthanc and the node keep running (Orthanc admin password: "
+                        f"{orthanc_config.admin_password}); press Ctrl-C to stop."
+                    )
+                    _wait_forever()
+        finally:
+            if runner is not None:
+                runner.close()
+            runner_db.dispose()
     finally:
         server.stop()
 
 
-def _demo_registry(options: DemoOptions, study_dir: Path, console: Console) -> None:
-    """Seed the demo registry from the phantom's clinical.csv and look the patient up."""
-    from pydicom import dcmread
-
-    header = dcmread(next(iter(sorted(study_dir.glob("*.dcm")))), stop_before_pixels=True)
+def _seed_registry(options: DemoOptions, study_dir: Path) -> RegistryConfig:
+    """Seed the demo registry from the phantom's clinical.csv; return its mapping."""
+    header = _first_header(study_dir)
     study_date = datetime.strptime(str(header.StudyDate), "%Y%m%d").date()
     url = f"sqlite:///{(options.work_dir / 'registry.db').resolve()}"
     seed_demo_registry(options.work_dir / "phantom" / "clinical.csv", url, ct_date=study_date)
     config = load_registry_config(_REGISTRY_MAPPING)
-    config = config.model_copy(update={"registry": config.registry.model_copy(update={"url": url})})
+    return config.model_copy(update={"registry": config.registry.model_copy(update={"url": url})})
+
+
+def _first_header(study_dir: Path) -> Dataset:
+    from pydicom import dcmread
+
+    return dcmread(next(iter(sorted(study_dir.glob("*.dcm")))), stop_before_pixels=True)
+
+
+def _demo_registry(config: RegistryConfig, study_dir: Path, console: Console) -> None:
+    """Look the demo patient up in the seeded registry."""
+    header = _first_header(study_dir)
+    study_date = datetime.strptime(str(header.StudyDate), "%Y%m%d").date()
     with RegistryBridge(config) as bridge:
         result = bridge.lookup_study(
             patient_id=str(header.PatientID), accession_number=None, study_date=study_date
         )
     present = result.variables.present
     console.print(
-        f"Clinical registry ({url}): {result.status.value}, {len(present)} of 17 variables found, "
+        f"Clinical registry ({config.registry.url}): {result.status.value}, "
+        f"{len(present)} of 17 variables found, "
         f"missing: {', '.join(result.variables.missing) or 'none'}",
+        soft_wrap=True,
+    )
+
+
+def _demo_runner(
+    settings: Settings, database: NodeDatabase, registry: RegistryConfig, console: Console
+) -> AnalysisRunner | None:
+    """The analysis runner with the demo bundle, or ``None`` when there is none."""
+    if settings.bundle_path is None:
+        return None
+    from inference.analysis import Analyzer  # torch only with a bundle
+
+    console.print(f"Model bundle: {settings.bundle_path}")
+    analyzer = Analyzer(settings.bundle_path, settings.device)
+    return AnalysisRunner(database, analyzer, settings, RegistryBridge(registry))
+
+
+def _wait_for_analysis(node: Node, study_dir: Path, options: DemoOptions, console: Console) -> None:
+    """Wait until the series' job is delivered (or failed) and print its result."""
+    series_uid = _series_uid(study_dir)
+    console.print("Analysing the series (CPU: this can take a minute) and delivering to Orthanc")
+    deadline = time.monotonic() + max(options.timeout_s, _ANALYSIS_TIMEOUT_S)
+    final = {JobState.DELIVERED, JobState.FAILED}
+    while time.monotonic() < deadline:
+        jobs = [j for j in list_recent_jobs(node.database) if j.series_instance_uid == series_uid]
+        done = [j for j in jobs if j.state in final]
+        if done:
+            break
+        time.sleep(1.0)
+    else:
+        raise DemoError("the analysis was not delivered in time")
+    job = done[0]
+    if job.state is JobState.FAILED:
+        raise DemoError(f"the analysis failed: {job.failure_reason}")
+    stored = get_result(node.database, job.id, actor="demo")
+    if stored is None:
+        raise DemoError("the delivered job has no stored result")
+    result = AnalysisResult.model_validate_json(Path(stored.result_json_path).read_text())
+    _print_result(result, console)
+
+
+def _print_result(result: AnalysisResult, console: Console) -> None:
+    probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
+    console.print(
+        f"NCCN category (network): [bold]{result.category.label}[/] (p = {probs}, "
+        f"ensemble spread {result.category.uncertainty:.3f}); rule category: "
+        f"{result.rule_category or 'none'}; disagreement: {result.disagreement}",
+        soft_wrap=True,
+    )
+    table = Table(title="Tumor-vessel contact (degrees)")
+    for vessel in result.measurements.contact_deg:
+        table.add_column(vessel, justify="right")
+    table.add_row(
+        *("-" if v is None else f"{v:.0f}" for v in result.measurements.contact_deg.values())
+    )
+    console.print(table)
+    console.print(
+        "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings_s.items()),
+        soft_wrap=True,
+    )
+    console.print(
+        f"SEG {result.outputs.seg_sop_uid}, SR {result.outputs.sr_sop_uid}, "
+        f"PDF {result.outputs.pdf_sop_uid} sent to Orthanc. {result.notice}",
         soft_wrap=True,
     )
 
