@@ -14,10 +14,14 @@ DEMO_DIR ?= .demo
 PYTEST_ARGS ?=
 
 # Debian packages the node, its tests and the demo need; installed only where missing.
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean bench-phantom bench-intake bench-measurements
+# The OHIF extension (npm) and the viewer folder Orthanc serves at /ohif/ (see ohif-extension/README.md).
+OHIF_EXT := ohif-extension
+NPM_STAMP := $(OHIF_EXT)/node_modules/.installed
+
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -58,9 +62,27 @@ typecheck: install-dev
 pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# npm ci only when package-lock.json changes (idempotent, CI-friendly).
+$(NPM_STAMP): $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/package.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm" >&2; exit 1; }
+	cd $(OHIF_EXT) && npm ci --no-audit --no-fund
+	touch $@
 
-demo: install
+ohif-deps: $(NPM_STAMP)
+
+# TypeScript (strict) and the vitest unit tests of the extension.
+ohif-test: install-dev ohif-deps
+	cd $(OHIF_EXT) && npm run --silent typecheck
+	cd $(OHIF_EXT) && npm test
+
+# The extension's build and the prebuilt OHIF app, re-based for /ohif/, in build/ohif.
+viewer: ohif-deps
+	cd $(OHIF_EXT) && npm run --silent build
+	cd $(OHIF_EXT) && npm run --silent viewer
+
+test: lint typecheck ohif-test viewer pytest
+
+demo: install viewer
 	$(BIN)/pancreas-node demo --workdir $(DEMO_DIR) $(if $(KEEP),--keep)
 
 bench-phantom: install

@@ -46,6 +46,8 @@ _STORESCU = "storescu"
 _REGISTRY_MAPPING = (
     Path(__file__).resolve().parents[1] / "deploy" / "registry" / "example-registry.toml"
 )
+#: The OHIF viewer with the PancreasAI extension, prepared by ``make viewer`` (issue 8).
+_OHIF_VIEWER = Path(__file__).resolve().parents[1] / "build" / "ohif"
 
 
 _ANALYSIS_TIMEOUT_S = 900.0
@@ -84,6 +86,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         work_dir=options.work_dir / "orthanc",
         http_port=options.http_port,
         dicom_port=options.dicom_port,
+        serve_folders={"/ohif": _OHIF_VIEWER} if _OHIF_VIEWER.is_dir() else {},
     )
     server = OrthancServer(orthanc_config)
     bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None
@@ -342,6 +345,12 @@ def _print_summary(server: OrthancServer, study_uid: str, console: Console) -> N
     console.print(
         f"Viewer:   {server.url}/app/explorer.html#study?uuid={orthanc_ids[0]}", soft_wrap=True
     )
+    if _OHIF_VIEWER.is_dir():
+        console.print(
+            f"OHIF (pancreas-ai mode): {server.url}/ohif/pancreas-ai?StudyInstanceUIDs={study_uid}",
+            soft_wrap=True,
+        )
+        console.print(f"Tumor-board worklist:    {server.url}/ohif/pancreas-ai-worklist")
 
 
 def _wait_forever() -> None:

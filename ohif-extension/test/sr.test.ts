@@ -1,0 +1,73 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import type { DicomJsonDataset } from "../src/dicomJson";
+import { isPancreasReport, parseMeasurementReport } from "../src/sr";
+import { ResultParseError } from "../src/result";
+
+const metadata = JSON.parse(readFileSync(new URL("./fixtures/sr-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[];
+const expected = JSON.parse(readFileSync(new URL("./fixtures/result.json", import.meta.url), "utf8")) as {
+  study_uid: string;
+  series_uid: string;
+  bundle: { name: string; version: string; sha256: string };
+  category: { label: string; probabilities: number[]; uncertainty: number };
+  rule_category: string;
+  disagreement: boolean;
+  measurements: { tumor_volume_ml: number; tumor_max_diameter_mm: number; contact_deg: Record<string, number> };
+  clinical: { used: string[]; missing: string[]; imputed: string[]; knocked_out: boolean; registry_status: string };
+  localisation: { confidence: number };
+  warnings: string[];
+  notice: string;
+};
+const sr = metadata[0] as DicomJsonDataset;
+
+describe("parseMeasurementReport (DICOM JSON from Orthanc's DICOMweb)", () => {
+  const result = parseMeasurementReport(sr);
+
+  it("recognises the node's SR", () => {
+    expect(isPancreasReport(sr)).toBe(true);
+  });
+
+  it("reads every panel value equal to result.json", () => {
+    expect(result.studyUid).toBe(expected.study_uid);
+    expect(result.seriesUid).toBe(expected.series_uid);
+    expect(result.bundle).toEqual(expected.bundle);
+    expect(result.category.label).toBe(expected.category.label);
+    expect(result.category.probabilities).toEqual(expected.category.probabilities);
+    expect(result.category.uncertainty).toBe(expected.category.uncertainty);
+    expect(result.ruleCategory).toBe(expected.rule_category);
+    expect(result.disagreement).toBe(expected.disagreement);
+    expect(result.measurements.tumorVolumeMl).toBe(expected.measurements.tumor_volume_ml);
+    expect(result.measurements.tumorMaxDiameterMm).toBe(expected.measurements.tumor_max_diameter_mm);
+    expect(result.measurements.contactDeg).toEqual(expected.measurements.contact_deg);
+    expect(result.clinical).toEqual({
+      used: expected.clinical.used,
+      missing: expected.clinical.missing,
+      imputed: expected.clinical.imputed,
+      knockedOut: expected.clinical.knocked_out,
+      registryStatus: expected.clinical.registry_status,
+    });
+    expect(result.localisationConfidence).toBe(expected.localisation.confidence);
+    expect(result.warnings).toEqual(expected.warnings);
+    expect(result.notice).toBe(expected.notice);
+  });
+
+  it("finds the SEG segment of the tumor and of each vessel", () => {
+    expect(result.segments.tumor?.segmentNumber).toBe(2);
+    expect(result.segments.SMV?.segmentNumber).toBe(5);
+    expect(result.segments.PV?.segmentNumber).toBe(3);
+    expect(Object.keys(result.segments).sort()).toEqual(["CA", "CHA", "PV", "SMA", "SMV", "tumor"]);
+    expect(result.segments.SMA?.segSopInstanceUid).toMatch(/^[0-9.]+$/);
+  });
+
+  it("accepts numbers sent as strings (DS) and ignores unknown items", () => {
+    const text = JSON.stringify(sr).replace(/"0040A30A":\{"vr":"DS","Value":\[([0-9.]+)\]\}/g, '"0040A30A":{"vr":"DS","Value":["$1"]}');
+    const again = parseMeasurementReport(JSON.parse(text) as DicomJsonDataset);
+    expect(again.category.probabilities).toEqual(expected.category.probabilities);
+  });
+
+  it("refuses an SR without a resectability assessment", () => {
+    const empty: DicomJsonDataset = { "00080016": { vr: "UI", Value: ["1.2.840.10008.5.1.4.1.1.88.34"] } };
+    expect(() => parseMeasurementReport(empty)).toThrow(ResultParseError);
+    expect(isPancreasReport(empty)).toBe(false);
+  });
+});
