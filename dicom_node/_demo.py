@@ -36,7 +36,7 @@ from db.registry import RegistryBridge, seed_demo_registry
 from dicom_node._cli_analyze import DEMO_BUNDLE
 from dicom_node.analysis_runner import AnalysisRunner
 from dicom_node.node import Node
-from orthanc_plugin import OrthancConfig, OrthancServer
+from orthanc_plugin import OrthancConfig, OrthancServer, PythonPluginConfig
 from pancreas_contracts import JobState, Settings, load_settings
 from pancreas_contracts.result import AnalysisResult
 
@@ -82,11 +82,16 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         raise DemoError("storescu not found: install the Debian package 'dcmtk' (make demo does)")
     options.work_dir.mkdir(parents=True, exist_ok=True)
     study_dir, study_uid = _make_phantom_study(options, console)
+    node_toml = options.work_dir / "node.toml"
+    # The plugin reads the node's database for its /pancreas-ai/ routes and labels; it does not
+    # submit stable series here because the demo's "scanner" already sends to both.
+    node_toml.write_text(f'data_dir = "{(options.work_dir / "node").resolve()}"\n', "utf-8")
     orthanc_config = OrthancConfig(
         work_dir=options.work_dir / "orthanc",
         http_port=options.http_port,
         dicom_port=options.dicom_port,
         serve_folders={"/ohif": _OHIF_VIEWER} if _OHIF_VIEWER.is_dir() else {},
+        python_plugin=PythonPluginConfig(node_config=node_toml, submit=False),
     )
     server = OrthancServer(orthanc_config)
     bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None
@@ -345,6 +350,9 @@ def _print_summary(server: OrthancServer, study_uid: str, console: Console) -> N
     console.print(
         f"Viewer:   {server.url}/app/explorer.html#study?uuid={orthanc_ids[0]}", soft_wrap=True
     )
+    route = f"/pancreas-ai/studies/{study_uid}/results"
+    status, _ = server.request(route)
+    console.print(f"Results:  {server.url}{route} (plugin route, HTTP {status})", soft_wrap=True)
     if _OHIF_VIEWER.is_dir():
         console.print(
             f"OHIF (pancreas-ai mode): {server.url}/ohif/pancreas-ai?StudyInstanceUIDs={study_uid}",

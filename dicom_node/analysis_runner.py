@@ -55,7 +55,7 @@ class AnalyzerLike(Protocol):
         *,
         out_dir: Path,
         job_id: str | None = None,
-        registry_status: str = "not-configured",
+        registry_status: str = "not_configured",
         warnings: Sequence[str] = (),
     ) -> AnalysisOutput:
         """Analyse one series."""

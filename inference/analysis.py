@@ -260,7 +260,7 @@ class Analyzer:
         *,
         out_dir: Path,
         job_id: str | None = None,
-        registry_status: str = "not-configured",
+        registry_status: str = "not_configured",
         warnings: Sequence[str] = (),
     ) -> AnalysisOutput:
         """Analyse one CT and write its outputs under ``out_dir``.

@@ -103,7 +103,7 @@ class ClinicalUse(BaseModel):
     missing: tuple[str, ...] = ()
     imputed: tuple[str, ...] = ()
     knocked_out: bool = False
-    registry_status: str = "not-configured"
+    registry_status: str = "not_configured"
 
 
 class Localisation(BaseModel):

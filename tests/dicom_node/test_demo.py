@@ -25,4 +25,5 @@ def test_demo_reaches_orthanc_and_the_node(
     assert "analyze by rule 'portal-venous abdominal CT'" in out
     assert "queued" in out
     assert "/dicom-web/studies/" in out
+    assert "plugin route, HTTP 200" in out
     assert "Clinical registry" in out and "of 17 variables found" in out
