@@ -191,6 +191,8 @@ try {
   const activeSegment = await active.jsonValue();
   check("clicking a vessel row makes its segment active", /mesenteric vein|SMV|smv/i.test(String(activeSegment.label)), JSON.stringify(activeSegment));
   await page.screenshot({ path: join(artifacts, "viewer-smv.png") });
+  const pageErrors = log.filter((l) => l.startsWith("[pageerror]"));
+  check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.join(" | "));
 
   // --- worklist -------------------------------------------------------------------------------
   await page.goto(`${cfg.base_url}/ohif/pancreas-ai-worklist`);

@@ -41,7 +41,7 @@ interface ModeFactoryParams {
  * its key is the URL of the extension module beside this one (the loaded module's `id` is
  * package.json's name).
  */
-export const EXTENSION_URL: string = new URL("./extension.js", import.meta.url).href;
+export const EXTENSION_URL: string = new URL(/* @vite-ignore */ "./extension.js", import.meta.url).href;
 
 const THUMBNAILS = "@ohif/extension-default.panelModule.seriesList";
 const SEGMENTATION_PANEL = "@ohif/extension-cornerstone.panelModule.panelSegmentationWithToolsLabelMap";

@@ -28,7 +28,7 @@ function segDisplaySet(services: Services, result: PancreasResult): DisplaySet |
   return segs.find((ds) => ds.instances?.some((i) => i.SOPInstanceUID === wanted)) ?? segs[0];
 }
 
-/** Show and highlight one segment of the analysis SEG (jump to its centre, hide the others briefly). */
+/** Show and highlight one segment of the analysis SEG (make it active, jump to its centre, flash it). */
 export function highlightSegment(services: Services, result: PancreasResult, segmentNumber: number): boolean {
   const segmentation = services.segmentationService;
   const seg = segDisplaySet(services, result);
@@ -36,7 +36,7 @@ export function highlightSegment(services: Services, result: PancreasResult, seg
   const loaded = segmentation.getSegmentations().some((s) => s.segmentationId === seg.displaySetInstanceUID);
   if (!loaded) return false;
   segmentation.setActiveSegment(seg.displaySetInstanceUID, segmentNumber);
-  segmentation.jumpToSegmentCenter(seg.displaySetInstanceUID, segmentNumber, undefined, 0.9, true, 400, true);
+  segmentation.jumpToSegmentCenter(seg.displaySetInstanceUID, segmentNumber, undefined, 0.9, true, 400, false);
   return true;
 }
 
