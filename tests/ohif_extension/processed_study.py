@@ -15,7 +15,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from pancreas_contracts.result import (
     Measurements,
 )
 
+_Label = Literal["resectable", "borderline", "locally advanced"]
 BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32)
 
 
@@ -84,11 +85,11 @@ def make_processed_study(out: Path, seed: int = 5) -> ProcessedStudy:
         job_id="job-e2e",
         bundle=BUNDLE,
         category=Category(
-            label=CATEGORY_LABELS[network],
+            label=cast(_Label, CATEGORY_LABELS[network]),
             probabilities=(probabilities[0], probabilities[1], probabilities[2]),
             uncertainty=0.042,
         ),
-        rule_category=CATEGORY_LABELS[rule],
+        rule_category=cast(_Label, CATEGORY_LABELS[rule]),
         disagreement=network != rule,
         measurements=Measurements(
             tumor_volume_ml=round(patient.tumor_volume_ml, 3),
