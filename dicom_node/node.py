@@ -65,7 +65,9 @@ class Node:
         )
         self.dispatcher = Dispatcher(settings, self.database)
         self.worker = (
-            Worker(self.database, runner, on_done=self._deliver_now) if runner is not None else None
+            Worker(self.database, runner, on_done=self._deliver_now, lease_s=settings.job_lease_s)
+            if runner is not None
+            else None
         )
         self._stop = threading.Event()
         self._delivery_thread: threading.Thread | None = None

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     stow_username: str | None = None
     stow_password: SecretStr | None = None
     dispatch_max_age_h: float = Field(default=24.0, gt=0)
+    job_lease_s: float = Field(default=300.0, gt=0)
     destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
     database_url: str | None = None
     registry_config: Path | None = None

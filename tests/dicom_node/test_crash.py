@@ -45,7 +45,7 @@ def echo_ok(port: int) -> bool:
 class NodeProcess:
     """``pancreas-node serve`` as a real child process."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra: str = "") -> None:
         self.port = free_port()
         self.data_dir = tmp_path / "data"
         rules = tmp_path / "rules.toml"
@@ -53,7 +53,7 @@ class NodeProcess:
         self.config = tmp_path / "node.toml"
         self.config.write_text(
             f'data_dir = "{self.data_dir}"\nport = {self.port}\nquiet_period_s = 3.0\n'
-            f'routing_rules = "{rules}"\n'
+            f'routing_rules = "{rules}"\n{extra}'
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -158,3 +158,38 @@ def test_kill_9_during_intake_loses_no_acknowledged_instance(
         assert len(jobs) == info.version
     finally:
         database.dispose()
+
+
+def test_kill_9_during_a_running_job_resumes_the_job(tmp_path: Path) -> None:
+    """The analysis job of a killed node is re-run after its lease expires, and finishes."""
+    from tests.inference._analysis_bundle import build_test_bundle
+
+    require_executable("storescu")
+    series = make_series(
+        tmp_path / "phantom", seed=3, fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0,
+        slice_thickness=4.0,
+    )  # fmt: skip
+    bundle = build_test_bundle(tmp_path / "bundle", members=1)
+    extra = f'bundle_path = "{bundle}"\ndevice = "cpu"\njob_lease_s = 5.0\ndestinations = []\n'
+    (tmp_path / "node").mkdir()
+    node = NodeProcess(tmp_path / "node", extra)
+    node.start()
+    database = NodeDatabase(f"sqlite:///{node.data_dir / 'node.db'}")
+    try:
+        assert storescu(node.port, *series.files).returncode == 0
+
+        def state() -> str | None:
+            jobs = list_recent_jobs(database)
+            return jobs[0].state.value if jobs else None
+
+        wait_for(lambda: state() == "running", timeout_s=60)
+        node.kill9()
+        assert state() == "running"
+        node.start()
+        wait_for(lambda: state() in ("done", "delivered"), timeout_s=180)
+        (job,) = list_recent_jobs(database)
+        assert job.attempts == 2, "the job ran again after the crash"
+        assert (node.data_dir / "results" / job.id / "result.json").is_file()
+    finally:
+        database.dispose()
+        node.stop()
