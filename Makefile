@@ -14,7 +14,7 @@ DEMO_DIR ?= .demo
 PYTEST_ARGS ?=
 
 # Debian packages the node, its tests and the demo need; installed only where missing.
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The OHIF extension (npm) and the viewer folder Orthanc serves at /ohif/ (see ohif-extension/README.md).
