@@ -13,7 +13,11 @@ patient's right towards the liver hilum; the body crosses anterior to the aorta 
 
 1. **Confluence.** Along the portal-vein track (inferior to superior, RAS+), ``x`` is smoothed
    over 3 points; the confluence is the most superior point within 2 mm of the leftmost ``x``
-   (below it the SMV runs straight up, above it the portal vein veers right).
+   below the point where the track first veers more than 5 mm to the right of its running
+   leftmost ``x`` (below the confluence the SMV runs up, above it the portal vein veers right;
+   higher still, at the liver hilum, the left portal branch may run further left again - on
+   the NIH Pancreas-CT case 0001 taking the leftmost point of the whole track put the centre
+   58 mm from the pancreas, on the left portal branch).
 2. **Centre.** ``x``: the aorta's centreline at the confluence level (the body crosses in front
    of it); ``y``: 8 mm anterior to the confluence; ``z``: 5 mm below it.
 3. **Box.** The centre +- (65, 30, 35) mm, a typical adult pancreas' extent.
@@ -23,7 +27,9 @@ patient's right towards the liver hilum; the body crosses anterior to the aorta 
 Fallbacks (each with a warning): no portal vein but an aorta - ``x``, ``y`` from the aorta
 (40 mm anterior), ``z`` the middle of the aorta's track, confidence ``0.3 * quality``, not
 found; nothing - the volume centre, confidence 0, not found. On 3 default phantoms the centre
-falls 2-15 mm from the true pancreas centroid.
+falls 2-15 mm from the true pancreas centroid (9-12 mm on 6 more, seed 7); on the real NIH
+Pancreas-CT case 0001 17 mm, with 86 % of the manual mask inside the box
+(``tests/inference/test_analysis_localise.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ _NECK_ANTERIOR_MM: Final = 8.0
 _NECK_BELOW_MM: Final = 5.0
 _AORTA_TO_PANCREAS_MM: Final = 40.0
 _HEURISTIC_CAP: Final = 0.8
+_NEAR_LEFTMOST_MM: Final = 2.0
+_VEER_RIGHT_MM: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,11 @@ def _confluence(portal: VesselLandmark) -> npt.NDArray[np.float64]:
     x = track[:, 0]
     if len(x) >= 3:
         x = np.convolve(np.pad(x, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
-    near = np.flatnonzero(x <= x.min() + 2.0)
+    # Only up to where the track first veers right (the portal vein): above that, in the liver
+    # hilum, the left portal branch can run further left than the confluence.
+    veer = np.flatnonzero(x - np.minimum.accumulate(x) > _VEER_RIGHT_MM)
+    lower = x[: int(veer[0])] if veer.size else x
+    near = np.flatnonzero(lower <= lower.min() + _NEAR_LEFTMOST_MM)
     # Tracks run inferior to superior: the last near-leftmost point is the most superior.
     point: npt.NDArray[np.float64] = track[int(near[-1])]
     return point
