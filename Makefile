@@ -21,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OHIF_EXT := ohif-extension
 NPM_STAMP := $(OHIF_EXT)/node_modules/.installed
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -93,6 +93,9 @@ bench-intake: install
 
 bench-measurements: install
 	$(BIN)/python bench/measurements_bench.py
+
+bench-inference: install
+	$(BIN)/python bench/inference_bench.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
