@@ -85,6 +85,15 @@ def node(tmp_path: Path) -> Iterator[Node]:
         yield running
 
 
+@pytest.fixture
+def node_db(tmp_path: Path) -> Iterator[NodeDatabase]:
+    """A migrated SQLite node database."""
+    database = NodeDatabase(f"sqlite:///{tmp_path / 'node.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
 def instance_count(database: NodeDatabase, series_uid: str) -> int:
     """How many instances of ``series_uid`` the node recorded."""
     from db import get_series

@@ -5,419 +5,49 @@ Every test uses a real migrated SQLite node database; time is injected, never sl
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import pytest
 from pydantic import SecretStr
-from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    UID,
     CTImageStorage,
     EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
     RLELossless,
-    generate_uid,
 )
 from pynetdicom import AE, evt
 
 from db import (
-    DeliveryAttemptInfo,
     DeliveryProtocol,
     DeliveryStatus,
     NodeDatabase,
-    claim_next_job,
-    complete_job,
-    enqueue_job,
     get_job,
     list_delivery_attempts,
 )
-from dicom_node._dispatch_schedule import plan_delivery
 from dicom_node.dispatch import (
     AttemptStatus,
-    CStoreDestination,
     Dispatcher,
     DispatchStatus,
     InstanceStatus,
     NotDeliverableError,
-    RetryPolicy,
-    StowDestination,
-    describe_store_status,
-    describe_stow_reason,
-    destinations_from_settings,
-    parse_store_response,
 )
 from orthanc_plugin import OrthancServer
-from pancreas_contracts import Settings
 from pancreas_contracts.job_states import JobState
 from pancreas_contracts.settings import DicomDestination
-from tests.conftest import free_port, require_executable
-
-T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-WAIT_S = 15.0
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    """Poll ``condition`` until it holds or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def accepts_connections(port: int) -> bool:
-    """Whether something accepts TCP connections on loopback ``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def storescp(port: int, folder: Path, ae_title: str = "STORESCP") -> Iterator[Path]:
-    """A real DCMTK storescp writing into ``folder`` until the block ends."""
-    binary = require_executable("storescp")
-    folder.mkdir(parents=True, exist_ok=True)
-    log = (folder.parent / f"storescp-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [binary, "--output-directory", str(folder), "-aet", ae_title, str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(
-            lambda: process.poll() is not None or accepts_connections(port), "storescp to listen"
-        )
-        assert process.poll() is None, f"storescp exited with {process.returncode}"
-        yield folder
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
-
-def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    return meta
-
-
-def _patient_and_study(ds: Dataset, study_uid: str) -> None:
-    ds.PatientName = "Phantom^Dispatch"
-    ds.PatientID = "PHANTOM-DISPATCH"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid
-    ds.StudyDate = "20250314"
-    ds.StudyTime = "090000"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "1"
-    ds.Manufacturer = "PancreasAI test"
-
-
-def _ct(study_uid: str, series_uid: str, number: int) -> Dataset:
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = _file_meta(CTImageStorage, sop_uid)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    _patient_and_study(ds, study_uid)
-    ds.Modality = "CT"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = number
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.PositionReferenceIndicator = ""
-    ds.ImagePositionPatient = [0.0, 0.0, float(number)]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [1.0, 1.0]
-    ds.SliceThickness = 1.0
-    ds.KVP = 120
-    ds.AcquisitionNumber = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = 16
-    ds.Columns = 16
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.RescaleIntercept = -1024
-    ds.RescaleSlope = 1
-    pixels = (np.arange(256, dtype=np.uint16).reshape(16, 16) * (number + 1)) % 4096
-    ds.PixelData = pixels.tobytes()
-    return ds
-
-
-def _pdf(study_uid: str) -> Dataset:
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = _file_meta(EncapsulatedPDFStorage, sop_uid)
-    ds.SOPClassUID = EncapsulatedPDFStorage
-    ds.SOPInstanceUID = sop_uid
-    _patient_and_study(ds, study_uid)
-    ds.Modality = "DOC"
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesNumber = 900
-    ds.InstanceNumber = 1
-    ds.ConversionType = "WSD"
-    ds.ContentDate = "20250314"
-    ds.ContentTime = "090000"
-    ds.AcquisitionDateTime = "20250314090000"
-    ds.BurnedInAnnotation = "NO"
-    ds.DocumentTitle = "PancreasAI report (test)"
-    ds.ConceptNameCodeSequence = []
-    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
-    document = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    ds.EncapsulatedDocument = document + b"\0" * (len(document) % 2)
-    return ds
-
-
-def make_result_set(folder: Path) -> dict[str, Any]:
-    """Two CT slices (one RLE Lossless) and an encapsulated PDF, as PS3.10 files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    study_uid, series_uid = generate_uid(), generate_uid()
-    plain = _ct(study_uid, series_uid, 1)
-    rle = _ct(study_uid, series_uid, 2)
-    rle.compress(RLELossless, generate_instance_uid=False)
-    pdf = _pdf(study_uid)
-    paths = []
-    for name, ds in (("ct1.dcm", plain), ("ct2-rle.dcm", rle), ("report.dcm", pdf)):
-        path = folder / name
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return {
-        "paths": paths,
-        "study": study_uid,
-        "series": {series_uid, str(pdf.SeriesInstanceUID)},
-        "sops": {str(plain.SOPInstanceUID), str(rle.SOPInstanceUID), str(pdf.SOPInstanceUID)},
-        "rle_sop": str(rle.SOPInstanceUID),
-    }
-
-
-def received_sops(folder: Path) -> dict[str, str]:
-    """SOPInstanceUID -> transfer syntax of every file storescp wrote into ``folder``."""
-    found = {}
-    for path in folder.iterdir():
-        if path.is_file():
-            ds = dcmread(path, stop_before_pixels=True)
-            found[str(ds.SOPInstanceUID)] = str(ds.file_meta.TransferSyntaxUID)
-    return found
-
-
-def done_job(db: NodeDatabase) -> str:
-    """A job in state ``done`` (through the real queue)."""
-    job_id = enqueue_job(db, generate_uid(), 1, "d" * 64).job.id
-    claimed = claim_next_job(db, "worker-1", 60)
-    assert claimed is not None and claimed.id == job_id
-    complete_job(db, job_id, "worker-1")
-    return job_id
-
-
-def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "destinations": [],
-        "acse_timeout_s": 5.0,
-        "dimse_timeout_s": 10.0,
-        "network_timeout_s": 10.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def orthanc_lookup(orthanc: OrthancServer, sop_uid: str) -> str | None:
-    """The Orthanc id of the instance with ``sop_uid`` (POST /tools/lookup)."""
-    status, body = orthanc.request(
-        "/tools/lookup", method="POST", data=sop_uid.encode(), content_type="text/plain"
-    )
-    assert status == 200
-    hits = [h for h in json.loads(body) if h["Type"] == "Instance"]
-    return str(hits[0]["ID"]) if hits else None
-
-
-def assert_in_orthanc(orthanc: OrthancServer, results: dict[str, Any]) -> None:
-    """Every instance is in Orthanc's REST API and its series are listed over DICOMweb."""
-    all_instances = set(orthanc.get_json("/instances"))
-    for sop_uid in results["sops"]:
-        orthanc_id = orthanc_lookup(orthanc, sop_uid)
-        assert orthanc_id is not None and orthanc_id in all_instances
-        tags = orthanc.get_json(f"/instances/{orthanc_id}")["MainDicomTags"]
-        assert tags["SOPInstanceUID"] == sop_uid
-    series = orthanc.get_json(f"/dicom-web/studies/{results['study']}/series")
-    listed = {item["0020000E"]["Value"][0] for item in series}
-    assert listed == results["series"]
-
-
-@pytest.fixture
-def node_db(tmp_path: Path) -> Iterator[NodeDatabase]:
-    """A migrated SQLite node database."""
-    database = NodeDatabase(f"sqlite:///{tmp_path / 'node.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-# --------------------------------------------------------------------------- pure parts
-
-
-def _attempt(
-    destination: str, status: DeliveryStatus, at: datetime, number: int = 1
-) -> DeliveryAttemptInfo:
-    return DeliveryAttemptInfo(
-        id=number,
-        job_id="job",
-        destination=destination,
-        protocol=DeliveryProtocol.C_STORE,
-        status=status,
-        error=None,
-        attempted_at=at,
-    )
-
-
-def test_back_off_doubles_from_30_s_is_capped_at_1_h_and_stops_at_the_deadline() -> None:
-    policy = RetryPolicy()
-    key = ("A@h:1", DeliveryProtocol.C_STORE)
-    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 7, 8, 20)] == [
-        30,
-        60,
-        120,
-        1920,
-        3600,
-        3600,
-    ]
-    fresh = plan_delivery([], [key], policy, ready_at=T0)
-    assert fresh.pending == (key,) and fresh.next_attempt_at == T0 and fresh.deadline is None
-
-    failures = [
-        _attempt("A@h:1", DeliveryStatus.FAILURE, T0 + timedelta(minutes=i), i) for i in range(3)
-    ]
-    plan = plan_delivery(failures, [key], policy, ready_at=T0)
-    assert plan.first_attempt_at == T0
-    assert plan.next_attempt_at == T0 + timedelta(minutes=2, seconds=120)
-    assert not plan.is_due(T0 + timedelta(minutes=3)) and plan.is_due(T0 + timedelta(minutes=4))
-
-    late = [_attempt("A@h:1", DeliveryStatus.FAILURE, T0), *failures[1:]]
-    late.append(_attempt("A@h:1", DeliveryStatus.FAILURE, T0 + timedelta(hours=23, minutes=58)))
-    plan = plan_delivery(late, [key], policy, ready_at=T0)
-    assert plan.next_attempt_at == T0 + timedelta(hours=24)  # clamped to the deadline
-    assert plan.is_expired(T0 + timedelta(hours=24)) and not plan.is_expired(T0)
-
-    done = [*failures, _attempt("A@h:1", DeliveryStatus.SUCCESS, T0 + timedelta(hours=1), 9)]
-    plan = plan_delivery(done, [key], policy, ready_at=T0)
-    assert plan.pending == () and plan.next_attempt_at is None and not plan.is_expired(T0)
-
-
-def test_store_statuses_are_named_and_warnings_count_as_success() -> None:
-    from dicom_node.dispatch import is_store_success
-
-    assert is_store_success(0x0000) and is_store_success(0xB000) and is_store_success(0xB007)
-    assert not is_store_success(0xA700) and not is_store_success(0x0122)
-    assert describe_store_status(0xA700) == "0xA700 Failure: Refused: Out of Resources"
-    assert describe_store_status(0xB000) == "0xB000 Warning: Coercion of Data Elements"
-    assert describe_store_status(0xC123).startswith("0xC123 Failure")
-
-
-def test_store_instances_response_is_parsed() -> None:
-    body = {
-        "00081199": {
-            "vr": "SQ",
-            "Value": [
-                {"00081155": {"vr": "UI", "Value": ["1.2.3"]}},
-                {
-                    "00081155": {"vr": "UI", "Value": ["1.2.4"]},
-                    "00081196": {"vr": "US", "Value": [0xB000]},
-                },
-            ],
-        },
-        "00081198": {
-            "vr": "SQ",
-            "Value": [
-                {
-                    "00081155": {"vr": "UI", "Value": ["1.2.5"]},
-                    "00081197": {"vr": "US", "Value": [0xA700]},
-                }
-            ],
-        },
-    }
-    parsed = parse_store_response(json.dumps(body).encode())
-    assert parsed is not None
-    assert parsed.stored == {"1.2.3": None, "1.2.4": 0xB000}
-    assert parsed.failed == {"1.2.5": 0xA700} and parsed.other_failures == ()
-    assert parse_store_response(json.dumps([body]).encode()) == parsed
-    assert parse_store_response(b"<html>not json</html>") is None
-    assert parse_store_response(b"{}") is None
-    others = {"0008119A": {"vr": "SQ", "Value": [{"00081197": {"vr": "US", "Value": [0xC122]}}]}}
-    parsed = parse_store_response(json.dumps(others).encode())
-    assert parsed is not None and parsed.other_failures == (0xC122,)
-    assert describe_stow_reason(0xC122).endswith("Referenced Transfer Syntax not supported")
-
-
-def test_destinations_come_from_settings_without_credentials_in_names(tmp_path: Path) -> None:
-    settings = settings_for(
-        tmp_path,
-        ae_title="NODE_AE",
-        destinations=[DicomDestination(ae_title="PACS", host="10.0.0.5", port=104)],
-        stow_url="https://admin:pw@pacs.example:8443/dicom-web/",
-        stow_username="node",
-        stow_password=SecretStr("s3cret"),
-    )
-    cstore, stow = destinations_from_settings(settings)
-    assert isinstance(cstore, CStoreDestination) and isinstance(stow, StowDestination)
-    assert cstore.name == "PACS@10.0.0.5:104" and cstore.calling_ae_title == "NODE_AE"
-    assert stow.name == "https://pacs.example:8443/dicom-web"
-    assert stow.studies_url == "https://pacs.example:8443/dicom-web/studies"
-    assert "s3cret" not in repr(stow) and "s3cret" not in repr(settings)
-    with pytest.raises(ValueError, match="AE title"):
-        CStoreDestination(ae_title="A" * 17, host="h", port=104)
-    with pytest.raises(ValueError, match="http"):
-        StowDestination(base_url="ftp://x/dicom-web")
-
-
-def test_jobs_that_are_not_done_are_refused_and_delivered_ones_left_alone(
-    tmp_path: Path, node_db: NodeDatabase
-) -> None:
-    settings = settings_for(tmp_path)
-    unused = CStoreDestination("NOBODY", "127.0.0.1", free_port())
-    dispatcher = Dispatcher(settings, node_db, destinations=[unused])
-    job_id = done_job(node_db)
-    queued = enqueue_job(node_db, generate_uid(), 1, "e" * 64).job.id
-    with pytest.raises(NotDeliverableError):
-        dispatcher.deliver(queued, [])
-    with pytest.raises(LookupError):
-        dispatcher.deliver("no-such-job", [])
-    assert Dispatcher(settings, node_db, destinations=[]).deliver(job_id, []).status is (
-        DispatchStatus.NO_DESTINATIONS
-    )
-    assert list_delivery_attempts(node_db, job_id) == []
-
+from tests.conftest import free_port
+from tests.dicom_node._dispatch_helpers import (
+    assert_in_orthanc,
+    done_job,
+    make_result_set,
+    orthanc_lookup,
+    received_sops,
+    settings_for,
+    storescp,
+    wait_for,
+)
 
 # --------------------------------------------------------------------------- real peers
 
