@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -33,13 +32,15 @@ from inference.phantom._geometry import (
     segment_coordinates,
     union_bounds,
 )
+from pancreas_contracts.result import KEY_VESSEL_LABELS
+from pancreas_contracts.result import KEY_VESSELS as RESULT_KEY_VESSELS
 
-KEY_VESSELS: tuple[str, ...] = ("SMA", "CA", "CHA", "SMV", "PV")
+# The key vessels and their labels are the result contract's; the NCCN rule below is the
+# phantom's own (ground truth), checked against the product's measurement rule by a test.
+KEY_VESSELS: tuple[str, ...] = RESULT_KEY_VESSELS
 ARTERIAL: tuple[str, ...] = ("SMA", "CA", "CHA")
 VENOUS: tuple[str, ...] = ("SMV", "PV")
-VESSEL_LABELS: Mapping[str, str] = MappingProxyType(
-    {"SMA": "sma", "CA": "celiac_trunk", "CHA": "cha", "SMV": "smv", "PV": "portal_vein"}
-)
+VESSEL_LABELS: Mapping[str, str] = KEY_VESSEL_LABELS
 TUMOR_LOCATIONS: tuple[str, ...] = ("head", "body")
 FAT_PLANE_MM = 3.0
 
