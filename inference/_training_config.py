@@ -36,6 +36,8 @@ class TrainConfig:
 
     The paper's grid is lr {1e-3, 5e-4, 1e-4} x feature size {24, 32, 48} x batch {8, 16} at
     160 voxels; MONAI needs feature sizes that are multiples of 12, so use {24, 36, 48} there.
+    ``localiser_epochs`` > 0 also trains the learned coarse localiser into the bundle
+    (:mod:`inference._localiser_bundle`); 0 ships none.
     """
 
     target_size: int = 64
@@ -57,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0
+    localiser_epochs: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,6 +70,8 @@ class TrainConfig:
             raise ValueError("need outer_folds >= 2 and 1 <= folds_to_run <= outer_folds")
         if self.max_epochs < 1 or self.patience < 1:
             raise ValueError("max_epochs and patience must be at least 1")
+        if self.localiser_epochs < 0:
+            raise ValueError("localiser_epochs must be >= 0 (0: no learned localiser)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):

@@ -3,9 +3,11 @@
 Pipeline (timed per stage in ``result.timings_s``):
 
 1. ``read``: the DICOM series (:func:`inference.volume_io.read_dicom_series`) or a NIfTI file.
-2. ``localise``: the coarse pancreas localisation (:class:`Localiser`; today
-   :class:`LandmarkLocaliser`, anatomical landmarks with a confidence, until the bundle ships a
-   learned localiser). Uncertain localisation is reported and warned about, never hidden.
+2. ``localise``: the coarse pancreas localisation (:class:`Localiser`): the bundle's learned
+   localiser when it ships one (a small U-Net on the whole CT at 5 mm,
+   :mod:`inference._localiser_net`), else :class:`LandmarkLocaliser` (anatomical landmarks).
+   Both give a confidence; ``result.localisation.method`` names the one that ran. Uncertain
+   localisation is reported and warned about, never hidden.
 3. ``preprocess``: the bundle's cube (160 mm) around it
    (:func:`inference.dataset.preprocess_volume`); a cube partly outside the scan is padded
    with a warning.
@@ -220,7 +222,8 @@ class Analyzer:
     device
         ``auto``, ``cpu`` or ``cuda``.
     localiser
-        The coarse localisation stage (default :class:`LandmarkLocaliser`).
+        The coarse localisation stage (default: the bundle's learned localiser when it has
+        one, else :class:`LandmarkLocaliser`).
 
     Raises
     ------
@@ -246,12 +249,19 @@ class Analyzer:
         )
         inference = self._bundle.meta.get("inference", {})
         self._roi = int(inference.get("roi_size", self._bundle.preprocess.target_size))
-        self._localiser: Localiser = localiser or LandmarkLocaliser()
+        if localiser is None:
+            localiser = self._bundle.localiser or LandmarkLocaliser()
+        self._localiser: Localiser = localiser
 
     @property
     def bundle(self) -> LoadedBundle:
         """The loaded bundle."""
         return self._bundle
+
+    @property
+    def localiser(self) -> Localiser:
+        """The coarse localisation stage in use."""
+        return self._localiser
 
     def analyze(
         self,
@@ -384,7 +394,10 @@ class Analyzer:
             measurements=measured.to_measurements(),
             clinical=clinical_use,
             localisation=Localisation(
-                found=loc.found, confidence=round(loc.confidence, 4), box_mm=loc.box_mm
+                found=loc.found,
+                confidence=round(loc.confidence, 4),
+                box_mm=loc.box_mm,
+                method=loc.method,
             ),
             outputs=new_outputs() if dicom is not None else Outputs(),
             warnings=tuple(dict.fromkeys(notes)),

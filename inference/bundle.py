@@ -7,6 +7,11 @@ weights). ``bundle.json`` records the format version, model name and version, cl
 16-label map with SNOMED CT codes, preprocessing, the clinical variable specification, the
 training data hash, metrics, the creation date, the notice and the sha256 of every weight file.
 :func:`load_bundle` verifies all of it and refuses with a one-line :class:`BundleError`.
+
+A bundle may also hold the learned coarse localiser (:mod:`inference._localiser_net`):
+``localiser.safetensors`` and a ``localiser`` section in ``bundle.json`` (its network and grid
+configuration, the weights' sha256, how it was trained and its held-out localisation metrics),
+added by :func:`add_localiser`. Bundles without the section stay valid (no learned localiser).
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from inference._localiser_net import (
+    LOCALISER_FORMAT,
+    LOCALISER_WEIGHTS,
+    LearnedLocaliser,
+    LocaliserConfig,
+    build_network,
+)
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import PreprocessConfig
 from inference.model import NCCN_CLASSES, ModelConfig, ResectabilityNet
@@ -37,6 +49,7 @@ __all__ = [
     "BundleError",
     "BundleMember",
     "LoadedBundle",
+    "add_localiser",
     "load_bundle",
     "save_bundle",
     "sha256_file",
@@ -45,6 +58,8 @@ __all__ = [
 BUNDLE_FORMAT = "1.0"
 NOTICE = "investigational, not for clinical use"
 _META = "bundle.json"
+_ARCHITECTURES = {"multimodal": "multimodal Swin-UNETR", "ct_only": "Swin-UNETR, CT only",
+                  "tabular_only": "clinical MLP, tabular only"}  # fmt: skip
 
 
 class BundleError(ValueError):
@@ -148,7 +163,11 @@ def save_bundle(
         )
     meta = {
         "format_version": BUNDLE_FORMAT,
-        "model": {"name": name, "version": version, "architecture": "multimodal Swin-UNETR"},
+        "model": {
+            "name": name,
+            "version": version,
+            "architecture": _ARCHITECTURES[members[0].model.config.mode],
+        },
         "notice": NOTICE,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": list(NCCN_CLASSES),
@@ -161,11 +180,64 @@ def save_bundle(
         "metrics": dict(metrics),
         "training": dict(training or {}),
     }
-    path = out / _META
+    return _write_meta(out, meta)
+
+
+def _write_meta(root: Path, meta: Mapping[str, Any]) -> Path:
+    """Write ``bundle.json`` atomically (a partial file, then a rename)."""
+    path = root / _META
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(meta, indent=1, allow_nan=True) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def add_localiser(
+    root: Path,
+    localiser: LearnedLocaliser,
+    *,
+    metrics: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> Path:
+    """Add (or replace) the learned localiser of the bundle in ``root``.
+
+    Writes ``localiser.safetensors`` (through a partial file and a rename), then rewrites
+    ``bundle.json`` atomically with its ``localiser`` section.
+
+    Returns
+    -------
+    Path
+        The ``bundle.json`` path.
+
+    Raises
+    ------
+    BundleError
+        If ``root`` holds no readable bundle.
+    OSError
+        If the files cannot be written.
+    """
+    meta_path = root / _META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"bundle {root}: cannot read {_META}") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    file = root / LOCALISER_WEIGHTS
+    partial = file.with_name(file.name + ".partial")
+    state = localiser.network.state_dict().items()
+    save_file({k: v.detach().cpu().contiguous() for k, v in state}, str(partial))
+    partial.replace(file)
+    meta["localiser"] = {
+        "format_version": LOCALISER_FORMAT,
+        "method": localiser.method,
+        "weights": file.name,
+        "sha256": sha256_file(file),
+        "config": localiser.config.to_dict(),
+        "training": dict(training),
+        "metrics": dict(metrics),
+    }
+    return _write_meta(root, meta)
 
 
 @dataclass(frozen=True)
@@ -176,6 +248,7 @@ class LoadedBundle:
     meta: dict[str, Any]
     members: tuple[BundleMember, ...]
     preprocess: PreprocessConfig
+    localiser: LearnedLocaliser | None = None
 
     def predict(
         self, image: npt.NDArray[np.float32] | None, clinical: npt.NDArray[np.float64] | None
@@ -215,7 +288,8 @@ def load_bundle(path: Path) -> LoadedBundle:
     ------
     BundleError
         With a one-line reason: missing or unparsable metadata, unknown format, missing notice,
-        a missing weight file, a hash mismatch, or weights that do not fit the model.
+        a missing weight file, a hash mismatch, or weights that do not fit the model (the
+        ensemble members' or the optional learned localiser's).
     """
     root = path.parent if path.name == _META else path
     meta_path = root / _META
@@ -233,10 +307,13 @@ def load_bundle(path: Path) -> LoadedBundle:
     if list(meta.get("classes", [])) != list(NCCN_CLASSES):
         raise BundleError(f"bundle {root}: classes differ from {list(NCCN_CLASSES)}")
     members = []
+    localiser = None
     try:
         preprocess = PreprocessConfig.from_dict(meta["preprocessing"])
         for entry in meta["members"]:
             members.append(_load_member(root, entry))
+        if meta.get("localiser") is not None:
+            localiser = _load_localiser(root, meta["localiser"])
     except (KeyError, TypeError) as exc:
         raise BundleError(f"bundle {root}: incomplete metadata ({exc})") from exc
     except BundleError:
@@ -245,15 +322,36 @@ def load_bundle(path: Path) -> LoadedBundle:
         raise BundleError(f"bundle {root}: {' '.join(str(exc).split())}") from exc
     if not members:
         raise BundleError(f"bundle {root}: no models")
-    return LoadedBundle(root, meta, tuple(members), preprocess)
+    return LoadedBundle(root, meta, tuple(members), preprocess, localiser)
 
 
-def _load_member(root: Path, entry: Mapping[str, Any]) -> BundleMember:
+def _verified_file(root: Path, entry: Mapping[str, Any]) -> Path:
     file = root / str(entry["weights"])
     if file.name != entry["weights"] or not file.is_file():
         raise BundleError(f"bundle {root}: weight file {entry['weights']!r} is missing")
     if sha256_file(file) != entry["sha256"]:
         raise BundleError(f"bundle {root}: {file.name} does not match its sha256 (tampered?)")
+    return file
+
+
+def _load_localiser(root: Path, entry: Any) -> LearnedLocaliser:
+    if not isinstance(entry, dict):
+        raise BundleError(f"bundle {root}: the localiser section is not an object")
+    if str(entry.get("format_version")) != LOCALISER_FORMAT:
+        found = entry.get("format_version")
+        raise BundleError(f"bundle {root}: localiser format {found!r} is not {LOCALISER_FORMAT!r}")
+    file = _verified_file(root, entry)
+    config = LocaliserConfig.from_dict(dict(entry["config"]))
+    network = build_network(config)
+    try:
+        network.load_state_dict(load_file(str(file)), strict=True)
+    except (SafetensorError, RuntimeError) as exc:
+        raise BundleError(f"bundle {root}: {file.name} does not fit the localiser") from exc
+    return LearnedLocaliser(network, config)
+
+
+def _load_member(root: Path, entry: Mapping[str, Any]) -> BundleMember:
+    file = _verified_file(root, entry)
     model = ResectabilityNet(ModelConfig.from_dict(dict(entry["model_config"])))
     try:
         tensors = load_file(str(file))

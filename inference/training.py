@@ -4,7 +4,10 @@ Protocol (METHOD.md section 1): stratified outer 5-fold (20 % test); within each
 80/20 split of the rest (64 % train, 16 % validation); every point of the inner grid is trained
 with AdamW and cosine annealing, early-stopped on validation macro-F1, and the best point by
 validation macro-F1 is evaluated on the outer test fold. Ablations reuse the fold's selected
-hyper-parameters. The outer-fold multimodal models form the bundle's ensemble.
+hyper-parameters. The outer-fold multimodal models form the bundle's ensemble. With
+``config.localiser_epochs`` > 0 the bundle also gets the learned coarse localiser
+(``localiser.safetensors``), fitted on outer fold 0's training and validation rows and
+evaluated on its test rows (:mod:`inference._localiser_bundle`).
 
 Everything is resumable: each fit checkpoints every epoch under ``OUT/checkpoints`` and a rerun
 with the same data and config continues where it stopped (finished fits are only reloaded).
@@ -23,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from inference._localiser_bundle import ship_localiser
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_geometry import GeometryClassifier, contact_features
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
@@ -206,6 +210,21 @@ class _Trainer:
             plot_confusion(self.out / f"confusion_{variant}.png", cm, title)
 
 
+def _ship_localiser(
+    cases: list[CaseRecord], out: Path, config: TrainConfig, status: Status | None
+) -> None:
+    """Train the learned localiser into the bundle just written to ``out``."""
+
+    def progress(epoch: int, total: int, loss: float, wall: float, cpu: float) -> None:
+        if status is not None:
+            status(f"localiser loss {loss:.3f} ({wall:.0f} s/epoch)", epoch, total)
+
+    ship_localiser(
+        cases, out, epochs=config.localiser_epochs, seed=config.seed, status=status,
+        progress=progress,
+    )  # fmt: skip
+
+
 def train_cohort(
     data_dir: Path,
     out: Path,
@@ -270,4 +289,6 @@ def train_cohort(
         data_hash=digest, metrics=summary,
         training={"config": config.to_dict(), "patients": len(cases), "device": device.type},
     )  # fmt: skip
+    if config.localiser_epochs > 0:
+        _ship_localiser(cases, out, config, status)
     return TrainingRun(out, summary, trainer.folds, bundle_json)

@@ -113,6 +113,9 @@ class Localisation(BaseModel):
     found: bool
     confidence: float = Field(ge=0.0, le=1.0)
     box_mm: tuple[float, float, float, float, float, float] | None = None
+    #: Which localiser ran (e.g. ``learned-unet-5mm v1`` or ``landmarks: ...``); ``None`` in
+    #: results written before the field existed.
+    method: str | None = None
 
 
 class Outputs(BaseModel):
