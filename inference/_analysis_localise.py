@@ -1,9 +1,14 @@
 """Coarse pancreas localisation for :mod:`inference.analysis` (the first of METHOD.md's two stages).
 
-METHOD.md section 2 wants a small low-resolution network in the bundle for this stage. No bundle
-ships one yet, so :class:`LandmarkLocaliser` places the cube from anatomy the phase check
-already finds (:func:`inference.contrast_phase.locate_contrast_landmarks`), and says how sure
-it is. A learned localiser replaces it by implementing :class:`Localiser`.
+METHOD.md section 2 wants a small low-resolution network in the bundle for this stage: that is
+:class:`inference._localiser_net.LearnedLocaliser` (a 3D U-Net on the whole CT at 5 mm, stored
+as ``localiser.safetensors`` with a ``localiser`` section in ``bundle.json``; trained by
+``pancreas-node train-localiser`` or by ``train_cohort`` with ``localiser_epochs`` > 0), and
+:class:`inference.analysis.Analyzer` uses it whenever the bundle has one. Bundles without one
+(all bundles made before it existed) fall back to :class:`LandmarkLocaliser`, which places the
+cube from anatomy the phase check already finds
+(:func:`inference.contrast_phase.locate_contrast_landmarks`) and says how sure it is. Both
+implement :class:`Localiser`; the result's ``localisation.method`` names the one that ran.
 
 Landmark method
 ---------------
