@@ -17,12 +17,18 @@ SWIN_DIVISOR = 32
 """Every spatial input size must be a multiple of this (patch size 2, five stages)."""
 
 
-def build_swin_unetr(feature_size: int, out_channels: int, dropout_path: float) -> SwinUNETR:
-    """The MONAI network for 3-D single-channel CT (``img_size`` is gone in MONAI >= 1.5)."""
+def build_swin_unetr(
+    feature_size: int, out_channels: int, dropout_path: float, window_size: int = 7
+) -> SwinUNETR:
+    """The MONAI network for 3-D single-channel CT (``img_size`` is gone in MONAI >= 1.5).
+
+    ``window_size`` is the Swin attention window in tokens (7 in the paper, at 1 mm).
+    """
     return SwinUNETR(
         in_channels=1,
         out_channels=out_channels,
         feature_size=feature_size,
+        window_size=window_size,
         spatial_dims=3,
         dropout_path_rate=dropout_path,
         use_checkpoint=False,

@@ -54,6 +54,7 @@ class TrainConfig:
     class_weights: tuple[float, float, float] = (1.0, 2.0, 2.5)
     adaptive_weights: bool = True
     dropout: float = 0.3
+    window_size: int = 7
     augment: bool = True
     ablations: tuple[str, ...] = ()
     seed: int = 0

@@ -151,6 +151,7 @@ def fit_model(
         feature_size=hp.feature_size,
         mode=mode.value,
         dropout=config.dropout,
+        window_size=config.window_size,
     )
     model = ResectabilityNet(model_config).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=config.weight_decay)

@@ -59,3 +59,14 @@ def test_rejects_bad_config_and_sizes() -> None:
         _net()(torch.randn(1, 1, 48, 32, 32), torch.randn(1, 30))
     with pytest.raises(ValueError, match="at least one side of 64"):
         _net().eval()(torch.randn(1, 1, 32, 32, 32), torch.randn(1, 30))
+
+
+def test_window_size_reaches_the_swin_transformer() -> None:
+    config = ModelConfig(clinical_features=30, feature_size=12, window_size=4)
+    net = ResectabilityNet(config)
+    assert net.swin is not None
+    assert tuple(net.swin.swinViT.window_size) == (4, 4, 4)
+    assert ModelConfig.from_dict(config.to_dict()).window_size == 4
+    assert ModelConfig(clinical_features=30).window_size == 7  # older bundles: the paper's 7
+    with pytest.raises(ValueError, match="window size"):
+        ModelConfig(clinical_features=30, window_size=1)
