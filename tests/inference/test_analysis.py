@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from inference import read_dicom_series, read_nifti
+from inference._localiser_net import LearnedLocaliser, LocaliserConfig, build_network
 from inference.analysis import AnalysisError, AnalysisOutput, Analyzer
+from inference.bundle import add_localiser
 from inference.phantom import PhantomOptions, generate_cohort
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
 from pancreas_contracts.result import AnalysisResult
@@ -74,6 +76,7 @@ def test_result_json_is_a_valid_result_with_timings(knocked_out: AnalysisOutput)
     assert all(stored.timings_s[stage] >= 0 for stage in STAGES)
     assert {"write_seg", "write_sr", "write_pdf"} <= set(stored.timings_s)
     assert stored.localisation.box_mm is not None and 0 <= stored.localisation.confidence <= 1
+    assert (stored.localisation.method or "").startswith("landmarks")  # no learned localiser
     assert stored.notice == "Investigational, not for clinical use."
     assert len(stored.bundle.sha256) == 64
 
@@ -129,6 +132,25 @@ def test_clinical_values_are_used_and_imputed(
     assert nifti.files == ()
     assert (tmp_path / "label.nii.gz").is_file() and (tmp_path / "report.pdf").is_file()
     assert any("NIfTI" in w for w in nifti.result.warnings)
+
+
+def test_the_bundles_learned_localiser_runs_and_is_named(
+    phantom: Phantom, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = build_test_bundle(tmp_path_factory.mktemp("loc") / "b", members=1)
+    # All weights zero: P(pancreas) is 0.5 everywhere, never above the threshold, so the
+    # estimate is not found and the volume centre is analysed.
+    config = LocaliserConfig()
+    network = build_network(config)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+    add_localiser(root, LearnedLocaliser(network, config), metrics={}, training={})
+    output = Analyzer(root, "cpu").analyze(phantom.nifti, None, out_dir=tmp_path)
+    localisation = output.result.localisation
+    assert localisation.method == "learned-unet-5mm v1"
+    assert not localisation.found and localisation.confidence == 0.0
+    assert any("no voxel above 0.5" in w for w in output.result.warnings)
 
 
 def test_no_pancreas_fails_cleanly(
