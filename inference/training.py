@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 
 from inference._localiser_bundle import ship_localiser
+from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_geometry import GeometryClassifier, contact_features
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
@@ -52,6 +53,8 @@ class TrainingRun:
     summary: dict[str, Any]
     folds: dict[str, list[dict[str, Any]]]
     bundle_json: Path
+    ablation_bundles: dict[str, Path] = field(default_factory=dict)
+    """Variant -> ``bundle.json`` of its bundle under ``OUT/ablations/<variant>/``."""
 
 
 def load_cohort(
@@ -129,6 +132,7 @@ class _Trainer:
             if name in config.ablations:
                 self.folds[name] = []
         self.pooled: dict[str, tuple[list[int], list[npt.NDArray[np.float64]]]] = {}
+        self.ablation_members: dict[str, list[BundleMember]] = {}
 
     def _fit(
         self,
@@ -198,6 +202,9 @@ class _Trainer:
             vfeats = fit.preprocessor.transform(self.arrays.clinical).features
             vpred = predict(fit.model, self.arrays, split.test, vfeats, torch.device("cpu"))
             self._record(variant, split, vpred.probs, epochs=fit.epochs, hp=hp.key())
+            self.ablation_members.setdefault(variant, []).append(
+                BundleMember(fit.model, fit.preprocessor)
+            )
         return BundleMember(best.model, best.preprocessor)
 
     def figures(self) -> None:
@@ -241,8 +248,9 @@ def train_cohort(
     data_dir
         Cohort folder (see :mod:`inference.dataset`).
     out
-        Output folder: ``report.md``, figures, ``folds.json``, ``checkpoints/``, ``cache/`` and
-        the bundle (``bundle.json`` + ``model-*.safetensors``).
+        Output folder: ``report.md``, figures, ``folds.json``, ``checkpoints/``, ``cache/``,
+        the bundle (``bundle.json`` + ``model-*.safetensors``) and one bundle per trained
+        ablation variant under ``ablations/<variant>/``.
     config
         Protocol and grid.
     status
@@ -284,11 +292,15 @@ def train_cohort(
     ]
     summary = write_report(out / "report.md", trainer.folds, header)
     (out / "folds.json").write_text(json.dumps(trainer.folds, indent=1) + "\n", encoding="utf-8")
+    training = {"config": config.to_dict(), "patients": len(cases), "device": device.type}
     bundle_json = save_bundle(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
-        data_hash=digest, metrics=summary,
-        training={"config": config.to_dict(), "patients": len(cases), "device": device.type},
+        data_hash=digest, metrics=summary, training=training,
     )  # fmt: skip
     if config.localiser_epochs > 0:
         _ship_localiser(cases, out, config, status)
-    return TrainingRun(out, summary, trainer.folds, bundle_json)
+    ablations = save_ablation_bundles(
+        out, trainer.ablation_members, preprocess=preprocess, name=bundle_name,
+        version=bundle_version, data_hash=digest, summary=summary, training=training,
+    )  # fmt: skip
+    return TrainingRun(out, summary, trainer.folds, bundle_json, ablations)
