@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 from dicom_node._cli_analyze import analyze_command
 from dicom_node._cli_db import db_app, registry_app
 from dicom_node._cli_demo import demo_command
+from dicom_node._cli_evaluate import evaluate_command
 from dicom_node._cli_localiser import train_localiser_command
 from dicom_node._cli_phantom import phantom_command
 from dicom_node._cli_serve import rules_app, serve_command, status_command
@@ -44,6 +45,7 @@ app.add_typer(rules_app, name="rules")
 app.command("train")(train_command)
 app.command("train-localiser")(train_localiser_command)
 app.command("analyze")(analyze_command)
+app.command("evaluate")(evaluate_command)
 
 
 class CliError(Exception):
