@@ -25,6 +25,16 @@ centroid, RAS+ mm), the box (its voxels' extent in mm plus ``margin_mm``) and th
 (5-400 mL); otherwise not found, with a warning. With no component at all the estimate says
 so: confidence 0, the volume centre and the whole scan as the box (a stated fallback, not a
 location).
+
+Measured
+--------
+130 default phantoms (seed 5), outer fold 0 of a 5-fold split: fitted on 104 for 30 epochs
+(about 10 s per epoch on one CPU thread, 1-2 s per case to build the cached grid), on the 26
+held-out phantoms the centre fell 2.6 mm (median; mean 4.1, max 17.8) from the true pancreas
+centroid, with 100 % (median; min 98.5 %) of the mask inside the box, all found. The same
+phantom-trained network on the real NIH Pancreas-CT case 0001 was confidently wrong (171 mm off,
+confidence 0.91, found): it does not transfer to real CT; the landmark localiser gets 17 mm
+there.
 """
 
 from __future__ import annotations
