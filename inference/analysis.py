@@ -43,6 +43,7 @@ import torch
 from inference._analysis_infer import EnsembleOutput, run_ensemble
 from inference._analysis_localise import (
     MIN_CONFIDENCE,
+    CrossCheckedLocaliser,
     LandmarkLocaliser,
     LocalisationEstimate,
     Localiser,
@@ -104,8 +105,8 @@ _ALL_VARIABLES: Final = tuple(v.name for v in CLINICAL_VARIABLES)
 class AnalysisError(ValueError):
     """An input the pipeline cannot analyse; ``reason`` names why (no patient data in it).
 
-    Reasons: ``unreadable-series``, ``not-ct``, ``outside-scan``, ``non-finite``,
-    ``no-pancreas``, ``pancreas-cut``, ``unwritable-output``.
+    Reasons: ``unreadable-series``, ``not-ct``, ``not-localised``, ``outside-scan``,
+    ``non-finite``, ``no-pancreas``, ``pancreas-cut``, ``unwritable-output``.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -250,7 +251,12 @@ class Analyzer:
         inference = self._bundle.meta.get("inference", {})
         self._roi = int(inference.get("roi_size", self._bundle.preprocess.target_size))
         if localiser is None:
-            localiser = self._bundle.localiser or LandmarkLocaliser()
+            learned = self._bundle.localiser
+            localiser = (
+                LandmarkLocaliser()
+                if learned is None
+                else CrossCheckedLocaliser(learned, LandmarkLocaliser())
+            )
         self._localiser: Localiser = localiser
 
     @property
@@ -310,6 +316,12 @@ class Analyzer:
         image = source.image
         loc = _timed(timings, "localise", lambda: self._localiser(image))
         notes.extend(loc.warnings)
+        if not loc.found:
+            raise AnalysisError(
+                "not-localised",
+                f"the pancreas was not located (confidence {loc.confidence:.2f}, "
+                f"{loc.method}); no category is given",
+            )
         config = self._bundle.preprocess
         centre = np.asarray(loc.centre_mm, dtype=np.float64)
 

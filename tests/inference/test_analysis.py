@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from inference import read_dicom_series, read_nifti
+from inference._analysis_localise import CrossCheckedLocaliser
 from inference._localiser_net import LearnedLocaliser, LocaliserConfig, build_network
 from inference.analysis import AnalysisError, AnalysisOutput, Analyzer
 from inference.bundle import add_localiser
@@ -138,19 +139,21 @@ def test_the_bundles_learned_localiser_runs_and_is_named(
     phantom: Phantom, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     root = build_test_bundle(tmp_path_factory.mktemp("loc") / "b", members=1)
-    # All weights zero: P(pancreas) is 0.5 everywhere, never above the threshold, so the
-    # estimate is not found and the volume centre is analysed.
+    # All weights zero: P(pancreas) is 0.5 everywhere, never above the threshold, so nothing is
+    # found: the analysis refuses with a named reason and writes nothing.
     config = LocaliserConfig()
     network = build_network(config)
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.zero_()
     add_localiser(root, LearnedLocaliser(network, config), metrics={}, training={})
-    output = Analyzer(root, "cpu").analyze(phantom.nifti, None, out_dir=tmp_path)
-    localisation = output.result.localisation
-    assert localisation.method == "learned-unet-5mm v1"
-    assert not localisation.found and localisation.confidence == 0.0
-    assert any("no voxel above 0.5" in w for w in output.result.warnings)
+    analyzer = Analyzer(root, "cpu")
+    assert isinstance(analyzer.localiser, CrossCheckedLocaliser)
+    with pytest.raises(AnalysisError) as info:
+        analyzer.analyze(phantom.nifti, None, out_dir=tmp_path / "out")
+    assert info.value.reason == "not-localised"
+    assert "learned-unet-5mm v1, checked against landmarks" in str(info.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_no_pancreas_fails_cleanly(
