@@ -1,4 +1,4 @@
-"""``pancreas-node demo`` end to end on free ports: study in Orthanc, series routed by the node."""
+"""``pancreas-node demo`` end to end on free ports: routed, analysed with ``bundles/demo``, delivered."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def test_demo_reaches_orthanc_and_the_node(
     assert "/dicom-web/studies/" in out
     assert "plugin route, HTTP 200" in out
     assert "Clinical registry" in out and "of 17 variables found" in out
+    # The shipped demo bundle analyses the series; SEG, SR and PDF reach Orthanc.
+    assert "Model bundle:" in out and "NCCN category (network):" in out
+    assert "Timings (s):" in out and "sent to Orthanc" in out
+    for modality in ("SEG", "SR", "DOC"):
+        assert f"│ {modality} " in out
