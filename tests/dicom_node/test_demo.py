@@ -1,4 +1,4 @@
-"""``pancreas-node demo`` end to end on free ports: routed, analysed with ``bundles/demo``, delivered."""
+"""``pancreas-node demo`` end to end on free ports: routed, analysed, delivered to Orthanc."""
 
 from __future__ import annotations
 
