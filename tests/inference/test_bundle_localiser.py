@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference._analysis_localise import CrossCheckedLocaliser
 from inference._localiser_net import (
     LOCALISER_WEIGHTS,
     LearnedLocaliser,
@@ -100,8 +101,11 @@ def test_a_bundle_without_a_localiser_stays_valid(tmp_path: Path) -> None:
 
 def test_the_analyzer_uses_the_bundles_localiser_unless_told_otherwise(bundle: Path) -> None:
     analyzer = Analyzer(bundle, "cpu")
-    assert analyzer.localiser is analyzer.bundle.localiser
-    assert isinstance(analyzer.localiser, LearnedLocaliser)
+    # The bundle's learned localiser runs, checked against the anatomical landmarks.
+    assert isinstance(analyzer.localiser, CrossCheckedLocaliser)
+    assert analyzer.localiser.primary is analyzer.bundle.localiser
+    assert isinstance(analyzer.localiser.primary, LearnedLocaliser)
+    assert isinstance(analyzer.localiser.reference, LandmarkLocaliser)
     explicit = LandmarkLocaliser()
     assert Analyzer(bundle, "cpu", localiser=explicit).localiser is explicit
 
