@@ -13,9 +13,8 @@ from inference._training_geometry import GeometryClassifier, contact_features
 from inference._training_loop import CohortArrays, fit_model
 from inference._training_metrics import classification_metrics, macro_auc
 from inference._training_splits import nested_splits, stratified_folds
-from inference.clinical_preprocessing import clinical_matrix
 from inference.model import ModelMode
-from inference.phantom import plan_cohort
+from tests.inference._training_arrays import tiny_arrays
 
 torch.set_num_threads(2)
 
@@ -56,24 +55,8 @@ def test_splits_are_reproducible() -> None:
         np.testing.assert_array_equal(x.val, y.val)
 
 
-def _tiny_arrays(n: int = 8) -> CohortArrays:
-    plans = plan_cohort(n, seed=9)
-    rng = np.random.default_rng(0)
-    labels = np.zeros((n, 32, 32, 64), dtype=np.uint8)
-    labels[:, 8:20, 8:20, 20:40] = 1
-    labels[:, 10:14, 10:14, 24:30] = 2
-    images = (labels * 0.5 + rng.normal(0, 0.1, labels.shape)).astype(np.float32)
-    return CohortArrays(
-        images=images,
-        labels=labels,
-        clinical=clinical_matrix([p.clinical for p in plans]),
-        targets=np.array([p.nccn_label for p in plans], dtype=np.int64),
-        patient_ids=tuple(p.patient_id for p in plans),
-    )
-
-
 def test_fit_never_sees_test_rows_and_resumes(tmp_path: Path) -> None:
-    arrays = _tiny_arrays()
+    arrays = tiny_arrays()
     train, val, test = np.arange(0, 5), np.arange(5, 7), np.arange(7, 8)
     poisoned = arrays.clinical.copy()
     poisoned[test] = 1e5  # huge test-row values would move the fitted statistics if they leaked
@@ -99,7 +82,7 @@ def test_fit_never_sees_test_rows_and_resumes(tmp_path: Path) -> None:
 
 
 def test_fit_multimodal_one_epoch(tmp_path: Path) -> None:
-    arrays = _tiny_arrays(4)
+    arrays = tiny_arrays(4)
     config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,))
     fit = fit_model(
         arrays, np.arange(2), np.arange(2, 4), config.grid()[0], config,

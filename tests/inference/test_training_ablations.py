@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,30 +18,13 @@ from inference._training_loop import CohortArrays
 from inference._training_metrics import classification_metrics
 from inference._training_splits import nested_splits
 from inference.bundle import load_bundle
-from inference.clinical_preprocessing import clinical_matrix
 from inference.model import ModelMode
-from inference.phantom import plan_cohort
+from tests.inference._training_arrays import tiny_arrays
 
 torch.set_num_threads(2)
 
 # fixed_weights takes the same path (a multimodal network of its own); left out for time.
 VARIANTS = ("ct_only", "tabular_only")
-
-
-def _arrays(n: int = 8) -> CohortArrays:
-    plans = plan_cohort(n, seed=9)
-    rng = np.random.default_rng(0)
-    labels = np.zeros((n, 32, 32, 64), dtype=np.uint8)
-    labels[:, 8:20, 8:20, 20:40] = 1
-    labels[:, 10:14, 10:14, 24:30] = 2
-    images = (labels * 0.5 + rng.normal(0, 0.1, labels.shape)).astype(np.float32)
-    return CohortArrays(
-        images=images,
-        labels=labels,
-        clinical=clinical_matrix([p.clinical for p in plans]),
-        targets=np.array([p.nccn_label for p in plans], dtype=np.int64),
-        patient_ids=tuple(p.patient_id for p in plans),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +37,7 @@ def config() -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def arrays() -> CohortArrays:
-    return _arrays()
+    return tiny_arrays()
 
 
 def _train(

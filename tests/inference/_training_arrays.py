@@ -1,0 +1,26 @@
+"""A tiny in-memory cohort for training tests: box-shaped pancreas and tumor, phantom clinics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference._training_loop import CohortArrays
+from inference.clinical_preprocessing import clinical_matrix
+from inference.phantom import plan_cohort
+
+
+def tiny_arrays(n: int = 8) -> CohortArrays:
+    """``n`` cases of 32 x 32 x 64 voxels; clinical rows and NCCN labels from phantom plans."""
+    plans = plan_cohort(n, seed=9)
+    rng = np.random.default_rng(0)
+    labels = np.zeros((n, 32, 32, 64), dtype=np.uint8)
+    labels[:, 8:20, 8:20, 20:40] = 1
+    labels[:, 10:14, 10:14, 24:30] = 2
+    images = (labels * 0.5 + rng.normal(0, 0.1, labels.shape)).astype(np.float32)
+    return CohortArrays(
+        images=images,
+        labels=labels,
+        clinical=clinical_matrix([p.clinical for p in plans]),
+        targets=np.array([p.nccn_label for p in plans], dtype=np.int64),
+        patient_ids=tuple(p.patient_id for p in plans),
+    )
