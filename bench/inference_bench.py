@@ -84,11 +84,12 @@ def prepare(work: Path) -> None:
 def _model_text(bundle: Path) -> str:
     if bundle.resolve() == DEMO_BUNDLE.resolve():
         meta = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
-        model = meta.get("model", {})
+        model, pre = meta.get("model", {}), meta.get("preprocessing", {})
+        localiser = "learned localiser" if "localiser" in meta else "landmark localiser"
         return (
             f"the trained demo bundle `bundles/demo/` ({model.get('name')} "
-            f"{model.get('version')}, {len(meta.get('members', []))} "
-            "member(s), 64^3 cube at 2.5 mm, learned localiser)"
+            f"{model.get('version')}, {len(meta.get('members', []))} member(s), "
+            f"{pre.get('target_size')}^3 cube at {pre.get('spacing_mm')} mm, {localiser})"
         )
     return (
         "**the tiny untrained test bundle** (`tests/inference/_analysis_bundle.py`, output "
