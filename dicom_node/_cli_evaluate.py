@@ -47,6 +47,9 @@ def evaluate_command(
         ),
     ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes preprocessing the cubes first.")
+    ] = 1,
 ) -> None:
     """Evaluate bundles on a labelled cohort; write evaluation.md and evaluation.json."""
     _check_cohort(data)
@@ -71,7 +74,7 @@ def evaluate_command(
 
     try:
         evaluation = evaluate_cohort(
-            data, bundle, out, pipeline=pipeline, device=device, status=status
+            data, bundle, out, pipeline=pipeline, device=device, status=status, workers=workers
         )
     finally:
         if started:

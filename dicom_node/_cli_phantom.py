@@ -100,6 +100,9 @@ def phantom_command(
     fov_mm: Annotated[
         str, typer.Option("--fov-mm", help="Field of view x,y,z in mm.")
     ] = "300,300,200",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes rendering patients in parallel.")
+    ] = 1,
 ) -> None:
     """Write a synthetic phantom cohort: DICOM CT, NIfTI image/labels, clinical.csv, truth.csv."""
     if patients < 1:
@@ -131,7 +134,7 @@ def phantom_command(
         progress.update(task, completed=done, total=total)
 
     try:
-        cohort = generate_cohort(out, patients, seed, options, advance)
+        cohort = generate_cohort(out, patients, seed, options, advance, workers=workers)
     finally:
         if progress.live.is_started:
             progress.stop()

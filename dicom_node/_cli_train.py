@@ -45,6 +45,15 @@ def train_command(
     target_size: Annotated[
         int | None, typer.Option("--target-size", help="Input cube voxels per side (x32).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes for preprocessing and independent fits."),
+    ] = None,
+    time_budget_min: Annotated[
+        float | None,
+        typer.Option("--time-budget-min", help="Wall-clock minutes per fit (0: no budget)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
 ) -> None:
     """Train (nested 5-fold CV), write report.md, figures and a model bundle to --out."""
     from inference._training_config import load_config
@@ -56,6 +65,9 @@ def train_command(
         max_epochs=max_epochs,
         folds_to_run=folds_to_run,
         target_size=target_size,
+        workers=workers,
+        time_budget_min=time_budget_min,
+        device=device,
     )
     if not data.is_dir():
         raise ValueError(f"--data {data} is not a folder")

@@ -36,6 +36,7 @@ def save_ablation_bundles(
     data_hash: str,
     summary: Mapping[str, Any],
     training: Mapping[str, Any],
+    weights_dtype: str = "float32",
 ) -> dict[str, Path]:
     """Write ``out/ablations/<variant>/`` for every variant with trained members.
 
@@ -76,6 +77,6 @@ def save_ablation_bundles(
         written[variant] = save_bundle(
             out / ABLATIONS_DIR / variant, group, preprocess=preprocess,
             name=f"{name}-{variant}", version=version, data_hash=data_hash, metrics=metrics,
-            training=record,
+            training=record, weights_dtype=weights_dtype,
         )  # fmt: skip
     return written

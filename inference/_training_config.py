@@ -38,6 +38,15 @@ class TrainConfig:
     160 voxels; MONAI needs feature sizes that are multiples of 12, so use {24, 36, 48} there.
     ``localiser_epochs`` > 0 also trains the learned coarse localiser into the bundle
     (:mod:`inference._localiser_bundle`); 0 ships none.
+
+    ``time_budget_min`` > 0 gives every fit a wall-clock budget: after its second epoch the
+    fit fixes its epoch limit to what the budget allows (at most ``max_epochs``) and anneals
+    the learning rate over that many epochs; the limit is kept in the checkpoint, so a
+    resumed or reloaded fit honours it. ``workers`` > 1 preprocesses the cohort in that many
+    processes and fits a fold's independent models (the grid points; with a one-point grid
+    also the ablations) at the same time, each in its own process with ``num_threads``
+    threads. ``weights_dtype`` ``float16`` halves the bundle's weight files (the model
+    still runs in float32).
     """
 
     target_size: int = 64
@@ -61,6 +70,9 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int = 0
     localiser_epochs: int = 30
+    time_budget_min: float = 0.0
+    workers: int = 1
+    weights_dtype: str = "float32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +85,10 @@ class TrainConfig:
             raise ValueError("max_epochs and patience must be at least 1")
         if self.localiser_epochs < 0:
             raise ValueError("localiser_epochs must be >= 0 (0: no learned localiser)")
+        if self.time_budget_min < 0 or self.workers < 1:
+            raise ValueError("time_budget_min must be >= 0 and workers >= 1")
+        if self.weights_dtype not in ("float32", "float16"):
+            raise ValueError(f"weights_dtype must be float32 or float16: {self.weights_dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
 from inference.model import ModelConfig, ModelMode, ResectabilityNet
 
 __all__ = ["CohortArrays", "FitResult", "Prediction", "fit_model", "pick_device", "predict"]
+
+_LOG = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[int, int, float], None]
@@ -88,7 +92,7 @@ def predict(
     keep_segmentation: bool = False,
 ) -> Prediction:
     """Softmax probabilities for ``idx`` (``features=None``: clinical knock-out)."""
-    model.eval()
+    model.to(device).eval()
     probs, segs = [], []
     tabular = model.config.model_mode is ModelMode.TABULAR_ONLY
     with torch.no_grad():
@@ -121,6 +125,28 @@ def _validate(
         tau = float(counts[1, 0] / counts[1, 1]) if counts[1, 1] else 0.0
     auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
     return float(metrics["macro_f1"]) + 1e-3 * float(auc), tau
+
+
+class _Budget:
+    """A fit's wall-clock budget: fixes the epoch limit once two epochs have been timed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.marks: list[float] = []
+
+    def epoch_limit(self, epoch: int, max_epochs: int, state: dict[str, Any]) -> int | None:
+        """The epoch limit to fix now, or ``None`` (no budget, already fixed, or too early).
+
+        The second epoch is the one timed: the first pays for warm-up (cuDNN's kernel search,
+        allocator growth) and would under-count what the budget allows.
+        """
+        self.marks.append(time.monotonic())
+        if self.seconds <= 0 or "epoch_limit" in state or len(self.marks) < 2:
+            return None
+        per_epoch = self.marks[-1] - self.marks[-2]
+        left = self.seconds - (self.marks[-1] - self.started)
+        return max(epoch, min(max_epochs, epoch + int(left // max(per_epoch, 1e-6))))
 
 
 def fit_model(
@@ -177,7 +203,12 @@ def fit_model(
     loss_fn.set_tumor_dice(state["tau"])
     targets = torch.from_numpy(arrays.targets)
     feats = torch.from_numpy(features)
-    while state["epoch"] < config.max_epochs and state["stale"] < config.patience:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
+    clock = _Budget(config.time_budget_min * 60.0)
+    while state["epoch"] < state.get("epoch_limit", config.max_epochs) and (
+        state["stale"] < config.patience
+    ):
         model.train()
         order = rng.permutation(train)
         total = 0.0
@@ -201,6 +232,10 @@ def fit_model(
         loss_fn.set_tumor_dice(tau)
         state["epoch"] += 1
         state["tau"] = tau
+        limit = clock.epoch_limit(int(state["epoch"]), config.max_epochs, state)
+        if limit is not None:
+            state["epoch_limit"] = limit
+            scheduler.T_max = limit  # anneal over the epochs the budget allows
         if score > state["best"]:
             state.update(best=score, stale=0)
             state["best_state"] = {
@@ -220,8 +255,13 @@ def fit_model(
             partial,
         )
         partial.replace(checkpoint)
+        limit = int(state.get("epoch_limit", config.max_epochs))
+        _LOG.info(
+            "%s epoch %d/%d loss %.4f validation %.3f tumor Dice %.3f",
+            checkpoint.stem, state["epoch"], limit, total / max(1, len(order)), score, tau,
+        )  # fmt: skip
         if progress is not None:
-            progress(int(state["epoch"]), config.max_epochs, total / max(1, len(order)))
+            progress(int(state["epoch"]), limit, total / max(1, len(order)))
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     if model.clinical_mlp is not None:

@@ -50,6 +50,7 @@ __all__ = [
     "BundleMember",
     "LoadedBundle",
     "add_localiser",
+    "copy_localiser",
     "load_bundle",
     "save_bundle",
     "sha256_file",
@@ -130,8 +131,12 @@ def save_bundle(
     data_hash: str,
     metrics: Mapping[str, Any],
     training: Mapping[str, Any] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write a bundle directory (created; existing weight files are replaced).
+
+    ``weights_dtype`` ``float16`` stores floating-point tensors at half precision (half the
+    size on disk); loading casts them back, so the model always runs in float32.
 
     Returns
     -------
@@ -151,12 +156,16 @@ def save_bundle(
     entries = []
     for i, member in enumerate(members):
         file = out / f"model-{i}.safetensors"
-        tensors = {k: v.detach().cpu().contiguous() for k, v in member.model.state_dict().items()}
+        tensors = {
+            k: _stored(v.detach().cpu(), weights_dtype).contiguous()
+            for k, v in member.model.state_dict().items()
+        }
         save_file(tensors, str(file))
         entries.append(
             {
                 "weights": file.name,
                 "sha256": sha256_file(file),
+                "weights_dtype": weights_dtype,
                 "model_config": member.model.config.to_dict(),
                 "clinical_preprocessor": member.preprocessor.to_json(),
             }
@@ -181,6 +190,14 @@ def save_bundle(
         "training": dict(training or {}),
     }
     return _write_meta(out, meta)
+
+
+def _stored(tensor: torch.Tensor, weights_dtype: str) -> torch.Tensor:
+    if weights_dtype == "float16" and tensor.is_floating_point():
+        return tensor.to(torch.float16)
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
+    return tensor
 
 
 def _write_meta(root: Path, meta: Mapping[str, Any]) -> Path:
@@ -238,6 +255,40 @@ def add_localiser(
         "metrics": dict(metrics),
     }
     return _write_meta(root, meta)
+
+
+def copy_localiser(source: Path, target: Path) -> Path:
+    """Give the bundle in ``target`` the learned localiser of the bundle in ``source``.
+
+    For a model retrained on the same cohort, whose localiser need not change: the copy keeps
+    the source's training record and held-out metrics, and names the source bundle (its
+    ``training_data_sha256``) under ``training.copied_from``.
+
+    Returns
+    -------
+    Path
+        The target's ``bundle.json``.
+
+    Raises
+    ------
+    BundleError
+        If ``source`` has no valid learned localiser or ``target`` holds no bundle.
+    """
+    loaded = load_bundle(source)
+    if loaded.localiser is None:
+        raise BundleError(f"bundle {source}: has no learned localiser to copy")
+    section = loaded.meta["localiser"]
+    training = {
+        **section.get("training", {}),
+        "copied_from": {
+            "bundle": loaded.meta.get("model", {}).get("name"),
+            "training_data_sha256": loaded.meta.get("training_data_sha256"),
+            "sha256": section["sha256"],
+        },
+    }
+    return add_localiser(
+        target, loaded.localiser, metrics=section.get("metrics", {}), training=training
+    )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +257,29 @@ def _pipeline_case(
     return record
 
 
+def _preprocess(case: CaseRecord, config: PreprocessConfig) -> Preprocessed | str:
+    """The case's cube, or the one-line reason it could not be made."""
+    try:
+        return preprocess_case(case, config)
+    except (ValueError, OSError) as exc:
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _preprocess_case_all(
+    case: CaseRecord, configs: Sequence[PreprocessConfig]
+) -> dict[PreprocessConfig, Preprocessed | str]:
+    return {config: _preprocess(case, config) for config in configs}
+
+
+def _preprocess_all(
+    cases: Sequence[CaseRecord], configs: Sequence[PreprocessConfig], workers: int
+) -> dict[str, dict[PreprocessConfig, Preprocessed | str]]:
+    """Every case's cubes, made in ``workers`` processes."""
+    with ProcessPoolExecutor(min(workers, len(cases)), mp_context=get_context("spawn")) as pool:
+        made = pool.map(_preprocess_case_all, cases, repeat(configs))
+        return {case.patient_id: cubes for case, cubes in zip(cases, made, strict=True)}
+
+
 def evaluate_cohort(
     data_dir: Path,
     bundles: Sequence[Path],
@@ -262,6 +288,7 @@ def evaluate_cohort(
     pipeline: bool = True,
     device: str = "auto",
     status: Status | None = None,
+    workers: int = 1,
 ) -> Evaluation:
     """Evaluate ``bundles`` on the labelled cohort ``data_dir``; write the report to ``out``.
 
@@ -280,6 +307,8 @@ def evaluate_cohort(
         ``auto``, ``cpu`` or ``cuda``.
     status
         Optional progress callback.
+    workers
+        Preprocess the cubes in this many processes first (``1``: case by case).
 
     Returns
     -------
@@ -321,19 +350,18 @@ def evaluate_cohort(
         recorder = _RecordingLocaliser(analyzer._localiser)
         analyzer._localiser = recorder
         rows.append(_Row(row_title(models[0].describe(), "pipeline"), 0, "pipeline", False))
+    configs = list(dict.fromkeys(m.bundle.preprocess for m in models))
+    ready = _preprocess_all(cases, configs, workers) if workers > 1 else {}
     for done, case in enumerate(cases, start=1):
         truth, raw = case.nccn_label, clinical_matrix([case.clinical])
-        cubes: dict[PreprocessConfig, Preprocessed | str] = {}
+        cubes = ready.pop(case.patient_id, {})
         for row in rows:
             if row.kind == "pipeline":
                 continue
             model = models[row.bundle]
             config = model.bundle.preprocess
             if config not in cubes:
-                try:
-                    cubes[config] = preprocess_case(case, config)
-                except (ValueError, OSError) as exc:
-                    cubes[config] = " ".join(f"{type(exc).__name__}: {exc}".split())
+                cubes[config] = _preprocess(case, config)
             pre = cubes[config]
             if isinstance(pre, str):
                 row.failed.append({"patient_id": case.patient_id, "error": pre})

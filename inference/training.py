@@ -18,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from inference._training_config import HyperParams, TrainConfig
 from inference._training_geometry import GeometryClassifier, contact_features
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
 from inference._training_metrics import DICE_GROUPS, classification_metrics, total_dice_counts
+from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
 from inference._training_report import VARIANT_TITLES, plot_confusion, plot_roc, write_report
 from inference._training_splits import FoldSplit, nested_splits
 from inference.bundle import BundleMember, save_bundle
@@ -57,46 +61,59 @@ class TrainingRun:
     """Variant -> ``bundle.json`` of its bundle under ``OUT/ablations/<variant>/``."""
 
 
+def _cube(
+    case: CaseRecord, preprocess: PreprocessConfig, cache: Path | None
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+    """One case's training cube and label cube, from the cache or preprocessed (and cached)."""
+    size = preprocess.target_size
+    file = None if cache is None else cache / f"{case.patient_id}_{size}_{preprocess.cube_mm:g}.npz"
+    if file is not None and file.is_file():
+        with np.load(file) as saved:
+            return saved["image"].astype(np.float32), saved["label"].astype(np.uint8)
+    if case.label is None:
+        raise ValueError(f"patient {case.patient_id}: training needs label.nii.gz")
+    pre = preprocess_case(case, preprocess)
+    assert pre.label is not None
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        partial = file.with_suffix(".partial.npz")
+        np.savez_compressed(partial, image=pre.image, label=pre.label)
+        partial.replace(file)
+    return pre.image.astype(np.float32), pre.label.astype(np.uint8)
+
+
 def load_cohort(
     cases: list[CaseRecord],
     preprocess: PreprocessConfig,
     cache: Path | None,
     status: Status | None = None,
+    *,
+    workers: int = 1,
 ) -> CohortArrays:
     """Preprocess every case (cached as ``.npz`` under ``cache`` when given).
+
+    ``workers`` > 1 preprocesses in that many processes (the result is the same).
 
     Raises
     ------
     ValueError
         If a case has no label map (training needs one).
     """
-    images, labels = [], []
-    size = preprocess.target_size
-    for done, case in enumerate(cases, start=1):
-        file = (
-            None
-            if cache is None
-            else cache / f"{case.patient_id}_{size}_{preprocess.cube_mm:g}.npz"
-        )
-        if file is not None and file.is_file():
-            with np.load(file) as saved:
-                image, label = saved["image"], saved["label"]
-        else:
-            if case.label is None:
-                raise ValueError(f"patient {case.patient_id}: training needs label.nii.gz")
-            pre = preprocess_case(case, preprocess)
-            assert pre.label is not None
-            image, label = pre.image, pre.label
-            if file is not None:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(file, image=image, label=label)
-        images.append(image.astype(np.float32))
-        labels.append(label.astype(np.uint8))
-        if status is not None:
-            status("preprocessing", done, len(cases))
+    cubes: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]] = []
+    if workers > 1 and len(cases) > 1:
+        with ProcessPoolExecutor(min(workers, len(cases)), mp_context=get_context("spawn")) as pool:
+            for cube in pool.map(_cube, cases, repeat(preprocess), repeat(cache)):
+                cubes.append(cube)
+                if status is not None:
+                    status("preprocessing", len(cubes), len(cases))
+    else:
+        for case in cases:
+            cubes.append(_cube(case, preprocess, cache))
+            if status is not None:
+                status("preprocessing", len(cubes), len(cases))
     return CohortArrays(
-        images=np.stack(images),
-        labels=np.stack(labels),
+        images=np.stack([image for image, _ in cubes]),
+        labels=np.stack([label for _, label in cubes]),
         clinical=clinical_matrix([c.clinical for c in cases]),
         targets=np.asarray([c.nccn_label for c in cases], dtype=np.int64),
         patient_ids=tuple(c.patient_id for c in cases),
@@ -133,8 +150,9 @@ class _Trainer:
                 self.folds[name] = []
         self.pooled: dict[str, tuple[list[int], list[npt.NDArray[np.float64]]]] = {}
         self.ablation_members: dict[str, list[BundleMember]] = {}
+        self.shared: Path | None = None
 
-    def _fit(
+    def _job(
         self,
         split: FoldSplit,
         hp: HyperParams,
@@ -142,18 +160,48 @@ class _Trainer:
         adaptive: bool,
         tag: str,
         seed: int,
-    ) -> FitResult:
-        name = f"fold {split.fold} {tag} {hp.key()}"
+    ) -> FitJob:
+        checkpoint = self.out / "checkpoints" / f"fold{split.fold}" / f"{tag}_{hp.key()}.pt"
+        return FitJob(split.train, split.val, hp, mode, adaptive, checkpoint, seed, tag)
+
+    def _fit(self, split: FoldSplit, job: FitJob) -> FitResult:
+        name = f"fold {split.fold} {job.tag} {job.hp.key()}"
 
         def progress(epoch: int, total: int, loss: float) -> None:
             if self.status is not None:
                 self.status(f"{name} loss {loss:.3f}", epoch, total)
 
         return fit_model(
-            self.arrays, split.train, split.val, hp, self.config, mode=mode, adaptive=adaptive,
-            checkpoint=self.out / "checkpoints" / f"fold{split.fold}" / f"{tag}_{hp.key()}.pt",
-            seed=seed, progress=progress,
+            self.arrays, job.train, job.val, job.hp, self.config, mode=job.mode,
+            adaptive=job.adaptive, checkpoint=job.checkpoint, seed=job.seed, progress=progress,
         )  # fmt: skip
+
+    def _ablation_jobs(self, split: FoldSplit, hp: HyperParams) -> list[tuple[str, FitJob]]:
+        base_seed = self.config.seed * 10_000 + split.fold * 100
+        adaptive = self.config.adaptive_weights
+        variants = (
+            ("ct_only", ModelMode.CT_ONLY, adaptive),
+            ("tabular_only", ModelMode.TABULAR_ONLY, adaptive),
+            ("fixed_weights", ModelMode.MULTIMODAL, False),
+        )
+        return [
+            (variant, self._job(split, hp, vmode, vadaptive, variant, base_seed + 50 + offset))
+            for offset, (variant, vmode, vadaptive) in enumerate(variants, start=1)
+            if variant in self.folds
+        ]
+
+    def _prefit(self, split: FoldSplit, jobs: list[FitJob]) -> None:
+        """Bring ``jobs``' checkpoints to their finished state in parallel (``workers`` > 1)."""
+        if self.config.workers < 2 or len(jobs) < 2:
+            return
+        if self.shared is None:
+            self.shared = share_cohort(self.arrays, self.out / "checkpoints" / "cohort")
+
+        def done(name: str, finished: int, total: int) -> None:
+            if self.status is not None:
+                self.status(f"fold {split.fold} parallel fits ({name})", finished, total)
+
+        fit_in_parallel(self.shared, self.config, jobs, done)
 
     def _record(
         self, variant: str, split: FoldSplit, probs: npt.NDArray[np.float64], **extra: Any
@@ -166,15 +214,19 @@ class _Trainer:
 
     def run_fold(self, split: FoldSplit) -> BundleMember:
         cfg, base_seed = self.config, self.config.seed * 10_000 + split.fold * 100
-        mode, adaptive = ModelMode.MULTIMODAL, cfg.adaptive_weights
-        fits = [
-            (self._fit(split, hp, mode, adaptive, "multimodal", base_seed + i), hp)
-            for i, hp in enumerate(cfg.grid())
+        mode, adaptive, grid = ModelMode.MULTIMODAL, cfg.adaptive_weights, cfg.grid()
+        grid_jobs = [
+            self._job(split, hp, mode, adaptive, "multimodal", base_seed + i)
+            for i, hp in enumerate(grid)
         ]
+        # A one-point grid selects that point, so its ablations can train alongside it.
+        early = [job for _, job in self._ablation_jobs(split, grid[0])] if len(grid) == 1 else []
+        self._prefit(split, grid_jobs + early)
+        fits = [(self._fit(split, job), job.hp) for job in grid_jobs]
         best, hp = max(fits, key=lambda f: f[0].best_val_f1)
         feats = best.preprocessor.transform(self.arrays.clinical).features
         pred = predict(
-            best.model, self.arrays, split.test, feats, torch.device("cpu"), keep_segmentation=True
+            best.model, self.arrays, split.test, feats, self.device, keep_segmentation=True
         )
         assert pred.segmentation is not None
         counts = total_dice_counts(
@@ -184,23 +236,19 @@ class _Trainer:
                 for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
         self._record("multimodal", split, pred.probs, dice=dice, epochs=best.epochs, hp=hp.key())
         if "knockout" in self.folds:
-            ko = predict(best.model, self.arrays, split.test, None, torch.device("cpu"))
+            ko = predict(best.model, self.arrays, split.test, None, self.device)
             self._record("knockout", split, ko.probs, hp=hp.key())
         if "geometry" in self.folds:
             train_angles = np.stack([contact_features(self.arrays.labels[i]) for i in split.train])
             test_angles = np.stack([contact_features(s) for s in pred.segmentation])
             clf = GeometryClassifier().fit(train_angles, self.arrays.targets[split.train])
             self._record("geometry", split, clf.predict_proba(test_angles))
-        for offset, (variant, vmode, vadaptive) in enumerate(
-            (("ct_only", ModelMode.CT_ONLY, adaptive),
-             ("tabular_only", ModelMode.TABULAR_ONLY, adaptive),
-             ("fixed_weights", ModelMode.MULTIMODAL, False)), start=1,
-        ):  # fmt: skip
-            if variant not in self.folds:
-                continue
-            fit = self._fit(split, hp, vmode, vadaptive, variant, base_seed + 50 + offset)
+        ablations = self._ablation_jobs(split, hp)
+        self._prefit(split, [job for _, job in ablations])
+        for variant, job in ablations:
+            fit = self._fit(split, job)
             vfeats = fit.preprocessor.transform(self.arrays.clinical).features
-            vpred = predict(fit.model, self.arrays, split.test, vfeats, torch.device("cpu"))
+            vpred = predict(fit.model, self.arrays, split.test, vfeats, self.device)
             self._record(variant, split, vpred.probs, epochs=fit.epochs, hp=hp.key())
             self.ablation_members.setdefault(variant, []).append(
                 BundleMember(fit.model, fit.preprocessor)
@@ -273,7 +321,7 @@ def train_cohort(
     preprocess = PreprocessConfig(config.target_size, config.cube_mm)
     cases = discover_cases(data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = load_cohort(cases, preprocess, out / "cache", status)
+    arrays = load_cohort(cases, preprocess, out / "cache", status, workers=config.workers)
     digest = data_hash(arrays)
     splits = nested_splits(arrays.targets.tolist(), config.outer_folds, config.seed)
     trainer = _Trainer(arrays, config, out, status)
@@ -296,11 +344,13 @@ def train_cohort(
     bundle_json = save_bundle(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
         data_hash=digest, metrics=summary, training=training,
+        weights_dtype=config.weights_dtype,
     )  # fmt: skip
     if config.localiser_epochs > 0:
         _ship_localiser(cases, out, config, status)
     ablations = save_ablation_bundles(
         out, trainer.ablation_members, preprocess=preprocess, name=bundle_name,
         version=bundle_version, data_hash=digest, summary=summary, training=training,
+        weights_dtype=config.weights_dtype,
     )  # fmt: skip
     return TrainingRun(out, summary, trainer.folds, bundle_json, ablations)

@@ -11,7 +11,11 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import repeat
+from multiprocessing import get_context
 from pathlib import Path
 from typing import overload
 
@@ -24,6 +28,7 @@ from inference.phantom._cohort import (
     files_stream,
     header_stream,
     plan_cohort,
+    plan_patient,
     render_patient,
 )
 from inference.phantom._dicom_writer import (
@@ -272,6 +277,7 @@ def generate_cohort(
     progress: Progress | None = None,
     *,
     n_patients: int | None = None,
+    workers: int = 1,
 ) -> PhantomCohort:
     """Generate and write a cohort of ``n`` phantom patients into ``out``.
 
@@ -290,6 +296,9 @@ def generate_cohort(
         patient (so a caller can show a progress bar only once the input is known good).
     n_patients
         Alias of ``n`` (give one of the two).
+    workers
+        Render and write patients in this many processes (the files are the same: every
+        patient has its own random streams).
 
     Returns
     -------
@@ -311,17 +320,38 @@ def generate_cohort(
     write_csv(out / "clinical.csv", CLINICAL_COLUMNS, clinical_rows(plans))
     if progress is not None:
         progress(0, count)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     truths = []
     patients = []
-    for done, plan in enumerate(plans, start=1):
-        scan = render_patient(plan)
-        files = write_patient(plan, scan, out, opts)
-        patients.append(PhantomPatient(plan, files, scan.tumor_volume_ml))
-        truths.append(truth_row(plan, scan))
-        if progress is not None:
-            progress(done, count)
+    jobs = [(seed, plan.index, plan.target_class) for plan in plans]
+    with ExitStack() as stack:
+        if workers > 1 and count > 1:
+            context = get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, count), mp_context=context))
+            written = pool.map(_write_one, jobs, repeat(out), repeat(opts))
+        else:
+            written = map(_write_one, jobs, repeat(out), repeat(opts))
+        for done, (plan, (files, tumor_ml, truth)) in enumerate(
+            zip(plans, written, strict=True), start=1
+        ):
+            patients.append(PhantomPatient(plan, files, tumor_ml))
+            truths.append(truth)
+            if progress is not None:
+                progress(done, count)
     write_csv(out / "truth.csv", TRUTH_COLUMNS, truths)
     return PhantomCohort(out, tuple(patients))
+
+
+def _write_one(
+    job: tuple[int, int, int], out: Path, opts: PhantomOptions
+) -> tuple[PatientFiles, float, dict[str, str]]:
+    """Render and write one patient; a worker re-plans it (plans hold unpicklable views)."""
+    seed, index, target = job
+    plan = plan_patient(seed, index, target, opts)
+    scan = render_patient(plan)
+    files = write_patient(plan, scan, out, opts)
+    return files, scan.tumor_volume_ml, truth_row(plan, scan)
 
 
 def _patient_count(n: int | None, n_patients: int | None) -> int:

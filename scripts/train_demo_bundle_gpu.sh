@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Train the demo bundle on a GPU machine and evaluate it on a fresh phantom cohort.
+#
+# Run from the repository root on a machine with CUDA PyTorch; the project's other
+# dependencies come as wheels in .whl/ (no registry is reachable there). Everything it
+# produces lands in $OUT: the bundle (weights split into parts of at most 15 MB), the report,
+# the fresh-cohort evaluation and the logs. DEADLINE_S is the wall-clock limit of the whole
+# run; each fit's time budget is what is left of it after the data are made, less what
+# evaluation and packing need.
+set -euo pipefail
+: "${OUT:?set OUT to the folder the results go to}"
+WORK=${WORK:-/tmp/demo-train}
+DEADLINE_S=${DEADLINE_S:-560}
+RESERVE_S=${RESERVE_S:-130}
+TRAIN_N=${TRAIN_N:-159}
+FRESH_N=${FRESH_N:-60}
+CONFIG=${CONFIG:-bundles/demo/train-config.toml}
+T0=$(date +%s)
+stamp() { echo "[$(($(date +%s) - T0)) s] $*"; }
+
+if [ -z "${SKIP_WHEELS:-}" ] && compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONUNBUFFERED=1
+CLI=(python3 -m dicom_node)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__, 'cuda', torch.cuda.is_available())"
+stamp "wheels installed"
+
+rm -rf "$WORK" && mkdir -p "$WORK"
+"${CLI[@]}" phantom --out "$WORK/cohort" --patients "$TRAIN_N" --seed 11 --workers 16 >/dev/null
+stamp "training cohort: $TRAIN_N phantoms (seed 11)"
+"${CLI[@]}" phantom --out "$WORK/fresh" --patients "$FRESH_N" --seed 22 --workers 16 >/dev/null
+stamp "fresh cohort: $FRESH_N phantoms (seed 22)"
+
+ELAPSED=$(($(date +%s) - T0))
+BUDGET=$(python3 -c "print(round(max(1.0, ($DEADLINE_S - $ELAPSED - $RESERVE_S) / 60), 2))")
+stamp "each fit gets $BUDGET min"
+"${CLI[@]}" train --data "$WORK/cohort" --out "$WORK/bundle" --config "$CONFIG" \
+    --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
+stamp "trained"
+
+pack() {
+    (cd "$WORK/bundle" && tar czf "$OUT/bundle-meta.tar.gz" --exclude='model-*.safetensors' \
+        --exclude=checkpoints --exclude=cache --exclude='ablations/*/model-*.safetensors' .)
+    split -b 15M -d "$WORK/bundle/model-0.safetensors" "$OUT/model-0.safetensors.part"
+}
+pack && stamp "bundle packed"
+
+"${CLI[@]}" evaluate --bundle "$WORK/bundle" --bundle "$WORK/bundle/ablations/ct_only" \
+    --bundle "$WORK/bundle/ablations/tabular_only" --data "$WORK/fresh" --out "$WORK/eval" \
+    --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$OUT/evaluate.log" || true
+(cd "$WORK" && tar czf "$OUT/eval.tar.gz" eval/evaluation.md eval/evaluation.json) || true
+stamp "evaluated; done"
