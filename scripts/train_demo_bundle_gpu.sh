@@ -39,7 +39,7 @@ ELAPSED=$(($(date +%s) - T0))
 BUDGET=$(python3 -c "print(round(max(1.0, ($DEADLINE_S - $ELAPSED - $RESERVE_S) / 60), 2))")
 stamp "each fit gets $BUDGET min"
 "${CLI[@]}" train --data "$WORK/cohort" --out "$WORK/bundle" --config "$CONFIG" \
-    --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
+    --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$WORK/train.log" || true
 stamp "trained"
 
 pack() {
@@ -51,6 +51,6 @@ pack && stamp "bundle packed"
 
 "${CLI[@]}" evaluate --bundle "$WORK/bundle" --bundle "$WORK/bundle/ablations/ct_only" \
     --bundle "$WORK/bundle/ablations/tabular_only" --data "$WORK/fresh" --out "$WORK/eval" \
-    --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$OUT/evaluate.log" || true
+    --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$WORK/evaluate.log" || true
 (cd "$WORK" && tar czf "$OUT/eval.tar.gz" eval/evaluation.md eval/evaluation.json) || true
 stamp "evaluated; done"
