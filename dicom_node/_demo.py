@@ -12,8 +12,10 @@ contact angles and the timings; without one the job stays queued and the demo sa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +42,7 @@ from orthanc_plugin import OrthancConfig, OrthancServer, PythonPluginConfig
 from pancreas_contracts import JobState, Settings, load_settings
 from pancreas_contracts.result import AnalysisResult
 
-__all__ = ["DemoError", "DemoOptions", "run_demo"]
+__all__ = ["DemoError", "DemoOptions", "dcmtk_storescu", "run_demo"]
 
 _STORESCU = "storescu"
 _REGISTRY_MAPPING = (
@@ -78,7 +80,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     DemoError
         If a step fails.
     """
-    if shutil.which(_STORESCU) is None:
+    storescu = dcmtk_storescu()
+    if storescu is None:
         raise DemoError("storescu not found: install the Debian package 'dcmtk' (make demo does)")
     options.work_dir.mkdir(parents=True, exist_ok=True)
     study_dir, study_uid = _make_phantom_study(options, console)
@@ -118,8 +121,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 console.print(
                     "[bold]4/5[/] sending the study with storescu to Orthanc and to the node"
                 )
-                _send_with_storescu(study_dir, "ORTHANC", options.dicom_port)
-                _send_with_storescu(study_dir, settings.ae_title, options.node_port)
+                _send_with_storescu(study_dir, storescu, "ORTHANC", options.dicom_port)
+                _send_with_storescu(study_dir, storescu, settings.ae_title, options.node_port)
                 console.print(
                     "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
                 )
@@ -293,9 +296,25 @@ def _make_phantom_study(options: DemoOptions, console: Console) -> tuple[Path, s
     return patient.dicom_dir, patient.study_uid
 
 
-def _send_with_storescu(folder: Path, called_aet: str, port: int) -> None:
+def dcmtk_storescu() -> str | None:
+    """DCMTK's ``storescu`` on ``PATH``, or ``None``.
+
+    pynetdicom installs a ``storescu`` script of its own into the virtual environment's
+    ``bin``, which comes first on ``PATH`` once the environment is activated; its arguments
+    differ from DCMTK's, so that folder is skipped.
+    """
+    skip = (Path(sys.prefix) / "bin").resolve()
+    folders = [
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and Path(entry).resolve() != skip
+    ]
+    return shutil.which(_STORESCU, path=os.pathsep.join(folders)) if folders else None
+
+
+def _send_with_storescu(folder: Path, storescu: str, called_aet: str, port: int) -> None:
     cmd = [
-        _STORESCU,
+        storescu,
         "-aet",
         "PHANTOM_SCU",
         "-aec",
