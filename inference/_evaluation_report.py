@@ -71,7 +71,15 @@ def _pipeline_lines(row: Mapping[str, Any]) -> list[str]:
         f"- End to end: {row['n']} of {total} cases got a category (metrics over those); "
         f"refused or failed: {refused}.",
         f"- Localisation centre to the true pancreas centroid: {where}.",
+        f"- Rule category (NCCN rule on the contact angles measured on the predicted "
+        f"segmentation) equal to the label: {_agreement(row.get('rule_agreement'))}.",
     ]
+
+
+def _agreement(value: Any) -> str:
+    if not isinstance(value, Mapping) or not value.get("n"):
+        return "n/a (no case had one)"
+    return f"{value['agree']} of {value['n']} ({100 * value['fraction']:.0f} %)"
 
 
 def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:

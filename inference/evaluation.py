@@ -55,6 +55,7 @@ from inference.dataset import (
 from inference.model import ModelMode
 from inference.volume import Volume
 from pancreas_contracts.clinical import ClinicalVariables
+from pancreas_contracts.result import CATEGORY_LABELS
 
 __all__ = ["Evaluation", "cube_predict", "evaluate_cohort"]
 
@@ -116,6 +117,7 @@ class _Row:
             extra["refused"] = {r: reasons.count(r) for r in sorted(set(reasons))}
             located = [c["localisation"] for c in self.cases if c.get("localisation")]
             distances = [d["distance_mm"] for d in located if d["distance_mm"] is not None]
+            extra["rule_agreement"] = _rule_agreement(self.cases)
             extra["localisation_distance_mm"] = {
                 "n": len(distances),
                 "median": float(np.median(distances)) if distances else None,
@@ -231,6 +233,7 @@ def _pipeline_case(
     series = dicom if dicom.is_dir() else case.image or case.dicom_dir
     record: dict[str, Any] = {"input": "dicom" if dicom.is_dir() else "nifti"}
     record.update(category=None, probabilities=None, reason=None, message=None)
+    record["rule_category"] = None
     started = time.perf_counter()
     try:
         assert series is not None
@@ -238,6 +241,7 @@ def _pipeline_case(
             series, ClinicalVariables(case.clinical), out_dir=folder, registry_status="file"
         ).result
         record.update(category=result.category.label, warnings=list(result.warnings))
+        record["rule_category"] = result.rule_category
         record["probabilities"] = list(result.category.probabilities)
     except AnalysisError as exc:
         record.update(reason=exc.reason, message=str(exc))
@@ -255,6 +259,18 @@ def _pipeline_case(
             "found": bool(loc.found), "method": str(loc.method),
         }  # fmt: skip
     return record
+
+
+def _rule_agreement(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How often the rule category read off the predicted segmentation equals the label.
+
+    The rule category is the NCCN rule applied to the contact angles measured on the
+    network's segmentation (:mod:`inference.measurements`); it shows whether the segmentation
+    carries the tumor-vessel contact that defines the categories.
+    """
+    rated = [c for c in cases if c.get("rule_category") is not None]
+    agree = sum(CATEGORY_LABELS.index(c["rule_category"]) == int(c["truth"]) for c in rated)
+    return {"n": len(rated), "agree": agree, "fraction": agree / len(rated) if rated else None}
 
 
 def _preprocess(case: CaseRecord, config: PreprocessConfig) -> Preprocessed | str:

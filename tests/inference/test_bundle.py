@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from inference.bundle import NOTICE, BundleError, BundleMember, load_bundle, save_bundle
 from inference.clinical_preprocessing import ClinicalPreprocessor, clinical_matrix
@@ -95,3 +96,36 @@ def test_missing_bundle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="cannot read"):
         load_bundle(tmp_path / "nothing")
     assert issubclass(BundleError, ValueError)
+
+
+def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path: Path) -> None:
+    root, raw = _bundle(tmp_path, ModelMode.MULTIMODAL)
+    full = load_bundle(root)
+    half = tmp_path / "half"
+    save_bundle(
+        half, list(full.members), preprocess=full.preprocess, name="test", version="0.0.1",
+        data_hash="0" * 64, metrics={}, weights_dtype="float16",
+    )  # fmt: skip
+    stored = load_file(str(half / "model-0.safetensors"))
+    floating = [t for t in stored.values() if t.is_floating_point()]
+    assert floating and all(t.dtype == torch.float16 for t in floating)
+    # Swin's integer relative-position indices stay as they are, so a little over half.
+    size = (root / "model-0.safetensors").stat().st_size
+    assert (half / "model-0.safetensors").stat().st_size < 0.7 * size
+    loaded = load_bundle(half)
+    assert loaded.meta["members"][0]["weights_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.members[0].model.parameters())
+    image = np.random.default_rng(1).normal(size=(1, 32, 32, 64)).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded.predict(image, raw[:1]), full.predict(image, raw[:1]), atol=2e-3
+    )
+
+
+def test_unknown_weights_dtype_is_refused(tmp_path: Path) -> None:
+    root, _ = _bundle(tmp_path)
+    bundle = load_bundle(root)
+    with pytest.raises(ValueError, match="weights_dtype"):
+        save_bundle(
+            tmp_path / "x", list(bundle.members), preprocess=bundle.preprocess, name="t",
+            version="0", data_hash="0" * 64, metrics={}, weights_dtype="int8",
+        )  # fmt: skip

@@ -17,7 +17,7 @@ from inference._localiser_net import (
     build_network,
 )
 from inference.analysis import Analyzer, LandmarkLocaliser
-from inference.bundle import BundleError, add_localiser, load_bundle
+from inference.bundle import BundleError, add_localiser, copy_localiser, load_bundle
 from inference.volume import Volume
 from tests.inference._analysis_bundle import build_test_bundle
 
@@ -117,3 +117,28 @@ def test_adding_a_localiser_needs_a_bundle(tmp_path: Path) -> None:
             tmp_path, LearnedLocaliser(build_network(config), config), metrics={}, training={}
         )
     assert not (tmp_path / LOCALISER_WEIGHTS).exists()
+
+
+def test_copy_localiser_moves_the_network_and_names_its_source(
+    bundle: Path, tmp_path: Path
+) -> None:
+    target = build_test_bundle(tmp_path / "target", members=1)
+    copy_localiser(bundle, target)
+    source, copied = load_bundle(bundle), load_bundle(target)
+    assert copied.localiser is not None and source.localiser is not None
+    for a, b in zip(
+        source.localiser.network.state_dict().values(),
+        copied.localiser.network.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    section = copied.meta["localiser"]
+    assert section["metrics"]["centre_distance_mm"]["median"] == 4.0
+    assert section["training"]["copied_from"]["sha256"] == source.meta["localiser"]["sha256"]
+    assert section["training"]["epochs"] == 1
+
+
+def test_copy_localiser_needs_one_to_copy(tmp_path: Path) -> None:
+    plain = build_test_bundle(tmp_path / "plain", members=1)
+    with pytest.raises(BundleError, match="no learned localiser"):
+        copy_localiser(plain, build_test_bundle(tmp_path / "other", members=1))

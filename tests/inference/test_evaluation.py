@@ -20,6 +20,7 @@ from inference.dataset import PreprocessConfig, discover_cases, preprocess_case
 from inference.evaluation import Evaluation, evaluate_cohort
 from inference.model import ModelConfig, ModelMode, ResectabilityNet
 from inference.phantom import PhantomOptions, generate_cohort, plan_cohort
+from pancreas_contracts.result import CATEGORY_LABELS
 from tests.inference._analysis_bundle import build_test_bundle
 
 torch.set_num_threads(2)
@@ -124,6 +125,22 @@ def test_cube_metrics_equal_a_direct_computation(
     assert rows[1]["dice"] is None and rows[2]["dice"] is None
 
 
+def test_cubes_made_in_parallel_give_the_same_rows(
+    evaluation: Evaluation, cohort: Path, bundles: list[Path], tmp_path: Path
+) -> None:
+    parallel = evaluate_cohort(cohort, bundles, tmp_path, pipeline=False, device="cpu", workers=2)
+    rows = parallel.report["rows"]
+    assert len(rows) == 3  # no pipeline row
+    for got, want in zip(rows, evaluation.report["rows"][:3], strict=True):
+        assert got["label"] == want["label"]
+        np.testing.assert_allclose(
+            [c["probabilities"] for c in got["cases"]],
+            [c["probabilities"] for c in want["cases"]],
+            atol=1e-6,
+        )
+        assert got["dice"] == want["dice"]
+
+
 def test_pipeline_records_categories_refusals_and_localisation(
     evaluation: Evaluation, cohort: Path
 ) -> None:
@@ -151,3 +168,10 @@ def test_pipeline_records_categories_refusals_and_localisation(
     )
     assert row["confusion"] == direct["confusion"]
     assert row["localisation_distance_mm"]["n"] == len(cases)
+    rated = [c for c in cases.values() if c["rule_category"] is not None]
+    agree = sum(CATEGORY_LABELS.index(c["rule_category"]) == c["truth"] for c in rated)
+    assert broken["rule_category"] is None
+    assert row["rule_agreement"] == {
+        "n": len(rated), "agree": agree, "fraction": agree / len(rated) if rated else None,
+    }  # fmt: skip
+    assert "Rule category" in evaluation.markdown.read_text(encoding="utf-8")
