@@ -20,7 +20,15 @@ from inference.dataset import make_augmentation
 from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
 from inference.model import ModelConfig, ModelMode, ResectabilityNet
 
-__all__ = ["CohortArrays", "FitResult", "Prediction", "fit_model", "pick_device", "predict"]
+__all__ = [
+    "CohortArrays",
+    "FitResult",
+    "Prediction",
+    "checkpoint_finished",
+    "fit_model",
+    "pick_device",
+    "predict",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -125,6 +133,18 @@ def _validate(
         tau = float(counts[1, 0] / counts[1, 1]) if counts[1, 1] else 0.0
     auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
     return float(metrics["macro_f1"]) + 1e-3 * float(auc), tau
+
+
+def checkpoint_finished(checkpoint: Path, config: TrainConfig) -> bool:
+    """Whether ``checkpoint`` holds a fit that :func:`fit_model` would only reload."""
+    if not checkpoint.is_file():
+        return False
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]
+    except (OSError, RuntimeError, KeyError, EOFError):
+        return False  # unreadable or partial: training again rewrites it
+    limit = int(state.get("epoch_limit", config.max_epochs))
+    return int(state["epoch"]) >= limit or int(state["stale"]) >= config.patience
 
 
 class _Budget:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
-from inference._training_loop import CohortArrays, fit_model
+from inference._training_loop import CohortArrays, checkpoint_finished, fit_model
 from inference.model import ModelMode
 
 __all__ = ["FitJob", "fit_in_parallel", "share_cohort"]
@@ -98,10 +98,12 @@ def fit_in_parallel(
     config
         The run's configuration (``workers``, ``num_threads``, the protocol).
     jobs
-        Independent fits; each must have its own checkpoint path.
+        Independent fits; each must have its own checkpoint path. Those already finished
+        are left out.
     done
         Called with ``(checkpoint name, finished, total)`` as each job ends.
     """
+    jobs = [job for job in jobs if not checkpoint_finished(job.checkpoint, config)]
     if config.workers < 2 or len(jobs) < 2:
         return
     context = get_context("spawn")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from inference._training_config import TrainConfig
-from inference._training_loop import _Budget, fit_model
+from inference._training_loop import _Budget, checkpoint_finished, fit_model
 from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
 from inference.dataset import PreprocessConfig, discover_cases
 from inference.model import ModelMode
@@ -75,6 +75,13 @@ def test_parallel_fits_finish_their_checkpoints(tmp_path: Path) -> None:
             checkpoint=job.checkpoint, seed=job.seed,
         )  # fmt: skip
         assert fit.epochs == 2 and job.checkpoint.stat().st_mtime_ns == mtime  # only reloaded
+    assert all(checkpoint_finished(job.checkpoint, config) for job in jobs)
+    seen.clear()
+    fit_in_parallel(folder, config, jobs, lambda name, done, total: seen.append((done, total)))
+    assert seen == []  # finished fits are not sent to workers again
+    longer = TrainConfig(max_epochs=3, patience=3, batch_size=(2,), workers=2)
+    assert not checkpoint_finished(jobs[0].checkpoint, longer)
+    assert not checkpoint_finished(tmp_path / "missing.pt", config)
 
 
 def test_config_rejects_bad_parallel_settings() -> None:
