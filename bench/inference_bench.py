@@ -89,7 +89,8 @@ def _model_text(bundle: Path) -> str:
         return (
             f"the trained demo bundle `bundles/demo/` ({model.get('name')} "
             f"{model.get('version')}, {len(meta.get('members', []))} member(s), "
-            f"{pre.get('target_size')}^3 cube at {pre.get('spacing_mm')} mm, {localiser})"
+            f"{pre.get('target_size')}^3 cube at {float(pre.get('spacing_mm', 0.0)):.3g} mm, "
+            f"{localiser})"
         )
     return (
         "**the tiny untrained test bundle** (`tests/inference/_analysis_bundle.py`, output "
@@ -210,7 +211,7 @@ def write_report(files: list[Path], report: dict[str, Any]) -> None:
         "",
         "Goal (issue 6): at most 90 s end to end on 2 CPU cores; "
         f"median total here {statistics.median(r['total'] for r in runs):.1f} s on 1 thread "
-        "on CPU. GPU: not measured (no GPU machine was lent to the session that ran this).",
+        "on CPU. GPU: not measured by this run (CPU only).",
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
