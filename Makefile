@@ -21,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OHIF_EXT := ohif-extension
 NPM_STAMP := $(OHIF_EXT)/node_modules/.installed
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -96,6 +96,10 @@ bench-measurements: install
 
 bench-inference: install
 	$(BIN)/python bench/inference_bench.py
+
+# On a machine with an NVIDIA GPU and CUDA torch: writes bench/results/inference-gpu.md.
+bench-inference-gpu: install
+	$(BIN)/python bench/inference_bench.py --device cuda
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

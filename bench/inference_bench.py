@@ -98,15 +98,16 @@ def _model_text(bundle: Path) -> str:
     )
 
 
-def measure(series: Path, bundle: Path, out: Path) -> dict[str, Any]:
+def measure(series: Path, bundle: Path, out: Path, device: str) -> dict[str, Any]:
     """Analyse ``series`` ``REPEATS`` times in this process (the child) and describe it."""
     import torch
 
-    torch.set_num_threads(1)
+    if device == "cpu":
+        torch.set_num_threads(1)
     from inference.analysis import Analyzer
 
     start = time.perf_counter()
-    analyzer = Analyzer(bundle, "cpu")
+    analyzer = Analyzer(bundle, device)
     load_s = time.perf_counter() - start
     rss_loaded = _peak_rss_mb()
     runs: list[dict[str, float]] = []
@@ -126,6 +127,8 @@ def measure(series: Path, bundle: Path, out: Path) -> dict[str, Any]:
         "wall_s": wall,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "localisation": result.localisation.model_dump(),
         "model": _model_text(bundle),
         "warnings": list(result.warnings),
@@ -136,32 +139,36 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--prepare":
         prepare(Path(sys.argv[2]))
         return 0
-    if len(sys.argv) == 5 and sys.argv[1] == "--measure":
-        series, bundle, out = (Path(a) for a in sys.argv[2:])
-        print(json.dumps(measure(series, bundle, out)))
+    if len(sys.argv) == 6 and sys.argv[1] == "--measure":
+        series, bundle, out = (Path(a) for a in sys.argv[2:5])
+        print(json.dumps(measure(series, bundle, out, sys.argv[5])))
         return 0
+    device = "cuda" if sys.argv[1:] == ["--device", "cuda"] else "cpu"
+    if sys.argv[1:] not in ([], ["--device", "cuda"], ["--device", "cpu"]):
+        print("usage: inference_bench.py [--device cpu|cuda]", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     try:
-        return run(work)
+        return run(work, device)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path) -> int:
+def run(work: Path, device: str) -> int:
     subprocess.run([sys.executable, __file__, "--prepare", str(work)], check=True, cwd=ROOT)
     series = next((work / "phantom").glob("*/dicom"))
     files = sorted(series.glob("*.dcm"))
     bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else work / "bundle"
+    measure_argv = ["--measure", str(series), str(bundle), str(work / "out"), device]
     child = subprocess.run(
-        [sys.executable, __file__, "--measure", str(series), str(bundle), str(work / "out")],
+        [sys.executable, __file__, *measure_argv],
         check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     report = json.loads(child.stdout.strip().splitlines()[-1])
-    write_report(files, report)
-    print(RESULTS.read_text())
+    print(write_report(files, report).read_text())
     return 0
 
 
@@ -178,15 +185,22 @@ def _series_facts(files: list[Path]) -> str:
     )
 
 
-def write_report(files: list[Path], report: dict[str, Any]) -> None:
+def write_report(files: list[Path], report: dict[str, Any]) -> Path:
+    """Write the results page (``inference.md`` on CPU, ``inference-gpu.md`` on CUDA)."""
     runs: list[dict[str, float]] = report["timings"]
+    gpu = report.get("gpu")
+    where = (
+        f"GPU {gpu} (CUDA), torch {report['torch']} ({report['threads']} CPU threads)"
+        if gpu
+        else f"CPU only, torch {report['torch']} with {report['threads']} thread"
+    )
     loc = report["localisation"]
     lines = [
         "# Analysis time and memory (make bench-inference)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.processor() or platform.machine()}), CPU only, torch {report['torch']} with "
-        f"{report['threads']} thread, {REPEATS} repeats of `Analyzer.analyze` in one process.",
+        f"({platform.processor() or platform.machine()}), {where}, {REPEATS} repeats of "
+        "`Analyzer.analyze` in one process.",
         f"Series: a phantom CT, {_series_facts(files)} (seed {SEED}); no clinical row "
         "(knock-out path); SEG, SR, PDF and result.json written each time.",
         f"Model: {report['model']}.",
@@ -209,13 +223,14 @@ def write_report(files: list[Path], report: dict[str, Any]) -> None:
         f"{report['vm_hwm_mb'] or 0:.0f} MB).",
         f"Localisation: found {loc['found']}, confidence {loc['confidence']:.2f}.",
         "",
-        "Goal (issue 6): at most 90 s end to end on 2 CPU cores; "
-        f"median total here {statistics.median(r['total'] for r in runs):.1f} s on 1 thread "
-        "on CPU. GPU: not measured by this run (CPU only).",
+        "Goal (issue 6): at most 90 s end to end on 2 CPU cores; median total here "
+        f"{statistics.median(r['total'] for r in runs):.1f} s ({where}).",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    path = RESULTS if not gpu else RESULTS.with_name("inference-gpu.md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
 
 
 if __name__ == "__main__":
