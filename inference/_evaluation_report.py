@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from inference._training_metrics import DICE_GROUPS
 from inference._training_report import VARIANT_TITLES
 
 __all__ = ["clean_json", "row_title", "write_outputs"]
@@ -48,14 +49,14 @@ def _num(value: Any) -> str:
 def _table(rows: list[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| model | n | macro AUC | macro-F1 | accuracy | recall R | recall BR | recall LA | "
-        "Dice pancreas | Dice tumor | Dice vessels |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Dice pancreas | Dice tumor | Dice vessels | Dice arteries |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         dice = row.get("dice") or {}
         cells = [str(row["n"]), _num(row["auc"]), _num(row["macro_f1"]), _num(row["accuracy"])]
         cells += [_num(r) for r in row["recall"]]
-        cells += [_num(dice.get(k)) for k in ("pancreas", "tumor", "major_vessels")]
+        cells += [_num(dice.get(k)) for k in DICE_GROUPS]
         lines.append(f"| {row['label']} | {' | '.join(cells)} |")
     return lines
 

@@ -27,6 +27,9 @@ DICE_GROUPS: Mapping[str, tuple[int, ...]] = {
     "tumor": (2,),
     # The key vessels of the NCCN criteria: portal vein, SMV, SMA, celiac trunk, CHA.
     "major_vessels": (3, 5, 6, 7, 10),
+    # Their arteries alone: contact with them is what makes a tumor borderline or locally
+    # advanced, and the large veins would otherwise dominate the group above.
+    "key_arteries": (6, 7, 10),
 }
 
 
