@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ def test_demo_reaches_orthanc_and_the_node(
     out = capsys.readouterr().out
     assert "Study stored in Orthanc" in out
     assert "analyze by rule 'portal-venous abdominal CT'" in out
-    assert "queued" in out
+    # The job's state when the table is printed: the worker may already have claimed it.
+    assert re.search(r"[0-9a-f]{8} (queued|running|done|delivered)", out)
     assert "/dicom-web/studies/" in out
     assert "plugin route, HTTP 200" in out
     assert "Clinical registry" in out and "of 17 variables found" in out

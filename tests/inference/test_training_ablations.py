@@ -44,7 +44,7 @@ def _train(
     monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
 ) -> training.TrainingRun:
     monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
-    monkeypatch.setattr(training, "load_cohort", lambda *_args: arrays)
+    monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
     return training.train_cohort(out, out, config)
 
 
