@@ -29,10 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ import numpy.typing as npt
 import torch
 
 from inference._evaluation_report import clean_json, row_title, write_outputs
+from inference._parallel import ordered_map
 from inference._training_metrics import DICE_GROUPS, classification_metrics, dice_counts
 from inference.analysis import AnalysisError, Analyzer, resolve_device
 from inference.bundle import NOTICE, LoadedBundle, load_bundle, sha256_file
@@ -287,15 +285,6 @@ def _preprocess_case_all(
     return {config: _preprocess(case, config) for config in configs}
 
 
-def _preprocess_all(
-    cases: Sequence[CaseRecord], configs: Sequence[PreprocessConfig], workers: int
-) -> dict[str, dict[PreprocessConfig, Preprocessed | str]]:
-    """Every case's cubes, made in ``workers`` processes."""
-    with ProcessPoolExecutor(min(workers, len(cases)), mp_context=get_context("spawn")) as pool:
-        made = pool.map(_preprocess_case_all, cases, repeat(configs))
-        return {case.patient_id: cubes for case, cubes in zip(cases, made, strict=True)}
-
-
 def evaluate_cohort(
     data_dir: Path,
     bundles: Sequence[Path],
@@ -324,7 +313,7 @@ def evaluate_cohort(
     status
         Optional progress callback.
     workers
-        Preprocess the cubes in this many processes first (``1``: case by case).
+        Preprocess the cubes in this many processes (``1``: case by case, in this one).
 
     Returns
     -------
@@ -367,18 +356,14 @@ def evaluate_cohort(
         analyzer._localiser = recorder
         rows.append(_Row(row_title(models[0].describe(), "pipeline"), 0, "pipeline", False))
     configs = list(dict.fromkeys(m.bundle.preprocess for m in models))
-    ready = _preprocess_all(cases, configs, workers) if workers > 1 else {}
-    for done, case in enumerate(cases, start=1):
+    made = ordered_map(_preprocess_case_all, cases, configs, workers=workers)
+    for done, (case, cubes) in enumerate(zip(cases, made, strict=True), start=1):
         truth, raw = case.nccn_label, clinical_matrix([case.clinical])
-        cubes = ready.pop(case.patient_id, {})
         for row in rows:
             if row.kind == "pipeline":
                 continue
             model = models[row.bundle]
-            config = model.bundle.preprocess
-            if config not in cubes:
-                cubes[config] = _preprocess(case, config)
-            pre = cubes[config]
+            pre = cubes[model.bundle.preprocess]
             if isinstance(pre, str):
                 row.failed.append({"patient_id": case.patient_id, "error": pre})
                 continue

@@ -18,10 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ import numpy.typing as npt
 import torch
 
 from inference._localiser_bundle import ship_localiser
+from inference._parallel import ordered_map
 from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_geometry import GeometryClassifier, contact_features
@@ -100,17 +98,10 @@ def load_cohort(
         If a case has no label map (training needs one).
     """
     cubes: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]] = []
-    if workers > 1 and len(cases) > 1:
-        with ProcessPoolExecutor(min(workers, len(cases)), mp_context=get_context("spawn")) as pool:
-            for cube in pool.map(_cube, cases, repeat(preprocess), repeat(cache)):
-                cubes.append(cube)
-                if status is not None:
-                    status("preprocessing", len(cubes), len(cases))
-    else:
-        for case in cases:
-            cubes.append(_cube(case, preprocess, cache))
-            if status is not None:
-                status("preprocessing", len(cubes), len(cases))
+    for cube in ordered_map(_cube, cases, preprocess, cache, workers=workers):
+        cubes.append(cube)
+        if status is not None:
+            status("preprocessing", len(cubes), len(cases))
     return CohortArrays(
         images=np.stack([image for image, _ in cubes]),
         labels=np.stack([label for _, label in cubes]),

@@ -11,17 +11,14 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
-from itertools import repeat
-from multiprocessing import get_context
 from pathlib import Path
 from typing import overload
 
 import numpy as np
 from pydicom.pixels.encoders.base import get_encoder
 
+from inference._parallel import ordered_map
 from inference.phantom._cohort import (
     PatientPlan,
     PhantomOptions,
@@ -325,20 +322,12 @@ def generate_cohort(
     truths = []
     patients = []
     jobs = [(seed, plan.index, plan.target_class) for plan in plans]
-    with ExitStack() as stack:
-        if workers > 1 and count > 1:
-            context = get_context("spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(min(workers, count), mp_context=context))
-            written = pool.map(_write_one, jobs, repeat(out), repeat(opts))
-        else:
-            written = map(_write_one, jobs, repeat(out), repeat(opts))
-        for done, (plan, (files, tumor_ml, truth)) in enumerate(
-            zip(plans, written, strict=True), start=1
-        ):
-            patients.append(PhantomPatient(plan, files, tumor_ml))
-            truths.append(truth)
-            if progress is not None:
-                progress(done, count)
+    written = zip(plans, ordered_map(_write_one, jobs, out, opts, workers=workers), strict=True)
+    for done, (plan, (files, tumor_ml, truth)) in enumerate(written, start=1):
+        patients.append(PhantomPatient(plan, files, tumor_ml))
+        truths.append(truth)
+        if progress is not None:
+            progress(done, count)
     write_csv(out / "truth.csv", TRUTH_COLUMNS, truths)
     return PhantomCohort(out, tuple(patients))
 
