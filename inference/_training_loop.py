@@ -143,6 +143,11 @@ def checkpoint_finished(checkpoint: Path, config: TrainConfig) -> bool:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]
     except (OSError, RuntimeError, KeyError, EOFError):
         return False  # unreadable or partial: training again rewrites it
+    return _finished(state, config)
+
+
+def _finished(state: dict[str, Any], config: TrainConfig) -> bool:
+    """The fit's epoch limit (the budget's, else ``max_epochs``) or its patience is reached."""
     limit = int(state.get("epoch_limit", config.max_epochs))
     return int(state["epoch"]) >= limit or int(state["stale"]) >= config.patience
 
@@ -226,9 +231,7 @@ def fit_model(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
     clock = _Budget(config.time_budget_min * 60.0)
-    while state["epoch"] < state.get("epoch_limit", config.max_epochs) and (
-        state["stale"] < config.patience
-    ):
+    while not _finished(state, config):
         model.train()
         order = rng.permutation(train)
         total = 0.0

@@ -146,12 +146,14 @@ def save_bundle(
     Raises
     ------
     ValueError
-        With no members.
+        With no members or an unknown ``weights_dtype`` (nothing is written then).
     OSError
         If the directory cannot be written.
     """
     if not members:
         raise ValueError("a bundle needs at least one model")
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, member in enumerate(members):
@@ -195,8 +197,6 @@ def save_bundle(
 def _stored(tensor: torch.Tensor, weights_dtype: str) -> torch.Tensor:
     if weights_dtype == "float16" and tensor.is_floating_point():
         return tensor.to(torch.float16)
-    if weights_dtype not in ("float32", "float16"):
-        raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
     return tensor
 
 
