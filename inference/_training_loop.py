@@ -14,7 +14,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
-from inference._training_metrics import classification_metrics, total_dice_counts
+from inference._training_metrics import DICE_GROUPS, classification_metrics
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import make_augmentation
 from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
@@ -34,6 +34,12 @@ _LOG = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[int, int, float], None]
+
+_TUMOR = DICE_GROUPS["tumor"][0]
+# A checkpoint holds the model, AdamW's moments and the best state (several hundred MB at
+# feature size 24): written every epoch it took seconds of a GPU epoch. A crash loses at
+# most this much training; the last epoch is always written.
+_CHECKPOINT_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,20 +79,44 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _batch_images(
-    arrays: CohortArrays, idx: IntArray, augment: Any, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for i in idx:
-        image = torch.from_numpy(arrays.images[i][None].copy())
-        label = torch.from_numpy(arrays.labels[i][None].astype(np.int64))
-        if augment is not None:
-            sample = augment({"image": image, "label": label})
-            image = torch.as_tensor(sample["image"]).float()
-            label = torch.as_tensor(sample["label"]).round().long()
-        images.append(image)
-        labels.append(label)
-    return torch.stack(images).to(device), torch.stack(labels).to(device)
+class _Batches:
+    """Training batches of images and label maps on the training device.
+
+    Without augmentation the cube set is copied to the device once, so a step indexes it
+    there instead of copying four cubes from host memory (on a GPU that copy and the
+    per-case ``astype`` were a large share of an epoch). With augmentation MONAI's transforms
+    run per case on the host, as they must.
+    """
+
+    def __init__(self, arrays: CohortArrays, augment: Any, device: torch.device) -> None:
+        self.arrays, self.augment, self.device = arrays, augment, device
+        self.images: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None
+        if augment is None:
+            self.images = _to_device(arrays.images, torch.float32, device)
+            self.labels = _to_device(arrays.labels, torch.uint8, device)
+
+    def __call__(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``."""
+        if self.images is not None and self.labels is not None:
+            where = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
+            return self.images[where][:, None], self.labels[where][:, None].long()
+        images, labels = [], []
+        for i in idx:
+            image = torch.from_numpy(self.arrays.images[i][None].copy())
+            label = torch.from_numpy(self.arrays.labels[i][None].astype(np.int64))
+            sample = self.augment({"image": image, "label": label})
+            images.append(torch.as_tensor(sample["image"]).float())
+            labels.append(torch.as_tensor(sample["label"]).round().long())
+        return torch.stack(images).to(self.device), torch.stack(labels).to(self.device)
+
+
+def _to_device(array: npt.NDArray[Any], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Copy a (possibly memory-mapped, read-only) array to ``device`` a few cases at a time."""
+    out = torch.empty(array.shape, dtype=dtype, device=device)
+    for start in range(0, array.shape[0], 16):
+        out[start : start + 16] = torch.from_numpy(np.array(array[start : start + 16]))
+    return out
 
 
 def predict(
@@ -125,12 +155,31 @@ def _validate(
     features: npt.NDArray[np.float32],
     device: torch.device,
 ) -> tuple[float, float]:
-    pred = predict(model, arrays, idx, features, device, keep_segmentation=True)
-    metrics = classification_metrics(arrays.targets[idx].tolist(), pred.probs)
-    tau = 0.0
-    if pred.segmentation is not None:
-        counts = total_dice_counts(list(pred.segmentation), [arrays.labels[i] for i in idx])
-        tau = float(counts[1, 0] / counts[1, 1]) if counts[1, 1] else 0.0
+    """Inner-validation score (macro-F1, AUC as tie-break) and tumor Dice.
+
+    The tumor Dice is counted on the device: copying every validation segmentation back to
+    the host and counting all Dice groups there cost more than the forward passes.
+    """
+    model.to(device).eval()
+    probs = []
+    overlap = torch.zeros(2, device=device)
+    with torch.no_grad():
+        for start in range(0, len(idx), 4):
+            chunk = idx[start : start + 4]
+            image = None
+            if model.config.model_mode is not ModelMode.TABULAR_ONLY:
+                image = torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
+            out = model(image, torch.from_numpy(features[chunk]).to(device))
+            probs.append(torch.softmax(out.class_logits.float(), dim=1).cpu().numpy())
+            if out.seg_logits is not None:
+                pred = out.seg_logits.argmax(dim=1) == _TUMOR
+                truth = torch.from_numpy(arrays.labels[chunk].copy()).to(device) == _TUMOR
+                overlap += torch.stack(
+                    [2.0 * (pred & truth).sum(), pred.sum() + truth.sum().float()]
+                )
+    metrics = classification_metrics(arrays.targets[idx].tolist(), np.concatenate(probs))
+    counts = overlap.cpu().tolist()
+    tau = float(counts[0] / counts[1]) if counts[1] else 0.0
     auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
     return float(metrics["macro_f1"]) + 1e-3 * float(auc), tau
 
@@ -172,6 +221,34 @@ class _Budget:
         per_epoch = self.marks[-1] - self.marks[-2]
         left = self.seconds - (self.marks[-1] - self.started)
         return max(epoch, min(max_epochs, epoch + int(left // max(per_epoch, 1e-6))))
+
+
+def _save_checkpoint(
+    checkpoint: Path,
+    model: ResectabilityNet,
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: dict[str, Any],
+) -> None:
+    """Write the resumable state atomically (a crash mid-write leaves the previous one)."""
+    best = state["best_state"]
+    host_state = {**state, "best_state": None if best is None else _to_host(best)}
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    partial = checkpoint.with_suffix(".partial")
+    torch.save(
+        {
+            "model": _to_host(model.state_dict()),
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": host_state,
+        },
+        partial,
+    )
+    partial.replace(checkpoint)
+
+
+def _to_host(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in tensors.items()}
 
 
 def fit_model(
@@ -231,17 +308,17 @@ def fit_model(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
     clock = _Budget(config.time_budget_min * 60.0)
+    batches = _Batches(arrays, augment, device) if mode is not ModelMode.TABULAR_ONLY else None
+    saved_at = time.monotonic()
     while not _finished(state, config):
         model.train()
         order = rng.permutation(train)
-        total = 0.0
+        total = torch.zeros((), device=device)  # summed on the device: no sync per step
         for start in range(0, len(order), hp.batch_size):
             chunk = order[start : start + hp.batch_size]
             if len(chunk) < 2 and len(order) > 1:
                 continue  # LayerNorm / instance norm are fine, but a 1-case batch is noisy
-            image = seg = None
-            if mode is not ModelMode.TABULAR_ONLY:
-                image, seg = _batch_images(arrays, chunk, augment, device)
+            image, seg = batches(chunk) if batches is not None else (None, None)
             with torch.autocast(device.type, enabled=use_amp):
                 out = model(image, feats[chunk].to(device))
                 terms = loss_fn(out.class_logits, targets[chunk].to(device), out.seg_logits, seg)
@@ -249,7 +326,7 @@ def fit_model(
             scaler.scale(terms.total).backward()
             scaler.step(optimiser)
             scaler.update()
-            total += float(terms.total.detach()) * len(chunk)
+            total += terms.total.detach().float() * len(chunk)
         scheduler.step()
         score, tau = _validate(model, arrays, val, features, device)
         loss_fn.set_tumor_dice(tau)
@@ -261,30 +338,22 @@ def fit_model(
             scheduler.T_max = limit  # anneal over the epochs the budget allows
         if score > state["best"]:
             state.update(best=score, stale=0)
-            state["best_state"] = {
-                k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            }
+            # A copy on the device: the host copy is made only when a checkpoint is written.
+            state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["stale"] += 1
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = checkpoint.with_suffix(".partial")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "state": state,
-            },
-            partial,
-        )
-        partial.replace(checkpoint)
+        if _finished(state, config) or time.monotonic() - saved_at >= _CHECKPOINT_INTERVAL_S:
+            _save_checkpoint(checkpoint, model, optimiser, scheduler, state)
+            saved_at = time.monotonic()
         limit = int(state.get("epoch_limit", config.max_epochs))
+        loss = float(total) / max(1, len(order))
         _LOG.info(
-            "%s epoch %d/%d loss %.4f validation %.3f tumor Dice %.3f",
-            checkpoint.stem, state["epoch"], limit, total / max(1, len(order)), score, tau,
+            "%s epoch %d/%d loss %.4f validation %.3f tumor Dice %.3f (%.1f s)",
+            checkpoint.stem, state["epoch"], limit, loss, score, tau,
+            clock.marks[-1] - (clock.marks[-2] if len(clock.marks) > 1 else clock.started),
         )  # fmt: skip
         if progress is not None:
-            progress(int(state["epoch"]), limit, total / max(1, len(order)))
+            progress(int(state["epoch"]), limit, loss)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     if model.clinical_mlp is not None:

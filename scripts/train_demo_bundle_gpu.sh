@@ -28,6 +28,11 @@ CLI=(python3 -m dicom_node)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__, 'cuda', torch.cuda.is_available())"
 stamp "wheels installed"
+# GPU load every 15 s, to tell a GPU-bound epoch from one waiting on the host.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 \
+    >"$OUT/gpu-load.csv" 2>/dev/null &
+LOAD_PID=$!
+trap 'kill $LOAD_PID 2>/dev/null || true' EXIT
 
 rm -rf "$WORK" && mkdir -p "$WORK"
 "${CLI[@]}" phantom --out "$WORK/cohort" --patients "$TRAIN_N" --seed 11 --workers 16 >/dev/null
@@ -39,7 +44,7 @@ ELAPSED=$(($(date +%s) - T0))
 BUDGET=$(python3 -c "print(round(max(1.0, ($DEADLINE_S - $ELAPSED - $RESERVE_S) / 60), 2))")
 stamp "each fit gets $BUDGET min"
 "${CLI[@]}" train --data "$WORK/cohort" --out "$WORK/bundle" --config "$CONFIG" \
-    --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$WORK/train.log" || true
+    --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
 stamp "trained"
 
 pack() {
@@ -51,6 +56,6 @@ pack && stamp "bundle packed"
 
 "${CLI[@]}" evaluate --bundle "$WORK/bundle" --bundle "$WORK/bundle/ablations/ct_only" \
     --bundle "$WORK/bundle/ablations/tabular_only" --data "$WORK/fresh" --out "$WORK/eval" \
-    --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$WORK/evaluate.log" || true
+    --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$OUT/evaluate.log" || true
 (cd "$WORK" && tar czf "$OUT/eval.tar.gz" eval/evaluation.md eval/evaluation.json) || true
 stamp "evaluated; done"

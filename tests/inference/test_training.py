@@ -10,9 +10,15 @@ import torch
 
 from inference._training_config import TrainConfig, load_config
 from inference._training_geometry import GeometryClassifier, contact_features
-from inference._training_loop import CohortArrays, fit_model
-from inference._training_metrics import classification_metrics, macro_auc
+from inference._training_loop import CohortArrays, _Batches, _validate, fit_model, predict
+from inference._training_metrics import (
+    DICE_GROUPS,
+    classification_metrics,
+    macro_auc,
+    total_dice_counts,
+)
 from inference._training_splits import nested_splits, stratified_folds
+from inference.dataset import make_augmentation
 from inference.model import ModelMode
 from tests.inference._training_arrays import tiny_arrays
 
@@ -123,3 +129,34 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ValueError, match="unknown ablations"):
         TrainConfig(ablations=("bogus",))
+
+
+def test_device_resident_batches_equal_the_cohort_and_augmented_ones_keep_shape() -> None:
+    arrays = tiny_arrays(4)
+    idx = np.array([3, 1])
+    image, label = _Batches(arrays, None, torch.device("cpu"))(idx)
+    assert image.shape == (2, 1, 32, 32, 64) and label.dtype == torch.int64
+    np.testing.assert_array_equal(image[:, 0].numpy(), arrays.images[idx])
+    np.testing.assert_array_equal(label[:, 0].numpy(), arrays.labels[idx])
+    augmented, _ = _Batches(arrays, make_augmentation(0), torch.device("cpu"))(idx)
+    assert augmented.shape == image.shape
+
+
+def test_validation_tumor_dice_equals_the_report_metric(tmp_path: Path) -> None:
+    arrays = tiny_arrays(4)
+    config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,), augment=False)
+    train, val = np.arange(2), np.arange(2, 4)
+    fit = fit_model(
+        arrays, train, val, config.grid()[0], config, mode=ModelMode.MULTIMODAL,
+        adaptive=True, checkpoint=tmp_path / "v.pt", seed=0,
+    )  # fmt: skip
+    features = fit.preprocessor.transform(arrays.clinical).features
+    _, tau = _validate(fit.model, arrays, val, features, torch.device("cpu"))
+    pred = predict(fit.model, arrays, val, features, torch.device("cpu"), keep_segmentation=True)
+    assert pred.segmentation is not None
+    counts = total_dice_counts(list(pred.segmentation), [arrays.labels[i] for i in val])
+    tumor = list(DICE_GROUPS).index("tumor")
+    expected = counts[tumor, 0] / counts[tumor, 1] if counts[tumor, 1] else 0.0
+    assert tau == pytest.approx(expected)
+    saved = torch.load(tmp_path / "v.pt", weights_only=False)
+    assert all(v.device.type == "cpu" for v in saved["state"]["best_state"].values())
