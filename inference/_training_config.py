@@ -47,6 +47,11 @@ class TrainConfig:
     also the ablations) at the same time, each in its own process with ``num_threads``
     threads. ``weights_dtype`` ``float16`` halves the bundle's weight files (the model
     still runs in float32).
+
+    ``selection_min_tumor_dice``: a model that segments is selected (and early-stopped) on
+    its inner-validation macro-F1 only at epochs whose validation tumor Dice reaches this
+    value, by default the Dice at which the adaptive loss schedule reaches its last stage
+    (``w_seg = w_cls = 1``). A fit that never reaches it keeps its last state.
     """
 
     target_size: int = 64
@@ -73,6 +78,7 @@ class TrainConfig:
     time_budget_min: float = 0.0
     workers: int = 1
     weights_dtype: str = "float32"
+    selection_min_tumor_dice: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +95,8 @@ class TrainConfig:
             raise ValueError("time_budget_min must be >= 0 and workers >= 1")
         if self.weights_dtype not in ("float32", "float16"):
             raise ValueError(f"weights_dtype must be float32 or float16: {self.weights_dtype!r}")
+        if not 0.0 <= self.selection_min_tumor_dice <= 1.0:
+            raise ValueError("selection_min_tumor_dice must lie in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):

@@ -82,33 +82,28 @@ def pick_device(name: str) -> torch.device:
 class _Batches:
     """Training batches of images and label maps on the training device.
 
-    Without augmentation the cube set is copied to the device once, so a step indexes it
-    there instead of copying four cubes from host memory (on a GPU that copy and the
-    per-case ``astype`` were a large share of an epoch). With augmentation MONAI's transforms
-    run per case on the host, as they must.
+    The cube set is copied to the device once, so a step indexes it there instead of
+    copying cubes from host memory; MONAI's augmentations then run on the device's slices
+    (their flips, rotations, resampling and noise work on GPU tensors), so augmenting does
+    not make the GPU wait for the host.
     """
 
     def __init__(self, arrays: CohortArrays, augment: Any, device: torch.device) -> None:
-        self.arrays, self.augment, self.device = arrays, augment, device
-        self.images: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None
-        if augment is None:
-            self.images = _to_device(arrays.images, torch.float32, device)
-            self.labels = _to_device(arrays.labels, torch.uint8, device)
+        self.augment, self.device = augment, device
+        self.images = _to_device(arrays.images, torch.float32, device)
+        self.labels = _to_device(arrays.labels, torch.uint8, device)
 
     def __call__(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``."""
-        if self.images is not None and self.labels is not None:
-            where = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
-            return self.images[where][:, None], self.labels[where][:, None].long()
-        images, labels = [], []
-        for i in idx:
-            image = torch.from_numpy(self.arrays.images[i][None].copy())
-            label = torch.from_numpy(self.arrays.labels[i][None].astype(np.int64))
-            sample = self.augment({"image": image, "label": label})
-            images.append(torch.as_tensor(sample["image"]).float())
-            labels.append(torch.as_tensor(sample["label"]).round().long())
-        return torch.stack(images).to(self.device), torch.stack(labels).to(self.device)
+        where = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
+        images, labels = self.images[where][:, None], self.labels[where][:, None].long()
+        if self.augment is None:
+            return images, labels
+        out = [self.augment({"image": i, "label": m}) for i, m in zip(images, labels, strict=True)]
+        return (
+            torch.stack([torch.as_tensor(o["image"]).float() for o in out]),
+            torch.stack([torch.as_tensor(o["label"]).round().long() for o in out]),
+        )
 
 
 def _to_device(array: npt.NDArray[Any], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -199,6 +194,22 @@ def _finished(state: dict[str, Any], config: TrainConfig) -> bool:
     """The fit's epoch limit (the budget's, else ``max_epochs``) or its patience is reached."""
     limit = int(state.get("epoch_limit", config.max_epochs))
     return int(state["epoch"]) >= limit or int(state["stale"]) >= config.patience
+
+
+def _select(state: dict[str, Any], score: float, tau: float, gate: float | None) -> bool:
+    """Whether this epoch becomes the fit's best; updates ``best`` and ``stale``.
+
+    With a ``gate`` (models that segment) an epoch whose validation tumor Dice is below it
+    neither counts as an improvement nor uses up patience: 26 validation cases give a
+    macro-F1 noisy enough to peak before the segmentation head has learnt anything.
+    """
+    if gate is not None and tau < gate:
+        return False
+    if score > state["best"]:
+        state.update(best=score, stale=0)
+        return True
+    state["stale"] += 1
+    return False
 
 
 class _Budget:
@@ -310,6 +321,7 @@ def fit_model(
     clock = _Budget(config.time_budget_min * 60.0)
     batches = _Batches(arrays, augment, device) if mode is not ModelMode.TABULAR_ONLY else None
     saved_at = time.monotonic()
+    gate = None if mode is ModelMode.TABULAR_ONLY else config.selection_min_tumor_dice
     while not _finished(state, config):
         model.train()
         order = rng.permutation(train)
@@ -336,12 +348,9 @@ def fit_model(
         if limit is not None:
             state["epoch_limit"] = limit
             scheduler.T_max = limit  # anneal over the epochs the budget allows
-        if score > state["best"]:
-            state.update(best=score, stale=0)
+        if _select(state, score, tau, gate):
             # A copy on the device: the host copy is made only when a checkpoint is written.
             state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["stale"] += 1
         if _finished(state, config) or time.monotonic() - saved_at >= _CHECKPOINT_INTERVAL_S:
             _save_checkpoint(checkpoint, model, optimiser, scheduler, state)
             saved_at = time.monotonic()

@@ -10,7 +10,14 @@ import torch
 
 from inference._training_config import TrainConfig, load_config
 from inference._training_geometry import GeometryClassifier, contact_features
-from inference._training_loop import CohortArrays, _Batches, _validate, fit_model, predict
+from inference._training_loop import (
+    CohortArrays,
+    _Batches,
+    _select,
+    _validate,
+    fit_model,
+    predict,
+)
 from inference._training_metrics import (
     DICE_GROUPS,
     classification_metrics,
@@ -144,7 +151,9 @@ def test_device_resident_batches_equal_the_cohort_and_augmented_ones_keep_shape(
 
 def test_validation_tumor_dice_equals_the_report_metric(tmp_path: Path) -> None:
     arrays = tiny_arrays(4)
-    config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,), augment=False)
+    config = TrainConfig(
+        max_epochs=1, patience=1, batch_size=(2,), augment=False, selection_min_tumor_dice=0.0
+    )
     train, val = np.arange(2), np.arange(2, 4)
     fit = fit_model(
         arrays, train, val, config.grid()[0], config, mode=ModelMode.MULTIMODAL,
@@ -160,3 +169,44 @@ def test_validation_tumor_dice_equals_the_report_metric(tmp_path: Path) -> None:
     assert tau == pytest.approx(expected)
     saved = torch.load(tmp_path / "v.pt", weights_only=False)
     assert all(v.device.type == "cpu" for v in saved["state"]["best_state"].values())
+
+
+def test_selection_waits_for_the_segmentation() -> None:
+    # Regression (demo retraining, 2026-11-26): the inner-validation macro-F1 of 26 cases
+    # peaked at epoch 8, before the tumor was segmented at all, and that state was shipped
+    # with tumor Dice 0.00 on the outer test fold although epoch 46 reached 0.91.
+    state: dict[str, object] = {"best": -1.0, "stale": 0}
+    assert not _select(state, score=0.54, tau=0.0, gate=0.5)
+    assert state == {"best": -1.0, "stale": 0}  # not eligible: neither best nor stale
+    assert _select(state, score=0.39, tau=0.78, gate=0.5)
+    assert state == {"best": 0.39, "stale": 0}
+    assert not _select(state, score=0.39, tau=0.9, gate=0.5)
+    assert state["stale"] == 1  # ties do not replace the best
+    assert _select({"best": -1.0, "stale": 0}, score=0.1, tau=0.0, gate=None)  # tabular
+
+
+def test_a_fit_that_never_segments_keeps_its_last_state(tmp_path: Path) -> None:
+    arrays = tiny_arrays(4)
+    config = TrainConfig(
+        max_epochs=2, patience=2, batch_size=(2,), augment=False, selection_min_tumor_dice=1.0
+    )
+    fit = fit_model(
+        arrays, np.arange(2), np.arange(2, 4), config.grid()[0], config,
+        mode=ModelMode.CT_ONLY, adaptive=True, checkpoint=tmp_path / "c.pt", seed=0,
+    )  # fmt: skip
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert fit.epochs == 2 and saved["state"]["best_state"] is None
+    for name, value in fit.model.state_dict().items():
+        torch.testing.assert_close(value, saved["model"][name])
+    with pytest.raises(ValueError, match="selection_min_tumor_dice"):
+        TrainConfig(selection_min_tumor_dice=1.5)
+
+
+@pytest.mark.parametrize(
+    "path", ["bundles/demo/train-config.toml", "scripts/demo_bundle_next.toml"]
+)
+def test_shipped_training_configs_load(path: str) -> None:
+    config = load_config(Path(__file__).parents[2] / path)
+    assert config.target_size == 96 and config.weights_dtype == "float16"
+    # The shipped bundle was selected without the tumor-Dice gate; the next run uses it.
+    assert config.selection_min_tumor_dice == (0.5 if "next" in path else 0.0)
