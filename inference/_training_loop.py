@@ -36,9 +36,9 @@ IntArray = npt.NDArray[np.int64]
 Progress = Callable[[int, int, float], None]
 
 _TUMOR = DICE_GROUPS["tumor"][0]
-# A checkpoint holds the model, AdamW's moments and the best state (several hundred MB at
-# feature size 24): written every epoch it took seconds of a GPU epoch. A crash loses at
-# most this much training; the last epoch is always written.
+# A checkpoint holds the model, AdamW's moments and the best state (270 MB at feature size
+# 24), too much to write after every few-second GPU epoch. A crash loses at most this much
+# training; the last epoch is always written.
 _CHECKPOINT_INTERVAL_S = 60.0
 
 
@@ -152,8 +152,8 @@ def _validate(
 ) -> tuple[float, float]:
     """Inner-validation score (macro-F1, AUC as tie-break) and tumor Dice.
 
-    The tumor Dice is counted on the device: copying every validation segmentation back to
-    the host and counting all Dice groups there cost more than the forward passes.
+    The tumor Dice, the only Dice the loss schedule needs, is counted on the device rather
+    than copying every validation segmentation to the host.
     """
     model.to(device).eval()
     probs = []
