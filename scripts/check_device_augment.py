@@ -1,6 +1,6 @@
 """Check the training batches on a GPU: augmented batches stay on the device; time them.
 
-Run on the GPU machine (``python3 scripts/check_device_augment.py [cuda|cpu]``) before a
+Run on the GPU machine (``python3 scripts/check_device_augment.py [cuda|cpu] [SIZE]``) before a
 training run:
 it builds 16 random 96^3 cubes, draws 20 augmented batches of 4 and one optimiser step of
 the demo model, and prints the median times. Random data: a smoke check, not a benchmark.
@@ -39,7 +39,7 @@ def _median_seconds(step: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     device = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")
     rng = np.random.default_rng(0)
-    n, size = 16, 96
+    n, size = 16, int(sys.argv[2]) if len(sys.argv) > 2 else 96
     arrays = CohortArrays(
         images=rng.normal(size=(n, size, size, size)).astype(np.float32),
         labels=rng.integers(0, 16, size=(n, size, size, size), dtype=np.uint8),
@@ -70,7 +70,8 @@ def main() -> None:
         optimiser.step()
 
     step()
-    _say(f"training step (batch 4, fs24) median {_median_seconds(step, 10) * 1e3:.1f} ms")
+    seconds = _median_seconds(step, 10 if device.type == "cuda" else 1)
+    _say(f"training step (batch 4, fs24, {size}^3) median {seconds * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
