@@ -319,7 +319,9 @@ def fit_model(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its kernels
     clock = _Budget(config.time_budget_min * 60.0)
-    batches = _Batches(arrays, augment, device) if mode is not ModelMode.TABULAR_ONLY else None
+    # A finished checkpoint is only reloaded: no cube set to copy to the device then.
+    trains_images = mode is not ModelMode.TABULAR_ONLY and not _finished(state, config)
+    batches = _Batches(arrays, augment, device) if trains_images else None
     saved_at = time.monotonic()
     gate = None if mode is ModelMode.TABULAR_ONLY else config.selection_min_tumor_dice
     while not _finished(state, config):
