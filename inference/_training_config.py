@@ -52,6 +52,10 @@ class TrainConfig:
     its inner-validation macro-F1 only at epochs whose validation tumor Dice reaches this
     value, by default the Dice at which the adaptive loss schedule reaches its last stage
     (``w_seg = w_cls = 1``). A fit that never reaches it keeps its last state.
+
+    ``init_from``: a bundle directory whose image branch starts every fit that has one
+    (:mod:`inference._training_init`); it must have been trained on the same cohort with the
+    same split, or the run is refused. Empty: every fit starts from its seeded initialisation.
     """
 
     target_size: int = 64
@@ -79,6 +83,7 @@ class TrainConfig:
     workers: int = 1
     weights_dtype: str = "float32"
     selection_min_tumor_dice: float = 0.5
+    init_from: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
+from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, classification_metrics
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import make_augmentation
@@ -274,11 +275,14 @@ def fit_model(
     checkpoint: Path,
     seed: int,
     progress: Progress | None = None,
+    init_weights: Path | None = None,
 ) -> FitResult:
     """Train on ``train``, early-stop on ``val`` macro-F1; resume from ``checkpoint``.
 
     The clinical preprocessor is fitted on the ``train`` rows only; after training the
-    model stores the mean clinical embedding of those rows (for knock-out).
+    model stores the mean clinical embedding of those rows (for knock-out). A new fit (no
+    checkpoint yet) starts its image branch from ``init_weights`` when given
+    (:func:`inference._training_init.load_image_branch`; the caller vouches for the rows).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -292,7 +296,11 @@ def fit_model(
         dropout=config.dropout,
         window_size=config.window_size,
     )
-    model = ResectabilityNet(model_config).to(device)
+    model = ResectabilityNet(model_config)
+    if init_weights is not None and not checkpoint.is_file():
+        copied = load_image_branch(model, init_weights)
+        _LOG.info("%s: image branch (%d tensors) from %s", checkpoint.stem, copied, init_weights)
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     loss_fn = MultitaskLoss(

@@ -46,6 +46,7 @@ class FitJob:
     checkpoint: Path
     seed: int
     tag: str = "multimodal"
+    init_weights: Path | None = None
 
 
 def share_cohort(arrays: CohortArrays, folder: Path) -> Path:
@@ -79,6 +80,7 @@ def _run(folder: Path, config: TrainConfig, job: FitJob) -> str:
     fit_model(
         _open_cohort(folder), job.train, job.val, job.hp, config, mode=job.mode,
         adaptive=job.adaptive, checkpoint=job.checkpoint, seed=job.seed,
+        init_weights=job.init_weights,
     )  # fmt: skip
     return job.checkpoint.name
 

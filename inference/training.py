@@ -31,6 +31,7 @@ from inference._parallel import ordered_map
 from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_geometry import GeometryClassifier, contact_features
+from inference._training_init import image_branch_weights
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
 from inference._training_metrics import DICE_GROUPS, classification_metrics, total_dice_counts
 from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
@@ -132,8 +133,16 @@ def _row(
 
 
 class _Trainer:
-    def __init__(self, arrays: CohortArrays, config: TrainConfig, out: Path, status: Status | None):
+    def __init__(
+        self,
+        arrays: CohortArrays,
+        config: TrainConfig,
+        out: Path,
+        status: Status | None,
+        init: list[Path],
+    ):
         self.arrays, self.config, self.out, self.status = arrays, config, out, status
+        self.init = init  # per outer fold, the weights its image branches start from
         self.device = pick_device(config.device)
         self.folds: dict[str, list[dict[str, Any]]] = {"multimodal": []}
         for name in ("geometry", "ct_only", "tabular_only", "knockout", "fixed_weights"):
@@ -153,7 +162,8 @@ class _Trainer:
         seed: int,
     ) -> FitJob:
         checkpoint = self.out / "checkpoints" / f"fold{split.fold}" / f"{tag}_{hp.key()}.pt"
-        return FitJob(split.train, split.val, hp, mode, adaptive, checkpoint, seed, tag)
+        warm = self.init[split.fold] if self.init and mode is not ModelMode.TABULAR_ONLY else None
+        return FitJob(split.train, split.val, hp, mode, adaptive, checkpoint, seed, tag, warm)
 
     def _fit(self, split: FoldSplit, job: FitJob) -> FitResult:
         name = f"fold {split.fold} {job.tag} {job.hp.key()}"
@@ -165,6 +175,7 @@ class _Trainer:
         return fit_model(
             self.arrays, job.train, job.val, job.hp, self.config, mode=job.mode,
             adaptive=job.adaptive, checkpoint=job.checkpoint, seed=job.seed, progress=progress,
+            init_weights=job.init_weights,
         )  # fmt: skip
 
     def _ablation_jobs(self, split: FoldSplit, hp: HyperParams) -> list[tuple[str, FitJob]]:
@@ -315,7 +326,8 @@ def train_cohort(
     arrays = load_cohort(cases, preprocess, out / "cache", status, workers=config.workers)
     digest = data_hash(arrays)
     splits = nested_splits(arrays.targets.tolist(), config.outer_folds, config.seed)
-    trainer = _Trainer(arrays, config, out, status)
+    init = image_branch_weights(Path(config.init_from), digest, config) if config.init_from else []
+    trainer = _Trainer(arrays, config, out, status, init)
     members = [trainer.run_fold(split) for split in splits[: config.folds_to_run]]
     trainer.figures()
     device = pick_device(config.device)

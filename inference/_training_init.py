@@ -1,0 +1,115 @@
+"""Start a run's image branch from an earlier bundle trained on the same rows.
+
+The paper initialises its Swin-UNETR from BTCV-pretrained weights, which cannot be reached
+here. What can be reached is an earlier bundle of our own, and its segmentation network is a
+head start for a new run as long as it saw none of the new run's test rows. That holds exactly
+when the earlier bundle was trained on the same preprocessed cohort (same training data
+sha256) with the same split seed and number of outer folds: its member ``k`` was then fitted
+on outer fold ``k``'s inner training rows and selected on its inner validation rows, the rows
+the new fold ``k`` fits and selects on too. Anything else is refused with a one-line reason.
+
+Only the image branch is copied (the Swin-UNETR encoder, decoder and segmentation head, and
+the bottleneck projection); the clinical MLP and the fusion head start from their seeded
+initialisation in every variant, so the multimodal and CT-only fits start alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from inference._training_config import TrainConfig
+from inference.bundle import BundleError, load_bundle
+from inference.model import ResectabilityNet
+
+__all__ = ["IMAGE_BRANCH", "image_branch_weights", "load_image_branch"]
+
+#: State-dict prefixes of the image branch: what a warm start copies.
+IMAGE_BRANCH: Final = ("swin.", "image_projection.")
+
+
+def _mismatch(meta: Mapping[str, Any], digest: str, config: TrainConfig) -> str | None:
+    """Why the bundle ``meta`` cannot start this run, or ``None`` when it can."""
+    source = meta.get("training", {}).get("config", {})
+    if meta.get("training_data_sha256") != digest:
+        return "it was trained on other data (training data sha256 differs)"
+    for key in ("seed", "outer_folds", "target_size", "cube_mm", "window_size"):
+        if source.get(key) != getattr(config, key):
+            return f"its {key} {source.get(key)!r} differs from this run's {getattr(config, key)!r}"
+    return None
+
+
+def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list[Path]:
+    """The weight file that starts each outer fold this run trains, in fold order.
+
+    Parameters
+    ----------
+    bundle
+        The earlier bundle's directory (``config.init_from``).
+    digest
+        This run's training data sha256.
+    config
+        This run's configuration.
+
+    Returns
+    -------
+    list[Path]
+        ``config.folds_to_run`` files, hash-verified.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason when the bundle cannot be loaded, was trained on other data or
+        another split, has too few members, or has another feature size than the grid.
+    """
+    try:
+        loaded = load_bundle(bundle)
+    except BundleError as exc:
+        raise ValueError(f"init_from: {exc}") from exc
+    reason = _mismatch(loaded.meta, digest, config)
+    if reason is None and len(loaded.members) < config.folds_to_run:
+        reason = f"it has {len(loaded.members)} member(s) for {config.folds_to_run} fold(s)"
+    sizes = {m.model.config.feature_size for m in loaded.members}
+    if reason is None and any(fs not in sizes for fs in config.feature_size):
+        reason = f"its feature size {sorted(sizes)} does not cover the grid's"
+    if reason is None and any(m.model.swin is None for m in loaded.members):
+        reason = "it has no image branch (tabular only)"
+    if reason is not None:
+        raise ValueError(f"init_from {bundle}: cannot start this run from it: {reason}")
+    entries = loaded.meta["members"][: config.folds_to_run]
+    return [loaded.path / str(entry["weights"]) for entry in entries]
+
+
+def load_image_branch(model: ResectabilityNet, weights: Path) -> int:
+    """Copy the image branch of ``weights`` into ``model`` (cast to its dtypes).
+
+    Returns
+    -------
+    int
+        The number of tensors copied.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` has no image branch, or the file lacks or mis-shapes one of its tensors.
+    """
+    own = model.state_dict()
+    wanted = [k for k in own if k.startswith(IMAGE_BRANCH)]
+    if not wanted:
+        raise ValueError("this model has no image branch to start from earlier weights")
+    try:
+        saved = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"cannot read {weights.name}: {exc}") from exc
+    bad = [k for k in wanted if k not in saved or saved[k].shape != own[k].shape]
+    if bad:
+        raise ValueError(f"{weights.name} does not fit the image branch (first: {bad[0]})")
+    with torch.no_grad():
+        for key in wanted:
+            own[key].copy_(saved[key].to(own[key].dtype))
+    return len(wanted)

@@ -1,0 +1,113 @@
+"""``init_from``: a run's image branches start from an earlier bundle of the same rows.
+
+A tiny in-memory cohort (``load_cohort`` patched, as in ``test_training_ablations``). The
+second run trains at a learning rate of 1e-12, so its weights stay where they started: equal
+to the first run's image branch when the warm start works, and to the seeded initialisation
+(which the first run trained away from) when it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import inference.training as training
+from inference._training_config import TrainConfig
+from inference._training_init import IMAGE_BRANCH, image_branch_weights, load_image_branch
+from inference._training_loop import CohortArrays
+from inference.bundle import load_bundle
+from inference.model import ModelConfig, ResectabilityNet
+from tests.inference._training_arrays import tiny_arrays
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def arrays() -> CohortArrays:
+    return tiny_arrays()
+
+
+def _config(**changes: object) -> TrainConfig:
+    base = TrainConfig(
+        outer_folds=2, folds_to_run=1, max_epochs=1, patience=1, batch_size=(2,),
+        augment=False, device="cpu", localiser_epochs=0, selection_min_tumor_dice=0.0,
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _train(
+    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
+) -> training.TrainingRun:
+    monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
+    monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
+    return training.train_cohort(out, out, config)
+
+
+def _branch(model: ResectabilityNet) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if k.startswith(IMAGE_BRANCH)}
+
+
+@pytest.fixture(scope="module")
+def first(arrays: CohortArrays, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        run = _train(monkeypatch, arrays, _config(), tmp_path_factory.mktemp("first"))
+    return run.bundle_json.parent
+
+
+def test_every_image_branch_starts_from_the_bundle(
+    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, first: Path, tmp_path: Path
+) -> None:
+    source = _branch(load_bundle(first).members[0].model)
+    config = _config(lr=(1e-12,), ablations=("ct_only", "tabular_only"), init_from=str(first))
+    run = _train(monkeypatch, arrays, config, tmp_path / "warm")
+    cold = _train(monkeypatch, arrays, _config(lr=(1e-12,)), tmp_path / "cold")
+    warm_models = [
+        load_bundle(run.bundle_json.parent).members[0].model,
+        load_bundle(run.ablation_bundles["ct_only"].parent).members[0].model,
+    ]
+    for model in warm_models:
+        branch = _branch(model)
+        assert branch.keys() == source.keys()
+        for key, value in source.items():
+            # float32 weights stored in float32: only the 1e-12 steps separate them.
+            assert torch.allclose(branch[key], value, atol=1e-6), key
+    cold_branch = _branch(load_bundle(cold.bundle_json.parent).members[0].model)
+    assert any(not torch.allclose(cold_branch[k], v, atol=1e-6) for k, v in source.items())
+    meta = json.loads(run.bundle_json.read_text())
+    assert meta["training"]["config"]["init_from"] == str(first)
+
+
+def test_a_bundle_of_other_rows_is_refused(
+    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, first: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="seed 0 differs from this run's 1"):
+        _train(monkeypatch, arrays, _config(seed=1, init_from=str(first)), tmp_path / "a")
+    digest = json.loads((first / "bundle.json").read_text())["training_data_sha256"]
+    with pytest.raises(ValueError, match="other data"):
+        image_branch_weights(first, "0" * 64, _config())
+    with pytest.raises(ValueError, match="2 fold"):
+        image_branch_weights(first, digest, _config(folds_to_run=2))
+    with pytest.raises(ValueError, match="feature size"):
+        image_branch_weights(first, digest, _config(feature_size=(24,)))
+    assert image_branch_weights(first, digest, _config()) == [first / "model-0.safetensors"]
+    with pytest.raises(ValueError, match="init_from: .*cannot read bundle.json"):
+        image_branch_weights(tmp_path / "absent", digest, _config())
+
+
+def test_load_image_branch_copies_only_the_image_branch(first: Path) -> None:
+    config = load_bundle(first).members[0].model.config
+    torch.manual_seed(123)
+    model = ResectabilityNet(config)
+    head = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(IMAGE_BRANCH)}
+    copied = load_image_branch(model, first / "model-0.safetensors")
+    assert copied == len(_branch(model))
+    source = _branch(load_bundle(first).members[0].model)
+    assert all(torch.equal(_branch(model)[k], v) for k, v in source.items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in head.items())
+    tabular = ResectabilityNet(dataclasses.replace(config, mode="tabular_only"))
+    with pytest.raises(ValueError, match="no image branch"):
+        load_image_branch(tabular, first / "model-0.safetensors")
