@@ -9,6 +9,8 @@
 # for preprocessing, the post-fit ablations, packing and evaluation (on 2026-11-26, with 140 s,
 # the fresh-cohort evaluation did not finish inside a 600 s call). Wheels: scripts/device_wheels.sh.
 # CONFIG defaults to the next run's protocol; bundles/demo/train-config.toml made the shipped one.
+# EVALUATE=0 leaves out the fresh cohort and its evaluation (then run `pancreas-node evaluate`
+# on the weights brought back); every bundle's weights come back in parts either way.
 set -euo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
 WORK=${WORK:-/tmp/demo-train}
@@ -30,6 +32,8 @@ CLI=(python3 -m dicom_node)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__, 'cuda', torch.cuda.is_available())"
 stamp "wheels installed"
+# The augmented-batch smoke check, on the GPU while the phantoms are made on the CPUs.
+python3 scripts/check_device_augment.py cuda >"$OUT/check-augment.log" 2>&1 &
 # GPU load every 15 s, to tell a GPU-bound epoch from one waiting on the host.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 \
     >"$OUT/gpu-load.csv" 2>/dev/null &
@@ -39,8 +43,10 @@ trap 'kill $LOAD_PID 2>/dev/null || true' EXIT
 rm -rf "$WORK" && mkdir -p "$WORK"
 "${CLI[@]}" phantom --out "$WORK/cohort" --patients "$TRAIN_N" --seed 11 --workers 16 >/dev/null
 stamp "training cohort: $TRAIN_N phantoms (seed 11)"
-"${CLI[@]}" phantom --out "$WORK/fresh" --patients "$FRESH_N" --seed 22 --workers 16 >/dev/null
-stamp "fresh cohort: $FRESH_N phantoms (seed 22)"
+if [ "${EVALUATE:-1}" != 0 ]; then
+    "${CLI[@]}" phantom --out "$WORK/fresh" --patients "$FRESH_N" --seed 22 --workers 16 >/dev/null
+    stamp "fresh cohort: $FRESH_N phantoms (seed 22)"
+fi
 
 ELAPSED=$(($(date +%s) - T0))
 BUDGET=$(python3 -c "print(round(max(1.0, ($DEADLINE_S - $ELAPSED - $RESERVE_S) / 60), 2))")
@@ -49,12 +55,18 @@ stamp "each fit gets $BUDGET min"
     --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
 stamp "trained"
 
+# Weight files come back as 15 MB parts named after their path: ablations/ct_only/model-0.
+# safetensors -> ablations+ct_only+model-0.safetensors.part00, ...
 pack() {
     (cd "$WORK/bundle" && tar czf "$OUT/bundle-meta.tar.gz" --exclude='model-*.safetensors' \
         --exclude=checkpoints --exclude=cache --exclude='ablations/*/model-*.safetensors' .)
-    split -b 15M -d "$WORK/bundle/model-0.safetensors" "$OUT/model-0.safetensors.part"
+    (cd "$WORK/bundle" && find . -name 'model-*.safetensors' -not -path './checkpoints/*' \
+        | while read -r file; do
+            split -b 15M -d "$file" "$OUT/$(echo "${file#./}" | tr / +).part"
+        done)
 }
 pack && stamp "bundle packed"
+[ "${EVALUATE:-1}" != 0 ] || exit 0
 
 "${CLI[@]}" evaluate --bundle "$WORK/bundle" --bundle "$WORK/bundle/ablations/ct_only" \
     --bundle "$WORK/bundle/ablations/tabular_only" --data "$WORK/fresh" --out "$WORK/eval" \

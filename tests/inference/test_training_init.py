@@ -20,7 +20,7 @@ from inference._training_config import TrainConfig
 from inference._training_init import IMAGE_BRANCH, image_branch_weights, load_image_branch
 from inference._training_loop import CohortArrays
 from inference.bundle import load_bundle
-from inference.model import ModelConfig, ResectabilityNet
+from inference.model import ResectabilityNet
 from tests.inference._training_arrays import tiny_arrays
 
 torch.set_num_threads(2)
@@ -94,7 +94,7 @@ def test_a_bundle_of_other_rows_is_refused(
     with pytest.raises(ValueError, match="feature size"):
         image_branch_weights(first, digest, _config(feature_size=(24,)))
     assert image_branch_weights(first, digest, _config()) == [first / "model-0.safetensors"]
-    with pytest.raises(ValueError, match="init_from: .*cannot read bundle.json"):
+    with pytest.raises(ValueError, match=r"init_from: .*cannot read bundle\.json"):
         image_branch_weights(tmp_path / "absent", digest, _config())
 
 
