@@ -55,14 +55,16 @@ stamp "each fit gets $BUDGET min"
     --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
 stamp "trained"
 
-# Weight files come back as 15 MB parts named after their path: ablations/ct_only/model-0.
-# safetensors -> ablations+ct_only+model-0.safetensors.part00, ...
+# Weight files come back as 15 MB parts named after their path, "/" written "--" (the device
+# tool returns only names of letters, digits, ".", "_" and "-"): ablations/ct_only/model-0.
+# safetensors -> ablations--ct_only--model-0.safetensors.part00, ... (scripts/unpack_bundle.sh
+# puts them back together).
 pack() {
     (cd "$WORK/bundle" && tar czf "$OUT/bundle-meta.tar.gz" --exclude='model-*.safetensors' \
         --exclude=checkpoints --exclude=cache --exclude='ablations/*/model-*.safetensors' .)
     (cd "$WORK/bundle" && find . -name 'model-*.safetensors' -not -path './checkpoints/*' \
         | while read -r file; do
-            split -b 15M -d "$file" "$OUT/$(echo "${file#./}" | tr / +).part"
+            split -b 15M -d "$file" "$OUT/$(echo "${file#./}" | sed 's|/|--|g').part"
         done)
 }
 pack && stamp "bundle packed"
