@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from inference._training_metrics import DICE_GROUPS, classification_metrics
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import make_augmentation
 from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
-from inference.model import ModelConfig, ModelMode, ResectabilityNet
+from inference.model import ModelConfig, ModelMode, ModelOutput, ResectabilityNet
 
 __all__ = [
     "CohortArrays",
@@ -94,10 +94,14 @@ class _Batches:
         self.images = _to_device(arrays.images, torch.float32, device)
         self.labels = _to_device(arrays.labels, torch.uint8, device)
 
-    def __call__(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``."""
+    def plain(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``, as stored."""
         where = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
-        images, labels = self.images[where][:, None], self.labels[where][:, None].long()
+        return self.images[where][:, None], self.labels[where][:, None].long()
+
+    def __call__(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training batch of cases ``idx``: :meth:`plain`, augmented when augmenting."""
+        images, labels = self.plain(idx)
         if self.augment is None:
             return images, labels
         out = [self.augment({"image": i, "label": m}) for i, m in zip(images, labels, strict=True)]
@@ -115,6 +119,38 @@ def _to_device(array: npt.NDArray[Any], dtype: torch.dtype, device: torch.device
     return out
 
 
+def _forward(
+    model: ResectabilityNet,
+    arrays: CohortArrays,
+    idx: IntArray,
+    features: npt.NDArray[np.float32] | None,
+    device: torch.device,
+    cubes: _Batches | None = None,
+    batch_size: int = 4,
+) -> Iterator[tuple[IntArray, ModelOutput]]:
+    """The model's outputs over ``idx``, a batch at a time; call under ``torch.no_grad()``.
+
+    Images come from ``cubes`` (the device-resident cube set) when given, else from the host.
+    """
+    model.to(device).eval()
+    tabular = model.config.model_mode is ModelMode.TABULAR_ONLY
+    for start in range(0, len(idx), batch_size):
+        chunk = idx[start : start + batch_size]
+        image = None
+        if not tabular:
+            image = (
+                cubes.plain(chunk)[0]
+                if cubes is not None
+                else torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
+            )
+        clinical = None if features is None else torch.from_numpy(features[chunk]).to(device)
+        yield chunk, model(image, clinical)
+
+
+def _probabilities(out: ModelOutput) -> npt.NDArray[np.float32]:
+    return torch.softmax(out.class_logits.float(), dim=1).cpu().numpy()
+
+
 def predict(
     model: ResectabilityNet,
     arrays: CohortArrays,
@@ -126,18 +162,10 @@ def predict(
     keep_segmentation: bool = False,
 ) -> Prediction:
     """Softmax probabilities for ``idx`` (``features=None``: clinical knock-out)."""
-    model.to(device).eval()
     probs, segs = [], []
-    tabular = model.config.model_mode is ModelMode.TABULAR_ONLY
     with torch.no_grad():
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start : start + batch_size]
-            image = None
-            if not tabular:
-                image = torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
-            clinical = None if features is None else torch.from_numpy(features[chunk]).to(device)
-            out = model(image, clinical)
-            probs.append(torch.softmax(out.class_logits.float(), dim=1).cpu().numpy())
+        for _, out in _forward(model, arrays, idx, features, device, batch_size=batch_size):
+            probs.append(_probabilities(out))
             if keep_segmentation and out.seg_logits is not None:
                 segs.append(out.seg_logits.argmax(dim=1).to(torch.uint8).cpu().numpy())
     seg = np.concatenate(segs) if segs else None
@@ -150,26 +178,27 @@ def _validate(
     idx: IntArray,
     features: npt.NDArray[np.float32],
     device: torch.device,
+    cubes: _Batches | None = None,
 ) -> tuple[float, float]:
     """Inner-validation score (macro-F1, AUC as tie-break) and tumor Dice.
 
     The tumor Dice, the only Dice the loss schedule needs, is counted on the device rather
-    than copying every validation segmentation to the host.
+    than copying every validation segmentation to the host; with ``cubes`` the validation
+    cubes are read from the device-resident set as well.
     """
-    model.to(device).eval()
     probs = []
     overlap = torch.zeros(2, device=device)
     with torch.no_grad():
-        for start in range(0, len(idx), 4):
-            chunk = idx[start : start + 4]
-            image = None
-            if model.config.model_mode is not ModelMode.TABULAR_ONLY:
-                image = torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
-            out = model(image, torch.from_numpy(features[chunk]).to(device))
-            probs.append(torch.softmax(out.class_logits.float(), dim=1).cpu().numpy())
+        for chunk, out in _forward(model, arrays, idx, features, device, cubes):
+            probs.append(_probabilities(out))
             if out.seg_logits is not None:
                 pred = out.seg_logits.argmax(dim=1) == _TUMOR
-                truth = torch.from_numpy(arrays.labels[chunk].copy()).to(device) == _TUMOR
+                labels = (
+                    cubes.plain(chunk)[1][:, 0]
+                    if cubes is not None
+                    else torch.from_numpy(arrays.labels[chunk].copy()).to(device)
+                )
+                truth = labels == _TUMOR
                 overlap += torch.stack(
                     [2.0 * (pred & truth).sum(), pred.sum() + truth.sum().float()]
                 )
@@ -350,7 +379,7 @@ def fit_model(
             scaler.update()
             total += terms.total.detach().float() * len(chunk)
         scheduler.step()
-        score, tau = _validate(model, arrays, val, features, device)
+        score, tau = _validate(model, arrays, val, features, device, batches)
         loss_fn.set_tumor_dice(tau)
         state["epoch"] += 1
         state["tau"] = tau

@@ -88,6 +88,7 @@ __all__ = [
     "LandmarkLocaliser",
     "LocalisationEstimate",
     "Localiser",
+    "default_localiser",
     "resolve_device",
 ]
 
@@ -213,6 +214,18 @@ def _clinical_use(
     return use, ()
 
 
+def default_localiser(bundle: LoadedBundle) -> Localiser:
+    """The coarse localisation stage the :class:`Analyzer` of ``bundle`` uses by default.
+
+    The bundle's learned localiser cross-checked against the anatomical landmarks when it
+    ships one, else the landmarks alone.
+    """
+    learned = bundle.localiser
+    if learned is None:
+        return LandmarkLocaliser()
+    return CrossCheckedLocaliser(learned, LandmarkLocaliser())
+
+
 class Analyzer:
     """Runs the analysis with one verified model bundle (loaded once; torch lives here).
 
@@ -250,14 +263,7 @@ class Analyzer:
         )
         inference = self._bundle.meta.get("inference", {})
         self._roi = int(inference.get("roi_size", self._bundle.preprocess.target_size))
-        if localiser is None:
-            learned = self._bundle.localiser
-            localiser = (
-                LandmarkLocaliser()
-                if learned is None
-                else CrossCheckedLocaliser(learned, LandmarkLocaliser())
-            )
-        self._localiser: Localiser = localiser
+        self._localiser: Localiser = localiser or default_localiser(self._bundle)
 
     @property
     def bundle(self) -> LoadedBundle:

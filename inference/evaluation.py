@@ -40,7 +40,14 @@ import torch
 from inference._evaluation_report import clean_json, row_title, write_outputs
 from inference._parallel import ordered_map
 from inference._training_metrics import DICE_GROUPS, classification_metrics, dice_counts
-from inference.analysis import AnalysisError, Analyzer, resolve_device
+from inference.analysis import (
+    AnalysisError,
+    Analyzer,
+    LocalisationEstimate,
+    Localiser,
+    default_localiser,
+    resolve_device,
+)
 from inference.bundle import NOTICE, LoadedBundle, load_bundle, sha256_file
 from inference.clinical_preprocessing import clinical_matrix
 from inference.dataset import (
@@ -210,13 +217,13 @@ def cube_predict(
 
 
 class _RecordingLocaliser:
-    """Wraps the analyzer's own localiser to keep its last estimate (also on refusals)."""
+    """Wraps the analyzer's localiser to keep its last estimate (also on refusals)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Localiser) -> None:
         self.inner = inner
-        self.last: Any = None
+        self.last: LocalisationEstimate | None = None
 
-    def __call__(self, volume: Volume) -> Any:
+    def __call__(self, volume: Volume) -> LocalisationEstimate:
         self.last = self.inner(volume)
         return self.last
 
@@ -350,10 +357,9 @@ def evaluate_cohort(
     if pipeline and models[0].mode is ModelMode.TABULAR_ONLY:
         notes.append("end-to-end pipeline skipped: the first bundle has no image network")
     elif pipeline:
-        analyzer = Analyzer(models[0].path, device)
-        # Observe the analyzer's own localiser (the bundle's learned one or the landmarks).
-        recorder = _RecordingLocaliser(analyzer._localiser)
-        analyzer._localiser = recorder
+        # Observe the localiser the node would use (the bundle's learned one or the landmarks).
+        recorder = _RecordingLocaliser(default_localiser(models[0].bundle))
+        analyzer = Analyzer(models[0].path, device, localiser=recorder)
         rows.append(_Row(row_title(models[0].describe(), "pipeline"), 0, "pipeline", False))
     configs = list(dict.fromkeys(m.bundle.preprocess for m in models))
     made = ordered_map(_preprocess_case_all, cases, configs, workers=workers)

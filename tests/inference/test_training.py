@@ -160,7 +160,11 @@ def test_validation_tumor_dice_equals_the_report_metric(tmp_path: Path) -> None:
         adaptive=True, checkpoint=tmp_path / "v.pt", seed=0,
     )  # fmt: skip
     features = fit.preprocessor.transform(arrays.clinical).features
-    _, tau = _validate(fit.model, arrays, val, features, torch.device("cpu"))
+    score, tau = _validate(fit.model, arrays, val, features, torch.device("cpu"))
+    # Read from the device-resident cube set, as the training loop does: the same numbers.
+    cubes = _Batches(arrays, None, torch.device("cpu"))
+    on_device = _validate(fit.model, arrays, val, features, torch.device("cpu"), cubes)
+    assert on_device == pytest.approx((score, tau))
     pred = predict(fit.model, arrays, val, features, torch.device("cpu"), keep_segmentation=True)
     assert pred.segmentation is not None
     counts = total_dice_counts(list(pred.segmentation), [arrays.labels[i] for i in val])
