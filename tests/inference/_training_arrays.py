@@ -1,9 +1,14 @@
-"""A tiny in-memory cohort for training tests: box-shaped pancreas and tumor, phantom clinics."""
+"""Training-test helpers: a tiny in-memory cohort and ``train_cohort`` run on it."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+import inference.training as training
+from inference._training_config import TrainConfig
 from inference._training_loop import CohortArrays
 from inference.clinical_preprocessing import clinical_matrix
 from inference.phantom import plan_cohort
@@ -24,3 +29,12 @@ def tiny_arrays(n: int = 8) -> CohortArrays:
         targets=np.array([p.nccn_label for p in plans], dtype=np.int64),
         patient_ids=tuple(p.patient_id for p in plans),
     )
+
+
+def train_in_memory(
+    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
+) -> training.TrainingRun:
+    """``train_cohort`` on ``arrays`` (cohort discovery and loading patched) into ``out``."""
+    monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
+    monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
+    return training.train_cohort(out, out, config)

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import inference.training as training
 from inference._training_config import TrainConfig
 from inference._training_loop import CohortArrays
 from inference._training_metrics import classification_metrics
 from inference._training_splits import nested_splits
 from inference.bundle import load_bundle
 from inference.model import ModelMode
-from tests.inference._training_arrays import tiny_arrays
+from tests.inference._training_arrays import tiny_arrays, train_in_memory
 
 torch.set_num_threads(2)
 
@@ -40,19 +39,11 @@ def arrays() -> CohortArrays:
     return tiny_arrays()
 
 
-def _train(
-    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
-) -> training.TrainingRun:
-    monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
-    monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
-    return training.train_cohort(out, out, config)
-
-
 def test_ablation_bundles_load_predict_like_training_and_survive_resume(
     monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    run = _train(monkeypatch, arrays, config, out)
+    run = train_in_memory(monkeypatch, arrays, config, out)
     assert set(run.ablation_bundles) == set(VARIANTS)
     main = json.loads(run.bundle_json.read_text())
     assert main["model"]["architecture"] == "multimodal Swin-UNETR"
@@ -83,7 +74,7 @@ def test_ablation_bundles_load_predict_like_training_and_survive_resume(
 
     # Re-running on the finished folder resumes every fit from its checkpoint's best state.
     before = {v: json.loads(p.read_text())["members"] for v, p in run.ablation_bundles.items()}
-    again = _train(monkeypatch, arrays, config, out)
+    again = train_in_memory(monkeypatch, arrays, config, out)
     for variant, path in again.ablation_bundles.items():
         members = json.loads(path.read_text())["members"]
         assert [m["sha256"] for m in members] == [m["sha256"] for m in before[variant]]

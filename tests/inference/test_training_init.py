@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import inference.training as training
 from inference._training_config import TrainConfig
 from inference._training_init import IMAGE_BRANCH, image_branch_weights, load_image_branch
 from inference._training_loop import CohortArrays
 from inference.bundle import load_bundle
 from inference.model import ResectabilityNet
-from tests.inference._training_arrays import tiny_arrays
+from tests.inference._training_arrays import tiny_arrays, train_in_memory
 
 torch.set_num_threads(2)
 
@@ -39,14 +38,6 @@ def _config(**changes: object) -> TrainConfig:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _train(
-    monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
-) -> training.TrainingRun:
-    monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
-    monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
-    return training.train_cohort(out, out, config)
-
-
 def _branch(model: ResectabilityNet) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k.startswith(IMAGE_BRANCH)}
 
@@ -54,7 +45,7 @@ def _branch(model: ResectabilityNet) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def first(arrays: CohortArrays, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        run = _train(monkeypatch, arrays, _config(), tmp_path_factory.mktemp("first"))
+        run = train_in_memory(monkeypatch, arrays, _config(), tmp_path_factory.mktemp("first"))
     return run.bundle_json.parent
 
 
@@ -63,8 +54,8 @@ def test_every_image_branch_starts_from_the_bundle(
 ) -> None:
     source = _branch(load_bundle(first).members[0].model)
     config = _config(lr=(1e-12,), ablations=("ct_only", "tabular_only"), init_from=str(first))
-    run = _train(monkeypatch, arrays, config, tmp_path / "warm")
-    cold = _train(monkeypatch, arrays, _config(lr=(1e-12,)), tmp_path / "cold")
+    run = train_in_memory(monkeypatch, arrays, config, tmp_path / "warm")
+    cold = train_in_memory(monkeypatch, arrays, _config(lr=(1e-12,)), tmp_path / "cold")
     warm_models = [
         load_bundle(run.bundle_json.parent).members[0].model,
         load_bundle(run.ablation_bundles["ct_only"].parent).members[0].model,
@@ -85,7 +76,7 @@ def test_a_bundle_of_other_rows_is_refused(
     monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, first: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="seed 0 differs from this run's 1"):
-        _train(monkeypatch, arrays, _config(seed=1, init_from=str(first)), tmp_path / "a")
+        train_in_memory(monkeypatch, arrays, _config(seed=1, init_from=str(first)), tmp_path / "a")
     digest = json.loads((first / "bundle.json").read_text())["training_data_sha256"]
     with pytest.raises(ValueError, match="other data"):
         image_branch_weights(first, "0" * 64, _config())
