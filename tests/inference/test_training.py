@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -212,5 +213,14 @@ def test_a_fit_that_never_segments_keeps_its_last_state(tmp_path: Path) -> None:
 def test_shipped_training_configs_load(path: str) -> None:
     config = load_config(Path(__file__).parents[2] / path)
     assert config.target_size == 96 and config.weights_dtype == "float16"
-    # The shipped bundle was selected without the tumor-Dice gate; the next run uses it.
-    assert config.selection_min_tumor_dice == (0.5 if "next" in path else 0.0)
+    assert config.selection_min_tumor_dice == 0.5 and config.init_from == "bundles/demo"
+
+
+def test_shipped_config_is_the_one_the_demo_bundle_records() -> None:
+    root = Path(__file__).parents[2]
+    shipped = load_config(root / "bundles/demo/train-config.toml").to_dict()
+    recorded = json.loads((root / "bundles/demo/bundle.json").read_text())["training"]["config"]
+    # The script sets the time budget from the time left on the GPU machine.
+    shipped.pop("time_budget_min")
+    assert recorded.pop("time_budget_min") > 0
+    assert json.loads(json.dumps(shipped)) == recorded
