@@ -65,7 +65,7 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
     ------
     ValueError
         With a one-line reason when the bundle cannot be loaded, was trained on other data or
-        another split, has too few members, or has another feature size than the grid.
+        another split, has too few members, or has a feature size other than the grid's only one.
     """
     try:
         loaded = load_bundle(bundle)
@@ -74,10 +74,12 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
     reason = _mismatch(loaded.meta, digest, config)
     if reason is None and len(loaded.members) < config.folds_to_run:
         reason = f"it has {len(loaded.members)} member(s) for {config.folds_to_run} fold(s)"
-    sizes = {m.model.config.feature_size for m in loaded.members}
-    if reason is None and any(fs not in sizes for fs in config.feature_size):
-        reason = f"its feature size {sorted(sizes)} does not cover the grid's"
-    if reason is None and any(m.model.swin is None for m in loaded.members):
+    used = loaded.members[: config.folds_to_run]
+    # Every grid point of fold k starts from member k, so each must have the grid's one size.
+    sizes = {m.model.config.feature_size for m in used}
+    if reason is None and sizes != set(config.feature_size):
+        reason = f"its feature size {sorted(sizes)} is not the grid's {list(config.feature_size)}"
+    if reason is None and any(m.model.swin is None for m in used):
         reason = "it has no image branch (tabular only)"
     if reason is not None:
         raise ValueError(f"init_from {bundle}: cannot start this run from it: {reason}")

@@ -84,6 +84,8 @@ def test_a_bundle_of_other_rows_is_refused(
         image_branch_weights(first, digest, _config(folds_to_run=2))
     with pytest.raises(ValueError, match="feature size"):
         image_branch_weights(first, digest, _config(feature_size=(24,)))
+    with pytest.raises(ValueError, match="not the grid's"):
+        image_branch_weights(first, digest, _config(feature_size=(12, 24)))
     assert image_branch_weights(first, digest, _config()) == [first / "model-0.safetensors"]
     with pytest.raises(ValueError, match=r"init_from: .*cannot read bundle\.json"):
         image_branch_weights(tmp_path / "absent", digest, _config())
