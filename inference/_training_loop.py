@@ -94,10 +94,20 @@ class _Batches:
         self.images = _to_device(arrays.images, torch.float32, device)
         self.labels = _to_device(arrays.labels, torch.uint8, device)
 
+    def _where(self, idx: IntArray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
+
+    def image_cubes(self, idx: IntArray) -> torch.Tensor:
+        """``(B, 1, S, S, S)`` float images of cases ``idx``, as stored."""
+        return self.images[self._where(idx)][:, None]
+
+    def label_maps(self, idx: IntArray) -> torch.Tensor:
+        """``(B, S, S, S)`` uint8 label maps of cases ``idx``, as stored."""
+        return self.labels[self._where(idx)]
+
     def plain(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``, as stored."""
-        where = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
-        return self.images[where][:, None], self.labels[where][:, None].long()
+        return self.image_cubes(idx), self.label_maps(idx)[:, None].long()
 
     def __call__(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
         """Training batch of cases ``idx``: :meth:`plain`, augmented when augmenting."""
@@ -139,7 +149,7 @@ def _forward(
         image = None
         if not tabular:
             image = (
-                cubes.plain(chunk)[0]
+                cubes.image_cubes(chunk)
                 if cubes is not None
                 else torch.from_numpy(arrays.images[chunk][:, None].copy()).to(device)
             )
@@ -194,7 +204,7 @@ def _validate(
             if out.seg_logits is not None:
                 pred = out.seg_logits.argmax(dim=1) == _TUMOR
                 labels = (
-                    cubes.plain(chunk)[1][:, 0]
+                    cubes.label_maps(chunk)
                     if cubes is not None
                     else torch.from_numpy(arrays.labels[chunk].copy()).to(device)
                 )

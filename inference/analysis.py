@@ -263,7 +263,9 @@ class Analyzer:
         )
         inference = self._bundle.meta.get("inference", {})
         self._roi = int(inference.get("roi_size", self._bundle.preprocess.target_size))
-        self._localiser: Localiser = localiser or default_localiser(self._bundle)
+        self._localiser: Localiser = (
+            default_localiser(self._bundle) if localiser is None else localiser
+        )
 
     @property
     def bundle(self) -> LoadedBundle:
