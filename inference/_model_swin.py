@@ -8,10 +8,18 @@ Swin stage, 16 x feature_size channels at 1/32 of the input size). This module r
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from monai.networks.nets.swin_unetr import SwinUNETR
 
-__all__ = ["SWIN_DIVISOR", "bottleneck_channels", "build_swin_unetr", "swin_forward"]
+__all__ = [
+    "SWIN_DIVISOR",
+    "SwinOutputs",
+    "bottleneck_channels",
+    "build_swin_unetr",
+    "swin_forward",
+]
 
 SWIN_DIVISOR = 32
 """Every spatial input size must be a multiple of this (patch size 2, five stages)."""
@@ -40,8 +48,19 @@ def bottleneck_channels(feature_size: int) -> int:
     return 16 * feature_size
 
 
-def swin_forward(net: SwinUNETR, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Segmentation logits and bottleneck features of one forward pass.
+class SwinOutputs(NamedTuple):
+    """What one Swin-UNETR pass yields for the resectability model."""
+
+    seg_logits: torch.Tensor
+    """``(B, out_channels, D, H, W)`` segmentation logits."""
+    bottleneck: torch.Tensor
+    """``(B, 16 * feature_size, D/32, H/32, W/32)`` encoder bottleneck (``encoder10``)."""
+    decoder: torch.Tensor
+    """``(B, feature_size, D, H, W)`` last decoder features, the segmentation head's input."""
+
+
+def swin_forward(net: SwinUNETR, image: torch.Tensor) -> SwinOutputs:
+    """Segmentation logits, bottleneck and last decoder features of one forward pass.
 
     Parameters
     ----------
@@ -52,8 +71,8 @@ def swin_forward(net: SwinUNETR, image: torch.Tensor) -> tuple[torch.Tensor, tor
 
     Returns
     -------
-    tuple of torch.Tensor
-        ``(B, out_channels, D, H, W)`` logits and ``(B, 16 * feature_size, D/32, H/32, W/32)``.
+    SwinOutputs
+        The three maps.
     """
     hidden = net.swinViT(image, net.normalize)
     enc0 = net.encoder1(image)
@@ -66,6 +85,4 @@ def swin_forward(net: SwinUNETR, image: torch.Tensor) -> tuple[torch.Tensor, tor
     dec1 = net.decoder3(dec2, enc2)
     dec0 = net.decoder2(dec1, enc1)
     out = net.decoder1(dec0, enc0)
-    logits: torch.Tensor = net.out(out)
-    bottleneck: torch.Tensor = dec4
-    return logits, bottleneck
+    return SwinOutputs(net.out(out), dec4, out)

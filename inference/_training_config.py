@@ -56,6 +56,10 @@ class TrainConfig:
     ``init_from``: a bundle directory whose image branch starts every fit that has one
     (:mod:`inference._training_init`); it must have been trained on the same cohort with the
     same split, or the run is refused. Empty: every fit starts from its seeded initialisation.
+
+    ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
+    of :mod:`inference._model_contact`. ``freeze_image_branch``: keep ``init_from``'s image
+    branch as it is and train only the heads (:mod:`inference._training_frozen`).
     """
 
     target_size: int = 64
@@ -84,6 +88,8 @@ class TrainConfig:
     weights_dtype: str = "float32"
     selection_min_tumor_dice: float = 0.5
     init_from: str = ""
+    image_pooling: str = "global"
+    freeze_image_branch: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,6 +110,10 @@ class TrainConfig:
             raise ValueError("selection_min_tumor_dice must lie in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.image_pooling not in ("global", "contact"):
+            raise ValueError(f"image_pooling must be global or contact, got {self.image_pooling!r}")
+        if self.freeze_image_branch and not self.init_from:
+            raise ValueError("freeze_image_branch needs init_from (the image branch to keep)")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):
             raise ValueError("every grid axis needs at least one value")
 

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
+from inference._training_frozen import fit_heads
 from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, classification_metrics
 from inference.clinical_preprocessing import ClinicalPreprocessor
@@ -334,8 +335,14 @@ def fit_model(
         mode=mode.value,
         dropout=config.dropout,
         window_size=config.window_size,
+        image_pooling=config.image_pooling,
     )
     model = ResectabilityNet(model_config)
+    if config.freeze_image_branch and mode is not ModelMode.TABULAR_ONLY:
+        if init_weights is None:
+            raise ValueError("freeze_image_branch needs a warm start (init_from)")
+        run = _FrozenRun(model, arrays, features, (train, val), hp, config, seed)
+        return run.fit(checkpoint, init_weights, device, preprocessor)
     if init_weights is not None and not checkpoint.is_file():
         copied = load_image_branch(model, init_weights)
         _LOG.info("%s: image branch (%d tensors) from %s", checkpoint.stem, copied, init_weights)
@@ -420,3 +427,49 @@ def fit_model(
     return FitResult(
         model, preprocessor, float(state["best"]), int(state["epoch"]), float(state["tau"])
     )
+
+
+@dataclass(frozen=True)
+class _FrozenRun:
+    """:func:`fit_model` for a frozen image branch (:mod:`inference._training_frozen`)."""
+
+    model: ResectabilityNet
+    arrays: CohortArrays
+    features: npt.NDArray[np.float32]
+    split: tuple[IntArray, IntArray]
+    hp: HyperParams
+    config: TrainConfig
+    seed: int
+
+    def fit(
+        self,
+        checkpoint: Path,
+        init_weights: Path,
+        device: torch.device,
+        preprocessor: ClinicalPreprocessor,
+    ) -> FitResult:
+        """Train the heads, or reload them from a finished checkpoint; write the checkpoint."""
+        model, train = self.model, self.split[0]
+        saved = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
+        if saved is not None and saved["state"].get("frozen"):
+            model.load_state_dict(saved["model"])
+            state = saved["state"]
+        else:
+            state = fit_heads(
+                model, (self.arrays.images, self.arrays.labels, self.features),
+                self.arrays.targets, self.split, self.hp, self.config,
+                init_weights=init_weights, cache_dir=checkpoint.parent.parent / "pooled",
+                seed=self.seed, device=device,
+            )  # fmt: skip
+            state = {**state, "frozen": True, "epoch_limit": state["epoch"], "best_state": None}
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            partial = checkpoint.with_suffix(".partial")
+            torch.save({"model": _to_host(model.state_dict()), "state": state}, partial)
+            partial.replace(checkpoint)
+        model.to(device)
+        if model.clinical_mlp is not None:
+            model.store_clinical_mean(torch.from_numpy(self.features[train]).to(device))
+        model.cpu()
+        return FitResult(
+            model, preprocessor, float(state["best"]), int(state["epoch"]), float(state["tau"])
+        )

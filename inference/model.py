@@ -26,14 +26,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from inference._model_contact import contact_descriptor, contact_width
 from inference._model_swin import SWIN_DIVISOR, bottleneck_channels, build_swin_unetr, swin_forward
 from pancreas_contracts.labels import NUM_CLASSES
 
 __all__ = [
     "CLINICAL_EMBEDDING",
+    "CONTACT_EMBEDDING",
     "FEATURE_SIZES",
     "IMAGE_EMBEDDING",
     "NCCN_CLASSES",
+    "ImagePooling",
     "ModelConfig",
     "ModelMode",
     "ModelOutput",
@@ -48,6 +51,16 @@ FEATURE_SIZES: tuple[int, ...] = (12, 24, 36, 48)
 
 IMAGE_EMBEDDING = 256
 CLINICAL_EMBEDDING = 32
+CONTACT_EMBEDDING = 32
+
+
+class ImagePooling(StrEnum):
+    """How the image vector is pooled (see :mod:`inference._model_contact`)."""
+
+    GLOBAL = "global"
+    """METHOD.md: the bottleneck averaged over the cube -> 256-d."""
+    CONTACT = "contact"
+    """The 256-d global vector plus a 32-d contact vector read at the tumor-vessel interface."""
 
 
 class ModelMode(StrEnum):
@@ -82,6 +95,8 @@ class ModelConfig:
         padded 35^3 token grid makes attention dominate at 64^3 input).
     seg_classes
         Segmentation classes (16 labels of :mod:`pancreas_contracts.labels`).
+    image_pooling
+        :class:`ImagePooling` value; ``"global"`` is METHOD.md's model.
 
     Raises
     ------
@@ -97,6 +112,7 @@ class ModelConfig:
     dropout_path: float = 0.0
     seg_classes: int = NUM_CLASSES
     window_size: int = 7
+    image_pooling: str = ImagePooling.GLOBAL.value
 
     def __post_init__(self) -> None:
         if self.feature_size not in FEATURE_SIZES:
@@ -105,6 +121,7 @@ class ModelConfig:
                 f"got {self.feature_size}"
             )
         ModelMode(self.mode)
+        ImagePooling(self.image_pooling)
         if self.clinical_features < 1 or self.fusion_hidden < 1 or self.seg_classes < 2:
             raise ValueError("clinical_features, fusion_hidden and seg_classes must be positive")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.dropout_path < 1.0:
@@ -188,8 +205,18 @@ class ResectabilityNet(nn.Module):
                 *_mlp_block(config.clinical_features, 64), *_mlp_block(64, CLINICAL_EMBEDDING)
             )
         )
-        fused = (IMAGE_EMBEDDING if self.swin is not None else 0) + (
-            CLINICAL_EMBEDDING if self.clinical_mlp is not None else 0
+        contact = self.swin is not None and config.image_pooling == ImagePooling.CONTACT
+        width = contact_width(config.feature_size)
+        self.contact_projection = (
+            # LayerNorm first: the descriptor mixes log areas, shares and decoder features.
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, CONTACT_EMBEDDING), nn.ReLU())
+            if contact
+            else None
+        )
+        fused = (
+            (IMAGE_EMBEDDING if self.swin is not None else 0)
+            + (CONTACT_EMBEDDING if contact else 0)
+            + (CLINICAL_EMBEDDING if self.clinical_mlp is not None else 0)
         )
         self.fusion_head = nn.Sequential(
             nn.LayerNorm(fused),
@@ -267,20 +294,46 @@ class ResectabilityNet(nn.Module):
             On missing required inputs, a bad image size, or knock-out before
             :meth:`store_clinical_mean`.
         """
-        parts: list[torch.Tensor] = []
         seg_logits: torch.Tensor | None = None
-        batch = _batch_size(image, clinical)
+        pooled: torch.Tensor | None = None
         if self.swin is not None:
             if image is None:
                 raise ValueError("this model needs an image")
-            if any(s % SWIN_DIVISOR for s in image.shape[2:]):
-                raise ValueError(f"image sizes must be multiples of {SWIN_DIVISOR}")
-            if all(s == SWIN_DIVISOR for s in image.shape[2:]):
-                # The bottleneck would be 1 voxel: instance norm cannot normalise it.
-                raise ValueError(f"the image needs at least one side of {2 * SWIN_DIVISOR}")
-            seg_logits, bottleneck = swin_forward(self.swin, image)
-            assert self.image_projection is not None
-            parts.append(self.image_projection(bottleneck.mean(dim=(2, 3, 4))))
+            seg_logits, pooled = self.encode_image(image)
+        logits, knocked = self.classify(pooled, clinical, clinical_present)
+        return ModelOutput(logits, seg_logits, knocked)
+
+    def classify(
+        self,
+        pooled: torch.Tensor | None,
+        clinical: torch.Tensor | None,
+        clinical_present: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """NCCN logits and knock-out mask from :meth:`encode_image`'s pooled features.
+
+        Parameters
+        ----------
+        pooled
+            ``(B, pooled_features)``; ``None`` in tabular-only mode.
+        clinical, clinical_present
+            As in :meth:`forward`.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(B, 3)`` logits and ``(B,)`` bool knock-out mask.
+
+        Raises
+        ------
+        ValueError
+            On missing inputs or knock-out before :meth:`store_clinical_mean`.
+        """
+        parts: list[torch.Tensor] = []
+        batch = _batch_size(pooled, clinical)
+        if self.swin is not None:
+            if pooled is None:
+                raise ValueError("this model needs an image")
+            parts.append(self.project_image(pooled))
         device = parts[0].device if parts else self.clinical_mean.device
         knocked = torch.zeros(batch, dtype=torch.bool, device=device)
         if self.clinical_mlp is not None:
@@ -296,8 +349,54 @@ class ResectabilityNet(nn.Module):
             if bool(knocked.any()) and not bool(self.clinical_mean_set):
                 raise ValueError("clinical knock-out needs a stored training-mean embedding")
             parts.append(embedding)
-        fused = torch.cat(parts, dim=1)
-        return ModelOutput(self.fusion_head(fused), seg_logits, knocked)
+        logits: torch.Tensor = self.fusion_head(torch.cat(parts, dim=1))
+        return logits, knocked
+
+    def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segmentation logits and the pooled image features, before any projection.
+
+        The pooled features are the bottleneck's global average, followed in contact pooling
+        by :func:`inference._model_contact.contact_descriptor`. With the image branch frozen
+        they are all the classifier needs of an image, so training can compute them once.
+
+        Parameters
+        ----------
+        image
+            ``(B, 1, D, H, W)``, sizes multiples of 32, at least one of them 64 or more.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(B, 16, D, H, W)`` logits and ``(B, pooled_features)``.
+
+        Raises
+        ------
+        ValueError
+            On a bad image size or in tabular-only mode.
+        """
+        if self.swin is None:
+            raise ValueError("the tabular-only model has no image pathway")
+        if any(s % SWIN_DIVISOR for s in image.shape[2:]):
+            raise ValueError(f"image sizes must be multiples of {SWIN_DIVISOR}")
+        if all(s == SWIN_DIVISOR for s in image.shape[2:]):
+            # The bottleneck would be 1 voxel: instance norm cannot normalise it.
+            raise ValueError(f"the image needs at least one side of {2 * SWIN_DIVISOR}")
+        maps = swin_forward(self.swin, image)
+        pooled = maps.bottleneck.mean(dim=(2, 3, 4))
+        if self.contact_projection is not None:
+            descriptor = contact_descriptor(maps.seg_logits, maps.decoder)
+            pooled = torch.cat([pooled.float(), descriptor], dim=1)
+        return maps.seg_logits, pooled
+
+    def project_image(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The image vector (256-d, or 288-d with contact pooling) of :meth:`encode_image`'s."""
+        assert self.image_projection is not None
+        bottleneck = bottleneck_channels(self.config.feature_size)
+        vector: torch.Tensor = self.image_projection(pooled[:, :bottleneck])
+        if self.contact_projection is None:
+            return vector
+        contact: torch.Tensor = self.contact_projection(pooled[:, bottleneck:])
+        return torch.cat([vector, contact], dim=1)
 
 
 def _batch_size(image: torch.Tensor | None, clinical: torch.Tensor | None) -> int:
