@@ -55,7 +55,13 @@ def _masked_mean(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def _soft_dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    return functional.max_pool3d(mask, 2 * radius + 1, stride=1, padding=radius)
+    """Grey dilation by a cube of side ``2 radius + 1``, one axis at a time (same result)."""
+    out = mask
+    for axis in range(3):
+        kernel, padding = [1, 1, 1], [0, 0, 0]
+        kernel[axis], padding[axis] = 2 * radius + 1, radius
+        out = functional.max_pool3d(out, tuple(kernel), stride=1, padding=tuple(padding))
+    return out
 
 
 def _slice_shares(touch: torch.Tensor, shell: torch.Tensor) -> list[torch.Tensor]:

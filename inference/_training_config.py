@@ -60,6 +60,8 @@ class TrainConfig:
     ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
     of :mod:`inference._model_contact`. ``freeze_image_branch``: keep ``init_from``'s image
     branch as it is and train only the heads (:mod:`inference._training_frozen`).
+    ``clinical_dropout``: modality dropout of the clinical embedding in the models that have
+    both pathways (:class:`inference.model.ModelConfig`); the tabular-only model keeps its input.
     """
 
     target_size: int = 64
@@ -90,6 +92,7 @@ class TrainConfig:
     init_from: str = ""
     image_pooling: str = "global"
     freeze_image_branch: bool = False
+    clinical_dropout: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.image_pooling not in ("global", "contact"):
             raise ValueError(f"image_pooling must be global or contact, got {self.image_pooling!r}")
+        if not 0.0 <= self.clinical_dropout < 1.0:
+            raise ValueError("clinical_dropout must lie in [0, 1)")
         if self.freeze_image_branch and not self.init_from:
             raise ValueError("freeze_image_branch needs init_from (the image branch to keep)")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):

@@ -336,6 +336,7 @@ def fit_model(
         dropout=config.dropout,
         window_size=config.window_size,
         image_pooling=config.image_pooling,
+        clinical_dropout=0.0 if mode is ModelMode.TABULAR_ONLY else config.clinical_dropout,
     )
     model = ResectabilityNet(model_config)
     if config.freeze_image_branch and mode is not ModelMode.TABULAR_ONLY:

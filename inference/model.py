@@ -10,6 +10,11 @@ Clinical knock-out: :meth:`ResectabilityNet.store_clinical_mean` keeps the train
 embedding as a buffer; :meth:`ResectabilityNet.forward` uses it for every patient whose clinical
 inputs are absent (``clinical=None`` or ``clinical_present[b] == False``).
 
+Image pooling (:class:`ImagePooling`): ``global`` is METHOD.md's; ``contact`` appends to the
+256-d vector a 32-d projection of :func:`inference._model_contact.contact_descriptor`, read at
+the tumor-vessel interface of the network's own segmentation (fused vector 320-d), because the
+global average did not carry the contact that decides the class (see that module).
+
 Ablation modes: ``multimodal`` (the paper's model), ``ct_only`` (image vector -> head, the
 segmentation head kept) and ``tabular_only`` (clinical MLP -> head; no image network at all).
 
@@ -97,6 +102,11 @@ class ModelConfig:
         Segmentation classes (16 labels of :mod:`pancreas_contracts.labels`).
     image_pooling
         :class:`ImagePooling` value; ``"global"`` is METHOD.md's model.
+    clinical_dropout
+        Training only: the probability that a patient's clinical embedding is replaced by the
+        batch's mean embedding, as knock-out replaces it by the training mean at inference.
+        It keeps the head from leaning on the clinical rows alone and trains the knock-out
+        path (imaging only when the registry is unreachable); 0 is METHOD.md's model.
 
     Raises
     ------
@@ -113,6 +123,7 @@ class ModelConfig:
     seg_classes: int = NUM_CLASSES
     window_size: int = 7
     image_pooling: str = ImagePooling.GLOBAL.value
+    clinical_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.feature_size not in FEATURE_SIZES:
@@ -124,7 +135,8 @@ class ModelConfig:
         ImagePooling(self.image_pooling)
         if self.clinical_features < 1 or self.fusion_hidden < 1 or self.seg_classes < 2:
             raise ValueError("clinical_features, fusion_hidden and seg_classes must be positive")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.dropout_path < 1.0:
+        rates = (self.dropout, self.dropout_path, self.clinical_dropout)
+        if not all(0.0 <= rate < 1.0 for rate in rates):
             raise ValueError("dropout rates must be within [0, 1)")
         if not 2 <= self.window_size <= 12:
             raise ValueError(f"window size must be 2-12 tokens, got {self.window_size}")
@@ -249,6 +261,15 @@ class ResectabilityNet(nn.Module):
         out: torch.Tensor = self.clinical_mlp(clinical)
         return out
 
+    def _embed_with_dropout(self, clinical: torch.Tensor) -> torch.Tensor:
+        embedding = self.embed_clinical(clinical)
+        rate = self.config.clinical_dropout
+        if not self.training or rate <= 0.0 or len(embedding) < 2:
+            return embedding
+        dropped = torch.rand(len(embedding), device=embedding.device) < rate
+        mean = embedding.mean(dim=0, keepdim=True).detach()
+        return torch.where(dropped[:, None], mean, embedding)
+
     @torch.no_grad()
     def store_clinical_mean(self, clinical: torch.Tensor) -> None:
         """Store the mean embedding of ``clinical`` (the training rows) for knock-out.
@@ -341,7 +362,7 @@ class ResectabilityNet(nn.Module):
                 knocked = torch.ones(batch, dtype=torch.bool, device=device)
                 embedding = self.clinical_mean.expand(batch, -1)
             else:
-                embedding = self.embed_clinical(clinical)
+                embedding = self._embed_with_dropout(clinical)
                 if clinical_present is not None:
                     knocked = ~clinical_present.to(device=device, dtype=torch.bool)
                     mean = self.clinical_mean.expand(batch, -1)

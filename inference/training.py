@@ -282,6 +282,19 @@ def _ship_localiser(
     )  # fmt: skip
 
 
+def _pathway(config: TrainConfig) -> str:
+    pooling = (
+        "bottleneck global average + contact pooling at the tumor-vessel interface"
+        if config.image_pooling == "contact"
+        else "bottleneck global average (METHOD.md)"
+    )
+    if config.freeze_image_branch:
+        return f"{pooling}; image branch frozen from `{config.init_from}`, heads trained"
+    if config.init_from:
+        return f"{pooling}; image branch warm-started from `{config.init_from}`"
+    return pooling
+
+
 def train_cohort(
     data_dir: Path,
     out: Path,
@@ -339,6 +352,7 @@ def train_cohort(
         f"- outer folds run: {config.folds_to_run} of {config.outer_folds}; "
         f"grid: {len(config.grid())} point(s); max epochs {config.max_epochs}, "
         f"patience {config.patience}",
+        f"- image pathway: {_pathway(config)}",
         f"- training data sha256: {digest}",
     ]
     summary = write_report(out / "report.md", trainer.folds, header)

@@ -79,3 +79,29 @@ def test_bundles_written_before_contact_pooling_still_load_their_config() -> Non
     assert ModelConfig.from_dict(data).image_pooling == "global"
     with pytest.raises(ValueError, match="attention"):
         ModelConfig(clinical_features=5, image_pooling="attention")
+
+
+def test_separable_dilation_equals_the_cube_max_pool() -> None:
+    from inference._model_contact import _soft_dilate
+
+    mask = torch.rand(1, 1, 20, 20, 20)
+    for radius in (1, 4):
+        pooled = torch.nn.functional.max_pool3d(mask, 2 * radius + 1, 1, radius)
+        assert torch.equal(_soft_dilate(mask, radius), pooled)
+
+
+def test_clinical_dropout_swaps_embeddings_for_the_batch_mean_in_training_only() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(clinical_features=5, feature_size=12, dropout=0.0, clinical_dropout=0.9)
+    model = ResectabilityNet(config)
+    pooled = torch.randn(1, 16 * 12).expand(64, -1)  # one image for every row
+    clinical = torch.randn(64, 5)
+    model.train()
+    logits, _ = model.classify(pooled, clinical)
+    rows = {tuple(np.round(r, 4)) for r in logits.detach().numpy().tolist()}
+    assert len(rows) < 20  # most rows were given the same (mean) embedding
+    model.eval()
+    logits, _ = model.classify(pooled, clinical)
+    assert len({tuple(np.round(r, 4)) for r in logits.detach().numpy().tolist()}) == 64
+    with pytest.raises(ValueError, match="dropout rates"):
+        ModelConfig(clinical_features=5, clinical_dropout=1.0)

@@ -47,7 +47,8 @@ def test_only_the_heads_train_and_the_cohort_is_encoded_once(
 ) -> None:
     config = _config(
         init_from=str(source), freeze_image_branch=True, image_pooling="contact",
-        max_epochs=30, patience=30, lr=(1e-2,), ablations=("ct_only",),
+        max_epochs=10, patience=10, lr=(1e-2,), ablations=("ct_only", "tabular_only"),
+        clinical_dropout=0.5,
     )  # fmt: skip
     run = train_in_memory(monkeypatch, arrays, config, tmp_path / "frozen")
     before = load_bundle(source).members[0].model
@@ -60,6 +61,11 @@ def test_only_the_heads_train_and_the_cohort_is_encoded_once(
         trained = _part(model, "image_projection.")
         assert any(not torch.equal(v, _part(before, "image_projection.")[k])
                    for k, v in trained.items())  # fmt: skip
+    report = (run.out / "report.md").read_text()
+    assert "contact pooling" in report and "image branch frozen" in report
+    multimodal = load_bundle(run.bundle_json.parent).members[0].model.config
+    tabular = load_bundle(run.ablation_bundles["tabular_only"].parent).members[0].model.config
+    assert (multimodal.clinical_dropout, tabular.clinical_dropout) == (0.5, 0.0)
     caches = list((tmp_path / "frozen" / "checkpoints" / "pooled").glob("*.npz"))
     assert len(caches) == 1  # the multimodal and the CT-only fit share one encoding
     with np.load(caches[0]) as saved:
@@ -78,3 +84,5 @@ def test_freezing_needs_a_warm_start() -> None:
         _config(freeze_image_branch=True)
     with pytest.raises(ValueError, match="image_pooling must be global or contact"):
         _config(image_pooling="max")
+    with pytest.raises(ValueError, match="clinical_dropout must lie"):
+        _config(clinical_dropout=1.0)
