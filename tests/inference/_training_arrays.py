@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,12 @@ def train_in_memory(
     monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
     monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
     return training.train_cohort(out, out, config)
+
+
+def tiny_config(**changes: object) -> TrainConfig:
+    """A one-fold, one-epoch CPU configuration for :func:`tiny_arrays`, with ``changes``."""
+    base = TrainConfig(
+        outer_folds=2, folds_to_run=1, max_epochs=1, patience=1, batch_size=(2,),
+        augment=False, device="cpu", localiser_epochs=0, selection_min_tumor_dice=0.0,
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from inference._training_config import TrainConfig
 from inference._training_loop import CohortArrays
 from inference.bundle import load_bundle
 from inference.model import ResectabilityNet
-from tests.inference._training_arrays import tiny_arrays, train_in_memory
+from tests.inference._training_arrays import tiny_arrays, tiny_config, train_in_memory
 
 torch.set_num_threads(2)
 
@@ -23,12 +21,7 @@ def arrays() -> CohortArrays:
     return tiny_arrays()
 
 
-def _config(**changes: object) -> TrainConfig:
-    base = TrainConfig(
-        outer_folds=2, folds_to_run=1, max_epochs=2, patience=2, batch_size=(2,),
-        augment=False, device="cpu", localiser_epochs=0, selection_min_tumor_dice=0.0,
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+_config = tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference._training_config import TrainConfig
 from inference._training_init import IMAGE_BRANCH, image_branch_weights, load_image_branch
 from inference._training_loop import CohortArrays
 from inference.bundle import load_bundle
 from inference.model import ResectabilityNet
-from tests.inference._training_arrays import tiny_arrays, train_in_memory
+from tests.inference._training_arrays import tiny_arrays, tiny_config, train_in_memory
 
 torch.set_num_threads(2)
 
@@ -30,12 +29,7 @@ def arrays() -> CohortArrays:
     return tiny_arrays()
 
 
-def _config(**changes: object) -> TrainConfig:
-    base = TrainConfig(
-        outer_folds=2, folds_to_run=1, max_epochs=1, patience=1, batch_size=(2,),
-        augment=False, device="cpu", localiser_epochs=0, selection_min_tumor_dice=0.0,
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+_config = tiny_config
 
 
 def _branch(model: ResectabilityNet) -> dict[str, torch.Tensor]:
