@@ -34,7 +34,7 @@ from inference._localiser_net import (
     build_network,
     coarse_volume,
 )
-from inference.dataset import CaseRecord
+from inference.dataset import CaseRecord, source_fingerprint
 from inference.volume import Volume, read_nifti
 from inference.volume_io import read_dicom_series, resample_to_reference
 
@@ -109,7 +109,8 @@ def coarse_case(case: CaseRecord, spacing_mm: float, cache: Path | None = None) 
     """
     file = None
     if cache is not None:
-        file = cache / f"{case.patient_id}_loc{spacing_mm:g}mm_v{LOCALISER_FORMAT}.npz"
+        tag = f"loc{spacing_mm:g}mm_v{LOCALISER_FORMAT}_{source_fingerprint(case)}"
+        file = cache / f"{case.patient_id}_{tag}.npz"
         if file.is_file():
             with np.load(file) as saved:
                 grid = Volume(saved["image"], saved["affine"].astype(np.float64))

@@ -17,6 +17,7 @@ a Gaussian anti-aliasing pre-filter), HU clipped to a window and z-scored within
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "make_augmentation",
     "preprocess_case",
     "preprocess_volume",
+    "source_fingerprint",
 ]
 
 _PANCREAS_LABELS = (1, 2)
@@ -150,6 +152,27 @@ def _clinical_value(name: str, cell: str | None) -> float | None:
     except ValueError:
         return None
     return value if variable_by_name(name).is_valid(value) else None
+
+
+def source_fingerprint(case: CaseRecord) -> str:
+    """Short digest of where a case's files are and their sizes and modification times.
+
+    Part of the preprocessing caches' file names (training cubes, localiser grids), so that
+    another cohort whose patients have the same IDs (every phantom cohort names them
+    PHANTOM-0001...), or a case whose files changed, is preprocessed again instead of being
+    served another case's cached arrays.
+    """
+    files: list[Path] = []
+    for path in (case.image, case.label):
+        if path is not None:
+            files.append(path)
+    if case.dicom_dir is not None:
+        files.extend(sorted(p for p in case.dicom_dir.iterdir() if p.is_file()))
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def discover_cases(data_dir: Path) -> list[CaseRecord]:

@@ -39,7 +39,13 @@ from inference._training_report import VARIANT_TITLES, plot_confusion, plot_roc,
 from inference._training_splits import FoldSplit, nested_splits
 from inference.bundle import BundleMember, save_bundle
 from inference.clinical_preprocessing import clinical_matrix
-from inference.dataset import CaseRecord, PreprocessConfig, discover_cases, preprocess_case
+from inference.dataset import (
+    CaseRecord,
+    PreprocessConfig,
+    discover_cases,
+    preprocess_case,
+    source_fingerprint,
+)
 from inference.model import ModelMode
 
 __all__ = ["TrainingRun", "load_cohort", "train_cohort"]
@@ -65,7 +71,8 @@ def _cube(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
     """One case's training cube and label cube, from the cache or preprocessed (and cached)."""
     size = preprocess.target_size
-    file = None if cache is None else cache / f"{case.patient_id}_{size}_{preprocess.cube_mm:g}.npz"
+    name = f"{case.patient_id}_{size}_{preprocess.cube_mm:g}_{source_fingerprint(case)}.npz"
+    file = None if cache is None else cache / name
     if file is not None and file.is_file():
         with np.load(file) as saved:
             return saved["image"].astype(np.float32), saved["label"].astype(np.uint8)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference._localiser_train import coarse_case
 from inference._training_config import TrainConfig
 from inference._training_loop import _Budget, checkpoint_finished, fit_model
 from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
@@ -120,3 +121,24 @@ def test_parallel_preprocessing_equals_serial(cohorts: tuple[Path, Path], tmp_pa
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
     cached = load_cohort(cases, config, tmp_path / "cache", workers=2)
     np.testing.assert_array_equal(cached.images, serial.images)
+
+
+def test_the_cube_cache_is_not_fooled_by_another_cohort_with_the_same_patient_ids(
+    cohorts: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Phantom cohorts of any seed name their patients PHANTOM-0001...: a cache keyed by the
+    # patient ID alone handed the first cohort's cubes to the second.
+    other = tmp_path / "other"
+    generate_cohort(other, 3, 8, SMALL)
+    config = PreprocessConfig(32, 160.0)
+    load_cohort(discover_cases(cohorts[0]), config, tmp_path / "cache")
+    cached = load_cohort(discover_cases(other), config, tmp_path / "cache")
+    fresh = load_cohort(discover_cases(other), config, None)
+    np.testing.assert_array_equal(cached.images, fresh.images)
+    np.testing.assert_array_equal(cached.labels, fresh.labels)
+    # The localiser's coarse-grid cache likewise.
+    coarse_case(discover_cases(cohorts[0])[0], 5.0, tmp_path / "loc")
+    cached_grid = coarse_case(discover_cases(other)[0], 5.0, tmp_path / "loc")
+    fresh_grid = coarse_case(discover_cases(other)[0], 5.0, None)
+    np.testing.assert_array_equal(cached_grid.mask, fresh_grid.mask)
+    np.testing.assert_array_equal(cached_grid.centroid_mm, fresh_grid.centroid_mm)
