@@ -45,6 +45,7 @@ def encode_cohort(
     labels: npt.NDArray[np.uint8],
     val: IntArray,
     device: torch.device,
+    cache: Path | None = None,
 ) -> tuple[npt.NDArray[np.float32], float]:
     """Every case's pooled image features, and the tumor Dice over the ``val`` rows.
 
@@ -58,46 +59,38 @@ def encode_cohort(
         Rows whose tumor Dice is returned (the selection gate's input).
     device
         Where to run.
+    cache
+        ``.npz`` file read when an earlier fit wrote it for the same ``val`` rows, and
+        written otherwise.
 
     Returns
     -------
     tuple
         ``(N, pooled_features)`` float32 and the pooled tumor Dice of ``val``.
     """
+    if cache is not None and cache.is_file():
+        with np.load(cache) as saved:
+            if saved["val"].tolist() == val.tolist():
+                return saved["pooled"].astype(np.float32), float(saved["tau"])
     model.eval()
-    pooled, overlap, total = [], 0.0, 0.0
+    vectors, overlap, total = [], 0.0, 0.0
     in_val = set(val.tolist())
     with torch.no_grad():
         for i in range(len(images)):
             x = torch.from_numpy(np.ascontiguousarray(images[i])[None, None]).to(device)
             seg, vector = model.encode_image(x)
-            pooled.append(vector.float().cpu().numpy()[0])
+            vectors.append(vector.float().cpu().numpy()[0])
             if i in in_val:
                 pred = (seg[0].argmax(dim=0) == _TUMOR).cpu().numpy()
                 truth = labels[i] == _TUMOR
                 overlap += 2.0 * float((pred & truth).sum())
                 total += float(pred.sum() + truth.sum())
-    return np.stack(pooled).astype(np.float32), (overlap / total if total else 0.0)
-
-
-def _cached_encoding(
-    model: ResectabilityNet,
-    images: npt.NDArray[np.float32],
-    labels: npt.NDArray[np.uint8],
-    val: IntArray,
-    device: torch.device,
-    cache: Path,
-) -> tuple[npt.NDArray[np.float32], float]:
-    """:func:`encode_cohort`, read from ``cache`` when an earlier fit wrote it."""
-    if cache.is_file():
-        with np.load(cache) as saved:
-            if saved["val"].tolist() == val.tolist():
-                return saved["pooled"].astype(np.float32), float(saved["tau"])
-    pooled, tau = encode_cohort(model, images, labels, val, device)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial.npz")
-    np.savez(partial, pooled=pooled, tau=np.float64(tau), val=val)
-    partial.replace(cache)
+    pooled, tau = np.stack(vectors).astype(np.float32), (overlap / total if total else 0.0)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(partial, pooled=pooled, tau=np.float64(tau), val=val)
+        partial.replace(cache)
     return pooled, tau
 
 
@@ -160,7 +153,7 @@ def fit_heads(
     model.swin.requires_grad_(False)
     model.to(device)
     cache = cache_dir / f"{sha256_file(init_weights)[:16]}.npz"
-    pooled, tau = _cached_encoding(model, images, labels, val, device, cache)
+    pooled, tau = encode_cohort(model, images, labels, val, device, cache)
     x = torch.from_numpy(pooled).to(device)
     c = torch.from_numpy(features).to(device) if model.clinical_mlp is not None else None
     y = torch.from_numpy(targets).to(device)
