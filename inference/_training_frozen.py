@@ -26,7 +26,7 @@ import torch
 
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_init import load_image_branch
-from inference._training_metrics import DICE_GROUPS, classification_metrics
+from inference._training_metrics import DICE_GROUPS, selection_score
 from inference.bundle import sha256_file
 from inference.losses import ClassificationLoss
 from inference.model import ResectabilityNet
@@ -98,10 +98,7 @@ def _score(model: ResectabilityNet, x: torch.Tensor, c: torch.Tensor | None, y: 
     model.eval()
     with torch.no_grad():
         logits, _ = model.classify(x, c)
-    probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
-    metrics = classification_metrics(y.tolist(), probs)
-    auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
-    return float(metrics["macro_f1"]) + 1e-3 * float(auc)
+    return selection_score(y.tolist(), torch.softmax(logits.float(), dim=1).cpu().numpy())
 
 
 def fit_heads(
@@ -163,6 +160,7 @@ def fit_heads(
     loss_fn = ClassificationLoss(config.class_weights).to(device)
     state: dict[str, Any] = {"epoch": 0, "best": -1.0, "stale": 0, "tau": tau}
     best: dict[str, torch.Tensor] | None = None
+    val_rows = torch.from_numpy(val).to(device)
     while state["epoch"] < config.max_epochs and state["stale"] < config.patience:
         model.train()
         order = rng.permutation(train)
@@ -177,7 +175,6 @@ def fit_heads(
             optimiser.step()
         scheduler.step()
         state["epoch"] += 1
-        val_rows = torch.from_numpy(val).to(device)
         score = _score(model, x[val_rows], None if c is None else c[val_rows], targets[val])
         if score > state["best"]:
             state.update(best=score, stale=0)

@@ -16,7 +16,7 @@ import torch
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_frozen import fit_heads
 from inference._training_init import load_image_branch
-from inference._training_metrics import DICE_GROUPS, classification_metrics
+from inference._training_metrics import DICE_GROUPS, selection_score
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import make_augmentation
 from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
@@ -213,11 +213,9 @@ def _validate(
                 overlap += torch.stack(
                     [2.0 * (pred & truth).sum(), pred.sum() + truth.sum().float()]
                 )
-    metrics = classification_metrics(arrays.targets[idx].tolist(), np.concatenate(probs))
     counts = overlap.cpu().tolist()
     tau = float(counts[0] / counts[1]) if counts[1] else 0.0
-    auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
-    return float(metrics["macro_f1"]) + 1e-3 * float(auc), tau
+    return selection_score(arrays.targets[idx].tolist(), np.concatenate(probs)), tau
 
 
 def checkpoint_finished(checkpoint: Path, config: TrainConfig) -> bool:

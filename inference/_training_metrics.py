@@ -15,6 +15,7 @@ __all__ = [
     "dice_counts",
     "macro_auc",
     "roc_curve",
+    "selection_score",
     "summarise",
     "total_dice_counts",
 ]
@@ -91,6 +92,13 @@ def classification_metrics(truth: Sequence[int], probs: FloatArray) -> dict[str,
         "recall": recall,
         "confusion": cm.tolist(),
     }
+
+
+def selection_score(truth: Sequence[int], probs: FloatArray) -> float:
+    """Inner-validation score that selects and early-stops fits: macro-F1, AUC as tie-break."""
+    metrics = classification_metrics(truth, probs)
+    auc = metrics["auc"] if metrics["auc"] == metrics["auc"] else 0.0
+    return float(metrics["macro_f1"]) + 1e-3 * float(auc)
 
 
 def dice_counts(

@@ -46,7 +46,7 @@ from inference.dataset import (
     preprocess_case,
     source_fingerprint,
 )
-from inference.model import ModelMode
+from inference.model import ImagePooling, ModelMode
 
 __all__ = ["TrainingRun", "load_cohort", "train_cohort"]
 
@@ -292,7 +292,7 @@ def _ship_localiser(
 def _pathway(config: TrainConfig) -> str:
     pooling = (
         "bottleneck global average + contact pooling at the tumor-vessel interface"
-        if config.image_pooling == "contact"
+        if config.image_pooling == ImagePooling.CONTACT
         else "bottleneck global average (METHOD.md)"
     )
     if config.freeze_image_branch:
