@@ -60,6 +60,9 @@ class TrainConfig:
     ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
     of :mod:`inference._model_contact`. ``freeze_image_branch``: keep ``init_from``'s image
     branch as it is and train only the heads (:mod:`inference._training_frozen`).
+    ``seg_label_balance``: ``"none"`` (METHOD.md) or ``"median_frequency"``, which weights
+    the voxel-wise segmentation terms by :func:`inference.losses.median_frequency_weights` of
+    each fit's training rows, so that thin vessels such as the celiac trunk are not lost.
     ``clinical_dropout``: modality dropout of the clinical embedding in the models that have
     both pathways (:class:`inference.model.ModelConfig`); the tabular-only model keeps its input.
     """
@@ -93,6 +96,7 @@ class TrainConfig:
     image_pooling: str = "global"
     freeze_image_branch: bool = False
     clinical_dropout: float = 0.0
+    seg_label_balance: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,6 +119,9 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.image_pooling not in ("global", "contact"):
             raise ValueError(f"image_pooling must be global or contact, got {self.image_pooling!r}")
+        if self.seg_label_balance not in ("none", "median_frequency"):
+            balance = self.seg_label_balance
+            raise ValueError(f"seg_label_balance must be none or median_frequency, got {balance!r}")
         if not 0.0 <= self.clinical_dropout < 1.0:
             raise ValueError("clinical_dropout must lie in [0, 1)")
         if self.freeze_image_branch and not self.init_from:

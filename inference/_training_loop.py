@@ -19,8 +19,14 @@ from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, selection_score
 from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.dataset import make_augmentation
-from inference.losses import ClassificationLoss, MultitaskLoss, SegmentationLoss
+from inference.losses import (
+    ClassificationLoss,
+    MultitaskLoss,
+    SegmentationLoss,
+    median_frequency_weights,
+)
 from inference.model import ModelConfig, ModelMode, ModelOutput, ResectabilityNet
+from pancreas_contracts.labels import NUM_CLASSES
 
 __all__ = [
     "CohortArrays",
@@ -348,8 +354,12 @@ def fit_model(
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
+    label_weights = None
+    if config.seg_label_balance == "median_frequency" and mode is not ModelMode.TABULAR_ONLY:
+        label_weights = median_frequency_weights(arrays.labels[train], NUM_CLASSES)
+        _LOG.info("%s: segmentation label weights %s", checkpoint.stem, label_weights)
     loss_fn = MultitaskLoss(
-        SegmentationLoss(*hp.seg_coefficients),
+        SegmentationLoss(*hp.seg_coefficients, label_weights=label_weights),
         ClassificationLoss(config.class_weights),
         adaptive=adaptive,
     ).to(device)

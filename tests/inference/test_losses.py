@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from inference.losses import (
     MultitaskLoss,
     SegmentationLoss,
     loss_weights,
+    median_frequency_weights,
     tumor_dice,
 )
 from inference.model import ModelConfig, ResectabilityNet
@@ -78,3 +80,38 @@ def test_few_steps_lower_the_loss() -> None:
         losses.append(float(terms.total.detach()))
     assert terms.w_seg == 3.0
     assert losses[-1] < losses[0]
+
+
+def test_median_frequency_weights_raise_only_rare_labels() -> None:
+    maps = np.zeros((2, 10, 10, 10), dtype=np.uint8)  # label 0: the other 1626 voxels
+    maps[:, :3, :6] = 1  # 360 voxels
+    maps[:, 9, 9, :2] = 2  # 4 voxels: 90 times rarer than label 1
+    maps[:, 8, 8, :5] = 3  # 10 voxels
+    weights = median_frequency_weights(maps, 5, cap=100.0)
+    median = float(np.median([1626, 360, 4, 10]))  # the present labels' counts: 185
+    assert weights[0] == 1.0 and weights[1] == 1.0  # commoner than the median: not raised
+    assert weights[2] == pytest.approx(median / 4)
+    assert weights[3] == pytest.approx(median / 10)
+    assert weights[4] == 100.0  # absent from the training rows: the cap
+    assert median_frequency_weights(maps, 5)[2] == 10.0  # the default cap
+    with pytest.raises(ValueError, match="cap"):
+        median_frequency_weights(maps, 5, cap=0.5)
+
+
+def test_label_weights_raise_a_missed_rare_label() -> None:
+    # The rare label 2 is predicted as background: its weight raises the loss, and with it
+    # the gradient that pulls the label back; a label the prediction gets right does not.
+    target = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    target[0, 0, 0, 0, :2] = 2
+    logits = torch.zeros(1, 3, 4, 4, 4)
+    logits[:, 0] = 4.0
+    plain = SegmentationLoss(1.0, 0.0, 0.0)(logits, target)
+    weighted = SegmentationLoss(1.0, 0.0, 0.0, label_weights=(1.0, 1.0, 10.0))(logits, target)
+    assert weighted > 2.0 * plain
+    right = torch.zeros_like(logits)
+    right[:, 0] = 4.0
+    right[0, 2, 0, 0, :2] = 8.0
+    weighted_focal = SegmentationLoss(0.0, 0.0, 1.0, label_weights=(1.0, 1.0, 10.0))
+    assert weighted_focal(right, target) < weighted_focal(logits, target)
+    with pytest.raises(ValueError, match="positive"):
+        SegmentationLoss(label_weights=(1.0, 0.0, 1.0))

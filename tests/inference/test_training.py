@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from inference._training_metrics import (
 )
 from inference._training_splits import nested_splits, stratified_folds
 from inference.dataset import make_augmentation
+from inference.losses import median_frequency_weights
 from inference.model import ModelMode
+from pancreas_contracts.labels import NUM_CLASSES
 from tests.inference._training_arrays import tiny_arrays
 
 torch.set_num_threads(2)
@@ -103,6 +106,27 @@ def test_fit_multimodal_one_epoch(tmp_path: Path) -> None:
         mode=ModelMode.MULTIMODAL, adaptive=True, checkpoint=tmp_path / "m.pt", seed=0,
     )  # fmt: skip
     assert fit.epochs == 1 and 0.0 <= fit.tumor_dice <= 1.0
+
+
+def test_fit_balances_the_segmentation_labels_of_its_training_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    arrays = tiny_arrays(4)
+    arrays.labels[2:, 0, 0, :3] = 7  # a label only the validation rows have: not counted
+    config = TrainConfig(
+        max_epochs=1, patience=1, batch_size=(2,), augment=False,
+        seg_label_balance="median_frequency", image_pooling="contact",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="inference._training_loop"):
+        fit_model(
+            arrays, np.arange(2), np.arange(2, 4), config.grid()[0], config,
+            mode=ModelMode.MULTIMODAL, adaptive=True, checkpoint=tmp_path / "m.pt", seed=0,
+        )  # fmt: skip
+    expected = median_frequency_weights(arrays.labels[:2], NUM_CLASSES)
+    assert expected[7] == 10.0 and expected[2] > 1.0  # the tumor is the rarest present label
+    assert f"segmentation label weights {expected}" in caplog.text
+    with pytest.raises(ValueError, match="seg_label_balance"):
+        TrainConfig(seg_label_balance="inverse")
 
 
 def test_metrics() -> None:
@@ -226,4 +250,7 @@ def test_shipped_config_is_the_one_the_demo_bundle_records() -> None:
     shipped = load_config(root / "bundles/demo/train-config.toml").to_dict()
     recorded = json.loads((root / "bundles/demo/bundle.json").read_text())["training"]["config"]
     assert recorded["freeze_image_branch"] and recorded["image_pooling"] == "contact"
+    # A field added after the bundle was made is absent from its record: it had its default.
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    recorded = {k: recorded.get(k, defaults[k]) for k in defaults}
     assert json.loads(json.dumps(shipped)) == recorded
