@@ -8,7 +8,8 @@
 # run; each fit's time budget is what is left of it after the data are made, less RESERVE_S
 # for preprocessing, the post-fit ablations, packing and evaluation (on 2026-11-26, with 140 s,
 # the fresh-cohort evaluation did not finish inside a 600 s call). Wheels: scripts/device_wheels.sh.
-# CONFIG defaults to the next run's protocol; bundles/demo/train-config.toml made the shipped one.
+# CONFIG defaults to the next run's protocol; bundles/demo/train-config-gpu.toml made the shipped
+# image branch (its heads: bundles/demo/train-config.toml, on the CPU).
 # EVALUATE=0 leaves out the fresh cohort and its evaluation (then run `pancreas-node evaluate`
 # on the weights brought back); every bundle's weights come back in parts either way.
 set -euo pipefail
