@@ -65,6 +65,9 @@ class TrainConfig:
     each fit's training rows, so that thin vessels such as the celiac trunk are not lost.
     ``clinical_dropout``: modality dropout of the clinical embedding in the models that have
     both pathways (:class:`inference.model.ModelConfig`); the tabular-only model keeps its input.
+    ``fusion``: ``"concat"`` (METHOD.md) or ``"logit_sum"``, the multimodal model as an image
+    expert plus a clinical expert trained alone and weighted on the inner-validation rows
+    (:mod:`inference._training_experts`); the ablations are unchanged.
     """
 
     target_size: int = 64
@@ -97,6 +100,7 @@ class TrainConfig:
     freeze_image_branch: bool = False
     clinical_dropout: float = 0.0
     seg_label_balance: str = "none"
+    fusion: str = "concat"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,6 +126,8 @@ class TrainConfig:
         if self.seg_label_balance not in ("none", "median_frequency"):
             balance = self.seg_label_balance
             raise ValueError(f"seg_label_balance must be none or median_frequency, got {balance!r}")
+        if self.fusion not in ("concat", "logit_sum"):
+            raise ValueError(f"fusion must be concat or logit_sum, got {self.fusion!r}")
         if not 0.0 <= self.clinical_dropout < 1.0:
             raise ValueError("clinical_dropout must lie in [0, 1)")
         if self.freeze_image_branch and not self.init_from:

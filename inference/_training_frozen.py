@@ -25,6 +25,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
+from inference._training_experts import fit_clinical_expert, is_clinical_param
 from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, selection_score
 from inference.bundle import sha256_file
@@ -154,7 +155,11 @@ def fit_heads(
     x = torch.from_numpy(pooled).to(device)
     c = torch.from_numpy(features).to(device) if model.clinical_mlp is not None else None
     y = torch.from_numpy(targets).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    # Logit-sum fusion: the image expert first, the clinical expert after (its own stage).
+    params = [
+        p for n, p in model.named_parameters()
+        if p.requires_grad and not (model.clinical_head is not None and is_clinical_param(n))
+    ]  # fmt: skip
     optimiser = torch.optim.AdamW(params, lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     loss_fn = ClassificationLoss(config.class_weights).to(device)
@@ -183,6 +188,12 @@ def fit_heads(
             state["stale"] += 1
     if best is not None:
         model.load_state_dict(best)
+    if model.clinical_head is not None and c is not None:
+        model.eval()
+        with torch.no_grad():
+            image_val, _ = model.classify(x[val_rows], c[val_rows])  # clinical weight still 0
+        fit_clinical_expert(model, c, y, split, image_val, hp, config, seed)
+        state["best"] = _score(model, x[val_rows], c[val_rows], targets[val])
     _LOG.info(
         "heads on frozen %s: %d epochs, validation %.3f, tumor Dice %.3f",
         init_weights.name, state["epoch"], state["best"], tau,

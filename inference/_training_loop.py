@@ -14,6 +14,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
+from inference._training_experts import fit_clinical_expert, is_clinical_param
 from inference._training_frozen import fit_heads
 from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, selection_score
@@ -341,6 +342,7 @@ def fit_model(
         window_size=config.window_size,
         image_pooling=config.image_pooling,
         clinical_dropout=0.0 if mode is ModelMode.TABULAR_ONLY else config.clinical_dropout,
+        fusion=config.fusion,
     )
     model = ResectabilityNet(model_config)
     if config.freeze_image_branch and mode is not ModelMode.TABULAR_ONLY:
@@ -352,7 +354,12 @@ def fit_model(
         copied = load_image_branch(model, init_weights)
         _LOG.info("%s: image branch (%d tensors) from %s", checkpoint.stem, copied, init_weights)
     model = model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=config.weight_decay)
+    # Logit-sum fusion: the clinical expert has its own stage after this loop.
+    params = [
+        p for n, p in model.named_parameters()
+        if model.clinical_head is None or not is_clinical_param(n)
+    ]  # fmt: skip
+    optimiser = torch.optim.AdamW(params, lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     label_weights = None
     if config.seg_label_balance == "median_frequency" and mode is not ModelMode.TABULAR_ONLY:
@@ -430,12 +437,37 @@ def fit_model(
             progress(int(state["epoch"]), limit, loss)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
+    if model.clinical_head is not None:
+        state["best"] = _expert_stage(model, arrays, features, (train, val), hp, config, seed)
     if model.clinical_mlp is not None:
         model.store_clinical_mean(feats[train].to(device))
     model.cpu()
     return FitResult(
         model, preprocessor, float(state["best"]), int(state["epoch"]), float(state["tau"])
     )
+
+
+def _expert_stage(
+    model: ResectabilityNet,
+    arrays: CohortArrays,
+    features: npt.NDArray[np.float32],
+    split: tuple[IntArray, IntArray],
+    hp: HyperParams,
+    config: TrainConfig,
+    seed: int,
+) -> float:
+    """Fit the clinical expert of a logit-sum model; its validation score afterwards."""
+    device = next(model.parameters()).device
+    val = split[1]
+    # Log-probabilities differ from the logits by a per-row constant: the same softmax.
+    image = predict(model, arrays, val, features, device).probs
+    image_logits = torch.from_numpy(np.log(np.clip(image, 1e-12, None))).float()
+    fit_clinical_expert(
+        model, torch.from_numpy(features).to(device),
+        torch.from_numpy(arrays.targets).to(device), split, image_logits, hp, config, seed,
+    )  # fmt: skip
+    probs = predict(model, arrays, val, features, device).probs
+    return selection_score(arrays.targets[val].tolist(), probs)
 
 
 @dataclass(frozen=True)

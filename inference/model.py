@@ -15,6 +15,14 @@ Image pooling (:class:`ImagePooling`): ``global`` is METHOD.md's; ``contact`` ap
 the tumor-vessel interface of the network's own segmentation (fused vector 320-d), because the
 global average did not carry the contact that decides the class (see that module).
 
+Fusion (:class:`FusionMode`): ``concat`` is METHOD.md's; ``logit_sum`` gives the fusion head the
+image vector alone and adds the logits of a linear clinical expert on the centred 32-d clinical
+embedding, scaled by a weight fitted on inner-validation rows (stacking, see
+:mod:`inference._training_experts`): on a cohort of a hundred training rows the concatenated head
+learned clinical patterns that did not generalise, while a product of separately trained experts
+can only add what the validation rows confirm. A knocked-out patient's clinical logits are
+exactly zero, so knock-out is the image expert alone.
+
 Ablation modes: ``multimodal`` (the paper's model), ``ct_only`` (image vector -> head, the
 segmentation head kept) and ``tabular_only`` (clinical MLP -> head; no image network at all).
 
@@ -41,6 +49,7 @@ __all__ = [
     "FEATURE_SIZES",
     "IMAGE_EMBEDDING",
     "NCCN_CLASSES",
+    "FusionMode",
     "ImagePooling",
     "ModelConfig",
     "ModelMode",
@@ -66,6 +75,15 @@ class ImagePooling(StrEnum):
     """METHOD.md: the bottleneck averaged over the cube -> 256-d."""
     CONTACT = "contact"
     """The 256-d global vector plus a 32-d contact vector read at the tumor-vessel interface."""
+
+
+class FusionMode(StrEnum):
+    """How the clinical embedding reaches the logits (multimodal mode only)."""
+
+    CONCAT = "concat"
+    """METHOD.md: image and clinical vectors concatenated -> fusion head."""
+    LOGIT_SUM = "logit_sum"
+    """Image vector -> fusion head, plus ``clinical_weight`` x a linear clinical expert."""
 
 
 class ModelMode(StrEnum):
@@ -107,6 +125,8 @@ class ModelConfig:
         batch's mean embedding, as knock-out replaces it by the training mean at inference.
         It keeps the head from leaning on the clinical rows alone and trains the knock-out
         path (imaging only when the registry is unreachable); 0 is METHOD.md's model.
+    fusion
+        :class:`FusionMode` value; ``"concat"`` is METHOD.md's model.
 
     Raises
     ------
@@ -124,6 +144,7 @@ class ModelConfig:
     window_size: int = 7
     image_pooling: str = ImagePooling.GLOBAL.value
     clinical_dropout: float = 0.0
+    fusion: str = FusionMode.CONCAT.value
 
     def __post_init__(self) -> None:
         if self.feature_size not in FEATURE_SIZES:
@@ -133,6 +154,7 @@ class ModelConfig:
             )
         ModelMode(self.mode)
         ImagePooling(self.image_pooling)
+        FusionMode(self.fusion)
         if self.clinical_features < 1 or self.fusion_hidden < 1 or self.seg_classes < 2:
             raise ValueError("clinical_features, fusion_hidden and seg_classes must be positive")
         rates = (self.dropout, self.dropout_path, self.clinical_dropout)
@@ -145,6 +167,11 @@ class ModelConfig:
     def model_mode(self) -> ModelMode:
         """The mode as an enum."""
         return ModelMode(self.mode)
+
+    @property
+    def clinical_expert(self) -> bool:
+        """Whether the clinical embedding reaches the logits through a separate expert."""
+        return self.fusion == FusionMode.LOGIT_SUM and self.model_mode is ModelMode.MULTIMODAL
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the bundle)."""
@@ -190,6 +217,7 @@ class ResectabilityNet(nn.Module):
 
     clinical_mean: torch.Tensor
     clinical_mean_set: torch.Tensor
+    clinical_weight: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -225,10 +253,15 @@ class ResectabilityNet(nn.Module):
             if contact
             else None
         )
+        # The linear clinical expert of logit-sum fusion (trained alone, then weighted).
+        self.clinical_head = (
+            nn.Linear(CLINICAL_EMBEDDING, len(NCCN_CLASSES)) if config.clinical_expert else None
+        )
+        concatenated = self.clinical_mlp is not None and self.clinical_head is None
         fused = (
             (IMAGE_EMBEDDING if self.swin is not None else 0)
             + (CONTACT_EMBEDDING if contact else 0)
-            + (CLINICAL_EMBEDDING if self.clinical_mlp is not None else 0)
+            + (CLINICAL_EMBEDDING if concatenated else 0)
         )
         self.fusion_head = nn.Sequential(
             nn.LayerNorm(fused),
@@ -240,6 +273,9 @@ class ResectabilityNet(nn.Module):
         )
         self.register_buffer("clinical_mean", torch.zeros(CLINICAL_EMBEDDING))
         self.register_buffer("clinical_mean_set", torch.zeros((), dtype=torch.bool))
+        if self.clinical_head is not None:
+            # 0 until fitted: the image expert trains alone first.
+            self.register_buffer("clinical_weight", torch.zeros(()))
 
     @property
     def fused_features(self) -> int:
@@ -350,6 +386,7 @@ class ResectabilityNet(nn.Module):
             On missing inputs or knock-out before :meth:`store_clinical_mean`.
         """
         parts: list[torch.Tensor] = []
+        expert: torch.Tensor | None = None
         batch = _batch_size(pooled, clinical)
         if self.swin is not None:
             if pooled is None:
@@ -369,9 +406,30 @@ class ResectabilityNet(nn.Module):
                     embedding = torch.where(knocked[:, None], mean, embedding)
             if bool(knocked.any()) and not bool(self.clinical_mean_set):
                 raise ValueError("clinical knock-out needs a stored training-mean embedding")
-            parts.append(embedding)
+            if self.clinical_head is None:
+                parts.append(embedding)
+            else:
+                expert = self.clinical_weight * nn.functional.linear(
+                    embedding - self.clinical_mean, self.clinical_head.weight
+                )
         logits: torch.Tensor = self.fusion_head(torch.cat(parts, dim=1))
+        if expert is not None:
+            # Centred on the training-mean embedding: a knocked-out patient adds exactly 0.
+            logits = logits + expert
         return logits, knocked
+
+    def clinical_expert_logits(self, clinical: torch.Tensor) -> torch.Tensor:
+        """``(B, 3)`` logits of the clinical expert alone (logit-sum fusion), for its training.
+
+        Raises
+        ------
+        ValueError
+            Unless the model has a clinical expert (``fusion="logit_sum"``, multimodal).
+        """
+        if self.clinical_head is None:
+            raise ValueError("this model has no clinical expert (fusion is not logit_sum)")
+        out: torch.Tensor = self.clinical_head(self.embed_clinical(clinical))
+        return out
 
     def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Segmentation logits and the pooled image features, before any projection.
