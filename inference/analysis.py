@@ -63,7 +63,7 @@ from inference._analysis_post import (
     to_ct_grid,
 )
 from inference._writer_common import load_source_headers
-from inference.bundle import BundleError, LoadedBundle, load_bundle, sha256_file
+from inference.bundle import BundleError, BundleMember, LoadedBundle, load_bundle, sha256_file
 from inference.clinical_preprocessing import clinical_matrix
 from inference.dataset import preprocess_volume
 from inference.measurements import MeasurementResult, measure
@@ -88,6 +88,7 @@ __all__ = [
     "LandmarkLocaliser",
     "LocalisationEstimate",
     "Localiser",
+    "clinical_weight_notes",
     "default_localiser",
     "resolve_device",
 ]
@@ -212,6 +213,28 @@ def _clinical_use(
         registry_status=registry_status,
     )
     return use, ()
+
+
+def clinical_weight_notes(members: Sequence[BundleMember]) -> tuple[str, ...]:
+    """A note when logit-sum fusion gave every clinical expert weight 0 (inputs read, unused).
+
+    Parameters
+    ----------
+    members
+        The bundle's models.
+
+    Returns
+    -------
+    tuple of str
+        The note, or nothing for other models and for a clinical expert with a weight.
+    """
+    weights = [float(m.model.clinical_weight) for m in members if m.model.clinical_head is not None]
+    if weights and max(weights) == 0.0:
+        return (
+            "the model's clinical expert has weight 0 (no gain on its validation patients): "
+            "the category rests on the CT alone",
+        )
+    return ()
 
 
 def default_localiser(bundle: LoadedBundle) -> Localiser:
@@ -365,6 +388,8 @@ class Analyzer:
         notes.extend(measured.warnings)
         clinical_use, clinical_notes = _clinical_use(clinical, ensemble, registry_status)
         notes.extend(clinical_notes)
+        if not clinical_use.knocked_out:
+            notes.extend(clinical_weight_notes(self._bundle.members))
         if len(self._bundle.members) == 1:
             notes.append("single-model bundle: no ensemble spread (uncertainty 0)")
         result = self._result(source, ensemble, measured, loc, clinical_use, job_id, notes)

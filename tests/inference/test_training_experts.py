@@ -12,8 +12,11 @@ from inference._model_swin import bottleneck_channels
 from inference._training_config import HyperParams
 from inference._training_experts import WEIGHT_GRID, fit_clinical_expert
 from inference._training_loop import CohortArrays
-from inference.bundle import load_bundle
+from inference.analysis import clinical_weight_notes
+from inference.bundle import BundleMember, load_bundle
+from inference.clinical_preprocessing import ClinicalPreprocessor
 from inference.model import ModelConfig, ModelMode, ResectabilityNet
+from pancreas_contracts.clinical import CLINICAL_VARIABLES
 from tests.inference._training_arrays import tiny_arrays, tiny_config, train_in_memory
 
 torch.set_num_threads(2)
@@ -119,3 +122,12 @@ def test_a_logit_sum_run_trains_its_experts_and_ships_the_weight(
     assert model.config.fusion == "logit_sum" and model.clinical_head is not None
     assert min(abs(float(model.clinical_weight) - w) for w in WEIGHT_GRID) < 1e-6
     assert bool(model.clinical_mean_set)
+
+
+def test_a_result_says_when_the_clinical_expert_has_no_weight() -> None:
+    preprocessor = ClinicalPreprocessor().fit(np.zeros((3, len(CLINICAL_VARIABLES))))
+    member = BundleMember(_net(), preprocessor)
+    assert "weight 0" in clinical_weight_notes([member])[0]
+    member.model.clinical_weight.fill_(0.3)
+    assert clinical_weight_notes([member]) == ()
+    assert clinical_weight_notes([BundleMember(_net("concat"), preprocessor)]) == ()
