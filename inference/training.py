@@ -302,6 +302,17 @@ def _pathway(config: TrainConfig) -> str:
     return pooling
 
 
+def _fusion(members: list[BundleMember]) -> str:
+    weights = [float(m.model.clinical_weight) for m in members if m.model.clinical_head is not None]
+    if not weights:
+        return "concatenated image and clinical vectors -> fusion head (METHOD.md)"
+    listed = ", ".join(f"{w:.2f}" for w in weights)
+    return (
+        "logit sum: image expert + clinical expert x weight fitted on inner validation "
+        f"(weight per fold: {listed})"
+    )
+
+
 def train_cohort(
     data_dir: Path,
     out: Path,
@@ -360,6 +371,7 @@ def train_cohort(
         f"grid: {len(config.grid())} point(s); max epochs {config.max_epochs}, "
         f"patience {config.patience}",
         f"- image pathway: {_pathway(config)}",
+        f"- fusion: {_fusion(members)}",
         f"- training data sha256: {digest}",
     ]
     summary = write_report(out / "report.md", trainer.folds, header)

@@ -122,6 +122,8 @@ def test_a_logit_sum_run_trains_its_experts_and_ships_the_weight(
     assert model.config.fusion == "logit_sum" and model.clinical_head is not None
     assert min(abs(float(model.clinical_weight) - w) for w in WEIGHT_GRID) < 1e-6
     assert bool(model.clinical_mean_set)
+    report = (run.out / "report.md").read_text()
+    assert "fusion: logit sum" in report and f"{float(model.clinical_weight):.2f})" in report
 
 
 def test_a_result_says_when_the_clinical_expert_has_no_weight() -> None:

@@ -56,6 +56,7 @@ def test_only_the_heads_train_and_the_cohort_is_encoded_once(
                    for k, v in trained.items())  # fmt: skip
     report = (run.out / "report.md").read_text()
     assert "contact pooling" in report and "image branch frozen" in report
+    assert "fusion: concatenated image and clinical vectors" in report
     multimodal = load_bundle(run.bundle_json.parent).members[0].model.config
     tabular = load_bundle(run.ablation_bundles["tabular_only"].parent).members[0].model.config
     assert (multimodal.clinical_dropout, tabular.clinical_dropout) == (0.5, 0.0)
