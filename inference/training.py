@@ -30,6 +30,7 @@ from inference._localiser_bundle import ship_localiser
 from inference._parallel import ordered_map
 from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
+from inference._training_frozen import classify_pooled, pooled_cache
 from inference._training_geometry import GeometryClassifier, contact_features
 from inference._training_init import image_branch_weights
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
@@ -46,7 +47,7 @@ from inference.dataset import (
     preprocess_case,
     source_fingerprint,
 )
-from inference.model import ImagePooling, ModelMode
+from inference.model import ImagePooling, ModelMode, ResectabilityNet
 
 __all__ = ["TrainingRun", "load_cohort", "train_cohort"]
 
@@ -221,6 +222,16 @@ class _Trainer:
         labels.extend(truth.tolist())
         chunks.append(probs)
 
+    def _test_probs(
+        self, model: ResectabilityNet, split: FoldSplit, features: npt.NDArray[np.float32] | None
+    ) -> npt.NDArray[np.float64]:
+        """Test-row probabilities; over a frozen branch, from the fold's cached encodings."""
+        if self.config.freeze_image_branch and model.swin is not None and self.init:
+            cache = pooled_cache(self.out / "checkpoints" / "pooled", self.init[split.fold])
+            if cache.is_file():
+                return classify_pooled(model, cache, split.test, features, self.device)
+        return predict(model, self.arrays, split.test, features, self.device).probs
+
     def run_fold(self, split: FoldSplit) -> BundleMember:
         cfg, base_seed = self.config, self.config.seed * 10_000 + split.fold * 100
         mode, adaptive, grid = ModelMode.MULTIMODAL, cfg.adaptive_weights, cfg.grid()
@@ -245,8 +256,8 @@ class _Trainer:
                 for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
         self._record("multimodal", split, pred.probs, dice=dice, epochs=best.epochs, hp=hp.key())
         if "knockout" in self.folds:
-            ko = predict(best.model, self.arrays, split.test, None, self.device)
-            self._record("knockout", split, ko.probs, hp=hp.key())
+            ko = self._test_probs(best.model, split, None)
+            self._record("knockout", split, ko, hp=hp.key())
         if "geometry" in self.folds:
             train_angles = np.stack([contact_features(self.arrays.labels[i]) for i in split.train])
             test_angles = np.stack([contact_features(s) for s in pred.segmentation])
@@ -257,8 +268,8 @@ class _Trainer:
         for variant, job in ablations:
             fit = self._fit(split, job)
             vfeats = fit.preprocessor.transform(self.arrays.clinical).features
-            vpred = predict(fit.model, self.arrays, split.test, vfeats, self.device)
-            self._record(variant, split, vpred.probs, epochs=fit.epochs, hp=hp.key())
+            vprobs = self._test_probs(fit.model, split, vfeats)
+            self._record(variant, split, vprobs, epochs=fit.epochs, hp=hp.key())
             self.ablation_members.setdefault(variant, []).append(
                 BundleMember(fit.model, fit.preprocessor)
             )

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference._training_loop import CohortArrays
+from inference._training_frozen import classify_pooled, encode_cohort, pooled_cache
+from inference._training_loop import CohortArrays, predict
 from inference.bundle import load_bundle
 from inference.model import ResectabilityNet
 from tests.inference._training_arrays import tiny_arrays, tiny_config, train_in_memory
@@ -80,3 +81,18 @@ def test_freezing_needs_a_warm_start() -> None:
         _config(image_pooling="max")
     with pytest.raises(ValueError, match="clinical_dropout must lie"):
         _config(clinical_dropout=1.0)
+
+
+def test_cached_encodings_classify_as_the_whole_model_does(
+    arrays: CohortArrays, source: Path, tmp_path: Path
+) -> None:
+    member = load_bundle(source).members[0]
+    model, cpu = member.model, torch.device("cpu")
+    rows = np.arange(len(arrays.targets))
+    cache = pooled_cache(tmp_path, next(source.glob("model-*.safetensors")))
+    encode_cohort(model, arrays.images, arrays.labels, rows[:2], cpu, cache)
+    features = member.preprocessor.transform(arrays.clinical).features
+    for clinical in (features, None):  # None: the knock-out path
+        whole = predict(model, arrays, rows[2:], clinical, cpu).probs
+        cached = classify_pooled(model, cache, rows[2:], clinical, cpu)
+        np.testing.assert_allclose(cached, whole, atol=1e-5)
