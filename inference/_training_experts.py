@@ -30,7 +30,7 @@ from inference._training_config import HyperParams, TrainConfig
 from inference.losses import ClassificationLoss
 from inference.model import ResectabilityNet
 
-__all__ = ["WEIGHT_GRID", "fit_clinical_expert", "is_clinical_param"]
+__all__ = ["WEIGHT_GRID", "fit_clinical_expert", "image_expert_params"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,9 +40,20 @@ WEIGHT_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(41))
 IntArray = npt.NDArray[np.int64]
 
 
-def is_clinical_param(name: str) -> bool:
-    """Whether a parameter belongs to the clinical expert (not trained with the image expert)."""
+def _is_clinical_param(name: str) -> bool:
     return name.startswith(("clinical_mlp.", "clinical_head."))
+
+
+def image_expert_params(model: ResectabilityNet) -> list[torch.nn.Parameter]:
+    """The trainable parameters of a fit's first stage.
+
+    All of them, except that a logit-sum model's clinical expert waits for its own stage.
+    """
+    expert = model.clinical_head is not None
+    return [
+        p for n, p in model.named_parameters()
+        if p.requires_grad and not (expert and _is_clinical_param(n))
+    ]  # fmt: skip
 
 
 def fit_clinical_expert(
@@ -54,7 +65,7 @@ def fit_clinical_expert(
     hp: HyperParams,
     config: TrainConfig,
     seed: int,
-) -> float:
+) -> tuple[float, torch.Tensor]:
     """Train ``model``'s clinical expert in place, store the mean embedding, fit its weight.
 
     Parameters
@@ -76,8 +87,10 @@ def fit_clinical_expert(
 
     Returns
     -------
-    float
-        The chosen clinical weight (also stored in ``model.clinical_weight``).
+    tuple
+        The chosen clinical weight (also stored in ``model.clinical_weight``) and the
+        ``(len(val), 3)`` summed logits of ``val`` at that weight, the model's own output
+        there, so a caller scores the validation rows without another pass.
 
     Raises
     ------
@@ -89,7 +102,7 @@ def fit_clinical_expert(
     train, val = split
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    params = [p for n, p in model.named_parameters() if is_clinical_param(n)]
+    params = [p for n, p in model.named_parameters() if _is_clinical_param(n)]
     optimiser = torch.optim.AdamW(params, lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     loss_fn = ClassificationLoss(config.class_weights).to(features.device)
@@ -106,9 +119,9 @@ def fit_clinical_expert(
             optimiser.step()
         scheduler.step()
     model.store_clinical_mean(features[train])
-    weight = _fit_weight(model, features[val], targets[val], image_logits_val, loss_fn)
+    weight, summed = _fit_weight(model, features[val], targets[val], image_logits_val, loss_fn)
     _LOG.info("clinical expert: %d epochs, weight %.2f", config.max_epochs, weight)
-    return weight
+    return weight, summed
 
 
 def _fit_weight(
@@ -117,16 +130,14 @@ def _fit_weight(
     y_val: torch.Tensor,
     image_logits_val: torch.Tensor,
     loss_fn: ClassificationLoss,
-) -> float:
-    """The grid weight with the lowest validation cross-entropy of the summed logits."""
-    assert model.clinical_head is not None
+) -> tuple[float, torch.Tensor]:
+    """The grid weight with the lowest validation cross-entropy, and the summed logits there."""
     model.eval()
     with torch.no_grad():
-        embedding = model.embed_clinical(x_val) - model.clinical_mean
-        clinical = torch.nn.functional.linear(embedding, model.clinical_head.weight)
+        clinical = model.centred_clinical_logits(model.embed_clinical(x_val))
         image = image_logits_val.to(clinical.device).float()
         losses = [float(loss_fn(image + w * clinical, y_val)) for w in WEIGHT_GRID]
     # The smallest weight among equal losses: no clinical evidence without a gain.
     weight = WEIGHT_GRID[int(np.argmin(losses))]
     model.clinical_weight.fill_(weight)
-    return weight
+    return weight, image + weight * clinical

@@ -25,7 +25,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
-from inference._training_experts import fit_clinical_expert, is_clinical_param
+from inference._training_experts import fit_clinical_expert, image_expert_params
 from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, selection_score
 from inference.bundle import sha256_file
@@ -204,11 +204,7 @@ def fit_heads(
     x = torch.from_numpy(pooled).to(device)
     c = torch.from_numpy(features).to(device) if model.clinical_mlp is not None else None
     y = torch.from_numpy(targets).to(device)
-    # Logit-sum fusion: the image expert first, the clinical expert after (its own stage).
-    params = [
-        p for n, p in model.named_parameters()
-        if p.requires_grad and not (model.clinical_head is not None and is_clinical_param(n))
-    ]  # fmt: skip
+    params = image_expert_params(model)
     optimiser = torch.optim.AdamW(params, lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     loss_fn = ClassificationLoss(config.class_weights).to(device)
@@ -241,8 +237,9 @@ def fit_heads(
         model.eval()
         with torch.no_grad():
             image_val, _ = model.classify(x[val_rows], c[val_rows])  # clinical weight still 0
-        fit_clinical_expert(model, c, y, split, image_val, hp, config, seed)
-        state["best"] = _score(model, x[val_rows], c[val_rows], targets[val])
+        _, summed = fit_clinical_expert(model, c, y, split, image_val, hp, config, seed)
+        probs = torch.softmax(summed, dim=1).cpu().numpy()
+        state["best"] = selection_score(targets[val].tolist(), probs)
     _LOG.info(
         "heads on frozen %s: %d epochs, validation %.3f, tumor Dice %.3f",
         init_weights.name, state["epoch"], state["best"], tau,

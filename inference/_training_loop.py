@@ -14,7 +14,7 @@ import numpy.typing as npt
 import torch
 
 from inference._training_config import HyperParams, TrainConfig
-from inference._training_experts import fit_clinical_expert, is_clinical_param
+from inference._training_experts import fit_clinical_expert, image_expert_params
 from inference._training_frozen import fit_heads
 from inference._training_init import load_image_branch
 from inference._training_metrics import DICE_GROUPS, selection_score
@@ -355,10 +355,7 @@ def fit_model(
         _LOG.info("%s: image branch (%d tensors) from %s", checkpoint.stem, copied, init_weights)
     model = model.to(device)
     # Logit-sum fusion: the clinical expert has its own stage after this loop.
-    params = [
-        p for n, p in model.named_parameters()
-        if model.clinical_head is None or not is_clinical_param(n)
-    ]  # fmt: skip
+    params = image_expert_params(model)
     optimiser = torch.optim.AdamW(params, lr=hp.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     label_weights = None
@@ -462,11 +459,11 @@ def _expert_stage(
     # Log-probabilities differ from the logits by a per-row constant: the same softmax.
     image = predict(model, arrays, val, features, device).probs
     image_logits = torch.from_numpy(np.log(np.clip(image, 1e-12, None))).float()
-    fit_clinical_expert(
+    _, summed = fit_clinical_expert(
         model, torch.from_numpy(features).to(device),
         torch.from_numpy(arrays.targets).to(device), split, image_logits, hp, config, seed,
     )  # fmt: skip
-    probs = predict(model, arrays, val, features, device).probs
+    probs = torch.softmax(summed, dim=1).cpu().numpy()
     return selection_score(arrays.targets[val].tolist(), probs)
 
 

@@ -228,7 +228,7 @@ def clinical_weight_notes(members: Sequence[BundleMember]) -> tuple[str, ...]:
     tuple of str
         The note, or nothing for other models and for a clinical expert with a weight.
     """
-    weights = [float(m.model.clinical_weight) for m in members if m.model.clinical_head is not None]
+    weights = [w for m in members if (w := m.model.clinical_expert_weight) is not None]
     if weights and max(weights) == 0.0:
         return (
             "the model's clinical expert has weight 0 (no gain on its validation patients): "

@@ -409,14 +409,29 @@ class ResectabilityNet(nn.Module):
             if self.clinical_head is None:
                 parts.append(embedding)
             else:
-                expert = self.clinical_weight * nn.functional.linear(
-                    embedding - self.clinical_mean, self.clinical_head.weight
-                )
+                expert = self.clinical_weight * self.centred_clinical_logits(embedding)
         logits: torch.Tensor = self.fusion_head(torch.cat(parts, dim=1))
         if expert is not None:
             # Centred on the training-mean embedding: a knocked-out patient adds exactly 0.
             logits = logits + expert
         return logits, knocked
+
+    @property
+    def clinical_expert_weight(self) -> float | None:
+        """The fitted weight of the clinical expert; ``None`` without one (not logit sum)."""
+        return None if self.clinical_head is None else float(self.clinical_weight)
+
+    def centred_clinical_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Unweighted clinical-expert logits of ``(B, 32)`` embeddings, centred on the mean.
+
+        Raises
+        ------
+        ValueError
+            Unless the model has a clinical expert (``fusion="logit_sum"``, multimodal).
+        """
+        if self.clinical_head is None:
+            raise ValueError("this model has no clinical expert (fusion is not logit_sum)")
+        return nn.functional.linear(embedding - self.clinical_mean, self.clinical_head.weight)
 
     def clinical_expert_logits(self, clinical: torch.Tensor) -> torch.Tensor:
         """``(B, 3)`` logits of the clinical expert alone (logit-sum fusion), for its training.

@@ -314,7 +314,7 @@ def _pathway(config: TrainConfig) -> str:
 
 
 def _fusion(members: list[BundleMember]) -> str:
-    weights = [float(m.model.clinical_weight) for m in members if m.model.clinical_head is not None]
+    weights = [w for m in members if (w := m.model.clinical_expert_weight) is not None]
     if not weights:
         return "concatenated image and clinical vectors -> fusion head (METHOD.md)"
     listed = ", ".join(f"{w:.2f}" for w in weights)

@@ -76,7 +76,9 @@ def _stack(informative: bool) -> tuple[float, float, float]:
     hp = HyperParams(lr=1e-3, feature_size=12, batch_size=32, seg_coefficients=(0.4, 0.4, 0.2))
     y = torch.from_numpy(targets)
     config = tiny_config(max_epochs=30, weight_decay=1e-2)
-    weight = fit_clinical_expert(net, torch.from_numpy(features), y, split, image, hp, config, 0)
+    weight, summed_val = fit_clinical_expert(
+        net, torch.from_numpy(features), y, split, image, hp, config, 0
+    )
     assert float(net.clinical_weight) == pytest.approx(weight) and weight in WEIGHT_GRID
     assert bool(net.clinical_mean_set)
     loss = torch.nn.CrossEntropyLoss(weight=torch.tensor(config.class_weights))
@@ -85,6 +87,7 @@ def _stack(informative: bool) -> tuple[float, float, float]:
         assert net.clinical_head is not None
         clinical = embedding @ net.clinical_head.weight.T
         summed = image.float() + weight * clinical
+    torch.testing.assert_close(summed_val, summed)  # the caller's validation logits
     y_val = y[150:]
     return weight, float(loss(image.float(), y_val)), float(loss(summed, y_val))
 
