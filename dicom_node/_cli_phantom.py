@@ -42,6 +42,7 @@ def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
 def _options(
     classes: str,
     label_noise: float,
+    biological_borderline: float,
     fov_mm: str,
     pixel_spacing: float | None,
     slice_thickness: float | None,
@@ -54,6 +55,7 @@ def _options(
     return PhantomOptions(
         class_counts=(counts[0], counts[1], counts[2]),
         label_noise=label_noise,
+        biological_borderline=biological_borderline,
         fov_mm=(fov[0], fov[1], fov[2]),
         pixel_spacing=pixel_spacing,
         slice_thickness=slice_thickness,
@@ -80,6 +82,14 @@ def phantom_command(
     label_noise: Annotated[
         float, typer.Option("--label-noise", help="Probability of flipping a patient's NCCN label.")
     ] = 0.05,
+    biological_borderline: Annotated[
+        float,
+        typer.Option(
+            "--biological-borderline",
+            help="Fraction of borderline patients who are borderline on CA 19-9 > 500 U/mL alone"
+            " (IAP 2017 BR-B; 0: anatomical labels only, the cohorts before 0.x).",
+        ),
+    ] = 0.25,
     pixel_spacing: Annotated[
         float | None,
         typer.Option("--pixel-spacing", help="In-plane spacing in mm [random 0.6-0.9]."),
@@ -110,6 +120,7 @@ def phantom_command(
     options = _options(
         classes,
         label_noise,
+        biological_borderline,
         fov_mm,
         pixel_spacing,
         slice_thickness,

@@ -54,8 +54,12 @@ class TrainConfig:
     (``w_seg = w_cls = 1``). A fit that never reaches it keeps its last state.
 
     ``init_from``: a bundle directory whose image branch starts every fit that has one
-    (:mod:`inference._training_init`); it must have been trained on the same cohort with the
-    same split, or the run is refused. Empty: every fit starts from its seeded initialisation.
+    (:mod:`inference._training_init`). With ``init_from_cohort = "same"`` it must have been
+    trained on the same cohort with the same split, or the run is refused. With
+    ``"independent"`` it was trained on another cohort that shares no patient with this one
+    (another phantom seed, another site), the way the paper's BTCV pretraining is: its
+    training data sha256 must then differ from this run's. Empty: every fit starts from its
+    seeded initialisation.
 
     ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
     of :mod:`inference._model_contact`. ``freeze_image_branch``: keep ``init_from``'s image
@@ -96,6 +100,7 @@ class TrainConfig:
     weights_dtype: str = "float32"
     selection_min_tumor_dice: float = 0.5
     init_from: str = ""
+    init_from_cohort: str = "same"
     image_pooling: str = "global"
     freeze_image_branch: bool = False
     clinical_dropout: float = 0.0
@@ -130,6 +135,9 @@ class TrainConfig:
             raise ValueError(f"fusion must be concat or logit_sum, got {self.fusion!r}")
         if not 0.0 <= self.clinical_dropout < 1.0:
             raise ValueError("clinical_dropout must lie in [0, 1)")
+        if self.init_from_cohort not in ("same", "independent"):
+            cohort = self.init_from_cohort
+            raise ValueError(f"init_from_cohort must be same or independent, got {cohort!r}")
         if self.freeze_image_branch and not self.init_from:
             raise ValueError("freeze_image_branch needs init_from (the image branch to keep)")
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):

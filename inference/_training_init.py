@@ -1,4 +1,4 @@
-"""Start a run's image branch from an earlier bundle trained on the same rows.
+"""Start a run's image branch from an earlier bundle trained on the same rows, or on none of them.
 
 The paper initialises its Swin-UNETR from BTCV-pretrained weights, which cannot be reached
 here. What can be reached is an earlier bundle of our own, and its segmentation network is a
@@ -6,7 +6,11 @@ head start for a new run as long as it saw none of the new run's test rows. That
 when the earlier bundle was trained on the same preprocessed cohort (same training data
 sha256) with the same split seed and number of outer folds: its member ``k`` was then fitted
 on outer fold ``k``'s inner training rows and selected on its inner validation rows, the rows
-the new fold ``k`` fits and selects on too. Anything else is refused with a one-line reason.
+the new fold ``k`` fits and selects on too. It also holds when the earlier bundle was trained
+on an independent cohort that shares no patient with the new one (``init_from_cohort =
+"independent"``: another phantom seed, another site), as the paper's BTCV weights were; every
+fold then starts from the earlier bundle's first member, and the two cohorts' training data
+sha256 must differ. Anything else is refused with a one-line reason.
 
 Only the image branch is copied (the Swin-UNETR encoder, decoder and segmentation head, and
 the bottleneck projection); the clinical MLP and the fusion head start from their seeded
@@ -36,9 +40,16 @@ IMAGE_BRANCH: Final = ("swin.", "image_projection.")
 def _mismatch(meta: Mapping[str, Any], digest: str, config: TrainConfig) -> str | None:
     """Why the bundle ``meta`` cannot start this run, or ``None`` when it can."""
     source = meta.get("training", {}).get("config", {})
-    if meta.get("training_data_sha256") != digest:
+    same = meta.get("training_data_sha256") == digest
+    keys = ["target_size", "cube_mm", "window_size"]
+    if config.init_from_cohort == "independent":
+        if same:
+            return "it was trained on this very cohort, which is not independent (use same)"
+    elif not same:
         return "it was trained on other data (training data sha256 differs)"
-    for key in ("seed", "outer_folds", "target_size", "cube_mm", "window_size"):
+    else:
+        keys = ["seed", "outer_folds", *keys]
+    for key in keys:
         if source.get(key) != getattr(config, key):
             return f"its {key} {source.get(key)!r} differs from this run's {getattr(config, key)!r}"
     return None
@@ -72,9 +83,11 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
     except BundleError as exc:
         raise ValueError(f"init_from: {exc}") from exc
     reason = _mismatch(loaded.meta, digest, config)
-    if reason is None and len(loaded.members) < config.folds_to_run:
+    independent = config.init_from_cohort == "independent"
+    wanted = 1 if independent else config.folds_to_run
+    if reason is None and len(loaded.members) < wanted:
         reason = f"it has {len(loaded.members)} member(s) for {config.folds_to_run} fold(s)"
-    used = loaded.members[: config.folds_to_run]
+    used = loaded.members[:wanted]
     # Every grid point of fold k starts from member k, so each must have the grid's one size.
     sizes = {m.model.config.feature_size for m in used}
     if reason is None and sizes != set(config.feature_size):
@@ -83,8 +96,9 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
         reason = "it has no image branch (tabular only)"
     if reason is not None:
         raise ValueError(f"init_from {bundle}: cannot start this run from it: {reason}")
-    entries = loaded.meta["members"][: config.folds_to_run]
-    return [loaded.path / str(entry["weights"]) for entry in entries]
+    entries = loaded.meta["members"][:wanted]
+    files = [loaded.path / str(entry["weights"]) for entry in entries]
+    return files * config.folds_to_run if independent else files
 
 
 def load_image_branch(model: ResectabilityNet, weights: Path) -> int:

@@ -8,6 +8,8 @@
 # run; each fit's time budget is what is left of it after the data are made, less RESERVE_S
 # for preprocessing, the post-fit ablations, packing and evaluation (on 2026-11-26, with 140 s,
 # the fresh-cohort evaluation did not finish inside a 600 s call). Wheels: scripts/device_wheels.sh.
+# TRAIN_SEED/TRAIN_N and FRESH_SEED/FRESH_N name the two phantom cohorts (the fresh one is made
+# while the model trains); ablation weight files of ABLATION_MAX_BYTES or more stay behind.
 # CONFIG defaults to the next run's protocol; bundles/demo/train-config-gpu.toml made the shipped
 # image branch (its heads: bundles/demo/train-config.toml, on the CPU).
 # EVALUATE=0 leaves out the fresh cohort and its evaluation (then run `pancreas-node evaluate`
@@ -18,7 +20,12 @@ WORK=${WORK:-/tmp/demo-train}
 DEADLINE_S=${DEADLINE_S:-560}
 RESERVE_S=${RESERVE_S:-200}
 TRAIN_N=${TRAIN_N:-159}
+TRAIN_SEED=${TRAIN_SEED:-11}
 FRESH_N=${FRESH_N:-60}
+FRESH_SEED=${FRESH_SEED:-22}
+# Ablation weight files larger than this stay behind (a CT-only model with its own 39 MB image
+# branch would not come back with the bundle's within the 64 MiB per call).
+ABLATION_MAX_BYTES=${ABLATION_MAX_BYTES:-70000000}
 CONFIG=${CONFIG:-scripts/demo_bundle_next.toml}
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0)) s] $*"; }
@@ -42,11 +49,11 @@ LOAD_PID=$!
 trap 'kill $LOAD_PID 2>/dev/null || true' EXIT
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-"${CLI[@]}" phantom --out "$WORK/cohort" --patients "$TRAIN_N" --seed 11 --workers 16 >/dev/null
-stamp "training cohort: $TRAIN_N phantoms (seed 11)"
+"${CLI[@]}" phantom --out "$WORK/cohort" --patients "$TRAIN_N" --seed "$TRAIN_SEED" --workers 16 >/dev/null
+stamp "training cohort: $TRAIN_N phantoms (seed $TRAIN_SEED)"
 if [ "${EVALUATE:-1}" != 0 ]; then
-    "${CLI[@]}" phantom --out "$WORK/fresh" --patients "$FRESH_N" --seed 22 --workers 16 >/dev/null
-    stamp "fresh cohort: $FRESH_N phantoms (seed 22)"
+    "${CLI[@]}" phantom --out "$WORK/fresh" --patients "$FRESH_N" --seed "$FRESH_SEED" --workers 16 >/dev/null &
+    FRESH_PID=$!
 fi
 
 ELAPSED=$(($(date +%s) - T0))
@@ -64,12 +71,15 @@ pack() {
     (cd "$WORK/bundle" && tar czf "$OUT/bundle-meta.tar.gz" --exclude='model-*.safetensors' \
         --exclude=checkpoints --exclude=cache --exclude='ablations/*/model-*.safetensors' .)
     (cd "$WORK/bundle" && find . -name 'model-*.safetensors' -not -path './checkpoints/*' \
+        \( -not -path './ablations/*' -o -size -"${ABLATION_MAX_BYTES}"c \) \
         | while read -r file; do
             split -b 15M -d "$file" "$OUT/$(echo "${file#./}" | sed 's|/|--|g').part"
         done)
 }
 pack && stamp "bundle packed"
 [ "${EVALUATE:-1}" != 0 ] || exit 0
+wait "$FRESH_PID"
+stamp "fresh cohort: $FRESH_N phantoms (seed $FRESH_SEED)"
 
 "${CLI[@]}" evaluate --bundle "$WORK/bundle" --bundle "$WORK/bundle/ablations/ct_only" \
     --bundle "$WORK/bundle/ablations/tabular_only" --data "$WORK/fresh" --out "$WORK/eval" \

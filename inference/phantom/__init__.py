@@ -13,7 +13,7 @@ or, without files, ``render_patient(plan_cohort(1, seed=1)[0])``.
 """
 
 from inference.phantom._anatomy import Material, Vessel
-from inference.phantom._clinical import MISSING_FRACTION
+from inference.phantom._clinical import BIOLOGICAL_CA19_9, MISSING_FRACTION
 from inference.phantom._cohort import (
     POSITIONS,
     PatientPlan,
@@ -50,6 +50,7 @@ from inference.phantom._tumor import (
 
 __all__ = [
     "ARTERIAL",
+    "BIOLOGICAL_CA19_9",
     "CLINICAL_COLUMNS",
     "FAT_PLANE_MM",
     "KEY_VESSELS",

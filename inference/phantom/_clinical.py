@@ -3,6 +3,9 @@
 The distributions are plausible for a PDAC cohort, not fitted to any real one: CA 19-9 rises
 with the category, neoadjuvant therapy is common for borderline and locally advanced disease,
 head tumors raise bilirubin (obstructive jaundice), and glucose and HbA1c follow diabetes.
+Where the cohort has biologically borderline patients (Isaji et al. 2017, "BR-B"), the
+baseline CA 19-9 of an anatomically resectable patient lies above :data:`BIOLOGICAL_CA19_9`
+exactly when the tumor board calls the patient borderline (:class:`CA199Condition`).
 About 15 % of the cells are missing: CA 19-9 after therapy (and its change) is missing when no
 neoadjuvant therapy was given, and the remaining cells are missing at random with
 per-variable propensities chosen so every patient's expected missing fraction is
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from enum import Enum
 from types import MappingProxyType
 
 import numpy as np
@@ -20,6 +24,28 @@ import numpy as np
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
 
 MISSING_FRACTION = 0.15
+#: Baseline CA 19-9 (U/mL) above which an anatomically resectable tumor is borderline
+#: resectable on biology (Isaji et al., Pancreatology 18:2-11, 2018: "BR-B").
+BIOLOGICAL_CA19_9 = 500.0
+# Rejection sampling needs about 3 draws for the rarest side (borderline, above 500 U/mL).
+_MAX_DRAWS = 200
+
+
+class CA199Condition(Enum):
+    """The side of :data:`BIOLOGICAL_CA19_9` a patient's baseline CA 19-9 is drawn on."""
+
+    ANY = "any"
+    AT_MOST = "at most"
+    ABOVE = "above"
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` (U/mL) lies on this side of the threshold."""
+        if self is CA199Condition.AT_MOST:
+            return value <= BIOLOGICAL_CA19_9
+        if self is CA199Condition.ABOVE:
+            return value > BIOLOGICAL_CA19_9
+        return True
+
 
 # Relative chance of a variable being missing at random: demographics are almost always
 # recorded, lifestyle and second-line labs often are not.
@@ -71,15 +97,29 @@ def _metabolic(rng: np.random.Generator, location: str) -> dict[str, float]:
     }
 
 
-def _tumor_markers(rng: np.random.Generator, target: int) -> dict[str, float]:
-    neoadjuvant = float(
-        rng.choice(3, p=((0.8, 0.15, 0.05), (0.25, 0.55, 0.2), (0.15, 0.6, 0.25))[target])
-    )
+def _baseline_ca19_9(rng: np.random.Generator, target: int) -> float:
     if rng.random() < 0.08:
         baseline = rng.uniform(0.5, 4.0)  # Lewis-antigen-negative non-secretors
     else:
         baseline = _lognormal(rng, (120.0, 280.0, 650.0)[target], 1.2)
-    baseline = _clip(baseline, 0.5, 150000.0, 1)
+    return _clip(baseline, 0.5, 150000.0, 1)
+
+
+def _tumor_markers(
+    rng: np.random.Generator, target: int, ca19_9: CA199Condition
+) -> dict[str, float]:
+    neoadjuvant = float(
+        rng.choice(3, p=((0.8, 0.15, 0.05), (0.25, 0.55, 0.2), (0.15, 0.6, 0.25))[target])
+    )
+    baseline = _baseline_ca19_9(rng, target)
+    for _ in range(_MAX_DRAWS):
+        if ca19_9.holds(baseline):
+            break
+        baseline = _baseline_ca19_9(rng, target)
+    else:  # pragma: no cover - probability below 1e-30
+        raise RuntimeError(
+            f"no baseline CA 19-9 {ca19_9.value} the threshold in {_MAX_DRAWS} draws"
+        )
     values = {
         "ca19_9_baseline": baseline,
         "cea": _clip(_lognormal(rng, (3.0, 4.2, 6.0)[target], 0.8), 0.2, 2000.0, 2),
@@ -95,15 +135,21 @@ def _tumor_markers(rng: np.random.Generator, target: int) -> dict[str, float]:
     return values
 
 
-def clinical_truth(target: int, location: str, rng: np.random.Generator) -> dict[str, float]:
+def clinical_truth(
+    target: int,
+    location: str,
+    rng: np.random.Generator,
+    ca19_9: CA199Condition = CA199Condition.ANY,
+) -> dict[str, float]:
     """Complete clinical values of one patient (no missingness applied).
 
     ``ca19_9_post`` and ``ca19_9_delta`` are absent when no neoadjuvant therapy was given.
+    ``ca19_9`` says on which side of :data:`BIOLOGICAL_CA19_9` the baseline lies.
     """
     return {
         **_demographics(rng, target),
         **_metabolic(rng, location),
-        **_tumor_markers(rng, target),
+        **_tumor_markers(rng, target, ca19_9),
     }
 
 

@@ -19,7 +19,7 @@ from types import MappingProxyType
 import numpy as np
 
 from inference.phantom._anatomy import Anatomy, build_anatomy
-from inference.phantom._clinical import clinical_truth, with_missingness
+from inference.phantom._clinical import CA199Condition, clinical_truth, with_missingness
 from inference.phantom._dicom_writer import TRANSFER_SYNTAXES, instance_uid
 from inference.phantom._geometry import Grid
 from inference.phantom._render import PhantomScan, hu_image, paint_anatomy
@@ -48,6 +48,7 @@ class _Stream(IntEnum):
     IMAGE = 3
     FILES = 4
     HEADER = 5
+    BOARD = 6
 
 
 def _check_class_counts(counts: tuple[float, ...]) -> None:
@@ -67,6 +68,14 @@ class PhantomOptions:
         allocated proportionally (METHOD.md's cohort: 85, 47, 27).
     label_noise
         Probability that a patient's NCCN label is flipped to another class.
+    biological_borderline
+        Fraction of the borderline patients whose tumor is anatomically resectable and who are
+        borderline on biology alone: CA 19-9 above
+        :data:`~inference.phantom.BIOLOGICAL_CA19_9` U/mL (Isaji et al., International
+        consensus on borderline resectable PDAC 2017, "BR-B"; cited by METHOD.md's paper). The
+        label is then the tumor board's category, which the CT alone cannot tell from
+        resectable, and resectable patients have CA 19-9 at or below the threshold (else they
+        would be BR-B). 0 gives purely anatomical labels and the cohorts of earlier versions.
     fov_mm
         Scanned field of view ``(x, y, z)`` in mm.
     pixel_spacing
@@ -91,6 +100,7 @@ class PhantomOptions:
 
     class_counts: tuple[float, float, float] = (85.0, 47.0, 27.0)
     label_noise: float = 0.05
+    biological_borderline: float = 0.25
     fov_mm: tuple[float, float, float] = (300.0, 300.0, 200.0)
     pixel_spacing: float | None = None
     slice_thickness: float | None = None
@@ -102,6 +112,10 @@ class PhantomOptions:
         _check_class_counts(self.class_counts)
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label noise must be within 0-1, got {self.label_noise}")
+        if not 0.0 <= self.biological_borderline <= 1.0:
+            raise ValueError(
+                f"biological borderline fraction must be within 0-1, got {self.biological_borderline}"
+            )
         if len(self.fov_mm) != 3 or any(not 20.0 <= f <= 1000.0 for f in self.fov_mm):
             raise ValueError(f"field of view must be three sizes of 20-1000 mm, got {self.fov_mm}")
         if self.pixel_spacing is not None and not 0.2 <= self.pixel_spacing <= 5.0:
@@ -120,8 +134,18 @@ class PhantomOptions:
 
     def digest(self) -> str:
         """Hash of the options that change voxel content (UIDs differ when content does)."""
-        text = repr((self.class_counts, self.label_noise, self.fov_mm, self.pixel_spacing,
-                     self.slice_thickness, self.position))  # fmt: skip
+        fields: tuple[object, ...] = (
+            self.class_counts,
+            self.label_noise,
+            self.fov_mm,
+            self.pixel_spacing,
+            self.slice_thickness,
+            self.position,
+        )
+        if self.biological_borderline:
+            # Left out at 0, so purely anatomical cohorts keep the UIDs of earlier versions.
+            fields = (*fields, self.biological_borderline)
+        text = repr(fields)  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -130,8 +154,9 @@ class PatientPlan:
     """Everything decided about one phantom patient before any voxel is drawn.
 
     ``angles`` are the constructed contact angles (degrees) by vessel key; ``rule_category``
-    is :func:`nccn_rule_category` of them (= ``target_class``); ``nccn_label`` is the
-    reported label after label noise. ``clinical`` has missing values blanked;
+    is :func:`nccn_rule_category` of them (= ``target_class``, or 0 where
+    ``biological_borderline``); ``nccn_label`` is the tumor board's category (the rule's, or
+    1 where biologically borderline) after label noise. ``clinical`` has missing values blanked;
     ``clinical_truth`` is complete (apart from not-applicable values).
     """
 
@@ -144,6 +169,7 @@ class PatientPlan:
     rule_category: int
     nccn_label: int
     label_noise_flipped: bool
+    biological_borderline: bool
     clinical: ClinicalVariables
     clinical_truth: Mapping[str, float]
     pixel_spacing: float
@@ -207,6 +233,15 @@ def _flip(label: int, noise: float, rng: np.random.Generator) -> tuple[int, bool
     return label, False
 
 
+def _ca19_9_condition(target: int, biological: bool, fraction: float) -> CA199Condition:
+    """Which side of the BR-B threshold the patient's baseline CA 19-9 must lie on."""
+    if biological:
+        return CA199Condition.ABOVE
+    if fraction > 0 and target == 0:
+        return CA199Condition.AT_MOST
+    return CA199Condition.ANY
+
+
 def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) -> PatientPlan:
     """Plan one patient (no voxels).
 
@@ -228,9 +263,13 @@ def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) ->
     """
     rng = stream(seed, index, _Stream.PLAN)
     location = sample_location(target, rng)
-    angles = sample_angles(target, location, rng)
+    # A stream of its own, so that cohorts without biological borderline keep their draws.
+    biological = bool(
+        target == 1 and stream(seed, index, _Stream.BOARD).random() < options.biological_borderline
+    )
+    angles = sample_angles(0 if biological else target, location, rng)
     rule = nccn_rule_category(angles)
-    label, flipped = _flip(rule, options.label_noise, rng)
+    label, flipped = _flip(1 if biological else rule, options.label_noise, rng)
     # Every draw happens whatever the options, so fixing one option leaves the others' draws.
     spacing = round(float(rng.uniform(0.6, 0.9)), 4)
     thickness = float(rng.choice(_THICKNESSES))
@@ -244,7 +283,8 @@ def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) ->
         days=int(rng.integers(0, 1400)), minutes=int(rng.integers(0, 600))
     )
     crng = stream(seed, index, _Stream.CLINICAL)
-    truth = clinical_truth(target, location, crng)
+    ca19_9 = _ca19_9_condition(target, biological, options.biological_borderline)
+    truth = clinical_truth(target, location, crng, ca19_9)
     return PatientPlan(
         index=index,
         seed=seed,
@@ -255,6 +295,7 @@ def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) ->
         rule_category=rule,
         nccn_label=label,
         label_noise_flipped=flipped,
+        biological_borderline=biological,
         clinical=with_missingness(truth, crng),
         clinical_truth=MappingProxyType(truth),
         pixel_spacing=spacing,

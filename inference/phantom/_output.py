@@ -42,7 +42,8 @@ from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
 TRUTH_COLUMNS: tuple[str, ...] = (
     "patient_id", "StudyInstanceUID", "SeriesInstanceUID",
     *(f"contact_{v}" for v in KEY_VESSELS),
-    "rule_category", "nccn_label", "label_noise_flipped", "tumor_location", "tumor_volume_ml",
+    "rule_category", "nccn_label", "label_noise_flipped", "biological_borderline",
+    "tumor_location", "tumor_volume_ml",
     "pixel_spacing", "slice_thickness", "patient_position",
 )  # fmt: skip
 CLINICAL_COLUMNS: tuple[str, ...] = ("patient_id", *(v.name for v in CLINICAL_VARIABLES))
@@ -207,6 +208,7 @@ def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
         "rule_category": str(plan.rule_category),
         "nccn_label": str(plan.nccn_label),
         "label_noise_flipped": str(int(plan.label_noise_flipped)),
+        "biological_borderline": str(int(plan.biological_borderline)),
         "tumor_location": plan.tumor_location,
         "tumor_volume_ml": _number(scan.tumor_volume_ml),
         "pixel_spacing": _number(plan.pixel_spacing),

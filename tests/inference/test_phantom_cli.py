@@ -21,7 +21,8 @@ def _run(out: Path, *extra: str) -> int:
 
 def test_writes_a_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cohort"
-    assert _run(out, "--seed", "4", "--classes", "1,1,1") == 0
+    # Anatomical labels (no BR-B), so the rule categories are the allocation's.
+    assert _run(out, "--seed", "4", "--classes", "1,1,1", "--biological-borderline", "0") == 0
     assert "wrote 3 phantom patients" in capsys.readouterr().out
     with (out / "truth.csv").open() as handle:
         truth = list(csv.DictReader(handle))

@@ -98,3 +98,21 @@ def test_load_image_branch_copies_only_the_image_branch(first: Path) -> None:
     tabular = ResectabilityNet(dataclasses.replace(config, mode="tabular_only"))
     with pytest.raises(ValueError, match="no image branch"):
         load_image_branch(tabular, first / "model-0.safetensors")
+
+
+def test_an_independent_cohort_starts_every_fold_from_its_first_member(
+    first: Path, tmp_path: Path
+) -> None:
+    digest = json.loads((first / "bundle.json").read_text())["training_data_sha256"]
+    independent = _config(init_from_cohort="independent", seed=7, outer_folds=3, folds_to_run=2)
+    # Another cohort's rows: seed and folds are free, every fold starts from member 0.
+    weights = image_branch_weights(first, "f" * 64, independent)
+    assert weights == [first / "model-0.safetensors"] * 2
+    with pytest.raises(ValueError, match="this very cohort"):
+        image_branch_weights(first, digest, independent)
+    with pytest.raises(ValueError, match="target_size"):
+        image_branch_weights(
+            first, "f" * 64, _config(init_from_cohort="independent", target_size=8)
+        )
+    with pytest.raises(ValueError, match="init_from_cohort must be same or independent"):
+        _config(init_from_cohort="other")
