@@ -113,9 +113,8 @@ class PhantomOptions:
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label noise must be within 0-1, got {self.label_noise}")
         if not 0.0 <= self.biological_borderline <= 1.0:
-            raise ValueError(
-                f"biological borderline fraction must be within 0-1, got {self.biological_borderline}"
-            )
+            fraction = self.biological_borderline
+            raise ValueError(f"biological borderline fraction must be within 0-1, got {fraction}")
         if len(self.fov_mm) != 3 or any(not 20.0 <= f <= 1000.0 for f in self.fov_mm):
             raise ValueError(f"field of view must be three sizes of 20-1000 mm, got {self.fov_mm}")
         if self.pixel_spacing is not None and not 0.2 <= self.pixel_spacing <= 5.0:
