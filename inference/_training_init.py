@@ -31,25 +31,73 @@ from inference._training_config import TrainConfig
 from inference.bundle import BundleError, load_bundle
 from inference.model import ResectabilityNet
 
-__all__ = ["IMAGE_BRANCH", "image_branch_weights", "load_image_branch"]
+__all__ = ["IMAGE_BRANCH", "image_branch_cohorts", "image_branch_weights", "load_image_branch"]
 
 #: State-dict prefixes of the image branch: what a warm start copies.
 IMAGE_BRANCH: Final = ("swin.", "image_projection.")
 
 
+def _lineage(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The cohorts a bundle's image branch learned from (its own, for bundles before 2026-11-26)."""
+    training = meta.get("training", {})
+    cohorts = training.get("image_branch_cohorts")
+    if isinstance(cohorts, list) and cohorts:
+        return [dict(c) for c in cohorts]
+    source = training.get("config", {})
+    own = {
+        "training_data_sha256": meta.get("training_data_sha256"),
+        "seed": source.get("seed"),
+        "outer_folds": source.get("outer_folds"),
+    }
+    return [own]
+
+
+def image_branch_cohorts(config: TrainConfig, digest: str) -> list[dict[str, Any]]:
+    """The cohorts the image branch of this run's bundle will have learned from.
+
+    Recorded in ``bundle.json`` (``training.image_branch_cohorts``), so that a later run can
+    tell whether that branch saw its rows: a frozen branch keeps its source's cohorts, a
+    warm-started one adds this run's, a fresh one has this run's alone.
+
+    Raises
+    ------
+    ValueError
+        If ``config.init_from`` names no readable bundle.
+    """
+    own = {"training_data_sha256": digest, "seed": config.seed, "outer_folds": config.outer_folds}
+    if not config.init_from:
+        return [own]
+    try:
+        source = _lineage(load_bundle(Path(config.init_from)).meta)
+    except BundleError as exc:
+        raise ValueError(f"init_from: {exc}") from exc
+    if config.freeze_image_branch or own in source:
+        return source
+    return [*source, own]
+
+
 def _mismatch(meta: Mapping[str, Any], digest: str, config: TrainConfig) -> str | None:
-    """Why the bundle ``meta`` cannot start this run, or ``None`` when it can."""
+    """Why the bundle ``meta`` cannot start this run, or ``None`` when it can.
+
+    What counts is the cohorts its image branch learned from (:func:`image_branch_cohorts`),
+    which for a bundle of heads over a frozen branch are not the bundle's own.
+    """
     source = meta.get("training", {}).get("config", {})
-    same = meta.get("training_data_sha256") == digest
-    keys = ["target_size", "cube_mm", "window_size"]
+    cohorts = _lineage(meta)
+    seen = [c for c in cohorts if c.get("training_data_sha256") == digest]
     if config.init_from_cohort == "independent":
-        if same:
-            return "it was trained on this very cohort, which is not independent (use same)"
-    elif not same:
-        return "it was trained on other data (training data sha256 differs)"
+        if seen:
+            return "its image branch learned from this very cohort, which is not independent"
+    elif len(seen) != len(cohorts):
+        return "its image branch learned from other data (training data sha256 differs)"
     else:
-        keys = ["seed", "outer_folds", *keys]
-    for key in keys:
+        for key in ("seed", "outer_folds"):
+            if any(c.get(key) != getattr(config, key) for c in cohorts):
+                used = sorted({str(c.get(key)) for c in cohorts})
+                return (
+                    f"its {key} {', '.join(used)} differs from this run's {getattr(config, key)!r}"
+                )
+    for key in ("target_size", "cube_mm", "window_size"):
         if source.get(key) != getattr(config, key):
             return f"its {key} {source.get(key)!r} differs from this run's {getattr(config, key)!r}"
     return None

@@ -32,7 +32,7 @@ from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_frozen import classify_pooled, pooled_cache
 from inference._training_geometry import GeometryClassifier, contact_features
-from inference._training_init import image_branch_weights
+from inference._training_init import image_branch_cohorts, image_branch_weights
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
 from inference._training_metrics import DICE_GROUPS, classification_metrics, total_dice_counts
 from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
@@ -387,7 +387,12 @@ def train_cohort(
     ]
     summary = write_report(out / "report.md", trainer.folds, header)
     (out / "folds.json").write_text(json.dumps(trainer.folds, indent=1) + "\n", encoding="utf-8")
-    training = {"config": config.to_dict(), "patients": len(cases), "device": device.type}
+    training = {
+        "config": config.to_dict(),
+        "patients": len(cases),
+        "device": device.type,
+        "image_branch_cohorts": image_branch_cohorts(config, digest),
+    }
     bundle_json = save_bundle(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
         data_hash=digest, metrics=summary, training=training,

@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference._training_init import IMAGE_BRANCH, image_branch_weights, load_image_branch
+from inference._training_init import (
+    IMAGE_BRANCH,
+    image_branch_cohorts,
+    image_branch_weights,
+    load_image_branch,
+)
 from inference._training_loop import CohortArrays
 from inference.bundle import load_bundle
 from inference.model import ResectabilityNet
@@ -116,3 +121,32 @@ def test_an_independent_cohort_starts_every_fold_from_its_first_member(
         )
     with pytest.raises(ValueError, match="init_from_cohort must be same or independent"):
         _config(init_from_cohort="other")
+
+
+def test_the_branch_lineage_decides_not_the_heads_cohort(first: Path, tmp_path: Path) -> None:
+    """Heads over a frozen branch keep the branch's cohorts; a later run checks those."""
+    meta = json.loads((first / "bundle.json").read_text())
+    digest = meta["training_data_sha256"]
+    own = {"training_data_sha256": digest, "seed": 0, "outer_folds": 2}
+    assert meta["training"]["image_branch_cohorts"] == [own]
+    frozen = _config(init_from=str(first), init_from_cohort="independent", freeze_image_branch=True)
+    assert image_branch_cohorts(frozen, "e" * 64) == [own]
+    tuned = dataclasses.replace(frozen, freeze_image_branch=False)
+    assert image_branch_cohorts(tuned, "e" * 64) == [own, {**own, "training_data_sha256": "e" * 64}]
+    assert image_branch_cohorts(_config(init_from=str(first)), digest) == [own]
+    # A bundle of heads trained on cohort "e" over that branch: "e" may use it as independent,
+    # the branch's own cohort may not, nor may "e" claim it learned from "e" (same).
+    heads = {**meta, "training_data_sha256": "e" * 64}
+    heads["training"] = {**meta["training"], "image_branch_cohorts": [own]}
+    copy = tmp_path / "heads"
+    copy.mkdir()
+    for item in first.iterdir():
+        if item.is_file():
+            (copy / item.name).write_bytes(item.read_bytes())
+    (copy / "bundle.json").write_text(json.dumps(heads))
+    independent = _config(init_from_cohort="independent")
+    assert image_branch_weights(copy, "e" * 64, independent) == [copy / "model-0.safetensors"]
+    with pytest.raises(ValueError, match="this very cohort"):
+        image_branch_weights(copy, digest, independent)
+    with pytest.raises(ValueError, match="other data"):
+        image_branch_weights(copy, "e" * 64, _config())
