@@ -87,7 +87,7 @@ def phantom_command(
         typer.Option(
             "--biological-borderline",
             help="Fraction of borderline patients who are borderline on CA 19-9 > 500 U/mL alone"
-            " (IAP 2017 BR-B; 0: anatomical labels only, the cohorts before 0.x).",
+            " (IAP 2017 BR-B; 0: anatomical labels only, as before 2026-11-26).",
         ),
     ] = 0.25,
     pixel_spacing: Annotated[

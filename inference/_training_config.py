@@ -58,8 +58,9 @@ class TrainConfig:
     trained on the same cohort with the same split, or the run is refused. With
     ``"independent"`` it was trained on another cohort that shares no patient with this one
     (another phantom seed, another site), the way the paper's BTCV pretraining is: its
-    training data sha256 must then differ from this run's. Empty: every fit starts from its
-    seeded initialisation.
+    training data sha256 must then differ from this run's. That check refuses only the
+    identical cohort; that no patient is shared is the operator's declaration. Empty: every
+    fit starts from its seeded initialisation.
 
     ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
     of :mod:`inference._model_contact`. ``freeze_image_branch``: keep ``init_from``'s image
