@@ -429,9 +429,8 @@ class ResectabilityNet(nn.Module):
         ValueError
             Unless the model has a clinical expert (``fusion="logit_sum"``, multimodal).
         """
-        if self.clinical_head is None:
-            raise ValueError("this model has no clinical expert (fusion is not logit_sum)")
-        return nn.functional.linear(embedding - self.clinical_mean, self.clinical_head.weight)
+        head = self._expert_head()
+        return nn.functional.linear(embedding - self.clinical_mean, head.weight)
 
     def clinical_expert_logits(self, clinical: torch.Tensor) -> torch.Tensor:
         """``(B, 3)`` logits of the clinical expert alone (logit-sum fusion), for its training.
@@ -441,10 +440,13 @@ class ResectabilityNet(nn.Module):
         ValueError
             Unless the model has a clinical expert (``fusion="logit_sum"``, multimodal).
         """
+        out: torch.Tensor = self._expert_head()(self.embed_clinical(clinical))
+        return out
+
+    def _expert_head(self) -> nn.Linear:
         if self.clinical_head is None:
             raise ValueError("this model has no clinical expert (fusion is not logit_sum)")
-        out: torch.Tensor = self.clinical_head(self.embed_clinical(clinical))
-        return out
+        return self.clinical_head
 
     def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Segmentation logits and the pooled image features, before any projection.
