@@ -28,10 +28,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from inference._training_config import TrainConfig
-from inference.bundle import BundleError, load_bundle
+from inference.bundle import BundleError, LoadedBundle, load_bundle
 from inference.model import ResectabilityNet
 
-__all__ = ["IMAGE_BRANCH", "image_branch_cohorts", "image_branch_weights", "load_image_branch"]
+__all__ = [
+    "IMAGE_BRANCH",
+    "image_branch_cohorts",
+    "image_branch_weights",
+    "load_image_branch",
+    "load_init_bundle",
+]
 
 #: State-dict prefixes of the image branch: what a warm start copies.
 IMAGE_BRANCH: Final = ("swin.", "image_projection.")
@@ -52,28 +58,46 @@ def _lineage(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [own]
 
 
-def image_branch_cohorts(config: TrainConfig, digest: str) -> list[dict[str, Any]]:
+def image_branch_cohorts(
+    config: TrainConfig, digest: str, source: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
     """The cohorts the image branch of this run's bundle will have learned from.
 
     Recorded in ``bundle.json`` (``training.image_branch_cohorts``), so that a later run can
     tell whether that branch saw its rows: a frozen branch keeps its source's cohorts, a
     warm-started one adds this run's, a fresh one has this run's alone.
 
+    Parameters
+    ----------
+    config
+        This run's configuration.
+    digest
+        This run's training data sha256.
+    source
+        The ``bundle.json`` of ``config.init_from`` (:func:`load_init_bundle`), or ``None``
+        for a run without one.
+    """
+    own = {"training_data_sha256": digest, "seed": config.seed, "outer_folds": config.outer_folds}
+    if source is None:
+        return [own]
+    cohorts = _lineage(source)
+    if config.freeze_image_branch or own in cohorts:
+        return cohorts
+    return [*cohorts, own]
+
+
+def load_init_bundle(path: Path) -> LoadedBundle:
+    """The ``init_from`` bundle, loaded once for both its weights and its branch's cohorts.
+
     Raises
     ------
     ValueError
-        If ``config.init_from`` names no readable bundle.
+        With a one-line reason when it cannot be loaded.
     """
-    own = {"training_data_sha256": digest, "seed": config.seed, "outer_folds": config.outer_folds}
-    if not config.init_from:
-        return [own]
     try:
-        source = _lineage(load_bundle(Path(config.init_from)).meta)
+        return load_bundle(path)
     except BundleError as exc:
         raise ValueError(f"init_from: {exc}") from exc
-    if config.freeze_image_branch or own in source:
-        return source
-    return [*source, own]
 
 
 def _mismatch(meta: Mapping[str, Any], digest: str, config: TrainConfig) -> str | None:
@@ -103,13 +127,15 @@ def _mismatch(meta: Mapping[str, Any], digest: str, config: TrainConfig) -> str 
     return None
 
 
-def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list[Path]:
+def image_branch_weights(
+    bundle: Path | LoadedBundle, digest: str, config: TrainConfig
+) -> list[Path]:
     """The weight file that starts each outer fold this run trains, in fold order.
 
     Parameters
     ----------
     bundle
-        The earlier bundle's directory (``config.init_from``).
+        The earlier bundle (``config.init_from``), or its directory.
     digest
         This run's training data sha256.
     config
@@ -126,10 +152,7 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
         With a one-line reason when the bundle cannot be loaded, was trained on other data or
         another split, has too few members, or has a feature size other than the grid's only one.
     """
-    try:
-        loaded = load_bundle(bundle)
-    except BundleError as exc:
-        raise ValueError(f"init_from: {exc}") from exc
+    loaded = bundle if isinstance(bundle, LoadedBundle) else load_init_bundle(bundle)
     reason = _mismatch(loaded.meta, digest, config)
     independent = config.init_from_cohort == "independent"
     wanted = 1 if independent else config.folds_to_run
@@ -143,7 +166,7 @@ def image_branch_weights(bundle: Path, digest: str, config: TrainConfig) -> list
     if reason is None and any(m.model.swin is None for m in used):
         reason = "it has no image branch (tabular only)"
     if reason is not None:
-        raise ValueError(f"init_from {bundle}: cannot start this run from it: {reason}")
+        raise ValueError(f"init_from {loaded.path}: cannot start this run from it: {reason}")
     entries = loaded.meta["members"][:wanted]
     files = [loaded.path / str(entry["weights"]) for entry in entries]
     return files * config.folds_to_run if independent else files

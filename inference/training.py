@@ -32,7 +32,11 @@ from inference._training_ablations import save_ablation_bundles
 from inference._training_config import HyperParams, TrainConfig
 from inference._training_frozen import classify_pooled, pooled_cache
 from inference._training_geometry import GeometryClassifier, contact_features
-from inference._training_init import image_branch_cohorts, image_branch_weights
+from inference._training_init import (
+    image_branch_cohorts,
+    image_branch_weights,
+    load_init_bundle,
+)
 from inference._training_loop import CohortArrays, FitResult, fit_model, pick_device, predict
 from inference._training_metrics import DICE_GROUPS, classification_metrics, total_dice_counts
 from inference._training_parallel import FitJob, fit_in_parallel, share_cohort
@@ -368,7 +372,8 @@ def train_cohort(
     arrays = load_cohort(cases, preprocess, out / "cache", status, workers=config.workers)
     digest = data_hash(arrays)
     splits = nested_splits(arrays.targets.tolist(), config.outer_folds, config.seed)
-    init = image_branch_weights(Path(config.init_from), digest, config) if config.init_from else []
+    source = load_init_bundle(Path(config.init_from)) if config.init_from else None
+    init = image_branch_weights(source, digest, config) if source is not None else []
     trainer = _Trainer(arrays, config, out, status, init)
     members = [trainer.run_fold(split) for split in splits[: config.folds_to_run]]
     trainer.figures()
@@ -391,7 +396,9 @@ def train_cohort(
         "config": config.to_dict(),
         "patients": len(cases),
         "device": device.type,
-        "image_branch_cohorts": image_branch_cohorts(config, digest),
+        "image_branch_cohorts": image_branch_cohorts(
+            config, digest, source.meta if source is not None else None
+        ),
     }
     bundle_json = save_bundle(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,

@@ -130,10 +130,14 @@ def test_the_branch_lineage_decides_not_the_heads_cohort(first: Path, tmp_path: 
     own = {"training_data_sha256": digest, "seed": 0, "outer_folds": 2}
     assert meta["training"]["image_branch_cohorts"] == [own]
     frozen = _config(init_from=str(first), init_from_cohort="independent", freeze_image_branch=True)
-    assert image_branch_cohorts(frozen, "e" * 64) == [own]
+    assert image_branch_cohorts(frozen, "e" * 64, meta) == [own]
     tuned = dataclasses.replace(frozen, freeze_image_branch=False)
-    assert image_branch_cohorts(tuned, "e" * 64) == [own, {**own, "training_data_sha256": "e" * 64}]
-    assert image_branch_cohorts(_config(init_from=str(first)), digest) == [own]
+    tuned_cohorts = image_branch_cohorts(tuned, "e" * 64, meta)
+    assert tuned_cohorts == [own, {**own, "training_data_sha256": "e" * 64}]
+    assert image_branch_cohorts(_config(init_from=str(first)), digest, meta) == [own]
+    assert image_branch_cohorts(_config(), "e" * 64, None) == [
+        {**own, "training_data_sha256": "e" * 64}
+    ]
     # A bundle of heads trained on cohort "e" over that branch: "e" may use it as independent,
     # the branch's own cohort may not, nor may "e" claim it learned from "e" (same).
     heads = {**meta, "training_data_sha256": "e" * 64}
