@@ -95,9 +95,12 @@ def encode_cohort(
     return pooled, tau
 
 
-def pooled_cache(cache_dir: Path, init_weights: Path) -> Path:
-    """The file in which :func:`fit_heads` caches the encodings of ``init_weights``' branch."""
-    return cache_dir / f"{sha256_file(init_weights)[:16]}.npz"
+def pooled_cache(checkpoints: Path, init_weights: Path) -> Path:
+    """The file in which :func:`fit_heads` caches the encodings of ``init_weights``' branch.
+
+    ``checkpoints`` is the run's checkpoint folder; every fold and variant shares the cache.
+    """
+    return checkpoints / "pooled" / f"{sha256_file(init_weights)[:16]}.npz"
 
 
 def classify_pooled(
@@ -160,7 +163,7 @@ def fit_heads(
     config: TrainConfig,
     *,
     init_weights: Path,
-    cache_dir: Path,
+    checkpoints: Path,
     seed: int,
     device: torch.device,
 ) -> dict[str, Any]:
@@ -180,8 +183,8 @@ def fit_heads(
         The grid point (``lr``, ``batch_size``) and the run's settings.
     init_weights
         The warm-start weight file (its image branch is copied, then frozen).
-    cache_dir
-        Where the pooled features are cached.
+    checkpoints
+        The run's checkpoint folder, where :func:`pooled_cache` keeps the pooled features.
     seed, device
         Random seed and where to train.
 
@@ -199,7 +202,7 @@ def fit_heads(
     assert model.swin is not None
     model.swin.requires_grad_(False)
     model.to(device)
-    cache = pooled_cache(cache_dir, init_weights)
+    cache = pooled_cache(checkpoints, init_weights)
     pooled, tau = encode_cohort(model, images, labels, val, device, cache)
     x = torch.from_numpy(pooled).to(device)
     c = torch.from_numpy(features).to(device) if model.clinical_mlp is not None else None

@@ -496,7 +496,7 @@ class _FrozenRun:
             state = fit_heads(
                 model, (self.arrays.images, self.arrays.labels, self.features),
                 self.arrays.targets, self.split, self.hp, self.config,
-                init_weights=init_weights, cache_dir=checkpoint.parent.parent / "pooled",
+                init_weights=init_weights, checkpoints=checkpoint.parent.parent,
                 seed=self.seed, device=device,
             )  # fmt: skip
             state = {**state, "frozen": True, "epoch_limit": state["epoch"], "best_state": None}

@@ -231,7 +231,7 @@ class _Trainer:
     ) -> npt.NDArray[np.float64]:
         """Test-row probabilities; over a frozen branch, from the fold's cached encodings."""
         if self.config.freeze_image_branch and model.swin is not None and self.init:
-            cache = pooled_cache(self.out / "checkpoints" / "pooled", self.init[split.fold])
+            cache = pooled_cache(self.out / "checkpoints", self.init[split.fold])
             if cache.is_file():
                 return classify_pooled(model, cache, split.test, features, self.device)
         return predict(model, self.arrays, split.test, features, self.device).probs
