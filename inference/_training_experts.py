@@ -81,7 +81,7 @@ def fit_clinical_expert(
         ``(len(val), 3)`` logits (or log-probabilities) of the image expert on ``val``.
     hp, config
         The grid point (``lr``, ``batch_size``) and the run's settings (weight decay, class
-        weights, epochs, patience), as for the image expert.
+        weights, ``max_epochs``), as for the image expert; no early stopping (module docstring).
     seed
         Random seed.
 

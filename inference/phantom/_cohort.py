@@ -144,7 +144,7 @@ class PhantomOptions:
         if self.biological_borderline:
             # Left out at 0, so purely anatomical cohorts keep the UIDs of earlier versions.
             fields = (*fields, self.biological_borderline)
-        text = repr(fields)  # fmt: skip
+        text = repr(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
