@@ -7,7 +7,7 @@ pixel size drawn by the generator) is analysed ``REPEATS`` times by one
 resident memory (``resource.getrusage``) go to ``bench/results/inference.md``.
 
 The model is the trained demo bundle ``bundles/demo/`` when it is there (with its learned
-localiser), else the tiny UNTRAINED test bundle of ``tests/inference/_analysis_bundle.py`` (two
+localiser), else the tiny UNTRAINED test bundle of ``training/structure_bundle.py`` (two
 Swin-UNETR members, feature size 12, a 64-voxel cube at 2.5 mm, whose output layer labels the
 whole cube pancreas), which times only the pipeline's structure.
 
@@ -72,8 +72,8 @@ def prepare(work: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from inference.phantom import PhantomOptions, generate_cohort
-    from tests.inference._analysis_bundle import build_test_bundle
+    from phantom import PhantomOptions, generate_cohort
+    from training.structure_bundle import build_test_bundle
 
     options = PhantomOptions(fov_mm=(300.0, 300.0, 300.0), slice_thickness=1.0)
     generate_cohort(work / "phantom", 1, SEED, options)
@@ -93,7 +93,7 @@ def _model_text(bundle: Path) -> str:
             f"{localiser})"
         )
     return (
-        "**the tiny untrained test bundle** (`tests/inference/_analysis_bundle.py`, output "
+        "**the tiny untrained test bundle** (`training/structure_bundle.py`, output "
         "fixed to 'pancreas'): the pipeline's structure only"
     )
 

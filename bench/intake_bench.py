@@ -23,8 +23,8 @@ from pathlib import Path
 
 from pynetdicom import AE
 
-from inference.phantom import PhantomOptions, generate_cohort
-from orthanc_plugin import OrthancConfig, OrthancServer
+from pancreas_node.orthanc_server import OrthancConfig, OrthancServer
+from phantom import PhantomOptions, generate_cohort
 
 ROUNDS = 5
 RESULTS = Path(__file__).resolve().parent / "results" / "intake.md"

@@ -3,8 +3,9 @@
 A cohort of ``N`` phantoms (seed ``SEED``, balanced NCCN classes so that arterial contact is
 common, otherwise default :class:`PhantomOptions`: FOV 300 x 300 x 200 mm, random 0.6-0.9 mm
 pixels, 1-3 mm slices; HFS or FFS at random) is rendered in memory; each
-label map goes through :func:`inference.measurements.measure` exactly as a network's
-prediction would. Measured angles are compared with the constructed ones (``PatientPlan``),
+label map goes through :func:`inference.tasks.resectability.measurements.measure` exactly as a
+network's prediction would. Measured angles are compared with the constructed ones
+(``PatientPlan``),
 the rule category with the phantom's truth, the volume with the phantom's. Only ``measure``
 is timed. Results go to ``bench/results/measurements.md``.
 """
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.measurements import MeasurementResult, measure
-from inference.phantom import PatientPlan, PhantomOptions, plan_cohort, render_patient, scan_volumes
+from inference.tasks.resectability.measurements import MeasurementResult, measure
 from pancreas_contracts.result import KEY_VESSELS
+from phantom import PatientPlan, PhantomOptions, plan_cohort, render_patient, scan_volumes
 
 N = 30
 SEED = 2024

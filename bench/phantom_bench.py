@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inference.phantom import PhantomOptions, plan_cohort, render_patient, write_patient
+from phantom import PhantomOptions, plan_cohort, render_patient, write_patient
 
 SEEDS = (1, 2, 3)
 RESULTS = Path(__file__).resolve().parent / "results" / "phantom.md"

@@ -6,10 +6,8 @@ component reads configuration on its own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -19,24 +17,14 @@ from db import JobInfo, NodeDatabase
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
-from dicom_node.series_assembly import SeriesAssembler
+from dicom_node.series_assembly import PhaseEstimator, SeriesAssembler
 from dicom_node.worker import JobOutcome, JobRunner, Worker
 from pancreas_contracts import Settings
+from pancreas_contracts.bundle_identity import bundle_sha256
 
-__all__ = ["NO_BUNDLE", "Node", "bundle_sha256"]
+__all__ = ["Node"]
 
 _log = logging.getLogger(__name__)
-
-#: Bundle hash recorded for jobs queued while no model bundle is configured.
-NO_BUNDLE = "none"
-
-
-def bundle_sha256(bundle_path: Path | None) -> str:
-    """SHA-256 of a bundle's ``bundle.json`` (the bundle's identity), or :data:`NO_BUNDLE`."""
-    if bundle_path is None:
-        return NO_BUNDLE
-    manifest = bundle_path / "bundle.json" if bundle_path.is_dir() else bundle_path
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
 
 
 class Node:
@@ -49,9 +37,17 @@ class Node:
     runner
         Runs analysis jobs; ``None`` leaves jobs queued (they run once a bundle is deployed and
         the node restarted: no job is lost).
+    phase_estimator
+        Measures a series' contrast phase for the routing rules that ask for it; ``None``
+        makes the phase ``unknown`` (see :data:`dicom_node.series_assembly.PhaseEstimator`).
     """
 
-    def __init__(self, settings: Settings, runner: JobRunner | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: JobRunner | None = None,
+        phase_estimator: PhaseEstimator | None = None,
+    ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = NodeDatabase(settings.resolved_database_url)
@@ -62,6 +58,7 @@ class Node:
             load_rules(settings.routing_rules),
             settings.quiet_period_s,
             bundle_sha256(settings.bundle_path),
+            phase_estimator,
         )
         self.dispatcher = Dispatcher(settings, self.database)
         self.worker = (

@@ -5,6 +5,10 @@ routing rules' decision (stored with the series, with every reason) and, when th
 *analyze*, one job is queued for that series version. An instance arriving later re-opens the
 series as a new version (``db.record_instance``), which leads to a new, versioned job over the
 whole series instead of a mixed analysis.
+
+The contrast phase, when a rule asks for it, is measured by a :data:`PhaseEstimator` passed in
+by whoever builds the node (the command line passes ``inference.estimate_series_phase``): this
+room reads headers only and never imports the model rooms.
 """
 
 from __future__ import annotations
@@ -33,9 +37,13 @@ from db import (
 )
 from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet, SeriesFacts
 
-__all__ = ["AssemblyOutcome", "SeriesAssembler", "gather_facts"]
+__all__ = ["AssemblyOutcome", "PhaseEstimator", "SeriesAssembler", "gather_facts"]
 
 _log = logging.getLogger(__name__)
+
+#: Measures a series' contrast phase from its files: ``(phase, reason)``, where phase is a
+#: ``ContrastPhase`` value (``"unknown"`` when it cannot be told).
+PhaseEstimator = Callable[[Sequence[Path]], tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,16 @@ class AssemblyOutcome:
     job_id: str | None
 
 
-def gather_facts(paths: Sequence[Path], calling_ae: str = "") -> SeriesFacts:
+def gather_facts(
+    paths: Sequence[Path],
+    calling_ae: str = "",
+    phase_estimator: PhaseEstimator | None = None,
+) -> SeriesFacts:
     """Collect the attributes the routing rules look at from a series' files.
 
-    Headers are read without pixel data; the contrast phase is measured from the pixels only if
-    a rule asks for it.
+    Headers are read without pixel data; the contrast phase is measured from the pixels (by
+    ``phase_estimator``) only if a rule asks for it. Without an estimator the phase is
+    ``unknown``, with that reason.
 
     Raises
     ------
@@ -73,15 +86,9 @@ def gather_facts(paths: Sequence[Path], calling_ae: str = "") -> SeriesFacts:
     sop_class = UID(str(first.get("SOPClassUID", "")))
 
     def contrast_phase() -> tuple[str, str]:
-        from inference.contrast_phase import estimate_contrast_phase
-        from inference.volume_io import read_dicom_series
-
-        try:
-            volume = read_dicom_series(list(paths)).volume
-        except ValueError as exc:
-            return "unknown", f"volume not readable: {exc}"
-        estimate = estimate_contrast_phase(volume)
-        return str(estimate.phase.value), estimate.reason
+        if phase_estimator is None:
+            return "unknown", "no contrast-phase estimator configured"
+        return phase_estimator(list(paths))
 
     return SeriesFacts(
         modality=str(first.get("Modality", "")),
@@ -108,6 +115,8 @@ class SeriesAssembler:
         Seconds without a new instance after which a series counts as complete.
     bundle_sha256
         Hash of the model bundle jobs are queued for (part of a job's identity).
+    phase_estimator
+        Measures the contrast phase when a rule asks for it (see :data:`PhaseEstimator`).
     clock
         Returns the current UTC time (injectable for tests).
     """
@@ -118,12 +127,14 @@ class SeriesAssembler:
         rules: RuleSet,
         quiet_period_s: float,
         bundle_sha256: str,
+        phase_estimator: PhaseEstimator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = database
         self._rules = rules
         self._quiet = timedelta(seconds=quiet_period_s)
         self._bundle_sha256 = bundle_sha256
+        self._phase_estimator = phase_estimator
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,7 +154,7 @@ class SeriesAssembler:
         paths = [Path(p) for p in series_instance_paths(self._db, uid, max_version=series.version)]
         try:
             calling_ae = series_calling_ae(self._db, uid) or ""
-            decision = self._rules.evaluate(gather_facts(paths, calling_ae))
+            decision = self._rules.evaluate(gather_facts(paths, calling_ae, self._phase_estimator))
         except ValueError as exc:
             decision = RoutingDecisionResult(
                 RuleAction.IGNORE, None, (f"unreadable series: {exc}",)

@@ -1,7 +1,12 @@
-"""Inference room: volume I/O, phantoms, preprocessing, model, training, analysis, writers.
+"""Inference room: what runs at analysis time.
+
+Volume I/O, contrast phase, preprocessing, the analysis pipeline (:mod:`inference.analysis`),
+bundle loading, the SEG/SR/PDF writers and one folder per model under
+:mod:`inference.tasks`. Training and the phantom generator live in rooms of their own
+(``training``, ``phantom``) and are never imported from here.
 
 Importing this package is cheap: torch and MONAI are imported only by the modules that need
-them (model, training, analysis), never at package import.
+them (the tasks' networks, the analysis), never at package import.
 """
 
 from inference.contrast_phase import (
@@ -12,9 +17,10 @@ from inference.contrast_phase import (
     VesselLandmark,
     decide_phase,
     estimate_contrast_phase,
+    estimate_series_phase,
     locate_contrast_landmarks,
 )
-from inference.measurements import (
+from inference.tasks.resectability.measurements import (
     ContactSettings,
     MeasurementResult,
     measure,
@@ -72,6 +78,7 @@ __all__ = [
     "VolumeError",
     "decide_phase",
     "estimate_contrast_phase",
+    "estimate_series_phase",
     "list_dicom_series",
     "locate_contrast_landmarks",
     "measure",

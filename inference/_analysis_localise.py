@@ -1,7 +1,7 @@
 """Coarse pancreas localisation for :mod:`inference.analysis` (the first of METHOD.md's two stages).
 
 METHOD.md section 2 wants a small low-resolution network in the bundle for this stage: that is
-:class:`inference._localiser_net.LearnedLocaliser` (a 3D U-Net on the whole CT at 5 mm, stored
+:class:`inference.localiser.LearnedLocaliser` (a 3D U-Net on the whole CT at 5 mm, stored
 as ``localiser.safetensors`` with a ``localiser`` section in ``bundle.json``; trained by
 ``pancreas-node train-localiser`` or by ``train_cohort`` with ``localiser_epochs`` > 0), and
 :class:`inference.analysis.Analyzer` uses it whenever the bundle has one. Bundles without one

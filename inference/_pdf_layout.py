@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pydicom.dataset import Dataset
 
-from inference.measurements import ARTERIAL_VESSELS, nccn_rule_category
+from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult
 

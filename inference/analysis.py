@@ -5,11 +5,11 @@ Pipeline (timed per stage in ``result.timings_s``):
 1. ``read``: the DICOM series (:func:`inference.volume_io.read_dicom_series`) or a NIfTI file.
 2. ``localise``: the coarse pancreas localisation (:class:`Localiser`): the bundle's learned
    localiser when it ships one (a small U-Net on the whole CT at 5 mm,
-   :mod:`inference._localiser_net`), else :class:`LandmarkLocaliser` (anatomical landmarks).
+   :mod:`inference.localiser`), else :class:`LandmarkLocaliser` (anatomical landmarks).
    Both give a confidence; ``result.localisation.method`` names the one that ran. Uncertain
    localisation is reported and warned about, never hidden.
 3. ``preprocess``: the bundle's cube (160 mm) around it
-   (:func:`inference.dataset.preprocess_volume`); a cube partly outside the scan is padded
+   (:func:`inference.preprocessing.preprocess_volume`); a cube partly outside the scan is padded
    with a warning.
 4. ``inference``: every bundle member, sliding window with Gaussian blending where the cube is
    larger than the network's window; mean probabilities, their spread as uncertainty.
@@ -17,7 +17,8 @@ Pipeline (timed per stage in ``result.timings_s``):
    found and not cut by the end of the scan), then the label map mapped onto the CT grid
    (nearest neighbour).
 6. ``measure``: tumor volume, diameter, contact angles and the NCCN rule category
-   (:func:`inference.measurements.measure`); disagreement with the network is flagged.
+   (:func:`inference.tasks.resectability.measurements.measure`); disagreement with the network is
+   flagged.
 7. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
    map as NIfTI and the bare PDF instead: there is no DICOM source to reference).
 
@@ -40,7 +41,6 @@ from typing import Final, Literal, TypeVar
 import numpy as np
 import torch
 
-from inference._analysis_infer import EnsembleOutput, run_ensemble
 from inference._analysis_localise import (
     MIN_CONFIDENCE,
     CrossCheckedLocaliser,
@@ -54,7 +54,12 @@ from inference._analysis_outputs import (
     write_result_json,
     write_without_dicom,
 )
-from inference._analysis_post import (
+from inference._writer_common import load_source_headers
+from inference.bundle import BundleError, BundleMember, LoadedBundle, load_bundle, sha256_file
+from inference.clinical_preprocessing import clinical_matrix
+from inference.preprocessing import preprocess_volume
+from inference.tasks.resectability._ensemble import EnsembleOutput, run_ensemble
+from inference.tasks.resectability._post import (
     clean_labels,
     cube_reference,
     field_of_view,
@@ -62,11 +67,7 @@ from inference._analysis_post import (
     pancreas_is_cut,
     to_ct_grid,
 )
-from inference._writer_common import load_source_headers
-from inference.bundle import BundleError, BundleMember, LoadedBundle, load_bundle, sha256_file
-from inference.clinical_preprocessing import clinical_matrix
-from inference.dataset import preprocess_volume
-from inference.measurements import MeasurementResult, measure
+from inference.tasks.resectability.measurements import MeasurementResult, measure
 from inference.volume import Volume, read_nifti
 from inference.volume_io import DicomVolume, read_dicom_series
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables

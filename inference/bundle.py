@@ -8,7 +8,7 @@ weights). ``bundle.json`` records the format version, model name and version, cl
 training data hash, metrics, the creation date, the notice and the sha256 of every weight file.
 :func:`load_bundle` verifies all of it and refuses with a one-line :class:`BundleError`.
 
-A bundle may also hold the learned coarse localiser (:mod:`inference._localiser_net`):
+A bundle may also hold the learned coarse localiser (:mod:`inference.localiser`):
 ``localiser.safetensors`` and a ``localiser`` section in ``bundle.json`` (its network and grid
 configuration, the weights' sha256, how it was trained and its held-out localisation metrics),
 added by :func:`add_localiser`. Bundles without the section stay valid (no learned localiser).
@@ -30,16 +30,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from inference._localiser_net import (
+from inference.clinical_preprocessing import ClinicalPreprocessor
+from inference.localiser import (
     LOCALISER_FORMAT,
     LOCALISER_WEIGHTS,
     LearnedLocaliser,
     LocaliserConfig,
     build_network,
 )
-from inference.clinical_preprocessing import ClinicalPreprocessor
-from inference.dataset import PreprocessConfig
-from inference.model import NCCN_CLASSES, ModelConfig, ResectabilityNet
+from inference.preprocessing import PreprocessConfig
+from inference.tasks.resectability.model import NCCN_CLASSES, ModelConfig, ResectabilityNet
 from pancreas_contracts.clinical import CLINICAL_VARIABLES
 from pancreas_contracts.labels import LABELS
 
@@ -309,7 +309,7 @@ class LoadedBundle:
         Parameters
         ----------
         image
-            ``(B, S, S, S)`` cubes from :func:`inference.dataset.preprocess_volume`.
+            ``(B, S, S, S)`` cubes from :func:`inference.preprocessing.preprocess_volume`.
         clinical
             ``(B, 17)`` raw values (NaN missing), or ``None`` for clinical knock-out.
 

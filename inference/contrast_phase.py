@@ -60,8 +60,10 @@ Runtime: about 0.8 s for a 512 x 512 x 300 CT on one core (block average ~0.2 s)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +76,7 @@ from inference._contrast_vessels import (
     locate_portal_vein,
 )
 from inference.volume import Volume
+from inference.volume_io import read_dicom_series
 
 __all__ = [
     "ContrastLandmarks",
@@ -83,6 +86,7 @@ __all__ = [
     "VesselLandmark",
     "decide_phase",
     "estimate_contrast_phase",
+    "estimate_series_phase",
     "locate_contrast_landmarks",
 ]
 
@@ -406,3 +410,28 @@ def estimate_contrast_phase(
         why = "no vertebral column found (not a trunk CT?)"
         return _estimate(ContrastPhase.UNKNOWN, None, None, 0.0, why)
     return decide_phase(marks.aorta, marks.portal_vein, rules)
+
+
+def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
+    """The contrast phase of a DICOM series' files, as the routing rules read it.
+
+    This is the node's ``PhaseEstimator`` (``dicom_node.series_assembly``): the series is read
+    as a volume and :func:`estimate_contrast_phase` decides.
+
+    Parameters
+    ----------
+    paths
+        The series' DICOM files.
+
+    Returns
+    -------
+    tuple of str
+        ``(phase, reason)``; phase is a :class:`ContrastPhase` value, ``"unknown"`` (with the
+        reason) when the files do not form a readable volume.
+    """
+    try:
+        volume = read_dicom_series(list(paths)).volume
+    except ValueError as exc:
+        return ContrastPhase.UNKNOWN.value, f"volume not readable: {exc}"
+    estimate = estimate_contrast_phase(volume)
+    return str(estimate.phase.value), estimate.reason

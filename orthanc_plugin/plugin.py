@@ -31,7 +31,6 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import list_study_jobs
-from dicom_node.node import bundle_sha256
 from orthanc_plugin._config import PluginConfig, plugin_config
 from orthanc_plugin._labels import apply_labels, supports_labels_api
 from orthanc_plugin._node import NodeContext, open_node
@@ -47,6 +46,7 @@ from orthanc_plugin._routes import Request, Response, Routes
 from orthanc_plugin._status import study_labels
 from orthanc_plugin._store import SubmissionStore
 from orthanc_plugin._submit import Submitter
+from pancreas_contracts.bundle_identity import bundle_sha256
 
 __all__ = ["OrthancLogHandler", "PancreasAiPlugin", "install"]
 

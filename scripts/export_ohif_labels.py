@@ -18,15 +18,15 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from inference.phantom import ARTERIAL, VENOUS, VESSEL_LABELS  # noqa: E402
 from pancreas_contracts.labels import LABELS  # noqa: E402
 from pancreas_contracts.result import (  # noqa: E402
     CATEGORY_LABELS,
     INVESTIGATIONAL_NOTICE,
     KEY_VESSELS,
 )
+from phantom import ARTERIAL, VENOUS, VESSEL_LABELS  # noqa: E402
 
-#: METHOD.md's contact-angle rule (``inference.phantom.nccn_rule_category``), for the panel:
+#: METHOD.md's contact-angle rule (``phantom.nccn_rule_category``), for the panel:
 #: any arterial contact is borderline, arterial contact of 180 degrees or more is locally
 #: advanced; venous contact of 180 degrees or more is borderline.
 RULE_THRESHOLD_DEG = 180.0

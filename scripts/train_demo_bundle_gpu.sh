@@ -41,7 +41,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__, 'cuda', torch.cuda.is_available())"
 stamp "wheels installed"
 # The augmented-batch smoke check, on the GPU while the phantoms are made on the CPUs.
-python3 scripts/check_device_augment.py cuda >"$OUT/check-augment.log" 2>&1 &
+python3 -m training.device_check cuda >"$OUT/check-augment.log" 2>&1 &
 # GPU load every 15 s, to tell a GPU-bound epoch from one waiting on the host.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 \
     >"$OUT/gpu-load.csv" 2>/dev/null &

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_plugin import OrthancConfig, OrthancError, OrthancServer
+from pancreas_node.orthanc_server import OrthancConfig, OrthancError, OrthancServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -32,8 +32,8 @@ from db import (
     complete_job,
     enqueue_job,
 )
-from orthanc_plugin import OrthancServer
 from pancreas_contracts import Settings
+from pancreas_node.orthanc_server import OrthancServer
 from tests.conftest import require_executable
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from pydicom import dcmread
 
 from db import NodeDatabase
 from dicom_node.node import Node
-from inference.phantom import PhantomOptions, generate_cohort
 from pancreas_contracts import Settings, load_settings
+from phantom import PhantomOptions, generate_cohort
 from tests.conftest import free_port
 
 #: Rules for the small test series: no contrast check, few slices allowed.

@@ -162,7 +162,7 @@ def test_kill_9_during_intake_loses_no_acknowledged_instance(
 
 def test_kill_9_during_a_running_job_resumes_the_job(tmp_path: Path) -> None:
     """The analysis job of a killed node is re-run after its lease expires, and finishes."""
-    from tests.inference._analysis_bundle import build_test_bundle
+    from training.structure_bundle import build_test_bundle
 
     require_executable("storescu")
     series = make_series(

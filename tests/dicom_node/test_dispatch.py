@@ -34,9 +34,9 @@ from dicom_node.dispatch import (
     InstanceStatus,
     NotDeliverableError,
 )
-from orthanc_plugin import OrthancServer
 from pancreas_contracts.job_states import JobState
 from pancreas_contracts.settings import DicomDestination
+from pancreas_node.orthanc_server import OrthancServer
 from tests.conftest import free_port
 from tests.dicom_node._dispatch_helpers import (
     assert_in_orthanc,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dicom_node.cli import main
 from dicom_node.routing import RuleAction, SeriesFacts, load_rules
+from pancreas_node.cli import main
 from tests.dicom_node.conftest import TEST_RULES, PhantomSeries
 
 

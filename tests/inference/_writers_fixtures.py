@@ -25,7 +25,6 @@ import pytest
 
 from inference import DicomVolume, Volume, read_dicom_series, read_nifti
 from inference.pdf_report import write_pdf_report
-from inference.phantom import PhantomOptions, generate_cohort
 from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
 from pancreas_contracts.result import (
@@ -37,6 +36,7 @@ from pancreas_contracts.result import (
     Localisation,
     Measurements,
 )
+from phantom import PhantomOptions, generate_cohort
 from tests.conftest import require_executable
 
 BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32)

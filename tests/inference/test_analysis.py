@@ -14,14 +14,14 @@ import torch
 
 from inference import read_dicom_series, read_nifti
 from inference._analysis_localise import CrossCheckedLocaliser
-from inference._localiser_net import LearnedLocaliser, LocaliserConfig, build_network
 from inference.analysis import AnalysisError, AnalysisOutput, Analyzer
 from inference.bundle import add_localiser
-from inference.phantom import PhantomOptions, generate_cohort
+from inference.localiser import LearnedLocaliser, LocaliserConfig, build_network
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
 from pancreas_contracts.result import AnalysisResult
-from tests.inference._analysis_bundle import build_test_bundle
+from phantom import PhantomOptions, generate_cohort
 from tests.inference._writers_fixtures import dciodvfy_errors
+from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(2)
 

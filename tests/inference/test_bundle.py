@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from inference.bundle import NOTICE, BundleError, BundleMember, load_bundle, save_bundle
 from inference.clinical_preprocessing import ClinicalPreprocessor, clinical_matrix
-from inference.dataset import PreprocessConfig
-from inference.model import ModelConfig, ModelMode, ResectabilityNet
-from inference.phantom import plan_cohort
+from inference.tasks.resectability.model import ModelConfig, ModelMode, ResectabilityNet
+from phantom import plan_cohort
+from training.dataset import PreprocessConfig
 
 torch.set_num_threads(2)
 

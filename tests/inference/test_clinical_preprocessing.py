@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from inference.clinical_preprocessing import ClinicalPreprocessor, clinical_matrix
-from inference.phantom import plan_cohort
 from pancreas_contracts.clinical import CLINICAL_VARIABLES
+from phantom import plan_cohort
 
 AGE = [v.name for v in CLINICAL_VARIABLES].index("age")
 SEX = [v.name for v in CLINICAL_VARIABLES].index("sex")

@@ -20,7 +20,10 @@ from inference.contrast_phase import (
     estimate_contrast_phase,
     locate_contrast_landmarks,
 )
-from inference.phantom import (
+from inference.volume import Volume, read_nifti
+from inference.volume_io import read_dicom_series
+from pancreas_contracts.labels import label_by_name
+from phantom import (
     Material,
     PhantomOptions,
     PhantomScan,
@@ -28,9 +31,6 @@ from inference.phantom import (
     render_patient,
     scan_volumes,
 )
-from inference.volume import Volume, read_nifti
-from inference.volume_io import read_dicom_series
-from pancreas_contracts.labels import label_by_name
 
 PHANTOM = PhantomOptions(pixel_spacing=0.9, slice_thickness=3.0)
 NIH_CASE = "pancreas-ct-0001"

@@ -11,8 +11,7 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from inference._localiser_bundle import localiser_rows
-from inference._localiser_net import (
+from inference.localiser import (
     LearnedLocaliser,
     LocaliserConfig,
     build_network,
@@ -20,10 +19,11 @@ from inference._localiser_net import (
     estimate_from_probability,
     network_input,
 )
-from inference._localiser_train import CoarseCase, train_localiser
-from inference._training_config import TrainConfig
-from inference._training_splits import nested_splits
 from inference.volume import Volume
+from training._localiser_train import CoarseCase, train_localiser
+from training._splits import nested_splits
+from training.config import TrainConfig
+from training.localiser import localiser_rows
 
 torch.set_num_threads(1)
 

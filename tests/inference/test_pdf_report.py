@@ -15,8 +15,8 @@ from scipy import ndimage
 
 from inference import Volume
 from inference.pdf_report import PDF_MIME_TYPE, encapsulate_pdf, key_slices, render_report_pdf
-from inference.phantom import VESSEL_LABELS
 from pancreas_contracts.labels import label_by_name
+from phantom import VESSEL_LABELS
 from tests.inference import _writers_fixtures as fx
 
 writer_case = fx.writer_case

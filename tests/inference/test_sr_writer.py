@@ -33,11 +33,11 @@ from inference.dicom_codes import (
     USAGE_NOTICE,
     YES,
 )
-from inference.phantom import VESSEL_LABELS
 from inference.seg_writer import write_seg
 from inference.sr_writer import build_sr, segment_refs, write_sr
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import CATEGORY_LABELS, INVESTIGATIONAL_NOTICE, KEY_VESSELS
+from phantom import VESSEL_LABELS
 from tests.inference import _writers_fixtures as fx
 
 writer_case = fx.writer_case

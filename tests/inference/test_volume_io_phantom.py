@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference import read_dicom_series, read_nifti
-from inference.phantom import PhantomOptions, generate_cohort
+from phantom import PhantomOptions, generate_cohort
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from inference import read_dicom_series, read_nifti
-from inference.phantom import PhantomOptions, generate_cohort
 from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
 from pancreas_contracts.labels import label_by_name
@@ -33,6 +32,7 @@ from pancreas_contracts.result import (
     Localisation,
     Measurements,
 )
+from phantom import PhantomOptions, generate_cohort
 
 _Label = Literal["resectable", "borderline", "locally advanced"]
 BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32)

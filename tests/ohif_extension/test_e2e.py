@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_plugin import OrthancConfig, OrthancServer
+from pancreas_node.orthanc_server import OrthancConfig, OrthancServer
 from tests.conftest import REPO_ROOT, free_port, require_executable, unavailable
 from tests.ohif_extension.processed_study import make_processed_study
 

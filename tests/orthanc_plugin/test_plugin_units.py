@@ -19,8 +19,8 @@ from orthanc_plugin._status import AiStatus, StudyLabels, category_name, study_l
 from orthanc_plugin._store import NewSubmission, SubmissionState, SubmissionStore
 from orthanc_plugin._submit import fingerprint
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
-from orthanc_plugin.server import OrthancConfig, PythonPluginConfig
 from pancreas_contracts import JobState
+from pancreas_node.orthanc_server import OrthancConfig, PythonPluginConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,0 +1,3 @@
+"""NCCN resectability: the multimodal Swin-UNETR, its post-processing and its measurements."""
+
+__all__: list[str] = []

@@ -1,0 +1,152 @@
+"""``pancreas-node phantom``: write a synthetic phantom cohort (no patient data involved).
+
+Bad input raises ``ValueError`` or ``OSError`` before anything is written;
+:func:`pancreas_node.cli.main` turns those into a one-line error with exit status 1.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from phantom import POSITIONS, TRANSFER_SYNTAXES, PhantomOptions, generate_cohort
+
+__all__ = ["parse_numbers", "phantom_command"]
+
+
+def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+    """Parse ``count`` comma-separated finite numbers given to ``option``.
+
+    Raises
+    ------
+    ValueError
+        With a message naming ``option`` if ``text`` is not exactly that.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"{option} must be {count} comma-separated numbers, got {text!r}"
+        ) from None
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{option} must be {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _options(
+    classes: str,
+    label_noise: float,
+    biological_borderline: float,
+    fov_mm: str,
+    pixel_spacing: float | None,
+    slice_thickness: float | None,
+    position: str,
+    shuffle: bool,
+    transfer_syntax: str,
+) -> PhantomOptions:
+    counts = parse_numbers(classes, 3, "--classes")
+    fov = parse_numbers(fov_mm, 3, "--fov-mm")
+    return PhantomOptions(
+        class_counts=(counts[0], counts[1], counts[2]),
+        label_noise=label_noise,
+        biological_borderline=biological_borderline,
+        fov_mm=(fov[0], fov[1], fov[2]),
+        pixel_spacing=pixel_spacing,
+        slice_thickness=slice_thickness,
+        position="random" if position.lower() == "random" else position.upper(),
+        shuffle=shuffle,
+        transfer_syntax=transfer_syntax.lower(),
+    )
+
+
+def phantom_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (created; empty or an earlier cohort).")
+    ],
+    patients: Annotated[
+        int, typer.Option("--patients", help="Number of patients (at least 1).")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Cohort seed; same seed, same files.")] = 0,
+    classes: Annotated[
+        str,
+        typer.Option(
+            "--classes", help="Reference counts of NCCN classes 0,1,2 (drawn stratified)."
+        ),
+    ] = "85,47,27",
+    label_noise: Annotated[
+        float, typer.Option("--label-noise", help="Probability of flipping a patient's NCCN label.")
+    ] = 0.05,
+    biological_borderline: Annotated[
+        float,
+        typer.Option(
+            "--biological-borderline",
+            help="Fraction of borderline patients who are borderline on CA 19-9 > 500 U/mL alone"
+            " (IAP 2017 BR-B; 0: anatomical labels only, as before 2026-11-26).",
+        ),
+    ] = 0.25,
+    pixel_spacing: Annotated[
+        float | None,
+        typer.Option("--pixel-spacing", help="In-plane spacing in mm [random 0.6-0.9]."),
+    ] = None,
+    slice_thickness: Annotated[
+        float | None,
+        typer.Option("--slice-thickness", help="Slice thickness = spacing in mm [random 1-3]."),
+    ] = None,
+    position: Annotated[
+        str, typer.Option("--position", help=f"Patient position: {' | '.join(POSITIONS)}.")
+    ] = "HFS",
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle the DICOM file-name order.")
+    ] = False,
+    transfer_syntax: Annotated[
+        str, typer.Option("--transfer-syntax", help=f"One of: {', '.join(TRANSFER_SYNTAXES)}.")
+    ] = "explicit",
+    fov_mm: Annotated[
+        str, typer.Option("--fov-mm", help="Field of view x,y,z in mm.")
+    ] = "300,300,200",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes rendering patients in parallel.")
+    ] = 1,
+) -> None:
+    """Write a synthetic phantom cohort: DICOM CT, NIfTI image/labels, clinical.csv, truth.csv."""
+    if patients < 1:
+        raise ValueError(f"--patients must be at least 1, got {patients}")
+    options = _options(
+        classes,
+        label_noise,
+        biological_borderline,
+        fov_mm,
+        pixel_spacing,
+        slice_thickness,
+        position,
+        shuffle,
+        transfer_syntax,
+    )
+    # The bar starts at the first callback, i.e. only after the input was checked, so bad
+    # input leaves stderr with nothing but the one-line error.
+    progress = Progress(
+        TextColumn("phantom"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task("patients", total=patients)
+
+    def advance(done: int, total: int) -> None:
+        if done == 0:
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    try:
+        cohort = generate_cohort(out, patients, seed, options, advance, workers=workers)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    typer.echo(f"wrote {len(cohort)} phantom patients to {out} (seed {seed})")

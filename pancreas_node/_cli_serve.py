@@ -1,0 +1,155 @@
+"""``pancreas-node serve``, ``status`` and ``rules test``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from db import NodeDatabase, list_recent_jobs, queue_counts
+from dicom_node.node import Node
+from dicom_node.routing import load_rules
+from dicom_node.series_assembly import gather_facts
+from inference import estimate_series_phase
+from pancreas_contracts import JobState, Settings, load_settings
+from pancreas_node.analysis_runner import build_runner
+
+__all__ = ["rules_app", "serve_command", "status_command"]
+
+rules_app = typer.Typer(help="Routing rules.", no_args_is_help=True)
+
+_ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings TOML file (PANCREAS_AI_* variables also apply)."),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    return load_settings(config, **overrides)
+
+
+def _configure_logging(settings: Settings) -> None:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(settings.logs_dir / "node.log")],
+    )
+    # pynetdicom's own INFO/DEBUG lines can carry identifiers from the data sets.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def serve_command(
+    config: _ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="DICOM port (overrides the settings).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (overrides the settings).")
+    ] = None,
+) -> None:
+    """Run the node: SCP, series assembly and worker, until SIGTERM or Ctrl-C."""
+    settings = _settings(config, port=port, data_dir=data_dir)
+    _configure_logging(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner_db = NodeDatabase(settings.resolved_database_url)
+    runner = build_runner(settings, runner_db)  # None without a bundle: jobs wait queued
+    try:
+        with Node(settings, runner, estimate_series_phase):
+            typer.echo(
+                f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
+                err=True,
+            )
+            stop.wait()
+    finally:
+        if runner is not None:
+            runner.close()
+        runner_db.dispose()
+
+
+def status_command(
+    config: _ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="How many recent jobs to list.")] = 20,
+) -> None:
+    """Show the job queue and the most recent jobs."""
+    settings = _settings(config)
+    database = NodeDatabase(settings.resolved_database_url)
+    try:
+        counts = queue_counts(database)
+        jobs = list_recent_jobs(database, limit=limit)
+    finally:
+        database.dispose()
+    console = Console()
+    summary = Table(title="Job queue")
+    for state in JobState:
+        summary.add_column(state.value, justify="right")
+    summary.add_row(*(str(counts.get(state, 0)) for state in JobState))
+    console.print(summary)
+    recent = Table(title="Recent jobs")
+    for column in ("job", "series", "version", "state", "attempts", "updated", "reason"):
+        recent.add_column(column)
+    for job in jobs:
+        recent.add_row(
+            job.id[:8],
+            job.series_instance_uid,
+            str(job.series_version),
+            job.state.value,
+            str(job.attempts),
+            job.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            job.failure_reason or "",
+        )
+    console.print(recent)
+
+
+@rules_app.command("test")
+def rules_test_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A DICOM file; the other files of its series in the same folder are used too."
+        ),
+    ],
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules TOML (default: the packaged rules).")
+    ] = None,
+    calling_ae: Annotated[str, typer.Option(help="Calling AE title to test with.")] = "",
+) -> None:
+    """Show what the routing rules decide for the series of FILE, and why."""
+    if not file.is_file():
+        raise ValueError(f"{file} is not a file")
+    rule_set = load_rules(rules)
+    paths = _series_files(file)
+    decision = rule_set.evaluate(gather_facts(paths, calling_ae, estimate_series_phase))
+    typer.echo(f"decision: {decision.action.value}")
+    typer.echo(f"rule: {decision.rule or '(none matched)'}")
+    for reason in decision.reasons:
+        typer.echo(f"  - {reason}")
+
+
+def _series_files(file: Path) -> list[Path]:
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        series_uid = dcmread(file, stop_before_pixels=True, force=True).SeriesInstanceUID
+    except (InvalidDicomError, AttributeError, EOFError) as exc:
+        raise ValueError(f"{file} is not a readable DICOM instance") from exc
+    paths = []
+    for path in sorted(file.parent.iterdir()):
+        if not path.is_file():
+            continue
+        try:
+            uid = dcmread(
+                path, stop_before_pixels=True, force=True, specific_tags=["SeriesInstanceUID"]
+            ).get("SeriesInstanceUID")
+        except (InvalidDicomError, OSError, EOFError, ValueError):
+            continue
+        if uid == series_uid:
+            paths.append(path)
+    return paths

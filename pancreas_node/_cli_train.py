@@ -1,0 +1,90 @@
+"""``pancreas-node train``: nested cross-validated training of the resectability model.
+
+torch and MONAI are imported only when the command runs, so the rest of the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+__all__ = ["train_command"]
+
+
+def train_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="Cohort folder: clinical.csv, truth.csv, <patient>/.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Bundle and report folder (rerun to resume).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML or JSON file of training settings.")
+    ] = None,
+    ablation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ablation",
+            help="Add an ablation: ct_only, tabular_only, knockout, fixed_weights, geometry "
+            "(repeatable; overrides the config's list).",
+        ),
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option("--max-epochs", help="Epoch limit.")] = None,
+    folds_to_run: Annotated[
+        int | None, typer.Option("--folds-to-run", help="Outer folds to run (all: 5).")
+    ] = None,
+    target_size: Annotated[
+        int | None, typer.Option("--target-size", help="Input cube voxels per side (x32).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes for preprocessing and independent fits."),
+    ] = None,
+    time_budget_min: Annotated[
+        float | None,
+        typer.Option("--time-budget-min", help="Wall-clock minutes per fit (0: no budget)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Train (nested 5-fold CV), write report.md, figures and a model bundle to --out."""
+    from training.cohort import train_cohort
+    from training.config import load_config
+
+    settings = load_config(
+        config,
+        ablations=tuple(ablation) if ablation else None,
+        max_epochs=max_epochs,
+        folds_to_run=folds_to_run,
+        target_size=target_size,
+        workers=workers,
+        time_budget_min=time_budget_min,
+        device=device,
+    )
+    if not data.is_dir():
+        raise ValueError(f"--data {data} is not a folder")
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def status(name: str, done: int, total: int) -> None:
+            key = name.split(" loss ")[0]
+            if key not in tasks:
+                tasks[key] = progress.add_task(name, total=total)
+            progress.update(tasks[key], description=name, completed=done, total=total)
+
+        run = train_cohort(data, out, settings, status=status)
+    mm = run.summary.get("multimodal", {})
+    auc = mm.get("auc", {}).get("mean", float("nan"))
+    typer.echo(f"macro AUC (multimodal, outer folds) {auc:.3f}; report {out / 'report.md'}")
+    typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")

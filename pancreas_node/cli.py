@@ -1,0 +1,92 @@
+"""The ``pancreas-node`` command line.
+
+Every sub-command lives in a private ``_cli_*`` module; this module only assembles them and
+turns expected failures (bad input, unwritable paths) into a one-line error and a non-zero exit
+status instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import typer
+from typer.exceptions import TyperException
+
+from pancreas_node._cli_analyze import analyze_command
+from pancreas_node._cli_db import db_app, registry_app
+from pancreas_node._cli_demo import demo_command
+from pancreas_node._cli_evaluate import evaluate_command
+from pancreas_node._cli_localiser import train_localiser_command
+from pancreas_node._cli_phantom import phantom_command
+from pancreas_node._cli_serve import rules_app, serve_command, status_command
+from pancreas_node._cli_train import train_command
+from pancreas_node._cli_volume import volume_app
+
+__all__ = ["CliError", "app", "main"]
+
+app = typer.Typer(
+    name="pancreas-node",
+    help="PancreasAI Node: on-premise DICOM node for pancreatic-cancer AI. "
+    "Investigational, not for clinical use.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("phantom")(phantom_command)
+app.add_typer(volume_app, name="volume")
+app.command("demo")(demo_command)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.command("serve")(serve_command)
+app.command("status")(status_command)
+app.add_typer(rules_app, name="rules")
+app.command("train")(train_command)
+app.command("train-localiser")(train_localiser_command)
+app.command("analyze")(analyze_command)
+app.command("evaluate")(evaluate_command)
+
+
+class CliError(Exception):
+    """An expected failure whose message is shown to the user as is."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the installed version."""
+    try:
+        typer.echo(version("pancreas-ai-node"))
+    except PackageNotFoundError:
+        typer.echo("unknown (not installed)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status.
+
+    Expected errors become ``pancreas-node: error: <message>`` on stderr: usage errors exit 2,
+    everything else 1.
+    """
+    try:
+        result = app(args=argv, prog_name="pancreas-node", standalone_mode=False)
+    except TyperException as exc:
+        # Usage errors (exit 2) and other command-line errors (exit 1), typer's vendored click.
+        typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)
+        return int(exc.exit_code)
+    except typer.Abort:
+        typer.echo("pancreas-node: aborted", err=True)
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (CliError, ValueError, OSError) as exc:
+        typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

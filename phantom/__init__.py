@@ -1,0 +1,83 @@
+"""Synthetic phantom cohorts: portal-venous abdominal CT with the 16 labels, NCCN truth and
+clinical variables, written as DICOM series, NIfTI files and CSV tables.
+
+Nothing here uses patient data: every voxel, angle and lab value is drawn from seeded random
+streams, so a cohort is reproducible from ``(n, seed, options)``.
+
+Typical use::
+
+    from phantom import PhantomOptions, generate_cohort
+    generate_cohort(Path("cohort"), n=10, seed=1, options=PhantomOptions(slice_thickness=2.0))
+
+or, without files, ``render_patient(plan_cohort(1, seed=1)[0])``.
+"""
+
+from pancreas_contracts.nccn import nccn_rule_category
+from phantom._anatomy import Material, Vessel
+from phantom._clinical import BIOLOGICAL_CA19_9, MISSING_FRACTION
+from phantom._cohort import (
+    POSITIONS,
+    PatientPlan,
+    PhantomOptions,
+    allocate_classes,
+    make_grid,
+    plan_cohort,
+    plan_patient,
+    render_patient,
+)
+from phantom._dicom_writer import TRANSFER_SYNTAXES
+from phantom._geometry import Grid
+from phantom._output import (
+    CLINICAL_COLUMNS,
+    TRUTH_COLUMNS,
+    PatientFiles,
+    PhantomCohort,
+    PhantomPatient,
+    check_encoder,
+    clinical_rows,
+    generate_cohort,
+    scan_volumes,
+    write_patient,
+)
+from phantom._render import PhantomScan
+from phantom._tumor import (
+    ARTERIAL,
+    FAT_PLANE_MM,
+    KEY_VESSELS,
+    VENOUS,
+    VESSEL_LABELS,
+)
+
+__all__ = [
+    "ARTERIAL",
+    "BIOLOGICAL_CA19_9",
+    "CLINICAL_COLUMNS",
+    "FAT_PLANE_MM",
+    "KEY_VESSELS",
+    "MISSING_FRACTION",
+    "POSITIONS",
+    "TRANSFER_SYNTAXES",
+    "TRUTH_COLUMNS",
+    "VENOUS",
+    "VESSEL_LABELS",
+    "Grid",
+    "Material",
+    "PatientFiles",
+    "PatientPlan",
+    "PhantomCohort",
+    "PhantomOptions",
+    "PhantomPatient",
+    "PhantomScan",
+    "Vessel",
+    "allocate_classes",
+    "check_encoder",
+    "clinical_rows",
+    "generate_cohort",
+    "make_grid",
+    "nccn_rule_category",
+    "plan_cohort",
+    "plan_patient",
+    "render_patient",
+    "scan_volumes",
+    "write_patient",
+]

@@ -1,0 +1,355 @@
+"""Write a phantom cohort: DICOM series, NIfTI image and labels, clinical.csv and truth.csv.
+
+The NIfTI files hold the same voxels as the DICOM series (HU as int16, labels as uint8) in the
+same world coordinates, reoriented to canonical RAS+ by flips only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+from pydicom.pixels.encoders.base import get_encoder
+
+from inference.parallel import ordered_map
+from inference.volume import LPS_TO_RAS, Volume, to_canonical, write_nifti
+from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
+from phantom._cohort import (
+    PatientPlan,
+    PhantomOptions,
+    files_stream,
+    header_stream,
+    plan_cohort,
+    plan_patient,
+    render_patient,
+)
+from phantom._dicom_writer import (
+    TRANSFER_SYNTAXES,
+    SeriesHeader,
+    file_names,
+    write_series,
+)
+from phantom._render import PhantomScan
+from phantom._tumor import KEY_VESSELS
+
+TRUTH_COLUMNS: tuple[str, ...] = (
+    "patient_id", "StudyInstanceUID", "SeriesInstanceUID",
+    *(f"contact_{v}" for v in KEY_VESSELS),
+    "rule_category", "nccn_label", "label_noise_flipped", "biological_borderline",
+    "tumor_location", "tumor_volume_ml",
+    "pixel_spacing", "slice_thickness", "patient_position",
+)  # fmt: skip
+CLINICAL_COLUMNS: tuple[str, ...] = ("patient_id", *(v.name for v in CLINICAL_VARIABLES))
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PatientFiles:
+    """Where one patient's outputs were written (DICOM files in instance order)."""
+
+    dicom_dir: Path
+    dicom: tuple[Path, ...]
+    image: Path
+    label: Path
+
+
+@dataclass(frozen=True)
+class PhantomPatient:
+    """One written phantom patient: its plan, its files and its measured tumor volume."""
+
+    plan: PatientPlan
+    files: PatientFiles
+    tumor_volume_ml: float
+
+    @property
+    def patient_id(self) -> str:
+        """Patient ID (also the folder name)."""
+        return self.plan.patient_id
+
+    @property
+    def study_uid(self) -> str:
+        """Study Instance UID."""
+        return self.plan.study_uid
+
+    @property
+    def series_uid(self) -> str:
+        """Series Instance UID."""
+        return self.plan.series_uid
+
+    @property
+    def dicom_dir(self) -> Path:
+        """Folder holding the DICOM series."""
+        return self.files.dicom_dir
+
+
+@dataclass(frozen=True)
+class PhantomCohort(Sequence[PhantomPatient]):
+    """A written cohort: a sequence of :class:`PhantomPatient` plus where it lies."""
+
+    out: Path
+    patients: tuple[PhantomPatient, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> PhantomPatient: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PhantomPatient]: ...
+
+    def __getitem__(self, index: int | slice) -> PhantomPatient | Sequence[PhantomPatient]:
+        return self.patients[index]
+
+    def __len__(self) -> int:
+        return len(self.patients)
+
+
+def scan_volumes(scan: PhantomScan) -> tuple[Volume, Volume]:
+    """The image and label volumes exactly as written to NIfTI.
+
+    Returns
+    -------
+    tuple of Volume
+        Image (int16 HU) and labels (uint8), canonical RAS+ (flips of the DICOM grid only).
+    """
+    (x0, y0, z0), (dx, dy, dz) = scan.grid.origin, scan.grid.spacing
+    lps = np.array([[dx, 0, 0, x0], [0, dy, 0, y0], [0, 0, dz, z0], [0, 0, 0, 1]], dtype=np.float64)
+    affine = LPS_TO_RAS @ lps
+    # Volume index (i, j, k) = (column, row, slice), i.e. the transpose of the [k, r, c] array.
+    image = Volume(np.ascontiguousarray(scan.hu.transpose(2, 1, 0)), affine)
+    label = Volume(np.ascontiguousarray(scan.labels.transpose(2, 1, 0)), affine)
+    return to_canonical(image), to_canonical(label)
+
+
+def series_header(plan: PatientPlan) -> SeriesHeader:
+    """DICOM patient/study/series attributes of a plan (true values, never blanked)."""
+    rng = header_stream(plan)
+    truth = plan.clinical_truth
+    male = truth["sex"] == 1.0
+    age = int(truth["age"])
+    height = float(rng.normal(1.76 if male else 1.63, 0.06))
+    born = plan.acquired.date() - dt.timedelta(days=int(age * 365.25) + int(rng.integers(1, 360)))
+    return SeriesHeader(
+        patient_id=plan.patient_id,
+        patient_name=f"Phantom^{plan.index + 1:04d}",
+        birth_date=born.strftime("%Y%m%d"),
+        sex="M" if male else "F",
+        age_years=age,
+        height_m=round(height, 2),
+        weight_kg=round(truth["bmi"] * height**2, 1),
+        study_uid=plan.study_uid,
+        series_uid=plan.series_uid,
+        frame_uid=plan.frame_of_reference_uid,
+        uid_entropy=plan.uid_entropy,
+        acquired=plan.acquired,
+        position=plan.patient_position,
+        thickness=plan.slice_thickness,
+    )
+
+
+def write_patient(
+    plan: PatientPlan, scan: PhantomScan, out: Path, options: PhantomOptions
+) -> PatientFiles:
+    """Write one patient's DICOM series and NIfTI files under ``out/<patient_id>/``.
+
+    ``options`` gives the transfer syntax and file-name shuffling; the CSV tables are written
+    by :func:`generate_cohort` only.
+
+    Stale ``*.dcm`` files of an earlier run in the patient's ``dicom`` folder are removed first,
+    so the folder always holds exactly one series.
+    """
+    root = out / plan.patient_id
+    dicom_dir = root / "dicom"
+    if dicom_dir.is_dir():
+        for stale in dicom_dir.glob("*.dcm"):
+            stale.unlink()
+    names = file_names(scan.grid.shape[0], options.shuffle, files_stream(plan))
+    syntax = TRANSFER_SYNTAXES[options.transfer_syntax]
+    paths = write_series(scan, series_header(plan), dicom_dir, syntax, names)
+    image, label = scan_volumes(scan)
+    write_nifti(image, root / "image.nii.gz")
+    write_nifti(label, root / "label.nii.gz")
+    return PatientFiles(dicom_dir, tuple(paths), root / "image.nii.gz", root / "label.nii.gz")
+
+
+def _number(value: float) -> str:
+    return format(value, ".10g")
+
+
+def clinical_rows(plans: Sequence[PatientPlan]) -> list[dict[str, str]]:
+    """``clinical.csv`` rows: patient_id and the 17 variables (empty cell = missing)."""
+    rows = []
+    for plan in plans:
+        row = {"patient_id": plan.patient_id}
+        for variable in CLINICAL_VARIABLES:
+            value = plan.clinical.values[variable.name]
+            if value is None:
+                row[variable.name] = ""
+            elif variable.kind is VariableKind.CATEGORICAL:
+                row[variable.name] = str(int(value))
+            else:
+                row[variable.name] = _number(float(value))
+        rows.append(row)
+    return rows
+
+
+def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
+    """One ``truth.csv`` row."""
+    row = {
+        "patient_id": plan.patient_id,
+        "StudyInstanceUID": plan.study_uid,
+        "SeriesInstanceUID": plan.series_uid,
+        "rule_category": str(plan.rule_category),
+        "nccn_label": str(plan.nccn_label),
+        "label_noise_flipped": str(int(plan.label_noise_flipped)),
+        "biological_borderline": str(int(plan.biological_borderline)),
+        "tumor_location": plan.tumor_location,
+        "tumor_volume_ml": _number(scan.tumor_volume_ml),
+        "pixel_spacing": _number(plan.pixel_spacing),
+        "slice_thickness": _number(plan.slice_thickness),
+        "patient_position": plan.patient_position,
+    }
+    row.update({f"contact_{v}": _number(float(plan.angles[v])) for v in KEY_VESSELS})
+    return row
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+    """Write ``rows`` with a header line (written to a temporary name, then renamed)."""
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)
+
+
+def check_encoder(transfer_syntax: str) -> None:
+    """Raise ``ValueError`` if the transfer syntax cannot be encoded in this environment."""
+    uid = TRANSFER_SYNTAXES[transfer_syntax]
+    if not uid.is_compressed:
+        return
+    if transfer_syntax == "jpeg-lossless":
+        return  # encoded by the phantom's own numpy encoder
+    encoder = get_encoder(uid)
+    if not encoder.is_available:
+        missing = "; ".join(encoder.missing_dependencies) or "no plugin"
+        raise ValueError(
+            f"transfer syntax {transfer_syntax!r} needs an encoder not installed here: {missing}"
+        )
+
+
+def prepare_output(out: Path) -> None:
+    """Create ``out`` and make sure it is a writable directory free of foreign files.
+
+    Raises
+    ------
+    OSError
+        If it cannot be created or written.
+    ValueError
+        If it holds files but no earlier phantom cohort (nothing is overwritten then).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OSError(f"output directory {out} is not writable: {reason}") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OSError(f"output directory {out} is not writable")
+    earlier = any((out / name).exists() for name in ("truth.csv", "clinical.csv"))
+    if any(out.iterdir()) and not earlier:
+        raise ValueError(f"output directory {out} is not empty and holds no phantom cohort")
+
+
+def generate_cohort(
+    out: Path,
+    n: int | None = None,
+    seed: int = 0,
+    options: PhantomOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    n_patients: int | None = None,
+    workers: int = 1,
+) -> PhantomCohort:
+    """Generate and write a cohort of ``n`` phantom patients into ``out``.
+
+    Parameters
+    ----------
+    out
+        Output directory (created; must be empty or hold an earlier cohort).
+    n
+        Number of patients, at least 1.
+    seed
+        Cohort seed: the same seed and options give identical files.
+    options
+        Generation options (defaults: :class:`PhantomOptions`).
+    progress
+        Called with ``(0, n)`` once the arguments are checked, then ``(done, n)`` after each
+        patient (so a caller can show a progress bar only once the input is known good).
+    n_patients
+        Alias of ``n`` (give one of the two).
+    workers
+        Render and write patients in this many processes (the files are the same: every
+        patient has its own random streams).
+
+    Returns
+    -------
+    PhantomCohort
+        The written patients, in patient-ID order.
+
+    Raises
+    ------
+    ValueError
+        On invalid arguments or an unavailable encoder.
+    OSError
+        If ``out`` cannot be written.
+    """
+    count = _patient_count(n, n_patients)
+    opts = options or PhantomOptions()
+    check_encoder(opts.transfer_syntax)
+    prepare_output(out)
+    plans = plan_cohort(count, seed, opts)
+    write_csv(out / "clinical.csv", CLINICAL_COLUMNS, clinical_rows(plans))
+    if progress is not None:
+        progress(0, count)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    truths = []
+    patients = []
+    jobs = [(seed, plan.index, plan.target_class) for plan in plans]
+    written = zip(plans, ordered_map(_write_one, jobs, out, opts, workers=workers), strict=True)
+    for done, (plan, (files, tumor_ml, truth)) in enumerate(written, start=1):
+        patients.append(PhantomPatient(plan, files, tumor_ml))
+        truths.append(truth)
+        if progress is not None:
+            progress(done, count)
+    write_csv(out / "truth.csv", TRUTH_COLUMNS, truths)
+    return PhantomCohort(out, tuple(patients))
+
+
+def _write_one(
+    job: tuple[int, int, int], out: Path, opts: PhantomOptions
+) -> tuple[PatientFiles, float, dict[str, str]]:
+    """Render and write one patient; a worker re-plans it (plans hold unpicklable views)."""
+    seed, index, target = job
+    plan = plan_patient(seed, index, target, opts)
+    scan = render_patient(plan)
+    files = write_patient(plan, scan, out, opts)
+    return files, scan.tumor_volume_ml, truth_row(plan, scan)
+
+
+def _patient_count(n: int | None, n_patients: int | None) -> int:
+    if (n is None) == (n_patients is None):
+        raise ValueError("give the number of patients once (n or n_patients)")
+    count = n if n is not None else n_patients
+    assert count is not None
+    if count < 1:
+        raise ValueError(f"number of patients must be at least 1, got {count}")
+    return count

@@ -1,0 +1,159 @@
+"""``pancreas-node analyze``: the offline analysis through the real CLI entry point.
+
+A small phantom series and a tiny untrained bundle (training.structure_bundle): these
+tests check the command's structure (exit status, files, result.json, errors), never accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import pydicom
+import pytest
+import torch
+
+from pancreas_contracts.clinical import CLINICAL_VARIABLES
+from pancreas_contracts.result import AnalysisResult
+from pancreas_node.cli import main
+from tests.dicom_node.conftest import PhantomSeries, make_series
+from training.structure_bundle import build_test_bundle
+
+torch.set_num_threads(1)
+
+# The test bundle labels its whole 160 mm cube pancreas: the scan must hold the whole cube.
+_OPTIONS = {"fov_mm": (320.0, 320.0, 240.0), "pixel_spacing": 2.0, "slice_thickness": 4.0}
+_FILES = ("seg.dcm", "sr.dcm", "report.dcm", "report.pdf", "result.json")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``analyze`` run: its exit status, output folder and captured streams."""
+
+    status: int
+    out: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> PhantomSeries:
+    return make_series(tmp_path_factory.mktemp("phantom"), seed=3, **_OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_test_bundle(tmp_path_factory.mktemp("bundle") / "b", members=1)
+
+
+@pytest.fixture(scope="module")
+def clinical_row(phantom: PhantomSeries, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The phantom's clinical row with ``bmi`` left empty (so one variable is imputed)."""
+    source = phantom.folder.parents[1] / "clinical.csv"
+    with source.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    row = dict(rows[0])
+    row["bmi"] = ""
+    path = tmp_path_factory.mktemp("clinical") / "row.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    return path
+
+
+def _analyze(
+    capsys: pytest.CaptureFixture[str], series: Path, bundle: Path, out: Path, *extra: str
+) -> Run:
+    capsys.readouterr()  # drop anything captured before this run
+    status = main(["analyze", str(series), "--bundle", str(bundle), "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    return Run(status, out, captured.out, captured.err)
+
+
+def _result(run: Run) -> AnalysisResult:
+    return AnalysisResult.model_validate_json((run.out / "result.json").read_text())
+
+
+def _assert_one_line_error(run: Run) -> None:
+    assert run.status == 1, run.stdout
+    assert run.stderr.startswith("pancreas-node: error:"), run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_analyze_writes_seg_sr_pdf_and_result(
+    phantom: PhantomSeries, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _analyze(capsys, phantom.folder, bundle, tmp_path / "out")
+    assert run.status == 0, run.stderr
+    for name in _FILES:
+        assert (run.out / name).is_file(), name
+    result = _result(run)
+    assert result.study_uid == phantom.StudyInstanceUID
+    assert result.series_uid == phantom.SeriesInstanceUID
+    assert result.clinical.knocked_out and result.clinical.used == ()
+    assert result.clinical.registry_status == "not_configured"
+    assert {"read", "localise", "inference", "write_seg", "total"} <= set(result.timings_s)
+    seg = hd.seg.segread(run.out / "seg.dcm")
+    assert seg.SOPInstanceUID == result.outputs.seg_sop_uid
+    sr = pydicom.dcmread(run.out / "sr.dcm", stop_before_pixels=True)
+    assert sr.SOPInstanceUID == result.outputs.sr_sop_uid
+    pdf = pydicom.dcmread(run.out / "report.dcm")
+    assert pdf.SOPInstanceUID == result.outputs.pdf_sop_uid
+    assert bytes(pdf.EncapsulatedDocument).startswith(b"%PDF")
+    assert (run.out / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert "category:" in run.stdout and "clinical: knocked out" in run.stdout
+    assert result.notice in run.stdout
+
+
+def test_analyze_with_a_clinical_row_lists_the_variables_used(
+    phantom: PhantomSeries,
+    bundle: Path,
+    clinical_row: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = _analyze(
+        capsys, phantom.folder, bundle, tmp_path / "out", "--clinical", str(clinical_row)
+    )
+    assert run.status == 0, run.stderr
+    clinical = _result(run).clinical
+    names = {v.name for v in CLINICAL_VARIABLES}
+    assert not clinical.knocked_out and clinical.registry_status == "file"
+    assert clinical.used and set(clinical.used) <= names
+    assert "bmi" not in clinical.used and "bmi" in clinical.missing and "bmi" in clinical.imputed
+    assert f"{len(clinical.used)} used" in run.stdout
+
+
+def test_missing_series_is_a_one_line_error(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _analyze(capsys, tmp_path / "no-such-series", bundle, tmp_path / "out")
+    _assert_one_line_error(run)
+    assert "does not exist" in run.stderr
+    assert not run.out.exists()
+
+
+def test_corrupt_file_is_a_one_line_error(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "broken.dcm").write_bytes(b"DICM but not really a DICOM file")
+    run = _analyze(capsys, series, bundle, tmp_path / "out")
+    _assert_one_line_error(run)
+    assert "unreadable-series" in run.stderr
+    assert not run.out.exists()
+
+
+def test_bad_bundle_path_is_a_one_line_error(
+    phantom: PhantomSeries, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _analyze(capsys, phantom.folder, tmp_path / "no-bundle", tmp_path / "out")
+    _assert_one_line_error(run)
+    assert "no-bundle" in run.stderr
+    assert not run.out.exists()

@@ -1,0 +1,117 @@
+"""Loss schedule at its thresholds, and optimisation lowers the multitask loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inference.tasks.resectability.model import ModelConfig, ResectabilityNet
+from training.losses import (
+    ClassificationLoss,
+    MultitaskLoss,
+    SegmentationLoss,
+    loss_weights,
+    median_frequency_weights,
+    tumor_dice,
+)
+
+torch.set_num_threads(2)
+
+
+@pytest.mark.parametrize(
+    ("tau", "w_seg"),
+    [
+        (0.0, 3.0),
+        (0.0999, 3.0),
+        (0.1, 1.5),
+        (0.4999, 1.5),
+        (0.5, 1.0),
+        (0.9, 1.0),
+        (float("nan"), 3.0),
+    ],
+)
+def test_adaptive_schedule(tau: float, w_seg: float) -> None:
+    got_seg, got_cls = loss_weights(tau)
+    assert got_seg == w_seg
+    assert got_cls == pytest.approx(1.0 / w_seg)
+
+
+def test_fixed_weights() -> None:
+    assert loss_weights(0.0, adaptive=False) == (1.0, 1.0)
+
+
+def test_class_weights_change_the_loss() -> None:
+    logits = torch.zeros(3, 3)
+    target = torch.tensor([0, 1, 2])
+    weighted = ClassificationLoss()(logits, target)
+    torch.testing.assert_close(weighted, torch.tensor(1.0986123))  # uniform logits: log 3
+    logits = torch.tensor([[0.0, 0.0, 5.0]])
+    assert ClassificationLoss()(logits, torch.tensor([2])) < 0.1
+
+
+def test_tumor_dice_counts() -> None:
+    target = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    target[0, 0, :2] = 2
+    logits = torch.zeros(1, 16, 4, 4, 4)
+    logits[0, 2, :1] = 5.0
+    num, den = tumor_dice(logits, target)
+    assert num / den == pytest.approx(2 * 16 / (16 + 32))
+
+
+def test_few_steps_lower_the_loss() -> None:
+    torch.manual_seed(0)
+    net = ResectabilityNet(ModelConfig(clinical_features=8, feature_size=12, dropout=0.0))
+    image = torch.randn(2, 1, 32, 32, 64)
+    seg = torch.zeros(2, 1, 32, 32, 64, dtype=torch.long)
+    seg[:, :, 8:20, 8:20, 8:20] = 1
+    seg[:, :, 10:14, 10:14, 10:14] = 2
+    clinical = torch.randn(2, 8)
+    labels = torch.tensor([0, 2])
+    loss_fn = MultitaskLoss(SegmentationLoss(), ClassificationLoss())
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(4):
+        out = net(image, clinical)
+        terms = loss_fn(out.class_logits, labels, out.seg_logits, seg)
+        optimiser.zero_grad()
+        terms.total.backward()
+        optimiser.step()
+        losses.append(float(terms.total.detach()))
+    assert terms.w_seg == 3.0
+    assert losses[-1] < losses[0]
+
+
+def test_median_frequency_weights_raise_only_rare_labels() -> None:
+    maps = np.zeros((2, 10, 10, 10), dtype=np.uint8)  # label 0: the other 1626 voxels
+    maps[:, :3, :6] = 1  # 360 voxels
+    maps[:, 9, 9, :2] = 2  # 4 voxels: 90 times rarer than label 1
+    maps[:, 8, 8, :5] = 3  # 10 voxels
+    weights = median_frequency_weights(maps, 5, cap=100.0)
+    median = float(np.median([1626, 360, 4, 10]))  # the present labels' counts: 185
+    assert weights[0] == 1.0 and weights[1] == 1.0  # commoner than the median: not raised
+    assert weights[2] == pytest.approx(median / 4)
+    assert weights[3] == pytest.approx(median / 10)
+    assert weights[4] == 100.0  # absent from the training rows: the cap
+    assert median_frequency_weights(maps, 5)[2] == 10.0  # the default cap
+    with pytest.raises(ValueError, match="cap"):
+        median_frequency_weights(maps, 5, cap=0.5)
+
+
+def test_label_weights_raise_a_missed_rare_label() -> None:
+    # The rare label 2 is predicted as background: its weight raises the loss, and with it
+    # the gradient that pulls the label back; a label the prediction gets right does not.
+    target = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    target[0, 0, 0, 0, :2] = 2
+    logits = torch.zeros(1, 3, 4, 4, 4)
+    logits[:, 0] = 4.0
+    plain = SegmentationLoss(1.0, 0.0, 0.0)(logits, target)
+    weighted = SegmentationLoss(1.0, 0.0, 0.0, label_weights=(1.0, 1.0, 10.0))(logits, target)
+    assert weighted > 2.0 * plain
+    right = torch.zeros_like(logits)
+    right[:, 0] = 4.0
+    right[0, 2, 0, 0, :2] = 8.0
+    weighted_focal = SegmentationLoss(0.0, 0.0, 1.0, label_weights=(1.0, 1.0, 10.0))
+    assert weighted_focal(right, target) < weighted_focal(logits, target)
+    with pytest.raises(ValueError, match="positive"):
+        SegmentationLoss(label_weights=(1.0, 0.0, 1.0))

@@ -1,0 +1,130 @@
+"""``evaluation.md`` and ``evaluation.json`` of :mod:`training.evaluation` (no torch here)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training._metrics import DICE_GROUPS
+from training._report import VARIANT_TITLES
+
+__all__ = ["clean_json", "row_title", "write_outputs"]
+
+_KIND_TITLES = {
+    "knockout": "knock-out (clinical -> mean embedding)",
+    "pipeline": "end-to-end pipeline",
+}
+
+
+def row_title(bundle: Mapping[str, Any], kind: str = "cube") -> str:
+    """The table's name of one row: bundle name, version and what was run."""
+    what = VARIANT_TITLES.get(str(bundle["variant"]), str(bundle["variant"]))
+    if kind != "cube":
+        what = f"{what}, {_KIND_TITLES[kind]}"
+    return f"{bundle['name']} {bundle['version']} ({what})"
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with NaN/infinite floats as ``None`` and numpy scalars as Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def _table(rows: list[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| model | n | macro AUC | macro-F1 | accuracy | recall R | recall BR | recall LA | "
+        "Dice pancreas | Dice tumor | Dice vessels | Dice arteries |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        dice = row.get("dice") or {}
+        cells = [str(row["n"]), _num(row["auc"]), _num(row["macro_f1"]), _num(row["accuracy"])]
+        cells += [_num(r) for r in row["recall"]]
+        cells += [_num(dice.get(k)) for k in DICE_GROUPS]
+        lines.append(f"| {row['label']} | {' | '.join(cells)} |")
+    return lines
+
+
+def _pipeline_lines(row: Mapping[str, Any]) -> list[str]:
+    total = row["cases_total"]
+    refused = ", ".join(f"{k} {v}" for k, v in row["refused"].items()) or "none"
+    loc = row["localisation_distance_mm"]
+    where = "n/a"
+    if loc["n"]:
+        where = f"median {loc['median']:.1f} mm, max {loc['max']:.1f} mm ({loc['n']} cases)"
+    return [
+        f"- End to end: {row['n']} of {total} cases got a category (metrics over those); "
+        f"refused or failed: {refused}.",
+        f"- Localisation centre to the true pancreas centroid: {where}.",
+        f"- Rule category (NCCN rule on the contact angles measured on the predicted "
+        f"segmentation) equal to the label: {_agreement(row.get('rule_agreement'))}.",
+    ]
+
+
+def _agreement(value: Any) -> str:
+    if not isinstance(value, Mapping) or not value.get("n"):
+        return "n/a (no case had one)"
+    return f"{value['agree']} of {value['n']} ({100 * value['fraction']:.0f} %)"
+
+
+def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``out/evaluation.md`` and ``out/evaluation.json``; return both paths.
+
+    Raises
+    ------
+    OSError
+        If ``out`` cannot be written.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    cohort = report["cohort"]
+    lines = ["# Resectability evaluation", "", f"**{report['notice'].capitalize()}.**", ""]
+    lines += [
+        f"- cohort: `{cohort['path']}`, {cohort['patients']} patients, classes "
+        f"(resectable, borderline, locally advanced) {cohort['classes']}",
+        f"- date: {report['created']}; device: {report['device']}",
+    ]
+    for i, b in enumerate(report["bundles"], start=1):
+        lines.append(
+            f"- bundle {i}: {b['name']} {b['version']} ({b['variant']}, {b['members']} "
+            f"member(s)), `{b['path']}`, bundle.json sha256 {b['sha256']}, training data "
+            f"sha256 {b['training_data_sha256']}"
+        )
+    lines += [
+        "",
+        "Cube rows: each case preprocessed as in training (the cube centred on its label map's "
+        "pancreas centroid, each bundle's own preprocessing), the members' probabilities "
+        "averaged, nothing refitted on this cohort; Dice pooled over cases in the cube. "
+        "Knock-out: the clinical pathway replaced by the training-mean embedding. End-to-end: "
+        "the analysis pipeline on the full CT (localisation, cube, ensemble, checks).",
+        "",
+        *_table(list(report["rows"])),
+        "",
+    ]
+    for row in report["rows"]:
+        if row["kind"] == "pipeline":
+            lines += _pipeline_lines(row)
+        for failure in row["failed"]:
+            lines.append(f"- {row['label']}: {failure['patient_id']} failed: {failure['error']}")
+    lines += [f"- {note}" for note in report.get("notes", [])]
+    lines += ["", "Per-case predictions: `evaluation.json`.", ""]
+    markdown = out / "evaluation.md"
+    markdown.write_text("\n".join(lines), encoding="utf-8")
+    path = out / "evaluation.json"
+    path.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return markdown, path

@@ -1,0 +1,193 @@
+"""Training configuration: protocol defaults of METHOD.md, a CPU-sized grid, file loading."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ABLATIONS", "HyperParams", "TrainConfig", "load_config"]
+
+ABLATIONS: tuple[str, ...] = ("ct_only", "tabular_only", "knockout", "fixed_weights", "geometry")
+"""Ablations and baselines the CLI can add to the multimodal run."""
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    """One point of the inner grid."""
+
+    lr: float
+    feature_size: int
+    batch_size: int
+    seg_coefficients: tuple[float, float, float]
+
+    def key(self) -> str:
+        """Stable file-name-safe identifier."""
+        a, b, o = self.seg_coefficients
+        return f"lr{self.lr:g}_fs{self.feature_size}_bs{self.batch_size}_seg{a:g}-{b:g}-{o:g}"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``pancreas-node train`` can be told (defaults: a CPU-sized protocol).
+
+    The paper's grid is lr {1e-3, 5e-4, 1e-4} x feature size {24, 32, 48} x batch {8, 16} at
+    160 voxels; MONAI needs feature sizes that are multiples of 12, so use {24, 36, 48} there.
+    ``localiser_epochs`` > 0 also trains the learned coarse localiser into the bundle
+    (:mod:`training.localiser`); 0 ships none.
+
+    ``time_budget_min`` > 0 gives every fit a wall-clock budget: after its second epoch the
+    fit fixes its epoch limit to what the budget allows (at most ``max_epochs``) and anneals
+    the learning rate over that many epochs; the limit is kept in the checkpoint, so a
+    resumed or reloaded fit honours it. ``workers`` > 1 preprocesses the cohort in that many
+    processes and fits a fold's independent models (the grid points; with a one-point grid
+    also the ablations) at the same time, each in its own process with ``num_threads``
+    threads. ``weights_dtype`` ``float16`` halves the bundle's weight files (the model
+    still runs in float32).
+
+    ``selection_min_tumor_dice``: a model that segments is selected (and early-stopped) on
+    its inner-validation macro-F1 only at epochs whose validation tumor Dice reaches this
+    value, by default the Dice at which the adaptive loss schedule reaches its last stage
+    (``w_seg = w_cls = 1``). A fit that never reaches it keeps its last state.
+
+    ``init_from``: a bundle directory whose image branch starts every fit that has one
+    (:mod:`training._init_from`). With ``init_from_cohort = "same"`` it must have been
+    trained on the same cohort with the same split, or the run is refused. With
+    ``"independent"`` it was trained on another cohort that shares no patient with this one
+    (another phantom seed, another site), the way the paper's BTCV pretraining is: its
+    training data sha256 must then differ from this run's. That check refuses only the
+    identical cohort; that no patient is shared is the operator's declaration. Empty: every
+    fit starts from its seeded initialisation.
+
+    ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
+    of :mod:`inference.tasks.resectability._model_contact`. ``freeze_image_branch``: keep
+    ``init_from``'s image branch as it is and train only the heads (:mod:`training._frozen`).
+    ``seg_label_balance``: ``"none"`` (METHOD.md) or ``"median_frequency"``, which weights
+    the voxel-wise segmentation terms by :func:`training.losses.median_frequency_weights` of
+    each fit's training rows, so that thin vessels such as the celiac trunk are not lost.
+    ``clinical_dropout``: modality dropout of the clinical embedding in the models that have
+    both pathways (:class:`inference.tasks.resectability.model.ModelConfig`); the tabular-only model
+    keeps its input. ``fusion``: ``"concat"`` (METHOD.md) or ``"logit_sum"``, the multimodal model
+    as an image
+    expert plus a clinical expert trained alone and weighted on the inner-validation rows
+    (:mod:`training._experts`); the ablations are unchanged.
+    """
+
+    target_size: int = 64
+    cube_mm: float = 160.0
+    outer_folds: int = 5
+    folds_to_run: int = 5
+    max_epochs: int = 100
+    patience: int = 20
+    weight_decay: float = 1e-5
+    lr: tuple[float, ...] = (1e-3,)
+    feature_size: tuple[int, ...] = (12,)
+    batch_size: tuple[int, ...] = (4,)
+    seg_coefficients: tuple[tuple[float, float, float], ...] = ((0.4, 0.4, 0.2),)
+    class_weights: tuple[float, float, float] = (1.0, 2.0, 2.5)
+    adaptive_weights: bool = True
+    dropout: float = 0.3
+    window_size: int = 7
+    augment: bool = True
+    ablations: tuple[str, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+    localiser_epochs: int = 30
+    time_budget_min: float = 0.0
+    workers: int = 1
+    weights_dtype: str = "float32"
+    selection_min_tumor_dice: float = 0.5
+    init_from: str = ""
+    init_from_cohort: str = "same"
+    image_pooling: str = "global"
+    freeze_image_branch: bool = False
+    clinical_dropout: float = 0.0
+    seg_label_balance: str = "none"
+    fusion: str = "concat"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ablations) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablations {sorted(unknown)}; choose from {ABLATIONS}")
+        if not 1 <= self.folds_to_run <= self.outer_folds or self.outer_folds < 2:
+            raise ValueError("need outer_folds >= 2 and 1 <= folds_to_run <= outer_folds")
+        if self.max_epochs < 1 or self.patience < 1:
+            raise ValueError("max_epochs and patience must be at least 1")
+        if self.localiser_epochs < 0:
+            raise ValueError("localiser_epochs must be >= 0 (0: no learned localiser)")
+        if self.time_budget_min < 0 or self.workers < 1:
+            raise ValueError("time_budget_min must be >= 0 and workers >= 1")
+        if self.weights_dtype not in ("float32", "float16"):
+            raise ValueError(f"weights_dtype must be float32 or float16: {self.weights_dtype!r}")
+        if not 0.0 <= self.selection_min_tumor_dice <= 1.0:
+            raise ValueError("selection_min_tumor_dice must lie in [0, 1]")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.image_pooling not in ("global", "contact"):
+            raise ValueError(f"image_pooling must be global or contact, got {self.image_pooling!r}")
+        if self.seg_label_balance not in ("none", "median_frequency"):
+            balance = self.seg_label_balance
+            raise ValueError(f"seg_label_balance must be none or median_frequency, got {balance!r}")
+        if self.fusion not in ("concat", "logit_sum"):
+            raise ValueError(f"fusion must be concat or logit_sum, got {self.fusion!r}")
+        if not 0.0 <= self.clinical_dropout < 1.0:
+            raise ValueError("clinical_dropout must lie in [0, 1)")
+        if self.init_from_cohort not in ("same", "independent"):
+            cohort = self.init_from_cohort
+            raise ValueError(f"init_from_cohort must be same or independent, got {cohort!r}")
+        if self.freeze_image_branch and not self.init_from:
+            raise ValueError("freeze_image_branch needs init_from (the image branch to keep)")
+        if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):
+            raise ValueError("every grid axis needs at least one value")
+
+    def grid(self) -> list[HyperParams]:
+        """The inner grid, in a fixed order."""
+        return [
+            HyperParams(lr, fs, bs, tuple(sc))  # type: ignore[arg-type]
+            for lr, fs, bs, sc in itertools.product(
+                self.lr, self.feature_size, self.batch_size, self.seg_coefficients
+            )
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _tuple(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuple(v) for v in value)
+    return value
+
+
+def load_config(path: Path | None, **overrides: Any) -> TrainConfig:
+    """Read a TOML or JSON config (top-level keys = :class:`TrainConfig` fields).
+
+    Raises
+    ------
+    ValueError
+        On unknown keys, wrong types or unparsable files.
+    OSError
+        If the file cannot be read.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot parse {path.name}: {exc}") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown config keys: {sorted(unknown)}")
+    try:
+        return TrainConfig(**{k: _tuple(v) for k, v in data.items()})
+    except TypeError as exc:
+        raise ValueError(f"invalid config: {exc}") from exc

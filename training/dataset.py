@@ -1,0 +1,195 @@
+"""Training cases: (CT, label map, clinical row, NCCN label) from a cohort folder.
+
+Layout (what :func:`phantom.generate_cohort` writes, and what a site provides)::
+
+    DIR/clinical.csv            patient_id + the 17 variables (empty cell = missing)
+    DIR/truth.csv               patient_id, nccn_label (0, 1, 2); other columns ignored
+    DIR/<patient_id>/image.nii.gz   CT in HU          (or DIR/<patient_id>/dicom/ a DICOM series)
+    DIR/<patient_id>/label.nii.gz   16-label map      (needed for training)
+
+Preprocessing is the runtime's (:func:`inference.preprocessing.preprocess_volume`): a case is
+cut to the same cube for training as for analysis.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.preprocessing import PreprocessConfig, Preprocessed, preprocess_volume
+from inference.volume import read_nifti
+from inference.volume_io import read_dicom_series
+from pancreas_contracts.clinical import CLINICAL_VARIABLES, variable_by_name
+
+__all__ = [
+    "CaseRecord",
+    "PreprocessConfig",
+    "Preprocessed",
+    "discover_cases",
+    "make_augmentation",
+    "preprocess_case",
+    "preprocess_volume",
+    "source_fingerprint",
+]
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One patient of a training cohort.
+
+    Attributes
+    ----------
+    patient_id
+        Folder name and CSV key.
+    image
+        NIfTI CT, or ``None`` when ``dicom_dir`` is used.
+    dicom_dir
+        Folder with one DICOM CT series, or ``None``.
+    label
+        NIfTI label map (16 labels), or ``None``.
+    clinical
+        Raw clinical values in model units, ``None`` = missing (implausible values dropped).
+    nccn_label
+        0 resectable, 1 borderline, 2 locally advanced.
+    """
+
+    patient_id: str
+    image: Path | None
+    dicom_dir: Path | None
+    label: Path | None
+    clinical: dict[str, float | None]
+    nccn_label: int
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise ValueError(f"missing {path.name} in {path.parent}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _clinical_value(name: str, cell: str | None) -> float | None:
+    if cell is None or not cell.strip():
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if variable_by_name(name).is_valid(value) else None
+
+
+def source_fingerprint(case: CaseRecord) -> str:
+    """Short digest of where a case's files are and their sizes and modification times.
+
+    Part of the preprocessing caches' file names (training cubes, localiser grids), so that
+    another cohort whose patients have the same IDs (every phantom cohort names them
+    PHANTOM-0001...), or a case whose files changed, is preprocessed again instead of being
+    served another case's cached arrays.
+    """
+    files: list[Path] = []
+    for path in (case.image, case.label):
+        if path is not None:
+            files.append(path)
+    if case.dicom_dir is not None:
+        files.extend(sorted(p for p in case.dicom_dir.iterdir() if p.is_file()))
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def discover_cases(data_dir: Path) -> list[CaseRecord]:
+    """Read a cohort folder (see the module docstring) into case records.
+
+    Raises
+    ------
+    ValueError
+        On a missing table, an unknown label, or a patient without an image.
+    """
+    clinical = {r["patient_id"]: r for r in _read_csv(data_dir / "clinical.csv")}
+    cases = []
+    for row in _read_csv(data_dir / "truth.csv"):
+        pid = row.get("patient_id", "").strip()
+        try:
+            label = int(row["nccn_label"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"truth.csv: no valid nccn_label for {pid!r}") from exc
+        if label not in (0, 1, 2):
+            raise ValueError(f"truth.csv: nccn_label of {pid} must be 0, 1 or 2")
+        folder = data_dir / pid
+        image = folder / "image.nii.gz"
+        dicom = folder / "dicom"
+        if not image.is_file() and not dicom.is_dir():
+            raise ValueError(f"patient {pid}: no image.nii.gz and no dicom/ folder")
+        seg = folder / "label.nii.gz"
+        values = clinical.get(pid, {})
+        cases.append(
+            CaseRecord(
+                patient_id=pid,
+                image=image if image.is_file() else None,
+                dicom_dir=None if image.is_file() else dicom,
+                label=seg if seg.is_file() else None,
+                clinical={
+                    v.name: _clinical_value(v.name, values.get(v.name)) for v in CLINICAL_VARIABLES
+                },
+                nccn_label=label,
+            )
+        )
+    if not cases:
+        raise ValueError(f"no cases in {data_dir / 'truth.csv'}")
+    return cases
+
+
+def preprocess_case(record: CaseRecord, config: PreprocessConfig) -> Preprocessed:
+    """Read and preprocess one case (the label map, when present, fixes the centre).
+
+    Raises
+    ------
+    ValueError
+        If the image cannot be read (volume errors are ``ValueError``).
+    OSError
+        On unreadable files.
+    """
+    if record.image is not None:
+        image = read_nifti(record.image)
+    elif record.dicom_dir is not None:
+        image = read_dicom_series(record.dicom_dir).volume
+    else:
+        raise ValueError(f"patient {record.patient_id}: no image")
+    label = read_nifti(record.label) if record.label is not None else None
+    return preprocess_volume(image, config, label)
+
+
+def make_augmentation(seed: int) -> Any:
+    """The paper's MONAI augmentations over ``{"image", "label"}`` channel-first arrays.
+
+    Random flips (each axis, p = 0.5), random 90-degree rotations, affine rotation +-0.1 rad,
+    Gaussian noise (sigma 0.01) and intensity shift (+-0.1), seeded.
+    """
+    # local imports: MONAI is heavy and only training needs it
+    from monai.transforms.compose import Compose
+    from monai.transforms.intensity.dictionary import RandGaussianNoised, RandShiftIntensityd
+    from monai.transforms.spatial.dictionary import RandAffined, RandFlipd, RandRotate90d
+
+    keys = ["image", "label"]
+    rotate = (0.1, 0.1, 0.1)
+    transform = Compose(
+        [
+            RandFlipd(keys, prob=0.5, spatial_axis=0),
+            RandFlipd(keys, prob=0.5, spatial_axis=1),
+            RandFlipd(keys, prob=0.5, spatial_axis=2),
+            RandRotate90d(keys, prob=0.5, max_k=3, spatial_axes=(0, 1)),
+            RandAffined(
+                keys, prob=0.5, rotate_range=rotate, mode=("bilinear", "nearest"),
+                padding_mode="border",
+            ),
+            RandGaussianNoised("image", prob=0.5, std=0.01),
+            RandShiftIntensityd("image", prob=0.5, offsets=0.1),
+        ]
+    )  # fmt: skip
+    transform.set_random_state(seed=seed % (2**32))
+    return transform
