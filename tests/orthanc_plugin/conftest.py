@@ -19,7 +19,7 @@ import pytest
 
 from db import NodeDatabase
 from dicom_node.node import Node
-from orthanc_plugin import (
+from pancreas_node.orthanc_server import (
     ORTHANC_BINARY,
     PYTHON_PLUGIN,
     OrthancConfig,
