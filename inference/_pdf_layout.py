@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 
 from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult
+from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult, TaskSection
 
 __all__ = ["KeySlice", "draw_report"]
 
@@ -248,6 +248,15 @@ def _wrap(text: str, width: int = 110) -> str:
     return "\n".join(textwrap.wrap(text, width)) or "-"
 
 
+def _task_lines(section: TaskSection) -> list[str]:
+    """A further task's section as report lines (``result.tasks``; schema 1.1)."""
+    findings = ", ".join(
+        f"{f.name.meaning} {_fmt(f.value, f.unit.value, 2)}" for f in section.findings
+    )
+    head = f"{section.title} ({section.model_version}): {section.outcome}"
+    return [f"{head}. {findings}" if findings else head, *section.notes]
+
+
 def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
     y = _section(fig, 0.06, y, "Clinical inputs and localisation", width=0.88)
     clinical = result.clinical
@@ -265,6 +274,11 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")
         y -= 0.0145 * (wrapped.count("\n") + 1)
+    for section in result.tasks.values():
+        for line in _task_lines(section):
+            wrapped = _wrap(line)
+            fig.text(0.06, y, wrapped, fontsize=8, va="top")
+            y -= 0.0145 * (wrapped.count("\n") + 1)
     if result.warnings:
         y -= 0.004
         for warning in result.warnings:

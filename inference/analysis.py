@@ -5,26 +5,15 @@ Pipeline (timed per stage in ``result.timings_s``):
 1. ``read``: the DICOM series (:func:`inference.volume_io.read_dicom_series`) or a NIfTI file.
 2. ``localise``: the coarse pancreas localisation (:class:`Localiser`): the bundle's learned
    localiser when it ships one (a small U-Net on the whole CT at 5 mm,
-   :mod:`inference.localiser`), else :class:`LandmarkLocaliser` (anatomical landmarks).
-   Both give a confidence; ``result.localisation.method`` names the one that ran. Uncertain
+   :mod:`inference.localiser`), else :class:`LandmarkLocaliser` (anatomical landmarks). Both
+   give a confidence; ``result.localisation.method`` names the one that ran. Uncertain
    localisation is reported and warned about, never hidden.
-3. ``preprocess``: the bundle's cube (160 mm) around it
-   (:func:`inference.preprocessing.preprocess_volume`); a cube partly outside the scan is padded
-   with a warning.
-4. ``inference``: every bundle member, sliding window with Gaussian blending where the cube is
-   larger than the network's window; mean probabilities, their spread as uncertainty.
-5. ``postprocess``: argmax, largest connected component per organ/vessel, checks (a pancreas is
-   found and not cut by the end of the scan), then the label map mapped onto the CT grid
-   (nearest neighbour).
-6. ``measure``: tumor volume, diameter, contact angles and the NCCN rule category
-   (:func:`inference.tasks.resectability.measurements.measure`); disagreement with the network is
-   flagged.
-7. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
+3. Every registered task (:data:`inference.tasks.TASKS`, the task protocol of
+   :mod:`inference.tasks.protocol`) on the same CT, clinical variables and localisation; each
+   adds its result fields or section, its label map and its own timed stages (the resectability
+   task: ``preprocess``, ``inference``, ``postprocess``, ``measure``).
+4. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
    map as NIfTI and the bare PDF instead: there is no DICOM source to reference).
-
-Clinical inputs: ``None`` (or all missing) takes the knock-out path - the models use their
-training-mean clinical embedding - and every output says so (``result.clinical``). Otherwise
-missing variables are filled by the bundle's KNN/mode imputer and listed as imputed.
 
 Expected failures raise :class:`AnalysisError` with a named ``reason`` (nothing is written).
 Investigational, not for clinical use.
@@ -36,7 +25,7 @@ import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -55,31 +44,13 @@ from inference._analysis_outputs import (
     write_without_dicom,
 )
 from inference._writer_common import load_source_headers
-from inference.bundle import BundleError, BundleMember, LoadedBundle, load_bundle, sha256_file
-from inference.clinical_preprocessing import clinical_matrix
-from inference.preprocessing import preprocess_volume
-from inference.tasks.resectability._ensemble import EnsembleOutput, run_ensemble
-from inference.tasks.resectability._post import (
-    clean_labels,
-    cube_reference,
-    field_of_view,
-    has_pancreas,
-    pancreas_is_cut,
-    to_ct_grid,
-)
-from inference.tasks.resectability.measurements import MeasurementResult, measure
+from inference.bundle import LoadedBundle, load_bundle, sha256_file
+from inference.tasks import TASKS, AnalysisError, AnalysisTask, TaskContext, TaskRegistration
+from inference.tasks.resectability.task import clinical_weight_notes
 from inference.volume import Volume, read_nifti
 from inference.volume_io import DicomVolume, read_dicom_series
-from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
-from pancreas_contracts.result import (
-    CATEGORY_LABELS,
-    AnalysisResult,
-    BundleRef,
-    Category,
-    ClinicalUse,
-    Localisation,
-    Outputs,
-)
+from pancreas_contracts.clinical import ClinicalVariables
+from pancreas_contracts.result import AnalysisResult, BundleRef, Localisation, Outputs
 
 __all__ = [
     "MIN_CONFIDENCE",
@@ -95,26 +66,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_CategoryLabel = Literal["resectable", "borderline", "locally advanced"]
-_LABELS: Final[tuple[_CategoryLabel, _CategoryLabel, _CategoryLabel]] = (
-    "resectable",
-    "borderline",
-    "locally advanced",
-)
-assert _LABELS == CATEGORY_LABELS
-_ALL_VARIABLES: Final = tuple(v.name for v in CLINICAL_VARIABLES)
-
-
-class AnalysisError(ValueError):
-    """An input the pipeline cannot analyse; ``reason`` names why (no patient data in it).
-
-    Reasons: ``unreadable-series``, ``not-ct``, ``not-localised``, ``outside-scan``,
-    ``non-finite``, ``no-pancreas``, ``pancreas-cut``, ``unwritable-output``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -186,58 +137,6 @@ def _read(series: Path | Sequence[Path]) -> _Source:
     return _Source(dicom.volume, dicom, files)
 
 
-def _check_clinical_spec(bundle: LoadedBundle) -> None:
-    names = tuple(str(v.get("name")) for v in bundle.meta.get("clinical_variables", []))
-    if names != _ALL_VARIABLES:
-        raise BundleError(
-            f"bundle {bundle.path}: its clinical variables differ from this node's registry "
-            f"specification ({len(names)} vs {len(_ALL_VARIABLES)} variables)"
-        )
-
-
-def _clinical_use(
-    clinical: ClinicalVariables | None, ensemble: EnsembleOutput, registry_status: str
-) -> tuple[ClinicalUse, tuple[str, ...]]:
-    if clinical is None or not clinical.present:
-        use = ClinicalUse(missing=_ALL_VARIABLES, knocked_out=True, registry_status=registry_status)
-        return use, ("no clinical variables: knock-out path (imaging only)",)
-    if ensemble.knocked_out:
-        use = ClinicalUse(
-            missing=clinical.missing, knocked_out=True, registry_status=registry_status
-        )
-        return use, ("the bundle's model does not use clinical variables (CT only)",)
-    use = ClinicalUse(
-        used=clinical.present,
-        missing=clinical.missing,
-        imputed=ensemble.imputed,
-        knocked_out=False,
-        registry_status=registry_status,
-    )
-    return use, ()
-
-
-def clinical_weight_notes(members: Sequence[BundleMember]) -> tuple[str, ...]:
-    """A note when logit-sum fusion gave every clinical expert weight 0 (inputs read, unused).
-
-    Parameters
-    ----------
-    members
-        The bundle's models.
-
-    Returns
-    -------
-    tuple of str
-        The note, or nothing for other models and for a clinical expert with a weight.
-    """
-    weights = [w for m in members if (w := m.model.clinical_expert_weight) is not None]
-    if weights and max(weights) == 0.0:
-        return (
-            "the model's clinical expert has weight 0 (no gain on its validation patients): "
-            "the category rests on the CT alone",
-        )
-    return ()
-
-
 def default_localiser(bundle: LoadedBundle) -> Localiser:
     """The coarse localisation stage the :class:`Analyzer` of ``bundle`` uses by default.
 
@@ -248,6 +147,33 @@ def default_localiser(bundle: LoadedBundle) -> Localiser:
     if learned is None:
         return LandmarkLocaliser()
     return CrossCheckedLocaliser(learned, LandmarkLocaliser())
+
+
+def _merge_labels(maps: Sequence[Volume]) -> Volume:
+    """One label map from the tasks' maps on the CT grid: a later task's labels win."""
+    merged = np.array(maps[0].array, dtype=np.uint8, copy=True)
+    for other in maps[1:]:
+        if other.shape != maps[0].shape:
+            raise ValueError("the tasks' label maps are on different grids")
+        values = np.asarray(other.array)
+        merged[values > 0] = values[values > 0]
+    return Volume(merged, maps[0].affine)
+
+
+def _merge_fields(base: dict[str, Any], update: dict[str, Any], task: str) -> None:
+    """Add one task's result fields; a field owned by two tasks is a registration error."""
+    for key, value in update.items():
+        if key == "tasks":
+            sections = dict(base.get("tasks", {}))
+            clash = set(sections) & set(value)
+            if clash:
+                raise ValueError(f"task {task}: result sections {sorted(clash)} already set")
+            sections.update(value)
+            base["tasks"] = sections
+        elif key in base:
+            raise ValueError(f"task {task}: result field {key!r} is set by another task")
+        else:
+            base[key] = value
 
 
 class Analyzer:
@@ -262,31 +188,40 @@ class Analyzer:
     localiser
         The coarse localisation stage (default: the bundle's learned localiser when it has
         one, else :class:`LandmarkLocaliser`).
+    tasks
+        The tasks to run, in order (default: :data:`inference.tasks.TASKS`).
 
     Raises
     ------
     BundleError
-        If the bundle cannot be loaded or does not match the node's clinical specification.
+        If the bundle cannot be loaded or a task refuses it (e.g. its clinical variables
+        differ from the node's).
     ValueError
-        For an unusable device.
+        For an unusable device, or two tasks registered under one name.
     """
 
     def __init__(
-        self, bundle_path: Path, device: str = "auto", *, localiser: Localiser | None = None
+        self,
+        bundle_path: Path,
+        device: str = "auto",
+        *,
+        localiser: Localiser | None = None,
+        tasks: Sequence[TaskRegistration] = TASKS,
     ) -> None:
         self._bundle = load_bundle(bundle_path)
-        _check_clinical_spec(self._bundle)
         self._device = resolve_device(device)
-        for member in self._bundle.members:
-            member.model.to(self._device).eval()
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"tasks must be one or more distinct names, got {names}")
+        self._tasks: tuple[AnalysisTask, ...] = tuple(
+            t.build(self._bundle, self._device) for t in tasks
+        )
         model = self._bundle.meta.get("model", {})
         self.bundle_ref = BundleRef(
             name=str(model.get("name", "")) or "unnamed",
             version=str(model.get("version", "")) or "0",
             sha256=sha256_file(self._bundle.path / "bundle.json"),
         )
-        inference = self._bundle.meta.get("inference", {})
-        self._roi = int(inference.get("roi_size", self._bundle.preprocess.target_size))
         self._localiser: Localiser = (
             default_localiser(self._bundle) if localiser is None else localiser
         )
@@ -300,6 +235,11 @@ class Analyzer:
     def localiser(self) -> Localiser:
         """The coarse localisation stage in use."""
         return self._localiser
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The tasks this analyzer runs, in order."""
+        return tuple(t.name for t in self._tasks)
 
     def analyze(
         self,
@@ -345,8 +285,7 @@ class Analyzer:
         source = _timed(timings, "read", lambda: _read(series))
         if source.dicom is not None:
             notes.extend(source.dicom.warnings)
-        image = source.image
-        loc = _timed(timings, "localise", lambda: self._localiser(image))
+        loc = _timed(timings, "localise", lambda: self._localiser(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
             raise AnalysisError(
@@ -354,99 +293,46 @@ class Analyzer:
                 f"the pancreas was not located (confidence {loc.confidence:.2f}, "
                 f"{loc.method}); no category is given",
             )
-        config = self._bundle.preprocess
-        centre = np.asarray(loc.centre_mm, dtype=np.float64)
-
-        def preprocess() -> tuple[np.ndarray, Volume, np.ndarray]:
-            cube = cube_reference(centre, config.target_size, config.spacing_mm)
-            inside = field_of_view(image, cube)
-            if not inside.any():
-                raise AnalysisError("outside-scan", "the analysis cube misses the scan")
-            values = preprocess_volume(image, config, centre_mm=loc.centre_mm).image
-            if not np.isfinite(values).all():
-                raise AnalysisError("non-finite", "NaN or infinite values after preprocessing")
-            return values, cube, inside
-
-        values, cube, inside = _timed(timings, "preprocess", preprocess)
-        coverage = float(inside.mean())
-        if coverage < 1.0:
-            notes.append(f"the {config.cube_mm:.0f} mm cube is {coverage:.0%} inside the scan")
-        raw = None if clinical is None or not clinical.present else clinical_matrix([clinical])
-
-        def infer() -> EnsembleOutput:
-            try:
-                return run_ensemble(
-                    self._bundle.members, values, raw, device=self._device, roi=self._roi
-                )
-            except ValueError as exc:
-                raise AnalysisError("non-finite", str(exc)) from exc
-
-        ensemble = _timed(timings, "inference", infer)
-        label_ct = _timed(
-            timings, "postprocess", lambda: self._labels(ensemble, cube, inside, image)
-        )
-        measured = _timed(timings, "measure", lambda: measure(label_ct))
-        notes.extend(measured.warnings)
-        clinical_use, clinical_notes = _clinical_use(clinical, ensemble, registry_status)
-        notes.extend(clinical_notes)
-        if not clinical_use.knocked_out:
-            notes.extend(clinical_weight_notes(self._bundle.members))
-        if len(self._bundle.members) == 1:
-            notes.append("single-model bundle: no ensemble spread (uncertainty 0)")
-        result = self._result(source, ensemble, measured, loc, clinical_use, job_id, notes)
-        return self._write(result, source, label_ct, out_dir, timings, started)
-
-    def _labels(
-        self, ensemble: EnsembleOutput, cube: Volume, inside: np.ndarray, image: Volume
-    ) -> Volume:
-        labels = np.argmax(ensemble.seg_probabilities, axis=0).astype(np.uint8)
-        labels[~inside] = 0
-        labels, _ = clean_labels(labels)
-        if not has_pancreas(labels):
-            raise AnalysisError("no-pancreas", "the network found no pancreas in the cube")
-        if pancreas_is_cut(labels, inside):
-            raise AnalysisError("pancreas-cut", "the pancreas is cut by the end of the scan")
-        label_ct = to_ct_grid(labels, cube, image)
-        if not has_pancreas(label_ct.array):
-            raise AnalysisError("no-pancreas", "the pancreas is too small for the CT grid")
-        return label_ct
+        context = TaskContext(source.image, clinical, registry_status, loc)
+        fields: dict[str, Any] = {}
+        label_maps: list[Volume] = []
+        for task in self._tasks:
+            output = task.run(context)
+            _merge_fields(fields, dict(output.result_update), task.name)
+            if output.label_map is not None:
+                label_maps.append(output.label_map)
+            notes.extend(output.warnings)
+            timings.update(output.timings_s)
+        if not label_maps:
+            raise AnalysisError("no-pancreas", "no task produced a label map")
+        result = self._result(source, loc, fields, job_id, notes)
+        return self._write(result, source, _merge_labels(label_maps), out_dir, timings, started)
 
     def _result(
         self,
         source: _Source,
-        ensemble: EnsembleOutput,
-        measured: MeasurementResult,
         loc: LocalisationEstimate,
-        clinical_use: ClinicalUse,
+        fields: dict[str, Any],
         job_id: str | None,
         notes: list[str],
     ) -> AnalysisResult:
-        probs = tuple(float(p) for p in ensemble.probabilities)
-        label = _LABELS[int(np.argmax(ensemble.probabilities))]
-        rule = None if measured.rule_category is None else _LABELS[measured.rule_category]
         dicom = source.dicom
-        return AnalysisResult(
-            study_uid=dicom.study_instance_uid if dicom is not None else "",
-            series_uid=dicom.series_instance_uid if dicom is not None else "",
-            job_id=job_id,
-            bundle=self.bundle_ref,
-            category=Category(
-                label=label,
-                probabilities=(probs[0], probs[1], probs[2]),
-                uncertainty=round(ensemble.uncertainty, 6),
-            ),
-            rule_category=rule,
-            disagreement=rule is not None and rule != label,
-            measurements=measured.to_measurements(),
-            clinical=clinical_use,
-            localisation=Localisation(
-                found=loc.found,
-                confidence=round(loc.confidence, 4),
-                box_mm=loc.box_mm,
-                method=loc.method,
-            ),
-            outputs=new_outputs() if dicom is not None else Outputs(),
-            warnings=tuple(dict.fromkeys(notes)),
+        return AnalysisResult.model_validate(
+            {
+                **fields,
+                "study_uid": dicom.study_instance_uid if dicom is not None else "",
+                "series_uid": dicom.series_instance_uid if dicom is not None else "",
+                "job_id": job_id,
+                "bundle": self.bundle_ref,
+                "localisation": Localisation(
+                    found=loc.found,
+                    confidence=round(loc.confidence, 4),
+                    box_mm=loc.box_mm,
+                    method=loc.method,
+                ),
+                "outputs": new_outputs() if dicom is not None else Outputs(),
+                "warnings": tuple(dict.fromkeys(notes)),
+            }
         )
 
     def _write(

@@ -81,6 +81,7 @@ __all__ = [
     "SEG_SERIES_NUMBER",
     "SR_SERIES_DESCRIPTION",
     "SR_SERIES_NUMBER",
+    "TASK_NOTE",
     "TUMOR_VOLUME",
     "UNCERTAINTY",
     "UNIT_DEGREE",
@@ -188,4 +189,6 @@ CLINICAL_IMPUTED: Final = _private("CLIN-IMP", "Clinical variable imputed")
 CLINICAL_KNOCKED_OUT: Final = _private("CLIN-KO", "Clinical input knocked out")
 REGISTRY_STATUS: Final = _private("REG-STATUS", "Clinical registry status")
 USAGE_NOTICE: Final = _private("NOTICE", "Usage notice")
+#: A line of a further task's section (its outcome, notes, findings it could not measure).
+TASK_NOTE: Final = _private("TASK-NOTE", "Analysis task note")
 WARNING: Final = _private("WARNING", "Analysis warning")

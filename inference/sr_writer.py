@@ -15,6 +15,10 @@ Everything comes from :class:`pancreas_contracts.result.AnalysisResult` and the 
     contact-angle rule, their disagreement (SCT Yes/No), the three class probabilities, the
     ensemble uncertainty and the localisation confidence as numeric measurements.
 
+  * one TID 1501 group per further task section (``result.tasks``, schema 1.1): the task's
+    coded finding type, its numeric findings (TID 300, UCUM units) and its outcome and notes as
+    qualitative TEXT items, so a new task reaches the SR without a change here.
+
   Every group carries the model's TID 4019 Algorithm Identification. A measurement whose
   structure has no segment in the SEG goes into a TID 1501 group instead of a TID 1411 one.
 - Qualitative Evaluations (TID 1500 rows 12-14): TEXT items for the usage notice
@@ -69,6 +73,7 @@ from inference.dicom_codes import (
     RULE_CATEGORY,
     SR_SERIES_DESCRIPTION,
     SR_SERIES_NUMBER,
+    TASK_NOTE,
     TUMOR_VOLUME,
     UNCERTAINTY,
     UNIT_DEGREE,
@@ -86,6 +91,8 @@ from pancreas_contracts.result import (
     KEY_VESSEL_LABELS,
     KEY_VESSELS,
     AnalysisResult,
+    CodeRef,
+    TaskSection,
 )
 
 __all__ = ["SegmentRef", "build_sr", "segment_refs", "write_sr"]
@@ -210,6 +217,7 @@ def build_sr(
     context = _Context(result, seg, algorithm, segments)
     groups: list[_Group] = [*_tumor_groups(context), *_vessel_groups(context)]
     groups.append(_assessment_group(context))
+    groups.extend(_task_group(context, section) for section in result.tasks.values())
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=PROCEDURE_REPORTED,
@@ -373,6 +381,37 @@ def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEval
         measurements=measurements,
         qualitative_evaluations=evaluations,
     )
+
+
+def _code(ref: CodeRef) -> Code:
+    return Code(ref.value, ref.scheme, ref.meaning)
+
+
+def _task_group(
+    context: _Context, section: TaskSection
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one further task: its findings (TID 300) and outcome/notes as text."""
+    measurements = [
+        hd.sr.Measurement(name=_code(f.name), value=f.value, unit=_code(f.unit))
+        for f in section.findings
+        if f.value is not None
+    ]
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=section.title),
+        finding_type=_code(section.finding_type),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=FINDING_SITE)],
+        algorithm_id=context.algorithm,
+        measurements=measurements or None,
+    )
+    lines = [
+        f"{section.title} {section.model_version}: {section.outcome}",
+        *(f"{f.name.meaning}: not measured" for f in section.findings if f.value is None),
+        *section.notes,
+    ]
+    container = group[0]
+    for line in lines:
+        container.ContentSequence.append(_text(TASK_NOTE, line))
+    return group
 
 
 def _text(name: Code, value: str) -> hd.sr.TextContentItem:

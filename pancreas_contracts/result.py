@@ -1,8 +1,12 @@
 """``result.json`` / :class:`AnalysisResult`: the one schema of an analysis outcome.
 
 The SR writer, the PDF report, the Orthanc plugin routes, the OHIF panel and the tests all read
-this schema (ARCHITECTURE.md, "Shared contracts"). It is versioned by ``schema_version``; a
-result that exists is valid (pydantic validation at construction, frozen).
+this schema (``docs/architecture.md``, "Shared contracts"). It is versioned by
+``schema_version``; a result that exists is valid (pydantic validation at construction, frozen).
+
+Schema history: ``1.0`` the resectability result; ``1.1`` adds ``tasks``, one
+:class:`TaskSection` per further analysis task (``inference.tasks``), whose coded findings the
+SR writer and the PDF render without knowing the task. Readers accept both versions.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ __all__ = [
     "BundleRef",
     "Category",
     "ClinicalUse",
+    "CodeRef",
     "Localisation",
     "Measurements",
     "Outputs",
+    "TaskFinding",
+    "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.0"
+RESULT_SCHEMA_VERSION: Final = "1.1"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: NCCN resectability classes of METHOD.md section 1, by index.
 CATEGORY_LABELS: tuple[str, str, str] = ("resectable", "borderline", "locally advanced")
@@ -127,11 +134,78 @@ class Outputs(BaseModel):
     pdf_sop_uid: str | None = None
 
 
+class CodeRef(BaseModel):
+    """A coded concept (PS3.3 Code Sequence Macro, Table 8.8-1): value, scheme and meaning.
+
+    Findings carry their concept names and UCUM units as codes so that the SR can hold them
+    as coded measurements (PS3.16 TID 300) without the writer knowing the task.
+    """
+
+    model_config = _Frozen
+    value: str = Field(min_length=1, max_length=64)
+    scheme: str = Field(min_length=1, max_length=16)
+    meaning: str = Field(min_length=1, max_length=64)
+
+
+class TaskFinding(BaseModel):
+    """One numeric finding of a task: a coded name, a value and a UCUM unit.
+
+    ``value`` is ``None`` when the task could not measure it (stated, never guessed).
+    """
+
+    model_config = _Frozen
+    name: CodeRef
+    value: float | None
+    unit: CodeRef
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("a finding's value must be finite")
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _ucum(cls, value: CodeRef) -> CodeRef:
+        if value.scheme != "UCUM":
+            raise ValueError("a finding's unit must be a UCUM code")
+        return value
+
+
+class TaskSection(BaseModel):
+    """What one analysis task (other than the resectability task) contributed.
+
+    Attributes
+    ----------
+    title
+        Human-readable task name (PDF heading, SR tracking identifier).
+    model_version
+        Version of the task's model within the bundle.
+    outcome
+        What happened: ``done``, ``no-finding`` or ``refused: <reason>``.
+    finding_type
+        The coded concept of the task's SR group (e.g. a SNOMED CT finding).
+    findings
+        Its coded numeric findings.
+    notes
+        Plain-text lines for the PDF and the SR's qualitative evaluations.
+    """
+
+    model_config = _Frozen
+    title: str = Field(min_length=1, max_length=64)
+    model_version: str = Field(min_length=1)
+    outcome: str = Field(pattern=r"^(done|no-finding|refused: .+)$")
+    finding_type: CodeRef
+    findings: tuple[TaskFinding, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
@@ -143,6 +217,8 @@ class AnalysisResult(BaseModel):
     clinical: ClinicalUse = Field(default_factory=ClinicalUse)
     localisation: Localisation
     outputs: Outputs = Field(default_factory=Outputs)
+    #: Sections of further analysis tasks by task name (schema 1.1; empty in 1.0 results).
+    tasks: dict[str, TaskSection] = Field(default_factory=dict)
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE
