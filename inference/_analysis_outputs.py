@@ -7,11 +7,10 @@ writers save atomically); ``result.json`` is written last, so its presence means
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -19,6 +18,7 @@ from pydicom.uid import generate_uid
 from inference.pdf_report import render_report_pdf, write_pdf_report
 from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
+from inference.timing import timed
 from inference.volume import Volume, write_nifti
 from pancreas_contracts.result import AnalysisResult, Outputs
 
@@ -43,8 +43,6 @@ PDF_NAME: Final = "report.pdf"
 RESULT_NAME: Final = "result.json"
 LABEL_NAME: Final = "label.nii.gz"
 
-_T = TypeVar("_T")
-
 
 @dataclass(frozen=True)
 class WrittenFiles:
@@ -58,14 +56,6 @@ def new_outputs() -> Outputs:
     return Outputs(
         seg_sop_uid=generate_uid(), sr_sop_uid=generate_uid(), pdf_sop_uid=generate_uid()
     )
-
-
-def _timed(timings: MutableMapping[str, float], stage: str, call: Callable[[], _T]) -> _T:
-    start = time.perf_counter()
-    try:
-        return call()
-    finally:
-        timings[stage] = round(time.perf_counter() - start, 3)
 
 
 def write_dicom_outputs(
@@ -101,21 +91,21 @@ def write_dicom_outputs(
         If a writer refuses its input (label off the grid, no foreground, ...).
     """
     outputs = result.outputs
-    _timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
+    timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
     seg_path, sr_path, pdf_path = out_dir / SEG_NAME, out_dir / SR_NAME, out_dir / PDF_DICOM_NAME
-    _timed(
+    timed(
         timings,
         "write_seg",
         lambda: write_seg(
             seg_label, headers, result, seg_path, sop_instance_uid=outputs.seg_sop_uid
         ),
     )
-    _timed(
+    timed(
         timings,
         "write_sr",
         lambda: write_sr(result, seg_path, headers, sr_path, sop_instance_uid=outputs.sr_sop_uid),
     )
-    _timed(
+    timed(
         timings,
         "write_pdf",
         lambda: write_pdf_report(
@@ -139,14 +129,14 @@ def write_without_dicom(
     timings: MutableMapping[str, float],
 ) -> WrittenFiles:
     """For a NIfTI input: the label map as NIfTI and the bare PDF (no DICOM source to cite)."""
-    _timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
+    timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
 
     def pdf() -> None:
         partial = out_dir / f".{PDF_NAME}.partial"
         partial.write_bytes(render_report_pdf(result, image, label))
         partial.replace(out_dir / PDF_NAME)
 
-    _timed(timings, "write_pdf", pdf)
+    timed(timings, "write_pdf", pdf)
     return WrittenFiles(())
 
 

@@ -22,10 +22,10 @@ Investigational, not for clinical use.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
 from inference.tasks import TASKS, AnalysisError, AnalysisTask, TaskContext, TaskRegistration
 from inference.tasks.resectability.task import clinical_weight_notes
+from inference.timing import timed
 from inference.volume import Volume, read_nifti
 from inference.volume_io import DicomVolume, read_dicom_series
 from pancreas_contracts.clinical import ClinicalVariables
@@ -64,8 +65,6 @@ __all__ = [
     "default_localiser",
     "resolve_device",
 ]
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -109,14 +108,6 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     return torch.device(device)
-
-
-def _timed(timings: MutableMapping[str, float], stage: str, call: Callable[[], _T]) -> _T:
-    start = time.perf_counter()
-    try:
-        return call()
-    finally:
-        timings[stage] = round(time.perf_counter() - start, 3)
 
 
 def _is_nifti(series: Path | Sequence[Path]) -> bool:
@@ -282,10 +273,10 @@ class Analyzer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         notes: list[str] = list(warnings)
-        source = _timed(timings, "read", lambda: _read(series))
+        source = timed(timings, "read", lambda: _read(series))
         if source.dicom is not None:
             notes.extend(source.dicom.warnings)
-        loc = _timed(timings, "localise", lambda: self._localiser(source.image))
+        loc = timed(timings, "localise", lambda: self._localiser(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
             raise AnalysisError(

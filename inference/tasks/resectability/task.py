@@ -21,9 +21,8 @@ missing variables are filled by the bundle's KNN/mode imputer and listed as impu
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Sequence
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +42,7 @@ from inference.tasks.resectability._post import (
     to_ct_grid,
 )
 from inference.tasks.resectability.measurements import MeasurementResult, measure
+from inference.timing import timed
 from inference.volume import Volume
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
 from pancreas_contracts.result import CATEGORY_LABELS, Category, ClinicalUse
@@ -52,15 +52,6 @@ __all__ = ["NAME", "ResectabilityTask", "check_clinical_spec", "clinical_weight_
 #: The task's name (its folder).
 NAME: Final = "resectability"  # = inference.tasks.resectability.NAME
 _ALL_VARIABLES: Final = tuple(v.name for v in CLINICAL_VARIABLES)
-_T = TypeVar("_T")
-
-
-def _timed(timings: MutableMapping[str, float], stage: str, call: Callable[[], _T]) -> _T:
-    start = time.perf_counter()
-    try:
-        return call()
-    finally:
-        timings[stage] = round(time.perf_counter() - start, 3)
 
 
 def check_clinical_spec(bundle: LoadedBundle) -> None:
@@ -163,18 +154,18 @@ class ResectabilityTask:
         timings: dict[str, float] = {}
         notes: list[str] = []
         image = context.image
-        values, cube, inside = _timed(timings, "preprocess", lambda: self._cube(context))
+        values, cube, inside = timed(timings, "preprocess", lambda: self._cube(context))
         coverage = float(inside.mean())
         if coverage < 1.0:
             cube_mm = self._bundle.preprocess.cube_mm
             notes.append(f"the {cube_mm:.0f} mm cube is {coverage:.0%} inside the scan")
         clinical = context.clinical
         raw = None if clinical is None or not clinical.present else clinical_matrix([clinical])
-        ensemble = _timed(timings, "inference", lambda: self._infer(values, raw))
-        label_ct = _timed(
+        ensemble = timed(timings, "inference", lambda: self._infer(values, raw))
+        label_ct = timed(
             timings, "postprocess", lambda: self._labels(ensemble, cube, inside, image)
         )
-        measured = _timed(timings, "measure", lambda: measure(label_ct))
+        measured = timed(timings, "measure", lambda: measure(label_ct))
         notes.extend(measured.warnings)
         use, clinical_notes = _clinical_use(clinical, ensemble, context.registry_status)
         notes.extend(clinical_notes)
