@@ -1,4 +1,8 @@
-"""The node as the plugin sees it: its settings, its database and its routing rules."""
+"""The node as the plugin sees it: its settings and its database.
+
+The plugin does not load the node's routing rules: the node's series assembly alone routes
+the series the plugin forwards, and the plugin reads the decisions back from the database.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db import NodeDatabase
-from dicom_node.routing import RuleSet, load_rules
 from pancreas_contracts import Settings, load_settings
 
 __all__ = ["NodeContext", "open_node"]
@@ -22,7 +25,6 @@ class NodeContext:
 
     settings: Settings
     database: NodeDatabase
-    rules: RuleSet
 
     def close(self) -> None:
         """Release the database connections."""
@@ -30,16 +32,12 @@ class NodeContext:
 
 
 def open_node(node_config: Path | None) -> NodeContext:
-    """Load the node's settings (TOML file and ``PANCREAS_AI_*``), rules and database.
+    """Load the node's settings (TOML file and ``PANCREAS_AI_*``) and open its database.
 
     Raises
     ------
     ValueError
-        If the settings, the rules or the database URL are invalid.
+        If the settings or the database URL are invalid.
     """
     settings = load_settings(node_config)
-    return NodeContext(
-        settings=settings,
-        database=NodeDatabase(settings.resolved_database_url),
-        rules=load_rules(settings.routing_rules),
-    )
+    return NodeContext(settings=settings, database=NodeDatabase(settings.resolved_database_url))

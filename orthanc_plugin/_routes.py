@@ -7,11 +7,15 @@ without valid credentials when ``AuthenticationEnabled`` is true). The routes:
     Results summary of a study: status and labels, category and probabilities, contact angles
     and measurements, clinical inputs, model version, links to the SEG/SR/PDF instances.
 ``GET  /pancreas-ai/studies/{study}/status``
-    The study's AI status, its series with their routing decisions and jobs, and the plugin's
-    submissions to the node.
+    The study's AI status, its series as the node holds them (the node's routing decision and
+    reason, and jobs), and the plugin's submissions: whether each series was forwarded to the
+    node and where it stands (``progress``: not forwarded, sending, waiting for the node,
+    analyse, skipped, failed) with the reason (``reason``: the plugin's for a series not
+    forwarded, the node's routing reason once the node decided, else the last send error).
 ``POST /pancreas-ai/studies/{study}/reanalyse``
     Re-analyse: retry failed jobs, queue jobs for series without one (or analysed by another
-    bundle), or send the series to the node again when the node does not know the study.
+    bundle), or, when the node has no series of the study to analyse, send its forwarded
+    series to the node again (the node decides again only on instances new to it).
     Only ``PancreasAI.WriteUsers`` (default ``admin``) may POST; others get 403.
 ``GET  /pancreas-ai/jobs/{job id}``
     One job's status.
@@ -42,6 +46,7 @@ from db import (
     JobInfo,
     ResultInfo,
     RoutingDecision,
+    SeriesInfo,
     StudyJobInfo,
     enqueue_job,
     get_job,
@@ -55,7 +60,12 @@ from db import (
 from orthanc_plugin._config import PluginConfig
 from orthanc_plugin._node import NodeContext
 from orthanc_plugin._orthanc_api import OrthancCallError, RestApi, get_json
-from orthanc_plugin._status import category_name, study_labels
+from orthanc_plugin._status import (
+    category_name,
+    progress_reason,
+    series_progress,
+    study_labels,
+)
 from orthanc_plugin._store import Submission, SubmissionStore
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
@@ -124,13 +134,15 @@ def _job_json(job: JobInfo) -> dict[str, Any]:
     }
 
 
-def _submission_json(sub: Submission) -> dict[str, Any]:
+def _submission_json(sub: Submission, node_series: SeriesInfo | None) -> dict[str, Any]:
     return {
         "orthanc_series_id": sub.orthanc_series_id,
         "series_instance_uid": sub.series_uid,
         "instance_count": sub.instance_count,
         "state": sub.state.value,
-        "decision": sub.decision,
+        "forwarding": sub.forwarding,
+        "progress": series_progress(sub, node_series).value,
+        "reason": progress_reason(sub, node_series),
         "attempts": sub.attempts,
         "next_attempt_at": _epoch_iso(sub.next_attempt_at),
         "last_error": sub.last_error,
@@ -354,6 +366,7 @@ class Routes:
             return _error(404, "study unknown to Orthanc and to the node")
         orthanc_id, uid, rows, subs = context
         labels = study_labels(rows, subs)
+        known = {row.series.series_instance_uid: row.series for row in rows}
         series: dict[str, dict[str, Any]] = {}
         for row in rows:
             entry = series.setdefault(
@@ -378,7 +391,7 @@ class Routes:
                 "status": labels.status.value,
                 "labels": list(labels.labels),
                 "series": list(series.values()),
-                "submissions": [_submission_json(s) for s in subs],
+                "submissions": [_submission_json(s, known.get(s.series_uid)) for s in subs],
             },
         )
 
@@ -450,7 +463,7 @@ class Routes:
             actions.append({"series_instance_uid": series_uid, "action": action, "job_id": job.id})
         if not actions and orthanc_id is not None:
             count = self._store.resubmit_study(orthanc_id)
-            if count == 0:  # never submitted (e.g. stored before the plugin): route it afresh
+            if count == 0:  # never forwarded (e.g. stored before the plugin): record it afresh
                 for series_id in get_json(self._api, f"/studies/{orthanc_id}")["Series"]:
                     self._store.forget_series(series_id)
                     self._push_series(series_id)

@@ -1,7 +1,11 @@
 """A study's AI status and labels, derived from the node's jobs and the plugin's submissions.
 
 Pure functions: the worker and the routes feed them snapshots from the node database
-(:func:`db.list_study_jobs`) and the plugin's store.
+(:func:`db.list_study_jobs`) and the plugin's store. The two sources answer different
+questions: a submission says whether the plugin forwarded a series to the node; the node
+database says what the node's series assembly decided for it (analyse or skip, with the
+rules' reason) and which jobs it queued. The plugin never routes, so a series the node
+skipped is known as skipped only from the node database.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from db import RoutingDecision, StudyJobInfo
+from db import RoutingDecision, SeriesInfo, StudyJobInfo
 from orthanc_plugin._store import Submission, SubmissionState
 from pancreas_contracts import JobState
 from pancreas_contracts.result import CATEGORY_LABELS
@@ -18,9 +22,12 @@ from pancreas_contracts.result import CATEGORY_LABELS
 __all__ = [
     "MANAGED_LABELS",
     "AiStatus",
+    "SeriesProgress",
     "StudyLabels",
     "category_name",
     "job_status",
+    "progress_reason",
+    "series_progress",
     "study_labels",
 ]
 
@@ -31,8 +38,20 @@ class AiStatus(StrEnum):
     PENDING = "ai-pending"
     DONE = "ai-done"
     FAILED = "ai-failed"
-    SKIPPED = "ai-skipped"  # the node's rules decided not to analyse any series
-    NONE = "none"  # nothing submitted (e.g. only SEG/SR/PDF series)
+    SKIPPED = "ai-skipped"  # the node's series assembly decided not to analyse any series
+    NONE = "none"  # nothing forwarded (e.g. only SEG/SR/PDF series)
+
+
+class SeriesProgress(StrEnum):
+    """Where one submitted series stands, from the plugin's record and the node's series."""
+
+    NOT_FORWARDED = "not-forwarded"  # not CT: never sent to the node
+    SENDING = "sending"  # to be sent to the node (first try or a retry)
+    WAITING = "waiting-for-node"  # sent; the node's assembly has not decided yet
+    ANALYSE = "analyse"  # the node's assembly decided to analyse it (see its jobs)
+    SKIPPED = "skipped"  # the node's assembly decided not to analyse it
+    FAILED = "failed"  # the node never accepted it, or it was deleted from Orthanc first
+    SUPERSEDED = "superseded"  # a newer set of instances of the series replaced this record
 
 
 #: Every label the plugin sets or removes on a study; other labels are left alone.
@@ -95,13 +114,52 @@ def job_status(state: JobState, retry_scheduled: bool) -> AiStatus:
     return AiStatus.PENDING
 
 
+def series_progress(submission: Submission, node_series: SeriesInfo | None) -> SeriesProgress:
+    """Where a submitted series stands.
+
+    Parameters
+    ----------
+    submission
+        The plugin's record of the series.
+    node_series
+        The node's record of the same SeriesInstanceUID (``None`` while the node has none).
+        Its routing decision counts only once the plugin has sent the series: before that it
+        may belong to an older set of instances.
+    """
+    state = submission.state
+    if state is SubmissionState.NOT_FORWARDED:
+        return SeriesProgress.NOT_FORWARDED
+    if state is SubmissionState.SUPERSEDED:
+        return SeriesProgress.SUPERSEDED
+    if state is SubmissionState.FAILED:
+        return SeriesProgress.FAILED
+    if state is SubmissionState.PENDING:
+        return SeriesProgress.SENDING
+    if node_series is None or node_series.routing_decision is RoutingDecision.PENDING:
+        return SeriesProgress.WAITING
+    if node_series.routing_decision is RoutingDecision.SKIP:
+        return SeriesProgress.SKIPPED
+    return SeriesProgress.ANALYSE
+
+
+def progress_reason(submission: Submission, node_series: SeriesInfo | None) -> str | None:
+    """Why a series stands where it does: the plugin's, the node's or the last error's words."""
+    progress = series_progress(submission, node_series)
+    if progress is SeriesProgress.NOT_FORWARDED:
+        return submission.forwarding
+    if progress in (SeriesProgress.SKIPPED, SeriesProgress.ANALYSE):
+        return None if node_series is None else node_series.routing_reason
+    return submission.last_error
+
+
 def study_labels(rows: Sequence[StudyJobInfo], submissions: Sequence[Submission]) -> StudyLabels:
     """Combine the node's view of a study with the plugin's submissions.
 
     The newest job of the study decides once there is one (a re-opened series or a
-    re-analysis creates a newer job). Before that, a submission still pending or not yet
-    recorded by the node keeps the study pending; a submission the node never accepted fails
-    it; series the node routed to *skip* mark it skipped.
+    re-analysis creates a newer job). Before that, a series still to be sent, or sent and not
+    yet decided by the node, keeps the study pending; a submission the node never accepted
+    fails it; series the node's assembly routed to *skip* mark it skipped. Series that were
+    not forwarded (not CT) do not count.
     """
     jobs = [r for r in rows if r.job is not None]
     if jobs:
@@ -115,19 +173,12 @@ def study_labels(rows: Sequence[StudyJobInfo], submissions: Sequence[Submission]
             else None
         )
         return StudyLabels(status, category, final=status is not AiStatus.PENDING)
-    live = [s for s in submissions if s.state is not SubmissionState.SUPERSEDED]
     known = {r.series.series_instance_uid: r.series for r in rows}
-    waiting = False
-    for sub in live:
-        if sub.state is SubmissionState.PENDING:
-            waiting = True
-        elif sub.state is SubmissionState.SUBMITTED:
-            series = known.get(sub.series_uid)
-            if series is None or series.routing_decision is not RoutingDecision.SKIP:
-                waiting = True  # the node has not closed the series yet
-    if waiting:
+    progress = {series_progress(s, known.get(s.series_uid)) for s in submissions}
+    # ANALYSE without a job: the node closed the series and is queueing its job right now.
+    if progress & {SeriesProgress.SENDING, SeriesProgress.WAITING, SeriesProgress.ANALYSE}:
         return StudyLabels(AiStatus.PENDING)
-    if any(s.state is SubmissionState.FAILED for s in live):
+    if SeriesProgress.FAILED in progress:
         return StudyLabels(AiStatus.FAILED, final=True)
     if any(r.series.routing_decision is RoutingDecision.SKIP for r in rows):
         return StudyLabels(AiStatus.SKIPPED, final=True)

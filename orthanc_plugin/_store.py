@@ -6,6 +6,12 @@ stable series is recorded once per *fingerprint* (the set of its instances): the
 becoming stable again with the same instances is not submitted twice; with new instances it
 is submitted again (the node then sees the late instances and versions the series).
 
+A submission says whether the series was forwarded to the node, never what the routing rules
+decided: the node's series assembly decides and the node database keeps that decision. The
+column holding the forwarding note is still called ``decision``, so state files written when
+the plugin routed series itself open unchanged; their ``ignored`` rows (series the plugin's
+rules kept back) read as not forwarded.
+
 Every method opens its own connection, so the worker thread and Orthanc's HTTP threads can use
 one store without sharing a connection.
 """
@@ -43,6 +49,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 CREATE INDEX IF NOT EXISTS ix_submissions_due ON submissions (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS ix_submissions_study ON submissions (orthanc_study_id);
+-- Rows written when the plugin applied the routing rules itself (see the docstring).
+UPDATE submissions SET state = 'not-forwarded' WHERE state = 'ignored';
 CREATE TABLE IF NOT EXISTS studies (
     orthanc_study_id TEXT PRIMARY KEY,
     study_uid TEXT NOT NULL,
@@ -59,7 +67,7 @@ class SubmissionState(StrEnum):
 
     PENDING = "pending"  # to be sent (first try or retry due at next_attempt_at)
     SUBMITTED = "submitted"  # the node acknowledged every instance
-    IGNORED = "ignored"  # the routing rules decided not to analyse the series
+    NOT_FORWARDED = "not-forwarded"  # never sent: not a CT series (``forwarding`` says why)
     FAILED = "failed"  # the node never accepted it within the give-up time
     SUPERSEDED = "superseded"  # a newer fingerprint of the same series replaced it
 
@@ -74,8 +82,8 @@ class NewSubmission:
     study_uid: str
     fingerprint: str
     instance_count: int
-    analyse: bool
-    decision: str
+    forward: bool  # whether the series is to be sent to the node
+    forwarding: str  # "forwarded", or "not forwarded: <reason>"
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class Submission:
     fingerprint: str
     instance_count: int
     state: SubmissionState
-    decision: str
+    forwarding: str
     attempts: int
     next_attempt_at: float | None
     last_error: str | None
@@ -151,11 +159,11 @@ class SubmissionStore:
     def record(self, new: NewSubmission) -> Submission | None:
         """Record a stable series; ``None`` if this exact fingerprint is already recorded.
 
-        A recorded series to analyse is due at once; older pending rows of the same series
+        A recorded series to forward is due at once; older pending rows of the same series
         are superseded (the newest fingerprint carries the whole series).
         """
         now = self._clock()
-        state = SubmissionState.PENDING if new.analyse else SubmissionState.IGNORED
+        state = SubmissionState.PENDING if new.forward else SubmissionState.NOT_FORWARDED
         with self._connect() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO submissions (orthanc_series_id, series_uid, "
@@ -169,8 +177,8 @@ class SubmissionStore:
                     new.fingerprint,
                     new.instance_count,
                     state.value,
-                    new.decision[:2000],
-                    now if new.analyse else None,
+                    new.forwarding[:2000],
+                    now if new.forward else None,
                     now,
                     now,
                 ),
@@ -255,7 +263,7 @@ class SubmissionStore:
             )
 
     def resubmit_study(self, orthanc_study_id: str) -> int:
-        """Send the newest submission of each analysed series of a study again, now.
+        """Send the newest submission of each forwarded series of a study again, now.
 
         Returns
         -------
@@ -275,7 +283,7 @@ class SubmissionStore:
                     now,
                     now,
                     orthanc_study_id,
-                    SubmissionState.IGNORED.value,
+                    SubmissionState.NOT_FORWARDED.value,
                 ),
             )
             return int(cursor.rowcount)

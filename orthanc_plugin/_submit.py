@@ -1,34 +1,49 @@
-"""Stable series -> routing rules -> C-STORE to the node, with a persistent retry queue.
+"""Stable series -> C-STORE to the node, with a persistent retry queue.
 
 Runs on the plugin's worker thread only (it calls Orthanc's REST API, which an OnChange
-callback must not). For each stable series the worker reads the instances from Orthanc,
-applies the node's routing rules exactly as the node would (:func:`dicom_node.series_assembly.
-gather_facts`, the calling AE being the scanner's ``RemoteAET``), records the decision once per
-set of instances, and sends series to analyse to the node with Orthanc's own C-STORE SCU
-(``/modalities/<node>/store``), so the node receives them like from any scanner. A refused or
-failed send is retried with exponential back-off until ``GiveUpHours``.
+callback must not). The plugin does not route: for each stable series the worker reads the
+series' resource from Orthanc (its main tags and the list of its instances, never an
+instance's file), records it once per set of instances and forwards it to the node with
+Orthanc's own C-STORE SCU (``/modalities/<node>/store``), so the node receives it like from
+any scanner and its series assembly alone applies the routing rules and stores the decision
+(read back from the node database by :mod:`orthanc_plugin._status`).
+
+One cheap pre-filter remains, and it is not routing: only CT series are forwarded. The node
+records CT image storage only, and Orthanc also stores the node's own outputs (SEG, SR,
+PDF), which must never travel back to the node. A series of another modality is recorded as
+not forwarded, with that reason, so nothing is dropped silently. A refused or failed send is
+retried with exponential back-off until ``GiveUpHours``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from time import time
 from typing import Any
 
-from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet
-from dicom_node.series_assembly import gather_facts
 from orthanc_plugin._config import PluginConfig
 from orthanc_plugin._orthanc_api import OrthancCallError, RestApi, get_json, post_json
 from orthanc_plugin._store import NewSubmission, Submission, SubmissionStore
 
-__all__ = ["SeriesSnapshot", "Submitter", "fingerprint"]
+__all__ = [
+    "FORWARDED",
+    "FORWARDED_MODALITIES",
+    "SeriesSnapshot",
+    "Submitter",
+    "fingerprint",
+    "not_forwarded_reason",
+    "read_series",
+]
 
 _log = logging.getLogger(__name__)
+
+#: Modalities the plugin forwards to the node (the node records CT image storage only).
+FORWARDED_MODALITIES = frozenset({"CT"})
+#: What a submission record says of a series that was (or will be) sent to the node.
+FORWARDED = "forwarded"
 
 
 def fingerprint(instance_ids: list[str]) -> str:
@@ -39,17 +54,18 @@ def fingerprint(instance_ids: list[str]) -> str:
 
 @dataclass(frozen=True)
 class SeriesSnapshot:
-    """A series as Orthanc holds it."""
+    """A series as Orthanc holds it (from ``/series/<id>`` and its study's main tags)."""
 
     orthanc_series_id: str
     series_uid: str
     orthanc_study_id: str
     study_uid: str
+    modality: str
     instance_ids: tuple[str, ...]
 
 
 def read_series(api: RestApi, series_id: str) -> SeriesSnapshot:
-    """Read a series and its study's UID from Orthanc.
+    """Read a series and its study's UID from Orthanc's index (no instance is downloaded).
 
     Raises
     ------
@@ -58,43 +74,27 @@ def read_series(api: RestApi, series_id: str) -> SeriesSnapshot:
     """
     series = get_json(api, f"/series/{series_id}")
     study = get_json(api, f"/studies/{series['ParentStudy']}")
+    tags = series["MainDicomTags"]
     return SeriesSnapshot(
         orthanc_series_id=series_id,
-        series_uid=str(series["MainDicomTags"].get("SeriesInstanceUID", "")),
+        series_uid=str(tags.get("SeriesInstanceUID", "")),
         orthanc_study_id=str(series["ParentStudy"]),
         study_uid=str(study["MainDicomTags"].get("StudyInstanceUID", "")),
+        modality=str(tags.get("Modality", "")).strip().upper(),
         instance_ids=tuple(series["Instances"]),
     )
 
 
-def _calling_ae(api: RestApi, instance_ids: tuple[str, ...]) -> str:
-    """The AE title that sent the series to Orthanc (empty for REST uploads)."""
-    for instance_id in instance_ids[:1]:
-        try:
-            return api.get(f"/instances/{instance_id}/metadata/RemoteAET").decode().strip()
-        except OrthancCallError as exc:
-            if not exc.not_found:
-                raise
-    return ""
+def not_forwarded_reason(snapshot: SeriesSnapshot) -> str | None:
+    """Why a series is not sent to the node, or ``None`` when it is.
 
-
-def route_series(api: RestApi, rules: RuleSet, snapshot: SeriesSnapshot) -> RoutingDecisionResult:
-    """Apply the node's routing rules to a series held by Orthanc.
-
-    The instances are copied to a temporary folder (the rules read headers, and pixels only
-    when a rule asks for the contrast phase) and removed afterwards.
+    Only the series' modality counts; whether a CT series is worth analysing is the node's
+    routing rules' decision, taken by the node's series assembly.
     """
-    calling_ae = _calling_ae(api, snapshot.instance_ids)
-    with tempfile.TemporaryDirectory(prefix="pancreas-ai-") as folder:
-        paths = []
-        for index, instance_id in enumerate(snapshot.instance_ids):
-            path = Path(folder) / f"{index:06d}.dcm"
-            path.write_bytes(api.get(f"/instances/{instance_id}/file"))
-            paths.append(path)
-        try:
-            return rules.evaluate(gather_facts(paths, calling_ae))
-        except ValueError as exc:
-            return RoutingDecisionResult(RuleAction.IGNORE, None, (f"unreadable series: {exc}",))
+    if snapshot.modality in FORWARDED_MODALITIES:
+        return None
+    shown = snapshot.modality or "missing"
+    return f"modality {shown}: the node analyses CT only"
 
 
 class Submitter:
@@ -106,8 +106,6 @@ class Submitter:
         Orthanc's REST API.
     store
         The persistent submission queue.
-    rules
-        The node's routing rules.
     config
         The plugin's settings (modality name, back-off, give-up time).
     clock
@@ -118,21 +116,20 @@ class Submitter:
         self,
         api: RestApi,
         store: SubmissionStore,
-        rules: RuleSet,
         config: PluginConfig,
         clock: Callable[[], float] = time,
     ) -> None:
         self._api = api
         self._store = store
-        self._rules = rules
         self._config = config
         self._clock = clock
 
     def on_stable_series(self, series_id: str) -> Submission | None:
         """Record one stable series (once per set of instances) and return the new record.
 
-        Returns ``None`` when the series is gone from Orthanc or this exact set of instances
-        was recorded before (the submission is idempotent).
+        A CT series is recorded as due for sending; any other as not forwarded, with the
+        reason. Returns ``None`` when the series is gone from Orthanc or this exact set of
+        instances was recorded before (the submission is idempotent).
 
         Raises
         ------
@@ -148,7 +145,7 @@ class Submitter:
         mark = fingerprint(list(snapshot.instance_ids))
         if self._store.known(series_id, mark):
             return None
-        decision = route_series(self._api, self._rules, snapshot)
+        reason = not_forwarded_reason(snapshot)
         recorded = self._store.record(
             NewSubmission(
                 orthanc_series_id=series_id,
@@ -157,8 +154,8 @@ class Submitter:
                 study_uid=snapshot.study_uid,
                 fingerprint=mark,
                 instance_count=len(snapshot.instance_ids),
-                analyse=decision.action is RuleAction.ANALYZE,
-                decision=decision.summary,
+                forward=reason is None,
+                forwarding=FORWARDED if reason is None else f"not forwarded: {reason}",
             )
         )
         if recorded is not None:
@@ -166,7 +163,7 @@ class Submitter:
                 "series %s (%d instances): %s",
                 snapshot.series_uid,
                 len(snapshot.instance_ids),
-                decision.action.value,
+                recorded.forwarding,
             )
         return recorded
 

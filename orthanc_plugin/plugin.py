@@ -9,11 +9,12 @@ its bound methods:
 * ``on_rest``: ``/pancreas-ai/...`` requests, answered by :class:`orthanc_plugin._routes.
   Routes` as JSON.
 
-The worker thread records stable series, applies the node's routing rules, sends series to
-the node by C-STORE with persistent retries (:mod:`orthanc_plugin._submit`) and keeps the
-studies' labels in step with the node's jobs (:mod:`orthanc_plugin._labels`). Errors are
-logged to Orthanc's log and never escape a callback or end the thread; the plugin is never
-unloaded. Torch is never imported here.
+The worker thread records stable series and forwards the CT ones to the node by C-STORE
+with persistent retries (:mod:`orthanc_plugin._submit`); it does not route them (the node's
+series assembly does, once) and keeps the studies' labels in step with the node's routing
+decisions and jobs (:mod:`orthanc_plugin._labels`). Errors are logged to Orthanc's log and
+never escape a callback or end the thread; the plugin is never unloaded. Neither torch nor
+the node's own package is imported here.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class PancreasAiPlugin:
     config
         The plugin's settings.
     node
-        The node's settings, database and routing rules.
+        The node's settings and database.
     api
         Orthanc's REST API; defaults to the embedded one.
     """
@@ -111,7 +112,7 @@ class PancreasAiPlugin:
         self.node = node
         self._api: RestApi = api if api is not None else EmbeddedRestApi(orthanc)
         self.store = SubmissionStore(config.state_file)
-        self._submitter = Submitter(self._api, self.store, node.rules, config)
+        self._submitter = Submitter(self._api, self.store, config)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

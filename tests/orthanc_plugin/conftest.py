@@ -3,7 +3,9 @@
 Each test gets its own node (SQLite in ``tmp_path``, test routing rules, free DICOM port) and
 its own Orthanc (free ports) whose ``pancreas_ai`` modality is that node; the plugin reads the
 node's settings from a TOML file. Back-off and label refresh are shortened so that outage
-tests finish in seconds.
+tests finish in seconds. A test may change the node's settings by parametrising ``site``
+indirectly with keyword overrides for :func:`tests.dicom_node.conftest.node_settings` (for
+example ``{"routing_rules": None}``: the node's packaged default rules).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from db import NodeDatabase
 from dicom_node.node import Node
+from pancreas_contracts import Settings
 from pancreas_node.orthanc_server import (
     ORTHANC_BINARY,
     PYTHON_PLUGIN,
@@ -27,7 +30,6 @@ from pancreas_node.orthanc_server import (
     OrthancServer,
     PythonPluginConfig,
 )
-from pancreas_contracts import Settings
 from tests.conftest import free_port, require_executable, unavailable
 from tests.dicom_node.conftest import PhantomSeries, make_series, node_settings
 
@@ -122,24 +124,23 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Phanto
 
 
 def write_node_toml(settings: Settings, path: Path) -> Path:
-    """The node's settings as the TOML file the plugin reads (``PancreasAI.NodeConfig``)."""
-    path.write_text(
-        f'data_dir = "{settings.data_dir}"\n'
-        f"port = {settings.port}\n"
-        f'routing_rules = "{settings.routing_rules}"\n'
-        f"quiet_period_s = {settings.quiet_period_s}\n",
-        encoding="utf-8",
-    )
+    """The node's settings as the TOML file the plugin reads (``PancreasAI.NodeConfig``).
+
+    No routing rules: the plugin does not route (the node's series assembly does), so the
+    plugin's copy of the settings needs the database and the model bundle only.
+    """
+    path.write_text(f'data_dir = "{settings.data_dir}"\nport = {settings.port}\n', encoding="utf-8")
     return path
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[PluginSite]:
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PluginSite]:
     """A running node and a running Orthanc with the plugin submitting to it."""
     require_executable(ORTHANC_BINARY)
     if not PYTHON_PLUGIN.exists():
         unavailable(f"{PYTHON_PLUGIN} is absent (install the Debian package orthanc-python)")
-    settings = node_settings(tmp_path / "node")
+    overrides: dict[str, object] = dict(getattr(request, "param", {}))
+    settings = node_settings(tmp_path / "node", **overrides)
     config = OrthancConfig(
         work_dir=tmp_path / "orthanc",
         http_port=free_port(),

@@ -1,7 +1,9 @@
 """The PancreasAI plugin inside a real Orthanc, submitting to a real node.
 
 Series reach Orthanc over DICOM (DCMTK ``storescu``) and over REST (``POST /instances``); the
-plugin routes them with the node's rules and sends them to the node by C-STORE. The analysis
+plugin forwards the CT series to the node by C-STORE without routing them (other modalities
+are recorded as not forwarded), and the node's series assembly alone routes them: the study
+status read through the plugin shows the node's decision and reason. The analysis
 pipeline does not run in these tests (the node has no model bundle, so jobs stay queued):
 where a test needs a finished analysis it plays the worker itself, claiming the job, writing
 the job's ``result.json`` into the node's results folder and storing the result with
@@ -16,11 +18,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from io import BytesIO
+from typing import Any
 
 import pytest
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    EncapsulatedPDFStorage,
+    ExplicitVRLittleEndian,
+    SegmentationStorage,
+    generate_uid,
+)
 
 from db import (
     JobInfo,
@@ -28,6 +36,7 @@ from db import (
     claim_next_job,
     complete_job,
     fail_job,
+    get_series,
     list_audit_events,
     list_study_jobs,
 )
@@ -85,27 +94,61 @@ def storescu_to_orthanc(site: PluginSite, series: PhantomSeries) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def study_status(site: PluginSite, study_id: str) -> dict[str, Any]:
+    """The plugin's ``/status`` answer for a study."""
+    status, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
+    assert status == 200, body
+    return dict(body)
+
+
+def submission_of(site: PluginSite, study_id: str, series_uid: str) -> dict[str, Any] | None:
+    """The newest submission of a series in the study's ``/status``, if recorded yet."""
+    subs = study_status(site, study_id)["submissions"]
+    found = [s for s in subs if s["series_instance_uid"] == series_uid]
+    return found[-1] if found else None
+
+
 def pdf_instance(series: PhantomSeries) -> tuple[str, bytes]:
     """A minimal Encapsulated PDF in the phantom's study (stands in for the PDF report)."""
     ds = Dataset()
     ds.SOPClassUID = EncapsulatedPDFStorage
+    ds.Modality = "DOC"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
+    data = _instance(ds, series.StudyInstanceUID, 900)
+    return str(ds.SOPInstanceUID), data
+
+
+def seg_instance(study_uid: str) -> tuple[str, bytes]:
+    """A header-only SEG instance (stands in for the node's segmentation output).
+
+    Orthanc indexes it by its main tags and never checks the SEG module, and the plugin must
+    not send it anywhere, so no segment data is needed. Returns its SeriesInstanceUID and
+    its file.
+    """
+    ds = Dataset()
+    ds.SOPClassUID = SegmentationStorage
+    ds.Modality = "SEG"
+    data = _instance(ds, study_uid, 901)
+    return str(ds.SeriesInstanceUID), data
+
+
+def _instance(ds: Dataset, study_uid: str, series_number: int) -> bytes:
+    """Complete ``ds`` as the one instance of a new series in ``study_uid``; its file."""
     ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID = series.StudyInstanceUID
+    ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = generate_uid()
     ds.PatientID = "PHANTOM-0001"
     ds.PatientName = "PHANTOM^0001"
-    ds.Modality = "DOC"
-    ds.SeriesNumber = 900
+    ds.SeriesNumber = series_number
     ds.InstanceNumber = 1
-    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
-    ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
-    return str(ds.SOPInstanceUID), buffer.getvalue()
+    return buffer.getvalue()
 
 
 def finish_job(site: PluginSite, series: PhantomSeries, job: JobInfo, pdf_uid: str) -> None:
@@ -165,12 +208,17 @@ def test_series_over_dicom_is_submitted_once(site: PluginSite, phantoms: Phantom
 
     # The same instances again: Orthanc keeps its copies, nothing is submitted twice.
     storescu_to_orthanc(site, series)
-    status, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
-    assert status == 200 and body["status"] == "ai-pending"
+    body = study_status(site, study_id)
+    assert body["status"] == "ai-pending"
     (submission,) = body["submissions"]
     assert submission["state"] == "submitted" and submission["attempts"] == 1
     assert submission["instance_count"] == len(series.files)
-    assert "analyze by rule 'small CT'" in submission["decision"]
+    # The plugin forwarded it; the node's series assembly routed it.
+    assert submission["forwarding"] == "forwarded" and submission["progress"] == "analyse"
+    (node_series,) = body["series"]
+    assert node_series["routing_decision"] == "analyze"
+    assert "analyze by rule 'small CT'" in node_series["routing_reason"]
+    assert submission["reason"] == node_series["routing_reason"]
     assert len(node_jobs(site, series)) == 1
 
 
@@ -225,13 +273,12 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
     assert site.get("/pancreas-ai/worklist?status=ai-pending")[1]["total"] == 0
     assert site.get("/pancreas-ai/worklist?sort=nonsense")[0] == 400
 
-    # The PDF series was routed too, and ignored: only the CT went to the node, once.
+    # The PDF series was recorded too, and not forwarded: only the CT went to the node, once.
     def states() -> list[str] | None:
-        _, body = site.get(f"/pancreas-ai/studies/{study_id}/status")
-        found = sorted(s["state"] for s in body["submissions"])
+        found = sorted(s["state"] for s in study_status(site, study_id)["submissions"])
         return found if len(found) == 2 else None
 
-    assert poll(states, 30, "the PDF series routed") == ["ignored", "submitted"]
+    assert poll(states, 30, "the PDF series recorded") == ["not-forwarded", "submitted"]
     assert len(node_jobs(site, series)) == 1
 
     status, body = site.post(f"/pancreas-ai/studies/{study_id}/reanalyse")
@@ -327,4 +374,77 @@ def test_pending_submission_survives_orthanc_restart(site: PluginSite, phantoms:
     site.start_node()
     site.orthanc.start()  # the pending submission is in the plugin's state file
     wait_for_job(site, series)
+    wait_for_status(site, study_id, "ai-pending")
+
+
+def test_seg_series_is_recorded_and_never_sent(site: PluginSite, phantoms: Phantoms) -> None:
+    series = phantoms(36)
+    site.upload_rest(series)
+    wait_for_job(site, series)
+    study_id = site.study_id(series.StudyInstanceUID)
+    seg_uid, seg = seg_instance(series.StudyInstanceUID)
+    assert site.post("/instances", seg, content_type="application/dicom")[0] == 200
+
+    seg_sub = poll(lambda: submission_of(site, study_id, seg_uid), 30, "the SEG series recorded")
+    assert seg_sub["state"] == "not-forwarded" and seg_sub["progress"] == "not-forwarded"
+    assert seg_sub["forwarding"] == "not forwarded: modality SEG: the node analyses CT only"
+    assert seg_sub["reason"] == seg_sub["forwarding"]
+    assert seg_sub["attempts"] == 0 and seg_sub["submitted_at"] is None
+    assert get_series(site.database, seg_uid) is None  # the node never received it
+    assert [s["series_instance_uid"] for s in study_status(site, study_id)["series"]] == [
+        series.SeriesInstanceUID
+    ]
+    assert site.get("/pancreas-ai/queue")[1]["submissions"]["not-forwarded"] == 1
+
+    # A study holding only a SEG has nothing for the node: no AI status at all.
+    alone_uid, alone = seg_instance(generate_uid())
+    assert site.post("/instances", alone, content_type="application/dicom")[0] == 200
+    _, hits = site.post("/tools/lookup", alone_uid.encode(), content_type="text/plain")
+    alone_study = site.get(f"/series/{hits[0]['ID']}")[1]["ParentStudy"]
+    poll(lambda: submission_of(site, alone_study, alone_uid), 30, "the lone SEG recorded")
+    assert study_status(site, alone_study)["status"] == "none"
+    assert get_series(site.database, alone_uid) is None
+
+
+@pytest.mark.parametrize("site", [{"routing_rules": None}], indirect=True)
+def test_series_the_node_skips_shows_skipped(site: PluginSite, phantoms: Phantoms) -> None:
+    # The node's packaged rules want 40 slices or more; the phantom has 20. The plugin
+    # forwards the CT regardless and the node's series assembly skips it.
+    series = phantoms(37)
+    site.upload_rest(series)
+    study_id = site.study_id(series.StudyInstanceUID)
+    wait_for_status(site, study_id, "ai-skipped")
+
+    body = study_status(site, study_id)
+    assert body["status"] == "ai-skipped" and body["labels"] == []
+    (node_series,) = body["series"]
+    assert node_series["routing_decision"] == "skip" and node_series["jobs"] == []
+    reason = node_series["routing_reason"]
+    assert reason.startswith("ignore (no rule matched)") and "20 slices < 40" in reason
+    (submission,) = body["submissions"]
+    assert submission["state"] == "submitted" and submission["forwarding"] == "forwarded"
+    assert submission["progress"] == "skipped" and submission["reason"] == reason
+    assert node_series["instance_count"] == len(series.files)  # every instance forwarded
+    assert node_jobs(site, series) == []
+
+
+@pytest.mark.parametrize("site", [{"quiet_period_s": 120.0}], indirect=True)
+def test_forwarded_series_waits_for_the_node(site: PluginSite, phantoms: Phantoms) -> None:
+    # A node that closes series only after two minutes: the plugin has sent the series and
+    # the node holds it, undecided, for the whole test.
+    series = phantoms(38)
+    site.upload_rest(series)
+    study_id = site.study_id(series.StudyInstanceUID)
+
+    def sent() -> dict[str, Any] | None:
+        found = submission_of(site, study_id, series.SeriesInstanceUID)
+        return found if found is not None and found["state"] == "submitted" else None
+
+    submission = poll(sent, 30, "the series sent to the node")
+    assert submission["progress"] == "waiting-for-node" and submission["reason"] is None
+    body = study_status(site, study_id)
+    (node_series,) = body["series"]
+    assert node_series["routing_decision"] == "pending" and node_series["jobs"] == []
+    assert node_series["instance_count"] == len(series.files)
+    assert body["status"] == "ai-pending"
     wait_for_status(site, study_id, "ai-pending")

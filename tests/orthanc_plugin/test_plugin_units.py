@@ -1,8 +1,12 @@
-"""The plugin's parts that run without Orthanc: configuration, store, status, worklist, I/O."""
+"""The plugin's parts that run without Orthanc: configuration, store, status, worklist, I/O.
+
+The submitter has its own module (``test_submit.py``).
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,17 @@ from orthanc_plugin._config import PluginConfig, plugin_config
 from orthanc_plugin._labels import apply_labels, supports_labels_api
 from orthanc_plugin._orthanc_api import OrthancCallError, send_json
 from orthanc_plugin._routes import Request
-from orthanc_plugin._status import AiStatus, StudyLabels, category_name, study_labels
-from orthanc_plugin._store import NewSubmission, SubmissionState, SubmissionStore
-from orthanc_plugin._submit import fingerprint
+from orthanc_plugin._status import (
+    AiStatus,
+    SeriesProgress,
+    StudyLabels,
+    category_name,
+    progress_reason,
+    series_progress,
+    study_labels,
+)
+from orthanc_plugin._store import NewSubmission, Submission, SubmissionState, SubmissionStore
+from orthanc_plugin._submit import FORWARDED, fingerprint
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
 from pancreas_node.orthanc_server import OrthancConfig, PythonPluginConfig
@@ -33,8 +45,9 @@ class Clock:
         return self.now
 
 
-def new(series: str = "s1", mark: str = "f1", analyse: bool = True) -> NewSubmission:
-    return NewSubmission(series, "1.2." + series, "study", "1.2.3", mark, 20, analyse, "why")
+def new(series: str = "s1", mark: str = "f1", forward: bool = True) -> NewSubmission:
+    note = FORWARDED if forward else "not forwarded: modality SEG: the node analyses CT only"
+    return NewSubmission(series, "1.2." + series, "study", "1.2.3", mark, 20, forward, note)
 
 
 def job(state: JobState, *, minutes: int = 0, retry: bool = False, version: int = 1) -> JobInfo:
@@ -56,7 +69,9 @@ def job(state: JobState, *, minutes: int = 0, retry: bool = False, version: int 
     )
 
 
-def series(decision: RoutingDecision = RoutingDecision.ANALYZE) -> SeriesInfo:
+def series(
+    decision: RoutingDecision = RoutingDecision.ANALYZE, reason: str | None = None
+) -> SeriesInfo:
     return SeriesInfo(
         series_instance_uid="1.2.s1",
         study_instance_uid="1.2.3",
@@ -64,7 +79,7 @@ def series(decision: RoutingDecision = RoutingDecision.ANALYZE) -> SeriesInfo:
         version=1,
         status=SeriesStatus.COMPLETE,
         routing_decision=decision,
-        routing_reason=None,
+        routing_reason=reason,
         instance_count=20,
         first_received_at=T0,
         last_received_at=T0,
@@ -126,8 +141,9 @@ def test_store_records_each_fingerprint_once(tmp_path: Path) -> None:
     assert first is not None and first.state is SubmissionState.PENDING
     assert store.record(new()) is None
     assert store.known("s1", "f1") and not store.known("s1", "f2")
-    ignored = store.record(new("s2", analyse=False))
-    assert ignored is not None and ignored.state is SubmissionState.IGNORED
+    kept_back = store.record(new("s2", forward=False))
+    assert kept_back is not None and kept_back.state is SubmissionState.NOT_FORWARDED
+    assert kept_back.next_attempt_at is None
     assert [s.id for s in store.due()] == [first.id]
     # The same series with more instances supersedes the pending record.
     second = store.record(new(mark="f2"))
@@ -136,7 +152,7 @@ def test_store_records_each_fingerprint_once(tmp_path: Path) -> None:
         (s.orthanc_series_id, s.fingerprint): s.state for s in store.study_submissions("study")
     }
     assert states[("s1", "f1")] is SubmissionState.SUPERSEDED
-    assert states[("s2", "f1")] is SubmissionState.IGNORED
+    assert states[("s2", "f1")] is SubmissionState.NOT_FORWARDED
     assert [s.id for s in store.due()] == [second.id]
 
 
@@ -176,6 +192,16 @@ def test_store_tracks_study_labels(tmp_path: Path) -> None:
 
 def test_fingerprint_ignores_order() -> None:
     assert fingerprint(["b", "a"]) == fingerprint(["a", "b"]) != fingerprint(["a"])
+
+
+def test_store_reads_rows_of_the_routing_plugin_as_not_forwarded(tmp_path: Path) -> None:
+    path = tmp_path / "plugin.sqlite"
+    SubmissionStore(path).record(new(forward=False))
+    with sqlite3.connect(path) as connection:  # a row as the plugin wrote it when it routed
+        connection.execute("UPDATE submissions SET state = 'ignored', decision = 'ignore'")
+    connection.close()
+    (row,) = SubmissionStore(path).study_submissions("study")
+    assert row.state is SubmissionState.NOT_FORWARDED and row.forwarding == "ignore"
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -222,10 +248,52 @@ def test_submissions_decide_until_the_node_has_a_job(tmp_path: Path) -> None:
     store.mark_retry(pending.id, "gave up", retry_at=None)
     failed = study_labels([], store.study_submissions("study"))
     assert failed.status is AiStatus.FAILED and failed.labels == ("ai-failed",)
-    only_ignored = SubmissionStore(tmp_path / "other.sqlite")
-    only_ignored.record(new(analyse=False))
-    none = study_labels([], only_ignored.study_submissions("study"))
+    only_seg = SubmissionStore(tmp_path / "other.sqlite")
+    only_seg.record(new(forward=False))
+    none = study_labels([], only_seg.study_submissions("study"))
     assert none.status is AiStatus.NONE and none.labels == ()
+
+
+def submission(state: SubmissionState, *, error: str | None = None) -> Submission:
+    forwarding = FORWARDED if state is not SubmissionState.NOT_FORWARDED else "not forwarded: x"
+    return Submission(
+        1, "s1", "1.2.s1", "study", "1.2.3", "f1", 20, state, forwarding, 1, None, error, 0, 0, None
+    )
+
+
+def test_series_progress_joins_the_submission_and_the_node_decision() -> None:
+    sent = submission(SubmissionState.SUBMITTED)
+    skip_reason = "ignore (no rule matched): 'portal-venous abdominal CT': 20 slices < 40"
+    cases = [
+        (submission(SubmissionState.NOT_FORWARDED), None, "not-forwarded", "not forwarded: x"),
+        (submission(SubmissionState.PENDING, error="node down"), None, "sending", "node down"),
+        (sent, None, "waiting-for-node", None),
+        (sent, series(RoutingDecision.PENDING), "waiting-for-node", None),
+        (sent, series(RoutingDecision.SKIP, skip_reason), "skipped", skip_reason),
+        (
+            sent,
+            series(RoutingDecision.ANALYZE, "analyze by rule 'x'"),
+            "analyse",
+            "analyze by rule 'x'",
+        ),
+        (submission(SubmissionState.FAILED, error="gave up"), None, "failed", "gave up"),
+        (submission(SubmissionState.SUPERSEDED), series(), "superseded", None),
+    ]
+    for sub, node_series, progress, reason in cases:
+        assert series_progress(sub, node_series) is SeriesProgress(progress)
+        assert progress_reason(sub, node_series) == reason
+
+
+def test_node_decides_skipped_and_waiting() -> None:
+    sent = submission(SubmissionState.SUBMITTED)
+    seg = submission(SubmissionState.NOT_FORWARDED)
+    skipped = [StudyJobInfo(series(RoutingDecision.SKIP, "too few"), None, None, None)]
+    assert study_labels(skipped, [sent, seg]) == StudyLabels(AiStatus.SKIPPED, final=True)
+    undecided = [StudyJobInfo(series(RoutingDecision.PENDING), None, None, None)]
+    assert study_labels(undecided, [sent, seg]).status is AiStatus.PENDING
+    analysed = [StudyJobInfo(series(RoutingDecision.ANALYZE), None, None, None)]
+    assert study_labels(analysed, [sent]).status is AiStatus.PENDING  # its job is on its way
+    assert study_labels([], [seg]).status is AiStatus.NONE
 
 
 # -- worklist --------------------------------------------------------------------------------
