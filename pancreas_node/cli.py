@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 from typer.exceptions import TyperException
@@ -16,6 +17,7 @@ from typer.exceptions import TyperException
 from pancreas_node._cli_analyze import analyze_command
 from pancreas_node._cli_db import db_app, registry_app
 from pancreas_node._cli_demo import demo_command
+from pancreas_node._cli_errors import CliError
 from pancreas_node._cli_evaluate import evaluate_command
 from pancreas_node._cli_localiser import train_localiser_command
 from pancreas_node._cli_phantom import phantom_command
@@ -48,17 +50,43 @@ app.command("analyze")(analyze_command)
 app.command("evaluate")(evaluate_command)
 
 
-class CliError(Exception):
-    """An expected failure whose message is shown to the user as is."""
+_DISTRIBUTION = "pancreas-ai-node"
+
+
+def _installed_version() -> str:
+    try:
+        return version(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    # Eager: `pancreas-node --version` answers before typer looks for a command.
+    if value:
+        typer.echo(f"pancreas-node {_installed_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    # The options of `pancreas-node` itself; the help text is the Typer's own.
+    del show_version
 
 
 @app.command("version")
 def version_command() -> None:
     """Print the installed version."""
-    try:
-        typer.echo(version("pancreas-ai-node"))
-    except PackageNotFoundError:
-        typer.echo("unknown (not installed)")
+    typer.echo(_installed_version())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="pancreas-node", standalone_mode=False)
     except TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `pancreas-node` (or a group such as `pancreas-node db`) without a command: the
+            # exception's message is the whole help page, which the one-line error below would
+            # squash. Named, not imported: typer keeps the class in its private vendored click.
+            typer.echo(exc.format_message().rstrip("\n"))
+            return int(exc.exit_code)
         # Usage errors (exit 2) and other command-line errors (exit 1), typer's vendored click.
         typer.echo(f"pancreas-node: error: {_one_line(exc)}", err=True)
         return int(exc.exit_code)
