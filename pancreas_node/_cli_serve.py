@@ -11,13 +11,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from db import NodeDatabase, list_recent_jobs, queue_counts
-from dicom_node.node import Node
+from db import NodeDatabase, list_recent_jobs, queue_counts, redact_url
 from dicom_node.routing import load_rules
 from dicom_node.series_assembly import gather_facts
 from inference import estimate_series_phase
 from pancreas_contracts import JobState, Settings, load_settings
+from pancreas_node._cli_errors import CliError
+from pancreas_node._ports import started_node
 from pancreas_node.analysis_runner import build_runner
 
 __all__ = ["rules_app", "serve_command", "status_command"]
@@ -45,6 +48,12 @@ def _configure_logging(settings: Settings) -> None:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
+_PORT_CHANGE = (
+    "choose another with --port, PANCREAS_AI_PORT or `port` in the --config file "
+    "(and the address with PANCREAS_AI_BIND_ADDRESS)"
+)
+
+
 def serve_command(
     config: _ConfigOption = None,
     port: Annotated[int | None, typer.Option(help="DICOM port (overrides the settings).")] = None,
@@ -61,7 +70,7 @@ def serve_command(
     runner_db = NodeDatabase(settings.resolved_database_url)
     runner = build_runner(settings, runner_db)  # None without a bundle: jobs wait queued
     try:
-        with Node(settings, runner, estimate_series_phase):
+        with started_node(settings, runner, _PORT_CHANGE):
             typer.echo(
                 f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
                 err=True,
@@ -77,12 +86,23 @@ def status_command(
     config: _ConfigOption = None,
     limit: Annotated[int, typer.Option(help="How many recent jobs to list.")] = 20,
 ) -> None:
-    """Show the job queue and the most recent jobs."""
+    """Show the job queue and the most recent jobs (creates nothing)."""
     settings = _settings(config)
-    database = NodeDatabase(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    _require_sqlite_file(url)
+    database = NodeDatabase(url)
     try:
+        revision = database.current_revision()
+        if revision is None:
+            raise CliError(f"the node database at {database.url} is empty: {_START_HINT}")
         counts = queue_counts(database)
         jobs = list_recent_jobs(database, limit=limit)
+    except SQLAlchemyError as exc:
+        # Unreachable server, or tables older than this version (`serve` upgrades on start).
+        raise CliError(
+            f"cannot read the node database at {database.url} ({type(exc).__name__}): "
+            "is it reachable, and at the current revision (`pancreas-node db current`)?"
+        ) from exc
     finally:
         database.dispose()
     console = Console()
@@ -105,6 +125,37 @@ def status_command(
             job.failure_reason or "",
         )
     console.print(recent)
+
+
+_START_HINT = (
+    "start the node with `pancreas-node serve` or run `pancreas-node db upgrade` (or point "
+    "--config / PANCREAS_AI_DATA_DIR / PANCREAS_AI_DATABASE_URL at an existing node)"
+)
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist, before anything creates it.
+
+    Opening the database would create the file (and :class:`db.NodeDatabase` its folder), so a
+    read-only command in a fresh clone would leave an empty ``data/node.db`` behind and then
+    fail on the missing tables.
+
+    Raises
+    ------
+    CliError
+        If ``url`` names a SQLite file that does not exist.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # NodeDatabase gives the one-line message for an invalid URL
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return  # a SQLite URI: its options (mode=ro, ...) decide what opening does
+    if not Path(database).expanduser().is_file():
+        raise CliError(f"no node database at {redact_url(url)}: {_START_HINT}")
 
 
 @rules_app.command("test")
