@@ -17,10 +17,28 @@ import typer
 from pancreas_contracts import load_settings
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
 
-__all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row"]
+__all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row", "spread_text"]
 
 #: The demo bundle's place in a checkout (used when no bundle is configured).
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "demo"
+
+
+def spread_text(uncertainty: float, members: int) -> str:
+    """The category's uncertainty as printed: the ensemble spread, or why there is none.
+
+    A one-model bundle has no spread between models: its uncertainty is 0 by construction,
+    and "spread 0.000" would read as a confident ensemble.
+
+    Parameters
+    ----------
+    uncertainty
+        ``AnalysisResult.category.uncertainty``.
+    members
+        How many models the bundle's ensemble has.
+    """
+    if members <= 1:
+        return "no ensemble spread (single model)"
+    return f"ensemble spread {uncertainty:.3f} over {members} models"
 
 
 def read_clinical_row(path: Path) -> tuple[ClinicalVariables, tuple[str, ...]]:
@@ -104,9 +122,8 @@ def analyze_command(
     )
     result = output.result
     probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
-    typer.echo(
-        f"category: {result.category.label} (p = {probs}; spread {result.category.uncertainty:.3f})"
-    )
+    spread = spread_text(result.category.uncertainty, len(analyzer.bundle.members))
+    typer.echo(f"category: {result.category.label} (p = {probs}; {spread})")
     typer.echo(
         f"rule category: {result.rule_category or 'none'}; disagreement: {result.disagreement}"
     )

@@ -28,7 +28,12 @@ def demo_command(
 ) -> None:
     """Run the main job end to end on a phantom study (investigational, not for clinical use)."""
     options = DemoOptions(
-        work_dir=workdir, keep=keep, seed=seed, http_port=http_port, dicom_port=dicom_port
+        work_dir=workdir,
+        keep=keep,
+        seed=seed,
+        http_port=http_port,
+        dicom_port=dicom_port,
+        node_port=node_port,
     )
     try:
         run_demo(options, Console())

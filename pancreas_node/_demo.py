@@ -36,10 +36,10 @@ from db import (
 )
 from db.registry import RegistryBridge, seed_demo_registry
 from dicom_node.node import Node
-from inference import estimate_series_phase
 from pancreas_contracts import JobState, Settings, load_settings
 from pancreas_contracts.result import AnalysisResult
-from pancreas_node._cli_analyze import DEMO_BUNDLE
+from pancreas_node._cli_analyze import DEMO_BUNDLE, spread_text
+from pancreas_node._ports import check_can_listen, started_node
 from pancreas_node.analysis_runner import AnalysisRunner
 from pancreas_node.orthanc_server import OrthancConfig, OrthancServer, PythonPluginConfig
 
@@ -51,6 +51,17 @@ _REGISTRY_MAPPING = (
 )
 #: The OHIF viewer with the PancreasAI extension, prepared by ``make viewer`` (issue 8).
 _OHIF_VIEWER = Path(__file__).resolve().parents[1] / "build" / "ohif"
+#: Where the demo's servers listen; Orthanc itself binds every interface.
+_LOOPBACK = "127.0.0.1"
+_ANY_ADDRESS = "0.0.0.0"  # only ever bound to test that a port of Orthanc is free
+
+
+def _port_change(option: str) -> str:
+    # `make demo` passes DEMO_ARGS on to `pancreas-node demo`.
+    return f"choose another with {option} (make demo DEMO_ARGS='{option} N')"
+
+
+_NODE_PORT_CHANGE = _port_change("--node-port")
 
 
 _ANALYSIS_TIMEOUT_S = 900.0
@@ -81,6 +92,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     DemoError
         If a step fails.
     """
+    # Before the phantom is generated: a taken port should cost a second, not a minute.
+    _check_ports(options)
     storescu = dcmtk_storescu()
     if storescu is None:
         raise DemoError("storescu not found: install the Debian package 'dcmtk' (make demo does)")
@@ -94,6 +107,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         work_dir=options.work_dir / "orthanc",
         http_port=options.http_port,
         dicom_port=options.dicom_port,
+        node_port=options.node_port,
         serve_folders={"/ohif": _OHIF_VIEWER} if _OHIF_VIEWER.is_dir() else {},
         python_plugin=PythonPluginConfig(node_config=node_toml, submit=False),
     )
@@ -116,9 +130,9 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             f"[bold]3/5[/] starting the node {settings.ae_title} on DICOM {options.node_port}"
         )
         runner_db = NodeDatabase(settings.resolved_database_url)
-        runner = _demo_runner(settings, runner_db, registry_config, console)
+        runner, members = _demo_runner(settings, runner_db, registry_config, console)
         try:
-            with Node(settings, runner, estimate_series_phase) as node:
+            with started_node(settings, runner, _NODE_PORT_CHANGE) as node:
                 console.print(
                     "[bold]4/5[/] sending the study with storescu to Orthanc and to the node"
                 )
@@ -132,12 +146,13 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 _print_node_summary(node, study_dir, console)
                 _demo_registry(registry_config, study_dir, console)
                 if runner is not None:
-                    _wait_for_analysis(node, study_dir, options, console)
-                _print_summary(server, study_uid, console)
+                    _wait_for_analysis(node, study_dir, options, members, console)
+                _print_summary(server, study_uid, options.keep, console)
                 if options.keep:
                     console.print(
                         f"Orthanc and the node keep running (Orthanc admin password: "
-                        f"{orthanc_config.admin_password}); press Ctrl-C to stop."
+                        f"{orthanc_config.admin_password}); press Ctrl-C to stop.",
+                        soft_wrap=True,
                     )
                     _wait_forever()
         finally:
@@ -146,6 +161,24 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             runner_db.dispose()
     finally:
         server.stop()
+    if options.keep:
+        console.print("Orthanc and the node have stopped.")
+    else:
+        # The URLs would be dead by the time anyone opened them: say how to keep them alive.
+        console.print(
+            "Orthanc and the node have stopped. To open the study in the viewer, run "
+            "`make demo KEEP=1` (or `pancreas-node demo --keep`): the servers then keep running "
+            "until Ctrl-C and the demo prints the viewer, DICOMweb and results URLs.",
+            soft_wrap=True,
+        )
+
+
+def _check_ports(options: DemoOptions) -> None:
+    """Fail before any work if one of the demo's ports is taken (naming port and option)."""
+    http, dicom = options.http_port, options.dicom_port
+    check_can_listen("Orthanc's HTTP port", _ANY_ADDRESS, http, _port_change("--http-port"))
+    check_can_listen("Orthanc's DICOM port", _ANY_ADDRESS, dicom, _port_change("--dicom-port"))
+    check_can_listen("the node's DICOM port", _LOOPBACK, options.node_port, _NODE_PORT_CHANGE)
 
 
 def _seed_registry(options: DemoOptions, study_dir: Path) -> RegistryConfig:
@@ -183,18 +216,21 @@ def _demo_registry(config: RegistryConfig, study_dir: Path, console: Console) ->
 
 def _demo_runner(
     settings: Settings, database: NodeDatabase, registry: RegistryConfig, console: Console
-) -> AnalysisRunner | None:
-    """The analysis runner with the demo bundle, or ``None`` when there is none."""
+) -> tuple[AnalysisRunner | None, int]:
+    """The analysis runner with the demo bundle and its number of models, or ``(None, 0)``."""
     if settings.bundle_path is None:
-        return None
+        return None, 0
     from inference.analysis import Analyzer  # torch only with a bundle
 
     console.print(f"Model bundle: {settings.bundle_path}")
     analyzer = Analyzer(settings.bundle_path, settings.device)
-    return AnalysisRunner(database, analyzer, settings, RegistryBridge(registry))
+    runner = AnalysisRunner(database, analyzer, settings, RegistryBridge(registry))
+    return runner, len(analyzer.bundle.members)
 
 
-def _wait_for_analysis(node: Node, study_dir: Path, options: DemoOptions, console: Console) -> None:
+def _wait_for_analysis(
+    node: Node, study_dir: Path, options: DemoOptions, members: int, console: Console
+) -> None:
     """Wait until the series' job is delivered (or failed) and print its result."""
     series_uid = _series_uid(study_dir)
     console.print("Analysing the series (CPU: this can take a minute) and delivering to Orthanc")
@@ -215,14 +251,14 @@ def _wait_for_analysis(node: Node, study_dir: Path, options: DemoOptions, consol
     if stored is None:
         raise DemoError("the delivered job has no stored result")
     result = AnalysisResult.model_validate_json(Path(stored.result_json_path).read_text())
-    _print_result(result, console)
+    _print_result(result, members, console)
 
 
-def _print_result(result: AnalysisResult, console: Console) -> None:
+def _print_result(result: AnalysisResult, members: int, console: Console) -> None:
     probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
     console.print(
         f"NCCN category (network): [bold]{result.category.label}[/] (p = {probs}, "
-        f"ensemble spread {result.category.uncertainty:.3f}); rule category: "
+        f"{spread_text(result.category.uncertainty, members)}); rule category: "
         f"{result.rule_category or 'none'}; disagreement: {result.disagreement}",
         soft_wrap=True,
     )
@@ -348,7 +384,8 @@ def _study_uid(entry: dict[str, dict[str, list[str]]]) -> str | None:
     return values[0] if values else None
 
 
-def _print_summary(server: OrthancServer, study_uid: str, console: Console) -> None:
+def _print_summary(server: OrthancServer, study_uid: str, keep: bool, console: Console) -> None:
+    """The study as Orthanc stored it; with ``keep``, the URLs to open while the servers run."""
     lookup = server.request(
         "/tools/lookup", method="POST", data=study_uid.encode(), content_type="text/plain"
     )
@@ -366,12 +403,19 @@ def _print_summary(server: OrthancServer, study_uid: str, console: Console) -> N
         )
     console.print(table)
     console.print(f"StudyInstanceUID: {study_uid}", soft_wrap=True)
+    route = f"/pancreas-ai/studies/{study_uid}/results"
+    status, _ = server.request(route)
+    if not keep:
+        console.print(
+            f"Orthanc lists the study over DICOMweb; the results route of the PancreasAI "
+            f"plugin answers (plugin route, HTTP {status}).",
+            soft_wrap=True,
+        )
+        return
     console.print(f"DICOMweb: {server.url}/dicom-web/studies/{study_uid}/series", soft_wrap=True)
     console.print(
         f"Viewer:   {server.url}/app/explorer.html#study?uuid={orthanc_ids[0]}", soft_wrap=True
     )
-    route = f"/pancreas-ai/studies/{study_uid}/results"
-    status, _ = server.request(route)
     console.print(f"Results:  {server.url}{route} (plugin route, HTTP {status})", soft_wrap=True)
     if _OHIF_VIEWER.is_dir():
         console.print(

@@ -7,6 +7,7 @@ Used by ``make demo`` and by the integration tests; the configuration template i
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import secrets
 import shutil
@@ -183,6 +184,7 @@ class OrthancServer:
         self.config = config
         self._timeout = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -207,6 +209,8 @@ class OrthancServer:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.config.work_dir / "orthanc.json"
         config_path.write_text(self.config.render(), encoding="utf-8")
+        # The log is appended to: only this start's lines explain this start's failure.
+        self._log_offset = self.log_path.stat().st_size if self.log_path.is_file() else 0
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [ORTHANC_BINARY, "--logfile=" + str(self.log_path), str(config_path)],
@@ -217,18 +221,38 @@ class OrthancServer:
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise OrthancError(
-                    f"Orthanc exited with {self._process.returncode}; see {self.log_path}"
-                )
+                raise OrthancError(self._exit_reason(self._process.returncode))
             try:
-                self.get_json("/system")
+                # A short timeout: a stranger holding the HTTP port may accept and never answer,
+                # and the exit of our Orthanc (it cannot bind) must be noticed meanwhile.
+                status, _ = self.request("/system", timeout_s=2.0)
+            except (OSError, http.client.HTTPException):  # not up yet, or not an HTTP server
+                status = 0
+            if status == 200:
                 return
-            except (OSError, OrthancError):
-                time.sleep(0.2)
+            time.sleep(0.2)
         self.stop()
         raise OrthancError(
             f"Orthanc did not answer within {self._timeout:.0f} s; see {self.log_path}"
         )
+
+    def _exit_reason(self, returncode: int) -> str:
+        """Why Orthanc exited during start-up: a port it could not bind, named, or its log."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self._log_offset)
+                log = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            log = ""
+        ports = {"HTTP": self.config.http_port, "DICOM": self.config.dicom_port}
+        for kind, port in ports.items():
+            if f"TCP port of the {kind} server is privileged or already in use" in log:
+                return (
+                    f"Orthanc could not listen on its {kind} port {port} (already in use or "
+                    "privileged; Debian's own orthanc service takes 8042 and 4242: "
+                    f"`sudo systemctl disable --now orthanc`); see {self.log_path}"
+                )
+        return f"Orthanc exited with {returncode}; see {self.log_path}"
 
     def stop(self) -> None:
         """Terminate Orthanc (SIGTERM, then SIGKILL after 10 s)."""
@@ -250,10 +274,12 @@ class OrthancServer:
         data: bytes | None = None,
         auth: bool = True,
         content_type: str = "application/json",
+        timeout_s: float = 30.0,
     ) -> tuple[int, bytes]:
         """Send an HTTP request to Orthanc and return ``(status, body)``.
 
-        HTTP error statuses are returned, not raised; connection failures raise ``OSError``.
+        HTTP error statuses are returned, not raised; connection failures and timeouts raise
+        ``OSError``.
         """
         req = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None:
@@ -262,7 +288,7 @@ class OrthancServer:
             token = base64.b64encode(f"admin:{self.config.admin_password}".encode()).decode()
             req.add_header("Authorization", "Basic " + token)
         try:
-            with urllib.request.urlopen(req, timeout=30) as response:
+            with urllib.request.urlopen(req, timeout=timeout_s) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()

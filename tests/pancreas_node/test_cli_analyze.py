@@ -17,6 +17,7 @@ import torch
 
 from pancreas_contracts.clinical import CLINICAL_VARIABLES
 from pancreas_contracts.result import AnalysisResult
+from pancreas_node._cli_analyze import spread_text
 from pancreas_node.cli import main
 from tests.dicom_node.conftest import PhantomSeries, make_series
 from training.structure_bundle import build_test_bundle
@@ -107,6 +108,8 @@ def test_analyze_writes_seg_sr_pdf_and_result(
     assert bytes(pdf.EncapsulatedDocument).startswith(b"%PDF")
     assert (run.out / "report.pdf").read_bytes().startswith(b"%PDF")
     assert "category:" in run.stdout and "clinical: knocked out" in run.stdout
+    # A one-model bundle: no spread between models, not "spread 0.000".
+    assert "no ensemble spread (single model)" in run.stdout and "spread 0.000" not in run.stdout
     assert result.notice in run.stdout
 
 
@@ -157,3 +160,8 @@ def test_bad_bundle_path_is_a_one_line_error(
     _assert_one_line_error(run)
     assert "no-bundle" in run.stderr
     assert not run.out.exists()
+
+
+def test_spread_text_names_the_models() -> None:
+    assert spread_text(0.0, 1) == "no ensemble spread (single model)"
+    assert spread_text(0.0421, 5) == "ensemble spread 0.042 over 5 models"

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -13,24 +24,102 @@ from tests.conftest import free_port, require_executable
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def _ports() -> dict[str, int]:
+    return {"--http-port": free_port(), "--dicom-port": free_port(), "--node-port": free_port()}
+
+
+def _port_args(ports: dict[str, int]) -> list[str]:
+    return [arg for option, port in ports.items() for arg in (option, str(port))]
+
+
 def test_demo_reaches_orthanc_and_the_node(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_executable("storescu")
     require_executable("/usr/sbin/Orthanc")
-    args = ["demo", "--workdir", str(tmp_path), "--http-port", str(free_port())]
-    args += ["--dicom-port", str(free_port()), "--node-port", str(free_port())]
-    assert main(args) == 0
+    ports = _ports()
+    assert main(["demo", "--workdir", str(tmp_path), *_port_args(ports)]) == 0
     out = capsys.readouterr().out
+    # The node listens on --node-port (it used to be 11112 whatever the option said).
+    assert f"starting the node PANCREAS_AI on DICOM {ports['--node-port']}" in out
     assert "Study stored in Orthanc" in out
     assert "analyze by rule 'portal-venous abdominal CT'" in out
     # The job's state when the table is printed: the worker may already have claimed it.
     assert re.search(r"[0-9a-f]{8} (queued|running|done|delivered)", out)
-    assert "/dicom-web/studies/" in out
+    assert "Orthanc lists the study over DICOMweb" in out
     assert "plugin route, HTTP 200" in out
     assert "Clinical registry" in out and "of 17 variables found" in out
     # The shipped demo bundle analyses the series; SEG, SR and PDF reach Orthanc.
     assert "Model bundle:" in out and "NCCN category (network):" in out
+    # The demo bundle has one model: there is no spread between models to report.
+    assert "no ensemble spread (single model)" in out and "spread 0.000" not in out
     assert "Timings (s):" in out and "sent to Orthanc" in out
     for modality in ("SEG", "SR", "DOC"):
         assert f"│ {modality} " in out
+    # Not kept: no URLs of servers that are gone, but how to keep them.
+    assert "http://127.0.0.1:" not in out
+    assert "Orthanc and the node have stopped" in out and "make demo KEEP=1" in out
+
+
+def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
+def _read_until(lines: queue.Queue[str | None], marker: str, timeout_s: float) -> str:
+    """Everything the demo printed up to the line with ``marker`` (polled with a deadline)."""
+    text = ""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            raise AssertionError(f"the demo ended before {marker!r}:\n{text}")
+        text += line
+        if marker in line:
+            return text
+    raise AssertionError(f"no {marker!r} within {timeout_s:.0f} s:\n{text}")
+
+
+def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
+    require_executable("storescu")
+    require_executable("/usr/sbin/Orthanc")
+    ports = _ports()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANCREAS_AI_")}
+    env["COLUMNS"] = "250"  # rich wraps at the terminal width; one URL per line here
+    argv = [sys.executable, "-m", "pancreas_node", "demo", "--keep", "--workdir", str(tmp_path)]
+    demo = subprocess.Popen(
+        [*argv, *_port_args(ports)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert demo.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_lines, args=(demo.stdout, lines), daemon=True).start()
+    try:
+        out = _read_until(lines, "press Ctrl-C to stop", timeout_s=900)
+        dicomweb = re.search(r"DICOMweb: (\S+)", out)
+        password = re.search(r"Orthanc admin password: (\S+)\)", out)
+        assert dicomweb and password, out
+        assert dicomweb.group(1).startswith(f"http://127.0.0.1:{ports['--http-port']}/")
+        assert "Viewer:   http://127.0.0.1:" in out and "Results:  http://127.0.0.1:" in out
+        # The URL answers while the demo is kept running.
+        request = urllib.request.Request(dicomweb.group(1))
+        token = base64.b64encode(f"admin:{password.group(1)}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            assert json.loads(response.read())  # the study's series
+        demo.send_signal(signal.SIGINT)
+        out += _read_until(lines, "Orthanc and the node have stopped", timeout_s=120)
+        assert demo.wait(timeout=120) == 0
+        assert "make demo KEEP=1" not in out
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=30)
