@@ -1,7 +1,9 @@
 """Fixtures shared by the whole suite: real external services, never mocks.
 
 In CI (``CI=true``) a required tool or service that cannot be found or started fails the test
-loudly; on a developer machine it skips with the reason.
+loudly; on a developer machine it skips with the reason. The same holds for the read-only
+public CT examples (``../shared/data`` beside the checkout, or ``$PANCREAS_AI_SHARED_DATA``):
+CI machines always have them, so there a missing folder is a broken setup, not a skip.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import pytest
 from pancreas_node.orthanc_server import OrthancConfig, OrthancError, OrthancServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: The variable that points the tests at the shared public CT examples.
+SHARED_DATA_VARIABLE = "PANCREAS_AI_SHARED_DATA"
+#: Where they are without it: beside the checkout.
+DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 def in_ci() -> bool:
@@ -48,12 +53,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def shared_data_dir() -> Path:
+    """The folder of the shared public CT examples: ``$PANCREAS_AI_SHARED_DATA`` or the default.
+
+    Read at each call, not at import, so a test (or a shell) can point it elsewhere.
+    """
+    value = os.environ.get(SHARED_DATA_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else DEFAULT_SHARED_DATA
+
+
+def require_shared_data(case: str | None = None) -> Path:
+    """The shared data folder, or one case folder in it; skip where absent, fail in CI.
+
+    The message names the folder looked for and the variable to set; it cannot point at the
+    data's own README, which is inside the missing folder.
+    """
+    root = shared_data_dir()
+    path = root if case is None else root / case
+    if not path.is_dir():
+        what = "the shared public CT data" if case is None else f"shared case {case!r}"
+        holding = "the folder holding pancreas-ct-0001/ and totalsegmentator-example/"
+        origin = (
+            f"from ${SHARED_DATA_VARIABLE}, which should name {holding}"
+            if os.environ.get(SHARED_DATA_VARIABLE, "").strip()
+            else f"the default, beside the checkout; set {SHARED_DATA_VARIABLE} to {holding}"
+        )
+        unavailable(f"{what} not found at {path.resolve()} ({origin})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The read-only public CT examples beside the checkout."""
-    if not SHARED_DATA.is_dir():
-        unavailable(f"{SHARED_DATA} is absent")
-    return SHARED_DATA
+    """The read-only public CT examples (see :func:`require_shared_data`)."""
+    return require_shared_data()
 
 
 @pytest.fixture(scope="session")
