@@ -12,6 +12,11 @@ TORCH_INDEX_URL ?=
 KEEP ?=
 DEMO_DIR ?= .demo
 PYTEST_ARGS ?=
+# The bench-* targets write to bench/results/local/ (untracked, in .gitignore) so a run on a
+# developer machine does not rewrite the committed reference results; PUBLISH=1 writes those
+# (bench/results/*.md), for a deliberate update of the published numbers.
+PUBLISH ?=
+BENCH_RESULTS := $(CURDIR)/bench/results$(if $(PUBLISH),,/local)
 
 # Debian packages the node, its tests and the demo need; installed only where missing.
 APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils
@@ -85,21 +90,22 @@ test: lint typecheck ohif-test viewer pytest
 demo: install viewer
 	$(BIN)/pancreas-node demo --workdir $(DEMO_DIR) $(if $(KEEP),--keep)
 
+# Each writes <name>.md to $(BENCH_RESULTS) (bench/results/local/, or bench/results/ with PUBLISH=1).
 bench-phantom: install
-	$(BIN)/python bench/phantom_bench.py
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/phantom_bench.py
 
 bench-intake: install
-	$(BIN)/python bench/intake_bench.py
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/intake_bench.py
 
 bench-measurements: install
-	$(BIN)/python bench/measurements_bench.py
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/measurements_bench.py
 
 bench-inference: install
-	$(BIN)/python bench/inference_bench.py
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/inference_bench.py
 
-# On a machine with an NVIDIA GPU and CUDA torch: writes bench/results/inference-gpu.md.
+# On a machine with an NVIDIA GPU and CUDA torch: writes inference-gpu.md.
 bench-inference-gpu: install
-	$(BIN)/python bench/inference_bench.py --device cuda
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/inference_bench.py --device cuda
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,8 @@ One phantom CT series (``PhantomOptions(fov_mm=(300, 300, 300), slice_thickness=
 pixel size drawn by the generator) is analysed ``REPEATS`` times by one
 :class:`inference.analysis.Analyzer` on CPU with ONE torch thread, writing SEG, SR, PDF and
 ``result.json`` each time. The median seconds of each stage (``result.timings_s``) and the peak
-resident memory (``resource.getrusage``) go to ``bench/results/inference.md``.
+resident memory (``resource.getrusage``) go to ``bench/results/local/inference.md`` (see
+``RESULTS``).
 
 The model is the trained demo bundle ``bundles/demo/`` when it is there (with its learned
 localiser), else the tiny UNTRAINED test bundle of ``training/structure_bundle.py`` (two
@@ -20,6 +21,7 @@ the analysing process is reported beside it as a cross-check.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import shutil
@@ -35,7 +37,10 @@ from typing import Any
 REPEATS = 3
 SEED = 3
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results" / "inference.md"
+#: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder:
+#: ``make bench-* PUBLISH=1`` sets it to ``bench/results/``, the committed reference results.
+LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "inference.md"
 DEMO_BUNDLE = ROOT / "bundles" / "demo"
 STAGES = (
     "read",

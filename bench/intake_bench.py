@@ -3,7 +3,7 @@
 The same 300-slice phantom series is sent with DCMTK ``storescu`` (one association) to each
 receiver, all on this machine and all writing to the same disk, ``ROUNDS`` times in
 interleaved order. The median MB/s of each receiver and the ratios to the node go to
-``bench/results/intake.md``.
+``bench/results/local/intake.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from pancreas_node.orthanc_server import OrthancConfig, OrthancServer
 from phantom import PhantomOptions, generate_cohort
 
 ROUNDS = 5
-RESULTS = Path(__file__).resolve().parent / "results" / "intake.md"
+#: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder:
+#: ``make bench-* PUBLISH=1`` sets it to ``bench/results/``, the committed reference results.
+LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "intake.md"
 
 
 def free_port() -> int:

@@ -7,11 +7,12 @@ label map goes through :func:`inference.tasks.resectability.measurements.measure
 network's prediction would. Measured angles are compared with the constructed ones
 (``PatientPlan``),
 the rule category with the phantom's truth, the volume with the phantom's. Only ``measure``
-is timed. Results go to ``bench/results/measurements.md``.
+is timed. Results go to ``bench/results/local/measurements.md``.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -27,7 +28,10 @@ from phantom import PatientPlan, PhantomOptions, plan_cohort, render_patient, sc
 
 N = 30
 SEED = 2024
-RESULTS = Path(__file__).resolve().parent / "results" / "measurements.md"
+#: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder:
+#: ``make bench-* PUBLISH=1`` sets it to ``bench/results/``, the committed reference results.
+LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "measurements.md"
 
 
 @dataclass(frozen=True)

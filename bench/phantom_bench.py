@@ -3,12 +3,13 @@
 For each of ``SEEDS`` a one-patient cohort is generated with the default options (300 x 300 x
 200 mm, random 0.6-0.9 mm pixels and 1-3 mm slices, explicit VR DICOM, NIfTI, CSVs), timing
 planning + rendering and writing separately. The per-seed table and the median total go to
-``bench/results/phantom.md``. Everything runs in this one process; the generator itself uses
-no threads (numpy element-wise work, scipy.ndimage filters, zlib).
+``bench/results/local/phantom.md`` (see ``RESULTS``). Everything runs in this one process; the
+generator itself uses no threads (numpy element-wise work, scipy.ndimage filters, zlib).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import statistics
@@ -20,7 +21,10 @@ from pathlib import Path
 from phantom import PhantomOptions, plan_cohort, render_patient, write_patient
 
 SEEDS = (1, 2, 3)
-RESULTS = Path(__file__).resolve().parent / "results" / "phantom.md"
+#: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder:
+#: ``make bench-* PUBLISH=1`` sets it to ``bench/results/``, the committed reference results.
+LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "phantom.md"
 
 
 def time_one(seed: int, work: Path) -> dict[str, float | str]:
