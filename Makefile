@@ -11,6 +11,8 @@ BIN := $(VENV)/bin
 TORCH_INDEX_URL ?=
 KEEP ?=
 DEMO_DIR ?= .demo
+# More options for `pancreas-node demo`, e.g. DEMO_ARGS='--node-port 11113' when a port is taken.
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # The bench-* targets write to bench/results/local/ (untracked, in .gitignore) so a run on a
 # developer machine does not rewrite the committed reference results; PUBLISH=1 writes those
@@ -25,6 +27,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The OHIF extension (npm) and the viewer folder Orthanc serves at /ohif/ (see ohif-extension/README.md).
 OHIF_EXT := ohif-extension
 NPM_STAMP := $(OHIF_EXT)/node_modules/.installed
+# scripts/prepare-viewer.mjs writes the viewer to build/ohif (its --out default). The stamp lies
+# inside it, so deleting build/ohif rebuilds it; it is newer than every input of the build.
+VIEWER_DIR := build/ohif
+VIEWER_STAMP := $(VIEWER_DIR)/.viewer-built
+VIEWER_INPUTS := $(shell find $(OHIF_EXT)/src $(OHIF_EXT)/scripts -type f 2>/dev/null) \
+  $(OHIF_EXT)/package.json $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/vite.config.ts \
+  $(OHIF_EXT)/tsconfig.json deploy/ohif/app-config.js.in
 
 .PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu
 
@@ -32,14 +41,27 @@ help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
 	@echo "make test   install dev deps, then ruff, mypy (strict) and pytest"
 
+# Node.js and npm (the OHIF extension's build) come from Debian only when no `npm` is on PATH:
+# a Node.js installed otherwise (e.g. NodeSource's, which bundles npm) is left alone.
+# Debian's orthanc package enables its own systemd service, which takes ports 8042 and 4242 that
+# the demo and the tests start their own Orthanc on; when this step has just installed orthanc on
+# a machine running systemd, that service is stopped and disabled (an Orthanc installed before is
+# someone's, and left as it is). Without systemd (containers) there is no service to stop.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  case " $$missing " in *" orthanc "*) \
+	    if [ -d /run/systemd/system ]; then \
+	      echo "stopping and disabling the orthanc systemd service (it would hold ports 8042 and 4242)"; \
+	      $(SUDO) systemctl disable --now orthanc || true; \
+	    fi;; \
+	  esac; \
 	fi
 
 $(BIN)/python:
@@ -60,6 +82,7 @@ install-dev: install
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -68,8 +91,11 @@ pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # npm ci only when package-lock.json changes (idempotent, CI-friendly).
+# The build tools (vite 8) need Node.js 20 or newer; Debian 12's own nodejs is 18.
 $(NPM_STAMP): $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/package.json
-	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm (make system-deps)" >&2; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || \
+	  { echo "Node.js $$(node --version) is too old: the OHIF extension's build needs Node.js 20+" >&2; exit 1; }
 	cd $(OHIF_EXT) && npm ci --no-audit --no-fund
 	touch $@
 
@@ -80,15 +106,19 @@ ohif-test: install-dev ohif-deps
 	cd $(OHIF_EXT) && npm run --silent typecheck
 	cd $(OHIF_EXT) && npm test
 
-# The extension's build and the prebuilt OHIF app, re-based for /ohif/, in build/ohif.
-viewer: ohif-deps
+# The extension's build and the prebuilt OHIF app, re-based for /ohif/, in build/ohif; rebuilt
+# only when one of its inputs changed (a second `make demo` does not rebuild it).
+$(VIEWER_STAMP): $(VIEWER_INPUTS) $(NPM_STAMP)
 	cd $(OHIF_EXT) && npm run --silent build
 	cd $(OHIF_EXT) && npm run --silent viewer
+	touch $@
+
+viewer: $(VIEWER_STAMP)
 
 test: lint typecheck ohif-test viewer pytest
 
 demo: install viewer
-	$(BIN)/pancreas-node demo --workdir $(DEMO_DIR) $(if $(KEEP),--keep)
+	$(BIN)/pancreas-node demo --workdir $(DEMO_DIR) $(if $(KEEP),--keep) $(DEMO_ARGS)
 
 # Each writes <name>.md to $(BENCH_RESULTS) (bench/results/local/, or bench/results/ with PUBLISH=1).
 bench-phantom: install
