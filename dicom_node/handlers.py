@@ -3,6 +3,13 @@
 The C-STORE handler only checks, saves and records (PS3.4 Annex B, Storage Service Class);
 series assembly, routing and analysis happen on other threads. Every refusal is a named
 :class:`~dicom_node.statuses.StoreStatus` and one log line with UIDs only, never patient data.
+
+Each instance is recorded with the AE title that routing rules see as its caller
+(:func:`routing_calling_ae`): the association's calling AE title, or, when that caller is a
+trusted relay (``relay_ae_titles``, e.g. Orthanc), the *Move Originator Application Entity
+Title* (0000,1030; PS3.7 9.1.1.1) its C-STORE request names, the scanner that sent the series
+to the relay. Which callers may associate at all is checked on the association's own calling
+AE title (``allowed_callers``), never on a relayed one.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import NodeDatabase, record_instance
 from dicom_node.spool import Spool, SpoolFullError, is_valid_uid
 from dicom_node.statuses import StoreStatus
+from pancreas_contracts.settings import clean_ae_title
 
 __all__ = [
     "CT_STORAGE_CLASSES",
@@ -33,6 +41,7 @@ __all__ = [
     "handle_echo",
     "handle_requested",
     "handle_store",
+    "routing_calling_ae",
 ]
 
 _log = logging.getLogger(__name__)
@@ -53,6 +62,8 @@ class IntakeContext:
     spool: Spool
     database: NodeDatabase
     max_instance_bytes: int
+    #: Calling AE titles trusted to name the originating AE (Move Originator AE Title).
+    relay_ae_titles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,13 +107,53 @@ def handle_echo(event: Any) -> int:
     return int(StoreStatus.SUCCESS)
 
 
+def routing_calling_ae(
+    association_ae: str, move_originator_ae: object, relay_ae_titles: frozenset[str]
+) -> str:
+    """The AE title an instance is recorded with (and its series routed by).
+
+    Parameters
+    ----------
+    association_ae
+        The association's calling AE title (A-ASSOCIATE-RQ).
+    move_originator_ae
+        The C-STORE request's Move Originator Application Entity Title (0000,1030), or
+        ``None`` when absent.
+    relay_ae_titles
+        Calling AE titles trusted to name the originator (``Settings.relay_ae_titles``).
+
+    Returns
+    -------
+    str
+        The originator when the caller is a trusted relay and the originator is a valid,
+        non-empty AE title (without padding); the association's calling AE title otherwise.
+    """
+    caller = association_ae.strip()
+    if caller not in relay_ae_titles or move_originator_ae is None:
+        return caller
+    originator = clean_ae_title(move_originator_ae)
+    if originator is None:
+        if str(move_originator_ae).strip():
+            _log.warning(
+                "C-STORE from relay %s: Move Originator AE Title is not a valid AE title; "
+                "recorded with the relay's own AE title",
+                caller,
+            )
+        return caller
+    return originator
+
+
 def handle_store(event: Any, context: IntakeContext) -> int:
     """C-STORE: check, write durably, record, then answer.
 
     Success (0x0000) is returned only after the instance is fsynced in the spool and its row is
     committed, so an acknowledged instance survives a crash.
     """
-    calling_ae = str(event.assoc.requestor.ae_title).strip()
+    calling_ae = routing_calling_ae(
+        str(event.assoc.requestor.ae_title),
+        getattr(event.request, "MoveOriginatorApplicationEntityTitle", None),
+        context.relay_ae_titles,
+    )
     try:
         payload: bytes = event.encoded_dataset(include_meta=True)
     except (ValueError, AttributeError, KeyError) as exc:

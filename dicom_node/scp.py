@@ -81,6 +81,7 @@ class StorageSCP:
             spool=Spool(settings.spool_dir),
             database=database,
             max_instance_bytes=int(settings.max_instance_mb * 1024 * 1024),
+            relay_ae_titles=frozenset(settings.relay_ae_titles),
         )
         self._policy = AssociationPolicy.from_addresses(settings.allowed_addresses)
         self._server: ThreadedAssociationServer | None = None

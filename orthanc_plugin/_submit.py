@@ -8,6 +8,14 @@ Orthanc's own C-STORE SCU (``/modalities/<node>/store``), so the node receives i
 any scanner and its series assembly alone applies the routing rules and stores the decision
 (read back from the node database by :mod:`orthanc_plugin._status`).
 
+The scanner's AE title travels with the series the standard way: the worker reads Orthanc's
+``RemoteAET`` metadata of one instance of the series (a few bytes of Orthanc's index, not
+the instance's file) and passes it to ``/modalities/<node>/store`` as ``MoveOriginatorAet``,
+which Orthanc puts into each C-STORE request as the *Move Originator Application Entity
+Title* (0000,1030; PS3.7 9.1.1.1). The node, trusting Orthanc as a relay
+(``relay_ae_titles``), records the scanner's AE title as the caller its routing rules test.
+A series uploaded over REST has no ``RemoteAET``: then no originator is sent.
+
 One cheap pre-filter remains, and it is not routing: only CT series are forwarded. The node
 records CT image storage only, and Orthanc also stores the node's own outputs (SEG, SR,
 PDF), which must never travel back to the node. A series of another modality is recorded as
@@ -27,15 +35,18 @@ from typing import Any
 from orthanc_plugin._config import PluginConfig
 from orthanc_plugin._orthanc_api import OrthancCallError, RestApi, get_json, post_json
 from orthanc_plugin._store import NewSubmission, Submission, SubmissionStore
+from pancreas_contracts.settings import clean_ae_title
 
 __all__ = [
     "FORWARDED",
     "FORWARDED_MODALITIES",
+    "MOVE_ORIGINATOR_ID",
     "SeriesSnapshot",
     "Submitter",
     "fingerprint",
     "not_forwarded_reason",
     "read_series",
+    "scanner_ae_title",
 ]
 
 _log = logging.getLogger(__name__)
@@ -44,6 +55,10 @@ _log = logging.getLogger(__name__)
 FORWARDED_MODALITIES = frozenset({"CT"})
 #: What a submission record says of a series that was (or will be) sent to the node.
 FORWARDED = "forwarded"
+#: Move Originator Message ID (0000,1031) sent with the originator's AE title. There is no
+#: C-MOVE behind the forwarding, but Orthanc (1.10) puts the originator into its C-STORE
+#: requests only when this ID is not 0, so a fixed non-zero placeholder is sent.
+MOVE_ORIGINATOR_ID = 1
 
 
 def fingerprint(instance_ids: list[str]) -> str:
@@ -83,6 +98,31 @@ def read_series(api: RestApi, series_id: str) -> SeriesSnapshot:
         modality=str(tags.get("Modality", "")).strip().upper(),
         instance_ids=tuple(series["Instances"]),
     )
+
+
+def scanner_ae_title(api: RestApi, series_id: str) -> str | None:
+    """The AE title that sent the series to Orthanc over DICOM, or ``None``.
+
+    Reads the series' instance list and Orthanc's ``RemoteAET`` metadata of its first instance
+    (``/instances/<id>/metadata/RemoteAET``), never an instance's file. ``None`` when the
+    series came over REST (no ``RemoteAET``), has no instance, or the value is not a valid AE
+    title (PS3.5 6.2).
+
+    Raises
+    ------
+    OrthancCallError
+        If the series does not exist (``not_found``) or Orthanc fails to answer.
+    """
+    instances = get_json(api, f"/series/{series_id}").get("Instances") or []
+    if not instances:
+        return None
+    try:
+        value = api.get(f"/instances/{instances[0]}/metadata/RemoteAET")
+    except OrthancCallError as exc:
+        if exc.not_found:  # not received over DICOM (or the instance was just deleted)
+            return None
+        raise
+    return clean_ae_title(value)
 
 
 def not_forwarded_reason(snapshot: SeriesSnapshot) -> str | None:
@@ -175,10 +215,22 @@ class Submitter:
         return due
 
     def _send(self, submission: Submission) -> None:
+        try:
+            originator = scanner_ae_title(self._api, submission.orthanc_series_id)
+        except OrthancCallError as exc:
+            if exc.not_found:
+                self._store.mark_gone(submission.id)
+            else:
+                self._retry(submission, f"cannot read the series in Orthanc: {exc.message}")
+            return
         body: dict[str, Any] = {
             "Resources": [submission.orthanc_series_id],
             "Synchronous": True,
         }
+        if originator is not None:
+            # Orthanc's C-STORE carries it as Move Originator AE Title (0000,1030).
+            body["MoveOriginatorAet"] = originator
+            body["MoveOriginatorID"] = MOVE_ORIGINATOR_ID
         path = f"/modalities/{self._config.node_modality}/store"
         try:
             answer = post_json(self._api, path, body)

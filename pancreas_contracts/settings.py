@@ -13,7 +13,38 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DicomDestination", "Settings", "load_settings"]
+__all__ = [
+    "AE_TITLE_MAX_LENGTH",
+    "DicomDestination",
+    "Settings",
+    "clean_ae_title",
+    "load_settings",
+]
+
+#: Longest AE title (PS3.5 6.2, value representation AE).
+AE_TITLE_MAX_LENGTH = 16
+
+
+def clean_ae_title(value: object) -> str | None:
+    """``value`` as an AE title without its padding, or ``None`` when it is not a valid one.
+
+    An AE (PS3.5 6.2) is 1-16 characters of the default character repertoire (printable
+    ASCII) without backslash or control characters; leading and trailing spaces are padding.
+    Nothing is truncated: a longer value is not an AE title.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip(" ")
+    if not 1 <= len(text) <= AE_TITLE_MAX_LENGTH:
+        return None
+    if "\\" in text or not all(" " <= c <= "~" for c in text):
+        return None
+    return text
 
 
 class DicomDestination(BaseSettings):
@@ -31,6 +62,14 @@ class Settings(BaseSettings):
 
     Every field may be set with an environment variable ``PANCREAS_AI_<FIELD>`` or in the TOML
     file passed with ``--config``.
+
+    ``relay_ae_titles`` lists the calling AE titles trusted to name the AE that originated a
+    transfer (for example Orthanc forwarding a scanner's series). When such a caller's C-STORE
+    request carries a *Move Originator Application Entity Title* (0000,1030; PS3.7 9.1.1.1,
+    Table 9.1-1), the node records that AE title as the instance's ``calling_ae``, the value
+    routing rules test; any other caller's Move Originator is ignored. The allow-list
+    (``allowed_callers``) always checks the association's own calling AE title. An empty list
+    trusts no relay. Environment: ``PANCREAS_AI_RELAY_AE_TITLES='["ORTHANC"]'``.
     """
 
     model_config = SettingsConfigDict(env_prefix="PANCREAS_AI_", frozen=True, extra="forbid")
@@ -40,6 +79,7 @@ class Settings(BaseSettings):
     port: int = Field(default=11112, ge=1, le=65535)
     bind_address: str = "127.0.0.1"
     allowed_callers: list[str] = Field(default_factory=list)
+    relay_ae_titles: list[str] = Field(default_factory=lambda: ["ORTHANC"])
     allowed_addresses: list[str] = Field(default_factory=list)
     tls_certificate: Path | None = None
     tls_private_key: Path | None = None
@@ -72,6 +112,16 @@ class Settings(BaseSettings):
         if "\\" in value or not value.strip() or not value.isascii():
             raise ValueError("AE title must be 1-16 ASCII characters without backslash")
         return value.strip()
+
+    @field_validator("relay_ae_titles")
+    @classmethod
+    def _relay_ae_titles_are_valid(cls, values: list[str]) -> list[str]:
+        titles = [clean_ae_title(v) for v in values]
+        if any(t is None for t in titles):
+            raise ValueError(
+                "relay AE titles must be 1-16 printable ASCII characters, no backslash"
+            )
+        return [t for t in titles if t is not None]
 
     @property
     def resolved_database_url(self) -> str:

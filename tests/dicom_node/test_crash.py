@@ -59,7 +59,7 @@ class NodeProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dicom_node", "serve", "--config", str(self.config)],
+            [sys.executable, "-m", "pancreas_node", "serve", "--config", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

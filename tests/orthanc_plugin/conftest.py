@@ -5,7 +5,8 @@ its own Orthanc (free ports) whose ``pancreas_ai`` modality is that node; the pl
 node's settings from a TOML file. Back-off and label refresh are shortened so that outage
 tests finish in seconds. A test may change the node's settings by parametrising ``site``
 indirectly with keyword overrides for :func:`tests.dicom_node.conftest.node_settings` (for
-example ``{"routing_rules": None}``: the node's packaged default rules).
+example ``{"routing_rules": None}``: the node's packaged default rules); the extra key
+``"rules_toml"`` gives the text of the node's routing rules instead of the test rules.
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PluginSite]
     if not PYTHON_PLUGIN.exists():
         unavailable(f"{PYTHON_PLUGIN} is absent (install the Debian package orthanc-python)")
     overrides: dict[str, object] = dict(getattr(request, "param", {}))
+    rules_toml = overrides.pop("rules_toml", None)
+    if rules_toml is not None:
+        rules = tmp_path / "site-rules.toml"
+        rules.write_text(str(rules_toml), encoding="utf-8")
+        overrides["routing_rules"] = rules
     settings = node_settings(tmp_path / "node", **overrides)
     config = OrthancConfig(
         work_dir=tmp_path / "orthanc",

@@ -39,6 +39,7 @@ from db import (
     get_series,
     list_audit_events,
     list_study_jobs,
+    series_calling_ae,
 )
 from pancreas_contracts import JobState
 from pancreas_contracts.result import (
@@ -84,10 +85,12 @@ def wait_for_status(site: PluginSite, study_id: str, status: str) -> dict[str, s
     return poll(probe, 30, f"{STATUS} == {status}")
 
 
-def storescu_to_orthanc(site: PluginSite, series: PhantomSeries) -> None:
+def storescu_to_orthanc(
+    site: PluginSite, series: PhantomSeries, calling_ae: str = "CT_SCANNER"
+) -> None:
     exe = require_executable("storescu")
     port = str(site.orthanc.config.dicom_port)
-    cmd = [exe, "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1", port]
+    cmd = [exe, "-aet", calling_ae, "-aec", "ORTHANC", "127.0.0.1", port]
     done = subprocess.run(
         [*cmd, *map(str, series.files)], capture_output=True, text=True, timeout=60, check=False
     )
@@ -448,3 +451,45 @@ def test_forwarded_series_waits_for_the_node(site: PluginSite, phantoms: Phantom
     assert node_series["instance_count"] == len(series.files)
     assert body["status"] == "ai-pending"
     wait_for_status(site, study_id, "ai-pending")
+
+
+#: Rules that analyse CT from one scanner only (``calling_ae``), as a site may write them.
+SCANNER_A_RULES = """
+default_action = "ignore"
+[[rules]]
+name = "scanner A"
+action = "analyze"
+[rules.when]
+modality = ["CT"]
+calling_ae = ["SCANNER_A"]
+min_slices = 10
+"""
+
+
+@pytest.mark.parametrize("site", [{"rules_toml": SCANNER_A_RULES}], indirect=True)
+def test_scanner_ae_title_reaches_the_node_through_orthanc(
+    site: PluginSite, phantoms: Phantoms
+) -> None:
+    # The scanner sends to Orthanc as SCANNER_A; Orthanc forwards with its own AE title
+    # (ORTHANC, a relay the node trusts by default) and names SCANNER_A as the Move Originator
+    # in each C-STORE request: the node records, and routes by, the scanner's AE title.
+    series = phantoms(39)
+    storescu_to_orthanc(site, series, calling_ae="SCANNER_A")
+    job = wait_for_job(site, series)
+    assert job.state is JobState.QUEUED
+    assert series_calling_ae(site.database, series.SeriesInstanceUID) == "SCANNER_A"
+    study_id = site.study_id(series.StudyInstanceUID)
+    (node_series,) = study_status(site, study_id)["series"]
+    assert node_series["routing_decision"] == "analyze"
+    assert "calling AE 'SCANNER_A' in ['SCANNER_A']" in node_series["routing_reason"]
+
+    # Uploaded over REST, a series has no scanner AE title: the node sees Orthanc's own, and
+    # the scanner rule does not match.
+    other = phantoms(40)
+    site.upload_rest(other)
+    other_id = site.study_id(other.StudyInstanceUID)
+    wait_for_status(site, other_id, "ai-skipped")
+    assert series_calling_ae(site.database, other.SeriesInstanceUID) == "ORTHANC"
+    (skipped,) = study_status(site, other_id)["series"]
+    assert "calling AE 'ORTHANC' not in ['SCANNER_A']" in skipped["routing_reason"]
+    assert node_jobs(site, other) == []

@@ -1,8 +1,9 @@
 """The submitter against an in-memory Orthanc: it forwards CT series and never routes.
 
 :class:`FakeOrthanc` answers the few REST calls the submitter makes and fails the test on any
-read of an instance: the plugin forwards a stable series from the series' resource alone (its
-main tags and instance list); the node's series assembly reads the instances and routes.
+read of an instance other than its ``RemoteAET`` metadata: the plugin forwards a stable series
+from the series' resource (its main tags and instance list) and the AE title that sent it to
+Orthanc; the node's series assembly reads the instances and routes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import pytest
 from orthanc_plugin._config import PluginConfig
 from orthanc_plugin._orthanc_api import OrthancCallError
 from orthanc_plugin._store import SubmissionState, SubmissionStore
-from orthanc_plugin._submit import FORWARDED, Submitter, fingerprint
+from orthanc_plugin._submit import (
+    FORWARDED,
+    MOVE_ORIGINATOR_ID,
+    Submitter,
+    fingerprint,
+    scanner_ae_title,
+)
 
 
 class Clock:
@@ -30,26 +37,41 @@ class Clock:
 class FakeOrthanc:
     """Orthanc's index of a few series and its C-STORE SCU, in memory.
 
-    Any read below ``/instances/`` fails the test: forwarding a series needs the series'
-    resource only (main tags and instance list), never an instance's file or metadata.
+    Any read below ``/instances/`` other than ``/instances/<id>/metadata/RemoteAET`` fails the
+    test: forwarding a series needs the series' resource (main tags and instance list) and the
+    AE title that sent one of its instances to Orthanc, never an instance's file or tags.
     """
 
     def __init__(self) -> None:
         self.series: dict[str, dict[str, Any]] = {}
+        self.remote_aet: dict[str, bytes] = {}  # instance -> RemoteAET (absent: REST upload)
+        self.metadata_reads: list[str] = []
         self.stored: list[str] = []
+        self.requests: list[dict[str, Any]] = []
         self.refused = 0  # FailedInstancesCount the node's C-STORE answers
         self.node_down = False
 
-    def add(self, series_id: str, modality: str, instances: int = 3) -> None:
+    def add(
+        self, series_id: str, modality: str, instances: int = 3, remote_aet: bytes | None = None
+    ) -> None:
+        ids = [f"{series_id}-i{n}" for n in range(instances)]
         self.series[series_id] = {
             "ParentStudy": "study",
             "MainDicomTags": {"SeriesInstanceUID": "1.2." + series_id, "Modality": modality},
-            "Instances": [f"{series_id}-i{n}" for n in range(instances)],
+            "Instances": ids,
         }
+        if remote_aet is not None:
+            self.remote_aet.update(dict.fromkeys(ids, remote_aet))
 
     def get(self, path: str) -> bytes:
         if path.startswith("/instances/"):
-            pytest.fail(f"the plugin read {path}: forwarding must not download instances")
+            instance, _, rest = path.removeprefix("/instances/").partition("/")
+            if rest != "metadata/RemoteAET" or not instance:
+                pytest.fail(f"the plugin read {path}: forwarding must not download instances")
+            self.metadata_reads.append(instance)
+            if instance not in self.remote_aet:
+                raise OrthancCallError(17, "Unknown resource")
+            return self.remote_aet[instance]
         if path == "/studies/study":
             return json.dumps({"MainDicomTags": {"StudyInstanceUID": "1.2.3"}}).encode()
         kind, _, ident = path.strip("/").partition("/")
@@ -61,6 +83,7 @@ class FakeOrthanc:
         assert path == "/modalities/pancreas_ai/store", path
         request = json.loads(body)
         assert request["Synchronous"] is True
+        self.requests.append(request)
         if self.node_down:
             raise OrthancCallError(9, "Error in the network protocol")
         self.stored.extend(request["Resources"])
@@ -156,3 +179,56 @@ def test_deleted_series_is_neither_recorded_nor_sent(tmp_path: Path) -> None:
     sender.send_due()
     (row,) = store.study_submissions("study")
     assert row.state is SubmissionState.FAILED and row.last_error == "deleted from Orthanc"
+
+
+def test_scanner_ae_title_travels_as_move_originator(tmp_path: Path) -> None:
+    sender, api, _ = submitter(tmp_path, Clock())
+    api.add("ct", "CT", instances=4, remote_aet=b"SCANNER_A")
+    assert sender.on_stable_series("ct") is not None
+    sender.send_due()
+    (request,) = api.requests
+    assert request == {
+        "Resources": ["ct"],
+        "Synchronous": True,
+        "MoveOriginatorAet": "SCANNER_A",
+        "MoveOriginatorID": MOVE_ORIGINATOR_ID,
+    }
+    assert MOVE_ORIGINATOR_ID != 0  # Orthanc ignores the originator when the ID is 0
+    assert api.metadata_reads == ["ct-i0"]  # one instance's metadata, nothing else
+
+
+@pytest.mark.parametrize(
+    "remote_aet",
+    [None, b"", b"   ", b"A" * 17, b"BAD\\AE", b"CT\x01", "SCANNER_\u00c4".encode()],
+    ids=["rest-upload", "empty", "blank", "too-long", "backslash", "control", "non-ascii"],
+)
+def test_no_move_originator_without_a_valid_remote_aet(
+    tmp_path: Path, remote_aet: bytes | None
+) -> None:
+    sender, api, store = submitter(tmp_path, Clock())
+    api.add("ct", "CT", remote_aet=remote_aet)
+    assert sender.on_stable_series("ct") is not None
+    sender.send_due()
+    (request,) = api.requests
+    assert request == {"Resources": ["ct"], "Synchronous": True}
+    (sent,) = store.study_submissions("study")
+    assert sent.state is SubmissionState.SUBMITTED
+
+
+def test_remote_aet_padding_is_stripped(tmp_path: Path) -> None:
+    api = FakeOrthanc()
+    api.add("ct", "CT", remote_aet=b" SCANNER_A  ")
+    assert scanner_ae_title(api, "ct") == "SCANNER_A"
+    api.add("empty", "CT", instances=0)
+    assert scanner_ae_title(api, "empty") is None
+    assert api.metadata_reads == ["ct-i0"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/instances/ct-i0/file", "/instances/ct-i0", "/instances/ct-i0/metadata/Origin"]
+)
+def test_fake_orthanc_fails_on_instance_reads(path: str) -> None:
+    api = FakeOrthanc()
+    api.add("ct", "CT", remote_aet=b"SCANNER_A")
+    with pytest.raises(pytest.fail.Exception, match="must not download instances"):
+        api.get(path)
