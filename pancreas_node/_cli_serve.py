@@ -75,7 +75,11 @@ def serve_command(
                 f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
                 err=True,
             )
-            stop.wait()
+            # Bounded waits: a signal that arrives just as the main thread blocks in an unbounded
+            # wait is handled only when something else wakes that thread, so SIGTERM or Ctrl-C
+            # could go unanswered. Each timeout returns to Python, which runs the handler.
+            while not stop.wait(timeout=0.5):
+                pass
     finally:
         if runner is not None:
             runner.close()
