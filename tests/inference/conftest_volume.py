@@ -6,7 +6,6 @@ a clear message where it is absent, and fail instead when ``CI`` is set.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,8 +24,8 @@ from pydicom.uid import (
 )
 
 from inference import LPS_TO_RAS, DicomVolume
+from tests.conftest import require_shared_data
 
-SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 NIH_CASE = "pancreas-ct-0001"
 TS_CASE = "totalsegmentator-example"
 #: Patient identifiers of the shared cases: they must never show up in an error message.
@@ -34,17 +33,12 @@ PATIENT_IDENTIFIERS = ("PANCREAS_0001",)
 
 
 def require_shared(case: str) -> Path:
-    """Directory of a shared public case; skip where absent, fail under ``CI``."""
-    path = SHARED_DATA / case
-    if not (path / "dicom").is_dir():
-        reason = (
-            f"shared public CT data {case!r} not found at {path} "
-            "(expected beside the checkout in ../shared/data; see its README.md)"
-        )
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(f"required in CI: {reason}")
-        pytest.skip(reason)
-    return path
+    """Directory of a shared public case; skip where absent, fail under ``CI``.
+
+    The folder comes from ``PANCREAS_AI_SHARED_DATA`` (default ``../shared/data``); see
+    :func:`tests.conftest.require_shared_data`.
+    """
+    return require_shared_data(f"{case}/dicom").parent
 
 
 def nih_files() -> list[Path]:
