@@ -181,7 +181,10 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
             (f"  P({text.lower()})", f"{p:.2f}")
             for text, p in zip(_CATEGORY_TEXT, category.probabilities, strict=True)
         ),
-        ("  Uncertainty", f"{category.uncertainty:.3f}"),
+        (
+            "  Uncertainty",
+            "none (single model)" if category.ensemble_size == 1 else f"{category.uncertainty:.3f}",
+        ),
         (
             "Rule category",
             _CATEGORY_TEXT[CATEGORY_LABELS.index(rule)] if rule is not None else "not available",

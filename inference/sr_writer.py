@@ -13,7 +13,8 @@ Everything comes from :class:`pancreas_contracts.result.AnalysisResult` and the 
     vessel's segment): the circumferential tumor contact angle in ``deg``;
   * the resectability assessment (TID 1501): coded NCCN category of the network and of the
     contact-angle rule, their disagreement (SCT Yes/No), the three class probabilities, the
-    ensemble uncertainty and the localisation confidence as numeric measurements.
+    ensemble uncertainty (left out for a one-model bundle, which has no spread) and the
+    localisation confidence as numeric measurements.
 
   * one TID 1501 group per further task section (``result.tasks``, schema 1.1): the task's
     coded finding type, its numeric findings (TID 300, UCUM units) and its outcome and notes as
@@ -361,9 +362,10 @@ def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEval
         hd.sr.Measurement(name=code, value=probability, unit=UNIT_NONE)
         for code, probability in zip(PROBABILITY_CODES, result.category.probabilities, strict=True)
     ]
-    measurements.append(
-        hd.sr.Measurement(name=UNCERTAINTY, value=result.category.uncertainty, unit=UNIT_NONE)
-    )
+    if result.category.ensemble_size != 1:  # one model has no spread: 0 would mislead
+        measurements.append(
+            hd.sr.Measurement(name=UNCERTAINTY, value=result.category.uncertainty, unit=UNIT_NONE)
+        )
     measurements.append(
         hd.sr.Measurement(
             name=LOCALISATION_CONFIDENCE, value=result.localisation.confidence, unit=UNIT_NONE

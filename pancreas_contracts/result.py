@@ -66,6 +66,9 @@ class Category(BaseModel):
     label: Literal["resectable", "borderline", "locally advanced"]
     probabilities: tuple[float, float, float]
     uncertainty: float = Field(ge=0.0)
+    #: Models in the ensemble; with one there is no spread and ``uncertainty`` (0) says nothing,
+    #: so the SR leaves it out and the PDF says so. ``None`` in results written before the field.
+    ensemble_size: int | None = Field(default=None, ge=1)
 
     @field_validator("probabilities")
     @classmethod

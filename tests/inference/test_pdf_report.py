@@ -118,3 +118,19 @@ def test_encapsulate_refuses_non_pdf(writer_case: fx.WriterCase) -> None:
         encapsulate_pdf(b"<html></html>", headers, writer_case.result)
     with pytest.raises(ValueError, match="source header"):
         encapsulate_pdf(b"%PDF-1.4\n", [], writer_case.result)
+
+
+def test_a_one_model_bundle_shows_no_uncertainty(written: fx.Written) -> None:
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    result = written.case.result
+    single = result.model_copy(
+        update={"category": result.category.model_copy(update={"ensemble_size": 1})}
+    )
+    pdf = render_report_pdf(single, written.case.series.volume, written.case.label)
+    text = subprocess.run(
+        [pdftotext, "-layout", "-", "-"], input=pdf, check=True, capture_output=True
+    ).stdout.decode()
+    assert "none (single model)" in text
+    assert "0.000" not in text

@@ -198,3 +198,22 @@ def test_refuses_a_seg_of_another_series(written: fx.Written, tmp_path: Path) ->
     with pytest.raises(ValueError, match="Segmentation"):
         write_sr(written.case.result, written.sr_path, written.case.dicom_dir, tmp_path / "x.dcm")
     assert not (tmp_path / "sr.dcm").exists()
+
+
+def test_a_one_model_bundle_reports_no_uncertainty(written: fx.Written, tmp_path: Path) -> None:
+    # One model has no spread: its "uncertainty 0" would read as certainty, so the SR says
+    # nothing rather than 0.
+    result = written.case.result
+    single = result.model_copy(
+        update={"category": result.category.model_copy(update={"ensemble_size": 1})}
+    )
+    write_sr(single, written.seg_path, written.case.dicom_dir, tmp_path / "sr.dcm")
+    report = _report(tmp_path / "sr.dcm")
+    tumor = label_by_name("tumor").property_type
+    (group,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_type=tumor)
+        if g.get_qualitative_evaluations(name=NETWORK_CATEGORY)
+    ]
+    assert group.get_measurements(name=UNCERTAINTY) == []
+    assert fx.dciodvfy_errors(tmp_path / "sr.dcm") == []

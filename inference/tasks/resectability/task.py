@@ -236,6 +236,7 @@ class ResectabilityTask:
                 "label": label,
                 "probabilities": (probs[0], probs[1], probs[2]),
                 "uncertainty": round(ensemble.uncertainty, 6),
+                "ensemble_size": len(ensemble.member_probabilities),
             }
         )
         return {
