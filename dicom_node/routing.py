@@ -42,6 +42,8 @@ class SeriesFacts:
     """What the rules may look at for one series.
 
     ``contrast_phase`` is computed only when a rule asks for it (it reads the pixels).
+    ``slice_thickness_mm`` may be the spacing of the slice positions where SliceThickness is
+    empty (Type 2, PS3.3 C.7.6.2); ``slice_thickness_source`` then says so.
     """
 
     modality: str
@@ -54,6 +56,9 @@ class SeriesFacts:
     contrast_phase: Callable[[], tuple[str, str]] = field(
         default=lambda: ("unknown", "contrast phase not measured")
     )
+    #: Where ``slice_thickness_mm`` came from, in words (SliceThickness, or derived from the
+    #: slice positions when SliceThickness is empty, absent or multi-valued); "" when not told.
+    slice_thickness_source: str = ""
 
 
 class RuleConditions(BaseModel):
@@ -137,13 +142,15 @@ class RuleConditions(BaseModel):
         if self.min_slice_thickness_mm is None and self.max_slice_thickness_mm is None:
             return True, []
         t = facts.slice_thickness_mm
+        source = f" ({facts.slice_thickness_source})" if facts.slice_thickness_source else ""
         if t is None:
-            return False, ["slice thickness unknown"]
+            return False, [f"slice thickness unknown{source}"]
+        shown = f"slice thickness {t:.3g} mm{source}"
         if self.max_slice_thickness_mm is not None and t > self.max_slice_thickness_mm:
-            return False, [f"slice thickness {t:g} mm > {self.max_slice_thickness_mm:g} mm"]
+            return False, [f"{shown} > {self.max_slice_thickness_mm:g} mm"]
         if self.min_slice_thickness_mm is not None and t < self.min_slice_thickness_mm:
-            return False, [f"slice thickness {t:g} mm < {self.min_slice_thickness_mm:g} mm"]
-        return True, [f"slice thickness {t:g} mm within limits"]
+            return False, [f"{shown} < {self.min_slice_thickness_mm:g} mm"]
+        return True, [f"{shown} within limits"]
 
     def _check_description(self, facts: SeriesFacts) -> tuple[bool, list[str]]:
         text = facts.series_description

@@ -9,18 +9,31 @@ whole series instead of a mixed analysis.
 The contrast phase, when a rule asks for it, is measured by a :data:`PhaseEstimator` passed in
 by whoever builds the node (the command line passes ``inference.estimate_series_phase``): this
 room reads headers only and never imports the model rooms.
+
+Slice thickness. SliceThickness (0018,0050) is Type 2 in the Image Plane module (PS3.3
+C.7.6.2) and may be empty or absent (NIH Pancreas-CT leaves it out); a multi-valued one is
+malformed (VM 1). Enhanced CT carries it in the Pixel Measures functional group (PS3.3
+C.7.6.16.2.1), shared or per frame. When no single usable value is found, the slice spacing is
+measured instead: the median gap between the sorted ImagePositionPatient (0020,0032)
+projections on the slice normal, the cross product of the ImageOrientationPatient (0020,0037)
+row and column cosines (PS3.3 C.7.6.2.1.1); for Enhanced CT the positions are the per-frame
+PlanePositionSequence items (C.7.6.16.2.3) and the orientation the shared or per-frame
+PlaneOrientationSequence (C.7.6.16.2.4). The reason says the value was derived from positions.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import statistics
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,7 +50,13 @@ from db import (
 )
 from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet, SeriesFacts
 
-__all__ = ["AssemblyOutcome", "PhaseEstimator", "SeriesAssembler", "gather_facts"]
+__all__ = [
+    "AssemblyOutcome",
+    "PhaseEstimator",
+    "SeriesAssembler",
+    "gather_facts",
+    "slice_thickness",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +101,7 @@ def gather_facts(
         raise ValueError("no readable DICOM instance in the series")
     first = headers[0]
     frames = sum(int(h.get("NumberOfFrames", 1) or 1) for h in headers)
-    thickness = first.get("SliceThickness")
+    thickness, thickness_source = slice_thickness(headers)
     sop_class = UID(str(first.get("SOPClassUID", "")))
 
     def contrast_phase() -> tuple[str, str]:
@@ -94,12 +113,138 @@ def gather_facts(
         modality=str(first.get("Modality", "")),
         sop_class=sop_class.name if sop_class.is_valid else str(sop_class),
         num_slices=frames,
-        slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+        slice_thickness_mm=thickness,
+        slice_thickness_source=thickness_source,
         body_part=str(first.get("BodyPartExamined", "") or ""),
         series_description=str(first.get("SeriesDescription", "") or ""),
         calling_ae=calling_ae,
         contrast_phase=contrast_phase,
     )
+
+
+def _multi_valued(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _single_float(value: object) -> float | None:
+    """A finite, positive number from a VM-1 value; None if empty, multi-valued or invalid."""
+    if value is None or _multi_valued(value):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _floats(value: object, count: int) -> tuple[float, ...] | None:
+    """``count`` finite numbers from a multi-valued attribute, or None."""
+    try:
+        numbers = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
+        return None
+    return numbers
+
+
+def _first_item(ds: Dataset | None, sequence: str) -> Dataset | None:
+    if ds is None:
+        return None
+    seq = ds.get(sequence)
+    try:
+        return seq[0] if seq else None
+    except (TypeError, IndexError):
+        return None
+
+
+def _group_value(
+    per_frame: Dataset | None, shared: Dataset | None, sequence: str, keyword: str
+) -> object:
+    """``keyword`` in a functional group: the frame's own item first, then the shared one."""
+    for group in (per_frame, shared):
+        item = _first_item(group, sequence)
+        if item is not None and keyword in item:
+            return item.get(keyword)
+    return None
+
+
+def _planes(headers: Sequence[Dataset]) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(orientation, position) of every frame of every instance that has both."""
+    planes = []
+    for ds in headers:
+        per_frame_seq = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame_seq:
+            shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+            for per in per_frame_seq:
+                iop = _floats(
+                    _group_value(per, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+                    or ds.get("ImageOrientationPatient"),
+                    6,
+                )
+                ipp = _floats(
+                    _group_value(per, shared, "PlanePositionSequence", "ImagePositionPatient"), 3
+                )
+                if iop is not None and ipp is not None:
+                    planes.append((iop, ipp))
+            continue
+        iop = _floats(ds.get("ImageOrientationPatient"), 6)
+        ipp = _floats(ds.get("ImagePositionPatient"), 3)
+        if iop is not None and ipp is not None:
+            planes.append((iop, ipp))
+    return planes
+
+
+def _spacing_from_positions(headers: Sequence[Dataset]) -> float | None:
+    """Median gap between the sorted slice positions along the slice normal (mm), or None.
+
+    Positions closer than 0.01 mm count as one position (duplicates, a second echo).
+    """
+    planes = _planes(headers)
+    if len(planes) < 2:
+        return None
+    r, c = planes[0][0][:3], planes[0][0][3:]
+    normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    norm = math.sqrt(sum(n * n for n in normal))
+    if norm < 1e-6:
+        return None
+    distances = sorted(
+        sum(n * p for n, p in zip(normal, ipp, strict=True)) / norm for _, ipp in planes
+    )
+    gaps = [b - a for a, b in itertools.pairwise(distances) if b - a > 0.01]
+    return statistics.median(gaps) if gaps else None
+
+
+def slice_thickness(headers: Sequence[Dataset]) -> tuple[float | None, str]:
+    """The series' slice thickness (mm) and where it came from.
+
+    SliceThickness of the first instance (top level, or the Enhanced CT Pixel Measures
+    functional group) when it holds one positive number; otherwise the spacing of the slice
+    positions (see the module docstring). ``(None, reason)`` when neither can be told.
+    """
+    first = headers[0]
+    shared = _first_item(first, "SharedFunctionalGroupsSequence")
+    first_frame = _first_item(first, "PerFrameFunctionalGroupsSequence")
+    raw = _group_value(first_frame, shared, "PixelMeasuresSequence", "SliceThickness")
+    present = raw is not None
+    if not present:
+        present = "SliceThickness" in first
+        raw = first.get("SliceThickness")
+    value = _single_float(raw)
+    if value is not None:
+        return value, "from SliceThickness"
+    if not present:
+        why = "SliceThickness absent"
+    elif raw is None or raw == "" or (_multi_valued(raw) and len(raw) == 0):  # type: ignore[arg-type]
+        why = "SliceThickness empty"
+    elif _multi_valued(raw):
+        why = "SliceThickness multi-valued"
+    else:
+        why = "SliceThickness not a positive number"
+    spacing = _spacing_from_positions(headers)
+    if spacing is None:
+        return None, f"{why}, and no spacing between ImagePositionPatient along the normal"
+    return spacing, f"{why}: derived from ImagePositionPatient spacing along the slice normal"
 
 
 class SeriesAssembler:

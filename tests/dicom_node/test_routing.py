@@ -55,6 +55,15 @@ def test_default_rules_ignore_with_the_reason(change: dict[str, object], why: st
     assert why in decision.summary
 
 
+def test_the_thickness_reason_says_where_the_value_came_from() -> None:
+    derived = "SliceThickness empty: derived from ImagePositionPatient spacing"
+    decision = load_rules().evaluate(facts(slice_thickness_source=derived))
+    assert decision.action is RuleAction.ANALYZE
+    assert f"slice thickness 1 mm ({derived}) within limits" in decision.reasons
+    decision = load_rules().evaluate(facts(slice_thickness_mm=5.0, slice_thickness_source=derived))
+    assert f"slice thickness 5 mm ({derived}) > 3 mm" in decision.summary
+
+
 def test_contrast_phase_is_only_measured_when_needed() -> None:
     calls: list[int] = []
 
