@@ -292,9 +292,15 @@ def complete_job(
     worker_id: str,
     result: NewResult | None = None,
     *,
+    reason: str | None = None,
     now: datetime | None = None,
 ) -> JobInfo:
     """Mark a running job done and store its result in the same transaction.
+
+    ``reason`` is kept with a job done without a result: the analysis refused the CT
+    (``refused: <reason>: <what was measured>``, see :data:`pancreas_contracts.status.
+    REFUSED_PREFIX`); the refusal document is delivered like any result. It must not contain
+    patient identifiers or values.
 
     Raises
     ------
@@ -309,8 +315,8 @@ def complete_job(
     with db.session() as session:
         job = _lock(session, job_id)
         _check_lease(job, worker_id)
-        _transition(session, job, JobState.DONE, actor=worker_id, now=now)
-        job.failure_reason = None
+        _transition(session, job, JobState.DONE, actor=worker_id, now=now, reason=reason)
+        job.failure_reason = None if reason is None else reason[:_MAX_REASON]
         if result is not None:
             session.add(result_row(job.id, result, now))
         _log.info("job %s done", job.id)

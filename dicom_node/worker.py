@@ -42,20 +42,29 @@ class JobFailedError(Exception):
     """A job could not be run; ``retryable`` says whether trying again may help.
 
     The message is stored with the job: it must not contain patient identifiers or values.
+    ``stage`` names where it failed (``series``, ``registry``, ``bundle``, ``analysis``,
+    ``output``); the stored reason reads ``failed at <stage> after N attempt(s): <reason>``.
     """
 
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+    def __init__(self, reason: str, *, retryable: bool = True, stage: str = "analysis") -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.stage = stage
 
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What a successful run produced: the stored result and the DICOM files to deliver."""
+    """What a completed run produced: the stored result and the DICOM files to deliver.
 
-    result: NewResult
+    A refused CT has no ``result``: ``refusal`` holds the job's reason (``refused: ...``,
+    :data:`pancreas_contracts.status.REFUSED_PREFIX`) and ``files`` the refusal document; the
+    job is done (and delivered) all the same.
+    """
+
+    result: NewResult | None
     files: tuple[Path, ...] = field(default_factory=tuple)
+    refusal: str | None = None
 
 
 class JobRunner(Protocol):
@@ -115,16 +124,25 @@ class Worker:
         try:
             outcome = self._runner(job)
         except JobFailedError as exc:
-            return self._fail(job, exc.reason, exc.retryable)
+            return self._fail(job, exc.reason, exc.retryable, exc.stage)
         except (OSError, ValueError, RuntimeError, MemoryError) as exc:
             # An unexpected failure of the analysis must not kill the worker loop.
             _log.exception("job %s crashed", job.id)
-            return self._fail(job, f"analysis error: {type(exc).__name__}", retryable=True)
+            return self._fail(
+                job, f"analysis error: {type(exc).__name__}", retryable=True, stage="analysis"
+            )
         finally:
             beat_stop.set()
             beat.join(timeout=10)
         try:
-            done = complete_job(self._db, job.id, self.worker_id, outcome.result, now=self._clock())
+            done = complete_job(
+                self._db,
+                job.id,
+                self.worker_id,
+                outcome.result,
+                reason=outcome.refusal,
+                now=self._clock(),
+            )
         except LeaseLostError:
             _log.warning(
                 "job %s: lease lost before completion; another worker will redo it", job.id
@@ -134,15 +152,23 @@ class Worker:
             self._on_done(done, outcome)
         return done
 
-    def _fail(self, job: JobInfo, reason: str, retryable: bool) -> JobInfo | None:
+    def _fail(self, job: JobInfo, reason: str, retryable: bool, stage: str) -> JobInfo | None:
         retry_at = None
         if retryable and job.attempts < self._max_attempts:
             retry_at = self._clock() + backoff_delay(job.attempts)
+        plural = "attempt" if job.attempts == 1 else "attempts"
+        if retry_at is None:
+            stored = f"failed at {stage} after {job.attempts} {plural}: {reason}"
+        else:
+            stored = (
+                f"failed at {stage} (attempt {job.attempts} of {self._max_attempts}, "
+                f"retry scheduled): {reason}"
+            )
         try:
             return fail_job(
                 self._db,
                 job.id,
-                reason,
+                stored,
                 retry_at=retry_at,
                 worker_id=self.worker_id,
                 now=self._clock(),

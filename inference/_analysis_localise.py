@@ -89,6 +89,9 @@ class LocalisationEstimate:
         Short name of the method used (recorded in warnings).
     warnings
         Why the estimate is uncertain, if it is.
+    disagreement_mm
+        How far a cross-checked estimate lay from the landmarks' centre (``None`` when not
+        cross-checked); a refusal reports it.
     """
 
     centre_mm: tuple[float, float, float]
@@ -97,6 +100,7 @@ class LocalisationEstimate:
     found: bool
     method: str
     warnings: tuple[str, ...] = ()
+    disagreement_mm: float | None = None
 
 
 class Localiser(Protocol):
@@ -197,7 +201,7 @@ class CrossCheckedLocaliser:
             return dataclasses.replace(learned, method=method, warnings=(*learned.warnings, note))
         distance = float(np.linalg.norm(np.subtract(learned.centre_mm, landmarks.centre_mm)))
         if distance <= self.max_disagreement_mm:
-            return dataclasses.replace(learned, method=method)
+            return dataclasses.replace(learned, method=method, disagreement_mm=distance)
         note = (
             f"the learned localiser and the anatomical landmarks disagree by {distance:.0f} mm "
             f"(limit {self.max_disagreement_mm:.0f} mm): the pancreas is not reliably located"
@@ -208,4 +212,5 @@ class CrossCheckedLocaliser:
             found=False,
             confidence=learned.confidence * self.max_disagreement_mm / distance,
             warnings=(*learned.warnings, note),
+            disagreement_mm=distance,
         )

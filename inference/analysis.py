@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from inference._analysis_localise import (
+    MAX_DISAGREEMENT_MM,
     MIN_CONFIDENCE,
     CrossCheckedLocaliser,
     LandmarkLocaliser,
@@ -108,6 +109,19 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     return torch.device(device)
+
+
+def _localisation_details(loc: LocalisationEstimate) -> dict[str, float | str]:
+    """What the localisation measured, for a ``not-localised`` refusal."""
+    details: dict[str, float | str] = {
+        "confidence": round(loc.confidence, 2),
+        "min_confidence": MIN_CONFIDENCE,
+    }
+    if loc.disagreement_mm is not None:
+        details["localisers_apart_mm"] = round(loc.disagreement_mm, 1)
+        details["limit_mm"] = MAX_DISAGREEMENT_MM
+    details["method"] = loc.method
+    return details
 
 
 def _is_nifti(series: Path | Sequence[Path]) -> bool:
@@ -283,6 +297,7 @@ class Analyzer:
                 "not-localised",
                 f"the pancreas was not located (confidence {loc.confidence:.2f}, "
                 f"{loc.method}); no category is given",
+                details=_localisation_details(loc),
             )
         context = TaskContext(source.image, clinical, registry_status, loc)
         fields: dict[str, Any] = {}

@@ -1,6 +1,12 @@
 """Job states shared by the queue, the worker, the plugin routes and the UI.
 
 ``received -> queued -> running -> done | failed -> delivered`` (ARCHITECTURE.md).
+
+A CT the analysis checks refuse (e.g. ``not-localised``) is an outcome, not a failure: the
+job becomes ``done`` without a result row, its reason starting with
+:data:`pancreas_contracts.status.REFUSED_PREFIX`, and its refusal document is delivered like
+any result (``done -> delivered``); its study status is ``ai-refused``. ``failed`` is kept for
+runs that did not complete (its reason names the stage and the attempts).
 """
 
 from __future__ import annotations

@@ -24,7 +24,12 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["STATUS_TEXT", "StudyStatus"]
+__all__ = ["REFUSED_PREFIX", "STATUS_TEXT", "StudyStatus"]
+
+#: How a job ``done`` without a result records a refusal in its reason: the analysis checks
+#: refused the CT, and the refusal document (not a SEG/SR/PDF) is what the job delivers
+#: (``refused: not-localised: confidence 0.11, ...``).
+REFUSED_PREFIX = "refused: "
 
 
 class StudyStatus(StrEnum):

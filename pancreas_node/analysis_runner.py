@@ -11,7 +11,8 @@ bundle is configured (:func:`build_runner` imports :mod:`inference.analysis` laz
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,13 +32,27 @@ from dicom_node.worker import JobFailedError, JobOutcome
 from pancreas_contracts import Settings
 from pancreas_contracts.clinical import ClinicalVariables
 from pancreas_contracts.result import CATEGORY_LABELS, AnalysisResult, BundleRef
+from pancreas_contracts.status import REFUSED_PREFIX, StudyStatus
 
 if TYPE_CHECKING:
     from inference.analysis import AnalysisOutput
 
+
+class AnalysisErrorLike(Protocol):
+    """What the runner reads of :class:`inference.tasks.AnalysisError`."""
+
+    reason: str
+    details: Mapping[str, float | str]
+
+    def details_text(self) -> str:
+        """The measured details in words."""
+        ...
+
+
 __all__ = ["AnalysisRunner", "AnalyzerLike", "build_runner", "new_result"]
 
 _ACTOR = "worker"
+_log = logging.getLogger(__name__)
 
 
 class AnalyzerLike(Protocol):
@@ -64,15 +79,16 @@ class AnalyzerLike(Protocol):
 
 def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
     """The job record's result built from an :class:`AnalysisResult`."""
-    category = CATEGORY_LABELS.index(result.category.label)
+    # A no-tumor result (outcome no-tumor) has no category: stored as None.
+    label = None if result.category is None else result.category.label
     return NewResult(
         result_json_path=str(result_json),
         bundle_name=result.bundle.name,
         bundle_version=result.bundle.version,
         bundle_sha256=result.bundle.sha256,
-        category=category,
-        category_label=result.category.label,
-        probabilities=tuple(result.category.probabilities),
+        category=None if label is None else CATEGORY_LABELS.index(label),
+        category_label=label,
+        probabilities=() if result.category is None else tuple(result.category.probabilities),
         measurements=result.measurements.model_dump(mode="json"),
         timings_s=dict(result.timings_s),
         clinical_used=result.clinical.used,
@@ -117,15 +133,18 @@ class AnalysisRunner:
         Raises
         ------
         JobFailedError
-            With a named reason: no stored instances, an input the pipeline cannot analyse
-            (not retryable), an unusable bundle (not retryable) or an I/O error (retryable).
+            With a named reason and stage: no stored instances, an unusable bundle (not
+            retryable) or an I/O error (retryable). An input the pipeline refuses is no
+            failure: the outcome then carries the refusal and its document.
         """
         paths = series_instance_paths(
             self._db, job.series_instance_uid, max_version=job.series_version
         )
         existing = [Path(p) for p in paths if Path(p).is_file()]
         if not existing:
-            raise JobFailedError("series unavailable: no stored instances", retryable=False)
+            raise JobFailedError(
+                "series unavailable: no stored instances", retryable=False, stage="series"
+            )
         lookup = self._lookup(job)
         clinical = None if lookup.imaging_only else lookup.variables
         return self._analyze(job, existing, clinical, lookup)
@@ -173,12 +192,49 @@ class AnalysisRunner:
                 warnings=lookup.warnings,
             )
         except AnalysisError as exc:
-            raise JobFailedError(f"analysis refused: {exc.reason}", retryable=False) from exc
+            if exc.reason == "unwritable-output":
+                raise JobFailedError(
+                    "results folder not writable", retryable=True, stage="output"
+                ) from exc
+            return self._refused(job, paths, out_dir, exc)
         except BundleError as exc:
-            raise JobFailedError("bundle unusable", retryable=False) from exc
+            raise JobFailedError("bundle unusable", retryable=False, stage="bundle") from exc
         except OSError as exc:
-            raise JobFailedError(f"I/O error: {type(exc).__name__}", retryable=True) from exc
+            raise JobFailedError(
+                f"I/O error: {type(exc).__name__}", retryable=True, stage="analysis"
+            ) from exc
         return JobOutcome(new_result(output.result, output.result_json), output.files)
+
+    def _refused(
+        self, job: JobInfo, paths: list[Path], out_dir: Path, exc: AnalysisErrorLike
+    ) -> JobOutcome:
+        """A refusal is an outcome: the job is done with its reason and the refusal document.
+
+        The reason reads ``refused: <reason>: <what was measured>`` (no identifiers); the
+        document (:func:`inference.outcome_sr.write_outcome_sr`) is delivered like a result.
+        Without a readable source series no document is written; the job is refused all the
+        same.
+        """
+        from inference.outcome_sr import write_outcome_sr
+
+        measured = exc.details_text()
+        refusal = REFUSED_PREFIX + exc.reason + (f": {measured}" if measured else "")
+        try:
+            document = write_outcome_sr(
+                paths,
+                out_dir,
+                status=StudyStatus.REFUSED,
+                reason=exc.reason,
+                details=exc.details,
+                bundle=self._analyzer.bundle_ref,
+                details_text=measured,
+            )
+        except (ValueError, OSError) as write_error:
+            _log.warning(
+                "job %s: refusal document not written (%s)", job.id, type(write_error).__name__
+            )
+            return JobOutcome(None, (), refusal=refusal)
+        return JobOutcome(None, (document,), refusal=refusal)
 
     def close(self) -> None:
         """Close the registry bridge's connections."""

@@ -49,11 +49,28 @@ class AnalysisError(ValueError):
     Reasons: ``unreadable-series``, ``not-ct``, ``not-localised``, ``outside-scan``,
     ``non-finite``, ``no-pancreas``, ``pancreas-cut``, ``unwritable-output``, and those a task
     adds (documented in its folder).
+
+    ``details`` holds what the checks measured, by name (e.g. ``confidence``,
+    ``disagreement_mm``), numbers or short words only; :meth:`details_text` renders them for
+    the job's reason and the refusal document.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(
+        self, reason: str, message: str, *, details: Mapping[str, float | str] | None = None
+    ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.details: Mapping[str, float | str] = dict(details or {})
+
+    def details_text(self) -> str:
+        """The measured details as ``name value`` pairs (``""`` when there are none)."""
+        return ", ".join(f"{k} {_number(v)}" for k, v in self.details.items())
+
+
+def _number(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}"
 
 
 @dataclass(frozen=True)

@@ -60,18 +60,21 @@ def test_retryable_failure_backs_off_then_gives_up(tmp_path: Path, database: Nod
     clock = Clock()
 
     def failing(job: JobInfo) -> JobOutcome:
-        raise JobFailedError("registry timeout")
+        raise JobFailedError("registry timeout", stage="registry")
 
     worker = Worker(database, failing, max_attempts=2, clock=clock)
     first = worker.run_once()
     assert (
         first is not None and first.state is JobState.FAILED and first.next_attempt_at is not None
     )
+    assert first.failure_reason == (
+        "failed at registry (attempt 1 of 2, retry scheduled): registry timeout"
+    )
     assert worker.run_once() is None  # not due yet
     clock.now = first.next_attempt_at + timedelta(seconds=1)
     second = worker.run_once()
     assert second is not None and second.attempts == 2 and second.next_attempt_at is None
-    assert second.failure_reason == "registry timeout"
+    assert second.failure_reason == "failed at registry after 2 attempts: registry timeout"
     clock.now += timedelta(days=1)
     assert worker.run_once() is None
     final = get_job(database, job_id)
@@ -85,7 +88,40 @@ def test_unexpected_error_does_not_kill_the_loop(tmp_path: Path, database: NodeD
         raise RuntimeError("boom")
 
     failed = Worker(database, broken).run_once()
-    assert failed is not None and failed.failure_reason == "analysis error: RuntimeError"
+    assert failed is not None
+    assert failed.failure_reason == (
+        "failed at analysis (attempt 1 of 3, retry scheduled): analysis error: RuntimeError"
+    )
+
+
+def test_refused_job_is_done_with_its_reason_and_delivers_the_document(
+    tmp_path: Path, database: NodeDatabase
+) -> None:
+    job_id = enqueue_job(database, "1.2.3", 1, "bundle-a").job.id
+    document = tmp_path / "outcome.dcm"
+    reason = "refused: not-localised: confidence 0.11, localisers_apart_mm 148"
+    delivered: list[tuple[str, tuple[Path, ...]]] = []
+    worker = Worker(
+        database,
+        lambda job: JobOutcome(None, (document,), refusal=reason),
+        on_done=lambda job, out: delivered.append((job.id, out.files)),
+    )
+    done = worker.run_once()
+    assert done is not None and done.state is JobState.DONE
+    assert done.failure_reason == reason
+    assert delivered == [(job_id, (document,))]
+    assert get_result(database, job_id, actor="test") is None
+
+
+def test_final_failure_names_stage_and_attempts(tmp_path: Path, database: NodeDatabase) -> None:
+    enqueue_job(database, "1.2.3", 1, "bundle-a")
+
+    def missing(job: JobInfo) -> JobOutcome:
+        raise JobFailedError("no stored instances", retryable=False, stage="series")
+
+    failed = Worker(database, missing).run_once()
+    assert failed is not None and failed.next_attempt_at is None
+    assert failed.failure_reason == "failed at series after 1 attempt: no stored instances"
 
 
 def test_job_of_a_dead_worker_is_requeued_after_its_lease(

@@ -152,6 +152,9 @@ def test_the_bundles_learned_localiser_runs_and_is_named(
     with pytest.raises(AnalysisError) as info:
         analyzer.analyze(phantom.nifti, None, out_dir=tmp_path / "out")
     assert info.value.reason == "not-localised"
+    # What the checks measured travels with the refusal (issue 20, item 2).
+    assert info.value.details["confidence"] < info.value.details["min_confidence"]
+    assert "confidence" in info.value.details_text()
     assert "learned-unet-5mm v1, checked against landmarks" in str(info.value)
     assert not (tmp_path / "out").exists()
 

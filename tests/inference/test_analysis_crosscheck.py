@@ -38,6 +38,7 @@ def test_disagreement_beyond_the_limit_is_not_found() -> None:
     assert not loc.found
     assert loc.confidence == pytest.approx(0.9 * 40.0 / 160.0)
     assert any("disagree by 160 mm" in w for w in loc.warnings)
+    assert loc.disagreement_mm == pytest.approx(160.0)
 
 
 def test_without_landmarks_the_learned_estimate_stands_unchecked() -> None:

@@ -21,7 +21,8 @@ from db import (
 )
 from dicom_node.node import Node
 from dicom_node.worker import JobFailedError
-from inference.analysis import AnalysisOutput, Analyzer
+from inference.analysis import AnalysisOutput, Analyzer, LocalisationEstimate
+from inference.volume import Volume
 from pancreas_contracts import JobState
 from pancreas_contracts.result import AnalysisResult, BundleRef
 from pancreas_node.analysis_runner import AnalysisRunner
@@ -133,3 +134,53 @@ def _job(series_uid: str) -> JobInfo:
         created_at=now,
         updated_at=now,
     )
+
+
+class _NeverFinds:
+    """A localiser that never finds the pancreas (forces ``not-localised``)."""
+
+    def __call__(self, volume: Volume) -> LocalisationEstimate:
+        box = (-65.0, -30.0, -35.0, 65.0, 30.0, 35.0)
+        return LocalisationEstimate((0.0, 0.0, 0.0), box, 0.07, False, "test: never found")
+
+
+def test_refused_series_delivers_its_refusal_document_to_orthanc(
+    tmp_path: Path, orthanc: OrthancServer
+) -> None:
+    series = make_series(tmp_path / "phantom", seed=4, **_OPTIONS)
+    bundle = build_test_bundle(tmp_path / "bundle", members=1)
+    settings = node_settings(
+        tmp_path / "node",
+        bundle_path=bundle,
+        device="cpu",
+        destinations=[
+            {"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.config.dicom_port}
+        ],
+    )
+    runner_db = NodeDatabase(settings.resolved_database_url)
+    analyzer = Analyzer(bundle, "cpu", localiser=_NeverFinds())
+    runner = AnalysisRunner(runner_db, analyzer, settings, registry=None)
+    try:
+        with Node(settings, runner) as node:
+            assert storescu(settings.port, *series.files).returncode == 0
+
+            def delivered() -> bool:
+                jobs = list_recent_jobs(node.database)
+                return any(j.state is JobState.DELIVERED for j in jobs)
+
+            wait_for(delivered, timeout_s=120.0)
+            job = list_recent_jobs(node.database)[0]
+            assert get_result(node.database, job.id, actor="test") is None
+            assert job.failure_reason == (
+                "refused: not-localised: confidence 0.07, min_confidence 0.30, "
+                "method test: never found"
+            )
+    finally:
+        runner_db.dispose()
+    modalities = _modalities(orthanc, series.StudyInstanceUID)
+    assert sorted(modalities.values()) == ["SR"]
+    sr_series = next(iter(modalities))
+    meta = orthanc.get_json(
+        f"/dicom-web/studies/{series.StudyInstanceUID}/series/{sr_series}/metadata"
+    )
+    assert meta[0]["0008103E"]["Value"][0].startswith("PancreasAI ai-refused: not-localised")
