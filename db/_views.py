@@ -14,7 +14,16 @@ from sqlalchemy import select
 from db._database import NodeDatabase
 from db._ingest import SeriesInfo, _series_info
 from db._jobs import JobInfo, _info
-from db._models import BoardCase, BoardDecision, Job, Result, Series, Study, TumorBoard
+from db._models import (
+    BoardCase,
+    BoardDecision,
+    Job,
+    Result,
+    RoutingDecision,
+    Series,
+    Study,
+    TumorBoard,
+)
 
 __all__ = ["StudyJobInfo", "WorklistEntry", "list_study_jobs", "list_worklist"]
 
@@ -37,7 +46,8 @@ class WorklistEntry:
     """One study on the tumor-board worklist: its newest job, that job's result, its board.
 
     ``board_*``, ``decision`` and the reviewer fields describe the study's most recent board
-    case (``None`` when the study is on no board).
+    case (``None`` when the study is on no board). ``series_routing`` holds each of its series'
+    routing decision and reason (a study whose series were all skipped has no job).
     """
 
     study_instance_uid: str
@@ -55,6 +65,7 @@ class WorklistEntry:
     reviewer: str | None
     reviewer_category: int | None
     decided_at: datetime | None
+    series_routing: tuple[tuple[RoutingDecision, str | None], ...] = ()
 
 
 def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
@@ -84,7 +95,10 @@ def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobI
 
 
 def list_worklist(db: NodeDatabase, *, limit: int = 1000) -> list[WorklistEntry]:
-    """The ``limit`` most recently created studies that have a job or a board case.
+    """The ``limit`` most recently created studies the node knows (received or on a board).
+
+    Every study the node touched is listed, with or without a job: a study whose series the
+    routing rules skipped carries their decisions and reasons in ``series_routing``.
 
     Filtering and sorting for display are the caller's (the plugin's worklist route).
     """
@@ -113,19 +127,31 @@ def list_worklist(db: NodeDatabase, *, limit: int = 1000) -> list[WorklistEntry]
         )
         for case, board in cases:
             boards[case.study_instance_uid] = (case, board)
-        entries = []
-        for study in studies:
-            job_row = newest.get(study.study_instance_uid)
-            board_row = boards.get(study.study_instance_uid)
-            if job_row is not None or board_row is not None:
-                entries.append(_worklist_entry(study, job_row, board_row))
-        return entries
+        routing: dict[str, list[tuple[RoutingDecision, str | None]]] = {}
+        decisions = session.execute(
+            select(Study.study_instance_uid, Series.routing_decision, Series.routing_reason)
+            .join(Series, Series.study_id == Study.id)
+            .where(Study.study_instance_uid.in_(uids))
+            .order_by(Series.first_received_at, Series.id)
+        )
+        for uid, decision, reason in decisions:
+            routing.setdefault(uid, []).append((decision, reason))
+        return [
+            _worklist_entry(
+                study,
+                newest.get(study.study_instance_uid),
+                boards.get(study.study_instance_uid),
+                tuple(routing.get(study.study_instance_uid, ())),
+            )
+            for study in studies
+        ]
 
 
 def _worklist_entry(
     study: Study,
     job_row: tuple[Job, Result | None] | None,
     board_row: tuple[BoardCase, TumorBoard] | None,
+    series_routing: tuple[tuple[RoutingDecision, str | None], ...],
 ) -> WorklistEntry:
     job, result = job_row if job_row is not None else (None, None)
     case, board = board_row if board_row is not None else (None, None)
@@ -145,4 +171,5 @@ def _worklist_entry(
         reviewer=None if case is None else case.reviewer,
         reviewer_category=None if case is None else case.reviewer_category,
         decided_at=None if case is None else case.decided_at,
+        series_routing=series_routing,
     )

@@ -2,7 +2,7 @@
 
 Orthanc 1.10 (Debian 12) has no labels. The plugin always writes two user metadata on the
 study, declared in ``UserMetadata`` of ``deploy/orthanc/orthanc.json.in``:
-``PancreasAiStatus`` (``ai-pending`` / ``ai-done`` / ``ai-failed`` / ``ai-skipped``) and
+``PancreasAiStatus`` (a :class:`pancreas_contracts.status.StudyStatus` word but ``none``) and
 ``PancreasAiCategory`` (``nccn-...``, removed when there is none). On Orthanc 1.12 or later
 (``/system`` ``Version``) it also sets the same names as real labels, which Orthanc Explorer 2
 and ``/tools/find`` can filter on; labels other than its own are left alone.

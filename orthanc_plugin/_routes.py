@@ -287,6 +287,8 @@ class Routes:
             "study_instance_uid": uid,
             "orthanc_study_id": orthanc_id,
             "status": labels.status.value,
+            "status_text": labels.text,
+            "reason": labels.reason,
             "labels": list(labels.labels),
             "result": None,
         }
@@ -389,6 +391,8 @@ class Routes:
                 "study_instance_uid": uid,
                 "orthanc_study_id": orthanc_id,
                 "status": labels.status.value,
+                "status_text": labels.text,
+                "reason": labels.reason,
                 "labels": list(labels.labels),
                 "series": list(series.values()),
                 "submissions": [_submission_json(s, known.get(s.series_uid)) for s in subs],

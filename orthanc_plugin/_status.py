@@ -10,14 +10,15 @@ skipped is known as skipped only from the node database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from db import RoutingDecision, SeriesInfo, StudyJobInfo
+from db import JobInfo, RoutingDecision, SeriesInfo, StudyJobInfo
 from orthanc_plugin._store import Submission, SubmissionState
 from pancreas_contracts import JobState
 from pancreas_contracts.result import CATEGORY_LABELS
+from pancreas_contracts.status import REFUSED_PREFIX, STATUS_TEXT, StudyStatus
 
 __all__ = [
     "MANAGED_LABELS",
@@ -25,21 +26,16 @@ __all__ = [
     "SeriesProgress",
     "StudyLabels",
     "category_name",
+    "job_reason",
     "job_status",
     "progress_reason",
+    "routing_status",
     "series_progress",
     "study_labels",
 ]
 
-
-class AiStatus(StrEnum):
-    """A study's AI status; the first three are also Orthanc labels."""
-
-    PENDING = "ai-pending"
-    DONE = "ai-done"
-    FAILED = "ai-failed"
-    SKIPPED = "ai-skipped"  # the node's series assembly decided not to analyse any series
-    NONE = "none"  # nothing forwarded (e.g. only SEG/SR/PDF series)
+#: The one vocabulary (:class:`pancreas_contracts.status.StudyStatus`); the old name stays.
+AiStatus = StudyStatus
 
 
 class SeriesProgress(StrEnum):
@@ -56,9 +52,7 @@ class SeriesProgress(StrEnum):
 
 #: Every label the plugin sets or removes on a study; other labels are left alone.
 MANAGED_LABELS: tuple[str, ...] = (
-    AiStatus.PENDING.value,
-    AiStatus.DONE.value,
-    AiStatus.FAILED.value,
+    *(status.value for status in StudyStatus if status is not StudyStatus.NONE),
     "nccn-resectable",
     "nccn-borderline",
     "nccn-locally-advanced",
@@ -88,11 +82,20 @@ class StudyLabels:
         ``nccn-...`` when the status is done and the result has a category.
     final
         Whether only an operator (re-analysis) or a new series can change it.
+    reason
+        Why the study stands there, in words without identifiers: the refusal and what was
+        measured, the failure's stage and attempts, the routing rule that skipped it.
     """
 
-    status: AiStatus
+    status: StudyStatus
     category: str | None = None
     final: bool = False
+    reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The status in words (:data:`pancreas_contracts.status.STATUS_TEXT`)."""
+        return STATUS_TEXT[self.status]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -105,13 +108,45 @@ class StudyLabels:
         return tuple(names)
 
 
-def job_status(state: JobState, retry_scheduled: bool) -> AiStatus:
-    """The AI status one job stands for."""
+def job_status(state: JobState, retry_scheduled: bool, reason: str | None = None) -> StudyStatus:
+    """The AI status one job stands for (a done job whose reason is a refusal: refused)."""
     if state in (JobState.DONE, JobState.DELIVERED):
-        return AiStatus.DONE
+        if reason is not None and reason.startswith(REFUSED_PREFIX):
+            return StudyStatus.REFUSED
+        return StudyStatus.DONE
     if state is JobState.FAILED and not retry_scheduled:
-        return AiStatus.FAILED
-    return AiStatus.PENDING
+        return StudyStatus.FAILED
+    return StudyStatus.PENDING
+
+
+def job_reason(job: JobInfo) -> str | None:
+    """Why a job stands where it does: the refusal (without its prefix) or the failure."""
+    reason = job.failure_reason
+    if reason is None:
+        return None
+    return reason.removeprefix(REFUSED_PREFIX)
+
+
+def routing_status(
+    routing: Iterable[tuple[RoutingDecision, str | None]],
+) -> tuple[StudyStatus, str | None]:
+    """A study without a job, from its series' routing decisions and reasons.
+
+    A series not yet decided keeps it pending; series the rules skipped make it skipped, with
+    their reasons; otherwise it is ``none``.
+    """
+    decisions = list(routing)
+    if any(d is RoutingDecision.PENDING for d, _ in decisions):
+        return StudyStatus.PENDING, "series not complete yet"
+    skipped = [
+        r or "skipped by the routing rules" for d, r in decisions if d is RoutingDecision.SKIP
+    ]
+    if skipped:
+        return StudyStatus.SKIPPED, "; ".join(dict.fromkeys(skipped))
+    # ANALYZE without a job: the node is queueing it right now.
+    if any(d is RoutingDecision.ANALYZE for d, _ in decisions):
+        return StudyStatus.PENDING, None
+    return StudyStatus.NONE, None
 
 
 def series_progress(submission: Submission, node_series: SeriesInfo | None) -> SeriesProgress:
@@ -166,20 +201,28 @@ def study_labels(rows: Sequence[StudyJobInfo], submissions: Sequence[Submission]
         newest = max(jobs, key=lambda r: (r.job.created_at, r.job.id) if r.job else ())
         job = newest.job
         assert job is not None
-        status = job_status(job.state, job.next_attempt_at is not None)
+        status = job_status(job.state, job.next_attempt_at is not None, job.failure_reason)
         category = (
             category_name(newest.result_category, newest.result_category_label)
-            if status is AiStatus.DONE
+            if status is StudyStatus.DONE
             else None
         )
-        return StudyLabels(status, category, final=status is not AiStatus.PENDING)
+        return StudyLabels(
+            status, category, final=status is not StudyStatus.PENDING, reason=job_reason(job)
+        )
     known = {r.series.series_instance_uid: r.series for r in rows}
     progress = {series_progress(s, known.get(s.series_uid)) for s in submissions}
     # ANALYSE without a job: the node closed the series and is queueing its job right now.
     if progress & {SeriesProgress.SENDING, SeriesProgress.WAITING, SeriesProgress.ANALYSE}:
-        return StudyLabels(AiStatus.PENDING)
+        return StudyLabels(StudyStatus.PENDING)
     if SeriesProgress.FAILED in progress:
-        return StudyLabels(AiStatus.FAILED, final=True)
-    if any(r.series.routing_decision is RoutingDecision.SKIP for r in rows):
-        return StudyLabels(AiStatus.SKIPPED, final=True)
-    return StudyLabels(AiStatus.NONE, final=True)
+        errors = [s.last_error for s in submissions if s.state is SubmissionState.FAILED]
+        why = "; ".join(dict.fromkeys(e for e in errors if e)) or "not accepted by the node"
+        return StudyLabels(StudyStatus.FAILED, final=True, reason=f"forwarding: {why}")
+    status, reason = routing_status(
+        (r.series.routing_decision, r.series.routing_reason)
+        for r in {r.series.series_instance_uid: r for r in rows}.values()
+    )
+    if status is StudyStatus.PENDING:
+        return StudyLabels(status, reason=reason)
+    return StudyLabels(status, final=True, reason=reason)

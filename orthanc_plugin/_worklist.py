@@ -3,7 +3,9 @@
 Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma-separated):
 
 ``status``
-    ``ai-pending``, ``ai-done``, ``ai-failed``, ``none``.
+    Any :class:`pancreas_contracts.status.StudyStatus` word: ``ai-pending``, ``ai-done``,
+    ``ai-no-tumor``, ``ai-refused``, ``ai-failed``, ``ai-skipped``, ``none``. Every study the
+    node touched is listed (skipped ones too), each with its ``reason``.
 ``category``
     ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
 ``decision``
@@ -28,12 +30,13 @@ from types import MappingProxyType
 from typing import Any
 
 from db import WorklistEntry
-from orthanc_plugin._status import AiStatus, category_name, job_status
+from orthanc_plugin._status import category_name, job_reason, job_status, routing_status
 from pancreas_contracts.result import CATEGORY_LABELS
+from pancreas_contracts.status import STATUS_TEXT, StudyStatus
 
 __all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
 
-_STATUSES = ("ai-pending", "ai-done", "ai-failed", "none")
+_STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
 _DECISIONS = ("pending", "agree", "disagree", "none")
 _SORTS = ("board_date", "study_date", "status", "category", "decision", "updated")
@@ -115,14 +118,21 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
     )
 
 
+def _status_reason(entry: WorklistEntry) -> tuple[StudyStatus, str | None]:
+    job = entry.job
+    if job is None:
+        return routing_status(entry.series_routing)
+    return job_status(job.state, job.next_attempt_at is not None, job.failure_reason), job_reason(
+        job
+    )
+
+
 def _status(entry: WorklistEntry) -> str:
-    if entry.job is None:
-        return AiStatus.NONE.value
-    return job_status(entry.job.state, entry.job.next_attempt_at is not None).value
+    return _status_reason(entry)[0].value
 
 
 def _category(entry: WorklistEntry) -> str | None:
-    if entry.job is None or _status(entry) != AiStatus.DONE.value:
+    if entry.job is None or _status(entry) != StudyStatus.DONE.value:
         return None
     name = category_name(entry.category, entry.category_label)
     return None if name is None else name.removeprefix("nccn-")
@@ -141,12 +151,15 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
         else None
     )
     uid = entry.study_instance_uid
+    status, reason = _status_reason(entry)
     return {
         "study_instance_uid": uid,
         "orthanc_study_id": orthanc_id,
         "accession_number": entry.accession_number,
         "study_date": _iso(entry.study_date),
-        "ai_status": _status(entry),
+        "ai_status": status.value,
+        "status_text": STATUS_TEXT[status],
+        "reason": reason,
         "category": category,
         "probabilities": probabilities,
         "job": None

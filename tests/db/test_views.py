@@ -8,11 +8,13 @@ from db import (
     BoardDecision,
     NewResult,
     NodeDatabase,
+    RoutingDecision,
     claim_next_job,
     complete_job,
     enqueue_job,
     list_study_jobs,
     list_worklist,
+    mark_series_complete,
     record_instance,
 )
 from db._models import BoardCase, TumorBoard
@@ -74,7 +76,10 @@ def test_study_jobs_list_series_with_and_without_jobs(node_db: NodeDatabase) -> 
 def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None:
     _receive(node_db, "1.1", "1.1.1", "1.1.1.1")
     _receive(node_db, "2.1", "2.1.1", "2.1.1.1")
-    _receive(node_db, "3.1", "3.1.1", "3.1.1.1")  # no job, no board: not on the worklist
+    _receive(node_db, "3.1", "3.1.1", "3.1.1.1")  # no job, no board: skipped by the rules
+    mark_series_complete(
+        node_db, "3.1.1", version=1, decision=RoutingDecision.SKIP, reason="slice thickness 8 mm"
+    )
     job = enqueue_job(node_db, "1.1.1", 1, "bundle-a").job
     with node_db.session() as session:
         early = TumorBoard(board_date=date(2025, 4, 1), title="April", created_by="t")
@@ -94,7 +99,12 @@ def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None
             ]
         )
     entries = {e.study_instance_uid: e for e in list_worklist(node_db)}
-    assert set(entries) == {"1.1", "2.1"}
+    # Every study the node touched is listed: the skipped one with its rule's reason.
+    assert set(entries) == {"1.1", "2.1", "3.1"}
+    skipped = entries["3.1"]
+    assert skipped.job is None and skipped.board_id is None
+    assert skipped.series_routing == ((RoutingDecision.SKIP, "slice thickness 8 mm"),)
+    assert entries["1.1"].series_routing == ((RoutingDecision.PENDING, None),)
     assert entries["1.1"].job is not None and entries["1.1"].job.id == job.id
     assert entries["1.1"].board_date is None and entries["1.1"].accession_number == "ACC1"
     on_board = entries["2.1"]

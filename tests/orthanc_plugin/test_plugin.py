@@ -419,11 +419,22 @@ def test_series_the_node_skips_shows_skipped(site: PluginSite, phantoms: Phantom
     wait_for_status(site, study_id, "ai-skipped")
 
     body = study_status(site, study_id)
-    assert body["status"] == "ai-skipped" and body["labels"] == []
+    assert body["status"] == "ai-skipped" and body["labels"] == ["ai-skipped"]
     (node_series,) = body["series"]
     assert node_series["routing_decision"] == "skip" and node_series["jobs"] == []
     reason = node_series["routing_reason"]
     assert reason.startswith("ignore (no rule matched)") and "20 slices < 40" in reason
+    assert body["reason"] == reason and body["status_text"] == "AI skipped"
+    # The skipped study is on the worklist (it has no job), with its rule; the filter takes
+    # every status word.
+    status, page = site.get("/pancreas-ai/worklist?status=ai-skipped")
+    assert status == 200
+    (row,) = [i for i in page["items"] if i["study_instance_uid"] == series.StudyInstanceUID]
+    assert row["ai_status"] == "ai-skipped" and row["reason"] == reason
+    for word in ("ai-pending", "ai-done", "ai-no-tumor", "ai-refused", "ai-failed", "none"):
+        assert site.get(f"/pancreas-ai/worklist?status={word}")[0] == 200
+    results = site.get(f"/pancreas-ai/studies/{series.StudyInstanceUID}/results")[1]
+    assert results["status"] == "ai-skipped" and results["reason"] == reason
     (submission,) = body["submissions"]
     assert submission["state"] == "submitted" and submission["forwarding"] == "forwarded"
     assert submission["progress"] == "skipped" and submission["reason"] == reason

@@ -20,6 +20,7 @@ from orthanc_plugin._labels import apply_labels, supports_labels_api
 from orthanc_plugin._orthanc_api import OrthancCallError, send_json
 from orthanc_plugin._routes import Request
 from orthanc_plugin._status import (
+    MANAGED_LABELS,
     AiStatus,
     SeriesProgress,
     StudyLabels,
@@ -32,6 +33,7 @@ from orthanc_plugin._store import NewSubmission, Submission, SubmissionState, Su
 from orthanc_plugin._submit import FORWARDED, fingerprint
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
+from pancreas_contracts.status import StudyStatus
 from pancreas_node.orthanc_server import OrthancConfig, PythonPluginConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,7 +52,14 @@ def new(series: str = "s1", mark: str = "f1", forward: bool = True) -> NewSubmis
     return NewSubmission(series, "1.2." + series, "study", "1.2.3", mark, 20, forward, note)
 
 
-def job(state: JobState, *, minutes: int = 0, retry: bool = False, version: int = 1) -> JobInfo:
+def job(
+    state: JobState,
+    *,
+    minutes: int = 0,
+    retry: bool = False,
+    version: int = 1,
+    reason: str | None = None,
+) -> JobInfo:
     at = T0 + timedelta(minutes=minutes)
     return JobInfo(
         id=f"job-{minutes}",
@@ -60,7 +69,7 @@ def job(state: JobState, *, minutes: int = 0, retry: bool = False, version: int 
         state=state,
         attempts=1,
         next_attempt_at=at if retry else None,
-        failure_reason=None,
+        failure_reason=reason,
         lease_owner=None,
         lease_expires_at=None,
         heartbeat_at=None,
@@ -231,6 +240,29 @@ def test_newest_job_decides_the_status(tmp_path: Path) -> None:
     assert failed.labels == ("ai-failed",) and failed.final
 
 
+def test_refused_and_failed_jobs_carry_their_reason() -> None:
+    refusal = "refused: not-localised: confidence 0.07, localisers_apart_mm 148, limit_mm 40"
+    for state in (JobState.DONE, JobState.DELIVERED):
+        rows = [StudyJobInfo(series(), job(state, reason=refusal), None, None)]
+        refused = study_labels(rows, [])
+        assert refused.status is StudyStatus.REFUSED and refused.final
+        assert refused.labels == ("ai-refused",) and refused.category is None
+        assert (
+            refused.reason == "not-localised: confidence 0.07, localisers_apart_mm 148, limit_mm 40"
+        )
+        assert refused.text == "AI refused"
+    failure = "failed at series after 3 attempts: series unavailable: no stored instances"
+    failed = study_labels(
+        [StudyJobInfo(series(), job(JobState.FAILED, reason=failure), 1, None)], []
+    )
+    assert failed.status is StudyStatus.FAILED and failed.reason == failure
+
+
+def test_every_status_word_but_none_is_a_managed_label() -> None:
+    assert AiStatus is StudyStatus
+    assert {s.value for s in StudyStatus} - set(MANAGED_LABELS) == {"none"}
+
+
 def test_submissions_decide_until_the_node_has_a_job(tmp_path: Path) -> None:
     clock = Clock()
     store = SubmissionStore(tmp_path / "plugin.sqlite", clock)
@@ -288,7 +320,10 @@ def test_node_decides_skipped_and_waiting() -> None:
     sent = submission(SubmissionState.SUBMITTED)
     seg = submission(SubmissionState.NOT_FORWARDED)
     skipped = [StudyJobInfo(series(RoutingDecision.SKIP, "too few"), None, None, None)]
-    assert study_labels(skipped, [sent, seg]) == StudyLabels(AiStatus.SKIPPED, final=True)
+    assert study_labels(skipped, [sent, seg]) == StudyLabels(
+        AiStatus.SKIPPED, final=True, reason="too few"
+    )
+    assert study_labels(skipped, [sent, seg]).labels == ("ai-skipped",)
     undecided = [StudyJobInfo(series(RoutingDecision.PENDING), None, None, None)]
     assert study_labels(undecided, [sent, seg]).status is AiStatus.PENDING
     analysed = [StudyJobInfo(series(RoutingDecision.ANALYZE), None, None, None)]
@@ -316,9 +351,39 @@ def entry(uid: str, state: JobState | None, **values: Any) -> Entry:
         "reviewer": None,
         "reviewer_category": None,
         "decided_at": None,
+        "series_routing": (),
     }
     defaults.update(values)
     return Entry(**defaults)
+
+
+def test_worklist_lists_every_status_word_with_its_reason() -> None:
+    refusal = "refused: not-localised: confidence 0.07, localisers_apart_mm 148, limit_mm 40"
+    entries = [
+        entry("1", None, series_routing=((RoutingDecision.SKIP, "slice thickness 8 mm > 5"),)),
+        entry("2", None, job=job(JobState.DELIVERED, minutes=2, reason=refusal)),
+        entry(
+            "3",
+            None,
+            job=job(JobState.FAILED, minutes=3, reason="failed at bundle after 1 attempt: x"),
+        ),
+        entry("4", None, series_routing=((RoutingDecision.PENDING, None),)),
+        entry("5", None),
+    ]
+    for word in StudyStatus:  # every word is accepted (ai-skipped was a 400)
+        parse_worklist_query({"status": word.value})
+    page = worklist_page(entries, parse_worklist_query({"sort": "study_date"}))
+    items = {i["study_instance_uid"]: i for i in page["items"]}
+    assert {u: (i["ai_status"], i["reason"]) for u, i in items.items()} == {
+        "1": ("ai-skipped", "slice thickness 8 mm > 5"),
+        "2": ("ai-refused", refusal.removeprefix("refused: ")),
+        "3": ("ai-failed", "failed at bundle after 1 attempt: x"),
+        "4": ("ai-pending", "series not complete yet"),
+        "5": ("none", None),
+    }
+    assert items["2"]["status_text"] == "AI refused" and items["2"]["category"] is None
+    skipped = worklist_page(entries, parse_worklist_query({"status": "ai-skipped,ai-refused"}))
+    assert sorted(i["study_instance_uid"] for i in skipped["items"]) == ["1", "2"]
 
 
 def test_worklist_filters_and_sorts() -> None:
