@@ -6,7 +6,7 @@ import { type DicomJsonDataset, str, Tags } from "./dicomJson";
 import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
 import type { PancreasResult } from "./result";
 import { isPancreasReport, parseMeasurementReport } from "./sr";
-import type { AiStatus, Decision, WorklistRow } from "./viewModel";
+import { type AiStatus, type Decision, isAiStatus, STATUS_TEXT, type StudyStatusInfo, type WorklistRow } from "./viewModel";
 
 export interface Endpoints {
   dicomWeb: string;
@@ -69,6 +69,31 @@ export async function loadReportFromPlugin(
   }
 }
 
+/**
+ * The study's status word, its text and its reason from the plugin's results route (for a
+ * study without a result: refused, failed, skipped, pending); undefined without the plugin.
+ */
+export async function loadStudyStatus(
+  studyUid: string,
+  fetcher: Fetcher = fetch,
+  endpoints: Endpoints = DEFAULT_ENDPOINTS,
+): Promise<StudyStatusInfo | undefined> {
+  let body: unknown;
+  try {
+    body = await getJson(fetcher, `${endpoints.plugin}/studies/${encodeURIComponent(studyUid)}/results`);
+  } catch {
+    return undefined;
+  }
+  if (body === null || typeof body !== "object") return undefined;
+  const { status, status_text: text, reason } = body as Record<string, unknown>;
+  if (!isAiStatus(status)) return undefined;
+  return {
+    status,
+    text: typeof text === "string" && text !== "" ? text : STATUS_TEXT[status],
+    reason: typeof reason === "string" && reason !== "" ? reason : undefined,
+  };
+}
+
 export async function loadResult(
   studyUid: string,
   fetcher: Fetcher = fetch,
@@ -100,7 +125,8 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
     patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",
     studyDate: typeof item.study_date === "string" ? item.study_date : isoDate(str(study, Tags.StudyDate)),
     description: str(study, Tags.StudyDescription) ?? "",
-    aiStatus: status === "ai-done" || status === "ai-pending" || status === "ai-failed" ? status : "none",
+    aiStatus: isAiStatus(status) ? status : "none",
+    reason: typeof item.reason === "string" && item.reason !== "" ? item.reason : undefined,
     category: normaliseCategory(item.category),
     boardDate: typeof board?.date === "string" ? board.date : undefined,
     decision: decision === "pending" || decision === "agree" || decision === "disagree" ? (decision as Decision) : "none",
@@ -158,6 +184,7 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
     studyDate: isoDate(str(study, Tags.StudyDate)),
     description: str(study, Tags.StudyDescription) ?? "",
     aiStatus,
+    reason: undefined,
     category: report?.category.label,
     boardDate: undefined,
     decision: "none",

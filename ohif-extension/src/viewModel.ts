@@ -135,7 +135,37 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
 
 // --- worklist ------------------------------------------------------------------------------
 
-export type AiStatus = "ai-done" | "ai-pending" | "ai-failed" | "none";
+/** The study status words of pancreas_contracts/status.py (StudyStatus), in its order. */
+export const STATUS_WORDS = ["ai-pending", "ai-done", "ai-no-tumor", "ai-refused", "ai-failed", "ai-skipped", "none"] as const;
+export type AiStatus = (typeof STATUS_WORDS)[number];
+
+/** What a person reads for each word (pancreas_contracts/status.py STATUS_TEXT). */
+export const STATUS_TEXT: Readonly<Record<AiStatus, string>> = {
+  "ai-pending": "AI pending",
+  "ai-done": "AI done",
+  "ai-no-tumor": "No tumor segmented: staging not possible",
+  "ai-refused": "AI refused",
+  "ai-failed": "AI failed",
+  "ai-skipped": "AI skipped",
+  none: "No AI result",
+};
+
+export function isAiStatus(value: unknown): value is AiStatus {
+  return typeof value === "string" && (STATUS_WORDS as readonly string[]).includes(value);
+}
+
+/** A study's status from the plugin's results route, for a study without a result. */
+export interface StudyStatusInfo {
+  status: AiStatus;
+  text: string;
+  reason: string | undefined;
+}
+
+/** The panel's lines when there is no result: the status's words and its reason. */
+export function noResultLines(info: StudyStatusInfo | undefined): { status: string; reason: string | undefined } {
+  if (info === undefined) return { status: "No PancreasAI result for this study yet.", reason: undefined };
+  return { status: `${info.text} (${info.status})`, reason: info.reason };
+}
 export type Decision = "pending" | "agree" | "disagree" | "none";
 
 export interface WorklistRow {
@@ -144,6 +174,8 @@ export interface WorklistRow {
   studyDate: string | undefined;
   description: string;
   aiStatus: AiStatus;
+  /** Why the study stands there (refusal and numbers, failure stage, skipping rule). */
+  reason: string | undefined;
   category: CategoryLabel | undefined;
   boardDate: string | undefined;
   decision: Decision;
@@ -196,7 +228,7 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
     }
     if (filter.decision !== undefined && filter.decision !== "all" && row.decision !== filter.decision) return false;
     if (text === "") return true;
-    return [row.patient, row.description, row.studyUid].some((v) => v.toLowerCase().includes(text));
+    return [row.patient, row.description, row.studyUid, row.reason ?? ""].some((v) => v.toLowerCase().includes(text));
   });
 }
 

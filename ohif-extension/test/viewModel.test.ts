@@ -87,7 +87,7 @@ describe("plugin results route", () => {
 
 describe("worklist view model", () => {
   const row = (uid: string, over: Partial<WorklistRow>): WorklistRow => ({
-    studyUid: uid, patient: `P-${uid}`, studyDate: undefined, description: "", aiStatus: "none",
+    studyUid: uid, patient: `P-${uid}`, studyDate: undefined, description: "", aiStatus: "none", reason: undefined,
     category: undefined, boardDate: undefined, decision: "none", reviewer: undefined, ...over,
   });
   const rows = [

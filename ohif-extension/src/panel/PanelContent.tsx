@@ -3,22 +3,24 @@
  * its hooks belong to the extension's React and never run inside the host's tree.
  */
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { loadResult } from "../api";
+import { loadResult, loadStudyStatus } from "../api";
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
-import { panelViewModel, type VesselRow } from "../viewModel";
+import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
 
 export interface PanelContentProps {
   services: Services;
   studyUid: string | undefined;
   /** Injected for tests; the browser's fetch by default. */
   load?: (studyUid: string) => Promise<PancreasResult | undefined>;
+  /** The study's status and reason when there is no result (the plugin's results route). */
+  loadStatus?: (studyUid: string) => Promise<StudyStatusInfo | undefined>;
 }
 
 type State =
   | { kind: "waiting" }
   | { kind: "loading"; studyUid: string }
-  | { kind: "none"; studyUid: string }
+  | { kind: "none"; studyUid: string; status?: StudyStatusInfo }
   | { kind: "error"; message: string }
   | { kind: "ready"; result: PancreasResult };
 
@@ -46,7 +48,12 @@ const LEVEL_CLASS: Record<VesselRow["level"], string> = {
   "locally advanced": "pai-level-la",
 };
 
-export function PanelContent({ services, studyUid, load = loadResult }: PanelContentProps): JSX.Element {
+export function PanelContent({
+  services,
+  studyUid,
+  load = loadResult,
+  loadStatus = loadStudyStatus,
+}: PanelContentProps): JSX.Element {
   const [state, setState] = useState<State>(studyUid === undefined ? { kind: "waiting" } : { kind: "loading", studyUid });
   const [selected, setSelected] = useState<string | undefined>(undefined);
 
@@ -56,7 +63,19 @@ export function PanelContent({ services, studyUid, load = loadResult }: PanelCon
     setState({ kind: "loading", studyUid });
     load(studyUid).then(
       (result) => {
-        if (!cancelled) setState(result === undefined ? { kind: "none", studyUid } : { kind: "ready", result });
+        if (cancelled) return;
+        if (result !== undefined) {
+          setState({ kind: "ready", result });
+          return;
+        }
+        setState({ kind: "none", studyUid });
+        // No result: the plugin says why (refused with its numbers, failed, skipped, pending).
+        loadStatus(studyUid).then(
+          (status) => {
+            if (!cancelled && status !== undefined) setState({ kind: "none", studyUid, status });
+          },
+          () => undefined,
+        );
       },
       (error: unknown) => {
         if (!cancelled) setState({ kind: "error", message: error instanceof Error ? error.message : String(error) });
@@ -65,7 +84,7 @@ export function PanelContent({ services, studyUid, load = loadResult }: PanelCon
     return () => {
       cancelled = true;
     };
-  }, [studyUid, load]);
+  }, [studyUid, load, loadStatus]);
 
   const view = useMemo(() => (state.kind === "ready" ? panelViewModel(state.result) : undefined), [state]);
   const onSelect = useCallback(
@@ -77,17 +96,24 @@ export function PanelContent({ services, studyUid, load = loadResult }: PanelCon
   );
 
   if (state.kind !== "ready") {
+    const lines = state.kind === "none" ? noResultLines(state.status) : undefined;
     const text =
       state.kind === "waiting"
         ? "Waiting for the study…"
         : state.kind === "loading"
           ? "Loading the AI result…"
-          : state.kind === "none"
-            ? "No PancreasAI result for this study yet."
-            : `Could not load the AI result: ${state.message}`;
+          : lines !== undefined
+            ? lines.status
+            : `Could not load the AI result: ${state.kind === "error" ? state.message : ""}`;
     return (
-      <div className="pai-panel" data-testid="pancreas-ai-panel" data-state={state.kind}>
+      <div
+        className="pai-panel"
+        data-testid="pancreas-ai-panel"
+        data-state={state.kind}
+        data-status={state.kind === "none" ? state.status?.status : undefined}
+      >
         <p className="pai-muted" data-testid="pancreas-ai-status">{text}</p>
+        {lines?.reason !== undefined && <p data-testid="pancreas-ai-reason">{lines.reason}</p>}
         <p className="pai-notice" data-testid="pancreas-ai-notice">Investigational, not for clinical use.</p>
       </div>
     );

@@ -9,6 +9,8 @@ import {
   filterRows,
   type SortKey,
   sortRows,
+  STATUS_TEXT,
+  STATUS_WORDS,
   viewerUrl,
   type WorklistFilter,
   type WorklistRow,
@@ -73,10 +75,9 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
         />
         <select data-testid="worklist-filter-status" value={filter.aiStatus} onChange={(e) => setFilter({ ...filter, aiStatus: e.target.value as AiStatus | "all" })}>
           <option value="all">any AI status</option>
-          <option value="ai-done">AI done</option>
-          <option value="ai-pending">AI pending</option>
-          <option value="ai-failed">AI failed</option>
-          <option value="none">not analysed</option>
+          {STATUS_WORDS.map((word) => (
+            <option key={word} value={word}>{STATUS_TEXT[word]}</option>
+          ))}
         </select>
         <select data-testid="worklist-filter-category" value={filter.category} onChange={(e) => setFilter({ ...filter, category: e.target.value as CategoryLabel | "none" | "all" })}>
           <option value="all">any category</option>
@@ -118,7 +119,10 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
             <tr key={row.studyUid} data-testid="worklist-row" data-study-uid={row.studyUid} data-category={row.category ?? ""} data-status={row.aiStatus}>
               <td>{row.patient}<div className="pai-muted">{row.description}</div></td>
               <td>{row.studyDate ?? "—"}</td>
-              <td>{row.aiStatus}</td>
+              <td data-testid="worklist-status">
+                {row.aiStatus}
+                {row.reason !== undefined && <div className="pai-muted" data-testid="worklist-reason">{row.reason}</div>}
+              </td>
               <td data-testid="worklist-category">{categoryText(row.category)}</td>
               <td>{row.boardDate ?? "—"}</td>
               <td>{row.decision === "none" ? "—" : `${row.decision}${row.reviewer === undefined ? "" : ` (${row.reviewer})`}`}</td>
