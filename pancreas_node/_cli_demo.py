@@ -1,8 +1,24 @@
-"""``pancreas-node demo``."""
+"""``pancreas-node demo``.
+
+SIGTERM (``kill``, a service manager, ``docker stop``) stops the demo as Ctrl-C does: the
+handler raises :class:`KeyboardInterrupt` in the main thread, so the node and Orthanc are
+stopped by the same ``finally`` blocks; with ``--keep`` the demo then ends normally (exit 0),
+during the run it is aborted (exit 130). Only the first SIGTERM interrupts: later ones, sent
+while Orthanc and the node are being stopped, cannot cut the shutdown short.
+
+The node's log (the loggers of the node's rooms; they log no patient identifiers) goes to
+``<workdir>/node.log``, as ``pancreas-node serve`` keeps ``<data>/logs/node.log``.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -13,13 +29,60 @@ from pancreas_node.orthanc_server import OrthancError
 
 __all__ = ["demo_command"]
 
+#: The loggers of the rooms the demo runs; pynetdicom's own are left out (its INFO and DEBUG
+#: lines can carry identifiers from the data sets).
+_NODE_LOGGERS = ("dicom_node", "db", "orthanc_plugin", "inference", "pancreas_node")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """While inside, the first SIGTERM raises KeyboardInterrupt in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _node_log(path: Path) -> Iterator[None]:
+    """Write the node's loggers (INFO and above) to ``path`` while inside."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in _NODE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        handler.close()
+
 
 def demo_command(
     workdir: Annotated[
         Path, typer.Option(help="Folder for the phantom, Orthanc storage and logs.")
     ] = Path(".demo"),
     keep: Annotated[
-        bool, typer.Option("--keep", help="Keep the servers running until Ctrl-C.")
+        bool, typer.Option("--keep", help="Keep the servers running until Ctrl-C or SIGTERM.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 7,
     http_port: Annotated[int, typer.Option(help="Orthanc HTTP port.")] = 8042,
@@ -36,6 +99,7 @@ def demo_command(
         node_port=node_port,
     )
     try:
-        run_demo(options, Console())
+        with _sigterm_as_ctrl_c(), _node_log(workdir / "node.log"):
+            run_demo(options, Console())
     except (DemoError, OrthancError) as exc:
         raise ValueError(str(exc)) from exc
