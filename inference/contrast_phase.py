@@ -46,6 +46,31 @@ Method
    The ratio rule exists because real portal-venous scans often keep the aorta well above the
    portal vein (the public NIH case: aorta ~234 HU, portal vein ~176 HU, ``r`` ~0.70), which
    the simple "portal vein at or above the aorta" rule would call arterial.
+8. **Can the HU be trusted at all?** Checked before step 7, each giving UNKNOWN with its reason:
+
+   - *Header: cone-beam CT* (``inference/_contrast_header.py``): "CBCT", "CONE BEAM",
+     "DYNACT" or "XPERCT" in SeriesDescription, ProtocolName, ImageType, ManufacturerModelName
+     or AcquisitionDeviceProcessingDescription. CBCT HU are not calibrated (scatter, cupping),
+     so neither an enhanced nor an unenhanced aorta can be read from them.
+   - *Image: the HU scale* (``inference/_contrast_calibration.py``): on a calibrated CT fat
+     reads -100 HU (about -120 to -80) whatever the contrast, and muscle and organs +40
+     (unenhanced) to +120 (enhanced). The body's voxels in -400..400 HU are split by Otsu's
+     threshold; the mode of the lower class (fat) must lie within -100 +/- 60 HU, the mode of
+     the upper class (soft tissue) 100-250 HU above it, and at least 5 % of the body must be
+     fat-like. A cone-beam or uncalibrated scan (fat read at -20 or +180 HU, say) fails this,
+     and its "enhanced" aorta (the reported CBCT: 319 HU) is not called arterial.
+
+   And for the one low-confidence call, ARTERIAL from the aorta alone (no portal vein found,
+   ``A >= 300``), two further checks, UNKNOWN when either fails:
+
+   - *Image: one blood pool.* Unenhanced blood is ~40 HU everywhere, and a scan whose HU are
+     shifted keeps the aorta and IVC equal; in an arterial phase the IVC (venous return) is
+     far below the aorta. So the IVC, when found, must be at least ``arterial_min_gap_hu``
+     (40 HU) below the aorta.
+   - *Header: ContrastBolusAgent* (0018,0010) empty or absent (Type 2, PS3.3 C.7.6.4) is weak
+     evidence of no contrast: it never overrules a portal vein or an arterial gradient that the
+     image shows (the NIH case leaves it empty), but it keeps the aorta alone from being called
+     arterial. Without header evidence (a volume with no header) this check is skipped.
 
 ``confidence`` is a detection term times a margin term. Detection: the geometric mean of the
 aorta's and portal vein's quality (tube length against an expected 60 / 30 mm, times the mean
@@ -67,8 +92,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
 
+from inference._contrast_calibration import HuCalibration, check_calibration
 from inference._contrast_grid import WorkGrid, body_mask, track_spine, working_grid
+from inference._contrast_header import PhaseHeader, read_phase_header
 from inference._contrast_vessels import (
     VesselTrack,
     locate_aorta,
@@ -82,6 +111,8 @@ __all__ = [
     "ContrastLandmarks",
     "ContrastPhase",
     "ContrastPhaseEstimate",
+    "HuCalibration",
+    "PhaseHeader",
     "PhaseRules",
     "VesselLandmark",
     "decide_phase",
@@ -210,6 +241,9 @@ class ContrastLandmarks:
         centre line, one per working slice, or ``None``.
     aorta, ivc, portal_vein
         The vessels, ``None`` where not found.
+    calibration
+        The fat and soft-tissue peaks of the body and whether the HU scale is plausible
+        (``None`` where the volume was too short to look).
     """
 
     working_shape: tuple[int, int, int]
@@ -219,6 +253,7 @@ class ContrastLandmarks:
     aorta: VesselLandmark | None
     ivc: VesselLandmark | None
     portal_vein: VesselLandmark | None
+    calibration: HuCalibration | None = None
 
 
 def _landmark(grid: WorkGrid, track: VesselTrack | None) -> VesselLandmark | None:
@@ -253,16 +288,20 @@ def locate_contrast_landmarks(volume: Volume) -> ContrastLandmarks:
     empty = ContrastLandmarks(shape, grid.spacing, 0.0, None, None, None, None)
     if grid.hu.shape[2] < _MIN_SLICES:
         return empty
-    spine = track_spine(grid, body_mask(grid.hu))
+    body = body_mask(grid.hu)
+    calibration = check_calibration(grid.hu, body)
+    spine = track_spine(grid, body)
     if spine is None:
-        return empty
+        return ContrastLandmarks(shape, grid.spacing, 0.0, None, None, None, None, calibration)
     ks = np.arange(grid.hu.shape[2], dtype=np.float64)
     front = np.c_[spine.centre_i, spine.anterior_j, ks, np.ones_like(ks)]
     anterior = (grid.affine @ front.T).T[:, :3]
     found = float(np.mean(spine.found))
     aorta = locate_aorta(grid, spine)
     if aorta is None:
-        return ContrastLandmarks(shape, grid.spacing, found, anterior, None, None, None)
+        return ContrastLandmarks(
+            shape, grid.spacing, found, anterior, None, None, None, calibration
+        )
     ivc = locate_ivc(grid, aorta)
     portal = locate_portal_vein(grid, aorta, ivc)
     return ContrastLandmarks(
@@ -273,6 +312,7 @@ def locate_contrast_landmarks(volume: Volume) -> ContrastLandmarks:
         _landmark(grid, aorta),
         _landmark(grid, ivc),
         _landmark(grid, portal),
+        calibration,
     )
 
 
@@ -300,6 +340,10 @@ def decide_phase(
     aorta: VesselLandmark | None,
     portal: VesselLandmark | None,
     rules: PhaseRules | None = None,
+    *,
+    ivc: VesselLandmark | None = None,
+    calibration: HuCalibration | None = None,
+    header: PhaseHeader | None = None,
 ) -> ContrastPhaseEstimate:
     """Apply the decision rules of the module docstring to located vessels.
 
@@ -309,6 +353,12 @@ def decide_phase(
         The located aorta and portal vein (``None`` where not found).
     rules
         Thresholds; the defaults of :class:`PhaseRules` when ``None``.
+    ivc
+        The located IVC, if any (checked against an aorta-alone arterial call).
+    calibration
+        The HU-scale check of the image (step 8); skipped when ``None``.
+    header
+        Header evidence (step 8); skipped when ``None``.
 
     Returns
     -------
@@ -317,6 +367,18 @@ def decide_phase(
     """
     r = rules or PhaseRules()
     unknown = ContrastPhase.UNKNOWN
+    if header is not None and header.cone_beam_attribute is not None:
+        why = (
+            f"cone-beam CT ({header.cone_beam_attribute} says so): HU not calibrated, "
+            "phase not decided"
+        )
+        return _estimate(unknown, aorta, portal, 0.0, why)
+    if calibration is not None and not calibration.plausible:
+        why = (
+            f"HU scale implausible ({calibration.reason}; cone-beam or uncalibrated CT?): "
+            "phase not decided"
+        )
+        return _estimate(unknown, aorta, portal, 0.0, why)
     if aorta is None:
         return _estimate(unknown, None, portal, 0.0, "aorta not found in front of the spine")
     a_hu, a_q = aorta.hu, aorta.quality
@@ -330,6 +392,20 @@ def decide_phase(
                 a_q * margin,
                 f"aorta {a_hu:.0f} HU < {r.enhanced_hu:.0f} HU and no enhanced portal vein",
             )
+        alone = a_hu >= r.arterial_aorta_alone_hu
+        if alone and ivc is not None and a_hu - ivc.hu < r.arterial_min_gap_hu:
+            why = (
+                f"aorta {a_hu:.0f} HU and IVC {ivc.hu:.0f} HU alike (less than "
+                f"{r.arterial_min_gap_hu:.0f} HU apart), portal vein not found: "
+                "one blood pool, no arterial gradient"
+            )
+            return _estimate(unknown, aorta, None, 0.0, why)
+        if alone and header is not None and not header.contrast_agent_recorded:
+            why = (
+                f"aorta {a_hu:.0f} HU, portal vein not found and ContrastBolusAgent empty: "
+                "not called arterial on the aorta alone"
+            )
+            return _estimate(unknown, aorta, None, 0.0, why)
         if a_hu >= r.arterial_aorta_alone_hu:
             return _estimate(
                 ContrastPhase.ARTERIAL,
@@ -383,7 +459,7 @@ def decide_phase(
 
 
 def estimate_contrast_phase(
-    volume: Volume, rules: PhaseRules | None = None
+    volume: Volume, rules: PhaseRules | None = None, header: PhaseHeader | None = None
 ) -> ContrastPhaseEstimate:
     """Estimate the contrast phase of an abdominal CT from the aorta and portal vein HU.
 
@@ -394,6 +470,9 @@ def estimate_contrast_phase(
         orientation; it should cover the upper abdomen (portal vein and aorta).
     rules
         Decision thresholds; the defaults of :class:`PhaseRules` when ``None``.
+    header
+        Header evidence (:func:`estimate_series_phase` reads it); without it the header
+        checks of step 8 are skipped.
 
     Returns
     -------
@@ -409,14 +488,22 @@ def estimate_contrast_phase(
     if marks.spine_anterior_ras is None:
         why = "no vertebral column found (not a trunk CT?)"
         return _estimate(ContrastPhase.UNKNOWN, None, None, 0.0, why)
-    return decide_phase(marks.aorta, marks.portal_vein, rules)
+    return decide_phase(
+        marks.aorta,
+        marks.portal_vein,
+        rules,
+        ivc=marks.ivc,
+        calibration=marks.calibration,
+        header=header,
+    )
 
 
 def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
     """The contrast phase of a DICOM series' files, as the routing rules read it.
 
     This is the node's ``PhaseEstimator`` (``dicom_node.series_assembly``): the series is read
-    as a volume and :func:`estimate_contrast_phase` decides.
+    as a volume and :func:`estimate_contrast_phase` decides, with the header evidence of the
+    first readable file (ContrastBolusAgent, cone-beam CT; see the module docstring).
 
     Parameters
     ----------
@@ -433,5 +520,12 @@ def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
         volume = read_dicom_series(list(paths)).volume
     except ValueError as exc:
         return ContrastPhase.UNKNOWN.value, f"volume not readable: {exc}"
-    estimate = estimate_contrast_phase(volume)
+    header = None
+    for path in paths:
+        try:
+            header = read_phase_header(dcmread(path, stop_before_pixels=True, force=True))
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            continue
+        break
+    estimate = estimate_contrast_phase(volume, header=header)
     return str(estimate.phase.value), estimate.reason

@@ -316,3 +316,171 @@ def _ts_label_hu(image: Volume, seg: Volume, value: int) -> float:
     points = seg.voxel_to_world(np.argwhere(core))
     index = np.rint(image.world_to_voxel(points)).astype(int)
     return float(np.median(np.asarray(image.array)[tuple(index.T)]))
+
+
+# --- non-contrast and cone-beam CT must not read arterial ---------------------------------------
+
+#: A cone-beam CT without contrast, as reported (aorta 319 HU, called arterial): the HU scale
+#: is off (fat read at about +20 HU instead of -100, organs at about +90 instead of +50), the
+#: aorta reads 319 HU and the portal system and IVC read as the organs around them. Before the
+#: HU-scale check this read arterial (aorta 322 HU, portal vein 103 HU, ratio 0.22).
+CBCT_HU: Mapping[Material, float] = {
+    Material.FAT_SUBCUTANEOUS: 20.0,
+    Material.FAT_VISCERAL: 25.0,
+    Material.ARTERY: 319.0,
+    Material.PORTAL: 95.0,
+    Material.SMV: 95.0,
+    Material.IVC: 95.0,
+    Material.LIVER: 95.0,
+    Material.SPLEEN: 90.0,
+    Material.PANCREAS: 85.0,
+    Material.KIDNEY: 85.0,
+    Material.MUSCLE: 90.0,
+    Material.TUMOR: 85.0,
+}
+
+
+def _cbct(scan: PhantomScan, noise_hu: float = 25.0) -> PhantomScan:
+    """``scan`` with the CBCT scale above and extra noise (CBCT is noisier)."""
+    shifted = _rephase(scan, CBCT_HU)
+    rng = np.random.default_rng(5)
+    hu = shifted.hu.astype(np.float32) + rng.normal(0.0, noise_hu, shifted.hu.shape)
+    return dataclasses.replace(shifted, hu=np.clip(np.rint(hu), -1024, 3071).astype(np.int16))
+
+
+def test_cbct_like_scan_with_a_319_hu_aorta_is_unknown_not_arterial(phantom: PhantomScan) -> None:
+    image, _ = scan_volumes(_cbct(phantom))
+    marks = locate_contrast_landmarks(image)
+    assert marks.aorta is not None and abs(marks.aorta.hu - 319.0) <= 15.0
+    assert marks.calibration is not None and not marks.calibration.plausible
+    assert marks.calibration.fat_hu is not None and marks.calibration.fat_hu > -40.0
+    estimate = estimate_contrast_phase(image)
+    _check_estimate(estimate)
+    assert estimate.phase is ContrastPhase.UNKNOWN, estimate.reason
+    assert estimate.confidence == 0.0
+    assert "HU scale implausible" in estimate.reason and "fat" in estimate.reason
+
+
+@pytest.mark.parametrize(
+    "table", [None, ARTERIAL_HU, NON_CONTRAST_HU], ids=["portal", "arterial", "non-contrast"]
+)
+def test_calibrated_phantoms_pass_the_hu_scale_check(
+    phantom: PhantomScan, table: Mapping[Material, float] | None
+) -> None:
+    image, _ = scan_volumes(phantom if table is None else _rephase(phantom, table))
+    calibration = locate_contrast_landmarks(image).calibration
+    assert calibration is not None and calibration.plausible, calibration
+    assert calibration.fat_hu is not None and -130.0 <= calibration.fat_hu <= -70.0
+
+
+def test_nih_case_passes_the_hu_scale_check(nih: Volume) -> None:
+    calibration = locate_contrast_landmarks(nih).calibration
+    assert calibration is not None and calibration.plausible, calibration
+
+
+def test_nih_series_with_an_empty_contrast_agent_still_reads_portal_venous(
+    shared_data: Path,
+) -> None:
+    """ContrastBolusAgent is empty in the NIH case: weak evidence, the image decides."""
+    from inference.contrast_phase import estimate_series_phase
+
+    phase, reason = estimate_series_phase(sorted((shared_data / NIH_CASE / "dicom").iterdir()))
+    assert phase == "portal-venous", reason
+
+
+@pytest.mark.parametrize(
+    ("fat", "soft", "fraction", "plausible", "why"),
+    [
+        (-100.0, 50.0, 0.3, True, "plausible"),
+        (20.0, 90.0, 0.3, False, "fat not within -100 +/- 60 HU"),
+        (180.0, 330.0, 0.3, False, "fat not within"),  # a uniform +280 HU offset
+        (-100.0, -40.0, 0.3, False, "soft tissue not 100-250 HU above fat"),
+    ],
+)
+def test_hu_scale_check_on_synthetic_tissue(
+    fat: float, soft: float, fraction: float, plausible: bool, why: str
+) -> None:
+    from inference._contrast_calibration import check_calibration
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    n_fat = int(n * fraction)
+    values = np.concatenate(
+        [rng.normal(fat, 12.0, n_fat), rng.normal(soft, 12.0, n - n_fat)]
+    ).astype(np.float32)
+    result = check_calibration(values.reshape(100, 200, 1), np.ones((100, 200, 1), dtype=bool))
+    assert result.plausible is plausible, result.reason
+    assert why in result.reason
+
+
+def test_aorta_alone_is_not_arterial_when_the_ivc_is_as_bright() -> None:
+    # The old rule: an aorta of 300 HU or more with no portal vein found read arterial.
+    assert decide_phase(_vessel(319.0), None).phase is ContrastPhase.ARTERIAL
+    same = decide_phase(_vessel(319.0), None, ivc=_vessel(305.0))
+    assert same.phase is ContrastPhase.UNKNOWN, same.reason
+    assert "IVC 305 HU alike" in same.reason
+    gradient = decide_phase(_vessel(319.0), None, ivc=_vessel(70.0))
+    assert gradient.phase is ContrastPhase.ARTERIAL, gradient.reason
+
+
+def test_empty_contrast_agent_keeps_the_aorta_alone_from_reading_arterial() -> None:
+    from inference.contrast_phase import PhaseHeader
+
+    none = PhaseHeader(contrast_agent_recorded=False)
+    estimate = decide_phase(_vessel(319.0), None, header=none)
+    assert estimate.phase is ContrastPhase.UNKNOWN
+    assert "ContrastBolusAgent empty" in estimate.reason
+    recorded = PhaseHeader(contrast_agent_recorded=True)
+    assert decide_phase(_vessel(319.0), None, header=recorded).phase is ContrastPhase.ARTERIAL
+    # Weak evidence only: an image with an arterial gradient or a portal vein still decides.
+    assert decide_phase(_vessel(300.0), _vessel(110.0), header=none).phase is (
+        ContrastPhase.ARTERIAL
+    )
+    assert decide_phase(_vessel(234.0), _vessel(176.0), header=none).phase is (
+        ContrastPhase.PORTAL_VENOUS
+    )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("SeriesDescription", "Abdomen CBCT 5s"),
+        ("SeriesDescription", "CONE BEAM abdomen"),
+        ("ProtocolName", "syngo DynaCT body"),
+        ("ImageType", ["ORIGINAL", "PRIMARY", "AXIAL", "CBCT"]),
+        ("AcquisitionDeviceProcessingDescription", "XperCT"),
+    ],
+)
+def test_cone_beam_headers_read_unknown(
+    attribute: str, value: object, tmp_path: Path, phantom_files: list[Path]
+) -> None:
+    from pydicom import dcmread
+
+    from inference.contrast_phase import estimate_series_phase
+
+    files = []
+    for src in phantom_files:
+        ds = dcmread(src)
+        setattr(ds, attribute, value)
+        ds.save_as(tmp_path / src.name)
+        files.append(tmp_path / src.name)
+    phase, reason = estimate_series_phase(files)
+    assert phase == "unknown"
+    assert f"cone-beam CT ({attribute} says so)" in reason
+
+
+def test_phantom_series_without_cbct_words_still_reads_portal_venous(
+    phantom_files: list[Path],
+) -> None:
+    from inference.contrast_phase import estimate_series_phase
+
+    phase, reason = estimate_series_phase(phantom_files)
+    assert phase == "portal-venous", reason
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A small portal-venous phantom written as DICOM (as the node receives it)."""
+    from tests.dicom_node.conftest import make_series
+
+    return list(make_series(tmp_path_factory.mktemp("phantom-dicom"), seed=11).files)
