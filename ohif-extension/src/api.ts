@@ -2,7 +2,7 @@
  * Data access from the browser, same-origin with Orthanc: DICOMweb (QIDO-RS + WADO-RS metadata)
  * for the SR, and the plugin's `/pancreas-ai/` routes when the plugin is installed.
  */
-import { type DicomJsonDataset, str, Tags } from "./dicomJson";
+import { code, type DicomJsonDataset, sameCode, seq, str, Tags } from "./dicomJson";
 import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
 import type { PancreasResult } from "./result";
 import { isPancreasReport, parseMeasurementReport } from "./sr";
@@ -82,16 +82,58 @@ export async function loadStudyStatus(
   try {
     body = await getJson(fetcher, `${endpoints.plugin}/studies/${encodeURIComponent(studyUid)}/results`);
   } catch {
-    return undefined;
+    body = undefined;
   }
-  if (body === null || typeof body !== "object") return undefined;
-  const { status, status_text: text, reason } = body as Record<string, unknown>;
-  if (!isAiStatus(status)) return undefined;
+  const { status, status_text: text, reason } =
+    body !== null && typeof body === "object" ? (body as Record<string, unknown>) : ({} as Record<string, unknown>);
+  if (!isAiStatus(status)) {
+    // Without the plugin: the node's outcome document (refusal SR), if the study holds one.
+    return loadOutcomeFromSr(studyUid, fetcher, endpoints).catch(() => undefined);
+  }
   return {
     status,
     text: typeof text === "string" && text !== "" ? text : STATUS_TEXT[status],
     reason: typeof reason === "string" && reason !== "" ? reason : undefined,
   };
+}
+
+const COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33";
+const FINDING = { value: "121071", scheme: "DCM" };
+const COMMENT = { value: "121106", scheme: "DCM" };
+const IMPRESSION = { value: "121073", scheme: "DCM" };
+
+/**
+ * The node's outcome document (inference/outcome_sr.py: a Comprehensive SR holding the status
+ * word, the reason and what was measured), parsed; undefined for any other SR.
+ */
+export function parseOutcomeSr(ds: DicomJsonDataset): StudyStatusInfo | undefined {
+  if (str(ds, Tags.SOPClassUID) !== COMPREHENSIVE_SR || str(ds, "00080070") !== "PancreasAI Node") return undefined;
+  const texts = seq(ds, Tags.ContentSequence).map((child) => ({
+    name: code(child, Tags.ConceptNameCodeSequence),
+    text: str(child, Tags.TextValue),
+  }));
+  const word = texts.find((t) => sameCode(t.name, FINDING))?.text?.split(":")[0];
+  if (!isAiStatus(word)) return undefined;
+  const reason = texts.find((t) => sameCode(t.name, COMMENT))?.text;
+  const measured = texts.find((t) => sameCode(t.name, IMPRESSION))?.text;
+  const parts = [reason, measured].filter((p): p is string => p !== undefined && p !== "");
+  return { status: word, text: STATUS_TEXT[word], reason: parts.length === 0 ? undefined : parts.join(": ") };
+}
+
+async function loadOutcomeFromSr(
+  studyUid: string,
+  fetcher: Fetcher,
+  endpoints: Endpoints,
+): Promise<StudyStatusInfo | undefined> {
+  const study = `${endpoints.dicomWeb}/studies/${encodeURIComponent(studyUid)}`;
+  for (const s of datasets(await getJson(fetcher, `${study}/series?Modality=SR`))) {
+    const uid = str(s, Tags.SeriesInstanceUID);
+    if (uid === undefined) continue;
+    const instances = datasets(await getJson(fetcher, `${study}/series/${encodeURIComponent(uid)}/metadata`));
+    const found = instances.map(parseOutcomeSr).find((i) => i !== undefined);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 export async function loadResult(

@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type Fetcher, loadStudyStatus, loadWorklist } from "../src/api";
+import { type Fetcher, loadStudyStatus, loadWorklist, parseOutcomeSr } from "../src/api";
+import type { DicomJsonDataset } from "../src/dicomJson";
 import { filterRows, noResultLines, STATUS_TEXT, STATUS_WORDS, type WorklistRow } from "../src/viewModel";
 
 function fakeFetch(routes: Record<string, unknown>): Fetcher {
@@ -66,5 +68,26 @@ describe("panel without a result", () => {
     expect(info).toEqual({ status: "ai-skipped", text: "AI skipped", reason: undefined });
     expect(await loadStudyStatus("1.4", fakeFetch({}))).toBeUndefined();
     expect(noResultLines(undefined)).toEqual({ status: "No PancreasAI result for this study yet.", reason: undefined });
+  });
+});
+
+describe("the node's refusal document without the plugin", () => {
+  // Written by inference/outcome_sr.py for a phantom CT (pydicom's DICOM JSON).
+  const load = (name: string): DicomJsonDataset[] =>
+    JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as DicomJsonDataset[];
+  const outcome = load("outcome-sr-metadata.json");
+  const measured = "not-localised: confidence 0.07, min_confidence 0.30, localisers_apart_mm 148, limit_mm 40";
+
+  it("parses the status word, the reason and the numbers, and ignores the measurement SR", () => {
+    expect(parseOutcomeSr(outcome[0] as DicomJsonDataset)).toEqual({ status: "ai-refused", text: "AI refused", reason: measured });
+    expect(parseOutcomeSr(load("sr-metadata.json")[0] as DicomJsonDataset)).toBeUndefined();
+  });
+
+  it("is what the panel shows when the plugin does not answer", async () => {
+    const fetcher = fakeFetch({
+      "/dicom-web/studies/1.5/series": [{ "0020000E": { vr: "UI", Value: ["9.9"] } }],
+      "/dicom-web/studies/1.5/series/9.9/metadata": outcome,
+    });
+    expect(await loadStudyStatus("1.5", fetcher)).toEqual({ status: "ai-refused", text: "AI refused", reason: measured });
   });
 });
