@@ -248,6 +248,8 @@ def _wait_for_analysis(
     if job.state is JobState.FAILED:
         raise DemoError(f"the analysis failed: {job.failure_reason}")
     stored = get_result(node.database, job.id, actor="demo")
+    if stored is None and job.failure_reason:  # done without a result: a refusal
+        raise DemoError(f"the analysis {job.failure_reason}")
     if stored is None:
         raise DemoError("the delivered job has no stored result")
     result = AnalysisResult.model_validate_json(Path(stored.result_json_path).read_text())
