@@ -23,7 +23,13 @@ from pydicom.dataset import Dataset
 
 from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSELS, AnalysisResult, TaskSection
+from pancreas_contracts.result import (
+    CATEGORY_LABELS,
+    KEY_VESSELS,
+    NO_TUMOR_NOTE,
+    AnalysisResult,
+    TaskSection,
+)
 
 __all__ = ["KeySlice", "draw_report"]
 
@@ -36,6 +42,8 @@ _ALPHA: Final = 0.5
 _RED: Final = "#b00020"
 _GREY: Final = "#555555"
 _CATEGORY_TEXT: Final = ("Resectable", "Borderline resectable", "Locally advanced")
+#: What a no-tumor result (outcome no-tumor) shows instead of the category block.
+NO_TUMOR_SENTENCE: Final = NO_TUMOR_NOTE[0].upper() + NO_TUMOR_NOTE[1:]
 #: Patient-direction letters on each panel (radiological view): x, y, letter, alignment.
 _ORIENTATION_MARKS: Final = (
     (0.02, 0.5, "R", "left", "center"),
@@ -174,6 +182,9 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
 def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
     y = _section(fig, x, y, "Resectability (NCCN)")
     category = result.category
+    if category is None:  # outcome no-tumor: nothing to stage
+        fig.text(x, y, NO_TUMOR_SENTENCE, fontsize=9, fontweight="bold", va="top")
+        return y - 0.03
     rule = result.rule_category
     rows = [
         ("Network category", _CATEGORY_TEXT[CATEGORY_LABELS.index(category.label)]),

@@ -37,6 +37,11 @@ Code value        Code meaning
 ``REG-STATUS``    Clinical registry status
 ``NOTICE``        Usage notice
 ``WARNING``       Analysis warning
+``TUMOR-SEG``     Tumor segmented (value: SCT Present / Absent; Absent: the result's
+                  outcome is ``no-tumor`` and there is no category, rule category,
+                  disagreement or probability in the SR)
+``NO-STAGE``      No tumor segmented: staging not possible (value of ``NCCN-STAGE``)
+``NCCN-STAGE``    NCCN resectability staging (a no-tumor result's evaluation)
 ================  ===================================================================
 """
 
@@ -192,3 +197,10 @@ USAGE_NOTICE: Final = _private("NOTICE", "Usage notice")
 #: A line of a further task's section (its outcome, notes, findings it could not measure).
 TASK_NOTE: Final = _private("TASK-NOTE", "Analysis task note")
 WARNING: Final = _private("WARNING", "Analysis warning")
+#: Whether the network segmented a tumor (value :data:`PRESENT` / :data:`ABSENT`).
+TUMOR_SEGMENTED: Final = _private("TUMOR-SEG", "Tumor segmented")
+PRESENT: Final = codes.SCT.Present
+ABSENT: Final = codes.SCT.Absent
+#: A no-tumor result's staging evaluation (instead of the category) and its value.
+STAGING: Final = _private("NCCN-STAGE", "NCCN resectability staging")
+NO_TUMOR_STAGING: Final = _private("NO-STAGE", "No tumor segmented: staging not possible")

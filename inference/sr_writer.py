@@ -51,6 +51,7 @@ from inference._writer_common import (
     save_atomically,
 )
 from inference.dicom_codes import (
+    ABSENT,
     ALGORITHM_FAMILY,
     CATEGORY_CODES,
     CATEGORY_DISAGREEMENT,
@@ -67,6 +68,8 @@ from inference.dicom_codes import (
     MANUFACTURER,
     NETWORK_CATEGORY,
     NO,
+    NO_TUMOR_STAGING,
+    PRESENT,
     PROBABILITY_CODES,
     PROCEDURE_REPORTED,
     QUALITATIVE_EVALUATIONS,
@@ -74,7 +77,9 @@ from inference.dicom_codes import (
     RULE_CATEGORY,
     SR_SERIES_DESCRIPTION,
     SR_SERIES_NUMBER,
+    STAGING,
     TASK_NOTE,
+    TUMOR_SEGMENTED,
     TUMOR_VOLUME,
     UNCERTAINTY,
     UNIT_DEGREE,
@@ -346,10 +351,23 @@ def _category_code(label: str) -> Code:
     return CATEGORY_CODES[CATEGORY_LABELS.index(label)]
 
 
-def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    result = context.result
+def _category_items(
+    result: AnalysisResult,
+) -> tuple[list[hd.sr.QualitativeEvaluation], list[hd.sr.Measurement]]:
+    """Tumor segmented or not, and the categories and probabilities when there is a category.
+
+    A no-tumor result (``outcome`` ``no-tumor``) says so (tumor segmented: Absent; staging: not
+    possible) and has no category, rule category, disagreement or probability.
+    """
+    category = result.category
+    if category is None:
+        return [
+            hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, ABSENT),
+            hd.sr.QualitativeEvaluation(STAGING, NO_TUMOR_STAGING),
+        ], []
     evaluations = [
-        hd.sr.QualitativeEvaluation(NETWORK_CATEGORY, _category_code(result.category.label))
+        hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, PRESENT),
+        hd.sr.QualitativeEvaluation(NETWORK_CATEGORY, _category_code(category.label)),
     ]
     if result.rule_category is not None:
         evaluations.append(
@@ -360,12 +378,18 @@ def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEval
     )
     measurements = [
         hd.sr.Measurement(name=code, value=probability, unit=UNIT_NONE)
-        for code, probability in zip(PROBABILITY_CODES, result.category.probabilities, strict=True)
+        for code, probability in zip(PROBABILITY_CODES, category.probabilities, strict=True)
     ]
-    if result.category.ensemble_size != 1:  # one model has no spread: 0 would mislead
+    if category.ensemble_size != 1:  # one model has no spread: 0 would mislead
         measurements.append(
-            hd.sr.Measurement(name=UNCERTAINTY, value=result.category.uncertainty, unit=UNIT_NONE)
+            hd.sr.Measurement(name=UNCERTAINTY, value=category.uncertainty, unit=UNIT_NONE)
         )
+    return evaluations, measurements
+
+
+def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    result = context.result
+    evaluations, measurements = _category_items(result)
     measurements.append(
         hd.sr.Measurement(
             name=LOCALISATION_CONFIDENCE, value=result.localisation.confidence, unit=UNIT_NONE

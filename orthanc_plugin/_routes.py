@@ -322,11 +322,19 @@ class Routes:
         return {
             "job": _job_json(job),
             "series_instance_uid": job.series_instance_uid,
+            # no-tumor: no tumor segmented, no category (result.json schema 1.2)
+            "outcome": None if analysis is None else analysis.outcome,
             "category": {
                 "label": None if category is None else category.removeprefix("nccn-"),
                 "index": info.category,
                 "probabilities": probabilities,
-                "uncertainty": None if analysis is None else analysis.category.uncertainty,
+                "uncertainty": None
+                if analysis is None or analysis.category is None
+                else analysis.category.uncertainty,
+                # 1: one model, no spread: the uncertainty says nothing (shown "not available")
+                "ensemble_size": None
+                if analysis is None or analysis.category is None
+                else analysis.category.ensemble_size,
             },
             "rule_category": None if analysis is None else analysis.rule_category,
             "disagreement": None if analysis is None else analysis.disagreement,

@@ -6,7 +6,9 @@ this schema (``docs/architecture.md``, "Shared contracts"). It is versioned by
 
 Schema history: ``1.0`` the resectability result; ``1.1`` adds ``tasks``, one
 :class:`TaskSection` per further analysis task (``inference.tasks``), whose coded findings the
-SR writer and the PDF render without knowing the task. Readers accept both versions.
+SR writer and the PDF render without knowing the task; ``1.2`` adds ``outcome``: ``no-tumor``
+when no tumor was segmented, and then there is no NCCN ``category`` (``None``), no
+``rule_category`` and no disagreement. Readers accept all three versions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "INVESTIGATIONAL_NOTICE",
     "KEY_VESSELS",
     "KEY_VESSEL_LABELS",
+    "NO_TUMOR_NOTE",
     "RESULT_SCHEMA_VERSION",
     "AnalysisResult",
     "BundleRef",
@@ -36,8 +39,11 @@ __all__ = [
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.1"
+RESULT_SCHEMA_VERSION: Final = "1.2"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
+#: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
+#: the PDF and the OHIF panel show instead of a category.
+NO_TUMOR_NOTE: Final = "no tumor segmented: staging not possible"
 #: NCCN resectability classes of METHOD.md section 1, by index.
 CATEGORY_LABELS: tuple[str, str, str] = ("resectable", "borderline", "locally advanced")
 #: Vessels whose tumor contact angle is reported (METHOD.md "Geometry read-out").
@@ -208,12 +214,16 @@ class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
     bundle: BundleRef
-    category: Category
+    #: ``no-tumor``: no tumor was segmented, so there is no category to stage (schema 1.2;
+    #: ``done`` in older results).
+    outcome: Literal["done", "no-tumor"] = "done"
+    #: The network's NCCN category; ``None`` exactly when ``outcome`` is ``no-tumor``.
+    category: Category | None
     rule_category: Literal["resectable", "borderline", "locally advanced"] | None = None
     disagreement: bool = False
     measurements: Measurements = Field(default_factory=Measurements)
@@ -227,8 +237,20 @@ class AnalysisResult(BaseModel):
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE
 
     @model_validator(mode="after")
+    def _no_tumor_has_no_category(self) -> AnalysisResult:
+        if (self.category is None) != (self.outcome == "no-tumor"):
+            raise ValueError("category must be None exactly when outcome is no-tumor")
+        if self.outcome == "no-tumor":
+            if self.rule_category is not None:
+                raise ValueError("a no-tumor result has no rule_category")
+            if NO_TUMOR_NOTE not in self.warnings:
+                raise ValueError(f"a no-tumor result must warn {NO_TUMOR_NOTE!r}")
+        return self
+
+    @model_validator(mode="after")
     def _disagreement_is_consistent(self) -> AnalysisResult:
-        expected = self.rule_category is not None and self.rule_category != self.category.label
+        label = None if self.category is None else self.category.label
+        expected = self.rule_category is not None and self.rule_category != label
         if self.disagreement != expected:
             raise ValueError("disagreement must say whether rule_category differs from category")
         return self

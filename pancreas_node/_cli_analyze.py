@@ -16,6 +16,7 @@ import typer
 
 from pancreas_contracts import load_settings
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
+from pancreas_contracts.result import NO_TUMOR_NOTE
 
 __all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row", "spread_text"]
 
@@ -121,9 +122,12 @@ def analyze_command(
         warnings=warnings,
     )
     result = output.result
-    probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
-    spread = spread_text(result.category.uncertainty, len(analyzer.bundle.members))
-    typer.echo(f"category: {result.category.label} (p = {probs}; {spread})")
+    if result.category is None:
+        typer.echo(f"category: none ({NO_TUMOR_NOTE})")
+    else:
+        probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
+        spread = spread_text(result.category.uncertainty, len(analyzer.bundle.members))
+        typer.echo(f"category: {result.category.label} (p = {probs}; {spread})")
     typer.echo(
         f"rule category: {result.rule_category or 'none'}; disagreement: {result.disagreement}"
     )

@@ -245,9 +245,12 @@ def _pipeline_case(
         result = analyzer.analyze(
             series, ClinicalVariables(case.clinical), out_dir=folder, registry_status="file"
         ).result
-        record.update(category=result.category.label, warnings=list(result.warnings))
+        category = result.category  # None: no tumor segmented (outcome no-tumor)
+        record.update(
+            category=None if category is None else category.label, warnings=list(result.warnings)
+        )
         record["rule_category"] = result.rule_category
-        record["probabilities"] = list(result.category.probabilities)
+        record["probabilities"] = None if category is None else list(category.probabilities)
     except AnalysisError as exc:
         record.update(reason=exc.reason, message=str(exc))
     except (ValueError, OSError, RuntimeError) as exc:  # recorded, not fatal

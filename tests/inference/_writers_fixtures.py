@@ -29,6 +29,8 @@ from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
 from pancreas_contracts.result import (
     CATEGORY_LABELS,
+    KEY_VESSELS,
+    NO_TUMOR_NOTE,
     AnalysisResult,
     BundleRef,
     Category,
@@ -198,3 +200,18 @@ def source_headers(case: WriterCase) -> Iterator[pydicom.Dataset]:
     """The case's source headers, in file order."""
     for path in case.files:
         yield pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def no_tumor(result: AnalysisResult) -> AnalysisResult:
+    """``result`` as the pipeline writes it when no tumor was segmented (outcome no-tumor)."""
+    return AnalysisResult.model_validate(
+        {
+            **result.model_dump(),
+            "outcome": "no-tumor",
+            "category": None,
+            "rule_category": None,
+            "disagreement": False,
+            "measurements": {"contact_deg": dict.fromkeys(KEY_VESSELS)},
+            "warnings": (*result.warnings, NO_TUMOR_NOTE),
+        }
+    )

@@ -134,3 +134,18 @@ def test_a_one_model_bundle_shows_no_uncertainty(written: fx.Written) -> None:
     ).stdout.decode()
     assert "none (single model)" in text
     assert "0.000" not in text
+
+
+def test_a_no_tumor_result_says_staging_is_not_possible(written: fx.Written) -> None:
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    result = fx.no_tumor(written.case.result)
+    pdf = render_report_pdf(result, written.case.series.volume, written.case.label)
+    text = subprocess.run(
+        [pdftotext, "-layout", "-", "-"], input=pdf, check=True, capture_output=True
+    ).stdout.decode()
+    assert "No tumor segmented: staging not possible" in text
+    for word in ("Network category", "P(resectable)", "Uncertainty", "Rule category"):
+        assert word not in text
+    assert "not for clinical use" in text.lower()

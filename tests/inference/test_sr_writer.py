@@ -14,6 +14,7 @@ from pydicom.uid import SegmentationStorage
 
 from inference import Volume
 from inference.dicom_codes import (
+    ABSENT,
     CATEGORY_CODES,
     CATEGORY_DISAGREEMENT,
     CLINICAL_IMPUTED,
@@ -24,10 +25,14 @@ from inference.dicom_codes import (
     DIAMETER,
     NETWORK_CATEGORY,
     NO,
+    NO_TUMOR_STAGING,
+    PRESENT,
     PRIVATE_SCHEME,
     PROBABILITY_CODES,
     QUALITATIVE_EVALUATIONS,
     RULE_CATEGORY,
+    STAGING,
+    TUMOR_SEGMENTED,
     TUMOR_VOLUME,
     UNCERTAINTY,
     USAGE_NOTICE,
@@ -36,7 +41,12 @@ from inference.dicom_codes import (
 from inference.seg_writer import write_seg
 from inference.sr_writer import build_sr, segment_refs, write_sr
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import CATEGORY_LABELS, INVESTIGATIONAL_NOTICE, KEY_VESSELS
+from pancreas_contracts.result import (
+    CATEGORY_LABELS,
+    INVESTIGATIONAL_NOTICE,
+    KEY_VESSELS,
+    NO_TUMOR_NOTE,
+)
 from phantom import VESSEL_LABELS
 from tests.inference import _writers_fixtures as fx
 
@@ -217,3 +227,55 @@ def test_a_one_model_bundle_reports_no_uncertainty(written: fx.Written, tmp_path
     ]
     assert group.get_measurements(name=UNCERTAINTY) == []
     assert fx.dciodvfy_errors(tmp_path / "sr.dcm") == []
+
+
+def test_a_no_tumor_result_says_so_coded_without_categories(
+    written: fx.Written, tmp_path: Path
+) -> None:
+    result = fx.no_tumor(written.case.result)
+    write_sr(result, written.seg_path, written.case.dicom_dir, tmp_path / "sr.dcm")
+    assert fx.dciodvfy_errors(tmp_path / "sr.dcm") == []
+    report = _report(tmp_path / "sr.dcm")
+    tumor = label_by_name("tumor").property_type
+    (group,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_type=tumor)
+        if g.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
+    ]
+    (segmented,) = group.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
+    assert _same(segmented.value, ABSENT)
+    (staging,) = group.get_qualitative_evaluations(name=STAGING)
+    assert _same(staging.value, NO_TUMOR_STAGING)
+    assert "staging not possible" in NO_TUMOR_STAGING.meaning
+    for name in (NETWORK_CATEGORY, RULE_CATEGORY, CATEGORY_DISAGREEMENT):
+        assert group.get_qualitative_evaluations(name=name) == []
+    for code in (*PROBABILITY_CODES, UNCERTAINTY):
+        assert group.get_measurements(name=code) == []
+    all_groups = (
+        *report.get_image_measurement_groups(),
+        *report.get_planar_roi_measurement_groups(),
+        *report.get_volumetric_roi_measurement_groups(),
+    )
+    for g in all_groups:
+        for code in (TUMOR_VOLUME, DIAMETER, CONTACT_ANGLE):
+            assert g.get_measurements(name=code) == []
+    values = {
+        str(i.TextValue)
+        for i in find_content_items(
+            pydicom.dcmread(tmp_path / "sr.dcm"), value_type="TEXT", recursive=True
+        )
+    }
+    assert NO_TUMOR_NOTE in values and INVESTIGATIONAL_NOTICE in values
+
+
+def test_a_tumor_result_says_tumor_segmented_present(written: fx.Written) -> None:
+    report = _report(written.sr_path)
+    tumor = label_by_name("tumor").property_type
+    (group,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_type=tumor)
+        if g.get_qualitative_evaluations(name=NETWORK_CATEGORY)
+    ]
+    (segmented,) = group.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
+    assert _same(segmented.value, PRESENT)
+    assert group.get_qualitative_evaluations(name=STAGING) == []

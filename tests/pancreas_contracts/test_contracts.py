@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,66 @@ def test_analysis_result_is_valid_at_construction() -> None:
     ):
         with pytest.raises(ValidationError):
             AnalysisResult.model_validate({**base, **change})
+
+
+_NO_TUMOR_BASE: dict[str, object] = {
+    "study_uid": "1.2.3",
+    "series_uid": "1.2.3.4",
+    "bundle": {"name": "demo", "version": "1", "sha256": "0" * 64},
+    "outcome": "no-tumor",
+    "category": None,
+    "measurements": {"contact_deg": dict.fromkeys(("SMA", "CA", "CHA", "SMV", "PV"))},
+    "localisation": {"found": True, "confidence": 0.9},
+    "warnings": ("no tumor segmented: staging not possible",),
+}
+
+
+def test_a_no_tumor_result_has_no_category() -> None:
+    from pancreas_contracts.result import (
+        NO_TUMOR_NOTE,
+        RESULT_SCHEMA_VERSION,
+        AnalysisResult,
+    )
+
+    assert RESULT_SCHEMA_VERSION == "1.2"
+    assert NO_TUMOR_NOTE == "no tumor segmented: staging not possible"
+    result = AnalysisResult.model_validate(_NO_TUMOR_BASE)
+    assert result.schema_version == "1.2" and result.outcome == "no-tumor"
+    assert result.category is None and result.rule_category is None and not result.disagreement
+    assert AnalysisResult.model_validate_json(result.to_json()) == result
+    category = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.0}
+    for change in (
+        {"category": category},  # no-tumor with a category
+        {"outcome": "done"},  # done without a category
+        {"rule_category": "resectable", "disagreement": True},
+        {"disagreement": True},
+        {"warnings": ()},  # the note is required
+        {"outcome": "no-finding"},
+    ):
+        with pytest.raises(ValidationError):
+            AnalysisResult.model_validate({**_NO_TUMOR_BASE, **change})
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_older_results_still_parse(version: str) -> None:
+    from pancreas_contracts.result import AnalysisResult
+
+    old = {
+        "schema_version": version,
+        "study_uid": "1.2.3",
+        "series_uid": "1.2.3.4",
+        "job_id": "job-1",
+        "bundle": {"name": "demo", "version": "1", "sha256": "0" * 64},
+        "category": {"label": "resectable", "probabilities": [0.8, 0.1, 0.1], "uncertainty": 0.0},
+        "rule_category": None,
+        "disagreement": False,
+        "measurements": {"tumor_volume_ml": None, "contact_deg": {"SMA": 0.0}},
+        "localisation": {"found": True, "confidence": 0.9},
+        "warnings": ["no tumor found"],
+        "notice": "Investigational, not for clinical use.",
+    }
+    if version == "1.1":
+        old["tasks"] = {}
+    result = AnalysisResult.model_validate_json(json.dumps(old))
+    assert result.schema_version == version and result.outcome == "done"
+    assert result.category is not None and result.category.label == "resectable"

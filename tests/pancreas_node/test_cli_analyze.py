@@ -24,7 +24,7 @@ from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(1)
 
-# The test bundle labels its whole 160 mm cube pancreas: the scan must hold the whole cube.
+# The test bundle labels its whole 160 mm cube (tumor here): the scan must hold the whole cube.
 _OPTIONS = {"fov_mm": (320.0, 320.0, 240.0), "pixel_spacing": 2.0, "slice_thickness": 4.0}
 _FILES = ("seg.dcm", "sr.dcm", "report.dcm", "report.pdf", "result.json")
 
@@ -46,7 +46,9 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> PhantomSeries:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_test_bundle(tmp_path_factory.mktemp("bundle") / "b", members=1)
+    # Segments the cube as tumor: a result with a category (a pancreas-only bundle would give
+    # outcome no-tumor, whose print has no category and no spread).
+    return build_test_bundle(tmp_path_factory.mktemp("bundle") / "b", fill_label="tumor", members=1)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,15 @@ Steps (timed in ``result.timings_s``), after the pipeline has read and localised
    larger than the network's window; mean probabilities, their spread as uncertainty.
 3. ``postprocess``: argmax, largest connected component per organ/vessel, checks (a pancreas is
    found and not cut by the end of the scan), then the label map on the CT grid (nearest
-   neighbour).
+   neighbour), where tumor components below the bundle's ``inference.min_tumor_ml`` (default
+   0.1 mL) or away from the pancreas are removed (``_post.filter_tumor``).
 4. ``measure``: tumor volume, diameter, contact angles and the NCCN rule category
    (:func:`inference.tasks.resectability.measurements.measure`); disagreement with the network
    is flagged.
+
+No tumor left after post-processing: the result's ``outcome`` is ``no-tumor``, with no NCCN
+category, no rule category, no disagreement, no size and no contact angle, and the warning
+"no tumor segmented: staging not possible" (:data:`pancreas_contracts.result.NO_TUMOR_NOTE`).
 
 Clinical inputs: ``None`` (or all missing) takes the knock-out path - the models use their
 training-mean clinical embedding - and the result says so (``result.clinical``). Otherwise
@@ -34,9 +39,11 @@ from inference.preprocessing import preprocess_volume
 from inference.tasks.protocol import AnalysisError, TaskContext, TaskOutput
 from inference.tasks.resectability._ensemble import EnsembleOutput, run_ensemble
 from inference.tasks.resectability._post import (
+    DEFAULT_MIN_TUMOR_ML,
     clean_labels,
     cube_reference,
     field_of_view,
+    filter_tumor,
     has_pancreas,
     pancreas_is_cut,
     to_ct_grid,
@@ -45,9 +52,15 @@ from inference.tasks.resectability.measurements import MeasurementResult, measur
 from inference.timing import timed
 from inference.volume import Volume
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
-from pancreas_contracts.result import CATEGORY_LABELS, Category, ClinicalUse
+from pancreas_contracts.result import CATEGORY_LABELS, NO_TUMOR_NOTE, Category, ClinicalUse
 
-__all__ = ["NAME", "ResectabilityTask", "check_clinical_spec", "clinical_weight_notes"]
+__all__ = [
+    "NAME",
+    "ResectabilityTask",
+    "check_clinical_spec",
+    "clinical_weight_notes",
+    "min_tumor_ml",
+]
 
 #: The task's name (its folder).
 NAME: Final = "resectability"  # = inference.tasks.resectability.NAME
@@ -68,6 +81,22 @@ def check_clinical_spec(bundle: LoadedBundle) -> None:
             f"bundle {bundle.path}: its clinical variables differ from this node's registry "
             f"specification ({len(names)} vs {len(_ALL_VARIABLES)} variables)"
         )
+
+
+def min_tumor_ml(bundle: LoadedBundle) -> float:
+    """The bundle's smallest tumor component (``inference.min_tumor_ml``), in mL.
+
+    Raises
+    ------
+    BundleError
+        If the value is not a finite number of at least 0.
+    """
+    value = bundle.meta.get("inference", {}).get("min_tumor_ml", DEFAULT_MIN_TUMOR_ML)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1e6:
+        raise BundleError(
+            f"bundle {bundle.path}: inference.min_tumor_ml must be a number of mL >= 0"
+        )
+    return float(value)
 
 
 def clinical_weight_notes(members: Sequence[BundleMember]) -> tuple[str, ...]:
@@ -137,6 +166,7 @@ class ResectabilityTask:
             member.model.to(device).eval()
         inference = bundle.meta.get("inference", {})
         self._roi = int(inference.get("roi_size", bundle.preprocess.target_size))
+        self._min_tumor_ml = min_tumor_ml(bundle)
 
     @property
     def name(self) -> str:
@@ -166,12 +196,17 @@ class ResectabilityTask:
             timings, "postprocess", lambda: self._labels(ensemble, cube, inside, image)
         )
         measured = timed(timings, "measure", lambda: measure(label_ct))
-        notes.extend(measured.warnings)
+        no_tumor = measured.tumor_volume_ml is None
+        if no_tumor:  # "no tumor found" is said as the note the result requires
+            notes.append(NO_TUMOR_NOTE)
+            notes.extend(w for w in measured.warnings if w != "no tumor found")
+        else:
+            notes.extend(measured.warnings)
         use, clinical_notes = _clinical_use(clinical, ensemble, context.registry_status)
         notes.extend(clinical_notes)
         if not use.knocked_out:
             notes.extend(clinical_weight_notes(self._bundle.members))
-        if len(self._bundle.members) == 1:
+        if len(self._bundle.members) == 1 and not no_tumor:
             notes.append("single-model bundle: no ensemble spread (uncertainty 0)")
         return TaskOutput(
             result_update=self._fields(ensemble, measured, use),
@@ -219,7 +254,7 @@ class ResectabilityTask:
             raise AnalysisError("no-pancreas", "the network found no pancreas in the cube")
         if pancreas_is_cut(labels, inside):
             raise AnalysisError("pancreas-cut", "the pancreas is cut by the end of the scan")
-        label_ct = to_ct_grid(labels, cube, image)
+        label_ct, _ = filter_tumor(to_ct_grid(labels, cube, image), self._min_tumor_ml)
         if not has_pancreas(label_ct.array):
             raise AnalysisError("no-pancreas", "the pancreas is too small for the CT grid")
         return label_ct
@@ -228,6 +263,15 @@ class ResectabilityTask:
     def _fields(
         ensemble: EnsembleOutput, measured: MeasurementResult, use: ClinicalUse
     ) -> dict[str, Any]:
+        if measured.tumor_volume_ml is None:  # no tumor: nothing to stage
+            return {
+                "outcome": "no-tumor",
+                "category": None,
+                "rule_category": None,
+                "disagreement": False,
+                "measurements": measured.to_measurements(),
+                "clinical": use,
+            }
         probs = tuple(float(p) for p in ensemble.probabilities)
         label = CATEGORY_LABELS[int(np.argmax(ensemble.probabilities))]
         rule = None if measured.rule_category is None else CATEGORY_LABELS[measured.rule_category]

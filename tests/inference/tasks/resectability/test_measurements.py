@@ -202,6 +202,19 @@ def test_lone_voxel_and_flat_tumor() -> None:
     assert line.tumor_max_diameter_mm == pytest.approx(8.0)
 
 
+def test_diameter_of_the_largest_component_volume_of_all() -> None:
+    array = np.zeros((40, 20, 20), dtype=np.uint8)
+    array[2:12, 5:15, 5:15] = TUMOR  # 10 x 10 x 10 mm cube
+    alone = measure(Volume(array.copy(), np.eye(4)))
+    array[30:34, 8:12, 8:12] = TUMOR  # 4 mm cube 18 mm away: a second piece
+    result = measure(Volume(array, np.eye(4)))
+    # The diameter is the big cube's alone (face centres corner to corner: sqrt(10^2 + 2 * 9^2)),
+    # never a span across both pieces (about 31 mm).
+    assert alone.tumor_max_diameter_mm == pytest.approx(np.sqrt(262.0))
+    assert result.tumor_max_diameter_mm == pytest.approx(np.sqrt(262.0))
+    assert result.tumor_volume_ml == pytest.approx((1000 + 64) / 1000.0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Missing structures and the result contract
 
@@ -212,8 +225,9 @@ def test_no_tumor_and_absent_vessels() -> None:
     result = measure(Volume(array, np.eye(4)))
     assert result.tumor_volume_ml is None and result.tumor_max_diameter_mm is None
     assert result.rule_category is None and result.rule_label is None
-    assert result.contact_deg["SMA"] == 0.0
-    assert all(result.contact_deg[k] is None for k in ("CA", "CHA", "SMV", "PV"))
+    # No tumor: no angle for any vessel, the SMA present in the map included (never 0.0).
+    assert np.any(array == SMA)
+    assert all(result.contact_deg[k] is None for k in KEY_VESSELS)
     assert result.to_measurements() == Measurements(contact_deg=dict(result.contact_deg))
 
 
