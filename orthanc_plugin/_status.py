@@ -108,12 +108,22 @@ class StudyLabels:
         return tuple(names)
 
 
-def job_status(state: JobState, retry_scheduled: bool, reason: str | None = None) -> StudyStatus:
-    """The AI status one job stands for (a done job whose reason is a refusal: refused)."""
+def job_status(
+    state: JobState,
+    retry_scheduled: bool,
+    reason: str | None = None,
+    *,
+    has_category: bool = True,
+) -> StudyStatus:
+    """The AI status one job stands for.
+
+    A done job whose reason is a refusal is refused; a done job whose result has no NCCN
+    category (``result.json`` outcome ``no-tumor``: no tumor segmented) is ``ai-no-tumor``.
+    """
     if state in (JobState.DONE, JobState.DELIVERED):
         if reason is not None and reason.startswith(REFUSED_PREFIX):
             return StudyStatus.REFUSED
-        return StudyStatus.DONE
+        return StudyStatus.DONE if has_category else StudyStatus.NO_TUMOR
     if state is JobState.FAILED and not retry_scheduled:
         return StudyStatus.FAILED
     return StudyStatus.PENDING
@@ -201,7 +211,13 @@ def study_labels(rows: Sequence[StudyJobInfo], submissions: Sequence[Submission]
         newest = max(jobs, key=lambda r: (r.job.created_at, r.job.id) if r.job else ())
         job = newest.job
         assert job is not None
-        status = job_status(job.state, job.next_attempt_at is not None, job.failure_reason)
+        status = job_status(
+            job.state,
+            job.next_attempt_at is not None,
+            job.failure_reason,
+            has_category=category_name(newest.result_category, newest.result_category_label)
+            is not None,
+        )
         category = (
             category_name(newest.result_category, newest.result_category_label)
             if status is StudyStatus.DONE

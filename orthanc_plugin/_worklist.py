@@ -122,9 +122,11 @@ def _status_reason(entry: WorklistEntry) -> tuple[StudyStatus, str | None]:
     job = entry.job
     if job is None:
         return routing_status(entry.series_routing)
-    return job_status(job.state, job.next_attempt_at is not None, job.failure_reason), job_reason(
-        job
+    has_category = category_name(entry.category, entry.category_label) is not None
+    status = job_status(
+        job.state, job.next_attempt_at is not None, job.failure_reason, has_category=has_category
     )
+    return status, job_reason(job)
 
 
 def _status(entry: WorklistEntry) -> str:

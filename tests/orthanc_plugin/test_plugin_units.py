@@ -540,3 +540,14 @@ def test_labels_as_metadata_and_as_labels_from_1_12() -> None:
     assert api.labels == {"teaching", "ai-done", "nccn-resectable"}
     apply_labels(api, "s", StudyLabels(AiStatus.NONE, final=True), use_labels_api=True)
     assert api.metadata == {} and api.labels == {"teaching"}
+
+
+def test_a_done_job_without_a_category_is_no_tumor() -> None:
+    # result.json outcome no-tumor: the result row has no category (issue 20, item 4).
+    for state in (JobState.DONE, JobState.DELIVERED):
+        labels = study_labels([StudyJobInfo(series(), job(state), None, None)], [])
+        assert labels.status is StudyStatus.NO_TUMOR and labels.final
+        assert labels.labels == ("ai-no-tumor",) and labels.category is None
+        assert labels.text == "No tumor segmented: staging not possible"
+    staged = study_labels([StudyJobInfo(series(), job(JobState.DONE), 2, None)], [])
+    assert staged.status is StudyStatus.DONE
