@@ -219,7 +219,8 @@ export async function loadWorklist(
 }
 
 function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResult | undefined): WorklistRow {
-  const aiStatus: AiStatus = report === undefined ? "none" : "ai-done";
+  const aiStatus: AiStatus =
+    report === undefined ? "none" : report.outcome === "no-tumor" ? "ai-no-tumor" : "ai-done";
   return {
     studyUid: uid,
     patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",
@@ -227,7 +228,7 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
     description: str(study, Tags.StudyDescription) ?? "",
     aiStatus,
     reason: undefined,
-    category: report?.category.label,
+    category: report?.category?.label,
     boardDate: undefined,
     decision: "none",
     reviewer: undefined,

@@ -36,7 +36,9 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
   if (result === undefined) return undefined;
   const category = obj(result.category);
   const label = normaliseCategory(category?.label);
-  if (label === undefined) return undefined;
+  // outcome no-tumor (result.json 1.2): no tumor segmented, no category to show.
+  const noTumor = result.outcome === "no-tumor";
+  if (label === undefined && !noTumor) return undefined;
   const probs = obj(category?.probabilities);
   const probabilities = LABELS.categories.map((c) => numberOr(probs?.[c]) ?? 0) as [
     number,
@@ -58,8 +60,8 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
       name: typeof model?.name === "string" ? model.name : "unknown",
       version: typeof model?.version === "string" ? model.version : "unknown",
     },
-    category: { label, probabilities },
-    disagreement: result.disagreement === true,
+    outcome: noTumor ? "no-tumor" : "done",
+    disagreement: !noTumor && result.disagreement === true,
     measurements: { contactDeg },
     clinical: {
       used: strings(clinical?.used),
@@ -72,10 +74,16 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
     segments: {},
   };
   if (typeof model?.sha256 === "string") out.bundle.sha256 = model.sha256;
-  const uncertainty = numberOr(category?.uncertainty);
-  if (uncertainty !== undefined) out.category.uncertainty = uncertainty;
-  const rule = normaliseCategory(result.rule_category);
-  if (rule !== undefined) out.ruleCategory = rule;
+  if (!noTumor && label !== undefined) {
+    out.category = { label, probabilities };
+    const ensembleSize = numberOr(category?.ensemble_size);
+    if (ensembleSize !== undefined) out.category.ensembleSize = ensembleSize;
+    const uncertainty = numberOr(category?.uncertainty);
+    // One model has no spread: its uncertainty (0) is not shown.
+    if (uncertainty !== undefined && ensembleSize !== 1) out.category.uncertainty = uncertainty;
+    const rule = normaliseCategory(result.rule_category);
+    if (rule !== undefined) out.ruleCategory = rule;
+  }
   const volume = numberOr(measurements?.tumor_volume_ml);
   if (volume !== undefined) out.measurements.tumorVolumeMl = volume;
   const diameter = numberOr(measurements?.tumor_max_diameter_mm);

@@ -1,6 +1,6 @@
 /**
  * What the panel shows: the fields of `result.json` (pancreas_contracts.result.AnalysisResult,
- * schema 1.0) that an SR or the plugin's results route carries, plus the SEG segments the SR
+ * schema 1.0-1.2) that an SR or the plugin's results route carries, plus the SEG segments the SR
  * references (for highlighting).
  */
 import type { CategoryLabel } from "./labels";
@@ -15,10 +15,15 @@ export interface PancreasResult {
   studyUid?: string;
   seriesUid?: string;
   bundle: { name: string; version: string; sha256?: string };
-  category: {
+  /** `no-tumor`: no tumor was segmented, so there is no category (schema 1.2). */
+  outcome: "done" | "no-tumor";
+  /** The network's NCCN category; undefined exactly when `outcome` is `no-tumor`. */
+  category?: {
     label: CategoryLabel;
     probabilities: [number, number, number];
     uncertainty?: number;
+    /** Models in the ensemble; 1: no spread, so there is no uncertainty to show. */
+    ensembleSize?: number;
   };
   ruleCategory?: CategoryLabel;
   disagreement: boolean;
@@ -40,6 +45,9 @@ export interface PancreasResult {
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */
   segments: Partial<Record<string, SegmentRef>>;
 }
+
+/** What the panel says instead of a category when no tumor was segmented. */
+export const NO_TUMOR_TEXT = "No tumor segmented: staging not possible";
 
 export class ResultParseError extends Error {
   override name = "ResultParseError";

@@ -38,6 +38,8 @@ const C = {
   algorithmVersion: { value: "111003", scheme: "DCM" },
   algorithmParameters: { value: "111002", scheme: "DCM" },
   yes: { value: "373066001", scheme: "SCT" },
+  absent: { value: "272519000", scheme: "SCT" },
+  tumorSegmented: { value: "TUMOR-SEG", scheme: P },
   networkCategory: { value: "NCCN-CAT", scheme: P },
   ruleCategory: { value: "RULE-CAT", scheme: P },
   disagreement: { value: "DISAGREE", scheme: P },
@@ -153,7 +155,7 @@ export function parseMeasurementReport(
         bundle = sha === undefined ? { name, version } : { name, version, sha256: sha };
       }
     }
-    if (findCode(group, C.networkCategory) !== undefined) {
+    if (findCode(group, C.networkCategory) !== undefined || findCode(group, C.tumorSegmented) !== undefined) {
       assessment = group;
       continue;
     }
@@ -173,14 +175,16 @@ export function parseMeasurementReport(
   if (assessment === undefined) {
     throw new ResultParseError("the SR has no resectability assessment (NCCN-CAT)");
   }
+  // Tumor segmented: Absent (result.json outcome no-tumor): no category, no probabilities.
+  const noTumor = sameCode(findCode(assessment, C.tumorSegmented), C.absent);
   const label = category(findCode(assessment, C.networkCategory));
-  if (label === undefined) throw new ResultParseError("unknown NCCN category code");
+  if (label === undefined && !noTumor) throw new ResultParseError("unknown NCCN category code");
   const probabilities = C.probabilities.map((c) => findNum(assessment, c) ?? 0) as [
     number,
     number,
     number,
   ];
-  const ruleCategory = category(findCode(assessment, C.ruleCategory));
+  const ruleCategory = noTumor ? undefined : category(findCode(assessment, C.ruleCategory));
   const disagreement = sameCode(findCode(assessment, C.disagreement), C.yes);
   const qualitative = root
     .filter((i) => sameCode(i.name, C.qualitative))
@@ -191,8 +195,8 @@ export function parseMeasurementReport(
   const result: PancreasResult = {
     source: "sr",
     bundle: bundle ?? { name: "unknown", version: "unknown" },
-    category: uncertainty === undefined ? { label, probabilities } : { label, probabilities, uncertainty },
-    disagreement,
+    outcome: noTumor ? "no-tumor" : "done",
+    disagreement: noTumor ? false : disagreement,
     measurements: { contactDeg },
     clinical: {
       used: texts(qualitative, C.used),
@@ -206,6 +210,10 @@ export function parseMeasurementReport(
   };
   const studyUid = str(ds, Tags.StudyInstanceUID);
   if (studyUid !== undefined) result.studyUid = studyUid;
+  if (!noTumor && label !== undefined) {
+    // The SR leaves the uncertainty out for a one-model bundle: shown "not available", never 0.
+    result.category = uncertainty === undefined ? { label, probabilities } : { label, probabilities, uncertainty };
+  }
   if (ruleCategory !== undefined) result.ruleCategory = ruleCategory;
   if (tumorVolumeMl !== undefined) result.measurements.tumorVolumeMl = tumorVolumeMl;
   if (tumorMaxDiameterMm !== undefined) result.measurements.tumorMaxDiameterMm = tumorMaxDiameterMm;

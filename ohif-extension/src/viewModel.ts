@@ -1,6 +1,6 @@
 /** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
 import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
-import type { PancreasResult } from "./result";
+import { NO_TUMOR_TEXT, type PancreasResult } from "./result";
 
 export interface ProbabilityBar {
   label: CategoryLabel;
@@ -23,8 +23,10 @@ export interface VesselRow {
 }
 
 export interface PanelViewModel {
-  category: CategoryLabel;
+  /** Undefined when no tumor was segmented (then `noTumorText` says so, and `bars` is empty). */
+  category: CategoryLabel | undefined;
   categoryText: string;
+  noTumorText: string | undefined;
   bars: ProbabilityBar[];
   uncertaintyText: string;
   ruleCategoryText: string;
@@ -68,17 +70,26 @@ export function thresholdText(vessel: string, doc: LabelsDocument = LABELS): str
   return "";
 }
 
+/** The ensemble's spread; "not available" for one model (no spread, never 0) or none given. */
+export function uncertaintyText(category: PancreasResult["category"]): string {
+  if (category?.uncertainty === undefined || category.ensembleSize === 1) return "not available";
+  return formatNumber(category.uncertainty, 3, "");
+}
+
 export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LABELS): PanelViewModel {
-  const probabilities = result.category.probabilities;
-  const bars = doc.categories.map((label, i) => {
-    const p = probabilities[i] ?? 0;
-    return {
-      label,
-      percent: Math.round(p * 1000) / 10,
-      text: `${(p * 100).toFixed(1)} %`,
-      isPrediction: label === result.category.label,
-    };
-  });
+  const category = result.outcome === "no-tumor" ? undefined : result.category;
+  const bars =
+    category === undefined
+      ? []
+      : doc.categories.map((label, i) => {
+          const p = category.probabilities[i] ?? 0;
+          return {
+            label,
+            percent: Math.round(p * 1000) / 10,
+            text: `${(p * 100).toFixed(1)} %`,
+            isPrediction: label === category.label,
+          };
+        });
   const vessels = doc.key_vessels.map((key): VesselRow => {
     const label = labelByName(doc.vessel_segments[key] ?? "", doc);
     const angle = result.measurements.contactDeg[key];
@@ -95,16 +106,17 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
   });
   const tumorLabel = labelByName("tumor", doc);
   const disagreement =
-    result.disagreement && result.ruleCategory !== undefined
-      ? `Network (${categoryText(result.category.label)}) and contact-angle rule ` +
+    result.disagreement && result.ruleCategory !== undefined && category !== undefined
+      ? `Network (${categoryText(category.label)}) and contact-angle rule ` +
         `(${categoryText(result.ruleCategory)}) disagree: review the vessel contacts.`
       : undefined;
   const sha = result.bundle.sha256 === undefined ? "" : ` · ${result.bundle.sha256.slice(0, 12)}`;
   return {
-    category: result.category.label,
-    categoryText: categoryText(result.category.label),
+    category: category?.label,
+    categoryText: categoryText(category?.label),
+    noTumorText: result.outcome === "no-tumor" ? NO_TUMOR_TEXT : undefined,
     bars,
-    uncertaintyText: formatNumber(result.category.uncertainty, 3, ""),
+    uncertaintyText: uncertaintyText(category),
     ruleCategoryText: categoryText(result.ruleCategory),
     disagreementWarning: disagreement,
     vessels,

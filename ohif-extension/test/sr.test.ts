@@ -31,9 +31,9 @@ describe("parseMeasurementReport (DICOM JSON from Orthanc's DICOMweb)", () => {
     expect(result.studyUid).toBe(expected.study_uid);
     expect(result.seriesUid).toBe(expected.series_uid);
     expect(result.bundle).toEqual(expected.bundle);
-    expect(result.category.label).toBe(expected.category.label);
-    expect(result.category.probabilities).toEqual(expected.category.probabilities);
-    expect(result.category.uncertainty).toBe(expected.category.uncertainty);
+    expect(result.category?.label).toBe(expected.category.label);
+    expect(result.category?.probabilities).toEqual(expected.category.probabilities);
+    expect(result.category?.uncertainty).toBe(expected.category.uncertainty);
     expect(result.ruleCategory).toBe(expected.rule_category);
     expect(result.disagreement).toBe(expected.disagreement);
     expect(result.measurements.tumorVolumeMl).toBe(expected.measurements.tumor_volume_ml);
@@ -62,12 +62,41 @@ describe("parseMeasurementReport (DICOM JSON from Orthanc's DICOMweb)", () => {
   it("accepts numbers sent as strings (DS) and ignores unknown items", () => {
     const text = JSON.stringify(sr).replace(/"0040A30A":\{"vr":"DS","Value":\[([0-9.]+)\]\}/g, '"0040A30A":{"vr":"DS","Value":["$1"]}');
     const again = parseMeasurementReport(JSON.parse(text) as DicomJsonDataset);
-    expect(again.category.probabilities).toEqual(expected.category.probabilities);
+    expect(again.category?.probabilities).toEqual(expected.category.probabilities);
   });
 
   it("refuses an SR without a resectability assessment", () => {
     const empty: DicomJsonDataset = { "00080016": { vr: "UI", Value: ["1.2.840.10008.5.1.4.1.1.88.34"] } };
     expect(() => parseMeasurementReport(empty)).toThrow(ResultParseError);
     expect(isPancreasReport(empty)).toBe(false);
+  });
+});
+
+describe("a no-tumor SR (result.json outcome no-tumor)", () => {
+  const noTumorSr = (
+    JSON.parse(readFileSync(new URL("./fixtures/sr-no-tumor-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[]
+  )[0] as DicomJsonDataset;
+  const stored = JSON.parse(readFileSync(new URL("./fixtures/result-no-tumor.json", import.meta.url), "utf8")) as {
+    outcome: string;
+    category: null;
+    warnings: string[];
+  };
+  const result = parseMeasurementReport(noTumorSr);
+
+  it("reads no tumor, no category, no rule category and no angles", () => {
+    expect(stored.outcome).toBe("no-tumor");
+    expect(stored.category).toBeNull();
+    expect(result.outcome).toBe("no-tumor");
+    expect(result.category).toBeUndefined();
+    expect(result.ruleCategory).toBeUndefined();
+    expect(result.disagreement).toBe(false);
+    expect(result.measurements.contactDeg).toEqual({});
+    expect(result.measurements.tumorVolumeMl).toBeUndefined();
+    expect(result.warnings).toEqual(stored.warnings);
+    expect(result.warnings).toContain("no tumor segmented: staging not possible");
+  });
+
+  it("reads a tumor SR as done", () => {
+    expect(parseMeasurementReport(sr).outcome).toBe("done");
   });
 });

@@ -75,7 +75,7 @@ describe("plugin results route", () => {
     const merged = mergeResults(fromPluginResults(body), result);
     expect(merged?.source).toBe("plugin+sr");
     expect(merged?.segments.SMV?.segmentNumber).toBe(5);
-    expect(merged?.category.label).toBe("locally advanced");
+    expect(merged?.category?.label).toBe("locally advanced");
     expect(mergeResults(undefined, result)).toBe(result);
   });
   it("normalises category spellings", () => {
@@ -125,11 +125,73 @@ describe("mode and labels", () => {
     expect(mode.routes[0]?.layoutInstance.props.rightPanels).toEqual(["@pancreas-ai/ohif-extension.panelModule.pancreas-ai"]);
     expect(mode.routes[0]?.layoutInstance.props.viewports).toEqual([1, 2]);
     expect(Object.keys(mode.extensions)).toContain(EXTENSION_URL);
-    expect(mode.hangingProtocol).toBe("@ohif/seg");
+    expect(mode.hangingProtocol).toBe("@pancreas-ai/ct-seg");
   });
   it("carries the 16 labels of pancreas_contracts", () => {
     expect(LABELS.labels).toHaveLength(16);
     expect(LABELS.key_vessels).toEqual(["SMA", "CA", "CHA", "SMV", "PV"]);
     expect(LABELS.labels.find((l) => l.name === "tumor")?.rgb).toEqual([255, 40, 40]);
+  });
+});
+
+describe("a no-tumor result", () => {
+  const noTumorSr = (
+    JSON.parse(readFileSync(new URL("./fixtures/sr-no-tumor-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[]
+  )[0] as DicomJsonDataset;
+  it("shows the sentence, no category and no probabilities (from the SR)", () => {
+    const view = panelViewModel(parseMeasurementReport(noTumorSr));
+    expect(view.noTumorText).toBe("No tumor segmented: staging not possible");
+    expect(view.category).toBeUndefined();
+    expect(view.categoryText).toBe("—");
+    expect(view.bars).toEqual([]);
+    expect(view.disagreementWarning).toBeUndefined();
+    expect(view.vessels.map((v) => v.angleText)).toEqual(["—", "—", "—", "—", "—"]);
+  });
+  it("shows the sentence from the plugin route, with no category", () => {
+    const body = {
+      status: "ai-no-tumor",
+      result: {
+        outcome: "no-tumor",
+        category: { label: null, index: null, probabilities: null, uncertainty: null, ensemble_size: null },
+        rule_category: null,
+        disagreement: false,
+        measurements: { tumor_volume_ml: null, tumor_max_diameter_mm: null, contact_deg: { SMA: null, PV: null } },
+        warnings: ["no tumor segmented: staging not possible"],
+      },
+    };
+    const r = fromPluginResults(body);
+    expect(r?.outcome).toBe("no-tumor");
+    expect(r?.category).toBeUndefined();
+    const view = panelViewModel(r as NonNullable<typeof r>);
+    expect(view.noTumorText).toBe("No tumor segmented: staging not possible");
+    expect(view.bars).toEqual([]);
+  });
+  it("a tumor result has no no-tumor sentence", () => {
+    expect(panelViewModel(result).noTumorText).toBeUndefined();
+  });
+});
+
+describe("uncertainty of a one-model bundle", () => {
+  it("is not available, never 0, from the plugin route", () => {
+    const body = {
+      result: {
+        category: {
+          label: "resectable",
+          probabilities: { resectable: 0.8, borderline: 0.1, "locally advanced": 0.1 },
+          uncertainty: 0,
+          ensemble_size: 1,
+        },
+        measurements: { contact_deg: {} },
+      },
+    };
+    const r = fromPluginResults(body);
+    expect(r?.category?.uncertainty).toBeUndefined();
+    expect(panelViewModel(r as NonNullable<typeof r>).uncertaintyText).toBe("not available");
+  });
+  it("is not available when the SR leaves it out", () => {
+    const { uncertainty: _dropped, ...rest } = result.category ?? { label: "resectable", probabilities: [1, 0, 0] };
+    const single = { ...result, category: { ...rest, ensembleSize: 1 } };
+    expect(panelViewModel(single).uncertaintyText).toBe("not available");
+    expect(panelViewModel({ ...result, category: rest }).uncertaintyText).toBe("not available");
   });
 });

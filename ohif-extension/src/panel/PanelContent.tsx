@@ -123,9 +123,17 @@ export function PanelContent({
   return (
     <div className="pai-panel" data-testid="pancreas-ai-panel" data-state="ready" data-source={state.result.source}>
       <p className="pai-notice" data-testid="pancreas-ai-notice">{view.notice}</p>
+      {view.noTumorText !== undefined ? (
+        <section>
+          <h3>NCCN category (AI)</h3>
+          <div className="pai-category pai-no-tumor" data-testid="pancreas-ai-no-tumor">
+            {view.noTumorText}
+          </div>
+        </section>
+      ) : (
       <section>
         <h3>NCCN category (AI)</h3>
-        <div className={`pai-category pai-cat-${view.category.replace(" ", "-")}`} data-testid="pancreas-ai-category">
+        <div className={`pai-category pai-cat-${(view.category ?? "none").replace(" ", "-")}`} data-testid="pancreas-ai-category">
           {view.categoryText}
         </div>
         <div className="pai-bars">
@@ -141,7 +149,7 @@ export function PanelContent({
         </div>
         <div className="pai-kv">
           <span>Uncertainty</span>
-          <span data-testid="pancreas-ai-uncertainty" data-value={state.result.category.uncertainty ?? ""}>{view.uncertaintyText}</span>
+          <span data-testid="pancreas-ai-uncertainty" data-value={state.result.category?.uncertainty ?? ""}>{view.uncertaintyText}</span>
           <span>Contact-angle rule</span>
           <span data-testid="pancreas-ai-rule-category">{view.ruleCategoryText}</span>
         </div>
@@ -149,6 +157,7 @@ export function PanelContent({
           <div className="pai-warning" role="alert" data-testid="pancreas-ai-disagreement">⚠ {view.disagreementWarning}</div>
         )}
       </section>
+      )}
       <section>
         <h3>Tumor–vessel contact</h3>
         <table className="pai-table" data-testid="pancreas-ai-vessels">
