@@ -1,9 +1,11 @@
 /**
  * The `pancreas-ai` mode (default export): OHIF's segmentation mode with the "Pancreas AI"
- * panel first on the right and the study's SEG shown over its CT by the `@ohif/seg` hanging
- * protocol. Built from the host's own `@ohif/mode-segmentation` at load time (`loadModules`), so
+ * panel first on the right and the study's CT hung with the node's SEG over it by the
+ * extension's own hanging protocol (`src/hangingProtocol.ts`), whatever other series (RTSTRUCT,
+ * KO, PR, SR, PDF) the study holds. Built from the host's own `@ohif/mode-segmentation` at load time (`loadModules`), so
  * the toolbar, tool groups and viewports stay those of the OHIF release that serves it.
  */
+import { PROTOCOL_ID } from "./hangingProtocol";
 import { EXTENSION_VERSION, MODE_ID, MODE_ROUTE, PANEL_ID } from "./ids";
 
 interface LayoutInstance {
@@ -24,6 +26,7 @@ interface ModeInstance {
   routes: Route[];
   extensions: Record<string, string>;
   hangingProtocol: string | string[];
+  sopClassHandlers?: string[];
   [key: string]: unknown;
 }
 
@@ -45,6 +48,14 @@ export const EXTENSION_URL: string = new URL(/* @vite-ignore */ "./extension.js"
 
 const THUMBNAILS = "@ohif/extension-default.panelModule.seriesList";
 const SEGMENTATION_PANEL = "@ohif/extension-cornerstone.panelModule.panelSegmentationWithToolsLabelMap";
+/**
+ * OHIF's RT Structure Set support (in the prebuilt app): an RTSTRUCT becomes a display set of
+ * its own, listed with the thumbnails and shown in the RT viewport (which the segmentation
+ * mode's layout carries) when dropped into the viewport, instead of an unsupported series.
+ */
+export const RT_EXTENSION = "@ohif/extension-cornerstone-dicom-rt";
+export const RT_SOP_CLASS_HANDLER = `${RT_EXTENSION}.sopClassHandlerModule.dicom-rt`;
+export const RT_VIEWPORT = `${RT_EXTENSION}.viewportModule.dicom-rt`;
 
 export function pancreasModeInstance(base: ModeInstance): ModeInstance {
   const [baseRoute] = base.routes;
@@ -68,8 +79,11 @@ export function pancreasModeInstance(base: ModeInstance): ModeInstance {
     routeName: MODE_ROUTE,
     displayName: "Pancreas AI",
     routes: [{ ...baseRoute, path: MODE_ROUTE, layoutInstance }],
-    extensions: { ...base.extensions, [EXTENSION_URL]: `^${EXTENSION_VERSION}` },
-    hangingProtocol: "@ohif/seg",
+    extensions: { [RT_EXTENSION]: "^3.0.0", ...base.extensions, [EXTENSION_URL]: `^${EXTENSION_VERSION}` },
+    sopClassHandlers: [...new Set([...(base.sopClassHandlers ?? []), RT_SOP_CLASS_HANDLER])],
+    // The CT in the viewport with the SEG over it, whatever series come first (see
+    // src/hangingProtocol.ts for why not OHIF's @ohif/seg).
+    hangingProtocol: PROTOCOL_ID,
   };
 }
 

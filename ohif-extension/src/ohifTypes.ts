@@ -7,6 +7,12 @@ export interface DisplaySet {
   Modality?: string;
   instances?: Array<{ SOPInstanceUID?: string }>;
   referencedDisplaySetInstanceUID?: string;
+  /** Set by the SEG / RT SOP class handlers from the referenced series. */
+  referencedSeriesInstanceUID?: string;
+  images?: unknown[];
+  isOverlayDisplaySet?: boolean;
+  isReconstructable?: boolean;
+  unsupported?: boolean;
 }
 
 export interface Subscription {
@@ -35,8 +41,14 @@ export interface SegmentationService {
   EVENTS: Record<string, string>;
 }
 
+/** `addCustomAttribute`: an attribute that hanging-protocol matching rules can name. */
+export interface HangingProtocolService {
+  addCustomAttribute(id: string, name: string, callback: (displaySet: DisplaySet) => unknown): void;
+}
+
 export interface Services {
   displaySetService: DisplaySetService;
+  hangingProtocolService?: HangingProtocolService;
   segmentationService?: SegmentationService;
 }
 
