@@ -125,7 +125,7 @@ describe("mode and labels", () => {
     expect(mode.routes[0]?.layoutInstance.props.rightPanels).toEqual(["@pancreas-ai/ohif-extension.panelModule.pancreas-ai"]);
     expect(mode.routes[0]?.layoutInstance.props.viewports).toEqual([1, 2]);
     expect(Object.keys(mode.extensions)).toContain(EXTENSION_URL);
-    expect(mode.hangingProtocol).toBe("@ohif/seg");
+    expect(mode.hangingProtocol).toBe("@pancreas-ai/ct-seg");
   });
   it("carries the 16 labels of pancreas_contracts", () => {
     expect(LABELS.labels).toHaveLength(16);
