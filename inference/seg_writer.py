@@ -1,7 +1,7 @@
 """DICOM Segmentation (PS3.3 A.51 Segmentation IOD) of the node's 16-class label map.
 
-:func:`write_seg` turns a label map on the source CT grid into a BINARY Segmentation with
-highdicom: one segment per foreground structure present (codes and colours from
+:func:`write_seg` turns a label map on the source CT grid into a Segmentation with highdicom:
+one segment per foreground structure present (codes and colours from
 :data:`pancreas_contracts.labels.LABELS`), the model identified in each segment's Algorithm
 Identification Sequence, and references to every source instance.
 
@@ -13,13 +13,35 @@ using that frame's own ImagePositionPatient, ImageOrientationPatient and PixelSp
 label map's axis order do not matter; a label map that is not on the source grid (voxel centres
 off by more than :data:`GRID_TOLERANCE_VOXELS`) is refused rather than resampled.
 
-Empty frames are **kept** by default (``omit_empty_frames=False``): every segment has one frame
-per source slice, each with its own Derivation Image Sequence reference and Plane Position
-(A.51.5, the Segmentation functional group macros). Viewers that pair frames with source slices
-by count or by order (several OHIF releases misplace segments when empty frames are dropped)
-then display the segmentation aligned, at the cost of ``segments x slices`` frames of
-``Rows x Columns / 8`` bytes (BINARY is bit-packed): about 36 MB for 15 segments on a
-373 x 373 x 133 phantom, 2 s to write.
+Pixel data every reader can cut into frames
+-------------------------------------------
+Readers take the pixel data apart frame by frame, and the two the node relies on (OHIF 3.13,
+Orthanc 1.10) compute the length they expect: OHIF's parser (dcmjs) requires the value length
+to be exactly ``ceil(Rows x Columns x NumberOfFrames / 8)`` for bit-packed frames
+(``NumberOfFrames x`` the frame length otherwise), and Orthanc's DICOMweb ``.../frames/N`` route
+answers 400 "Bad file format" when it is not. A BINARY SEG packs its bits across frame
+boundaries (PS3.5 8.1.1, PS3.3 C.8.20.2.1), so with ``Rows x Columns`` not a multiple of 8
+frames straddle bytes and the packed length is odd for many frame counts; the value is then
+padded to an even length (PS3.5 7.1.1) and both readers refuse it ("calculated length 59256925
+does not match the actual length 59256926"; the demo's 427 x 427 x 200 phantom with its 15
+segments and every frame kept was one such case). Hence (:func:`segmentation_encoding`):
+
+* ``Rows x Columns`` a multiple of 16 (512 x 512, 256 x 256, ...): BINARY, native (uncompressed)
+  pixel data; every frame is a whole, even number of bytes, so frames are byte-aligned and
+  the value never needs padding, whatever the number of frames.
+* any other grid (427 x 427, ...): FRACTIONAL (8 bits, 0 or ``MaximumFractionalValue`` 255,
+  PS3.3 C.8.20.2.3), RLE Lossless (PS3.5 Annex G): each frame is its own encapsulated fragment,
+  padded on its own, so frames never share a byte and no total length is computed. OHIF's SEG
+  loader decodes RLE itself (it is the encoding dcmjs writes for FRACTIONAL SEGs), Orthanc
+  serves and transcodes the fragments, highdicom, pydicom and DCMTK read them; RLE also keeps
+  the 8-bit frames small (4.3 MB for the demo's phantom, against 70 MB bit-packed with every
+  frame and 194 MB for native 8-bit frames). Keeping BINARY and adding an empty frame to make
+  the packed length even would satisfy the length checks, but frames would still straddle
+  bytes, which many readers do not expect.
+
+Empty frames are **omitted** by default (``omit_empty_frames=True``): a segment has a frame
+only on the source slices where it is present, each with its own Derivation Image Sequence
+reference and Plane Position (A.51.5), which readers (OHIF 3.13 included) use to place it.
 """
 
 from __future__ import annotations
@@ -32,7 +54,8 @@ import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from inference._dicom_geometry import PlaneGeometry
 from inference._dicom_read import ImageInstance, frames_of
@@ -55,7 +78,13 @@ from inference.volume import LPS_TO_RAS, Volume
 from pancreas_contracts.labels import LABELS, Label
 from pancreas_contracts.result import AnalysisResult, BundleRef
 
-__all__ = ["GRID_TOLERANCE_VOXELS", "build_seg", "label_frames", "write_seg"]
+__all__ = [
+    "GRID_TOLERANCE_VOXELS",
+    "build_seg",
+    "label_frames",
+    "segmentation_encoding",
+    "write_seg",
+]
 
 #: Largest distance (in label voxels) between a source pixel centre and a label voxel centre.
 GRID_TOLERANCE_VOXELS: Final = 0.05
@@ -68,7 +97,7 @@ def write_seg(
     out_path: Path,
     *,
     series_uid: str | None = None,
-    omit_empty_frames: bool = False,
+    omit_empty_frames: bool = True,
     sop_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
 ) -> str:
@@ -91,8 +120,8 @@ def write_seg(
         Source SeriesInstanceUID to use (default: ``result.series_uid`` when ``result`` is an
         :class:`~pancreas_contracts.result.AnalysisResult`, else the only series).
     omit_empty_frames
-        Drop frames in which a segment is empty (smaller file; see the module notes on viewer
-        alignment before turning this on).
+        Drop the frames in which a segment is empty (the default; ``False`` keeps one frame
+        per segment and source slice).
     sop_instance_uid, series_instance_uid
         UIDs of the new object (default: new UIDs).
 
@@ -128,7 +157,7 @@ def build_seg(
     headers: Sequence[Dataset],
     bundle: BundleRef,
     *,
-    omit_empty_frames: bool = False,
+    omit_empty_frames: bool = True,
     sop_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
 ) -> hd.seg.Segmentation:
@@ -137,10 +166,11 @@ def build_seg(
     Segments are numbered 1, 2, ... in label order over the structures present (PS3.3
     C.8.20.2: segment numbers start at 1 and increase by 1), so a segment's number is not
     necessarily its label value; its Tracking ID is the label's machine name (``"tumor"``,
-    ``"sma"``, ...) and its Segmented Property Type the label's SNOMED CT code.
+    ``"sma"``, ...) and its Segmented Property Type the label's SNOMED CT code. The
+    Segmentation Type and transfer syntax are :func:`segmentation_encoding`'s for the grid.
     """
-    labels = _present_labels(label)
     frames = label_frames(label, headers)
+    labels = _present_labels(frames)
     lookup = np.zeros(len(LABELS), dtype=np.uint8)
     for number, entry in enumerate(labels, start=1):
         lookup[entry.value] = number
@@ -160,10 +190,11 @@ def build_seg(
         )
         for number, entry in enumerate(labels, start=1)
     ]
-    return hd.seg.Segmentation(
+    segmentation_type, transfer_syntax = segmentation_encoding(*frames.shape[1:])
+    seg = hd.seg.Segmentation(
         source_images=list(headers),
         pixel_array=pixel_array,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segmentation_type=segmentation_type,
         segment_descriptions=descriptions,
         series_instance_uid=series_instance_uid or generate_uid(),
         series_number=SEG_SERIES_NUMBER,
@@ -178,13 +209,107 @@ def build_seg(
         omit_empty_frames=omit_empty_frames,
         series_description=SEG_SERIES_DESCRIPTION,
     )
+    if transfer_syntax == RLELossless:
+        _rle_encode_frames(seg)
+    return seg
 
 
-def _present_labels(label: Volume) -> list[Label]:
-    array = label.array
+def segmentation_encoding(rows: int, columns: int) -> tuple[hd.seg.SegmentationTypeValues, str]:
+    """Segmentation Type and transfer syntax of a SEG with frames of ``rows x columns`` pixels.
+
+    BINARY with native pixel data when a bit-packed frame is a whole, even number of bytes
+    (``rows x columns`` a multiple of 16), else FRACTIONAL with RLE Lossless; see the module
+    notes for why.
+
+    Returns
+    -------
+    tuple of highdicom.seg.SegmentationTypeValues and str
+        The type and the Transfer Syntax UID.
+    """
+    if (rows * columns) % 16 == 0:
+        return hd.seg.SegmentationTypeValues.BINARY, str(ExplicitVRLittleEndian)
+    return hd.seg.SegmentationTypeValues.FRACTIONAL, str(RLELossless)
+
+
+#: RLE header of a one-segment frame (PS3.5 G.5): one segment, starting at byte 64.
+_RLE_HEADER: Final = np.array([1, 64] + [0] * 14, dtype="<u4").tobytes()
+
+
+def _rle_encode_frames(seg: hd.seg.Segmentation) -> None:
+    """Re-encode ``seg``'s native 8-bit frames as RLE Lossless, one fragment per frame."""
+    rows, columns = int(seg.Rows), int(seg.Columns)
+    frames = np.frombuffer(seg.PixelData, dtype=np.uint8)[
+        : int(seg.NumberOfFrames) * rows * columns
+    ]
+    data, row_offsets = _packbits_rows(frames.reshape(-1, columns))
+    ends = np.append(row_offsets, len(data))
+    fragments = [
+        _RLE_HEADER + data[ends[f * rows] : ends[(f + 1) * rows]].tobytes()
+        for f in range(int(seg.NumberOfFrames))
+    ]
+    seg.PixelData = encapsulate(fragments)
+    seg["PixelData"].VR = "OB"
+    seg.file_meta.TransferSyntaxUID = RLELossless
+
+
+def _packbits_rows(
+    rows: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """PackBits-encode each row on its own (PS3.5 G.3.1), all rows at once with numpy.
+
+    Every run of equal bytes becomes replicate runs of at most 128 bytes (header ``257 - n``)
+    and a lone byte a one-byte literal run (header 0): always two bytes per run, so each row's
+    code has an even length. All-zero rows (most rows of a mask) share one code.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The concatenated codes, and the offset of each row's code in it.
+    """
+    count, columns = rows.shape
+    busy = np.flatnonzero(rows.any(axis=1))
+    sub = rows[busy]
+    change = np.ones(sub.shape, dtype=bool)
+    np.not_equal(sub[:, 1:], sub[:, :-1], out=change[:, 1:])
+    run_row, run_col = np.nonzero(change)
+    lengths = np.diff(np.append(run_row * columns + run_col, sub.size))
+    run_index, busy_code = _replicate_runs(lengths, sub[run_row, run_col])
+    busy_counts = np.bincount(run_row[run_index], minlength=len(busy)) * 2
+    _, empty_code = _replicate_runs(np.array([columns]), np.zeros(1, dtype=np.uint8))
+    counts = np.full(count, len(empty_code), dtype=np.int64)
+    counts[busy] = busy_counts
+    offsets = np.cumsum(counts) - counts
+    data = np.empty(int(counts.sum()), dtype=np.uint8)
+    idle = np.ones(count, dtype=bool)
+    idle[busy] = False
+    data[offsets[idle][:, None] + np.arange(len(empty_code))] = empty_code
+    shift = offsets[busy] - (np.cumsum(busy_counts) - busy_counts)
+    data[np.arange(len(busy_code)) + np.repeat(shift, busy_counts)] = busy_code
+    return data, offsets
+
+
+def _replicate_runs(
+    lengths: npt.NDArray[np.int64], values: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Runs of ``lengths[i]`` times ``values[i]`` as (header, byte) pairs of <= 128 bytes each.
+
+    Returns the run each pair belongs to and the pairs, flattened.
+    """
+    pieces = -(-lengths // 128)
+    run_index = np.repeat(np.arange(len(lengths)), pieces)
+    within = np.arange(len(run_index)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    size = np.minimum(lengths[run_index] - 128 * within, 128)
+    code = np.empty(2 * len(run_index), dtype=np.uint8)
+    code[0::2] = np.where(size == 1, 0, 257 - size)
+    code[1::2] = values[run_index]
+    return run_index, code
+
+
+def _present_labels(array: npt.NDArray[np.generic]) -> list[Label]:
+    """The foreground labels in ``array`` (the label map cut into the source frames)."""
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
         raise ValueError(f"label map must hold integers, got {array.dtype}")
-    values = {int(v) for v in np.unique(array)}
+    values = _values_of(array)
     unknown = sorted(values - {entry.value for entry in LABELS})
     if unknown:
         raise ValueError(f"label map holds values outside 0-{len(LABELS) - 1}: {unknown}")
@@ -192,6 +317,17 @@ def _present_labels(label: Volume) -> list[Label]:
     if not present:
         raise ValueError("label map has no foreground structure to write")
     return present
+
+
+def _values_of(array: npt.NDArray[np.generic]) -> set[int]:
+    """The distinct values of an integer array (a histogram when they are all labels)."""
+    if array.size and int(array.min()) >= 0 and int(array.max()) < len(LABELS):
+        flat = array.reshape(-1)
+        counts = np.zeros(len(LABELS), dtype=np.int64)
+        for begin in range(0, flat.size, 1 << 22):
+            counts += np.bincount(flat[begin : begin + (1 << 22)], minlength=len(LABELS))
+        return {int(v) for v in np.flatnonzero(counts)}
+    return {int(v) for v in np.unique(array)}
 
 
 def _source_planes(headers: Sequence[Dataset]) -> list[PlaneGeometry]:
@@ -272,15 +408,20 @@ def _cut_plane(
             f"order 0): a source pixel lies {worst:.2f} voxel off a label voxel centre"
         )
     i0, dx, dy = (e.astype(np.int64) for e in exact)
-    xs = np.arange(plane.columns)
-    ys = np.arange(plane.rows)
-    index = (
-        i0[:, None, None]
-        + dx[:, None, None] * xs[None, None, :]
-        + dy[:, None, None] * ys[None, :, None]
-    )
-    shape = np.asarray(label.shape)[:, None, None]
-    if np.any(index < 0) or np.any(index >= shape):
+    last_x, last_y = dx * (plane.columns - 1), dy * (plane.rows - 1)
+    corners = np.stack([i0, i0 + last_x, i0 + last_y, i0 + last_x + last_y])
+    if np.any(corners < 0) or np.any(corners >= np.asarray(label.shape)):
         raise ValueError("source frame extends beyond the label map")
-    frame: npt.NDArray[np.generic] = label.array[index[0], index[1], index[2]]
+    # The voxel index is affine in (row, column) and its corners lie inside the map, so the
+    # frame is a strided view starting at voxel i0 (a copy is returned).
+    array = label.array
+    start = array[i0[0] : i0[0] + 1, i0[1] : i0[1] + 1, i0[2] : i0[2] + 1]
+    strides = np.asarray(array.strides, dtype=np.int64)
+    view = np.lib.stride_tricks.as_strided(
+        start,
+        shape=(plane.rows, plane.columns),
+        strides=(int(dy @ strides), int(dx @ strides)),
+        writeable=False,
+    )
+    frame: npt.NDArray[np.generic] = view.copy()
     return frame

@@ -10,14 +10,16 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 import pytest
+from pydicom.encaps import generate_fragments
 from pydicom.sr.codedict import codes
 from pydicom.uid import SegmentationStorage
 
 from inference import Volume, read_dicom_series, to_canonical
-from inference.seg_writer import build_seg, label_frames, write_seg
+from inference.seg_writer import build_seg, label_frames, segmentation_encoding, write_seg
 from pancreas_contracts.labels import LABELS, label_by_name
 from tests.inference import _writers_fixtures as fx
 from tests.inference.conftest_volume import build_enhanced_ct
+from tests.ohif_extension.seg_grid import EVEN_GRID, ODD_GRID, GridCase, grid_case
 
 writer_case = fx.writer_case
 written = fx.written
@@ -72,8 +74,8 @@ def test_every_frame_references_its_source_slice(written: fx.Written) -> None:
     slot = {uid: k for k, uid in enumerate(case.series.sop_instance_uids)}
     lookup = _number_to_value(seg)
     frames = seg.pixel_array
-    segments = len(seg.SegmentSequence)
-    assert int(seg.NumberOfFrames) == segments * len(sources)  # empty frames kept
+    present = {(uid, int(v)) for uid, k in slot.items() for v in np.unique(native[:, :, k]) if v}
+    assert int(seg.NumberOfFrames) == len(present)  # no empty frame
     seen = set()
     for index, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
         source = item.DerivationImageSequence[0].SourceImageSequence[0]
@@ -84,15 +86,19 @@ def test_every_frame_references_its_source_slice(written: fx.Written) -> None:
         number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         truth = lookup[number] == native[:, :, slot[uid]].T
         assert np.array_equal(frames[index].astype(bool), truth), (uid, number)
-        seen.add((uid, number))
-    assert len(seen) == segments * len(sources)
+        seen.add((uid, int(lookup[number])))
+    assert seen == present
 
 
 def test_segments_codes_colours_and_algorithm(written: fx.Written) -> None:
     seg = pydicom.dcmread(written.seg_path)
     case = written.case
     assert seg.SOPClassUID == SegmentationStorage
-    assert seg.SegmentationType == "BINARY"
+    expected_type, expected_syntax = segmentation_encoding(int(seg.Rows), int(seg.Columns))
+    assert (seg.SegmentationType, seg.file_meta.TransferSyntaxUID) == (
+        expected_type.value,
+        expected_syntax,
+    )
     assert seg.SeriesDescription == "PancreasAI segmentation (investigational)"
     assert seg.StudyInstanceUID == case.series.study_instance_uid
     assert seg.SeriesInstanceUID != case.series.series_instance_uid
@@ -129,11 +135,11 @@ def test_seg_references_every_source_instance(written: fx.Written) -> None:
     assert referenced == set(written.case.series.sop_instance_uids)
 
 
-def test_omitting_empty_frames_still_aligns(writer_case: fx.WriterCase, tmp_path: Path) -> None:
-    path = tmp_path / "sparse.dcm"
-    write_seg(writer_case.label, writer_case.dicom_dir, fx.BUNDLE, path, omit_empty_frames=True)
+def test_keeping_empty_frames_still_aligns(writer_case: fx.WriterCase, tmp_path: Path) -> None:
+    path = tmp_path / "dense.dcm"
+    write_seg(writer_case.label, writer_case.dicom_dir, fx.BUNDLE, path, omit_empty_frames=False)
     seg = hd.seg.segread(path)
-    assert int(seg.NumberOfFrames) < len(seg.SegmentSequence) * writer_case.series.num_slices
+    assert int(seg.NumberOfFrames) == len(seg.SegmentSequence) * writer_case.series.num_slices
     assert np.array_equal(_rebuild(seg, writer_case).array, writer_case.label.array)
 
 
@@ -188,7 +194,12 @@ def test_enhanced_multiframe_source(writer_case: fx.WriterCase, tmp_path: Path) 
     enhanced = build_enhanced_ct(list(writer_case.files), tmp_path / "enh.dcm", frame_order=order)
     ds = pydicom.dcmread(enhanced)
     first = pydicom.dcmread(writer_case.files[0], stop_before_pixels=True)
-    patient_and_study = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+    patient_and_study: tuple[str, ...] = (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+    )
     patient_and_study += ("StudyDate", "StudyTime", "AccessionNumber", "StudyID")
     for keyword in (*patient_and_study, "ReferringPhysicianName"):
         setattr(ds, keyword, first.get(keyword))
@@ -205,3 +216,73 @@ def test_enhanced_multiframe_source(writer_case: fx.WriterCase, tmp_path: Path) 
             str(ds.SOPInstanceUID), [frame_number], combine_segments=True
         )
         assert np.array_equal(lookup[pixels[0]].T, native[:, :, k]), frame_number
+
+
+# --- any Rows x Columns x frames: what Orthanc's /frames route and OHIF's parser need ----------
+
+
+@pytest.fixture(scope="module", params=[ODD_GRID, EVEN_GRID], ids=["427x427x12", "512x512x300"])
+def grid_written(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[GridCase, Path]:
+    """A SEG written for an odd (427 x 427) and a 512 x 512 grid."""
+    case = grid_case(*request.param)
+    path = tmp_path_factory.mktemp("grid") / "seg.dcm"
+    write_seg(case.label, list(case.headers), fx.BUNDLE, path)
+    return case, path
+
+
+def _frames_by_source(path: Path, case: GridCase) -> npt.NDArray[np.uint8]:
+    seg = hd.seg.segread(path)
+    uids = [str(h.SOPInstanceUID) for h in case.headers]
+    pixels = seg.get_pixels_by_source_instance(uids, combine_segments=True, relabel=False)
+    frames: npt.NDArray[np.uint8] = _number_to_value(seg)[pixels]
+    return frames
+
+
+def test_grid_seg_round_trip(grid_written: tuple[GridCase, Path]) -> None:
+    case, path = grid_written
+    assert np.array_equal(_frames_by_source(path, case), case.frames)
+
+
+def test_grid_seg_frames_are_whole_even_byte_runs_and_never_empty(
+    grid_written: tuple[GridCase, Path],
+) -> None:
+    """Each frame starts on a byte and the value has exactly the length readers compute.
+
+    Orthanc cuts frame N at (N - 1) x the frame length and dcmjs (OHIF) requires the value
+    length to be NumberOfFrames x the frame length: a native frame must be a whole, even
+    number of bytes; an encapsulated SEG holds one fragment per frame.
+    """
+    case, path = grid_written
+    ds = pydicom.dcmread(path)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    count = int(ds.NumberOfFrames)
+    if ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        assert len(list(generate_fragments(ds.PixelData))) == count + 1  # offset table first
+    else:
+        frame_bits = rows * columns * int(ds.BitsAllocated)
+        assert frame_bits % 16 == 0, "a frame is not a whole, even number of bytes"
+        assert len(ds.PixelData) == count * frame_bits // 8
+    frames = ds.pixel_array.reshape(count, rows, columns)
+    assert all(frame.any() for frame in frames), "empty frames are stored"
+    pairs = sum(len(np.unique(frame)) - 1 for frame in case.frames)
+    assert count == pairs
+
+
+@pytest.mark.integration
+def test_grid_seg_passes_dciodvfy(grid_written: tuple[GridCase, Path]) -> None:
+    assert fx.dciodvfy_errors(grid_written[1]) == []
+
+
+def test_rle_frames_round_trip_noise(tmp_path: Path) -> None:
+    """Lone pixels, short and long runs, every label, odd sizes: decoded as written."""
+    case = grid_case(9, 11, 3)
+    noise = np.random.default_rng(0).integers(0, len(LABELS), size=case.frames.shape)
+    noise[1, 4] = 0  # a long run of zeros across a whole frame
+    frames = noise.astype(np.uint8)
+    label = Volume(np.ascontiguousarray(frames.transpose(2, 1, 0)), case.label.affine)
+    path = tmp_path / "noise.dcm"
+    write_seg(label, list(case.headers), fx.BUNDLE, path)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID.is_encapsulated
+    assert np.array_equal(_frames_by_source(path, GridCase(case.headers, label, frames)), frames)

@@ -66,9 +66,18 @@ class ProcessedStudy:
         }
 
 
-def make_processed_study(out: Path, seed: int = 5) -> ProcessedStudy:
-    """Generate the phantom under ``out`` and write its SEG, SR and ``result.json``."""
-    options = PhantomOptions(fov_mm=(160.0, 160.0, 72.0), pixel_spacing=0.9, slice_thickness=3.0)
+#: The small phantom of the panel tests: 178 x 178 pixels x 24 slices of 3 mm.
+SMALL = PhantomOptions(fov_mm=(160.0, 160.0, 72.0), pixel_spacing=0.9, slice_thickness=3.0)
+
+
+def make_processed_study(
+    out: Path, seed: int = 5, options: PhantomOptions = SMALL
+) -> ProcessedStudy:
+    """Generate the phantom under ``out`` and write its SEG, SR and ``result.json``.
+
+    ``options`` sets the size: :data:`SMALL` by default; ``PhantomOptions()`` with seed 7 is
+    the demo's study (427 x 427 pixels x 200 slices of 1 mm).
+    """
     (patient,) = generate_cohort(out / "phantom", n=1, seed=seed, options=options)
     files = tuple(sorted(patient.dicom_dir.glob("*.dcm")))
     series = read_dicom_series(files)
