@@ -70,6 +70,7 @@ def _pipeline_lines(row: Mapping[str, Any]) -> list[str]:
         where = f"median {loc['median']:.1f} mm, max {loc['max']:.1f} mm ({loc['n']} cases)"
     return [
         f"- End to end: {row['n']} of {total} cases got a category (metrics over those); "
+        f"no tumor segmented (no category): {row.get('no_tumor', 0)}; "
         f"refused or failed: {refused}.",
         f"- Localisation centre to the true pancreas centroid: {where}.",
         f"- Rule category (NCCN rule on the contact angles measured on the predicted "

@@ -120,6 +120,8 @@ class _Row:
         if self.kind == "pipeline":
             reasons = [str(c["reason"]) for c in self.cases if c.get("reason")]
             extra["refused"] = {r: reasons.count(r) for r in sorted(set(reasons))}
+            # Analysed without a tumor: no category, so not in the classification metrics.
+            extra["no_tumor"] = sum(c.get("outcome") == "no-tumor" for c in self.cases)
             located = [c["localisation"] for c in self.cases if c.get("localisation")]
             distances = [d["distance_mm"] for d in located if d["distance_mm"] is not None]
             extra["rule_agreement"] = _rule_agreement(self.cases)
@@ -239,6 +241,7 @@ def _pipeline_case(
     record: dict[str, Any] = {"input": "dicom" if dicom.is_dir() else "nifti"}
     record.update(category=None, probabilities=None, reason=None, message=None)
     record["rule_category"] = None
+    record["outcome"] = None  # done or no-tumor once analysed
     started = time.perf_counter()
     try:
         assert series is not None
@@ -250,6 +253,7 @@ def _pipeline_case(
             category=None if category is None else category.label, warnings=list(result.warnings)
         )
         record["rule_category"] = result.rule_category
+        record["outcome"] = result.outcome
         record["probabilities"] = None if category is None else list(category.probabilities)
     except AnalysisError as exc:
         record.update(reason=exc.reason, message=str(exc))
