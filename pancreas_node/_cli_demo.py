@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pancreas_node._demo import DemoError, DemoOptions, run_demo
+from pancreas_node._demo import DemoError, DemoOptions, check_ports, run_demo
 from pancreas_node.orthanc_server import OrthancError
 
 __all__ = ["demo_command"]
@@ -99,6 +99,8 @@ def demo_command(
         node_port=node_port,
     )
     try:
+        # A taken port fails before anything is written (not even the log's folder).
+        check_ports(options)
         with _sigterm_as_ctrl_c(), _node_log(workdir / "node.log"):
             run_demo(options, Console())
     except (DemoError, OrthancError) as exc:

@@ -43,7 +43,7 @@ from pancreas_node._ports import check_can_listen, started_node
 from pancreas_node.analysis_runner import AnalysisRunner
 from pancreas_node.orthanc_server import OrthancConfig, OrthancServer, PythonPluginConfig
 
-__all__ = ["DemoError", "DemoOptions", "dcmtk_storescu", "run_demo"]
+__all__ = ["DemoError", "DemoOptions", "check_ports", "dcmtk_storescu", "run_demo"]
 
 _STORESCU = "storescu"
 _REGISTRY_MAPPING = (
@@ -93,7 +93,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         If a step fails.
     """
     # Before the phantom is generated: a taken port should cost a second, not a minute.
-    _check_ports(options)
+    check_ports(options)
     storescu = dcmtk_storescu()
     if storescu is None:
         raise DemoError("storescu not found: install the Debian package 'dcmtk' (make demo does)")
@@ -173,7 +173,7 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         )
 
 
-def _check_ports(options: DemoOptions) -> None:
+def check_ports(options: DemoOptions) -> None:
     """Fail before any work if one of the demo's ports is taken (naming port and option)."""
     http, dicom = options.http_port, options.dicom_port
     check_can_listen("Orthanc's HTTP port", _ANY_ADDRESS, http, _port_change("--http-port"))
