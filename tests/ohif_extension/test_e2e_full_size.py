@@ -14,23 +14,16 @@ Artifacts go to ``test-artifacts/ohif-e2e-<size>/``.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from pancreas_node.orthanc_server import OrthancConfig, OrthancServer
 from phantom import PhantomOptions
-from tests.conftest import REPO_ROOT, free_port, require_executable, unavailable
+from tests.conftest import REPO_ROOT
+from tests.ohif_extension.browser import require_browser, run_script, viewer_site
 from tests.ohif_extension.processed_study import make_processed_study
 
-EXTENSION = REPO_ROOT / "ohif-extension"
-VIEWER = REPO_ROOT / "build" / "ohif"
-CHROMIUM = "/usr/bin/chromium"
 DEMO_SEED = 7
 #: id: (seed, phantom options, expected rows x columns x slices, SEG type).
 STUDIES = {
@@ -50,53 +43,25 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_full_size_seg_overlay_in_ohif(size: str, tmp_path: Path) -> None:
     seed, options, expected_geometry, seg_type = STUDIES[size]
     artifacts = REPO_ROOT / "test-artifacts" / f"ohif-e2e-{size}"
-    node = require_executable("node")
-    require_executable(CHROMIUM)
-    require_executable("/usr/sbin/Orthanc")
-    if not (EXTENSION / "node_modules" / "playwright-core").is_dir():
-        unavailable("ohif-extension/node_modules is missing (run `make viewer`)")
-    if not (VIEWER / "pancreas-ai-ext" / "extension.js").is_file():
-        unavailable("build/ohif is missing (run `make viewer`)")
+    node = require_browser()
     study = make_processed_study(tmp_path / "study", seed=seed, options=options)
     ct = pydicom.dcmread(study.ct_files[0], stop_before_pixels=True)
     geometry = (int(ct.Rows), int(ct.Columns), len(study.ct_files))
     assert geometry == expected_geometry
     assert pydicom.dcmread(study.seg_path, stop_before_pixels=True).SegmentationType == seg_type
-    config = OrthancConfig(
-        work_dir=tmp_path / "orthanc",
-        http_port=free_port(),
-        dicom_port=free_port(),
-        serve_folders={"/ohif": VIEWER},
-    )
-    with OrthancServer(config) as server:
-        for path in study.files():
-            status, body = server.request(
-                "/instances",
-                method="POST",
-                data=path.read_bytes(),
-                content_type="application/dicom",
-            )
-            assert status == 200, body
-        description = study.description() | {
-            "base_url": server.url,
-            "username": "admin",
-            "password": config.admin_password,
-        }
-        study_json = tmp_path / "study.json"
-        study_json.write_text(json.dumps(description, indent=2))
-        shutil.rmtree(artifacts, ignore_errors=True)
-        run = subprocess.run(
-            [node, "e2e/run.mjs", str(study_json), str(artifacts)],
-            cwd=EXTENSION,
-            capture_output=True,
-            text=True,
-            timeout=540,
-            check=False,
-            # Each browser wait may take up to 3 min: 200-300 CT slices load on 2 busy cores.
-            env={**os.environ, "E2E_TIMEOUT_MS": "180000"},
+    with viewer_site(tmp_path / "orthanc") as site:
+        site.store(study.files())
+        description = study.description() | site.credentials()
+        # Each browser wait may take up to 3 min: 200-300 CT slices load on 2 busy cores.
+        found = run_script(
+            node,
+            "run.mjs",
+            description,
+            artifacts,
+            timeout_s=540,
+            env={"E2E_TIMEOUT_MS": "180000"},
         )
-    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\nartifacts: {artifacts}"
-    checks = {c["name"]: c for c in json.loads((artifacts / "checks.json").read_text())}
+    checks = {c["name"]: c for c in found}
     overlay = "SEG overlay is red (tumor colour) at the tumor centre"
     assert checks[overlay]["ok"], checks[overlay]
     assert all(c["ok"] for c in checks.values()) and len(checks) >= 25
