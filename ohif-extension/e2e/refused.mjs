@@ -11,41 +11,10 @@
  * Orthanc URL, credentials, the study UID and the expected texts; screenshots, console and
  * checks go to the folder given as argument 2; exit status 0 when every check passes.
  */
-import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { openSession } from "./session.mjs";
 
-const [configPath, artifacts] = process.argv.slice(2);
-if (!configPath || !artifacts) {
-  console.error("usage: node e2e/refused.mjs STUDY.json ARTIFACT_DIR");
-  process.exit(2);
-}
-const cfg = JSON.parse(readFileSync(configPath, "utf8"));
-mkdirSync(artifacts, { recursive: true });
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 60000);
-const log = [];
-const checks = [];
-
-function check(name, ok, detail = "") {
-  checks.push({ name, ok, detail });
-  console.log(`${ok ? "ok  " : "FAIL"} ${name}${detail ? `: ${detail}` : ""}`);
-  if (!ok) throw new Error(`${name}: ${detail}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const context = await browser.newContext({
-  viewport: { width: 1600, height: 1000 },
-  httpCredentials: { username: cfg.username, password: cfg.password },
-});
-const page = await context.newPage();
-page.setDefaultTimeout(TIMEOUT);
-page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
+const { cfg, artifacts, page, check, finish } = await openSession("e2e/refused.mjs");
 let failed = false;
 
 try {
@@ -76,8 +45,5 @@ try {
   console.error(`e2e failed: ${error instanceof Error ? error.message : error}`);
   await page.screenshot({ path: join(artifacts, "failure.png") }).catch(() => undefined);
 } finally {
-  writeFileSync(join(artifacts, "browser-console.log"), log.join("\n") + "\n");
-  writeFileSync(join(artifacts, "checks.json"), JSON.stringify(checks, null, 2));
-  await browser.close();
+  await finish(failed);
 }
-process.exit(failed ? 1 : 0);
