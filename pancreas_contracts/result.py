@@ -8,7 +8,11 @@ Schema history: ``1.0`` the resectability result; ``1.1`` adds ``tasks``, one
 :class:`TaskSection` per further analysis task (``inference.tasks``), whose coded findings the
 SR writer and the PDF render without knowing the task; ``1.2`` adds ``outcome``: ``no-tumor``
 when no tumor was segmented, and then there is no NCCN ``category`` (``None``), no
-``rule_category`` and no disagreement. Readers accept all three versions.
+``rule_category`` and no disagreement; ``1.3`` adds ``domain``, how far the CT and its
+segmentation are from the bundle's training cohort (:class:`DomainCheck`), and the outcome
+``out-of-domain``: a tumor was segmented but the CT is strongly out of domain, so the NCCN
+category and the rule category are withheld (``None``) with the reason. Readers accept all four
+versions (``domain`` is ``None`` before 1.3).
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ __all__ = [
     "KEY_VESSELS",
     "KEY_VESSEL_LABELS",
     "NO_TUMOR_NOTE",
+    "OUT_OF_DOMAIN_NOTE",
     "RESULT_SCHEMA_VERSION",
     "AnalysisResult",
     "BundleRef",
     "Category",
     "ClinicalUse",
     "CodeRef",
+    "DomainCheck",
     "Localisation",
     "Measurements",
     "Outputs",
@@ -39,11 +45,14 @@ __all__ = [
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.2"
+RESULT_SCHEMA_VERSION: Final = "1.3"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
 #: the PDF and the OHIF panel show instead of a category.
 NO_TUMOR_NOTE: Final = "no tumor segmented: staging not possible"
+#: The warning of a result whose category is withheld (``outcome`` ``out-of-domain``), and the
+#: sentence the SR, the PDF and the OHIF panel show instead of a category.
+OUT_OF_DOMAIN_NOTE: Final = "CT out of the training domain: NCCN category withheld"
 #: NCCN resectability classes of METHOD.md section 1, by index.
 CATEGORY_LABELS: tuple[str, str, str] = ("resectable", "borderline", "locally advanced")
 #: Vessels whose tumor contact angle is reported (METHOD.md "Geometry read-out").
@@ -120,6 +129,44 @@ class ClinicalUse(BaseModel):
     imputed: tuple[str, ...] = ()
     knocked_out: bool = False
     registry_status: str = "not_configured"
+
+
+class DomainCheck(BaseModel):
+    """How far the CT and its segmentation are from the bundle's training cohort (schema 1.3).
+
+    Attributes
+    ----------
+    grade
+        ``in-domain``, ``borderline``, ``out-of-domain`` (the NCCN category is withheld), or
+        ``not-available`` when the bundle holds no ``domain`` statistics (never silently
+        in-domain).
+    reasons
+        One line per check that was not passed, with its numbers; empty when in domain.
+    numbers
+        What was measured (e.g. ``intensity_distance_iqr``, ``pancreas_ml``), ``None`` when not
+        measurable.
+    source
+        Which training sample the bundle's statistics came from.
+    """
+
+    model_config = _Frozen
+    grade: Literal["in-domain", "borderline", "out-of-domain", "not-available"]
+    reasons: tuple[str, ...] = ()
+    numbers: dict[str, float | None] = Field(default_factory=dict)
+    source: str | None = None
+
+    @field_validator("numbers")
+    @classmethod
+    def _finite_numbers(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        if any(v is not None and not math.isfinite(v) for v in value.values()):
+            raise ValueError("domain numbers must be finite (None when not measured)")
+        return value
+
+    @model_validator(mode="after")
+    def _reasons_when_not_in_domain(self) -> DomainCheck:
+        if self.grade != "in-domain" and not self.reasons:
+            raise ValueError(f"a {self.grade} domain check must give its reasons")
+        return self
 
 
 class Localisation(BaseModel):
@@ -214,15 +261,16 @@ class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1", "1.2"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
     bundle: BundleRef
     #: ``no-tumor``: no tumor was segmented, so there is no category to stage (schema 1.2;
-    #: ``done`` in older results).
-    outcome: Literal["done", "no-tumor"] = "done"
-    #: The network's NCCN category; ``None`` exactly when ``outcome`` is ``no-tumor``.
+    #: ``done`` in older results); ``out-of-domain``: the category is withheld because the CT
+    #: is strongly out of the training domain (schema 1.3).
+    outcome: Literal["done", "no-tumor", "out-of-domain"] = "done"
+    #: The network's NCCN category; ``None`` exactly when ``outcome`` is not ``done``.
     category: Category | None
     rule_category: Literal["resectable", "borderline", "locally advanced"] | None = None
     disagreement: bool = False
@@ -232,19 +280,25 @@ class AnalysisResult(BaseModel):
     outputs: Outputs = Field(default_factory=Outputs)
     #: Sections of further analysis tasks by task name (schema 1.1; empty in 1.0 results).
     tasks: dict[str, TaskSection] = Field(default_factory=dict)
+    #: The domain check (schema 1.3; ``None`` in older results).
+    domain: DomainCheck | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE
 
     @model_validator(mode="after")
     def _no_tumor_has_no_category(self) -> AnalysisResult:
-        if (self.category is None) != (self.outcome == "no-tumor"):
-            raise ValueError("category must be None exactly when outcome is no-tumor")
-        if self.outcome == "no-tumor":
-            if self.rule_category is not None:
-                raise ValueError("a no-tumor result has no rule_category")
-            if NO_TUMOR_NOTE not in self.warnings:
-                raise ValueError(f"a no-tumor result must warn {NO_TUMOR_NOTE!r}")
+        if (self.category is None) != (self.outcome != "done"):
+            raise ValueError("category must be None exactly when outcome is not done")
+        if self.outcome != "done" and self.rule_category is not None:
+            raise ValueError(f"a {self.outcome} result has no rule_category")
+        if self.outcome == "no-tumor" and NO_TUMOR_NOTE not in self.warnings:
+            raise ValueError(f"a no-tumor result must warn {NO_TUMOR_NOTE!r}")
+        if self.outcome == "out-of-domain":
+            if self.domain is None or self.domain.grade != "out-of-domain":
+                raise ValueError("an out-of-domain result needs an out-of-domain domain check")
+            if OUT_OF_DOMAIN_NOTE not in self.warnings:
+                raise ValueError(f"an out-of-domain result must warn {OUT_OF_DOMAIN_NOTE!r}")
         return self
 
     @model_validator(mode="after")

@@ -123,10 +123,10 @@ def test_a_no_tumor_result_has_no_category() -> None:
         AnalysisResult,
     )
 
-    assert RESULT_SCHEMA_VERSION == "1.2"
+    assert RESULT_SCHEMA_VERSION == "1.3"
     assert NO_TUMOR_NOTE == "no tumor segmented: staging not possible"
     result = AnalysisResult.model_validate(_NO_TUMOR_BASE)
-    assert result.schema_version == "1.2" and result.outcome == "no-tumor"
+    assert result.schema_version == "1.3" and result.outcome == "no-tumor"
     assert result.category is None and result.rule_category is None and not result.disagreement
     assert AnalysisResult.model_validate_json(result.to_json()) == result
     category = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.0}
@@ -142,7 +142,54 @@ def test_a_no_tumor_result_has_no_category() -> None:
             AnalysisResult.model_validate({**_NO_TUMOR_BASE, **change})
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.1"])
+_OUT_OF_DOMAIN_BASE: dict[str, object] = {
+    **_NO_TUMOR_BASE,
+    "outcome": "out-of-domain",
+    "measurements": {"tumor_volume_ml": 3.0, "contact_deg": {"SMA": 90.0}},
+    "domain": {
+        "grade": "out-of-domain",
+        "reasons": ("CT intensities 30.0 training IQRs from the cohort",),
+        "numbers": {"intensity_distance_iqr": 30.0, "sma_ml": None},
+        "source": "seed 11, first 20",
+    },
+    "warnings": ("CT out of the training domain: NCCN category withheld",),
+}
+
+
+def test_an_out_of_domain_result_withholds_the_category() -> None:
+    from pancreas_contracts.result import OUT_OF_DOMAIN_NOTE, AnalysisResult
+
+    result = AnalysisResult.model_validate(_OUT_OF_DOMAIN_BASE)
+    assert OUT_OF_DOMAIN_NOTE in result.warnings
+    assert result.category is None and result.rule_category is None
+    assert result.domain is not None and result.domain.grade == "out-of-domain"
+    assert AnalysisResult.model_validate_json(result.to_json()) == result
+    category = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.0}
+    in_domain = {"grade": "in-domain"}
+    for change in (
+        {"category": category},  # a category although withheld
+        {"rule_category": "resectable", "disagreement": True},
+        {"warnings": ()},  # the note is required
+        {"domain": in_domain},  # withheld without an out-of-domain check
+        {"domain": None},
+        {"domain": {"grade": "borderline"}},  # borderline without its reasons
+        {"domain": {**_OUT_OF_DOMAIN_BASE["domain"], "numbers": {"x": float("nan")}}},  # type: ignore[dict-item]
+    ):
+        with pytest.raises(ValidationError):
+            AnalysisResult.model_validate({**_OUT_OF_DOMAIN_BASE, **change})
+    done = AnalysisResult.model_validate(
+        {
+            **_OUT_OF_DOMAIN_BASE,
+            "outcome": "done",
+            "category": category,
+            "warnings": (),
+            "domain": {"grade": "not-available", "reasons": ("the bundle has no domain",)},
+        }
+    )
+    assert done.domain is not None and done.domain.grade == "not-available"
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
 def test_older_results_still_parse(version: str) -> None:
     from pancreas_contracts.result import AnalysisResult
 
