@@ -2,6 +2,17 @@
 
 Every state change is validated against :data:`pancreas_contracts.job_states.TRANSITIONS`
 and written together with its audit event in one transaction.
+
+Supersession (issue 22): the job of a newer version of a series supersedes the jobs of its
+older versions in the transaction that creates it: those not yet run are ``cancelled``, a
+``done`` one becomes ``superseded`` (never delivered), a ``delivered`` one keeps its state; each
+records ``superseded_by``. A job still running when it is superseded becomes ``superseded`` as
+it completes.
+
+Leases. A running job is leased to one worker (``lease_owner``); a done job's delivery is
+leased to one dispatcher (``delivery_owner``) so that two delivery paths never send the same
+objects twice. A restarted node takes back its previous incarnation's leases at once
+(:func:`reclaim_node_leases`) instead of waiting for them to expire.
 """
 
 from __future__ import annotations
@@ -12,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db._audit import NewResult, affected, insert_ignore, result_row, write_audit
 from db._database import NodeDatabase
@@ -27,6 +38,7 @@ __all__ = [
     "JobInfo",
     "LeaseLostError",
     "backoff_delay",
+    "claim_delivery",
     "claim_next_job",
     "complete_job",
     "enqueue_job",
@@ -36,6 +48,8 @@ __all__ = [
     "list_recent_jobs",
     "mark_delivered",
     "queue_counts",
+    "reclaim_node_leases",
+    "release_delivery",
     "requeue_expired_leases",
     "retry_job",
 ]
@@ -69,6 +83,8 @@ class JobInfo:
     heartbeat_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    instance_count: int | None = None
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,8 @@ def _info(job: Job) -> JobInfo:
         heartbeat_at=job.heartbeat_at,
         created_at=job.created_at,
         updated_at=job.updated_at,
+        instance_count=job.instance_count,
+        superseded_by=job.superseded_by,
     )
 
 
@@ -119,6 +137,9 @@ def _transition(
         job.lease_owner = None
         job.lease_expires_at = None
         job.heartbeat_at = None
+    if target is not JobState.DONE:
+        job.delivery_owner = None
+        job.delivery_lease_expires_at = None
     write_audit(
         session,
         actor=actor,
@@ -158,13 +179,16 @@ def enqueue_job(
     series_version: int,
     bundle_sha256: str,
     *,
+    instance_count: int | None = None,
     actor: str = "system",
     origin: str | None = None,
 ) -> EnqueueResult:
     """Create and queue the job for one series version and bundle, or return the existing one.
 
     Idempotent by (SeriesInstanceUID, series version, bundle hash): a second call returns the
-    first job, whatever its state (``created`` is then ``False``).
+    first job, whatever its state (``created`` is then ``False``). A created job supersedes the
+    jobs of the series' older versions in the same transaction (see the module docstring).
+    ``instance_count`` is how many instances the series version has (what the job analyses).
     """
     now = utcnow()
     job_id = str(uuid.uuid4())
@@ -179,6 +203,7 @@ def enqueue_job(
                 "bundle_sha256": bundle_sha256,
                 "state": JobState.RECEIVED,
                 "attempts": 0,
+                "instance_count": instance_count,
                 "created_at": now,
                 "updated_at": now,
             },
@@ -206,8 +231,56 @@ def enqueue_job(
                 now=now,
             )
             _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
+            _supersede_older(session, job, actor=actor, now=now)
+            newer = _newer_job(session, job)
+            if newer is not None:  # made late for a version the series has outgrown
+                why = f"series grew: version {newer.series_version} is job {newer.id}"
+                _transition(session, job, JobState.CANCELLED, actor=actor, now=now, reason=why)
+                job.failure_reason = f"cancelled: {why}"
+                job.superseded_by = newer.id
             _log.info("job %s queued", job.id)
         return EnqueueResult(job=_info(job), created=created)
+
+
+def _supersede_older(session: Session, newest: Job, *, actor: str, now: datetime) -> None:
+    """Cancel or supersede the jobs of ``newest``'s series with an older version."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.series_instance_uid == newest.series_instance_uid,
+            Job.series_version < newest.series_version,
+            Job.superseded_by.is_(None),
+        )
+        .order_by(Job.series_version, Job.id)
+        .with_for_update()
+    )
+    count = "?" if newest.instance_count is None else str(newest.instance_count)
+    why = f"series grew: version {newest.series_version} ({count} instances) is job {newest.id}"
+    for old in session.scalars(stmt):
+        if JobState.CANCELLED in TRANSITIONS[old.state]:
+            _transition(session, old, JobState.CANCELLED, actor=actor, now=now, reason=why)
+            old.failure_reason = f"cancelled: {why}"
+            old.next_attempt_at = None
+        elif JobState.SUPERSEDED in TRANSITIONS[old.state]:
+            _transition(session, old, JobState.SUPERSEDED, actor=actor, now=now, reason=why)
+        elif old.state is JobState.RUNNING:
+            continue  # superseded when it completes (complete_job), never cut off mid-run
+        old.superseded_by = newest.id
+        _log.info("job %s %s by job %s", old.id, old.state.value, newest.id)
+
+
+def _newer_job(session: Session, job: Job) -> Job | None:
+    """The newest job of a later version of ``job``'s series, if any."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.series_instance_uid == job.series_instance_uid,
+            Job.series_version > job.series_version,
+        )
+        .order_by(Job.series_version.desc(), Job.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def _promote_due_retries(session: Session, now: datetime, actor: str) -> None:
@@ -320,6 +393,13 @@ def complete_job(
         if result is not None:
             session.add(result_row(job.id, result, now))
         _log.info("job %s done", job.id)
+        newer = _newer_job(session, job)
+        if newer is not None:
+            # The series grew while this job ran: its result is kept but never delivered.
+            why = f"series grew: version {newer.series_version} is job {newer.id}"
+            _transition(session, job, JobState.SUPERSEDED, actor=worker_id, now=now, reason=why)
+            job.superseded_by = newer.id
+            _log.info("job %s superseded by job %s", job.id, newer.id)
         return _info(job)
 
 
@@ -408,6 +488,92 @@ def requeue_expired_leases(db: NodeDatabase, *, now: datetime | None = None) -> 
     if requeued:
         _log.warning("re-queued %d job(s) with an expired lease", len(requeued))
     return requeued
+
+
+def reclaim_node_leases(
+    db: NodeDatabase, node_prefix: str, current_prefix: str, *, now: datetime | None = None
+) -> list[str]:
+    """Take back, at once, the leases a previous incarnation of this node still holds.
+
+    A lease owner names its node and its process (``<node_prefix><incarnation>/...``). At
+    start-up the leases held under ``node_prefix`` by another incarnation than
+    ``current_prefix`` belong to a process that is dead (one node, one process): its running
+    jobs are re-queued and its delivery leases released now, instead of after
+    ``job_lease_s``. Leases of other nodes sharing the database are left alone.
+
+    Returns
+    -------
+    list of str
+        The ids of the re-queued jobs.
+    """
+    if not current_prefix.startswith(node_prefix) or current_prefix == node_prefix:
+        raise ValueError("current_prefix must extend node_prefix")
+    now = now or utcnow()
+
+    def previous(column: InstrumentedAttribute[str | None]) -> ColumnElement[bool]:
+        return and_(
+            column.startswith(node_prefix, autoescape=True),
+            not_(column.startswith(current_prefix, autoescape=True)),
+        )
+
+    running = (
+        select(Job)
+        .where(Job.state == JobState.RUNNING, previous(Job.lease_owner))
+        .order_by(Job.created_at, Job.id)
+        .with_for_update(skip_locked=True)
+    )
+    with db.session() as session:
+        requeued = []
+        for job in session.scalars(running):
+            why = "lease of a previous run of this node reclaimed at start-up"
+            _transition(session, job, JobState.QUEUED, actor="system", now=now, reason=why)
+            requeued.append(job.id)
+        session.execute(
+            update(Job)
+            .where(previous(Job.delivery_owner))
+            .values(delivery_owner=None, delivery_lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    if requeued:
+        _log.warning("re-queued %d job(s) of this node's previous run", len(requeued))
+    return requeued
+
+
+def claim_delivery(
+    db: NodeDatabase, job_id: str, owner: str, lease_s: float, *, now: datetime | None = None
+) -> bool:
+    """Lease a ``done`` job's delivery to ``owner``; ``False`` if someone else holds it.
+
+    One guarded ``UPDATE ... WHERE state = 'done' AND (no lease OR lease expired)``: of two
+    dispatchers racing for the same job exactly one gets it, so each destination gets the
+    objects once. A holder that died loses the lease after ``lease_s``, or at once when the
+    same node restarts (:func:`reclaim_node_leases`).
+    """
+    now = now or utcnow()
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.state == JobState.DONE,
+            or_(Job.delivery_owner.is_(None), Job.delivery_lease_expires_at < now),
+        )
+        .values(delivery_owner=owner, delivery_lease_expires_at=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    with db.session() as session:
+        return bool(affected(session, stmt))
+
+
+def release_delivery(db: NodeDatabase, job_id: str, owner: str) -> None:
+    """Give back a delivery lease ``owner`` holds (nothing happens if it does not)."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.delivery_owner == owner)
+        .values(delivery_owner=None, delivery_lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    with db.session() as session:
+        session.execute(stmt)
 
 
 def get_job(db: NodeDatabase, job_id: str) -> JobInfo | None:

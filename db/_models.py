@@ -189,6 +189,13 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How many instances the series version had when the job was made (what it analyses).
+    instance_count: Mapped[int | None] = mapped_column(Integer)
+    # The job of a newer series version that cancelled or superseded this one.
+    superseded_by: Mapped[str | None] = mapped_column(String(36))
+    # One dispatcher at a time sends a job's objects: exactly one delivery per destination.
+    delivery_owner: Mapped[str | None] = mapped_column(String(128))
+    delivery_lease_expires_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         UniqueConstraint("series_instance_uid", "series_version", "bundle_sha256"),

@@ -7,6 +7,12 @@ job becomes ``done`` without a result row, its reason starting with
 :data:`pancreas_contracts.status.REFUSED_PREFIX`, and its refusal document is delivered like
 any result (``done -> delivered``); its study status is ``ai-refused``. ``failed`` is kept for
 runs that did not complete (its reason names the stage and the attempts).
+
+A series that grows after its job was made gets a new job for the new version, which
+supersedes the older ones (issue 22): a job not yet run (``received``, ``queued``, ``failed``)
+becomes ``cancelled``; a ``done`` job not yet delivered becomes ``superseded`` and is never
+delivered. Both are final. A ``delivered`` job stays delivered (what was sent was sent); the
+database marks it superseded beside its state.
 """
 
 from __future__ import annotations
@@ -25,14 +31,18 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
 
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.RECEIVED: frozenset({JobState.QUEUED, JobState.FAILED}),
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED}),
+    JobState.RECEIVED: frozenset({JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELLED}),
     # A running job that crashed is re-queued on restart.
     JobState.RUNNING: frozenset({JobState.DONE, JobState.FAILED, JobState.QUEUED}),
-    JobState.DONE: frozenset({JobState.DELIVERED, JobState.FAILED}),
-    JobState.FAILED: frozenset({JobState.QUEUED}),
+    JobState.DONE: frozenset({JobState.DELIVERED, JobState.FAILED, JobState.SUPERSEDED}),
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
     JobState.DELIVERED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+    JobState.SUPERSEDED: frozenset(),
 }

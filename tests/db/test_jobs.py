@@ -50,10 +50,15 @@ def test_enqueue_is_idempotent_by_series_version_and_bundle(node_db: NodeDatabas
     assert first.created and not again.created
     assert again.job.id == first.job.id
     assert first.job.state is JobState.QUEUED
-    assert enqueue_job(node_db, "1.2.3", 2, SHA).created  # re-opened series: a new job
     assert enqueue_job(node_db, "1.2.3", 1, "c" * 64).created  # another bundle: a new job
     assert _states(node_db, first.job.id) == [("received", "queued")]
-    assert queue_counts(node_db)[JobState.QUEUED] == 3
+    assert queue_counts(node_db)[JobState.QUEUED] == 2
+    # A re-opened series: a new job, which cancels the older version's jobs not yet run.
+    newest = enqueue_job(node_db, "1.2.3", 2, SHA, instance_count=21)
+    assert newest.created and newest.job.instance_count == 21
+    assert _states(node_db, first.job.id) == [("received", "queued"), ("queued", "cancelled")]
+    assert queue_counts(node_db)[JobState.QUEUED] == 1
+    assert queue_counts(node_db)[JobState.CANCELLED] == 2
 
 
 def test_full_lifecycle_writes_one_audit_event_per_transition(node_db: NodeDatabase) -> None:
