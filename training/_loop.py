@@ -26,7 +26,7 @@ from training._frozen import fit_heads
 from training._init_from import load_image_branch
 from training._metrics import DICE_GROUPS, selection_score
 from training.config import HyperParams, TrainConfig
-from training.dataset import make_augmentation
+from training.dataset import NO_TUMOR, make_augmentation
 from training.losses import (
     ClassificationLoss,
     MultitaskLoss,
@@ -42,6 +42,7 @@ __all__ = [
     "fit_model",
     "pick_device",
     "predict",
+    "with_tumor",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -63,8 +64,14 @@ class CohortArrays:
     images: npt.NDArray[np.float32]  # (N, S, S, S)
     labels: npt.NDArray[np.uint8]  # (N, S, S, S)
     clinical: npt.NDArray[np.float64]  # (N, 17) raw, NaN missing
-    targets: IntArray  # (N,)
+    targets: IntArray  # (N,) NCCN class, NO_TUMOR for a tumor-free patient
     patient_ids: tuple[str, ...]
+
+
+def with_tumor(arrays: CohortArrays, idx: IntArray) -> IntArray:
+    """The rows of ``idx`` whose patient has a tumor (an NCCN category to learn and score)."""
+    kept: IntArray = idx[arrays.targets[idx] != NO_TUMOR]
+    return kept
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,8 @@ def _validate(
 ) -> tuple[float, float]:
     """Inner-validation score (macro-F1, AUC as tie-break) and tumor Dice.
 
+    The score is over the tumor-bearing rows (tumor-free ones have no category; 0 when there
+    is none); the tumor Dice over every row, so false tumors in tumor-free patients lower it.
     The tumor Dice, the only Dice the loss schedule needs, is counted on the device rather
     than copying every validation segmentation to the host; with ``cubes`` the validation
     cubes are read from the device-resident set as well.
@@ -227,7 +236,10 @@ def _validate(
                 )
     counts = overlap.cpu().tolist()
     tau = float(counts[0] / counts[1]) if counts[1] else 0.0
-    return selection_score(arrays.targets[idx].tolist(), np.concatenate(probs)), tau
+    scored = arrays.targets[idx] != NO_TUMOR
+    if not scored.any():
+        return 0.0, tau
+    return selection_score(arrays.targets[idx][scored].tolist(), np.concatenate(probs)[scored]), tau
 
 
 def checkpoint_finished(checkpoint: Path, config: TrainConfig) -> bool:
@@ -374,9 +386,11 @@ def fit_model(
     ).to(device)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    augment = (
-        make_augmentation(seed) if config.augment and mode is not ModelMode.TABULAR_ONLY else None
-    )
+    augment = None
+    if config.augment and mode is not ModelMode.TABULAR_ONLY:
+        augment = make_augmentation(seed, config.augmentation)
+    if mode is ModelMode.TABULAR_ONLY:
+        train = with_tumor(arrays, train)  # a tumor-free row teaches a clinical model nothing
     state: dict[str, Any] = {"epoch": 0, "best": -1.0, "stale": 0, "tau": 0.0, "best_state": None}
     if checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -460,6 +474,7 @@ def _expert_stage(
 ) -> float:
     """Fit the clinical expert of a logit-sum model; its validation score afterwards."""
     device = next(model.parameters()).device
+    split = (with_tumor(arrays, split[0]), with_tumor(arrays, split[1]))  # no category: no row
     val = split[1]
     # Log-probabilities differ from the logits by a per-row constant: the same softmax.
     image = predict(model, arrays, val, features, device).probs
@@ -493,6 +508,8 @@ class _FrozenRun:
     ) -> FitResult:
         """Train the heads, or reload them from a finished checkpoint; write the checkpoint."""
         model, train = self.model, self.split[0]
+        # The frozen branch's heads classify only: tumor-free rows have no category to learn.
+        rows = (with_tumor(self.arrays, train), with_tumor(self.arrays, self.split[1]))
         saved = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
         if saved is not None and saved["state"].get("frozen"):
             model.load_state_dict(saved["model"])
@@ -500,7 +517,7 @@ class _FrozenRun:
         else:
             state = fit_heads(
                 model, (self.arrays.images, self.arrays.labels, self.features),
-                self.arrays.targets, self.split, self.hp, self.config,
+                self.arrays.targets, rows, self.hp, self.config,
                 init_weights=init_weights, checkpoints=checkpoint.parent.parent,
                 seed=self.seed, device=device,
             )  # fmt: skip

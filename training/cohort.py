@@ -9,6 +9,11 @@ hyper-parameters. The outer-fold multimodal models form the bundle's ensemble. W
 (``localiser.safetensors``), fitted on outer fold 0's training and validation rows and
 evaluated on its test rows (:mod:`training.localiser`).
 
+Tumor-free patients (:data:`training.dataset.NO_TUMOR`) are a stratum of their own in the
+stratified folds, train the segmentation and count in its Dice (a false tumor lowers the
+tumor Dice), and are left out of the classification loss, of model selection and of every
+NCCN metric and figure.
+
 Everything is resumable: each fit checkpoints every epoch under ``OUT/checkpoints`` and a rerun
 with the same data and config continues where it stopped (finished fits are only reloaded).
 """
@@ -30,6 +35,7 @@ from inference.bundle import BundleMember, save_bundle
 from inference.clinical_preprocessing import clinical_matrix
 from inference.parallel import ordered_map
 from inference.tasks.resectability.model import ImagePooling, ModelMode, ResectabilityNet
+from pancreas_contracts.labels import label_by_name
 from training._ablations import save_ablation_bundles
 from training._frozen import classify_pooled, pooled_cache
 from training._geometry import GeometryClassifier, contact_features
@@ -38,13 +44,21 @@ from training._init_from import (
     image_branch_weights,
     load_init_bundle,
 )
-from training._loop import CohortArrays, FitResult, fit_model, pick_device, predict
+from training._loop import (
+    CohortArrays,
+    FitResult,
+    fit_model,
+    pick_device,
+    predict,
+    with_tumor,
+)
 from training._metrics import DICE_GROUPS, classification_metrics, total_dice_counts
 from training._parallel_folds import FitJob, fit_in_parallel, share_cohort
 from training._report import VARIANT_TITLES, plot_confusion, plot_roc, write_report
 from training._splits import FoldSplit, nested_splits
 from training.config import HyperParams, TrainConfig
 from training.dataset import (
+    NO_TUMOR,
     CaseRecord,
     PreprocessConfig,
     discover_cases,
@@ -54,6 +68,8 @@ from training.dataset import (
 from training.localiser import ship_localiser
 
 __all__ = ["TrainingRun", "load_cohort", "train_cohort"]
+
+TUMOR_LABEL = label_by_name("tumor").value
 
 Status = Callable[[str, int, int], None]
 """Progress callback: ``(task description, done, total)``."""
@@ -85,6 +101,8 @@ def _cube(
         raise ValueError(f"patient {case.patient_id}: training needs label.nii.gz")
     pre = preprocess_case(case, preprocess)
     assert pre.label is not None
+    if not case.has_tumor and bool((pre.label == TUMOR_LABEL).any()):
+        raise ValueError(f"patient {case.patient_id}: tumor-free in truth.csv, tumor in its labels")
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         partial = file.with_suffix(".partial.npz")
@@ -108,7 +126,8 @@ def load_cohort(
     Raises
     ------
     ValueError
-        If a case has no label map (training needs one).
+        If a case has no label map (training needs one), or a tumor-free case's label map
+        has tumor voxels in its cube.
     """
     cubes: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]] = []
     for cube in ordered_map(_cube, cases, preprocess, cache, workers=workers):
@@ -220,7 +239,8 @@ class _Trainer:
     def _record(
         self, variant: str, split: FoldSplit, probs: npt.NDArray[np.float64], **extra: Any
     ) -> None:
-        truth = self.arrays.targets[split.test]
+        scored = self.arrays.targets[split.test] != NO_TUMOR  # tumor-free: no category
+        truth, probs = self.arrays.targets[split.test][scored], probs[scored]
         self.folds[variant].append(_row(split.fold, truth, probs, **extra))
         labels, chunks = self.pooled.setdefault(variant, ([], []))
         labels.extend(truth.tolist())
@@ -263,9 +283,10 @@ class _Trainer:
             ko = self._test_probs(best.model, split, None)
             self._record("knockout", split, ko, hp=hp.key())
         if "geometry" in self.folds:
-            train_angles = np.stack([contact_features(self.arrays.labels[i]) for i in split.train])
+            train = with_tumor(self.arrays, split.train)
+            train_angles = np.stack([contact_features(self.arrays.labels[i]) for i in train])
             test_angles = np.stack([contact_features(s) for s in pred.segmentation])
-            clf = GeometryClassifier().fit(train_angles, self.arrays.targets[split.train])
+            clf = GeometryClassifier().fit(train_angles, self.arrays.targets[train])
             self._record("geometry", split, clf.predict_proba(test_angles))
         ablations = self._ablation_jobs(split, hp)
         self._prefit(split, [job for _, job in ablations])
@@ -302,6 +323,21 @@ def _ship_localiser(
         cases, out, epochs=config.localiser_epochs, seed=config.seed, status=status,
         progress=progress,
     )  # fmt: skip
+
+
+def _classes(targets: npt.NDArray[np.int64]) -> str:
+    """The cohort's NCCN class counts, and its tumor-free patients when it has any."""
+    classes = np.bincount(targets[targets != NO_TUMOR], minlength=3).tolist()
+    free = int((targets == NO_TUMOR).sum())
+    return f"classes {classes}" + (f", {free} tumor-free" if free else "")
+
+
+def _augmentations(config: TrainConfig) -> str:
+    """What the training augments: the paper's chain and the extra ones switched on."""
+    if not config.augment:
+        return "none"
+    extra = config.augmentation.active
+    return "METHOD.md's" + (f" + {', '.join(extra)}" if extra else "")
 
 
 def _pathway(config: TrainConfig) -> str:
@@ -378,9 +414,8 @@ def train_cohort(
     members = [trainer.run_fold(split) for split in splits[: config.folds_to_run]]
     trainer.figures()
     device = pick_device(config.device)
-    classes = np.bincount(arrays.targets, minlength=3).tolist()
     header = [
-        f"- cohort: {len(cases)} patients, classes {classes}",
+        f"- cohort: {len(cases)} patients, {_classes(arrays.targets)}",
         f"- input: {config.target_size}^3 voxels of {preprocess.spacing_mm:g} mm "
         f"({config.cube_mm:g} mm cube); device: {device.type}",
         f"- outer folds run: {config.folds_to_run} of {config.outer_folds}; "
@@ -388,6 +423,7 @@ def train_cohort(
         f"patience {config.patience}",
         f"- image pathway: {_pathway(config)}",
         f"- fusion: {_fusion(members)}",
+        f"- augmentation: {_augmentations(config)}",
         f"- training data sha256: {digest}",
     ]
     summary = write_report(out / "report.md", trainer.folds, header)

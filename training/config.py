@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ABLATIONS", "HyperParams", "TrainConfig", "load_config"]
+__all__ = ["ABLATIONS", "Augmentations", "HyperParams", "TrainConfig", "load_config"]
 
 ABLATIONS: tuple[str, ...] = ("ct_only", "tabular_only", "knockout", "fixed_weights", "geometry")
 """Ablations and baselines the CLI can add to the multimodal run."""
@@ -28,6 +28,92 @@ class HyperParams:
         """Stable file-name-safe identifier."""
         a, b, o = self.seg_coefficients
         return f"lr{self.lr:g}_fs{self.feature_size}_bs{self.batch_size}_seg{a:g}-{b:g}-{o:g}"
+
+
+def _check_range(name: str, low: float, high: float, floor: float = 0.0) -> None:
+    if not floor <= low <= high:
+        raise ValueError(f"augmentation {name} must be an increasing range from {floor:g}")
+
+
+@dataclass(frozen=True)
+class Augmentations:
+    """The augmentations beyond the paper's, each off at probability 0 (the default).
+
+    Every ``*_prob`` is the per-case probability of one transform, applied after the paper's
+    chain (:func:`training.dataset.make_augmentation`) in the order of the fields; images are
+    the z-scored cubes of :mod:`inference.preprocessing`, so intensity amounts are in
+    standard deviations of the cube.
+
+    Attributes
+    ----------
+    labelwise_prob, labelwise_noise, labelwise_blur, labelwise_tumor_contrast
+        Label-wise random intensities (the SynthSeg idea, Billot et al., Medical Image
+        Analysis 2023; :class:`training._augment.RandLabelwiseIntensityd`): the CT is replaced
+        by a random mean per label plus Gaussian noise (standard deviation drawn up to
+        ``labelwise_noise``, in units of the means' [0, 1] range), background kept as the CT
+        under a random linear map, then blurred (sigma drawn up to ``labelwise_blur``
+        voxels) and z-scored; the tumor is at least ``labelwise_tumor_contrast`` darker than
+        the pancreas, so that a labelled tumor is never invisible.
+    zoom_prob, zoom_range
+        Spacing: random isotropic zoom of image and labels (MONAI ``RandZoomd``; the cube
+        keeps its size), as if the body or the voxel spacing were that much larger.
+    lowres_prob, lowres_range
+        Spacing: resample down by a factor drawn from ``lowres_range`` and back up (MONAI
+        ``RandSimulateLowResolutiond``), thicker slices and coarser reconstructions.
+    gamma_prob, gamma_range
+        Intensity: random gamma (MONAI ``RandAdjustContrastd``).
+    contrast_prob, contrast_factor
+        Intensity: multiply by ``1 + U(-f, f)`` (MONAI ``RandScaleIntensityd``).
+    shift_prob, shift_offset
+        Intensity: add ``U(-o, o)`` (MONAI ``RandShiftIntensityd``; the paper's is +-0.1).
+    smooth_prob, smooth_sigma
+        Sharpness: Gaussian smoothing, sigma per axis drawn from ``smooth_sigma`` voxels
+        (MONAI ``RandGaussianSmoothd``).
+    noise_prob, noise_std
+        Noise: Gaussian noise whose standard deviation is drawn from ``[0, noise_std]``
+        (MONAI ``RandGaussianNoised``; the paper's is 0.01).
+    """
+
+    labelwise_prob: float = 0.0
+    labelwise_noise: float = 0.15
+    labelwise_blur: float = 1.0
+    labelwise_tumor_contrast: float = 0.1
+    zoom_prob: float = 0.0
+    zoom_range: tuple[float, float] = (0.85, 1.2)
+    lowres_prob: float = 0.0
+    lowres_range: tuple[float, float] = (0.5, 1.0)
+    gamma_prob: float = 0.0
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    contrast_prob: float = 0.0
+    contrast_factor: float = 0.25
+    shift_prob: float = 0.0
+    shift_offset: float = 0.5
+    smooth_prob: float = 0.0
+    smooth_sigma: tuple[float, float] = (0.25, 1.0)
+    noise_prob: float = 0.0
+    noise_std: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("labelwise", "zoom", "lowres", "gamma", "contrast", "shift", "smooth",
+                     "noise"):  # fmt: skip
+            if not 0.0 <= getattr(self, f"{name}_prob") <= 1.0:
+                raise ValueError(f"augmentation {name}_prob must lie in [0, 1]")
+        amounts = (self.labelwise_noise, self.labelwise_blur, self.contrast_factor,
+                   self.shift_offset, self.noise_std)  # fmt: skip
+        if min(amounts) < 0 or not 0.0 <= self.labelwise_tumor_contrast <= 0.5:
+            raise ValueError("augmentation amounts must be >= 0, tumor contrast in [0, 0.5]")
+        _check_range("zoom_range", *self.zoom_range, floor=0.1)
+        _check_range("lowres_range", *self.lowres_range, floor=0.1)
+        _check_range("gamma_range", *self.gamma_range, floor=0.1)
+        _check_range("smooth_sigma", *self.smooth_sigma)
+        if self.lowres_range[1] > 1.0 or self.contrast_factor >= 1.0:
+            raise ValueError("lowres_range must not exceed 1 and contrast_factor must be < 1")
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """Names of the augmentations switched on (probability above 0), in chain order."""
+        names = ("labelwise", "zoom", "lowres", "gamma", "contrast", "shift", "smooth", "noise")
+        return tuple(n for n in names if getattr(self, f"{n}_prob") > 0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +160,10 @@ class TrainConfig:
     as an image
     expert plus a clinical expert trained alone and weighted on the inner-validation rows
     (:mod:`training._experts`); the ablations are unchanged.
+
+    ``augmentation``: the augmentations beyond the paper's (:class:`Augmentations`, a
+    ``[augmentation]`` table in TOML), applied only where ``augment`` is on; all off by
+    default, so an existing config trains exactly as before.
     """
 
     target_size: int = 64
@@ -108,6 +198,7 @@ class TrainConfig:
     clinical_dropout: float = 0.0
     seg_label_balance: str = "none"
     fusion: str = "concat"
+    augmentation: Augmentations = field(default_factory=Augmentations)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -165,6 +256,18 @@ def _tuple(value: Any) -> Any:
     return value
 
 
+def _augmentations(table: Any) -> Augmentations:
+    """The ``[augmentation]`` table as :class:`Augmentations` (unknown keys refused)."""
+    if isinstance(table, Augmentations):
+        return table
+    if not isinstance(table, dict):
+        raise ValueError("augmentation must be a table of augmentation settings")
+    unknown = set(table) - {f.name for f in fields(Augmentations)}
+    if unknown:
+        raise ValueError(f"unknown augmentation keys: {sorted(unknown)}")
+    return Augmentations(**table)
+
+
 def load_config(path: Path | None, **overrides: Any) -> TrainConfig:
     """Read a TOML or JSON config (top-level keys = :class:`TrainConfig` fields).
 
@@ -188,6 +291,9 @@ def load_config(path: Path | None, **overrides: Any) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown config keys: {sorted(unknown)}")
     try:
-        return TrainConfig(**{k: _tuple(v) for k, v in data.items()})
+        values = {k: _tuple(v) for k, v in data.items()}
+        if "augmentation" in values:
+            values["augmentation"] = _augmentations(values["augmentation"])
+        return TrainConfig(**values)
     except TypeError as exc:
         raise ValueError(f"invalid config: {exc}") from exc

@@ -3,12 +3,19 @@
 Layout (what :func:`phantom.generate_cohort` writes, and what a site provides)::
 
     DIR/clinical.csv            patient_id + the 17 variables (empty cell = missing)
-    DIR/truth.csv               patient_id, nccn_label (0, 1, 2); other columns ignored
+    DIR/truth.csv               patient_id, nccn_label (0, 1, 2), optionally has_tumor (1, 0);
+                                other columns ignored
     DIR/<patient_id>/image.nii.gz   CT in HU          (or DIR/<patient_id>/dicom/ a DICOM series)
     DIR/<patient_id>/label.nii.gz   16-label map      (needed for training)
 
 Preprocessing is the runtime's (:func:`inference.preprocessing.preprocess_volume`): a case is
 cut to the same cube for training as for analysis.
+
+Tumor-free patients: where truth.csv has a ``has_tumor`` column, a row with ``has_tumor`` 0
+has an empty ``nccn_label`` (there is nothing to stage) and its label map has no tumor
+voxel; its record's ``nccn_label`` is :data:`NO_TUMOR`. Such patients train the segmentation
+(the network learns "no tumor") and are left out of the NCCN classification loss and
+metrics. A truth.csv without the column is read as before: every patient has a tumor.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from inference.preprocessing import PreprocessConfig, Preprocessed, preprocess_v
 from inference.volume import read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, variable_by_name
+from training.config import Augmentations
 
 __all__ = [
+    "NO_TUMOR",
     "CaseRecord",
     "PreprocessConfig",
     "Preprocessed",
@@ -34,6 +43,12 @@ __all__ = [
     "preprocess_volume",
     "source_fingerprint",
 ]
+
+NO_TUMOR = -1
+"""``nccn_label`` (and training target) of a tumor-free patient: no NCCN category.
+
+Negative, so it is the cross-entropy's ignored class (:class:`training.losses.
+ClassificationLoss`) and a stratum of its own in the stratified folds."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,7 @@ class CaseRecord:
     clinical
         Raw clinical values in model units, ``None`` = missing (implausible values dropped).
     nccn_label
-        0 resectable, 1 borderline, 2 locally advanced.
+        0 resectable, 1 borderline, 2 locally advanced; :data:`NO_TUMOR` when tumor-free.
     """
 
     patient_id: str
@@ -62,6 +77,15 @@ class CaseRecord:
     label: Path | None
     clinical: dict[str, float | None]
     nccn_label: int
+
+    def __post_init__(self) -> None:
+        if self.nccn_label not in (NO_TUMOR, 0, 1, 2):
+            raise ValueError(f"patient {self.patient_id}: nccn_label must be 0, 1, 2 or NO_TUMOR")
+
+    @property
+    def has_tumor(self) -> bool:
+        """Whether the patient has a tumor (and so an NCCN category)."""
+        return self.nccn_label != NO_TUMOR
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -102,6 +126,25 @@ def source_fingerprint(case: CaseRecord) -> str:
     return digest.hexdigest()[:16]
 
 
+def _nccn_label(pid: str, row: dict[str, str]) -> int:
+    """A truth.csv row's NCCN label, or :data:`NO_TUMOR` where ``has_tumor`` is 0."""
+    has_tumor = (row.get("has_tumor") or "1").strip()
+    if has_tumor not in ("0", "1"):
+        raise ValueError(f"truth.csv: has_tumor of {pid!r} must be 0 or 1")
+    cell = (row.get("nccn_label") or "").strip()
+    if has_tumor == "0":
+        if cell:
+            raise ValueError(f"truth.csv: tumor-free patient {pid!r} has an nccn_label")
+        return NO_TUMOR
+    try:
+        label = int(cell)
+    except ValueError as exc:
+        raise ValueError(f"truth.csv: no valid nccn_label for {pid!r}") from exc
+    if label not in (0, 1, 2):
+        raise ValueError(f"truth.csv: nccn_label of {pid} must be 0, 1 or 2")
+    return label
+
+
 def discover_cases(data_dir: Path) -> list[CaseRecord]:
     """Read a cohort folder (see the module docstring) into case records.
 
@@ -114,12 +157,7 @@ def discover_cases(data_dir: Path) -> list[CaseRecord]:
     cases = []
     for row in _read_csv(data_dir / "truth.csv"):
         pid = row.get("patient_id", "").strip()
-        try:
-            label = int(row["nccn_label"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"truth.csv: no valid nccn_label for {pid!r}") from exc
-        if label not in (0, 1, 2):
-            raise ValueError(f"truth.csv: nccn_label of {pid} must be 0, 1 or 2")
+        label = _nccn_label(pid, row)
         folder = data_dir / pid
         image = folder / "image.nii.gz"
         dicom = folder / "dicom"
@@ -164,21 +202,28 @@ def preprocess_case(record: CaseRecord, config: PreprocessConfig) -> Preprocesse
     return preprocess_volume(image, config, label)
 
 
-def make_augmentation(seed: int) -> Any:
+def make_augmentation(seed: int, augmentations: Augmentations | None = None) -> Any:
     """The paper's MONAI augmentations over ``{"image", "label"}`` channel-first arrays.
 
     Random flips (each axis, p = 0.5), random 90-degree rotations, affine rotation +-0.1 rad,
-    Gaussian noise (sigma 0.01) and intensity shift (+-0.1), seeded.
+    Gaussian noise (sigma 0.01) and intensity shift (+-0.1), seeded; with ``augmentations``,
+    also those of them switched on (:func:`training._augment.extra_transforms`: the label-wise
+    intensities before the paper's chain, spacing, intensity, smoothing and noise after it).
+    With none switched on the chain, and every random draw, is the paper's alone.
     """
     # local imports: MONAI is heavy and only training needs it
     from monai.transforms.compose import Compose
     from monai.transforms.intensity.dictionary import RandGaussianNoised, RandShiftIntensityd
     from monai.transforms.spatial.dictionary import RandAffined, RandFlipd, RandRotate90d
 
+    from training._augment import extra_transforms
+
     keys = ["image", "label"]
     rotate = (0.1, 0.1, 0.1)
+    before, after = extra_transforms(augmentations or Augmentations())
     transform = Compose(
         [
+            *before,
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandFlipd(keys, prob=0.5, spatial_axis=2),
@@ -189,6 +234,7 @@ def make_augmentation(seed: int) -> Any:
             ),
             RandGaussianNoised("image", prob=0.5, std=0.01),
             RandShiftIntensityd("image", prob=0.5, offsets=0.1),
+            *after,
         ]
     )  # fmt: skip
     transform.set_random_state(seed=seed % (2**32))

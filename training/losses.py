@@ -4,6 +4,10 @@
 (measured on the inner validation split after each epoch):
 ``w_seg = 3.0`` for ``tau < 0.1``, ``1.5`` for ``0.1 <= tau < 0.5``, ``1.0`` for ``tau >= 0.5``
 and ``w_cls = 1 / w_seg``. The fixed-weights ablation uses ``w_seg = w_cls = 1``.
+
+Tumor-free patients (target :data:`training.dataset.NO_TUMOR`) have no NCCN category: they
+count in the segmentation term (their label maps teach "no tumor") and not in the
+classification term.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from monai.losses.dice import DiceLoss
 from monai.losses.focal_loss import FocalLoss
 from torch import nn
 from torch.nn import functional
+
+from training.dataset import NO_TUMOR
 
 __all__ = [
     "CLASS_WEIGHTS",
@@ -143,7 +149,12 @@ class SegmentationLoss(nn.Module):
 
 
 class ClassificationLoss(nn.Module):
-    """Class-weighted cross-entropy over the three NCCN classes.
+    """Class-weighted cross-entropy over the three NCCN classes; tumor-free rows ignored.
+
+    Rows whose target is :data:`training.dataset.NO_TUMOR` add nothing, neither to the sum
+    nor to the normaliser (the weighted mean runs over the rows with a category, as PyTorch's
+    ``ignore_index``); a batch without such a row has loss 0 and no gradient. Computed
+    without a host synchronisation, so a GPU step does not wait on it.
 
     Parameters
     ----------
@@ -158,8 +169,14 @@ class ClassificationLoss(nn.Module):
         self.register_buffer("weight", torch.tensor(list(weights), dtype=torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Loss of ``(B, 3)`` logits against ``(B,)`` class indices."""
-        return functional.cross_entropy(logits, target.long(), weight=self.weight)
+        """Loss of ``(B, 3)`` logits against ``(B,)`` class indices (or ``NO_TUMOR``)."""
+        target = target.long()
+        rows = functional.cross_entropy(
+            logits, target, weight=self.weight, ignore_index=NO_TUMOR, reduction="none"
+        )
+        counted = target != NO_TUMOR
+        norm = (self.weight[target.clamp(min=0)] * counted).sum()
+        return rows.sum() / norm.clamp(min=1e-12)
 
 
 @dataclass(frozen=True)
