@@ -180,6 +180,7 @@ def enqueue_job(
     bundle_sha256: str,
     *,
     instance_count: int | None = None,
+    failure: str | None = None,
     actor: str = "system",
     origin: str | None = None,
 ) -> EnqueueResult:
@@ -189,6 +190,9 @@ def enqueue_job(
     first job, whatever its state (``created`` is then ``False``). A created job supersedes the
     jobs of the series' older versions in the same transaction (see the module docstring).
     ``instance_count`` is how many instances the series version has (what the job analyses).
+    With ``failure`` the job is created ``failed`` with that reason instead of queued (the
+    series could not be assembled: the failure is recorded where every status shows it, and no
+    worker can claim it in between); it is never retried on its own.
     """
     now = utcnow()
     job_id = str(uuid.uuid4())
@@ -230,7 +234,19 @@ def enqueue_job(
                 detail={"state": JobState.RECEIVED.value, "series_version": series_version},
                 now=now,
             )
-            _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
+            if failure is None:
+                _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
+            else:
+                _transition(
+                    session,
+                    job,
+                    JobState.FAILED,
+                    actor=actor,
+                    origin=origin,
+                    now=now,
+                    reason=failure,
+                )
+                job.failure_reason = failure[:_MAX_REASON]
             _supersede_older(session, job, actor=actor, now=now)
             newer = _newer_job(session, job)
             if newer is not None:  # made late for a version the series has outgrown
@@ -238,7 +254,7 @@ def enqueue_job(
                 _transition(session, job, JobState.CANCELLED, actor=actor, now=now, reason=why)
                 job.failure_reason = f"cancelled: {why}"
                 job.superseded_by = newer.id
-            _log.info("job %s queued", job.id)
+            _log.info("job %s %s", job.id, job.state.value)
         return EnqueueResult(job=_info(job), created=created)
 
 

@@ -76,6 +76,12 @@ class DispatchStatus(StrEnum):
     GIVEN_UP = "given-up"
     #: No destination is configured; the job stays ``done``.
     NO_DESTINATIONS = "no-destinations"
+    #: Another delivery of the same job holds its lease; nothing was sent by this call.
+    IN_PROGRESS = "in-progress"
+    #: The job was cancelled or superseded by a newer version of its series: never delivered.
+    SUPERSEDED = "superseded"
+    #: The delivery raised an unexpected error; it was recorded as a failed attempt.
+    INTERNAL_ERROR = "internal-error"
 
 
 @dataclass(frozen=True)

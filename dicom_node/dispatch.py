@@ -12,7 +12,13 @@ again on the next attempt (one association or request per batch); storing an ins
 already holds is harmless on conforming peers, and destinations that succeeded are not retried.
 
 The worker loop calls :meth:`Dispatcher.deliver` when a job is done and then, periodically,
-:meth:`Dispatcher.due_deliveries` and :meth:`Dispatcher.deliver` for each due one. Time is a
+:meth:`Dispatcher.deliver_due` (each due one). Both paths may reach the same job at the same
+moment: a delivery first takes the job's delivery lease (:func:`db.claim_delivery`, one guarded
+``UPDATE``), so exactly one of them sends and each destination gets the objects once
+(:attr:`DispatchStatus.IN_PROGRESS` for the other). A cancelled or superseded job (its series
+grew) is never delivered. :meth:`Dispatcher.deliver_due` is supervised: a job whose delivery
+raises an unexpected error gets a failed attempt with the error's name (so back-off and the
+give-up apply to it) and the loop goes on with the next job. Time is a
 parameter (``now``) everywhere. Log lines carry job ids, SOPInstanceUIDs and destination names,
 never patient data.
 """
@@ -20,23 +26,28 @@ never patient data.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from db import (
     DeliveryProtocol,
     DeliveryStatus,
     InvalidTransitionError,
     NodeDatabase,
+    claim_delivery,
     fail_job,
     get_job,
     list_delivery_attempts,
     list_recent_jobs,
     mark_delivered,
     record_delivery_attempt,
+    release_delivery,
 )
 from dicom_node._dispatch_cstore import CStoreDestination
 from dicom_node._dispatch_files import ResultFile, find_part10_files
@@ -90,6 +101,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: How long one delivery may hold a job (a dead holder loses it after that, or at restart).
+DELIVERY_LEASE_S = 900.0
+_NOT_DELIVERABLE = frozenset({JobState.CANCELLED, JobState.SUPERSEDED})
 
 
 class NotDeliverableError(ValueError):
@@ -198,6 +213,10 @@ class Dispatcher:
         Overrides the back-off; its ``max_age`` defaults to ``dispatch_max_age_h``.
     actor
         Recorded as the actor of attempts and state changes.
+    lease_owner
+        Names this dispatcher in the jobs' delivery leases (the node passes its host, node id
+        and incarnation, see :func:`db.reclaim_node_leases`); default: ``actor`` and a random
+        suffix.
 
     Raises
     ------
@@ -213,6 +232,7 @@ class Dispatcher:
         destinations: Sequence[Destination] | None = None,
         policy: RetryPolicy | None = None,
         actor: str = "dispatch",
+        lease_owner: str | None = None,
     ) -> None:
         self._settings = settings
         self._db = database
@@ -223,6 +243,7 @@ class Dispatcher:
             raise ValueError("two destinations have the same name and protocol")
         self._policy = policy or RetryPolicy(max_age=timedelta(hours=settings.dispatch_max_age_h))
         self._actor = actor
+        self._owner = lease_owner or f"{actor}-{uuid.uuid4().hex[:8]}"
 
     @property
     def destinations(self) -> tuple[Destination, ...]:
@@ -331,13 +352,69 @@ class Dispatcher:
             raise LookupError(f"no job {job_id}")
         if job.state is JobState.DELIVERED:
             return DeliveryOutcome(job_id, DispatchStatus.ALREADY_DELIVERED)
+        if job.state in _NOT_DELIVERABLE:
+            _log.info("job %s: %s, not delivered", job_id, job.state.value)
+            return DeliveryOutcome(job_id, DispatchStatus.SUPERSEDED)
         if job.state is not JobState.DONE:
             raise NotDeliverableError(f"job {job_id} is {job.state.value}, not done")
         if not self._destinations:
             _log.warning("job %s: no destination configured; results stay local", job_id)
             return DeliveryOutcome(job_id, DispatchStatus.NO_DESTINATIONS)
+        if not claim_delivery(self._db, job_id, self._owner, DELIVERY_LEASE_S, now=now):
+            return self._not_claimed(job_id)
+        try:
+            # Read the attempts only now: the previous holder's are all recorded.
+            return self._deliver_claimed(job_id, job.updated_at, files, now)
+        finally:
+            release_delivery(self._db, job_id, self._owner)
 
-        plan = self._plan(job_id, job.updated_at)
+    def deliver_due(self, now: datetime | None = None) -> list[DeliveryOutcome]:
+        """Deliver every due job (:meth:`due_deliveries`), one failing job never stopping it.
+
+        A job whose delivery raises an unexpected error is logged in one line with its id (the
+        traceback at DEBUG) and gets a failed attempt at each pending destination naming the
+        error, so the back-off and the give-up apply to it; the next job is delivered as usual.
+        Database errors are not recorded (the database is what failed) and propagate.
+        """
+        outcomes = []
+        for due in self.due_deliveries(now):
+            try:
+                outcomes.append(self.deliver(due.job_id, due.files, now=now))
+            except SQLAlchemyError:
+                raise
+            # Supervision boundary: whatever one job's objects or peer raise, the loop lives on.
+            except Exception as exc:  # noqa: BLE001
+                outcomes.append(self._record_internal_error(due, exc))
+        return outcomes
+
+    def _record_internal_error(self, due: DueDelivery, exc: Exception) -> DeliveryOutcome:
+        error = f"internal error: {type(exc).__name__}"
+        _log.error("job %s: delivery failed (%s)", due.job_id, error)
+        _log.debug("job %s: delivery traceback", due.job_id, exc_info=exc)
+        for destination in self._destinations:
+            if destination.name in due.pending:
+                record_delivery_attempt(
+                    self._db,
+                    due.job_id,
+                    destination=destination.name,
+                    protocol=destination.protocol,
+                    status=DeliveryStatus.FAILURE,
+                    error=error,
+                    actor=self._actor,
+                )
+        return DeliveryOutcome(due.job_id, DispatchStatus.INTERNAL_ERROR)
+
+    def _not_claimed(self, job_id: str) -> DeliveryOutcome:
+        job = get_job(self._db, job_id)
+        if job is not None and job.state is JobState.DELIVERED:
+            return DeliveryOutcome(job_id, DispatchStatus.ALREADY_DELIVERED)
+        _log.info("job %s: delivery already in progress elsewhere", job_id)
+        return DeliveryOutcome(job_id, DispatchStatus.IN_PROGRESS)
+
+    def _deliver_claimed(
+        self, job_id: str, ready_at: datetime, files: Iterable[Path], now: datetime
+    ) -> DeliveryOutcome:
+        plan = self._plan(job_id, ready_at)
         if plan.is_expired(now):
             return self._give_up(job_id, plan, now)
         batch = ResultFile.read_all(files)
@@ -366,7 +443,7 @@ class Dispatcher:
                 actor=self._actor,
             )
 
-        after = self._plan(job_id, job.updated_at)
+        after = self._plan(job_id, ready_at)
         if not after.pending:
             return self._mark_delivered(job_id, tuple(attempts), after)
         _log.info(

@@ -4,7 +4,12 @@ The worker is the only place that holds all rooms together (ARCHITECTURE.md): it
 from ``db``, hands it to a :class:`JobRunner` (the analysis, which asks the registry and calls
 ``inference``), and stores the result through ``db``. It never runs on an association thread.
 A running job's lease is renewed by a heartbeat; a job whose worker died (``kill -9``) is
-re-queued when its lease expires, so no job is lost.
+re-queued when its lease expires, so no job is lost (or at once when the same node restarts:
+the node names its workers after itself, see :func:`db.reclaim_node_leases`).
+
+The loop is supervised: an unexpected error in one job fails that job alone (its reason names
+the error), an error after the job was stored (the first delivery) is logged, and the loop goes
+on; each is one log line with the job id, the traceback only at DEBUG.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ class Worker:
         Attempts before a retryable failure becomes final.
     clock
         Returns the current UTC time (injectable for tests).
+    worker_id
+        Names the worker in the leases it holds; default: ``worker-`` and a random suffix.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class Worker:
         lease_s: float = 300.0,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        worker_id: str | None = None,
     ) -> None:
         self._db = database
         self._runner = runner
@@ -108,7 +116,7 @@ class Worker:
         self._lease_s = lease_s
         self._max_attempts = max_attempts
         self._clock = clock
-        self.worker_id = f"worker-{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -125,9 +133,10 @@ class Worker:
             outcome = self._runner(job)
         except JobFailedError as exc:
             return self._fail(job, exc.reason, exc.retryable, exc.stage)
-        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
-            # An unexpected failure of the analysis must not kill the worker loop.
-            _log.exception("job %s crashed", job.id)
+        # Supervision boundary: whatever the analysis raises fails this job alone.
+        except Exception as exc:  # noqa: BLE001
+            _log.error("job %s crashed: %s", job.id, type(exc).__name__)
+            _log.debug("job %s traceback", job.id, exc_info=exc)
             return self._fail(
                 job, f"analysis error: {type(exc).__name__}", retryable=True, stage="analysis"
             )
@@ -149,7 +158,12 @@ class Worker:
             )
             return None
         if self._on_done is not None:
-            self._on_done(done, outcome)
+            try:
+                self._on_done(done, outcome)
+            # Supervision boundary: the job is stored; the delivery loop retries what failed.
+            except Exception as exc:  # noqa: BLE001
+                _log.error("job %s: after-completion step failed: %s", job.id, type(exc).__name__)
+                _log.debug("job %s traceback", job.id, exc_info=exc)
         return done
 
     def _fail(self, job: JobInfo, reason: str, retryable: bool, stage: str) -> JobInfo | None:
@@ -209,6 +223,11 @@ class Worker:
                 job = self.run_once()
             except SQLAlchemyError as exc:
                 _log.error("worker poll failed: database error (%s)", type(exc).__name__)
+                job = None
+            # Supervision boundary: the loop outlives any one poll's unexpected error.
+            except Exception as exc:  # noqa: BLE001
+                _log.error("worker poll failed: %s", type(exc).__name__)
+                _log.debug("worker poll traceback", exc_info=exc)
                 job = None
             if job is None:
                 self._stop.wait(poll_s)

@@ -10,6 +10,7 @@ import pytest
 from db import JobInfo, NewResult, NodeDatabase, claim_next_job, enqueue_job, get_job, get_result
 from dicom_node.worker import JobFailedError, JobOutcome, Worker
 from pancreas_contracts import JobState
+from tests.dicom_node.test_scp import wait_for
 
 
 class Clock:
@@ -136,3 +137,51 @@ def test_job_of_a_dead_worker_is_requeued_after_its_lease(
     clock.now += timedelta(seconds=61)
     done = survivor.run_once()
     assert done is not None and done.id == job_id and done.state is JobState.DONE
+
+
+def test_any_error_of_one_job_fails_it_alone_and_the_loop_lives_on(
+    tmp_path: Path, database: NodeDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TypeError (not among the expected failures) used to end the worker thread."""
+    bad = enqueue_job(database, "1.2.3", 1, "bundle-a").job.id
+    good = enqueue_job(database, "1.2.4", 1, "bundle-a").job.id
+
+    def runner(job: JobInfo) -> JobOutcome:
+        if job.id == bad:
+            raise TypeError("float() argument must be a string or a real number")
+        return outcome(tmp_path)
+
+    def broken_delivery(job: JobInfo, out: JobOutcome) -> None:
+        raise KeyError("destination")
+
+    worker = Worker(database, runner, on_done=broken_delivery, clock=Clock())
+    worker.start(poll_s=0.05)
+    try:
+
+        def good_done() -> bool:
+            state = get_job(database, good)
+            return state is not None and state.state is JobState.DONE
+
+        wait_for(good_done, timeout_s=30)
+    finally:
+        worker.stop()
+    failed = get_job(database, bad)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert (
+        failed.failure_reason is not None and "analysis error: TypeError" in failed.failure_reason
+    )
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert any(bad in r.getMessage() for r in errors)
+    assert all(r.exc_info is None for r in errors), "the traceback goes to DEBUG only"
+
+
+def test_a_worker_can_be_named_after_its_node(database: NodeDatabase, tmp_path: Path) -> None:
+    enqueue_job(database, "1.2.3", 1, "bundle-a")
+    owners: list[str | None] = []
+
+    def runner(job: JobInfo) -> JobOutcome:
+        owners.append(job.lease_owner)
+        return outcome(tmp_path)
+
+    Worker(database, runner, worker_id="host/node/run/worker").run_once()
+    assert owners == ["host/node/run/worker"]
