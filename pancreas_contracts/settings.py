@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     # that request); connections still waiting for it are
     # limited per source address and in all, and never count against max_associations.
     handshake_timeout_s: float = Field(default=10.0, gt=0)
-    max_pending_per_address: int = Field(default=4, ge=1)
-    max_pending_connections: int = Field(default=32, ge=1)
+    max_pending_per_address: int = Field(default=16, ge=1)
+    max_pending_connections: int = Field(default=64, ge=1)
     #: Largest P-DATA PDU the SCP announces and accepts (PS3.8 9.3.1, D.1).
     max_pdu_bytes: int = Field(default=1_048_576, ge=4096, le=0xFFFFFFFF)
     quiet_period_s: float = Field(default=10.0, ge=0)
