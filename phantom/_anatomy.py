@@ -25,6 +25,7 @@ from phantom._geometry import (
     rotation,
     tube,
 )
+from phantom._variation import REPLACED_RHA, Body
 
 
 class Material(IntEnum):
@@ -52,6 +53,11 @@ class Material(IntEnum):
     PORTAL = 19
     SMV = 20
     IVC = 21
+    # Wide variation only (standard HU tables leave them 0 and never paint them).
+    NECROSIS = 22
+    CYST = 23
+    CALCIFICATION = 24
+    STENT = 25
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,11 +166,13 @@ def _design_nodes() -> dict[str, tuple[float, float, float]]:
 _FIXED_NODES = frozenset({"AO_top", "AO_bot", "SMA0", "CA0"})
 
 
-def _jittered_nodes(rng: np.random.Generator) -> dict[str, FloatArray]:
+def _jittered_nodes(
+    rng: np.random.Generator, sd: float = 1.2, limit: float = 2.5
+) -> dict[str, FloatArray]:
     nodes = {name: np.asarray(p, dtype=np.float64) for name, p in _design_nodes().items()}
     for name in nodes:
         if name not in _FIXED_NODES:
-            nodes[name] = nodes[name] + np.clip(rng.normal(0.0, 1.2, 3), -2.5, 2.5)
+            nodes[name] = nodes[name] + np.clip(rng.normal(0.0, sd, 3), -limit, limit)
     return nodes
 
 
@@ -196,27 +204,60 @@ def _cuff_windows() -> dict[str, tuple[tuple[int, float, float], ...]]:
     }
 
 
+#: Course of a replaced right hepatic artery in the local frame: from the proximal SMA to
+#: the right, behind the portal-mesenteric confluence and the portal vein, up to the hilum.
+_REPLACED_RHA_LOCAL = ((14.0, -14.0, -6.0), (-4.0, -13.0, -9.0), (-25.0, -17.0, 10.0),
+                       (-45.0, -16.0, 35.0), (-62.0, -22.0, 56.0))  # fmt: skip
+#: Key of the variant in :attr:`Anatomy.vessels`: it has no label of its own among the 16,
+#: so it is painted as artery with the background label.
+REPLACED_RHA_KEY = "replaced_rha"
+
+
 def _vessels(
-    nodes: dict[str, FloatArray], placement: Placement, rng: np.random.Generator
+    nodes: dict[str, FloatArray],
+    placement: Placement,
+    rng: np.random.Generator,
+    body: Body | None = None,
 ) -> dict[str, Vessel]:
     vessels: dict[str, Vessel] = {}
     for label, names, radius, material in _vessel_table():
         points = placement.point(np.stack([nodes[n] for n in names]))
         size = radius * placement.scale * float(rng.uniform(0.92, 1.08))
+        if body is not None:
+            size *= body.calibre * float(rng.uniform(0.9, 1.1))
         vessels[label] = Vessel(label, points, size, material)
+    if body is not None and body.variant == REPLACED_RHA:
+        local = np.asarray(_REPLACED_RHA_LOCAL) + np.clip(rng.normal(0, 1.5, (5, 3)), -3, 3)
+        local[0] = nodes["SMA1"]
+        radius = 2.2 * placement.scale * body.calibre
+        points = placement.point(local)
+        vessels = {REPLACED_RHA_KEY: Vessel("background", points, radius, Material.ARTERY),
+                   **vessels}  # fmt: skip
     return vessels
 
 
-def _placement(rng: np.random.Generator, fov_center: FloatArray) -> Placement:
+def _placement(
+    rng: np.random.Generator, fov_center: FloatArray, body: Body | None = None
+) -> Placement:
+    if body is not None:
+        rot = rotation(rng.uniform([-8.0, -5.0, -12.0], [8.0, 5.0, 12.0]))
+        shift = rng.uniform([-20.0, -12.0, -40.0], [20.0, 12.0, 40.0])
+        return _placed(fov_center, rot, body.scale, shift)
     rot = rotation(rng.uniform([-4.0, -3.0, -6.0], [4.0, 3.0, 6.0]))
     scale = float(rng.uniform(0.92, 1.08))
-    body_center_local = np.array([0.0, 8.0, -5.0])
     shift = rng.uniform([-12.0, -8.0, -35.0], [12.0, 8.0, 35.0])
+    return _placed(fov_center, rot, scale, shift)
+
+
+def _placed(fov_center: FloatArray, rot: FloatArray, scale: float, shift: FloatArray) -> Placement:
+    body_center_local = np.array([0.0, 8.0, -5.0])
     translation = fov_center + shift - rot @ (scale * body_center_local)
     return Placement(rot, scale, translation)
 
 
-def build_anatomy(rng: np.random.Generator, fov_center: FloatArray, bmi: float) -> Anatomy:
+def build_anatomy(
+    rng: np.random.Generator, fov_center: FloatArray, bmi: float, body: Body | None = None
+) -> Anatomy:
     """Draw one patient's anatomy.
 
     Parameters
@@ -227,18 +268,22 @@ def build_anatomy(rng: np.random.Generator, fov_center: FloatArray, bmi: float) 
         World LPS centre of the scanned field of view.
     bmi
         Body-mass index; sets the body size and the subcutaneous fat thickness.
+    body
+        Wide-variation body (habitus, scales, jitter, calibre, variant); ``None`` for the
+        standard anatomy (whose draws it leaves untouched).
     """
-    placement = _placement(rng, fov_center)
-    nodes = _jittered_nodes(rng)
-    vessels = _vessels(nodes, placement, rng)
-    pancreas, axis = _pancreas(nodes, placement, rng)
+    placement = _placement(rng, fov_center, body)
+    jitter = body.node_jitter_mm if body is not None else None
+    nodes = _jittered_nodes(rng) if jitter is None else _jittered_nodes(rng, jitter, 2.2 * jitter)
+    vessels = _vessels(nodes, placement, rng, body)
+    pancreas, axis = _pancreas(nodes, placement, rng, body)
     windows = {
         label: tuple((seg, lo * placement.scale, hi * placement.scale) for seg, lo, hi in spans)
         for label, spans in _cuff_windows().items()
     }
     return Anatomy(
         placement=placement,
-        background=_background(placement, rng, bmi),
+        background=_background(placement, rng, bmi, body),
         pancreas=pancreas,
         pancreas_axis=axis,
         vessels=vessels,
@@ -268,9 +313,14 @@ def _cylinder(placement: Placement, center: tuple[float, ...], semi: tuple[float
 
 
 def _pancreas(
-    nodes: dict[str, FloatArray], placement: Placement, rng: np.random.Generator
+    nodes: dict[str, FloatArray],
+    placement: Placement,
+    rng: np.random.Generator,
+    body: Body | None = None,
 ) -> tuple[tuple[Shape, ...], FloatArray]:
     grow = float(rng.uniform(0.9, 1.12))
+    if body is not None:
+        grow *= body.pancreas_scale
     head_center = nodes["P0"] + np.array([-11.0, 4.0, -8.0])
     head = _ellipsoid(placement, tuple(head_center), (14 * grow, 12 * grow, 20 * grow), (0, 0, 15))
     uncinate = _ellipsoid(placement, (-10, -19, -28), (8 * grow, 5 * grow, 8 * grow))
@@ -281,11 +331,15 @@ def _pancreas(
 
 
 def _body_layers(
-    placement: Placement, rng: np.random.Generator, bmi: float
+    placement: Placement, rng: np.random.Generator, bmi: float, body: Body | None = None
 ) -> list[tuple[Shape, Material]]:
     a = float(np.clip(60.0 + 2.6 * bmi + rng.normal(0, 4), 105.0, 138.0))
     b = float(np.clip(a * rng.uniform(0.78, 0.88), 95.0, 118.0))
     fat = float(np.clip(4.0 + 1.1 * (bmi - 18.0) + rng.normal(0, 3), 5.0, 38.0))
+    if body is not None:
+        # The organs keep inside the muscle wall: habitus never shrinks the cavity below them.
+        a, b = max(a * body.habitus, 105.0), max(b * body.habitus, 95.0)
+        fat = float(np.clip(fat * body.fat, 3.0, min(50.0, b - 80.0)))
     wall = float(rng.uniform(7.0, 11.0))
     center = (0.0, 8.0, 0.0)
     layers: list[tuple[Shape, Material]] = [
@@ -374,11 +428,13 @@ def _bowel(placement: Placement, rng: np.random.Generator) -> list[tuple[Shape, 
 
 
 def _background(
-    placement: Placement, rng: np.random.Generator, bmi: float
+    placement: Placement, rng: np.random.Generator, bmi: float, body: Body | None = None
 ) -> tuple[tuple[Shape, Material], ...]:
-    layers = _body_layers(placement, rng, bmi)
+    layers = _body_layers(placement, rng, bmi, body)
     cavity = layers[2][0]
     grow = float(rng.uniform(0.9, 1.1))
+    if body is not None:
+        grow *= body.organ_scale
 
     def inside(shape: Shape) -> Shape:
         return Intersection((shape, cavity))

@@ -135,22 +135,33 @@ def _tumor_markers(
     return values
 
 
+def _no_tumor_markers(rng: np.random.Generator) -> dict[str, float]:
+    """Markers of a patient without cancer: CA 19-9 and CEA in or near the normal range."""
+    return {
+        "ca19_9_baseline": _clip(_lognormal(rng, 12.0, 0.7), 0.5, 400.0, 1),
+        "cea": _clip(_lognormal(rng, 2.0, 0.5), 0.2, 30.0, 2),
+        "neoadjuvant": 0.0,
+    }
+
+
 def clinical_truth(
     target: int,
     location: str,
     rng: np.random.Generator,
     ca19_9: CA199Condition = CA199Condition.ANY,
+    *,
+    tumor: bool = True,
 ) -> dict[str, float]:
     """Complete clinical values of one patient (no missingness applied).
 
     ``ca19_9_post`` and ``ca19_9_delta`` are absent when no neoadjuvant therapy was given.
-    ``ca19_9`` says on which side of :data:`BIOLOGICAL_CA19_9` the baseline lies.
+    ``ca19_9`` says on which side of :data:`BIOLOGICAL_CA19_9` the baseline lies. A
+    tumor-free patient (``tumor=False``, wide phantom modes) has normal-range markers, no
+    therapy and no tumor grade (absent: not applicable).
     """
-    return {
-        **_demographics(rng, target),
-        **_metabolic(rng, location),
-        **_tumor_markers(rng, target, ca19_9),
-    }
+    values = {**_demographics(rng, target), **_metabolic(rng, location)}
+    markers = _tumor_markers(rng, target, ca19_9) if tumor else _no_tumor_markers(rng)
+    return {**values, **markers}
 
 
 def with_missingness(truth: Mapping[str, float], rng: np.random.Generator) -> ClinicalVariables:

@@ -27,11 +27,21 @@ from phantom._dicom_writer import TRANSFER_SYNTAXES, instance_uid
 from phantom._geometry import Grid
 from phantom._render import PhantomScan, hu_image, paint_anatomy
 from phantom._tumor import (
+    KEY_VESSELS,
     TumorDesign,
     design_tumor,
     sample_angles,
     sample_location,
 )
+from phantom._variation import (
+    DEFAULT_TUMOR_FREE_FRACTION,
+    VARIATIONS,
+    FixedAcquisition,
+    Variation,
+    allocate_tumor_free,
+    draw_variation,
+)
+from phantom._variation_render import VariedInputs, render_varied
 
 POSITIONS: tuple[str, ...] = ("HFS", "FFS", "random")
 _THICKNESSES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -49,6 +59,7 @@ class _Stream(IntEnum):
     FILES = 4
     HEADER = 5
     BOARD = 6
+    VARIATION = 7
 
 
 def _check_class_counts(counts: tuple[float, ...]) -> None:
@@ -91,6 +102,16 @@ class PhantomOptions:
         needs pyjpegls, ``rle`` uses pydicom's own encoder and ``jpeg-lossless`` the phantom's
         (:mod:`phantom._jpeg_lossless`); a missing encoder is reported by
         :func:`check_encoder` as a ``ValueError`` before anything is written.
+    variation
+        ``"standard"`` (the generator of earlier versions, byte for byte), ``"wide"`` (per
+        patient scanner, contrast phase, body, tumor look and tumor-free patients drawn:
+        :mod:`phantom._variation`) or ``"synth"`` (wide, with label-wise random HU). In the
+        wide modes ``fov_mm`` and ``position`` left at their defaults are drawn per patient
+        (``"HFS"`` and ``"random"`` both mean drawn); other values, and ``pixel_spacing`` and
+        ``slice_thickness`` when given, fix them.
+    tumor_free_fraction
+        Fraction of tumor-free patients (wide modes only; ``None``: 0.2 there, 0 in the
+        standard mode).
 
     Raises
     ------
@@ -107,9 +128,12 @@ class PhantomOptions:
     position: str = "HFS"
     shuffle: bool = False
     transfer_syntax: str = "explicit"
+    variation: str = "standard"
+    tumor_free_fraction: float | None = None
 
     def __post_init__(self) -> None:
         _check_class_counts(self.class_counts)
+        self._check_variation()
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label noise must be within 0-1, got {self.label_noise}")
         if not 0.0 <= self.biological_borderline <= 1.0:
@@ -131,6 +155,38 @@ class PhantomOptions:
                 f"transfer syntax must be one of {names}, got {self.transfer_syntax!r}"
             )
 
+    def _check_variation(self) -> None:
+        if self.variation not in VARIATIONS:
+            names = ", ".join(VARIATIONS)
+            raise ValueError(f"variation must be one of {names}, got {self.variation!r}")
+        fraction = self.tumor_free_fraction
+        if fraction is None:
+            return
+        if self.variation == "standard":
+            raise ValueError("tumor-free patients need a wide variation (wide or synth)")
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"tumor-free fraction must be within 0-1, got {fraction}")
+
+    @property
+    def wide(self) -> bool:
+        """Whether scanner, body and tumor are drawn per patient (``"wide"`` or ``"synth"``)."""
+        return self.variation != "standard"
+
+    @property
+    def tumor_free(self) -> float:
+        """The fraction of tumor-free patients in effect."""
+        if not self.wide:
+            return 0.0
+        fraction = self.tumor_free_fraction
+        return DEFAULT_TUMOR_FREE_FRACTION if fraction is None else fraction
+
+    def fixed_acquisition(self) -> FixedAcquisition:
+        """What the wide modes keep fixed: given spacings, a non-default FOV or position."""
+        default = PhantomOptions()
+        fov = None if self.fov_mm == default.fov_mm else self.fov_mm
+        position = None if self.position in ("HFS", "random") else self.position
+        return FixedAcquisition(self.pixel_spacing, self.slice_thickness, fov, position)
+
     def digest(self) -> str:
         """Hash of the options that change voxel content (UIDs differ when content does)."""
         fields: tuple[object, ...] = (
@@ -144,6 +200,9 @@ class PhantomOptions:
         if self.biological_borderline:
             # Left out at 0, so purely anatomical cohorts keep the UIDs of earlier versions.
             fields = (*fields, self.biological_borderline)
+        if self.wide:
+            # Left out in the standard mode, so its UIDs stay those of earlier versions.
+            fields = (*fields, self.variation, self.tumor_free)
         text = repr(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -178,6 +237,12 @@ class PatientPlan:
     fov_center: tuple[float, float, float]
     acquired: dt.datetime
     uid_entropy: tuple[str, ...]
+    variation: Variation | None = None
+
+    @property
+    def has_tumor(self) -> bool:
+        """Whether the patient has a tumor (always, in the standard mode)."""
+        return self.variation is None or self.variation.tumor is not None
 
     @property
     def study_uid(self) -> str:
@@ -241,7 +306,7 @@ def _ca19_9_condition(target: int, biological: bool, fraction: float) -> CA199Co
     return CA199Condition.ANY
 
 
-def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) -> PatientPlan:
+def plan_patient(seed: int, index: int, target: int | None, options: PhantomOptions) -> PatientPlan:
     """Plan one patient (no voxels).
 
     Parameters
@@ -251,15 +316,25 @@ def plan_patient(seed: int, index: int, target: int, options: PhantomOptions) ->
     index
         0-based patient index; the patient ID is ``PHANTOM-{index + 1:04d}``.
     target
-        NCCN class the contact angles are drawn for (0, 1 or 2).
+        NCCN class the contact angles are drawn for (0, 1 or 2), or ``None`` for a tumor-free
+        patient (wide modes only).
     options
-        Cohort options (label noise, acquisition settings).
+        Cohort options (label noise, acquisition settings, variation).
 
     Returns
     -------
     PatientPlan
         The same plan for the same arguments, independent of any other patient.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is ``None`` in the standard mode.
     """
+    if options.wide:
+        return _plan_varied(seed, index, target, options)
+    if target is None:
+        raise ValueError("tumor-free patients need a wide variation (wide or synth)")
     rng = stream(seed, index, _Stream.PLAN)
     location = sample_location(target, rng)
     # A stream of its own, so that cohorts without biological borderline keep their draws.
@@ -326,8 +401,94 @@ def plan_cohort(n: int, seed: int, options: PhantomOptions | None = None) -> lis
         If ``n < 1``.
     """
     opts = options or PhantomOptions()
-    classes = allocate_classes(n, opts.class_counts, seed)
+    classes = cohort_targets(n, seed, opts)
     return [plan_patient(seed, i, c, opts) for i, c in enumerate(classes)]
+
+
+def cohort_targets(n: int, seed: int, options: PhantomOptions) -> list[int | None]:
+    """Target class of each patient, ``None`` for the tumor-free ones (wide modes).
+
+    The standard mode is :func:`allocate_classes`. The wide modes choose
+    ``round(n * tumor_free)`` tumor-free patients by a seeded permutation and allocate the
+    classes among the others.
+
+    Raises
+    ------
+    ValueError
+        If ``n < 1``.
+    """
+    if not options.wide:
+        return list(allocate_classes(n, options.class_counts, seed))
+    if n < 1:
+        raise ValueError(f"number of patients must be at least 1, got {n}")
+    free = allocate_tumor_free(n, options.tumor_free, seed)
+    bearing = n - len(free)
+    classes = iter(allocate_classes(bearing, options.class_counts, seed) if bearing else [])
+    return [None if i in free else next(classes) for i in range(n)]
+
+
+def _varied_angles(
+    variation: Variation, target: int, biological: bool, rng: np.random.Generator
+) -> dict[str, float]:
+    look = variation.tumor
+    assert look is not None
+    angles = sample_angles(0 if biological else target, look.angle_location, rng)
+    if look.site == "tail" and target == 0:
+        # A resectable tail tumor lies far from the portal-mesenteric veins: no contact.
+        angles = dict.fromkeys(angles, 0.0)
+    return angles
+
+
+def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOptions) -> PatientPlan:
+    """A wide-mode plan: the variation from its own stream, then the tumor's truth."""
+    variation = draw_variation(
+        stream(seed, index, _Stream.VARIATION), options.variation, target,
+        options.fixed_acquisition(),
+    )  # fmt: skip
+    rng = stream(seed, index, _Stream.PLAN)
+    crng = stream(seed, index, _Stream.CLINICAL)
+    look = variation.tumor
+    if look is None or target is None:
+        angles = dict.fromkeys(KEY_VESSELS, 0.0)
+        rule, label, flipped, biological, location = 0, 0, False, False, "none"
+        truth = clinical_truth(0, "none", crng, tumor=False)
+    else:
+        board = stream(seed, index, _Stream.BOARD).random()
+        biological = bool(target == 1 and board < options.biological_borderline)
+        angles = _varied_angles(variation, target, biological, rng)
+        rule = nccn_rule_category(angles)
+        label, flipped = _flip(1 if biological else rule, options.label_noise, rng)
+        location = look.site
+        ca19_9 = _ca19_9_condition(target, biological, options.biological_borderline)
+        truth = clinical_truth(target, look.angle_location, crng, ca19_9)
+    acq = variation.acquisition
+    center = (round(float(rng.uniform(-20, 20)), 1), round(float(rng.uniform(-20, 20)), 1),
+              round(float(rng.uniform(-350, 50)), 1))  # fmt: skip
+    acquired = dt.datetime(2021, 1, 4, 7, 30) + dt.timedelta(
+        days=int(rng.integers(0, 1400)), minutes=int(rng.integers(0, 600))
+    )
+    return PatientPlan(
+        index=index,
+        seed=seed,
+        patient_id=f"PHANTOM-{index + 1:04d}",
+        target_class=0 if target is None else target,
+        tumor_location=location,
+        angles=MappingProxyType(angles),
+        rule_category=rule,
+        nccn_label=label,
+        label_noise_flipped=flipped,
+        biological_borderline=biological,
+        clinical=with_missingness(truth, crng),
+        clinical_truth=MappingProxyType(truth),
+        pixel_spacing=acq.pixel_spacing,
+        slice_thickness=acq.slice_thickness,
+        patient_position=acq.patient_position,
+        fov_mm=acq.fov_mm,
+        fov_center=center,
+        acquired=acquired,
+        uid_entropy=(str(seed), str(index), options.digest()),
+        variation=variation,
+    )
 
 
 def make_grid(plan: PatientPlan) -> Grid:
@@ -371,6 +532,9 @@ def render_patient(plan: PatientPlan) -> PhantomScan:
     """
     grid = make_grid(plan)
     rng = stream(plan.seed, plan.index, _Stream.ANATOMY)
+    if plan.variation is not None:
+        image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)
+        return render_varied(plan_inputs(plan), grid, plan.variation, rng, image_rng)
     anatomy, tumor = _layout(plan, grid, rng)
     materials, labels = paint_anatomy(grid, anatomy, tumor, plan.tumor_location, rng)
     image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)
@@ -384,6 +548,16 @@ def render_patient(plan: PatientPlan) -> PhantomScan:
         vessels=MappingProxyType(dict(anatomy.vessels)),
         tumor=tumor,
         tumor_volume_ml=round(tumor_voxels * grid.voxel_volume_ml, 3),
+    )
+
+
+def plan_inputs(plan: PatientPlan) -> VariedInputs:
+    """What the wide-mode renderer needs of a plan."""
+    return VariedInputs(
+        bmi=float(plan.clinical_truth["bmi"]),
+        location=plan.tumor_location,
+        angles=plan.angles,
+        target=plan.target_class,
     )
 
 

@@ -24,6 +24,7 @@ from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
 from phantom._cohort import (
     PatientPlan,
     PhantomOptions,
+    cohort_targets,
     files_stream,
     header_stream,
     plan_cohort,
@@ -45,6 +46,11 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "rule_category", "nccn_label", "label_noise_flipped", "biological_borderline",
     "tumor_location", "tumor_volume_ml",
     "pixel_spacing", "slice_thickness", "patient_position",
+)  # fmt: skip
+#: ``truth.csv`` of the wide modes: the standard columns, then what the variation drew.
+WIDE_TRUTH_COLUMNS: tuple[str, ...] = (
+    *TRUTH_COLUMNS,
+    "has_tumor", "tumor_attenuation", "tumor_shape", "contrast_phase", "variant", "generator",
 )  # fmt: skip
 CLINICAL_COLUMNS: tuple[str, ...] = ("patient_id", *(v.name for v in CLINICAL_VARIABLES))
 
@@ -200,7 +206,10 @@ def clinical_rows(plans: Sequence[PatientPlan]) -> list[dict[str, str]]:
 
 
 def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
-    """One ``truth.csv`` row."""
+    """One ``truth.csv`` row (:data:`TRUTH_COLUMNS`, or :data:`WIDE_TRUTH_COLUMNS` in wide modes).
+
+    A tumor-free patient leaves ``rule_category``, ``nccn_label`` and ``contact_*`` empty.
+    """
     row = {
         "patient_id": plan.patient_id,
         "StudyInstanceUID": plan.study_uid,
@@ -216,7 +225,28 @@ def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
         "patient_position": plan.patient_position,
     }
     row.update({f"contact_{v}": _number(float(plan.angles[v])) for v in KEY_VESSELS})
+    if plan.variation is not None:
+        row.update(_wide_cells(plan, scan))
     return row
+
+
+def _wide_cells(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
+    variation = plan.variation
+    assert variation is not None
+    look = variation.tumor
+    attenuation = scan.tumor_attenuation
+    cells = {
+        "has_tumor": str(int(plan.has_tumor)),
+        "tumor_attenuation": "" if attenuation is None else _number(attenuation),
+        "tumor_shape": look.shape if look is not None else "",
+        "contrast_phase": variation.contrast_phase,
+        "variant": variation.body.variant,
+        "generator": variation.generator,
+    }
+    if not plan.has_tumor:
+        cells.update({"rule_category": "", "nccn_label": ""})
+        cells.update({f"contact_{v}": "" for v in KEY_VESSELS})
+    return cells
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
@@ -323,19 +353,20 @@ def generate_cohort(
         raise ValueError(f"workers must be at least 1, got {workers}")
     truths = []
     patients = []
-    jobs = [(seed, plan.index, plan.target_class) for plan in plans]
+    targets = cohort_targets(count, seed, opts)
+    jobs = [(seed, plan.index, target) for plan, target in zip(plans, targets, strict=True)]
     written = zip(plans, ordered_map(_write_one, jobs, out, opts, workers=workers), strict=True)
     for done, (plan, (files, tumor_ml, truth)) in enumerate(written, start=1):
         patients.append(PhantomPatient(plan, files, tumor_ml))
         truths.append(truth)
         if progress is not None:
             progress(done, count)
-    write_csv(out / "truth.csv", TRUTH_COLUMNS, truths)
+    write_csv(out / "truth.csv", WIDE_TRUTH_COLUMNS if opts.wide else TRUTH_COLUMNS, truths)
     return PhantomCohort(out, tuple(patients))
 
 
 def _write_one(
-    job: tuple[int, int, int], out: Path, opts: PhantomOptions
+    job: tuple[int, int, int | None], out: Path, opts: PhantomOptions
 ) -> tuple[PatientFiles, float, dict[str, str]]:
     """Render and write one patient; a worker re-plans it (plans hold unpicklable views)."""
     seed, index, target = job

@@ -52,9 +52,13 @@ class PhantomScan:
     vessels
         Vessel centrelines and radii by label name (ground-truth geometry).
     tumor
-        The tumor's construction (core, cuffs, bridges).
+        The tumor's construction (core, cuffs, bridges); ``None`` for a tumor-free patient
+        (wide variation).
     tumor_volume_ml
         Volume of the tumor label in millilitres (the part inside the field of view).
+    tumor_attenuation
+        Wide variation: mean HU of the tumor label minus that of the pancreas label before
+        blur and noise; ``None`` in the standard mode and without a tumor.
     """
 
     grid: Grid
@@ -62,8 +66,9 @@ class PhantomScan:
     labels: UInt8Array
     materials: UInt8Array
     vessels: Mapping[str, Vessel]
-    tumor: TumorDesign
+    tumor: TumorDesign | None
     tumor_volume_ml: float
+    tumor_attenuation: float | None = None
 
 
 def hu_table(rng: np.random.Generator) -> Float32Array:

@@ -35,6 +35,7 @@ from phantom._geometry import (
     segment_coordinates,
     union_bounds,
 )
+from phantom._variation import TumorLook
 
 # The key vessels, their labels and the NCCN rule are the shared contracts': the phantom's
 # ground truth and the product's measurement cannot follow different rules.
@@ -178,17 +179,22 @@ class TumorDesign:
     cuffs: tuple[Cuff, ...]
     bridges: tuple[Capsule, ...]
     clear: bool = True
+    lobes: tuple[Shape, ...] = ()
 
     def shapes(self) -> tuple[Shape, ...]:
-        """All positive parts of the tumor."""
-        return (self.core, *self.bridges, *self.cuffs)
+        """All positive parts of the tumor (``lobes``: wide-variation lobules and strands)."""
+        return (self.core, *self.lobes, *self.bridges, *self.cuffs)
 
 
 def _base_point(anatomy: Anatomy, location: str, rng: np.random.Generator) -> FloatArray:
     if location == "head":
         local = np.array([-25.0, -36.0, -18.0]) + rng.uniform([-4, -3, -5], [4, 3, 5])
-    else:
+    elif location == "body":
         local = np.array([18.0, -40.0, 1.0]) + rng.uniform([-7, -3, -3], [7, 3, 3])
+    elif location == "uncinate":
+        local = np.array([-13.0, -22.0, -27.0]) + rng.uniform([-3, -2, -3], [3, 2, 3])
+    else:  # tail (wide variation)
+        local = np.array([62.0, -19.0, 13.0]) + rng.uniform([-6, -3, -3], [6, 3, 3])
     return anatomy.local(local)
 
 
@@ -287,11 +293,16 @@ def _spots(
 
 
 def _place_cuff(
-    anatomy: Anatomy, key: str, angle: float, base: FloatArray, rng: np.random.Generator
+    anatomy: Anatomy,
+    key: str,
+    angle: float,
+    base: FloatArray,
+    rng: np.random.Generator,
+    length_mm: tuple[float, float] = (10.0, 20.0),
 ) -> tuple[Cuff, bool]:
     """A cuff on the clear stretch of ``key`` nearest the tumor; ``False`` if none is clear."""
     vessel = anatomy.vessels[VESSEL_LABELS[key]]
-    half_length = float(rng.uniform(10.0, 20.0)) / 2.0
+    half_length = float(rng.uniform(*length_mm)) / 2.0
     thickness = float(rng.uniform(3.5, 6.0))
     spots = _spots(vessel, anatomy.cuff_windows[vessel.label], base)
     chosen = next((s for s in spots if _is_clear(anatomy, vessel, s.seg, s.t)), None)
@@ -306,21 +317,55 @@ def _place_cuff(
     return cuff, chosen is not None
 
 
+def _lobes(core: Ellipsoid, shape: str, rng: np.random.Generator) -> tuple[Shape, ...]:
+    """Lobules on the core's surface, or strands reaching out from it (infiltrating)."""
+    mean = float(core.semi.mean())
+    directions = rng.normal(size=(int(rng.integers(2, 5)) if shape == "lobulated" else 5, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    parts: list[Shape] = []
+    for d in directions:
+        surface = core.center + core.axes @ (d * core.semi)
+        if shape == "lobulated":
+            semi = mean * rng.uniform(0.35, 0.6, 3)
+            parts.append(Ellipsoid(surface, core.axes, semi))
+        else:
+            tip = surface + d * float(rng.uniform(6.0, 16.0))
+            parts.append(Capsule(core.center, tip, float(rng.uniform(1.5, 3.0)), 0.8))
+    return tuple(parts)
+
+
+def _core_semi(
+    anatomy: Anatomy, target: int, look: TumorLook | None, rng: np.random.Generator
+) -> FloatArray:
+    if look is None:
+        size = ((8.0, 13.0), (9.0, 15.0), (11.0, 17.0))[target]
+        semi: FloatArray = float(rng.uniform(*size)) * rng.uniform(0.8, 1.2, 3)
+        return semi * anatomy.placement.scale
+    spread = (0.9, 1.1) if look.shape == "round" else (0.75, 1.25)
+    semi = 0.5 * look.diameter_mm * rng.uniform(*spread, 3)
+    return semi
+
+
 def design_tumor(
     anatomy: Anatomy,
     location: str,
     angles: Mapping[str, float],
     target: int,
     rng: np.random.Generator,
+    look: TumorLook | None = None,
 ) -> TumorDesign:
     """Lay out a tumor in ``location`` with exactly the contact ``angles``.
 
-    The core starts at a typical head or body position and is pulled part of the way towards
-    the vessels it must reach; its size grows with the category.
+    The core starts at a typical head or body position (wide variation: also uncinate or
+    tail) and is pulled part of the way towards the vessels it must reach; its size grows with
+    the category, or is ``look``'s diameter. A lobulated tumor gets lobules on its surface, an
+    infiltrating one strands reaching into the fat and longer cuffs along its vessels; the fat
+    planes still keep every contact angle exact.
     """
     base = _base_point(anatomy, location, rng)
+    length = (16.0, 30.0) if look is not None and look.shape == "infiltrating" else (10.0, 20.0)
     placed = [
-        _place_cuff(anatomy, key, float(angles[key]), base, rng)
+        _place_cuff(anatomy, key, float(angles[key]), base, rng, length)
         for key in KEY_VESSELS
         if float(angles.get(key, 0.0)) > 0.0
     ]
@@ -329,13 +374,13 @@ def design_tumor(
     if cuffs:
         pull = float(rng.uniform(0.25, 0.45))
         center = base + pull * (np.mean([c.anchor for c in cuffs], axis=0) - base)
-    size = ((8.0, 13.0), (9.0, 15.0), (11.0, 17.0))[target]
-    semi = float(rng.uniform(*size)) * rng.uniform(0.8, 1.2, 3) * anatomy.placement.scale
+    semi = _core_semi(anatomy, target, look, rng)
     axes = anatomy.placement.axes(rotation(rng.uniform(-25.0, 25.0, 3)))
     core = Ellipsoid(center, axes, semi)
     bridge_r = float(rng.uniform(4.0, 6.0))
     bridges = tuple(Capsule(center, c.anchor, bridge_r, 0.8 * bridge_r) for c in cuffs)
-    return TumorDesign(core, cuffs, bridges, all(clear for _, clear in placed))
+    lobes = _lobes(core, look.shape, rng) if look is not None and look.shape != "round" else ()
+    return TumorDesign(core, cuffs, bridges, all(clear for _, clear in placed), lobes)
 
 
 def _overlaps(bounds: Bounds, box_lo: FloatArray, box_hi: FloatArray) -> bool:
