@@ -35,7 +35,7 @@ VIEWER_INPUTS := $(shell find $(OHIF_EXT)/src $(OHIF_EXT)/scripts -type f 2>/dev
   $(OHIF_EXT)/package.json $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/vite.config.ts \
   $(OHIF_EXT)/tsconfig.json deploy/ohif/app-config.js.in
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-robustness
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -129,6 +129,10 @@ bench-intake: install
 
 bench-measurements: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/measurements_bench.py
+
+# kill -9, fuzzing, malformed PDUs, half-open connections and bombs against a real node (issue 22).
+bench-robustness: install
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python -m bench.robustness_bench
 
 bench-seg: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/seg_write_bench.py
