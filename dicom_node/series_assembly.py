@@ -6,6 +6,14 @@ routing rules' decision (stored with the series, with every reason) and, when th
 series as a new version (``db.record_instance``), which leads to a new, versioned job over the
 whole series instead of a mixed analysis.
 
+Supervision (issue 22, D1). Closing a series runs code over whatever a sender sent: one that
+raises an unexpected error fails that series alone. The series is closed (decision ``skip``,
+reason ``assembly failed: <error>``) and a job is recorded ``failed`` at stage ``assembly`` so
+that ``pancreas-node status``, the study labels and the worklist show it with its reason; the
+log gets one line with the SeriesInstanceUID (the traceback only at DEBUG); the loop goes on
+with the next series. Database errors are the loop's, not the series': they are logged and the
+next poll tries again.
+
 The contrast phase, when a rule asks for it, is measured by a :data:`PhaseEstimator` passed in
 by whoever builds the node (the command line passes ``inference.estimate_series_phase``): this
 room reads headers only and never imports the model rooms.
@@ -100,7 +108,7 @@ def gather_facts(
     if not headers:
         raise ValueError("no readable DICOM instance in the series")
     first = headers[0]
-    frames = sum(int(h.get("NumberOfFrames", 1) or 1) for h in headers)
+    frames = sum(_frame_count(h) for h in headers)
     thickness, thickness_source = slice_thickness(headers)
     sop_class = UID(str(first.get("SOPClassUID", "")))
 
@@ -120,6 +128,18 @@ def gather_facts(
         calling_ae=calling_ae,
         contrast_phase=contrast_phase,
     )
+
+
+def _frame_count(ds: Dataset) -> int:
+    """NumberOfFrames (0028,0008, IS, VM 1; PS3.3 C.7.6.6): 1 when absent, empty or malformed."""
+    raw = ds.get("NumberOfFrames")
+    if raw is None or _multi_valued(raw):
+        return 1
+    try:
+        count = int(raw)
+    except (TypeError, ValueError):
+        return 1
+    return count if count > 0 else 1
 
 
 def _multi_valued(value: object) -> bool:
@@ -289,10 +309,43 @@ class SeriesAssembler:
         cutoff = self._clock() - self._quiet
         outcomes = []
         for series in series_quiet_since(self._db, cutoff):
-            outcome = self._close(series, cutoff)
+            try:
+                outcome = self._close(series, cutoff)
+            except SQLAlchemyError:
+                raise  # the database's failure, not the series': the loop retries
+            # Supervision boundary: whatever one series' files make the code raise, it fails
+            # alone and the other series are still closed.
+            except Exception as exc:  # noqa: BLE001
+                outcome = self._fail(series, cutoff, exc)
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
+
+    def _fail(self, series: SeriesInfo, cutoff: datetime, exc: Exception) -> AssemblyOutcome | None:
+        """Close a series whose assembly raised, and record the failure as a failed job."""
+        uid = series.series_instance_uid
+        # The error's type only: its message may quote the sender's values.
+        reason = f"assembly failed: {type(exc).__name__}"
+        _log.error("series %s v%d: %s", uid, series.version, reason)
+        _log.debug("series %s v%d: assembly traceback", uid, series.version, exc_info=exc)
+        decision = RoutingDecisionResult(RuleAction.IGNORE, None, (reason,))
+        if not mark_series_complete(
+            self._db,
+            uid,
+            version=series.version,
+            decision=RoutingDecision.SKIP,
+            reason=reason,
+            quiet_since=cutoff,
+        ):
+            return None  # a new instance arrived meanwhile: the next poll tries again
+        job = enqueue_job(
+            self._db,
+            uid,
+            series.version,
+            self._bundle_sha256,
+            failure=f"failed at assembly after 1 attempt: {reason}",
+        ).job
+        return AssemblyOutcome(uid, series.version, decision, job.id)
 
     def _close(self, series: SeriesInfo, cutoff: datetime) -> AssemblyOutcome | None:
         uid = series.series_instance_uid
@@ -320,7 +373,9 @@ class SeriesAssembler:
             return None  # a new instance arrived meanwhile: the series stays open
         job_id = None
         if decision.action is RuleAction.ANALYZE:
-            job_id = enqueue_job(self._db, uid, series.version, self._bundle_sha256).job.id
+            job_id = enqueue_job(
+                self._db, uid, series.version, self._bundle_sha256, instance_count=len(paths)
+            ).job.id
         _log.info("series %s v%d complete: %s", uid, series.version, decision.action.value)
         return AssemblyOutcome(uid, series.version, decision, job_id)
 
@@ -345,3 +400,8 @@ class SeriesAssembler:
                 self.poll_once()
             except SQLAlchemyError as exc:
                 _log.error("series assembly poll failed: database error (%s)", type(exc).__name__)
+            # Supervision boundary: the loop outlives any one poll (series failures are
+            # handled in poll_once; this is for the unforeseen).
+            except Exception as exc:  # noqa: BLE001
+                _log.error("series assembly poll failed: %s", type(exc).__name__)
+                _log.debug("series assembly poll traceback", exc_info=exc)

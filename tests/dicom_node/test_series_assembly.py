@@ -10,7 +10,8 @@ from pydicom import dcmread
 
 from db import NodeDatabase, SeriesStatus, get_series, list_recent_jobs, record_instance
 from dicom_node.routing import load_rules
-from dicom_node.series_assembly import SeriesAssembler
+from dicom_node.series_assembly import SeriesAssembler, gather_facts
+from pancreas_contracts.job_states import JobState
 from tests.dicom_node.conftest import TEST_RULES, PhantomSeries
 
 
@@ -72,6 +73,13 @@ def test_quiet_series_is_routed_and_queued_once(
     assert late.version == 2 and late.job_id not in (None, outcome.job_id)
     versions = sorted(job.series_version for job in list_recent_jobs(database))
     assert versions == [1, 2]
+    # The first job had not run: the grown series cancelled it (issue 22, item 4).
+    jobs = {job.series_version: job for job in list_recent_jobs(database)}
+    assert jobs[1].state is JobState.CANCELLED and jobs[1].superseded_by == late.job_id
+    assert (jobs[1].instance_count, jobs[2].instance_count) == (
+        len(ct_series.files) - 1,
+        len(ct_series.files),
+    )
 
 
 def test_series_not_matching_rules_is_skipped_with_reason(
@@ -107,3 +115,16 @@ def test_calling_ae_condition_uses_the_sender(
     info = get_series(database, ct_series.SeriesInstanceUID)
     assert info is not None and info.routing_decision.value == decision
     assert f"calling AE '{sender}'" in outcome.decision.summary
+
+
+def test_a_malformed_number_of_frames_counts_as_one_frame(
+    tmp_path: Path, ct_series: PhantomSeries
+) -> None:
+    """NumberOfFrames is IS, VM 1 (PS3.3 C.7.6.6): ``int(MultiValue)`` raised a TypeError."""
+    paths = []
+    for n, (path, value) in enumerate(zip(ct_series.files, (["1", "2"], "0"), strict=False)):
+        ds = dcmread(path)
+        ds.NumberOfFrames = value
+        paths.append(tmp_path / f"{n}.dcm")
+        ds.save_as(paths[-1])
+    assert gather_facts(paths).num_slices == 2
