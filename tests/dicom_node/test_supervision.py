@@ -89,6 +89,7 @@ def test_a_series_whose_assembly_raises_fails_alone_and_the_loop_lives_on(
     bad_uid, bad = _copy_series(ct_series, tmp_path / "bad", SeriesDescription="BREAKS")
     good_uid, good = _copy_series(ct_series, tmp_path / "good")
     settings = node_settings(tmp_path / "node")
+    assert settings.routing_rules is not None
     settings.routing_rules.write_text(
         TEST_RULES.replace(
             'modality = ["CT"]', 'modality = ["CT"]\ncontrast_phase = ["portal-venous"]'
