@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from phantom import POSITIONS, TRANSFER_SYNTAXES, PhantomOptions, generate_cohort
+from phantom import POSITIONS, TRANSFER_SYNTAXES, VARIATIONS, PhantomOptions, generate_cohort
 
 __all__ = ["parse_numbers", "phantom_command"]
 
@@ -49,6 +49,8 @@ def _options(
     position: str,
     shuffle: bool,
     transfer_syntax: str,
+    variation: str = "standard",
+    tumor_free_fraction: float | None = None,
 ) -> PhantomOptions:
     counts = parse_numbers(classes, 3, "--classes")
     fov = parse_numbers(fov_mm, 3, "--fov-mm")
@@ -62,6 +64,8 @@ def _options(
         position="random" if position.lower() == "random" else position.upper(),
         shuffle=shuffle,
         transfer_syntax=transfer_syntax.lower(),
+        variation=variation.lower(),
+        tumor_free_fraction=tumor_free_fraction,
     )
 
 
@@ -113,6 +117,23 @@ def phantom_command(
     workers: Annotated[
         int, typer.Option("--workers", help="Processes rendering patients in parallel.")
     ] = 1,
+    variation: Annotated[
+        str,
+        typer.Option(
+            "--variation",
+            help=f"One of: {', '.join(VARIATIONS)}. wide: scanner, contrast phase, body, vessel"
+            " variant and tumor look drawn per patient, tumor-free patients added (FOV and"
+            " position left at their defaults are drawn too); synth: wide with label-wise"
+            " random HU.",
+        ),
+    ] = "standard",
+    tumor_free_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--tumor-free-fraction",
+            help="Fraction of tumor-free patients (wide and synth only) [0.2].",
+        ),
+    ] = None,
 ) -> None:
     """Write a synthetic phantom cohort: DICOM CT, NIfTI image/labels, clinical.csv, truth.csv."""
     if patients < 1:
@@ -127,6 +148,8 @@ def phantom_command(
         position,
         shuffle,
         transfer_syntax,
+        variation,
+        tumor_free_fraction,
     )
     # The bar starts at the first callback, i.e. only after the input was checked, so bad
     # input leaves stderr with nothing but the one-line error.

@@ -10,6 +10,10 @@ Typical use::
     generate_cohort(Path("cohort"), n=10, seed=1, options=PhantomOptions(slice_thickness=2.0))
 
 or, without files, ``render_patient(plan_cohort(1, seed=1)[0])``.
+
+``PhantomOptions(variation="wide")`` draws scanner, contrast phase, body, vessel variant and
+tumor look per patient and adds tumor-free patients (:mod:`phantom._variation`); its
+``truth.csv`` has :data:`WIDE_TRUTH_COLUMNS`. The default ``"standard"`` mode is unchanged.
 """
 
 from pancreas_contracts.nccn import nccn_rule_category
@@ -20,6 +24,7 @@ from phantom._cohort import (
     PatientPlan,
     PhantomOptions,
     allocate_classes,
+    cohort_targets,
     make_grid,
     plan_cohort,
     plan_patient,
@@ -30,6 +35,7 @@ from phantom._geometry import Grid
 from phantom._output import (
     CLINICAL_COLUMNS,
     TRUTH_COLUMNS,
+    WIDE_TRUTH_COLUMNS,
     PatientFiles,
     PhantomCohort,
     PhantomPatient,
@@ -47,19 +53,46 @@ from phantom._tumor import (
     VENOUS,
     VESSEL_LABELS,
 )
+from phantom._variation import (
+    CONTRAST_PHASES,
+    DEFAULT_TUMOR_FREE_FRACTION,
+    REPLACED_RHA,
+    REPLACED_RHA_RATE,
+    TUMOR_FREE_KINDS,
+    TUMOR_SHAPES,
+    TUMOR_SITES,
+    TUMOR_TEXTURES,
+    VARIATIONS,
+    Acquisition,
+    Body,
+    TumorLook,
+    Variation,
+)
 
 __all__ = [
     "ARTERIAL",
     "BIOLOGICAL_CA19_9",
     "CLINICAL_COLUMNS",
+    "CONTRAST_PHASES",
+    "DEFAULT_TUMOR_FREE_FRACTION",
     "FAT_PLANE_MM",
     "KEY_VESSELS",
     "MISSING_FRACTION",
     "POSITIONS",
+    "REPLACED_RHA",
+    "REPLACED_RHA_RATE",
     "TRANSFER_SYNTAXES",
     "TRUTH_COLUMNS",
+    "TUMOR_FREE_KINDS",
+    "TUMOR_SHAPES",
+    "TUMOR_SITES",
+    "TUMOR_TEXTURES",
+    "VARIATIONS",
     "VENOUS",
     "VESSEL_LABELS",
+    "WIDE_TRUTH_COLUMNS",
+    "Acquisition",
+    "Body",
     "Grid",
     "Material",
     "PatientFiles",
@@ -68,10 +101,13 @@ __all__ = [
     "PhantomOptions",
     "PhantomPatient",
     "PhantomScan",
+    "TumorLook",
+    "Variation",
     "Vessel",
     "allocate_classes",
     "check_encoder",
     "clinical_rows",
+    "cohort_targets",
     "generate_cohort",
     "make_grid",
     "nccn_rule_category",
