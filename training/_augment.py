@@ -15,7 +15,7 @@ one scanner's (here: one phantom generator's) Hounsfield units.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -34,8 +34,8 @@ class RandLabelwiseIntensityd(RandomizableTransform, MapTransform):
     """With probability ``prob``, replace the image by label-wise random intensities.
 
     Each foreground label gets a mean drawn from U(0, 1) and Gaussian noise of a standard
-    deviation drawn from U(0, ``noise``); the tumor's mean is drawn below the pancreas's by at
-    least ``tumor_contrast`` (a tumor as bright as its pancreas would be a label the image
+    deviation drawn from U(0, ``noise``); the tumor's mean is drawn below the pancreas's by
+    U(``tumor_contrast``, 0.5) (a tumor as bright as its pancreas would be a label the image
     does not show). The background, which holds every unlabelled organ, bone, fat and air, is
     the original image under a random linear map onto the same range: its shapes stay, its
     intensities do not. The result is blurred (sigma drawn from U(0, ``blur``) voxels, the
@@ -76,9 +76,9 @@ class RandLabelwiseIntensityd(RandomizableTransform, MapTransform):
         if not self._do_transform:
             return
         means = self.R.uniform(0.0, 1.0, NUM_CLASSES)
-        low = max(0.0, means[PANCREAS] - 0.5)
-        high = max(low, means[PANCREAS] - self.tumor_contrast)
-        means[TUMOR] = self.R.uniform(low, high) if high > low else low
+        # Below the pancreas by [tumor_contrast, 0.5], even under 0: z-scoring follows.
+        darker = self.R.uniform(self.tumor_contrast, max(self.tumor_contrast, 0.5))
+        means[TUMOR] = means[PANCREAS] - darker
         self.means = torch.as_tensor(means, dtype=torch.float32)
         stds = self.R.uniform(0.0, self.noise, NUM_CLASSES)
         self.stds = torch.as_tensor(stds, dtype=torch.float32)
@@ -86,7 +86,7 @@ class RandLabelwiseIntensityd(RandomizableTransform, MapTransform):
         self.sigma = float(self.R.uniform(0.0, self.blur))
         self.noise_seed = int(self.R.randint(0, 2**31 - 1))
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Any, Any]) -> dict[Any, Any]:
         """The sample with its image replaced (or unchanged when not drawn)."""
         out = dict(data)
         self.randomize()

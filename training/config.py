@@ -265,7 +265,7 @@ def _augmentations(table: Any) -> Augmentations:
     unknown = set(table) - {f.name for f in fields(Augmentations)}
     if unknown:
         raise ValueError(f"unknown augmentation keys: {sorted(unknown)}")
-    return Augmentations(**table)
+    return Augmentations(**{k: _tuple(v) for k, v in table.items()})
 
 
 def load_config(path: Path | None, **overrides: Any) -> TrainConfig:
