@@ -2,18 +2,27 @@
 
 ``pancreas-node serve`` builds a :class:`Node` in ``main()`` and passes the settings down; no
 component reads configuration on its own.
+
+Identity (issue 22, D9). A node names the leases it holds ``<host>/<node id>/<incarnation>/``:
+the node id is made once and kept in ``<data_dir>/node-id``, the incarnation is new for every
+start. A node that starts takes back at once what its previous incarnation still held (a
+``kill -9`` leaves a running job leased for up to ``job_lease_s``), see
+:func:`db.reclaim_node_leases`.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import uuid
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from db import JobInfo, NodeDatabase
+from db import JobInfo, NodeDatabase, reclaim_node_leases
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
@@ -22,9 +31,26 @@ from dicom_node.worker import JobOutcome, JobRunner, Worker
 from pancreas_contracts import Settings
 from pancreas_contracts.bundle_identity import bundle_sha256
 
-__all__ = ["Node"]
+__all__ = ["Node", "node_id"]
 
 _log = logging.getLogger(__name__)
+_NODE_ID_FILE = "node-id"
+
+
+def node_id(data_dir: Path) -> str:
+    """This node's persistent id, made on first use and kept in ``<data_dir>/node-id``."""
+    path = data_dir / _NODE_ID_FILE
+    try:
+        existing = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    made = uuid.uuid4().hex
+    partial = path.with_name(f"{_NODE_ID_FILE}.new")
+    partial.write_text(made + "\n", encoding="ascii")
+    partial.replace(path)  # atomic: a crash never leaves an empty id behind
+    return made
 
 
 class Node:
@@ -52,6 +78,9 @@ class Node:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = NodeDatabase(settings.resolved_database_url)
         self.database.upgrade()
+        # Lease owners: "<host>/<node id>/" is this node, the random part this start of it.
+        self.lease_prefix = f"{socket.gethostname()[:40]}/{node_id(settings.data_dir)}/"
+        self.incarnation = f"{self.lease_prefix}{uuid.uuid4().hex[:12]}/"
         self.scp = StorageSCP(settings, self.database)
         self.assembler = SeriesAssembler(
             self.database,
@@ -60,9 +89,17 @@ class Node:
             bundle_sha256(settings.bundle_path),
             phase_estimator,
         )
-        self.dispatcher = Dispatcher(settings, self.database)
+        self.dispatcher = Dispatcher(
+            settings, self.database, lease_owner=f"{self.incarnation}dispatch"
+        )
         self.worker = (
-            Worker(self.database, runner, on_done=self._deliver_now, lease_s=settings.job_lease_s)
+            Worker(
+                self.database,
+                runner,
+                on_done=self._deliver_now,
+                lease_s=settings.job_lease_s,
+                worker_id=f"{self.incarnation}worker",
+            )
             if runner is not None
             else None
         )
@@ -70,7 +107,8 @@ class Node:
         self._delivery_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the SCP, the series assembly and (with a runner) the worker."""
+        """Take back the previous run's leases, start the SCP, assembly, worker and delivery."""
+        reclaim_node_leases(self.database, self.lease_prefix, self.incarnation)
         self.scp.start()
         self.assembler.start(interval_s=min(1.0, max(self.settings.quiet_period_s / 4, 0.1)))
         if self.worker is None:
@@ -103,13 +141,19 @@ class Node:
             _log.error("job %s: delivery not attempted (%s)", job.id, type(exc).__name__)
 
     def _delivery_loop(self, interval_s: float = 5.0) -> None:
-        """Retry due deliveries (exponential backoff, up to ``dispatch_max_age_h``)."""
+        """Retry due deliveries (exponential backoff, up to ``dispatch_max_age_h``).
+
+        ``deliver_due`` fails a job whose delivery raises alone; this loop outlives the rest.
+        """
         while not self._stop.wait(interval_s):
             try:
-                for due in self.dispatcher.due_deliveries():
-                    self.dispatcher.deliver(due.job_id, due.files)
+                self.dispatcher.deliver_due()
             except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
                 _log.error("delivery loop: %s", type(exc).__name__)
+            # Supervision boundary: no error of one pass ends the delivery loop.
+            except Exception as exc:  # noqa: BLE001
+                _log.error("delivery loop: %s", type(exc).__name__)
+                _log.debug("delivery loop traceback", exc_info=exc)
 
     def __enter__(self) -> Self:
         self.start()

@@ -116,17 +116,22 @@ def status_command(
     summary.add_row(*(str(counts.get(state, 0)) for state in JobState))
     console.print(summary)
     recent = Table(title="Recent jobs")
-    for column in ("job", "series", "version", "state", "attempts", "updated", "reason"):
+    columns = ("job", "series", "version", "instances", "state", "attempts", "updated", "reason")
+    for column in columns:
         recent.add_column(column)
     for job in jobs:
+        reason = job.failure_reason or ""
+        if job.superseded_by and job.state is JobState.DELIVERED:
+            reason = f"superseded by job {job.superseded_by[:8]}"
         recent.add_row(
             job.id[:8],
             job.series_instance_uid,
             str(job.series_version),
+            "" if job.instance_count is None else str(job.instance_count),
             job.state.value,
             str(job.attempts),
             job.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-            job.failure_reason or "",
+            reason,
         )
     console.print(recent)
 
