@@ -1,0 +1,306 @@
+"""The held-out generator's tumor and its exact tumor-vessel contact angles.
+
+A tumor is a core superquadric (round or lobulated) in the pancreas plus, for each key vessel
+it is meant to touch, a *sleeve*: the part of a shell around that vessel (from its wall
+outwards) within an angular wedge facing the core and a stretch along the centreline, joined to
+the core by a straight tube. Around every key vessel a fat plane of :data:`FAT_PLANE_MM` is
+kept free of tumor outside the sleeve.
+
+The truth is not the drawn angle but what the finished geometry shows: on cross-sections of
+each key vessel every millimetre along its centreline, 360 rays from the centre look for the
+tumor label 0.5-2 mm beyond the wall, where the final label at a point (pancreas, ducts, tumor,
+then the vessels painted over it) is evaluated on the continuous solids. The section angle is
+the fraction of touching rays times 360; along the vessel, each section's angle is the median
+of it and its neighbours, and the vessel's angle is the largest of these (the definition of
+``docs/method.md``, read off the solids instead of a voxel map).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from pancreas_contracts.nccn import ARTERIAL_VESSELS, VENOUS_VESSELS
+from pancreas_contracts.result import KEY_VESSEL_LABELS, KEY_VESSELS
+from phantom.holdout._body import SITES, Anatomy
+from phantom.holdout._sdf import FloatArray, Ripple, Shape, Superquadric, Tube, rotation_xyz
+
+__all__ = [
+    "FAT_PLANE_MM",
+    "Sleeve",
+    "TumorDesign",
+    "contact_angles",
+    "design_tumor",
+]
+
+FAT_PLANE_MM = 3.0
+_RING_MM = (0.5, 1.0, 1.5, 2.0)
+_RAYS = 360
+_SITE_P = (0.45, 0.15, 0.25, 0.15)
+LabelAt = Callable[[FloatArray], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class Sleeve:
+    """Tumor hugging ``angle_deg`` of one key vessel's wall over a stretch of its centreline."""
+
+    vessel: str
+    tube: Tube
+    centre_index: int
+    half_length_mm: float
+    angle_deg: float
+    width_mm: float
+    direction: FloatArray
+
+    def sdf(self, points: FloatArray) -> FloatArray:
+        dist, index = self.tube.nearest(points)
+        radius = self.tube.radii[index]
+        radial = np.maximum(radius - dist, dist - radius - self.width_mm)
+        step = self.tube.length / (len(self.tube.points) - 1)
+        along = np.abs(index - self.centre_index) * step - self.half_length_mm
+        result: FloatArray = np.maximum(radial, along)
+        if self.angle_deg >= 360.0:
+            return result
+        tangents = self.tube.tangents()[index]
+        offset = points - self.tube.points[index]
+        offset -= np.sum(offset * tangents, axis=1, keepdims=True) * tangents
+        facing = self.direction - np.outer(tangents @ self.direction, np.ones(3)) * tangents
+        facing /= np.maximum(np.linalg.norm(facing, axis=1, keepdims=True), 1e-9)
+        cos = np.sum(offset * facing, axis=1) / np.maximum(np.linalg.norm(offset, axis=1), 1e-9)
+        beyond = np.arccos(np.clip(cos, -1.0, 1.0)) - math.radians(self.angle_deg / 2.0)
+        wedge = dist * np.sin(np.clip(beyond, -math.pi / 2, math.pi / 2))
+        combined: FloatArray = np.maximum(result, wedge)
+        return combined
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        step = self.tube.length / (len(self.tube.points) - 1)
+        half = int(self.half_length_mm / step) + 1
+        part = self.tube.points[max(0, self.centre_index - half) : self.centre_index + half + 1]
+        reach = float(self.tube.radii.max()) + self.width_mm
+        return part.min(axis=0) - reach, part.max(axis=0) + reach
+
+    @property
+    def anchor(self) -> FloatArray:
+        """Middle of the sleeve, where the stalk from the core arrives."""
+        radius = float(self.tube.radii[self.centre_index])
+        result: FloatArray = self.tube.points[self.centre_index] + self.direction * (
+            radius + 0.5 * self.width_mm
+        )
+        return result
+
+
+@dataclass(frozen=True, eq=False)
+class TumorDesign:
+    """One tumor: core, sleeves, stalks and the key vessels whose fat plane is kept.
+
+    Parameters
+    ----------
+    site
+        One of :data:`~phantom.holdout._body.SITES`.
+    core
+        The tumor mass.
+    sleeves
+        One per vessel meant to be touched.
+    stalks
+        Straight tubes from the core to each sleeve.
+    key_tubes
+        Key vessel (``"SMA"``...) -> tube.
+    attenuation, shape
+        ``"hypo"`` or ``"iso"``; ``"round"`` or ``"lobulated"``.
+    diameter_mm
+        Largest drawn diameter of the core.
+    """
+
+    site: str
+    core: Superquadric
+    sleeves: tuple[Sleeve, ...]
+    stalks: tuple[Tube, ...]
+    key_tubes: Mapping[str, Tube]
+    attenuation: str
+    shape: str
+    diameter_mm: float
+
+    def _clearance(self, key: str, points: FloatArray) -> FloatArray:
+        tube = self.key_tubes[key]
+        dist, index = tube.nearest(points)
+        result: FloatArray = dist - tube.radii[index] - FAT_PLANE_MM
+        for sleeve in self.sleeves:
+            if sleeve.vessel == key:
+                result = np.maximum(result, -sleeve.sdf(points))
+        return result
+
+    def sdf(self, points: FloatArray) -> FloatArray:
+        parts: list[Shape] = [self.core, *self.sleeves, *self.stalks]
+        solid = self.core.sdf(points)
+        for part in parts[1:]:
+            solid = np.minimum(solid, part.sdf(points))
+        for key in self.key_tubes:
+            solid = np.maximum(solid, -self._clearance(key, points))
+        return solid
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        parts: list[Shape] = [self.core, *self.sleeves, *self.stalks]
+        boxes = [p.bounds() for p in parts]
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        return lo, hi
+
+
+def _draw_angle(rng: np.random.Generator, encasing: bool) -> float:
+    """A contact angle kept 20 degrees or more clear of the 180-degree threshold."""
+    if not encasing:
+        return round(float(rng.uniform(25.0, 160.0)), 1)
+    return 360.0 if rng.random() < 0.2 else round(float(rng.uniform(200.0, 330.0)), 1)
+
+
+def _plan_angles(rng: np.random.Generator, target: int, near: list[str]) -> dict[str, float]:
+    """Drawn sleeve angles by key vessel for the intended NCCN category ``target``."""
+    arteries = [v for v in near if v in ARTERIAL_VESSELS]
+    veins = [v for v in near if v in VENOUS_VESSELS]
+    angles: dict[str, float] = {}
+    if target == 2 and arteries:
+        main = str(rng.choice(arteries))
+        angles[main] = _draw_angle(rng, True)
+        for v in veins:
+            if rng.random() < 0.5:
+                angles[v] = _draw_angle(rng, bool(rng.random() < 0.5))
+    elif target >= 1 and (arteries or veins):
+        if arteries and (not veins or rng.random() < 0.5):
+            angles[str(rng.choice(arteries))] = _draw_angle(rng, False)
+        else:
+            angles[str(rng.choice(veins))] = _draw_angle(rng, True)
+    else:
+        for v in veins:
+            if rng.random() < 0.5:
+                angles[v] = _draw_angle(rng, False)
+    return angles
+
+
+def _sleeve(
+    rng: np.random.Generator, key: str, tube: Tube, centre: FloatArray, angle: float
+) -> Sleeve | None:
+    step = tube.length / (len(tube.points) - 1)
+    half_length = float(rng.uniform(5.0, 9.0))
+    margin = int((half_length + 8.0) / step)
+    if len(tube.points) <= 2 * margin + 2:
+        return None
+    inner = tube.points[margin:-margin]
+    index = margin + int(np.argmin(np.linalg.norm(inner - centre, axis=1)))
+    tangent = tube.tangents()[index]
+    toward = centre - tube.points[index]
+    toward -= float(toward @ tangent) * tangent
+    norm = float(np.linalg.norm(toward))
+    if norm < 1e-3:
+        toward = np.cross(tangent, np.array([0.0, 0.0, 1.0]))
+        norm = float(np.linalg.norm(toward))
+    return Sleeve(key, tube, index, half_length, angle, float(rng.uniform(3.5, 6.0)), toward / norm)
+
+
+def _core(
+    rng: np.random.Generator, centre: FloatArray, diameter: float, lobulated: bool
+) -> Superquadric:
+    a = diameter / 2.0
+    axes = np.array([a, a * rng.uniform(0.7, 1.0), a * rng.uniform(0.7, 1.0)])
+    angles = (rng.uniform(0, math.pi), rng.uniform(0, math.pi), rng.uniform(0, math.pi))
+    ripple = Ripple.draw(rng, 0.15 * a, (0.6 * a, 1.4 * a)) if lobulated else None
+    return Superquadric(centre, axes, rotation_xyz(angles), 2.0, ripple)
+
+
+def _gap(tube: Tube, point: FloatArray) -> float:
+    """Distance in mm from ``point`` to the wall of ``tube``."""
+    dist, index = tube.nearest(point[None, :], beyond_mm=1e4)
+    return float(dist[0] - tube.radii[index[0]])
+
+
+def design_tumor(anatomy: Anatomy, target: int, rng: np.random.Generator) -> TumorDesign:
+    """Draw a tumor meant to fall in NCCN category ``target`` (the geometry decides).
+
+    Parameters
+    ----------
+    anatomy
+        The patient's anatomy.
+    target
+        Intended category (0, 1, 2); lowered when the site has no vessel to make it.
+    rng
+        The patient's tumor stream.
+    """
+    site = SITES[int(rng.choice(len(SITES), p=_SITE_P))]
+    diameter = float(rng.uniform(15.0, 50.0))
+    centre = anatomy.sites[site] + rng.uniform(-2.0, 2.0, 3)
+    lobulated = bool(rng.random() < 0.5)
+    core = _core(rng, centre, diameter, lobulated)
+    key_tubes = {k: anatomy.vessels[KEY_VESSEL_LABELS[k]] for k in KEY_VESSELS}
+    near = [k for k, tube in key_tubes.items() if _gap(tube, centre) <= diameter / 2.0 + 18.0]
+    sleeves: list[Sleeve] = []
+    stalks: list[Tube] = []
+    for key, angle in _plan_angles(rng, target, near).items():
+        sleeve = _sleeve(rng, key, key_tubes[key], centre, angle)
+        if sleeve is None:
+            continue
+        sleeves.append(sleeve)
+        radius = min(0.5 * sleeve.width_mm, 3.0)
+        stalks.append(Tube.through(np.stack([centre, sleeve.anchor]), (radius, radius)))
+    return TumorDesign(
+        site=site,
+        core=core,
+        sleeves=tuple(sleeves),
+        stalks=tuple(stalks),
+        key_tubes=MappingProxyType(key_tubes),
+        attenuation="iso" if rng.random() < 0.25 else "hypo",
+        shape="lobulated" if lobulated else "round",
+        diameter_mm=diameter,
+    )
+
+
+def _ring(tube: Tube, index: int) -> FloatArray:
+    """Ring points of one cross-section: ``(rays, rings, 3)``."""
+    tangent = tube.tangents()[index]
+    helper = np.array([1.0, 0.0, 0.0]) if abs(tangent[0]) < 0.9 else np.array([0, 1.0, 0])
+    u = np.cross(tangent, helper)
+    u /= np.linalg.norm(u)
+    v = np.cross(tangent, u)
+    phi = np.arange(_RAYS) * (2.0 * math.pi / _RAYS)
+    rays = np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * v
+    radii = float(tube.radii[index]) + np.asarray(_RING_MM)
+    result: FloatArray = tube.points[index] + rays[:, None, :] * radii[None, :, None]
+    return result
+
+
+def _median3(values: list[float]) -> list[float]:
+    if len(values) < 3:
+        return values
+    return [float(np.median(values[i - 1 : i + 2])) for i in range(1, len(values) - 1)]
+
+
+def contact_angles(design: TumorDesign, label_at: LabelAt, tumor_label: int) -> dict[str, float]:
+    """Contact angle in degrees (0.1-degree steps) of the finished tumor with each key vessel.
+
+    Parameters
+    ----------
+    design
+        The tumor.
+    label_at
+        Final label at body-frame points (the painted scene).
+    tumor_label
+        The tumor's label value.
+    """
+    angles: dict[str, float] = {}
+    for key, tube in design.key_tubes.items():
+        reach = tube.radii + max(_RING_MM) + 1.0
+        near = design.sdf(tube.points) <= reach
+        indices = np.flatnonzero(near)[:: max(1, round(len(tube.points) / tube.length))]
+        best = 0.0
+        runs = np.split(indices, np.flatnonzero(np.diff(indices) > 8) + 1)
+        for run in runs:
+            section_angles = []
+            for index in run:
+                ring = _ring(tube, int(index))
+                hits = (label_at(ring.reshape(-1, 3)) == tumor_label).reshape(ring.shape[:2])
+                section_angles.append(360.0 * float(hits.any(axis=1).mean()))
+            best = max([best, *_median3(section_angles)])
+        angles[key] = round(best, 1)
+    return angles
