@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from inference.tasks.resectability.model import ModelConfig, ResectabilityNet
+from training.dataset import NO_TUMOR
 from training.losses import (
     ClassificationLoss,
     MultitaskLoss,
@@ -115,3 +116,44 @@ def test_label_weights_raise_a_missed_rare_label() -> None:
     assert weighted_focal(right, target) < weighted_focal(logits, target)
     with pytest.raises(ValueError, match="positive"):
         SegmentationLoss(label_weights=(1.0, 0.0, 1.0))
+
+
+def test_tumor_free_rows_are_left_out_of_the_classification_loss() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3, requires_grad=True)
+    targets = torch.tensor([0, NO_TUMOR, 2, NO_TUMOR, 1])
+    loss_fn = ClassificationLoss((1.0, 2.0, 2.5))
+    loss = loss_fn(logits, targets)
+    kept = targets != NO_TUMOR
+    expected = torch.nn.functional.cross_entropy(
+        logits[kept], targets[kept], weight=torch.tensor([1.0, 2.0, 2.5])
+    )
+    assert loss.item() == pytest.approx(expected.item())  # the weighted mean over kept rows
+    loss.backward()
+    assert logits.grad is not None
+    assert float(logits.grad[~kept].abs().max()) == 0.0
+    assert float(logits.grad[kept].abs().min()) > 0.0
+    # Without the column (every patient has a tumor) it is the plain weighted cross-entropy.
+    plain = targets.clamp(min=0)
+    assert loss_fn(logits, plain).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(
+            logits, plain, weight=torch.tensor([1.0, 2.0, 2.5])
+        ).item()
+    )
+
+
+def test_a_batch_of_tumor_free_rows_trains_only_the_segmentation() -> None:
+    logits = torch.randn(2, 3, requires_grad=True)
+    free = torch.full((2,), NO_TUMOR)
+    cls = ClassificationLoss()(logits, free)
+    assert cls.item() == 0.0 and not torch.isnan(cls)
+    cls.backward()
+    assert logits.grad is not None and float(logits.grad.abs().max()) == 0.0
+    seg_logits = torch.randn(2, 16, 4, 4, 4, requires_grad=True)
+    seg_target = torch.zeros(2, 1, 4, 4, 4, dtype=torch.long)
+    seg_target[:, :, 1:3, 1:3, 1:3] = 1  # a pancreas, no tumor
+    terms = MultitaskLoss(SegmentationLoss(), ClassificationLoss())(
+        logits, free, seg_logits, seg_target
+    )
+    assert terms.seg is not None and terms.seg.item() > 0.0
+    assert terms.total.item() == pytest.approx(terms.w_seg * terms.seg.item())
