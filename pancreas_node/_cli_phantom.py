@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from phantom import POSITIONS, TRANSFER_SYNTAXES, VARIATIONS, PhantomOptions, generate_cohort
+from phantom.holdout import generate_holdout_cohort
+
+GENERATORS: tuple[str, ...] = ("standard", "holdout")
 
 __all__ = ["parse_numbers", "phantom_command"]
 
@@ -134,10 +137,21 @@ def phantom_command(
             help="Fraction of tumor-free patients (wide and synth only) [0.2].",
         ),
     ] = None,
+    generator: Annotated[
+        str,
+        typer.Option(
+            "--generator",
+            help="standard: the training generator; holdout: the separately written held-out"
+            " generator, for evaluation only (only --patients, --seed, --out and --workers"
+            " apply).",
+        ),
+    ] = "standard",
 ) -> None:
     """Write a synthetic phantom cohort: DICOM CT, NIfTI image/labels, clinical.csv, truth.csv."""
     if patients < 1:
         raise ValueError(f"--patients must be at least 1, got {patients}")
+    if generator not in GENERATORS:
+        raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     options = _options(
         classes,
         label_noise,
@@ -168,8 +182,14 @@ def phantom_command(
         progress.update(task, completed=done, total=total)
 
     try:
-        cohort = generate_cohort(out, patients, seed, options, advance, workers=workers)
+        if generator == "holdout":
+            written = len(
+                generate_holdout_cohort(out, patients, seed, None, advance, workers=workers)
+            )
+        else:
+            written = len(generate_cohort(out, patients, seed, options, advance, workers=workers))
     finally:
         if progress.live.is_started:
             progress.stop()
-    typer.echo(f"wrote {len(cohort)} phantom patients to {out} (seed {seed})")
+    kind = "held-out " if generator == "holdout" else ""
+    typer.echo(f"wrote {written} {kind}phantom patients to {out} (seed {seed})")

@@ -72,6 +72,9 @@ class HoldoutCohort:
     out: Path
     records: tuple[HoldoutRecord, ...]
 
+    def __len__(self) -> int:
+        return len(self.records)
+
 
 def scan_volumes(scan: RenderedScan) -> tuple[Volume, Volume]:
     """Image (int16 HU) and labels (uint8) as written to NIfTI, canonical RAS+."""
