@@ -379,8 +379,9 @@ def _hollow(
     walls: tuple[Shape, ...],
     lumens: tuple[Shape, ...],
     gas_level_y: float | None,
+    prone: bool = False,
 ) -> list[tuple[Shape, Material]]:
-    """A bowel-like organ: wall, fluid lumen and, anterior of a level, gas (patient supine).
+    """A bowel-like organ: wall, fluid lumen and gas above a level (anterior when supine).
 
     All walls go down before any lumen so that segment joints do not leave wall inside the lumen.
     """
@@ -389,12 +390,14 @@ def _hollow(
     if gas_level_y is not None:
         plane_point = placement.point(np.array([0.0, gas_level_y, 0.0]))
         posterior = placement.axes(np.eye(3))[:, 1]
-        gas = HalfSpace(plane_point, posterior)
+        gas = HalfSpace(plane_point, -posterior if prone else posterior)
         parts.extend((Intersection((lumen, gas)), Material.GAS) for lumen in lumens)
     return parts
 
 
-def _bowel(placement: Placement, rng: np.random.Generator) -> list[tuple[Shape, Material]]:
+def _bowel(
+    placement: Placement, rng: np.random.Generator, prone: bool = False
+) -> list[tuple[Shape, Material]]:
     parts: list[tuple[Shape, Material]] = []
     colon = [
         (np.array([[-95, -10, -130], [-95, -25, -15], [-88, -48, -8]]), 22.0),
@@ -419,11 +422,16 @@ def _bowel(placement: Placement, rng: np.random.Generator) -> list[tuple[Shape, 
         world = placement.point(points.astype(np.float64))
         r = radius * placement.scale
         level = float(points[:, 1].mean()) - rng.uniform(0.0, 0.6) * radius
+        if prone:  # the same depth of gas, on the other (now upper) side of the lumen
+            level = 2.0 * float(points[:, 1].mean()) - level
         gas_level = level if radius > 15 else None
-        parts.extend(_hollow(placement, tube(world, r), tube(world, r - 2.5), gas_level))
+        walls, lumens = tube(world, r), tube(world, r - 2.5)
+        parts.extend(_hollow(placement, walls, lumens, gas_level, prone))
     stomach = _ellipsoid(placement, (40, -68, 55), (48, 32, 42), (0, 0, -20))
     lumen = _ellipsoid(placement, (40, -68, 55), (44, 28, 38), (0, 0, -20))
-    parts.extend(_hollow(placement, (stomach,), (lumen,), float(rng.uniform(-85.0, -72.0))))
+    level = float(rng.uniform(-85.0, -72.0))
+    level = 2.0 * -68.0 - level if prone else level
+    parts.extend(_hollow(placement, (stomach,), (lumen,), level, prone))
     return parts
 
 
@@ -452,5 +460,6 @@ def _background(
         (_ellipsoid(placement, (72, 48, -10), (22, 18, 55), (0, -10, 15)), Material.KIDNEY),
         (_ellipsoid(placement, (-70, 52, -25), (22, 18, 55), (0, 10, -15)), Material.KIDNEY),
     ]
-    bowel = [(inside(shape), material) for shape, material in _bowel(placement, rng)]
+    prone = body is not None and body.prone
+    bowel = [(inside(shape), material) for shape, material in _bowel(placement, rng, prone)]
     return (*layers, *bowel, *organs, *_spine(placement, rng))

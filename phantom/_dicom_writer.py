@@ -3,7 +3,9 @@
 Stored values are unsigned 12-bit (``HU + 1024``, Rescale Intercept -1024). Head-first supine
 series number their instances from the head down (``z`` falls with Instance Number); feet-first
 series from the feet up. Image Orientation stays ``1\\0\\0\\0\\1\\0`` in both, as scanners
-report it.
+report it. Prone series (``HFP``, ``FFP``: wide phantom variation only) are stored rotated by
+180 degrees, rows running to the patient's right and columns forwards
+(``-1\\0\\0\\0\\-1\\0``), as a prone patient's images are (PS3.3 C.7.6.2.1.1).
 """
 
 from __future__ import annotations
@@ -145,7 +147,13 @@ def _ct_image(ds: Dataset) -> None:
 def instance_order(count: int, position: str) -> list[int]:
     """Slice index ``k`` (``z`` ascending) of instance numbers 1..count."""
     ascending = list(range(count))
-    return ascending if position == "FFS" else ascending[::-1]
+    return ascending if position.startswith("FF") else ascending[::-1]
+
+
+def _stored(scan: PhantomScan, k: int, position: str) -> npt.NDArray[np.uint16]:
+    """Stored values of slice ``k`` in the series' row and column order."""
+    plane = scan.hu[k, ::-1, ::-1] if position.endswith("P") else scan.hu[k]
+    return np.ascontiguousarray((plane.astype(np.int32) - _INTERCEPT).astype(np.uint16))
 
 
 def _instance(scan: PhantomScan, header: SeriesHeader, number: int, k: int) -> Dataset:
@@ -167,14 +175,18 @@ def _instance(scan: PhantomScan, header: SeriesHeader, number: int, k: int) -> D
     z = z0 + k * dz
     ds.ImagePositionPatient = [ds_number(x0), ds_number(y0), ds_number(z)]
     ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    if header.position.endswith("P"):
+        # The first stored pixel is the patient's most left and most posterior voxel.
+        x1, y1 = x0 + dx * (grid.shape[2] - 1), y0 + dy * (grid.shape[1] - 1)
+        ds.ImagePositionPatient = [ds_number(x1), ds_number(y1), ds_number(z)]
+        ds.ImageOrientationPatient = ["-1", "0", "0", "0", "-1", "0"]
     ds.PixelSpacing = [ds_number(dy), ds_number(dx)]
     ds.SliceThickness = ds_number(header.thickness)
     ds.SpacingBetweenSlices = ds_number(dz)
     ds.SliceLocation = ds_number(z)
     ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
     ds.LossyImageCompression = "00"
-    stored = (scan.hu[k].astype(np.int32) - _INTERCEPT).astype(np.uint16)
-    ds.PixelData = stored.tobytes()
+    ds.PixelData = _stored(scan, k, header.position).tobytes()
     return ds
 
 
@@ -226,8 +238,7 @@ def write_series(
     for number, (k, name) in enumerate(zip(order, names, strict=True), start=1):
         ds = _instance(scan, header, number, k)
         _file_meta(ds, syntax)
-        stored = (scan.hu[k].astype(np.int32) - _INTERCEPT).astype(np.uint16)
-        encode_pixels(ds, syntax, stored)
+        encode_pixels(ds, syntax, _stored(scan, k, header.position))
         path = directory / name
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

@@ -5,7 +5,9 @@ a network trained on it can learn the generator rather than the task (issue 21).
 ``"wide"`` mode every patient draws, from a stream of its own:
 
 - **acquisition**: in-plane spacing 0.6-1.0 mm on a 384 or 512 matrix (field of view
-  230-512 mm), slices 0.625-5 mm over 150-260 mm, head- or feet-first supine, reconstruction
+  230-512 mm), slices 0.625-5 mm over 150-260 mm, head- or feet-first, supine or prone
+  (prone series are stored rotated, :mod:`phantom._dicom_writer`; bowel gas rises to the
+  back), reconstruction
   blur (Gaussian, 0.25-1.0 mm), noise of 6-30 HU with a grain of 0.3-1.2 mm, streaks;
 - **contrast timing**: late arterial, pancreatic or portal-venous (own HU tables,
   :mod:`phantom._variation_render`);
@@ -35,7 +37,9 @@ TUMOR_SITES: tuple[str, ...] = ("head", "uncinate", "body", "tail")
 TUMOR_SHAPES: tuple[str, ...] = ("round", "lobulated", "infiltrating")
 TUMOR_TEXTURES: tuple[str, ...] = ("homogeneous", "heterogeneous", "necrotic")
 TUMOR_FREE_KINDS: tuple[str, ...] = ("normal", "atrophic", "cystic")
-POSITIONS_WIDE: tuple[str, ...] = ("HFS", "FFS")
+POSITIONS_WIDE: tuple[str, ...] = ("HFS", "FFS", "HFP", "FFP")
+# Prone abdominal CT is uncommon (CT colonography, some biopsies): one patient in seven here.
+_POSITION_WEIGHTS = (0.45, 0.41, 0.09, 0.05)
 REPLACED_RHA = "replaced-rha"
 #: Rate of a replaced right hepatic artery from the SMA (Hiatt et al. 1994: 106 of 1000).
 REPLACED_RHA_RATE = 0.11
@@ -77,7 +81,7 @@ class Acquisition:
     fov_mm
         Field of view ``(x, y, z)`` in mm (in-plane: matrix times spacing).
     patient_position
-        ``"HFS"`` or ``"FFS"``.
+        One of :data:`POSITIONS_WIDE`.
     blur_mm
         In-plane Gaussian sigma of the reconstruction kernel (sharp to smooth).
     noise_sd
@@ -128,6 +132,8 @@ class Body:
         Scale of every vessel radius.
     variant
         ``""`` or :data:`REPLACED_RHA`.
+    prone
+        The patient lies prone (bowel gas collects posteriorly).
     """
 
     habitus: float
@@ -138,6 +144,7 @@ class Body:
     node_jitter_mm: float
     calibre: float
     variant: str
+    prone: bool = False
 
     def __post_init__(self) -> None:
         for name in ("habitus", "fat", "scale", "organ_scale", "pancreas_scale", "calibre"):
@@ -254,7 +261,7 @@ def _acquisition(rng: np.random.Generator, fixed: FixedAcquisition) -> Acquisiti
     matrix = int(rng.choice(_MATRICES))
     thickness = float(rng.choice(_THICKNESSES, p=_THICKNESS_WEIGHTS))
     length = float(rng.uniform(150.0, 260.0))
-    position = str(rng.choice(POSITIONS_WIDE))
+    position = str(rng.choice(POSITIONS_WIDE, p=_POSITION_WEIGHTS))
     blur = round(float(rng.uniform(0.25, 1.0)), 3)
     noise = round(float(rng.uniform(6.0, 30.0)), 2)
     grain = round(float(rng.uniform(0.3, 1.2)), 3)
@@ -275,7 +282,7 @@ def _acquisition(rng: np.random.Generator, fixed: FixedAcquisition) -> Acquisiti
     )
 
 
-def _body(rng: np.random.Generator, tumor_free_kind: str) -> Body:
+def _body(rng: np.random.Generator, tumor_free_kind: str, prone: bool) -> Body:
     pancreas = float(rng.uniform(0.8, 1.2))
     if tumor_free_kind == "atrophic":
         pancreas = float(rng.uniform(0.5, 0.65))
@@ -288,6 +295,7 @@ def _body(rng: np.random.Generator, tumor_free_kind: str) -> Body:
         node_jitter_mm=float(rng.uniform(1.0, 2.2)),
         calibre=float(rng.uniform(0.82, 1.2)),
         variant=REPLACED_RHA if rng.random() < REPLACED_RHA_RATE else "",
+        prone=prone,
     )
 
 
@@ -332,7 +340,7 @@ def draw_variation(
     phase = str(rng.choice(CONTRAST_PHASES, p=(0.25, 0.3, 0.45)))
     kind = "" if target is not None else str(rng.choice(TUMOR_FREE_KINDS, p=(0.5, 0.25, 0.25)))
     acquisition = _acquisition(rng, fixed)
-    body = _body(rng, kind)
+    body = _body(rng, kind, acquisition.patient_position.endswith("P"))
     tumor = _tumor(rng, target) if target is not None else None
     calcifications = int(rng.integers(2, 9)) if rng.random() < 0.2 else 0
     plaques = int(rng.integers(1, 7)) if rng.random() < 0.4 else 0

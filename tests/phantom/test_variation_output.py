@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 from inference import read_dicom_series, read_nifti
@@ -16,9 +17,13 @@ from phantom import (
     KEY_VESSELS,
     TRUTH_COLUMNS,
     WIDE_TRUTH_COLUMNS,
+    Material,
     PhantomCohort,
     PhantomOptions,
     generate_cohort,
+    plan_cohort,
+    render_patient,
+    write_patient,
 )
 
 SMALL = PhantomOptions(
@@ -72,7 +77,7 @@ def test_tumor_free_rows_leave_the_tumor_truth_empty(cohort: PhantomCohort) -> N
 
 
 def test_dicom_reads_back_on_the_label_grid(cohort: PhantomCohort) -> None:
-    assert {p.plan.patient_position for p in cohort} == {"HFS", "FFS"}
+    assert {"HFS", "FFS"} <= {p.plan.patient_position for p in cohort}
     for patient in cohort:
         dicom = read_dicom_series(patient.dicom_dir)
         label = read_nifti(patient.files.label)
@@ -83,6 +88,28 @@ def test_dicom_reads_back_on_the_label_grid(cohort: PhantomCohort) -> None:
         assert np.array_equal(dicom.volume.array, image.array.astype(np.float32))
         assert dicom.series_instance_uid == patient.series_uid
         assert dicom.warnings == ()
+
+
+@pytest.mark.parametrize("position", ["HFP", "FFP"])
+def test_a_prone_series_reads_back_on_the_label_grid(tmp_path: Path, position: str) -> None:
+    options = PhantomOptions(
+        variation="wide", fov_mm=(200.0, 180.0, 60.0), pixel_spacing=1.5, slice_thickness=3.0
+    )
+    plan = next(p for p in plan_cohort(60, 6, options) if p.patient_position == position)
+    scan = render_patient(plan)
+    files = write_patient(plan, scan, tmp_path, options)
+    header = pydicom.dcmread(files.dicom[0], stop_before_pixels=True)
+    assert header.PatientPosition == position
+    assert [float(v) for v in header.ImageOrientationPatient] == [-1, 0, 0, 0, -1, 0]
+    dicom = read_dicom_series(files.dicom_dir)
+    label, image = read_nifti(files.label), read_nifti(files.image)
+    assert dicom.volume.shape == label.shape
+    np.testing.assert_allclose(dicom.volume.affine, label.affine, atol=1e-4)
+    assert np.array_equal(dicom.volume.array, image.array.astype(np.float32))
+    # Prone, the bowel gas collects at the back of each loop: posterior of its fluid.
+    gas_y = np.argwhere(scan.materials == Material.GAS)[:, 1].mean()
+    fluid_y = np.argwhere(scan.materials == Material.FLUID)[:, 1].mean()
+    assert gas_y > fluid_y
 
 
 def test_the_cli_writes_a_wide_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

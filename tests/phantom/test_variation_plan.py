@@ -46,7 +46,11 @@ def test_acquisition_ranges_cover_what_scanners_vary(plans: list[PatientPlan]) -
     matrices = {round(p.fov_mm[0] / p.pixel_spacing) for p in plans}
     assert matrices == {384, 512}
     assert all(p.fov_mm[2] / p.slice_thickness <= 320.5 for p in plans)
-    assert {p.patient_position for p in plans} == {"HFS", "FFS"}
+    positions = [p.patient_position for p in plans]
+    assert set(positions) == {"HFS", "FFS", "HFP", "FFP"}
+    prone = np.mean([position.endswith("P") for position in positions])
+    assert 0.07 <= prone <= 0.22  # one in seven
+    assert all(_variation(p).body.prone == p.patient_position.endswith("P") for p in plans)
     acquisitions = [_variation(p).acquisition for p in plans]
     assert min(a.noise_sd for a in acquisitions) < 10 and max(a.noise_sd for a in acquisitions) > 25
     assert min(a.blur_mm for a in acquisitions) < 0.4 and max(a.blur_mm for a in acquisitions) > 0.9
@@ -142,7 +146,7 @@ def test_value_objects_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="site"):
         TumorLook("neck", 20.0, "round", "homogeneous", -30.0, False)
     with pytest.raises(ValueError, match="position"):
-        Acquisition(0.8, 2.0, (300.0, 300.0, 200.0), "HFP", 0.5, 10.0, 0.5, False)
+        Acquisition(0.8, 2.0, (300.0, 300.0, 200.0), "HFDR", 0.5, 10.0, 0.5, False)
     with pytest.raises(ValueError, match="variant"):
         Body(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, "double-ivc")
 
