@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from inference.tasks.resectability.model import ModelMode
+from inference.volume import Volume, write_nifti
 from pancreas_contracts.labels import NUM_CLASSES
 from tests.training._training_arrays import tiny_arrays
 from training._geometry import GeometryClassifier, contact_features
 from training._loop import (
     CohortArrays,
+    FitResult,
     _Batches,
     _select,
     _validate,
@@ -29,8 +31,9 @@ from training._metrics import (
     total_dice_counts,
 )
 from training._splits import nested_splits, stratified_folds
+from training.cohort import data_hash, load_cohort
 from training.config import TrainConfig, load_config
-from training.dataset import make_augmentation
+from training.dataset import NO_TUMOR, PreprocessConfig, discover_cases, make_augmentation
 from training.losses import median_frequency_weights
 
 torch.set_num_threads(2)
@@ -81,7 +84,7 @@ def test_fit_never_sees_test_rows_and_resumes(tmp_path: Path) -> None:
     leaky = CohortArrays(arrays.images, arrays.labels, poisoned, arrays.targets, arrays.patient_ids)
     config = TrainConfig(max_epochs=1, patience=1, batch_size=(2,), augment=False)
     hp = config.grid()[0]
-    fits = []
+    fits: list[FitResult] = []
     for data in (arrays, leaky):
         fit = fit_model(
             data, train, val, hp, config, mode=ModelMode.TABULAR_ONLY, adaptive=True,
@@ -258,3 +261,84 @@ def test_shipped_config_is_the_one_the_demo_bundle_records() -> None:
     # scripts/train_demo_bundle_gpu.sh sets the time budget from the time its call has left.
     assert recorded.pop("time_budget_min") > 0 and shipped.pop("time_budget_min") == 0
     assert json.loads(json.dumps(shipped)) == recorded
+
+
+_OLD_TRUTH = "patient_id,nccn_label,rule_category\nP1,0,0\nP2,2,2\nP3,1,1\n"
+_WIDE_TRUTH = (
+    "patient_id,nccn_label,rule_category,contact_sma,has_tumor,tumor_attenuation,variant\n"
+    "P1,0,0,0,1,hypo,standard\nP2,2,2,200,1,iso,standard\nP3,1,1,100,1,hypo,replaced_rha\n"
+    "P4,,,,0,,standard\n"
+)
+
+
+def _cohort(folder: Path, truth: str, tumor_in: tuple[str, ...] = ()) -> Path:
+    """A cohort of small NIfTI cases (``truth`` as truth.csv); ``tumor_in`` get a tumor."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "truth.csv").write_text(truth, encoding="utf-8")
+    ids = [line.split(",")[0] for line in truth.splitlines()[1:]]
+    rows = "".join(f"{pid},{60 + i},{i % 2}\n" for i, pid in enumerate(ids))
+    (folder / "clinical.csv").write_text("patient_id,age,sex\n" + rows, encoding="utf-8")
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    for pid in ids:
+        label = np.zeros((24, 24, 16), dtype=np.uint8)
+        label[8:16, 8:16, 6:10] = 1
+        if pid in tumor_in:
+            label[10:13, 10:13, 7:9] = 2
+        image = np.where(label > 0, 100.0, -50.0).astype(np.float32)
+        write_nifti(Volume(image, affine), folder / pid / "image.nii.gz")
+        write_nifti(Volume(label, affine), folder / pid / "label.nii.gz")
+    return folder
+
+
+def test_tumor_free_patients_are_read_and_old_tables_read_as_before(tmp_path: Path) -> None:
+    old = discover_cases(_cohort(tmp_path / "old", _OLD_TRUTH, ("P1", "P2", "P3")))
+    assert [c.nccn_label for c in old] == [0, 2, 1] and all(c.has_tumor for c in old)
+    wide = discover_cases(_cohort(tmp_path / "wide", _WIDE_TRUTH, ("P1", "P2", "P3")))
+    assert [c.nccn_label for c in wide] == [0, 2, 1, NO_TUMOR]
+    assert [c.has_tumor for c in wide] == [True, True, True, False]
+    assert [(c.patient_id, c.clinical) for c in wide[:3]] == [
+        (c.patient_id, c.clinical) for c in old
+    ]
+    bad = tmp_path / "bad"
+    for truth, message in (
+        ("patient_id,nccn_label,has_tumor\nP1,1,0\n", "tumor-free patient 'P1' has an nccn_label"),
+        ("patient_id,nccn_label,has_tumor\nP1,1,2\n", "has_tumor of 'P1' must be 0 or 1"),
+        ("patient_id,nccn_label,has_tumor\nP1,,1\n", "no valid nccn_label for 'P1'"),
+        ("patient_id,nccn_label\nP1,\n", "no valid nccn_label for 'P1'"),
+    ):
+        _cohort(bad, truth)
+        with pytest.raises(ValueError, match=message):
+            discover_cases(bad)
+
+
+def test_tumor_free_cubes_load_and_one_with_tumor_voxels_is_refused(tmp_path: Path) -> None:
+    config = PreprocessConfig(32, 64.0)
+    wide = _cohort(tmp_path / "wide", _WIDE_TRUTH, ("P1", "P2", "P3"))
+    arrays = load_cohort(discover_cases(wide), config, None)
+    assert arrays.targets.tolist() == [0, 2, 1, NO_TUMOR]
+    assert not (arrays.labels[3] == 2).any() and (arrays.labels[0] == 2).any()
+    wrong = _cohort(tmp_path / "wrong", _WIDE_TRUTH, ("P1", "P2", "P3", "P4"))
+    with pytest.raises(ValueError, match=r"P4: tumor-free in truth\.csv, tumor in its labels"):
+        load_cohort(discover_cases(wrong), config, None)
+
+
+def test_the_training_data_hash_of_a_cohort_without_tumor_free_patients_is_unchanged() -> None:
+    # The shipped bundle records this digest of its cohort: reading tumor-free patients must
+    # not change what it is for the cohorts that have none (value computed before they were).
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 16, (6, 8, 8, 8)).astype(np.uint8)
+    images = rng.normal(0, 1, labels.shape).astype(np.float32)
+    clinical = rng.normal(0, 1, (6, 17))
+    clinical[0, 3] = np.nan
+    targets = np.array([0, 1, 2, 0, 1, 2], dtype=np.int64)
+    arrays = CohortArrays(images, labels, clinical, targets, tuple(f"P{i}" for i in range(6)))
+    digest = "40e041a6aea106100f846ecf51a62600145fd76ad786aa5ec8b6cea88e79dc41"
+    assert data_hash(arrays) == digest
+
+
+def test_tumor_free_patients_are_a_stratum_of_their_own() -> None:
+    labels = [0] * 40 + [1] * 20 + [2] * 15 + [NO_TUMOR] * 25
+    for split in nested_splits(labels, 5, seed=2):
+        free = (np.asarray(labels)[split.test] == NO_TUMOR).sum()
+        assert free == 5  # 25 tumor-free patients spread evenly over the outer folds
+        assert (np.asarray(labels)[split.val] == NO_TUMOR).sum() >= 3
