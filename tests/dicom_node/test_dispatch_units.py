@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,14 +19,18 @@ from db import (
     DeliveryStatus,
     NodeDatabase,
     enqueue_job,
+    get_job,
     list_delivery_attempts,
 )
 from dicom_node._dispatch_schedule import plan_delivery
 from dicom_node.dispatch import (
+    AttemptStatus,
     CStoreDestination,
+    DestinationOutcome,
     Dispatcher,
     DispatchStatus,
     NotDeliverableError,
+    ResultFile,
     RetryPolicy,
     StowDestination,
     describe_store_status,
@@ -38,6 +43,7 @@ from tests.conftest import free_port
 from tests.dicom_node._dispatch_helpers import (
     T0,
     done_job,
+    make_result_set,
     settings_for,
 )
 
@@ -173,3 +179,57 @@ def test_jobs_that_are_not_done_are_refused_and_delivered_ones_left_alone(
         DispatchStatus.NO_DESTINATIONS
     )
     assert list_delivery_attempts(node_db, job_id) == []
+
+
+class _BreaksOnOneJob:
+    """A destination with a bug that shows on one job's objects (an unforeseen error)."""
+
+    name = "BUGGY@127.0.0.1:1"
+    protocol = DeliveryProtocol.C_STORE
+
+    def __init__(self, bad_job: str) -> None:
+        self.bad_job = bad_job
+        self.sent: list[str] = []
+
+    def send(self, files: Sequence[ResultFile], *, job_id: str) -> DestinationOutcome:
+        if job_id == self.bad_job:
+            raise KeyError("(0008,0018)")
+        self.sent.append(job_id)
+        return DestinationOutcome(self.name, self.protocol, AttemptStatus.SUCCESS)
+
+
+def test_the_delivery_loop_fails_one_job_alone_and_goes_on(
+    tmp_path: Path, node_db: NodeDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22, item 2: one job's unexpected delivery error used to end the delivery loop."""
+    settings = settings_for(tmp_path)
+    bad, good = done_job(node_db), done_job(node_db)
+    for job_id in (bad, good):
+        make_result_set(settings.results_dir / job_id)
+    buggy = _BreaksOnOneJob(bad)
+    dispatcher = Dispatcher(settings, node_db, destinations=[buggy])
+
+    outcomes = {o.job_id: o.status for o in dispatcher.deliver_due()}
+
+    assert outcomes == {bad: DispatchStatus.INTERNAL_ERROR, good: DispatchStatus.DELIVERED}
+    assert buggy.sent == [good]
+    (attempt,) = list_delivery_attempts(node_db, bad)
+    assert attempt.status is DeliveryStatus.FAILURE and attempt.error == "internal error: KeyError"
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and bad in errors[0].getMessage() and errors[0].exc_info is None
+    # The failed job is retried with back-off like any failed attempt.
+    assert dispatcher.schedule(bad).next_attempt_at == attempt.attempted_at + timedelta(seconds=30)
+
+
+def test_a_superseded_job_is_never_delivered(tmp_path: Path, node_db: NodeDatabase) -> None:
+    settings = settings_for(tmp_path)
+    old = done_job(node_db)
+    series = get_job(node_db, old)
+    assert series is not None
+    enqueue_job(node_db, series.series_instance_uid, 2, series.bundle_sha256)
+    make_result_set(settings.results_dir / old)
+    never = _BreaksOnOneJob(old)
+    dispatcher = Dispatcher(settings, node_db, destinations=[never])
+    assert dispatcher.deliver(old, []).status is DispatchStatus.SUPERSEDED
+    assert dispatcher.deliver_due() == []
+    assert list_delivery_attempts(node_db, old) == []
