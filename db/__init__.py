@@ -18,8 +18,10 @@ from db._audit import (
 )
 from db._database import NodeDatabase, redact_url
 from db._ingest import (
+    IngestOutcome,
     SeriesInfo,
     StudyInfo,
+    flag_missing_files,
     get_series,
     get_study,
     mark_series_complete,
@@ -28,6 +30,8 @@ from db._ingest import (
     series_calling_ae,
     series_instance_paths,
     series_quiet_since,
+    store_instance,
+    stored_spool_paths,
 )
 from db._jobs import (
     EnqueueResult,
@@ -73,6 +77,7 @@ __all__ = [
     "DeliveryProtocol",
     "DeliveryStatus",
     "EnqueueResult",
+    "IngestOutcome",
     "InvalidTransitionError",
     "JobInfo",
     "LeaseLostError",
@@ -96,6 +101,7 @@ __all__ = [
     "complete_job",
     "enqueue_job",
     "fail_job",
+    "flag_missing_files",
     "get_job",
     "get_result",
     "get_series",
@@ -121,4 +127,6 @@ __all__ = [
     "series_calling_ae",
     "series_instance_paths",
     "series_quiet_since",
+    "store_instance",
+    "stored_spool_paths",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -15,8 +17,10 @@ from db._models import Instance, RoutingDecision, Series, SeriesStatus, Study
 from db._types import utcnow
 
 __all__ = [
+    "IngestOutcome",
     "SeriesInfo",
     "StudyInfo",
+    "flag_missing_files",
     "get_series",
     "get_study",
     "mark_series_complete",
@@ -25,9 +29,21 @@ __all__ = [
     "series_calling_ae",
     "series_instance_paths",
     "series_quiet_since",
+    "store_instance",
+    "stored_spool_paths",
 ]
 
 _log = logging.getLogger(__name__)
+
+
+class IngestOutcome(StrEnum):
+    """What :func:`store_instance` did with one received instance."""
+
+    STORED = "stored"
+    #: The same SOPInstanceUID with the same content was already stored: nothing changes.
+    DUPLICATE = "duplicate"
+    #: The SOPInstanceUID is stored with other content: refused, audited, nothing changes.
+    CONFLICT = "conflict"
 
 
 @dataclass(frozen=True)
@@ -169,15 +185,73 @@ def record_instance(
 ) -> bool:
     """Record one received instance; idempotent by SOPInstanceUID.
 
-    Creates the study and series on first sight, touches the series' ``last_received_at``
-    and instance count. An instance arriving for a series already marked complete re-opens
-    it (version + 1) unless ``reopen_if_complete`` is false.
+    :func:`store_instance` without a content hash or file placement (for callers that wrote
+    the file themselves).
 
     Returns
     -------
     bool
         ``True`` if stored now, ``False`` if this SOPInstanceUID was already stored (a
         re-send; nothing changes).
+    """
+    outcome = store_instance(
+        db,
+        study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid,
+        sop_instance_uid=sop_instance_uid,
+        sop_class_uid=sop_class_uid,
+        transfer_syntax_uid=transfer_syntax_uid,
+        spool_path=spool_path,
+        calling_ae=calling_ae,
+        modality=modality,
+        patient_id=patient_id,
+        accession_number=accession_number,
+        study_date=study_date,
+        received_at=received_at,
+        reopen_if_complete=reopen_if_complete,
+    )
+    return outcome is IngestOutcome.STORED
+
+
+def store_instance(
+    db: NodeDatabase,
+    *,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    sop_class_uid: str,
+    transfer_syntax_uid: str,
+    spool_path: str,
+    calling_ae: str | None = None,
+    modality: str | None = None,
+    patient_id: str | None = None,
+    accession_number: str | None = None,
+    study_date: date | None = None,
+    received_at: datetime | None = None,
+    reopen_if_complete: bool = True,
+    content_sha256: str | None = None,
+    place_file: Callable[[], None] | None = None,
+) -> IngestOutcome:
+    """Record one received instance: one stored object per SOPInstanceUID and content.
+
+    Creates the study and series on first sight, touches the series' ``last_received_at``
+    and instance count. An instance arriving for a series already marked complete re-opens
+    it (version + 1) unless ``reopen_if_complete`` is false.
+
+    Parameters
+    ----------
+    content_sha256
+        The received file's hash. A known SOPInstanceUID with another hash is a conflict:
+        nothing changes except an ``instance.conflict`` audit event.
+    place_file
+        Moves the received file to ``spool_path``; called under the series lock only when the
+        instance is new, so a re-send never replaces a stored file. If the transaction then
+        fails, the caller removes the placed file.
+
+    Returns
+    -------
+    IngestOutcome
+        Stored, duplicate or conflict.
     """
     now = received_at or utcnow()
     with db.session() as session:
@@ -199,11 +273,17 @@ def record_instance(
             series = _lock_series(session, series_instance_uid)
         if series is None:  # pragma: no cover - inserted or present above
             raise LookupError("series vanished while recording an instance")
-        known = session.scalars(
-            select(Instance.id).where(Instance.sop_instance_uid == sop_instance_uid)
+        known = session.execute(
+            select(Instance.id, Instance.content_sha256).where(
+                Instance.sop_instance_uid == sop_instance_uid
+            )
         ).first()
         if known is not None:
-            return False
+            return _known_instance(
+                session, known[1], content_sha256, sop_instance_uid, series_instance_uid, calling_ae
+            )
+        if place_file is not None:
+            place_file()
         if series.status is SeriesStatus.COMPLETE and reopen_if_complete:
             _reopen(session, series, actor=calling_ae or "scp", origin=calling_ae)
             _log.info("series re-opened by a late instance (version %d)", series.version)
@@ -219,14 +299,71 @@ def record_instance(
                 "spool_path": spool_path,
                 "calling_ae": calling_ae,
                 "received_at": now,
+                "content_sha256": content_sha256,
             },
             ["sop_instance_uid"],
         )
         if not inserted:
-            return False
+            return IngestOutcome.DUPLICATE
         series.instance_count += 1
         series.last_received_at = max(series.last_received_at, now)
-        return True
+        return IngestOutcome.STORED
+
+
+def _known_instance(
+    session: Session,
+    stored_sha256: str | None,
+    received_sha256: str | None,
+    sop_instance_uid: str,
+    series_instance_uid: str,
+    calling_ae: str | None,
+) -> IngestOutcome:
+    if stored_sha256 is None or received_sha256 is None or stored_sha256 == received_sha256:
+        return IngestOutcome.DUPLICATE
+    write_audit(
+        session,
+        actor=calling_ae or "scp",
+        action="instance.conflict",
+        object_type="instance",
+        object_id=sop_instance_uid,
+        origin=calling_ae,
+        detail={
+            "series_instance_uid": series_instance_uid,
+            "stored_sha256": stored_sha256,
+            "received_sha256": received_sha256,
+            "kept": "stored",
+        },
+    )
+    return IngestOutcome.CONFLICT
+
+
+def stored_spool_paths(db: NodeDatabase) -> set[str]:
+    """Spool paths of every recorded instance (for the start-up reconciliation)."""
+    with db.session() as session:
+        return set(session.scalars(select(Instance.spool_path)))
+
+
+def flag_missing_files(db: NodeDatabase, spool_paths: Iterable[str]) -> int:
+    """Mark the instances stored at ``spool_paths`` as having no file; audit each; count them."""
+    paths = list(spool_paths)
+    if not paths:
+        return 0
+    flagged = 0
+    with db.session() as session:
+        rows = session.scalars(
+            select(Instance).where(Instance.spool_path.in_(paths), Instance.file_missing.is_(False))
+        )
+        for instance in rows:
+            instance.file_missing = True
+            flagged += 1
+            write_audit(
+                session,
+                actor="system",
+                action="instance.file_missing",
+                object_type="instance",
+                object_id=instance.sop_instance_uid,
+            )
+    return flagged
 
 
 def series_quiet_since(db: NodeDatabase, cutoff: datetime) -> list[SeriesInfo]:

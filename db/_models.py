@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -155,7 +156,7 @@ class Series(Base):
 
 
 class Instance(Base):
-    """One stored SOP instance (idempotent by SOPInstanceUID)."""
+    """One stored SOP instance (idempotent by SOPInstanceUID and content)."""
 
     __tablename__ = "instances"
 
@@ -168,6 +169,10 @@ class Instance(Base):
     spool_path: Mapped[str] = mapped_column(Text)
     calling_ae: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # One stored object per SOPInstanceUID and content (issue 22, D7); None before r0004.
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set by the start-up reconciliation when the spool file is gone.
+    file_missing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Job(Base):

@@ -19,17 +19,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, CTImageStorage, EnhancedCTImageStorage
+from pydicom.uid import CTImageStorage, EnhancedCTImageStorage
 from sqlalchemy.exc import SQLAlchemyError
 
-from db import NodeDatabase, record_instance
+from db import IngestOutcome, NodeDatabase, store_instance
+from dicom_node._instance_checks import (
+    check_pixel_module,
+    content_sha256,
+    inflated_size_exceeds,
+)
 from dicom_node.spool import Spool, SpoolFullError, is_valid_uid
 from dicom_node.statuses import StoreStatus
 from pancreas_contracts.settings import clean_ae_title
@@ -39,7 +43,6 @@ __all__ = [
     "AssociationPolicy",
     "IntakeContext",
     "handle_echo",
-    "handle_requested",
     "handle_store",
     "routing_calling_ae",
 ]
@@ -49,10 +52,8 @@ _log = logging.getLogger(__name__)
 #: SOP classes the node analyses; other storage classes are acknowledged and ignored by rule.
 CT_STORAGE_CLASSES: frozenset[str] = frozenset({str(CTImageStorage), str(EnhancedCTImageStorage)})
 
-# ACSE A-ASSOCIATE-RJ values (PS3.8 9.3.4): rejected-permanent, by the service user.
-_REJECT_PERMANENT = 0x01
-_SOURCE_SERVICE_USER = 0x01
-_DIAG_NO_REASON = 0x01
+#: Values longer than this stay on disk while the checks run (pydicom's deferred read).
+_DEFER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,6 @@ class AssociationPolicy:
         except ValueError:
             return False
         return any(ip in network for network in self.allowed_networks)
-
-
-def handle_requested(event: Any, policy: AssociationPolicy) -> None:
-    """EVT_REQUESTED: reject associations from addresses outside the allow-list."""
-    address = str(event.assoc.requestor.address)
-    if not policy.allows(address):
-        _log.warning("association rejected: source address not allowed")
-        event.assoc.acse.send_reject(_REJECT_PERMANENT, _SOURCE_SERVICE_USER, _DIAG_NO_REASON)
 
 
 def handle_echo(event: Any) -> int:
@@ -146,50 +139,78 @@ def routing_calling_ae(
 def handle_store(event: Any, context: IntakeContext) -> int:
     """C-STORE: check, write durably, record, then answer.
 
-    Success (0x0000) is returned only after the instance is fsynced in the spool and its row is
-    committed, so an acknowledged instance survives a crash.
+    The data set arrives as a file (pynetdicom's chunked receive, its size already bounded by
+    the PDU meter). Success (0x0000) is returned only after the instance is fsynced in the
+    spool and its row is committed, so an acknowledged instance survives a crash. An
+    unexpected error is one log line (the traceback only at DEBUG) and a Processing failure;
+    no file is left without its row.
     """
+    try:
+        return int(_store(event, context))
+    # The handler's last line of defence: pynetdicom would answer 0xC211 and log the whole
+    # chained traceback; one line and a named status instead.
+    except Exception as exc:  # noqa: BLE001
+        _log.error(
+            "C-STORE of instance %s failed unexpectedly (%s); answered Processing failure",
+            getattr(event.request, "AffectedSOPInstanceUID", "?"),
+            type(exc).__name__,
+            exc_info=_log.isEnabledFor(logging.DEBUG),
+        )
+        return int(StoreStatus.PROCESSING_FAILURE)
+
+
+def _store(event: Any, context: IntakeContext) -> StoreStatus:
     calling_ae = routing_calling_ae(
         str(event.assoc.requestor.ae_title),
         getattr(event.request, "MoveOriginatorApplicationEntityTitle", None),
         context.relay_ae_titles,
     )
-    try:
-        payload: bytes = event.encoded_dataset(include_meta=True)
-    except (ValueError, AttributeError, KeyError) as exc:
-        _log.warning(
-            "C-STORE refused: cannot encode the received data set (%s)", type(exc).__name__
-        )
-        return int(StoreStatus.CANNOT_PARSE)
-    if len(payload) > context.max_instance_bytes:
-        _log.warning("C-STORE refused: instance of %d bytes exceeds the limit", len(payload))
-        return int(StoreStatus.INSTANCE_TOO_LARGE)
-    dataset = _parse(payload)
+    received = Path(event.dataset_path)
+    status = _check_size(received, context.max_instance_bytes)
+    if status is not StoreStatus.SUCCESS:
+        return status
+    dataset = _parse(received)
     if dataset is None:
         _log.warning("C-STORE refused: data set cannot be parsed")
-        return int(StoreStatus.CANNOT_PARSE)
+        return StoreStatus.CANNOT_PARSE
     status = _check_identity(dataset, str(event.request.AffectedSOPClassUID))
     if status is not StoreStatus.SUCCESS:
-        return int(status)
+        return status
+    series_uid = str(dataset.SeriesInstanceUID)
     if str(dataset.SOPClassUID) not in CT_STORAGE_CLASSES:
         _log.info(
             "instance of series %s ignored by rule: SOP class %s is not CT",
-            dataset.SeriesInstanceUID,
+            series_uid,
             dataset.SOPClassUID,
         )
-        return int(StoreStatus.SUCCESS)
-    if not _pixel_data_is_whole(dataset):
-        _log.warning(
-            "C-STORE refused for series %s: corrupt or truncated pixel data",
-            dataset.SeriesInstanceUID,
-        )
-        return int(StoreStatus.CORRUPT_PIXEL_DATA)
-    return int(_save(dataset, payload, calling_ae, context))
+        return StoreStatus.SUCCESS
+    problem = check_pixel_module(dataset)
+    if problem is not None:
+        _log.warning("C-STORE refused for series %s: cannot decode (%s)", series_uid, problem)
+        truncated = problem in ("pixel data truncated", "encapsulated pixel data corrupt")
+        return StoreStatus.CORRUPT_PIXEL_DATA if truncated else StoreStatus.PIXEL_MODULE_INVALID
+    return _save(dataset, received, calling_ae, context)
 
 
-def _parse(payload: bytes) -> Dataset | None:
+def _check_size(received: Path, limit: int) -> StoreStatus:
+    if received.stat().st_size > limit:
+        _log.warning("C-STORE refused: instance exceeds the limit of %d bytes", limit)
+        return StoreStatus.INSTANCE_TOO_LARGE
     try:
-        return dcmread(BytesIO(payload), force=True)
+        inflated_too_large = inflated_size_exceeds(received, limit)
+    except ValueError:
+        _log.warning("C-STORE refused: deflated data set cannot be inflated")
+        return StoreStatus.CANNOT_PARSE
+    if inflated_too_large:
+        _log.warning("C-STORE refused: deflated data set inflates past %d bytes", limit)
+        return StoreStatus.INFLATED_TOO_LARGE
+    return StoreStatus.SUCCESS
+
+
+def _parse(received: Path) -> Dataset | None:
+    try:
+        # Large values (pixel data) stay on disk until a check needs them.
+        return dcmread(received, force=True, defer_size=_DEFER_BYTES)
     except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError):
         return None
 
@@ -212,45 +233,20 @@ def _check_identity(dataset: Dataset, requested_sop_class: str) -> StoreStatus:
     return StoreStatus.SUCCESS
 
 
-def _pixel_data_is_whole(dataset: Dataset) -> bool:
-    """Check the Image Pixel module's sizes (PS3.3 C.7.6.3) and the encapsulation (PS3.5 A.4)."""
-    try:
-        rows, columns = int(dataset.Rows), int(dataset.Columns)
-        bits = int(dataset.BitsAllocated)
-        samples = int(dataset.get("SamplesPerPixel", 1))
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        pixel_data: bytes = dataset.PixelData
-    except (AttributeError, ValueError, TypeError, KeyError):
-        return False
-    if rows < 1 or columns < 1 or frames < 1 or bits not in (8, 16, 32):
-        return False
-    transfer_syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
-    if not transfer_syntax.is_compressed:
-        return len(pixel_data) >= rows * columns * samples * (bits // 8) * frames
-    try:
-        fragments = list(generate_frames(pixel_data, number_of_frames=frames))
-    except (ValueError, KeyError, TypeError, EOFError):
-        return False
-    return len(fragments) == frames and all(len(f) > 2 for f in fragments)
-
-
-def _save(dataset: Dataset, payload: bytes, calling_ae: str, context: IntakeContext) -> StoreStatus:
+def _save(dataset: Dataset, received: Path, calling_ae: str, context: IntakeContext) -> StoreStatus:
     series_uid = str(dataset.SeriesInstanceUID)
     path = context.spool.path_for(
         str(dataset.StudyInstanceUID), series_uid, str(dataset.SOPInstanceUID)
     )
+    placed: list[Path] = []
+    committed = False
+
+    def place() -> None:
+        context.spool.place(received, path)
+        placed.append(path)
+
     try:
-        context.spool.write(path, payload)
-    except SpoolFullError:
-        _log.error("C-STORE refused for series %s: spool disk full", series_uid)
-        return StoreStatus.OUT_OF_RESOURCES
-    except OSError as exc:
-        _log.error(
-            "C-STORE refused for series %s: spool write failed (%s)", series_uid, exc.strerror
-        )
-        return StoreStatus.OUT_OF_RESOURCES
-    try:
-        record_instance(
+        outcome = store_instance(
             context.database,
             study_instance_uid=str(dataset.StudyInstanceUID),
             series_instance_uid=series_uid,
@@ -263,12 +259,34 @@ def _save(dataset: Dataset, payload: bytes, calling_ae: str, context: IntakeCont
             patient_id=str(dataset.get("PatientID", "")) or None,
             accession_number=str(dataset.get("AccessionNumber", "")) or None,
             study_date=_study_date(dataset),
+            content_sha256=content_sha256(received),
+            place_file=place,
         )
+        committed = True
+    except SpoolFullError:
+        _log.error("C-STORE refused for series %s: spool disk full", series_uid)
+        return StoreStatus.OUT_OF_RESOURCES
+    except OSError as exc:
+        _log.error(
+            "C-STORE refused for series %s: spool write failed (%s)", series_uid, exc.strerror
+        )
+        return StoreStatus.OUT_OF_RESOURCES
     except SQLAlchemyError as exc:
         _log.error(
             "C-STORE refused for series %s: database error (%s)", series_uid, type(exc).__name__
         )
         return StoreStatus.DATABASE_UNAVAILABLE
+    finally:
+        # A file moved into place whose row did not commit would be an orphan (D10).
+        if placed and not committed:
+            path.unlink(missing_ok=True)
+    if outcome is IngestOutcome.CONFLICT:
+        _log.warning(
+            "C-STORE refused for series %s: instance %s already stored with other content",
+            series_uid,
+            dataset.SOPInstanceUID,
+        )
+        return StoreStatus.DUPLICATE_SOP_INSTANCE
     return StoreStatus.SUCCESS
 
 

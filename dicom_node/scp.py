@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 from typing import Any
 
 from pydicom.uid import (
@@ -25,15 +26,16 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 
-from db import NodeDatabase
+from db import NodeDatabase, flag_missing_files, stored_spool_paths
+from dicom_node._guard import GuardedAssociationServer, GuardLimits, IntakeGuard
+from dicom_node._log_scrub import install_scrubbing
+from dicom_node._pdu_meter import MeteredSSLSocket, MeterLimits
 from dicom_node.handlers import (
     AssociationPolicy,
     IntakeContext,
     handle_echo,
-    handle_requested,
     handle_store,
 )
 from dicom_node.spool import Spool
@@ -84,7 +86,9 @@ class StorageSCP:
             relay_ae_titles=frozenset(settings.relay_ae_titles),
         )
         self._policy = AssociationPolicy.from_addresses(settings.allowed_addresses)
-        self._server: ThreadedAssociationServer | None = None
+        self._database = database
+        self._server: GuardedAssociationServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -103,21 +107,33 @@ class StorageSCP:
         ValueError
             If the TLS configuration is incomplete.
         """
-        removed = self._context.spool.remove_partial_files()
-        if removed:
-            _log.info("removed %d partial spool files left by an earlier crash", removed)
+        # After the log setup, before the first data set: no log handler writes identifiers.
+        install_scrubbing(keep_tracebacks=self._settings.log_level == "DEBUG")
+        self._reconcile_spool()
+        # Data sets are received straight into a file, never into memory (issue 22, D5). A
+        # process-wide pynetdicom switch: every SCP in this process receives that way.
+        _config.STORE_RECV_CHUNKED_DATASET = True
         ae = self._build_ae()
+        tls = self._ssl_context()
+        guard = IntakeGuard(self._guard_limits(), self._policy, self._database, tls)
         handlers: list[Any] = [
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [self._context]),
-            (evt.EVT_REQUESTED, handle_requested, [self._policy]),
+            (evt.EVT_CONN_OPEN, guard.on_conn_open),
+            (evt.EVT_REQUESTED, guard.on_requested),
+            (evt.EVT_REJECTED, guard.on_rejected),
         ]
-        self._server = ae.start_server(
+        server = ae.make_server(  # returns an instance of server_class
             (self._settings.bind_address, self._settings.port),
-            block=False,
             evt_handlers=handlers,
-            ssl_context=self._ssl_context(),
+            server_class=GuardedAssociationServer,
         )
+        if not isinstance(server, GuardedAssociationServer):  # pragma: no cover
+            raise TypeError("pynetdicom did not use the guarded server class")
+        server.guard = guard
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="scp-accept", daemon=True)
+        self._thread.start()
         _log.info(
             "SCP %s listening on %s:%d",
             self._settings.ae_title,
@@ -125,20 +141,54 @@ class StorageSCP:
             self.port,
         )
 
+    def _reconcile_spool(self) -> None:
+        spool = self._context.spool
+        removed = spool.remove_partial_files()
+        if removed:
+            _log.info("removed %d partial spool files left by an earlier crash", removed)
+        found = spool.reconcile(stored_spool_paths(self._database))
+        if found.quarantined:
+            _log.warning(
+                "moved %d spool files without a database row to %s",
+                len(found.quarantined),
+                spool.quarantine,
+            )
+        flagged = flag_missing_files(self._database, found.missing)
+        if flagged:
+            _log.error("%d recorded instances have no spool file (flagged)", flagged)
+
+    def _guard_limits(self) -> GuardLimits:
+        s = self._settings
+        return GuardLimits(
+            handshake_timeout_s=s.handshake_timeout_s,
+            network_timeout_s=s.network_timeout_s,
+            acse_timeout_s=s.acse_timeout_s,
+            max_associations=s.max_associations,
+            max_pending_per_address=s.max_pending_per_address,
+            max_pending_connections=s.max_pending_connections,
+            meter=MeterLimits(s.max_pdu_bytes, self._context.max_instance_bytes),
+        )
+
     def stop(self) -> None:
         """Stop listening; running associations are ended."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def _build_ae(self) -> AE:
         s = self._settings
         ae = AE(ae_title=s.ae_title)
-        ae.maximum_associations = s.max_associations
+        # The guard keeps max_associations for associations past their request; pynetdicom's
+        # own count also includes connections still pending, which the guard bounds apart.
+        ae.maximum_associations = s.max_associations + s.max_pending_connections
         ae.acse_timeout = s.acse_timeout_s
         ae.dimse_timeout = s.dimse_timeout_s
         ae.network_timeout = s.network_timeout_s
-        ae.maximum_pdu_size = 0  # unlimited: fewer, larger P-DATA PDUs for big CT slices
+        # Large P-DATA PDUs for big CT slices, but bounded: the PDU meter drops longer ones.
+        ae.maximum_pdu_size = s.max_pdu_bytes
         ae.require_calling_aet = list(s.allowed_callers)
         ae.add_supported_context(VERIFICATION_SOP_CLASS)
         for context in AllStoragePresentationContexts:
@@ -153,6 +203,8 @@ class StorageSCP:
         if s.tls_certificate is None or s.tls_private_key is None:
             raise ValueError("TLS needs both tls_certificate and tls_private_key")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # Decrypted reads go through the PDU meter too.
+        context.sslsocket_class = MeteredSSLSocket
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(s.tls_certificate), str(s.tls_private_key))
         if s.tls_ca_certificate is not None:

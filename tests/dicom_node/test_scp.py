@@ -112,19 +112,13 @@ def test_bad_inputs_get_named_statuses(tmp_path: Path, ct_series: PhantomSeries)
     secondary = read(ct_series.files[2])
     secondary.SOPClassUID = SecondaryCaptureImageStorage
     secondary.SOPInstanceUID = generate_uid()
-    too_large = read(ct_series.files[3])
-    too_large.SOPInstanceUID = generate_uid()
-    too_large.add_new(0x00091010, "OB", b"\0" * 600_000)
     good = read(ct_series.files[4])
     with Node(settings) as node:
-        statuses = send_datasets(
-            node.scp.port, [missing_uid, truncated, secondary, too_large, good]
-        )
+        statuses = send_datasets(node.scp.port, [missing_uid, truncated, secondary, good])
         assert statuses == [
             StoreStatus.MISSING_REQUIRED_UID,
             StoreStatus.CORRUPT_PIXEL_DATA,
             StoreStatus.SUCCESS,
-            StoreStatus.INSTANCE_TOO_LARGE,
             StoreStatus.SUCCESS,
         ]
         # Only the good CT instance is kept; the secondary capture is acknowledged and ignored.

@@ -1,0 +1,280 @@
+"""Connection and association guards of the SCP (issue 22, D2, D3, D12).
+
+A connection is *pending* from TCP accept until its A-ASSOCIATE-RQ has arrived; only then does
+it take one of the ``max_associations`` slots. Pending connections are limited per source
+address and in all, and must finish the TLS handshake (on their own thread, never the accept
+thread) and deliver the request within ``handshake_timeout_s``, so half-open, silent or
+stalled peers cannot hold slots, and a refused address cannot crowd out an allowed one.
+
+Every rejection is answered as PS3.8 9.3.4 asks where a request was received
+(A-ASSOCIATE-RJ with result, source and reason), logged in one line and audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pynetdicom.transport import ThreadedAssociationServer
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import NodeDatabase, add_audit_event
+from dicom_node._pdu_meter import MeterLimits, PduMeter, metered
+from dicom_node.handlers import AssociationPolicy
+
+__all__ = ["GuardLimits", "GuardedAssociationServer", "IntakeGuard", "Rejection"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An A-ASSOCIATE-RJ's parameters (PS3.8 Table 9-21) and the node's reason word."""
+
+    reason: str
+    result: int
+    source: int
+    diagnostic: int
+
+
+#: Address outside ``allowed_addresses``: rejected-permanent, service-user, no-reason-given.
+ADDRESS_NOT_ALLOWED = Rejection("address-not-allowed", 0x01, 0x01, 0x01)
+#: All association slots taken: rejected-transient, service-provider (presentation related),
+#: local-limit-exceeded.
+ASSOCIATION_LIMIT = Rejection("association-limit", 0x02, 0x03, 0x02)
+_PYNETDICOM_REASONS = {
+    (0x01, 0x01, 0x03): "calling-ae-not-allowed",
+    (0x01, 0x01, 0x07): "called-ae-not-recognized",
+    (0x02, 0x03, 0x02): "association-limit",
+}
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """Timeouts and limits of the guard, from the node's settings."""
+
+    handshake_timeout_s: float
+    network_timeout_s: float
+    acse_timeout_s: float
+    max_associations: int
+    max_pending_per_address: int
+    max_pending_connections: int
+    meter: MeterLimits
+
+
+class IntakeGuard:
+    """Admission of connections and associations, shared by all connection threads.
+
+    Parameters
+    ----------
+    limits
+        Timeouts and limits.
+    policy
+        Which source addresses may associate.
+    database
+        Where rejections are audited.
+    tls
+        The server's TLS context (its ``sslsocket_class`` meters reads), or ``None``.
+    """
+
+    def __init__(
+        self,
+        limits: GuardLimits,
+        policy: AssociationPolicy,
+        database: NodeDatabase,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.limits = limits
+        self._policy = policy
+        self._database = database
+        self._tls = tls
+        self._lock = threading.Lock()
+        self._preparing: Counter[str] = Counter()
+        self._requested: set[Any] = set()
+
+    # --- connections (accept thread and connection threads) ---------------------------------
+
+    def admit(self, address: str, associations: list[Any]) -> bool:
+        """Whether a new connection from ``address`` may start its handshake."""
+        with self._lock:
+            waiting = [a for a in associations if a not in self._requested]
+            from_address = self._preparing[address] + sum(
+                1 for a in waiting if a.requestor.address == address
+            )
+            pending = sum(self._preparing.values()) + len(waiting)
+            if (
+                from_address >= self.limits.max_pending_per_address
+                or pending >= self.limits.max_pending_connections
+            ):
+                admitted = False
+            else:
+                self._preparing[address] += 1
+                admitted = True
+        if not admitted:
+            _log.warning("connection from %s closed: too many pending connections", address)
+            self._audit(address, None, "pending-limit", None)
+        return admitted
+
+    def prepare(self, request: socket.socket, address: str) -> socket.socket | None:
+        """Time-limit, TLS-handshake and meter an accepted connection (on its own thread).
+
+        Returns ``None`` (after one log line) when the TLS handshake fails or times out.
+        """
+        request.settimeout(self.limits.handshake_timeout_s)
+        sock = request
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                _log.warning("TLS handshake with %s failed (%s)", address, type(exc).__name__)
+                return None
+        return metered(sock, PduMeter(self.limits.meter, self._meter_reporter(address)))
+
+    def prepared(self, address: str) -> None:
+        """The connection from ``address`` has its association thread (or was dropped)."""
+        with self._lock:
+            self._preparing[address] -= 1
+            if self._preparing[address] <= 0:
+                del self._preparing[address]
+
+    def _meter_reporter(self, address: str) -> Callable[[str], None]:
+        def report(reason: str) -> None:
+            _log.warning("association from %s dropped while receiving: %s", address, reason)
+            self._audit(address, None, reason, None)
+
+        return report
+
+    # --- association events (association threads) -------------------------------------------
+
+    def on_conn_open(self, event: Any) -> None:
+        """EVT_CONN_OPEN: the A-ASSOCIATE-RQ must arrive within the handshake timeout (ARTIM)."""
+        event.assoc.acse_timeout = self.limits.handshake_timeout_s
+
+    def on_requested(self, event: Any) -> None:
+        """EVT_REQUESTED: check the address and take an association slot, or reject."""
+        assoc = event.assoc
+        address = str(assoc.requestor.address)
+        assoc.acse_timeout = self.limits.acse_timeout_s
+        if not self._policy.allows(address):
+            self._reject(assoc, ADDRESS_NOT_ALLOWED)
+            return
+        with self._lock:
+            self._requested = {a for a in self._requested if a.is_alive()}
+            full = len(self._requested) >= self.limits.max_associations
+            if not full:
+                self._requested.add(assoc)
+        if full:
+            self._reject(assoc, ASSOCIATION_LIMIT)
+            return
+        # Past negotiation, a peer may think between messages (network_timeout_s), but not
+        # stall inside a PDU for longer than that either.
+        sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+        if sock is not None:
+            sock.settimeout(self.limits.network_timeout_s)
+
+    def on_rejected(self, event: Any) -> None:
+        """EVT_REJECTED: pynetdicom's own rejections (calling AE title, limit) are reported."""
+        assoc = event.assoc
+        rj = assoc.acceptor.primitive
+        key = (int(rj.result), int(rj.result_source), int(rj.diagnostic))
+        reason = _PYNETDICOM_REASONS.get(key, "rejected")
+        self._report(str(assoc.requestor.address), _calling_ae(assoc), reason, key)
+
+    def _reject(self, assoc: Any, rejection: Rejection) -> None:
+        assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
+        key = (rejection.result, rejection.source, rejection.diagnostic)
+        self._report(str(assoc.requestor.address), _calling_ae(assoc), rejection.reason, key)
+        # Wait until the A-ASSOCIATE-RJ is on the wire and the peer closed (or ARTIM expired):
+        # closing the socket right away would turn the reject into a dropped connection.
+        assoc.kill()
+
+    def _report(
+        self, address: str, calling_ae: str | None, reason: str, rsd: tuple[int, int, int]
+    ) -> None:
+        _log.warning(
+            "association rejected: %s (from %s, calling AE %s, result/source/reason %d/%d/%d)",
+            reason,
+            address,
+            calling_ae or "-",
+            *rsd,
+        )
+        self._audit(address, calling_ae, reason, rsd)
+
+    def _audit(
+        self,
+        address: str,
+        calling_ae: str | None,
+        reason: str,
+        rsd: tuple[int, int, int] | None,
+    ) -> None:
+        detail: dict[str, Any] = {"reason": reason}
+        if rsd is not None:
+            detail.update(result=rsd[0], source=rsd[1], diagnostic=rsd[2])
+        try:
+            add_audit_event(
+                self._database,
+                actor=calling_ae or "unknown",
+                action="association.rejected",
+                object_type="association",
+                object_id=address,
+                origin=address,
+                detail=detail,
+            )
+        except SQLAlchemyError as exc:
+            _log.error("rejection from %s not audited (%s)", address, type(exc).__name__)
+
+
+def _calling_ae(assoc: Any) -> str | None:
+    primitive = assoc.requestor.primitive
+    value = getattr(primitive, "calling_ae_title", None) if primitive is not None else None
+    return str(value).strip() if value else None
+
+
+class GuardedAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with the :class:`IntakeGuard` in front.
+
+    The accept thread only accepts and counts; the TLS handshake and the wait for the
+    association request run on the connection's own thread under a timeout.
+    """
+
+    guard: IntakeGuard
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept a connection without touching TLS (that happens on its own thread)."""
+        if self.socket is None:  # pragma: no cover - only called while serving
+            raise OSError("server not bound")
+        sock, address = self.socket.accept()
+        return sock, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Admit the connection only within the pending-connection limits."""
+        return self.guard.admit(str(client_address[0]), self.ae.active_associations)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handshake, meter and hand over to pynetdicom, on the connection's thread."""
+        address = str(client_address[0])
+        try:
+            sock = self.guard.prepare(request, address)
+            if sock is None:
+                self.shutdown_request(request)
+                return
+            self.finish_request(sock, client_address)
+        except OSError as exc:
+            _log.warning("connection from %s failed (%s)", address, type(exc).__name__)
+            self.shutdown_request(request)
+        finally:
+            self.guard.prepared(address)
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket."""
+        # pynetdicom's own shutdown also unregisters from the AE's server list, which this
+        # server (made with AE.make_server, not AE.start_server) was never added to.
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()

@@ -1,0 +1,119 @@
+"""Checks a received instance must pass before it is stored (issue 22, D5, D7, D11).
+
+All of them read the received file in bounded chunks; none loads more than one instance's
+own (size-limited) elements into memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+__all__ = ["check_pixel_module", "content_sha256", "inflated_size_exceeds"]
+
+_CHUNK = 1 << 20
+_PREAMBLE = 128 + 4  # File preamble and "DICM" (PS3.10 7.1)
+_META_GROUP_LENGTH_ELEMENT = 12  # (0002,0000) UL element: tag, VR, length, value
+
+#: Photometric interpretations by samples per pixel (PS3.3 C.7.6.3.1.2).
+_PHOTOMETRIC = {
+    1: frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"}),
+    3: frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}),
+}
+
+
+def content_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inflated_size_exceeds(path: Path, limit: int) -> bool:
+    """Whether a Deflated Explicit VR Little Endian file's data set inflates past ``limit``.
+
+    PS3.5 A.5: the data set after the File Meta Information is a raw deflate stream. It is
+    inflated in bounded steps and only counted, so a deflate bomb costs no memory. Files in
+    other transfer syntaxes are never over.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    ValueError
+        If the File Meta Information is unreadable or the deflate stream is corrupt.
+    """
+    meta = read_file_meta_info(path)
+    if UID(str(meta.get("TransferSyntaxUID", ""))) != DeflatedExplicitVRLittleEndian:
+        return False
+    start = _PREAMBLE + _META_GROUP_LENGTH_ELEMENT + int(meta.FileMetaInformationGroupLength)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            while chunk := handle.read(64 * 1024):
+                while chunk:
+                    total += len(inflater.decompress(chunk, _CHUNK))
+                    if total > limit:
+                        return True
+                    chunk = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise ValueError("corrupt deflate stream") from exc
+    return total > limit
+
+
+def check_pixel_module(dataset: Dataset) -> str | None:
+    """What is wrong with the Image Pixel module (PS3.3 C.7.6.3), or ``None`` if decodable.
+
+    Type 1 attributes present, values in range and consistent with each other, the photometric
+    interpretation known for the samples per pixel, and the pixel data long enough (native) or
+    one fragment per frame (encapsulated, PS3.5 A.4).
+    """
+    try:
+        rows, columns = int(dataset.Rows), int(dataset.Columns)
+        allocated, stored = int(dataset.BitsAllocated), int(dataset.BitsStored)
+        high_bit, representation = int(dataset.HighBit), int(dataset.PixelRepresentation)
+        samples = int(dataset.SamplesPerPixel)
+        photometric = str(dataset.PhotometricInterpretation).strip()
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, ValueError, TypeError, KeyError):
+        return "missing or non-numeric Image Pixel attribute"
+    if rows < 1 or columns < 1 or frames < 1:
+        return "empty image"
+    if allocated not in (8, 16, 32) or not 1 <= stored <= allocated:
+        return "bits allocated/stored out of range"
+    if high_bit != stored - 1 or representation not in (0, 1):
+        return "high bit or pixel representation inconsistent"
+    if photometric not in _PHOTOMETRIC.get(samples, frozenset()):
+        return "photometric interpretation does not fit samples per pixel"
+    if samples > 1 and dataset.get("PlanarConfiguration") not in (0, 1):
+        return "planar configuration missing"
+    return _check_pixel_data(dataset, rows * columns * samples * (allocated // 8) * frames, frames)
+
+
+def _check_pixel_data(dataset: Dataset, native_length: int, frames: int) -> str | None:
+    if "PixelData" not in dataset:
+        return "no pixel data"
+    transfer_syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    if not transfer_syntax.is_compressed:
+        # The element's length, read from its header: a deferred value stays on disk.
+        length = getattr(dataset.get_item("PixelData"), "length", None)
+        if length is None:  # already converted: the value is in memory anyway
+            length = len(dataset.PixelData)
+        return None if length >= native_length else "pixel data truncated"
+    try:
+        fragments = list(generate_frames(dataset.PixelData, number_of_frames=frames))
+    except (ValueError, KeyError, TypeError, EOFError):
+        return "encapsulated pixel data corrupt"
+    if len(fragments) != frames or any(len(f) <= 2 for f in fragments):
+        return "encapsulated pixel data corrupt"
+    return None
