@@ -27,6 +27,7 @@ from pancreas_contracts.result import (
     CATEGORY_LABELS,
     KEY_VESSELS,
     NO_TUMOR_NOTE,
+    OUT_OF_DOMAIN_NOTE,
     AnalysisResult,
     TaskSection,
 )
@@ -44,6 +45,15 @@ _GREY: Final = "#555555"
 _CATEGORY_TEXT: Final = ("Resectable", "Borderline resectable", "Locally advanced")
 #: What a no-tumor result (outcome no-tumor) shows instead of the category block.
 NO_TUMOR_SENTENCE: Final = NO_TUMOR_NOTE[0].upper() + NO_TUMOR_NOTE[1:]
+#: What an out-of-domain result (outcome out-of-domain) shows instead of the category block.
+OUT_OF_DOMAIN_SENTENCE: Final = OUT_OF_DOMAIN_NOTE
+#: The training-domain grades (result.domain, schema 1.3) as the report words them.
+DOMAIN_TEXT: Final = {
+    "in-domain": "In domain",
+    "borderline": "Borderline",
+    "out-of-domain": "OUT OF DOMAIN",
+    "not-available": "not available",
+}
 #: Patient-direction letters on each panel (radiological view): x, y, letter, alignment.
 _ORIENTATION_MARKS: Final = (
     (0.02, 0.5, "R", "left", "center"),
@@ -182,9 +192,11 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
 def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
     y = _section(fig, x, y, "Resectability (NCCN)")
     category = result.category
-    if category is None:  # outcome no-tumor: nothing to stage
-        fig.text(x, y, NO_TUMOR_SENTENCE, fontsize=9, fontweight="bold", va="top")
-        return y - 0.03
+    if category is None:  # outcome no-tumor (nothing to stage) or out-of-domain (withheld)
+        out = result.outcome == "out-of-domain"
+        sentence = OUT_OF_DOMAIN_SENTENCE if out else NO_TUMOR_SENTENCE
+        fig.text(x, y, sentence, fontsize=9, fontweight="bold", va="top")
+        return _domain_rows(fig, result, y - 0.03, x)
     rule = result.rule_category
     rows = [
         ("Network category", _CATEGORY_TEXT[CATEGORY_LABELS.index(category.label)]),
@@ -201,7 +213,7 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
             _CATEGORY_TEXT[CATEGORY_LABELS.index(rule)] if rule is not None else "not available",
         ),
     ]
-    y = _rows(fig, x, y, rows)
+    y = _domain_rows(fig, result, _rows(fig, x, y, rows), x)
     if result.disagreement:
         fig.text(
             x,
@@ -215,6 +227,19 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
             bbox={"facecolor": _RED, "edgecolor": _RED, "boxstyle": "round,pad=0.4"},
         )
         y -= 0.045
+    return y
+
+
+def _domain_rows(fig: Figure, result: AnalysisResult, y: float, x: float) -> float:
+    """The training-domain grade and its reasons (results of schema 1.3)."""
+    domain = result.domain
+    if domain is None:
+        return y
+    y = _rows(fig, x, y, [("Training domain", DOMAIN_TEXT[domain.grade])])
+    for reason in domain.reasons[:3]:  # the worst first; the SR and result.json hold all
+        text = _wrap(reason, 62)
+        fig.text(x + 0.01, y, text, fontsize=7, color=_GREY, va="top")
+        y -= 0.012 * (text.count("\n") + 1) + 0.002
     return y
 
 

@@ -12,6 +12,12 @@ A bundle may also hold the learned coarse localiser (:mod:`inference.localiser`)
 ``localiser.safetensors`` and a ``localiser`` section in ``bundle.json`` (its network and grid
 configuration, the weights' sha256, how it was trained and its held-out localisation metrics),
 added by :func:`add_localiser`. Bundles without the section stay valid (no learned localiser).
+
+A bundle may also hold the statistics of its training cohort in a ``domain`` section
+(:mod:`inference.domain`; written by :func:`save_bundle` or :func:`add_domain`), which the
+analysis compares every CT with. Bundles without it stay valid (the domain check then says
+``not-available``). Editing ``bundle.json`` leaves the weight files' sha256 valid; the bundle's
+identity (:func:`pancreas_contracts.bundle_identity.bundle_sha256`) changes with it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from inference.clinical_preprocessing import ClinicalPreprocessor
+from inference.domain import DomainStats
 from inference.localiser import (
     LOCALISER_FORMAT,
     LOCALISER_WEIGHTS,
@@ -49,6 +56,7 @@ __all__ = [
     "BundleError",
     "BundleMember",
     "LoadedBundle",
+    "add_domain",
     "add_localiser",
     "copy_localiser",
     "load_bundle",
@@ -132,11 +140,13 @@ def save_bundle(
     metrics: Mapping[str, Any],
     training: Mapping[str, Any] | None = None,
     weights_dtype: str = "float32",
+    domain: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle directory (created; existing weight files are replaced).
 
     ``weights_dtype`` ``float16`` stores floating-point tensors at half precision (half the
-    size on disk); loading casts them back, so the model always runs in float32.
+    size on disk); loading casts them back, so the model always runs in float32. ``domain``,
+    when given, is the training cohort's ``domain`` section (:func:`inference.domain.summarise`).
 
     Returns
     -------
@@ -191,6 +201,9 @@ def save_bundle(
         "metrics": dict(metrics),
         "training": dict(training or {}),
     }
+    if domain is not None:
+        DomainStats.from_dict(domain)  # refuse a malformed section before writing
+        meta["domain"] = dict(domain)
     return _write_meta(out, meta)
 
 
@@ -257,6 +270,38 @@ def add_localiser(
     return _write_meta(root, meta)
 
 
+def add_domain(root: Path, domain: Mapping[str, Any]) -> Path:
+    """Add (or replace) the ``domain`` section of the bundle in ``root``.
+
+    Only ``bundle.json`` is rewritten (atomically); the weight files and their sha256 stay.
+
+    Returns
+    -------
+    Path
+        The ``bundle.json`` path.
+
+    Raises
+    ------
+    BundleError
+        If ``root`` holds no readable bundle or the section is malformed.
+    OSError
+        If ``bundle.json`` cannot be written.
+    """
+    meta_path = root / _META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"bundle {root}: cannot read {_META}") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    try:
+        DomainStats.from_dict(domain)
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: {exc}") from exc
+    meta["domain"] = dict(domain)
+    return _write_meta(root, meta)
+
+
 def copy_localiser(source: Path, target: Path) -> Path:
     """Give the bundle in ``target`` the learned localiser of the bundle in ``source``.
 
@@ -300,6 +345,8 @@ class LoadedBundle:
     members: tuple[BundleMember, ...]
     preprocess: PreprocessConfig
     localiser: LearnedLocaliser | None = None
+    #: The training cohort's statistics (``domain`` section), ``None`` when the bundle has none.
+    domain: DomainStats | None = None
 
     def predict(
         self, image: npt.NDArray[np.float32] | None, clinical: npt.NDArray[np.float64] | None
@@ -339,8 +386,9 @@ def load_bundle(path: Path) -> LoadedBundle:
     ------
     BundleError
         With a one-line reason: missing or unparsable metadata, unknown format, missing notice,
-        a missing weight file, a hash mismatch, or weights that do not fit the model (the
-        ensemble members' or the optional learned localiser's).
+        a missing weight file, a hash mismatch, weights that do not fit the model (the
+        ensemble members' or the optional learned localiser's), or a malformed ``domain``
+        section.
     """
     root = path.parent if path.name == _META else path
     meta_path = root / _META
@@ -359,8 +407,11 @@ def load_bundle(path: Path) -> LoadedBundle:
         raise BundleError(f"bundle {root}: classes differ from {list(NCCN_CLASSES)}")
     members = []
     localiser = None
+    domain = None
     try:
         preprocess = PreprocessConfig.from_dict(meta["preprocessing"])
+        if meta.get("domain") is not None:
+            domain = DomainStats.from_dict(meta["domain"])
         for entry in meta["members"]:
             members.append(_load_member(root, entry))
         if meta.get("localiser") is not None:
@@ -373,7 +424,7 @@ def load_bundle(path: Path) -> LoadedBundle:
         raise BundleError(f"bundle {root}: {' '.join(str(exc).split())}") from exc
     if not members:
         raise BundleError(f"bundle {root}: no models")
-    return LoadedBundle(root, meta, tuple(members), preprocess, localiser)
+    return LoadedBundle(root, meta, tuple(members), preprocess, localiser, domain)
 
 
 def _verified_file(root: Path, entry: Mapping[str, Any]) -> Path:

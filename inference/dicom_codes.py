@@ -41,7 +41,16 @@ Code value        Code meaning
                   outcome is ``no-tumor`` and there is no category, rule category,
                   disagreement or probability in the SR)
 ``NO-STAGE``      No tumor segmented: staging not possible (value of ``NCCN-STAGE``)
-``NCCN-STAGE``    NCCN resectability staging (a no-tumor result's evaluation)
+``NCCN-STAGE``    NCCN resectability staging (a no-tumor or out-of-domain result's
+                  evaluation)
+``OOD-STAGE``     Out of the training domain: category withheld (value of
+                  ``NCCN-STAGE`` when the result's outcome is ``out-of-domain``)
+``DOMAIN``        Training-domain check (``result.domain``; values below)
+``DOM-IN``        Within the training domain
+``DOM-BORDER``    At the border of the training domain
+``DOM-OUT``       Out of the training domain
+``DOM-NA``        Training-domain check not available (the bundle has no statistics)
+``DOM-REASON``    Training-domain check finding (TEXT, one per reason)
 ================  ===================================================================
 """
 
@@ -65,11 +74,15 @@ __all__ = [
     "CONTACT_METHOD",
     "DIAMETER",
     "DIAMETER_DERIVATION",
+    "DOMAIN_CHECK",
+    "DOMAIN_GRADES",
+    "DOMAIN_REASON",
     "FINDING_SITE",
     "LOCALISATION_CONFIDENCE",
     "MANUFACTURER",
     "NETWORK_CATEGORY",
     "NO",
+    "OUT_OF_DOMAIN_STAGING",
     "PDF_DOCUMENT_TITLE",
     "PDF_SERIES_DESCRIPTION",
     "PDF_SERIES_NUMBER",
@@ -204,3 +217,16 @@ ABSENT: Final = codes.SCT.Absent
 #: A no-tumor result's staging evaluation (instead of the category) and its value.
 STAGING: Final = _private("NCCN-STAGE", "NCCN resectability staging")
 NO_TUMOR_STAGING: Final = _private("NO-STAGE", "No tumor segmented: staging not possible")
+#: An out-of-domain result's staging evaluation (instead of the category).
+OUT_OF_DOMAIN_STAGING: Final = _private(
+    "OOD-STAGE", "Out of the training domain: category withheld"
+)
+#: The training-domain check (``result.domain``) and its grades, by ``DomainCheck.grade``.
+DOMAIN_CHECK: Final = _private("DOMAIN", "Training-domain check")
+DOMAIN_GRADES: Final = {
+    "in-domain": _private("DOM-IN", "Within the training domain"),
+    "borderline": _private("DOM-BORDER", "At the border of the training domain"),
+    "out-of-domain": _private("DOM-OUT", "Out of the training domain"),
+    "not-available": _private("DOM-NA", "Training-domain check not available"),
+}
+DOMAIN_REASON: Final = _private("DOM-REASON", "Training-domain check finding")

@@ -14,7 +14,9 @@ Everything comes from :class:`pancreas_contracts.result.AnalysisResult` and the 
   * the resectability assessment (TID 1501): coded NCCN category of the network and of the
     contact-angle rule, their disagreement (SCT Yes/No), the three class probabilities, the
     ensemble uncertainty (left out for a one-model bundle, which has no spread) and the
-    localisation confidence as numeric measurements.
+    localisation confidence as numeric measurements; the training-domain grade (``DOMAIN``,
+    result 1.3) as a coded evaluation with one ``DOM-REASON`` TEXT item per reason; an
+    out-of-domain result has staging ``OOD-STAGE`` instead of the categories.
 
   * one TID 1501 group per further task section (``result.tasks``, schema 1.1): the task's
     coded finding type, its numeric findings (TID 300, UCUM units) and its outcome and notes as
@@ -63,12 +65,16 @@ from inference.dicom_codes import (
     CONTACT_METHOD,
     DIAMETER,
     DIAMETER_DERIVATION,
+    DOMAIN_CHECK,
+    DOMAIN_GRADES,
+    DOMAIN_REASON,
     FINDING_SITE,
     LOCALISATION_CONFIDENCE,
     MANUFACTURER,
     NETWORK_CATEGORY,
     NO,
     NO_TUMOR_STAGING,
+    OUT_OF_DOMAIN_STAGING,
     PRESENT,
     PROBABILITY_CODES,
     PROCEDURE_REPORTED,
@@ -357,9 +363,16 @@ def _category_items(
     """Tumor segmented or not, and the categories and probabilities when there is a category.
 
     A no-tumor result (``outcome`` ``no-tumor``) says so (tumor segmented: Absent; staging: not
-    possible) and has no category, rule category, disagreement or probability.
+    possible) and has no category, rule category, disagreement or probability; an out-of-domain
+    result (tumor segmented: Present; staging: out of the training domain, category withheld)
+    neither.
     """
     category = result.category
+    if category is None and result.outcome == "out-of-domain":
+        return [
+            hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, PRESENT),
+            hd.sr.QualitativeEvaluation(STAGING, OUT_OF_DOMAIN_STAGING),
+        ], []
     if category is None:
         return [
             hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, ABSENT),
@@ -390,13 +403,17 @@ def _category_items(
 def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     result = context.result
     evaluations, measurements = _category_items(result)
+    if result.domain is not None:  # schema 1.3: the training-domain grade, coded
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(DOMAIN_CHECK, DOMAIN_GRADES[result.domain.grade])
+        )
     measurements.append(
         hd.sr.Measurement(
             name=LOCALISATION_CONFIDENCE, value=result.localisation.confidence, unit=UNIT_NONE
         )
     )
     tumor = label_by_name("tumor")
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=generate_uid(), identifier="Resectability assessment"
         ),
@@ -407,6 +424,10 @@ def _assessment_group(context: _Context) -> hd.sr.MeasurementsAndQualitativeEval
         measurements=measurements,
         qualitative_evaluations=evaluations,
     )
+    if result.domain is not None:  # the reasons behind the grade, one TEXT item each
+        for reason in result.domain.reasons:
+            group[0].ContentSequence.append(_text(DOMAIN_REASON, reason))
+    return group
 
 
 def _code(ref: CodeRef) -> Code:

@@ -31,6 +31,7 @@ from pancreas_contracts.result import (
     CATEGORY_LABELS,
     KEY_VESSELS,
     NO_TUMOR_NOTE,
+    OUT_OF_DOMAIN_NOTE,
     AnalysisResult,
     BundleRef,
     Category,
@@ -213,5 +214,32 @@ def no_tumor(result: AnalysisResult) -> AnalysisResult:
             "disagreement": False,
             "measurements": {"contact_deg": dict.fromkeys(KEY_VESSELS)},
             "warnings": (*result.warnings, NO_TUMOR_NOTE),
+        }
+    )
+
+
+#: The reasons of :func:`out_of_domain` (as :mod:`inference.domain` words them).
+OUT_OF_DOMAIN_REASONS = (
+    "CT intensities: HU percentile 50 is 218 HU, training median -92 HU (20.7 training IQRs off)",
+    "sma not segmented (present in every training CT)",
+)
+
+
+def out_of_domain(result: AnalysisResult) -> AnalysisResult:
+    """``result`` as the pipeline writes it when the CT is out of the training domain."""
+    return AnalysisResult.model_validate(
+        {
+            **result.model_dump(),
+            "outcome": "out-of-domain",
+            "category": None,
+            "rule_category": None,
+            "disagreement": False,
+            "domain": {
+                "grade": "out-of-domain",
+                "reasons": OUT_OF_DOMAIN_REASONS,
+                "numbers": {"intensity_distance_iqr": 20.7, "sma_ml": 0.0},
+                "source": "phantom seed 11 (20 CTs)",
+            },
+            "warnings": (*result.warnings, OUT_OF_DOMAIN_NOTE),
         }
     )

@@ -149,3 +149,21 @@ def test_a_no_tumor_result_says_staging_is_not_possible(written: fx.Written) -> 
     for word in ("Network category", "P(resectable)", "Uncertainty", "Rule category"):
         assert word not in text
     assert "not for clinical use" in text.lower()
+
+
+def test_an_out_of_domain_result_shows_the_grade_and_no_category(written: fx.Written) -> None:
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    result = fx.out_of_domain(written.case.result)
+    pdf = render_report_pdf(result, written.case.series.volume, written.case.label)
+    text = " ".join(
+        subprocess.run([pdftotext, "-layout", "-", "-"], input=pdf, check=True, capture_output=True)
+        .stdout.decode()
+        .split()
+    )
+    assert "CT out of the training domain: NCCN category withheld" in text
+    assert "Training domain OUT OF DOMAIN" in text
+    assert "sma not segmented (present in every training CT)" in text
+    for word in ("Network category", "P(resectable)", "Rule category"):
+        assert word not in text

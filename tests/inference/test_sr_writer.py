@@ -23,9 +23,13 @@ from inference.dicom_codes import (
     CONTACT_ANGLE,
     CONTACT_METHOD,
     DIAMETER,
+    DOMAIN_CHECK,
+    DOMAIN_GRADES,
+    DOMAIN_REASON,
     NETWORK_CATEGORY,
     NO,
     NO_TUMOR_STAGING,
+    OUT_OF_DOMAIN_STAGING,
     PRESENT,
     PRIVATE_SCHEME,
     PROBABILITY_CODES,
@@ -46,6 +50,7 @@ from pancreas_contracts.result import (
     INVESTIGATIONAL_NOTICE,
     KEY_VESSELS,
     NO_TUMOR_NOTE,
+    DomainCheck,
 )
 from phantom import VESSEL_LABELS
 from tests.inference import _writers_fixtures as fx
@@ -279,3 +284,52 @@ def test_a_tumor_result_says_tumor_segmented_present(written: fx.Written) -> Non
     (segmented,) = group.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
     assert _same(segmented.value, PRESENT)
     assert group.get_qualitative_evaluations(name=STAGING) == []
+
+
+def _assessment(report: hd.sr.MeasurementReport) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    tumor = label_by_name("tumor").property_type
+    (group,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_type=tumor)
+        if g.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
+    ]
+    return group
+
+
+def test_an_out_of_domain_result_codes_the_grade_and_withholds_the_category(
+    written: fx.Written, tmp_path: Path
+) -> None:
+    result = fx.out_of_domain(written.case.result)
+    write_sr(result, written.seg_path, written.case.dicom_dir, tmp_path / "sr.dcm")
+    assert fx.dciodvfy_errors(tmp_path / "sr.dcm") == []
+    group = _assessment(_report(tmp_path / "sr.dcm"))
+    (segmented,) = group.get_qualitative_evaluations(name=TUMOR_SEGMENTED)
+    assert _same(segmented.value, PRESENT)
+    (staging,) = group.get_qualitative_evaluations(name=STAGING)
+    assert _same(staging.value, OUT_OF_DOMAIN_STAGING)
+    (grade,) = group.get_qualitative_evaluations(name=DOMAIN_CHECK)
+    assert _same(grade.value, DOMAIN_GRADES["out-of-domain"])
+    for name in (NETWORK_CATEGORY, RULE_CATEGORY, CATEGORY_DISAGREEMENT):
+        assert group.get_qualitative_evaluations(name=name) == []
+    for code in (*PROBABILITY_CODES, UNCERTAINTY):
+        assert group.get_measurements(name=code) == []
+    reasons = [
+        str(item.TextValue)
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT" and _same(item.name, DOMAIN_REASON)
+    ]
+    assert reasons == list(fx.OUT_OF_DOMAIN_REASONS)
+
+
+def test_an_in_domain_grade_is_coded_beside_the_category(
+    written: fx.Written, tmp_path: Path
+) -> None:
+    assert not _assessment(_report(written.sr_path)).get_qualitative_evaluations(
+        name=DOMAIN_CHECK
+    )  # a result without a domain check (schema < 1.3) has none
+    result = written.case.result.model_copy(update={"domain": DomainCheck(grade="in-domain")})
+    write_sr(result, written.seg_path, written.case.dicom_dir, tmp_path / "sr.dcm")
+    group = _assessment(_report(tmp_path / "sr.dcm"))
+    (grade,) = group.get_qualitative_evaluations(name=DOMAIN_CHECK)
+    assert _same(grade.value, DOMAIN_GRADES["in-domain"])
+    assert len(group.get_qualitative_evaluations(name=NETWORK_CATEGORY)) == 1

@@ -14,6 +14,12 @@ Steps (timed in ``result.timings_s``), after the pipeline has read and localised
 4. ``measure``: tumor volume, diameter, contact angles and the NCCN rule category
    (:func:`inference.tasks.resectability.measurements.measure`); disagreement with the network
    is flagged.
+5. ``domain``: the CT's intensities and the segmentation against the bundle's training cohort
+   (:mod:`inference.domain`), in ``result.domain``; ``not-available`` for a bundle without a
+   ``domain`` section. **Out of domain** (with a tumor): the NCCN category and the rule
+   category are withheld (``outcome`` ``out-of-domain``, the warning
+   :data:`pancreas_contracts.result.OUT_OF_DOMAIN_NOTE` and the reasons); the segmentation and
+   the measurements are still written.
 
 No tumor left after post-processing: the result's ``outcome`` is ``no-tumor``, with no NCCN
 category, no rule category, no disagreement, no size and no contact angle, and the warning
@@ -35,6 +41,7 @@ import torch
 
 from inference.bundle import BundleError, BundleMember, LoadedBundle
 from inference.clinical_preprocessing import clinical_matrix
+from inference.domain import case_stats, check_domain
 from inference.preprocessing import preprocess_volume
 from inference.tasks.protocol import AnalysisError, TaskContext, TaskOutput
 from inference.tasks.resectability._ensemble import EnsembleOutput, run_ensemble
@@ -52,7 +59,14 @@ from inference.tasks.resectability.measurements import MeasurementResult, measur
 from inference.timing import timed
 from inference.volume import Volume
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
-from pancreas_contracts.result import CATEGORY_LABELS, NO_TUMOR_NOTE, Category, ClinicalUse
+from pancreas_contracts.result import (
+    CATEGORY_LABELS,
+    NO_TUMOR_NOTE,
+    OUT_OF_DOMAIN_NOTE,
+    Category,
+    ClinicalUse,
+    DomainCheck,
+)
 
 __all__ = [
     "NAME",
@@ -202,18 +216,34 @@ class ResectabilityTask:
             notes.extend(w for w in measured.warnings if w != "no tumor found")
         else:
             notes.extend(measured.warnings)
+        domain = timed(timings, "domain", lambda: self._domain(context, label_ct))
+        withheld = domain.grade == "out-of-domain" and not no_tumor
+        if withheld:
+            notes.append(OUT_OF_DOMAIN_NOTE)
+        if domain.grade in ("borderline", "out-of-domain"):
+            notes.extend(f"domain check: {reason}" for reason in domain.reasons)
         use, clinical_notes = _clinical_use(clinical, ensemble, context.registry_status)
         notes.extend(clinical_notes)
         if not use.knocked_out:
             notes.extend(clinical_weight_notes(self._bundle.members))
-        if len(self._bundle.members) == 1 and not no_tumor:
+        if len(self._bundle.members) == 1 and not no_tumor and not withheld:
             notes.append("single-model bundle: no ensemble spread (uncertainty 0)")
+        fields = self._fields(ensemble, measured, use)
+        if withheld:
+            fields.update(outcome="out-of-domain", category=None, rule_category=None)
+            fields["disagreement"] = False
         return TaskOutput(
-            result_update=self._fields(ensemble, measured, use),
+            result_update={**fields, "domain": domain},
             label_map=label_ct,
             warnings=tuple(notes),
             timings_s=timings,
         )
+
+    def _domain(self, context: TaskContext, label_ct: Volume) -> DomainCheck:
+        """The CT and its segmentation against the bundle's training cohort."""
+        centre = context.localisation.centre_mm
+        stats = case_stats(context.image, label_ct, self._bundle.preprocess, centre)
+        return check_domain(self._bundle.domain, stats)
 
     def _cube(
         self, context: TaskContext
