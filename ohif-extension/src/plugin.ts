@@ -38,7 +38,9 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
   const label = normaliseCategory(category?.label);
   // outcome no-tumor (result.json 1.2): no tumor segmented, no category to show.
   const noTumor = result.outcome === "no-tumor";
-  if (label === undefined && !noTumor) return undefined;
+  // outcome out-of-domain (result.json 1.3): the category is withheld, none to show.
+  const withheld = result.outcome === "out-of-domain";
+  if (label === undefined && !noTumor && !withheld) return undefined;
   const probs = obj(category?.probabilities);
   const probabilities = LABELS.categories.map((c) => numberOr(probs?.[c]) ?? 0) as [
     number,
@@ -60,8 +62,8 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
       name: typeof model?.name === "string" ? model.name : "unknown",
       version: typeof model?.version === "string" ? model.version : "unknown",
     },
-    outcome: noTumor ? "no-tumor" : "done",
-    disagreement: !noTumor && result.disagreement === true,
+    outcome: noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
+    disagreement: !noTumor && !withheld && result.disagreement === true,
     measurements: { contactDeg },
     clinical: {
       used: strings(clinical?.used),
@@ -74,7 +76,7 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
     segments: {},
   };
   if (typeof model?.sha256 === "string") out.bundle.sha256 = model.sha256;
-  if (!noTumor && label !== undefined) {
+  if (!noTumor && !withheld && label !== undefined) {
     out.category = { label, probabilities };
     const ensembleSize = numberOr(category?.ensemble_size);
     if (ensembleSize !== undefined) out.category.ensembleSize = ensembleSize;

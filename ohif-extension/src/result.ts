@@ -1,6 +1,6 @@
 /**
  * What the panel shows: the fields of `result.json` (pancreas_contracts.result.AnalysisResult,
- * schema 1.0-1.2) that an SR or the plugin's results route carries, plus the SEG segments the SR
+ * schema 1.0-1.3) that an SR or the plugin's results route carries, plus the SEG segments the SR
  * references (for highlighting).
  */
 import type { CategoryLabel } from "./labels";
@@ -15,9 +15,14 @@ export interface PancreasResult {
   studyUid?: string;
   seriesUid?: string;
   bundle: { name: string; version: string; sha256?: string };
-  /** `no-tumor`: no tumor was segmented, so there is no category (schema 1.2). */
-  outcome: "done" | "no-tumor";
-  /** The network's NCCN category; undefined exactly when `outcome` is `no-tumor`. */
+  /**
+   * `no-tumor`: no tumor was segmented, so there is no category (schema 1.2); `out-of-domain`:
+   * the CT is strongly out of the bundle's training domain, so the category is withheld (1.3).
+   */
+  outcome: "done" | "no-tumor" | "out-of-domain";
+  /** The training-domain check (schema 1.3): its grade and the reasons behind it. */
+  domain?: { grade: DomainGrade; reasons: string[] };
+  /** The network's NCCN category; undefined exactly when `outcome` is not `done`. */
   category?: {
     label: CategoryLabel;
     probabilities: [number, number, number];
@@ -45,6 +50,12 @@ export interface PancreasResult {
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */
   segments: Partial<Record<string, SegmentRef>>;
 }
+
+/** The grades of result.json's `domain.grade` (pancreas_contracts.result.DomainCheck). */
+export type DomainGrade = "in-domain" | "borderline" | "out-of-domain" | "not-available";
+
+/** What the panel says instead of a withheld category (pancreas_contracts OUT_OF_DOMAIN_NOTE). */
+export const OUT_OF_DOMAIN_TEXT = "CT out of the training domain: NCCN category withheld";
 
 /** What the panel says instead of a category when no tumor was segmented. */
 export const NO_TUMOR_TEXT = "No tumor segmented: staging not possible";

@@ -18,7 +18,7 @@ import {
   Tags,
 } from "./dicomJson";
 import { type CategoryLabel, LABELS, type LabelsDocument, labelByName, vesselForCode } from "./labels";
-import { type PancreasResult, ResultParseError, type SegmentRef } from "./result";
+import { type DomainGrade, type PancreasResult, ResultParseError, type SegmentRef } from "./result";
 
 const P = "99PANCAI";
 export const COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34";
@@ -57,7 +57,19 @@ const C = {
   knockedOut: { value: "CLIN-KO", scheme: P },
   registry: { value: "REG-STATUS", scheme: P },
   warning: { value: "WARNING", scheme: P },
+  staging: { value: "NCCN-STAGE", scheme: P },
+  outOfDomainStaging: { value: "OOD-STAGE", scheme: P },
+  domain: { value: "DOMAIN", scheme: P },
+  domainReason: { value: "DOM-REASON", scheme: P },
 } as const;
+
+/** The training-domain grades (99PANCAI DOMAIN values, inference/dicom_codes.py). */
+const DOMAIN_BY_CODE: Record<string, DomainGrade> = {
+  "DOM-IN": "in-domain",
+  "DOM-BORDER": "borderline",
+  "DOM-OUT": "out-of-domain",
+  "DOM-NA": "not-available",
+};
 
 const CATEGORY_BY_CODE: Record<string, CategoryLabel> = {
   "NCCN-R": "resectable",
@@ -177,14 +189,16 @@ export function parseMeasurementReport(
   }
   // Tumor segmented: Absent (result.json outcome no-tumor): no category, no probabilities.
   const noTumor = sameCode(findCode(assessment, C.tumorSegmented), C.absent);
+  // Staging OOD-STAGE (result.json outcome out-of-domain): the category is withheld.
+  const withheld = !noTumor && sameCode(findCode(assessment, C.staging), C.outOfDomainStaging);
   const label = category(findCode(assessment, C.networkCategory));
-  if (label === undefined && !noTumor) throw new ResultParseError("unknown NCCN category code");
+  if (label === undefined && !noTumor && !withheld) throw new ResultParseError("unknown NCCN category code");
   const probabilities = C.probabilities.map((c) => findNum(assessment, c) ?? 0) as [
     number,
     number,
     number,
   ];
-  const ruleCategory = noTumor ? undefined : category(findCode(assessment, C.ruleCategory));
+  const ruleCategory = noTumor || withheld ? undefined : category(findCode(assessment, C.ruleCategory));
   const disagreement = sameCode(findCode(assessment, C.disagreement), C.yes);
   const qualitative = root
     .filter((i) => sameCode(i.name, C.qualitative))
@@ -195,8 +209,8 @@ export function parseMeasurementReport(
   const result: PancreasResult = {
     source: "sr",
     bundle: bundle ?? { name: "unknown", version: "unknown" },
-    outcome: noTumor ? "no-tumor" : "done",
-    disagreement: noTumor ? false : disagreement,
+    outcome: noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
+    disagreement: noTumor || withheld ? false : disagreement,
     measurements: { contactDeg },
     clinical: {
       used: texts(qualitative, C.used),
@@ -210,7 +224,9 @@ export function parseMeasurementReport(
   };
   const studyUid = str(ds, Tags.StudyInstanceUID);
   if (studyUid !== undefined) result.studyUid = studyUid;
-  if (!noTumor && label !== undefined) {
+  const grade = DOMAIN_BY_CODE[findCode(assessment, C.domain)?.value ?? ""];
+  if (grade !== undefined) result.domain = { grade, reasons: texts(assessment, C.domainReason) };
+  if (!noTumor && !withheld && label !== undefined) {
     // The SR leaves the uncertainty out for a one-model bundle: shown "not available", never 0.
     result.category = uncertainty === undefined ? { label, probabilities } : { label, probabilities, uncertainty };
   }

@@ -1,6 +1,6 @@
 /** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
 import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
-import { NO_TUMOR_TEXT, type PancreasResult } from "./result";
+import { type DomainGrade, NO_TUMOR_TEXT, OUT_OF_DOMAIN_TEXT, type PancreasResult } from "./result";
 
 export interface ProbabilityBar {
   label: CategoryLabel;
@@ -23,10 +23,16 @@ export interface VesselRow {
 }
 
 export interface PanelViewModel {
-  /** Undefined when no tumor was segmented (then `noTumorText` says so, and `bars` is empty). */
+  /**
+   * Undefined when no tumor was segmented or the category is withheld out of the training domain
+   * (then `noTumorText` says which, and `bars` is empty).
+   */
   category: CategoryLabel | undefined;
   categoryText: string;
   noTumorText: string | undefined;
+  /** The training-domain grade in words ("Training domain: ..."), undefined before schema 1.3. */
+  domainText: string | undefined;
+  domainReasons: string[];
   bars: ProbabilityBar[];
   uncertaintyText: string;
   ruleCategoryText: string;
@@ -39,6 +45,13 @@ export interface PanelViewModel {
   notice: string;
   sourceText: string;
 }
+
+const DOMAIN_TEXT: Record<DomainGrade, string> = {
+  "in-domain": "Training domain: in domain",
+  borderline: "Training domain: borderline",
+  "out-of-domain": "Training domain: OUT OF DOMAIN",
+  "not-available": "Training domain: not checked (no statistics in the bundle)",
+};
 
 const CATEGORY_TEXT: Record<CategoryLabel, string> = {
   resectable: "Resectable",
@@ -77,7 +90,7 @@ export function uncertaintyText(category: PancreasResult["category"]): string {
 }
 
 export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LABELS): PanelViewModel {
-  const category = result.outcome === "no-tumor" ? undefined : result.category;
+  const category = result.outcome === "done" ? result.category : undefined;
   const bars =
     category === undefined
       ? []
@@ -114,7 +127,14 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
   return {
     category: category?.label,
     categoryText: categoryText(category?.label),
-    noTumorText: result.outcome === "no-tumor" ? NO_TUMOR_TEXT : undefined,
+    noTumorText:
+      result.outcome === "no-tumor"
+        ? NO_TUMOR_TEXT
+        : result.outcome === "out-of-domain"
+          ? OUT_OF_DOMAIN_TEXT
+          : undefined,
+    domainText: result.domain === undefined ? undefined : DOMAIN_TEXT[result.domain.grade],
+    domainReasons: result.domain?.reasons ?? [],
     bars,
     uncertaintyText: uncertaintyText(category),
     ruleCategoryText: categoryText(result.ruleCategory),

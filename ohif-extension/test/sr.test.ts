@@ -100,3 +100,34 @@ describe("a no-tumor SR (result.json outcome no-tumor)", () => {
     expect(parseMeasurementReport(sr).outcome).toBe("done");
   });
 });
+
+describe("an out-of-domain SR (result.json 1.3, outcome out-of-domain)", () => {
+  const oodSr = (
+    JSON.parse(readFileSync(new URL("./fixtures/sr-out-of-domain-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[]
+  )[0] as DicomJsonDataset;
+  const stored = JSON.parse(readFileSync(new URL("./fixtures/result-out-of-domain.json", import.meta.url), "utf8")) as {
+    outcome: string;
+    category: null;
+    domain: { grade: string; reasons: string[] };
+    measurements: { tumor_volume_ml: number };
+    warnings: string[];
+  };
+  const result = parseMeasurementReport(oodSr);
+
+  it("reads the withheld category, the grade and its reasons", () => {
+    expect(stored.outcome).toBe("out-of-domain");
+    expect(stored.category).toBeNull();
+    expect(result.outcome).toBe("out-of-domain");
+    expect(result.category).toBeUndefined();
+    expect(result.ruleCategory).toBeUndefined();
+    expect(result.disagreement).toBe(false);
+    expect(result.domain).toEqual({ grade: "out-of-domain", reasons: stored.domain.reasons });
+    expect(result.measurements.tumorVolumeMl).toBeCloseTo(stored.measurements.tumor_volume_ml, 3);
+    expect(result.warnings).toEqual(stored.warnings);
+    expect(result.warnings).toContain("CT out of the training domain: NCCN category withheld");
+  });
+
+  it("an SR written before schema 1.3 has no domain", () => {
+    expect(parseMeasurementReport(metadata[0] as DicomJsonDataset).domain).toBeUndefined();
+  });
+});

@@ -195,3 +195,40 @@ describe("uncertainty of a one-model bundle", () => {
     expect(panelViewModel({ ...result, category: rest }).uncertaintyText).toBe("not available");
   });
 });
+
+describe("an out-of-domain result", () => {
+  const oodSr = (
+    JSON.parse(readFileSync(new URL("./fixtures/sr-out-of-domain-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[]
+  )[0] as DicomJsonDataset;
+  it("shows the withheld sentence, the grade and its reasons, no category (from the SR)", () => {
+    const view = panelViewModel(parseMeasurementReport(oodSr));
+    expect(view.noTumorText).toBe("CT out of the training domain: NCCN category withheld");
+    expect(view.category).toBeUndefined();
+    expect(view.bars).toEqual([]);
+    expect(view.disagreementWarning).toBeUndefined();
+    expect(view.domainText).toBe("Training domain: OUT OF DOMAIN");
+    expect(view.domainReasons).toContain("sma not segmented (present in every training CT)");
+  });
+  it("reads the outcome from the plugin route, with no category", () => {
+    const body = {
+      result: {
+        outcome: "out-of-domain",
+        category: { label: null, index: null, probabilities: null, uncertainty: null, ensemble_size: null },
+        rule_category: null,
+        disagreement: false,
+        measurements: { tumor_volume_ml: 3.2, contact_deg: { SMA: 90 } },
+        warnings: ["CT out of the training domain: NCCN category withheld"],
+      },
+    };
+    const r = fromPluginResults(body);
+    expect(r?.outcome).toBe("out-of-domain");
+    expect(r?.category).toBeUndefined();
+    const view = panelViewModel(r as NonNullable<typeof r>);
+    expect(view.noTumorText).toBe("CT out of the training domain: NCCN category withheld");
+    expect(view.domainText).toBeUndefined(); // the route does not carry the domain section
+  });
+  it("a result before schema 1.3 shows no domain line", () => {
+    expect(panelViewModel(result).domainText).toBeUndefined();
+    expect(panelViewModel(result).domainReasons).toEqual([]);
+  });
+});

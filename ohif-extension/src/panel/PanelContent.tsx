@@ -123,6 +123,14 @@ export function PanelContent({
   return (
     <div className="pai-panel" data-testid="pancreas-ai-panel" data-state="ready" data-source={state.result.source}>
       <p className="pai-notice" data-testid="pancreas-ai-notice">{view.notice}</p>
+      {view.domainText !== undefined && (
+        <section data-testid="pancreas-ai-domain">
+          <p className="pai-muted">{view.domainText}</p>
+          {view.domainReasons.map((reason) => (
+            <p className="pai-muted" key={reason}>{reason}</p>
+          ))}
+        </section>
+      )}
       {view.noTumorText !== undefined ? (
         <section>
           <h3>NCCN category (AI)</h3>
