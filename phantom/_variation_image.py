@@ -108,7 +108,8 @@ def streaks(grid: Grid, hu: Float32Array, materials: UInt8Array, rng: np.random.
     """Add streaks (bright and dark lines through a dense object) to a band of slices.
 
     The source is the stent, else a calcification, else a point in the spine; 6-14 lines
-    through it at random angles, alternately brighter and darker, fading along the band.
+    through it at random angles, alternately brighter and darker (60-220 HU at the source,
+    fading with distance from it and along the band).
     """
     nz = grid.shape[0]
     dense = np.argwhere(materials == Material.STENT)
@@ -124,12 +125,14 @@ def streaks(grid: Grid, hu: Float32Array, materials: UInt8Array, rng: np.random.
     y = (np.arange(grid.shape[1], dtype=np.float32) - r0) * grid.spacing[1]
     x = (np.arange(grid.shape[2], dtype=np.float32) - c0) * grid.spacing[0]
     pattern = np.zeros(grid.shape[1:], dtype=np.float32)
+    # Streaks are strongest next to their source and fade over a few centimetres.
+    fading = 30.0 / (30.0 + np.hypot(x[None, :], y[:, None]))
     for i in range(int(rng.integers(6, 15))):
         theta = float(rng.uniform(0.0, np.pi))
         distance = np.abs(x[None, :] * np.sin(theta) - y[:, None] * np.cos(theta))
-        width = float(rng.uniform(0.6, 1.6))
-        amplitude = float(rng.uniform(20.0, 90.0)) * (1.0 if i % 2 else -1.0)
-        pattern += np.float32(amplitude) * np.exp(-0.5 * (distance / width) ** 2)
+        width = float(rng.uniform(0.8, 2.5))
+        amplitude = float(rng.uniform(60.0, 220.0)) * (1.0 if i % 2 else -1.0)
+        pattern += np.float32(amplitude) * np.exp(-0.5 * (distance / width) ** 2) * fading
     for k in range(first, last):
         fade = 1.0 - abs(k - int(k0)) / (band / 2.0 + 1.0)
         hu[k] += np.float32(fade) * pattern

@@ -11,6 +11,7 @@ from pancreas_contracts.labels import label_by_name
 from phantom import (
     KEY_VESSELS,
     REPLACED_RHA,
+    Grid,
     Material,
     PatientPlan,
     PhantomOptions,
@@ -20,6 +21,7 @@ from phantom import (
     plan_cohort,
     render_patient,
 )
+from phantom._variation_image import correlated_noise, streaks
 from tests.phantom.test_image import measured_contact
 
 SMALL = PhantomOptions(
@@ -161,3 +163,32 @@ def test_contact_angles_stay_exact_for_every_shape(plan: PatientPlan) -> None:
             assert measured == 0.0, key
         else:
             assert measured == pytest.approx(plan.angles[key], abs=10.0), key
+
+
+def test_streaks_radiate_from_the_stent_in_a_band_of_slices() -> None:
+    grid = Grid((40, 64, 64), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    materials = np.zeros(grid.shape, dtype=np.uint8)
+    materials[20, 30:33, 30:33] = Material.STENT
+    hu = np.zeros(grid.shape, dtype=np.float32)
+    streaks(grid, hu, materials, np.random.default_rng(3))
+    touched = np.nonzero(np.abs(hu).max(axis=(1, 2)) > 1.0)[0]
+    assert 20 in touched and len(touched) < grid.shape[0]
+    assert touched.max() - touched.min() == len(touched) - 1  # one contiguous band
+    near = np.abs(hu[20, 26:37, 26:37]).mean()
+    far = np.abs(hu[20, :8, :8]).mean()
+    assert near > 20.0 and near > 3 * far  # strongest next to the source
+
+
+def test_noise_has_the_drawn_level_and_grain() -> None:
+    grid = Grid((16, 96, 96), (0.7, 0.7, 2.0), (0.0, 0.0, 0.0))
+    fine = np.zeros(grid.shape, dtype=np.float32)
+    coarse = np.zeros(grid.shape, dtype=np.float32)
+    correlated_noise(grid, fine, 20.0, 0.3, np.random.default_rng(1))
+    correlated_noise(grid, coarse, 20.0, 1.2, np.random.default_rng(1))
+    assert fine.std() == pytest.approx(20.0, rel=0.02)
+    assert coarse.std() == pytest.approx(20.0, rel=0.02)
+
+    def neighbour_correlation(noise: np.ndarray) -> float:
+        return float(np.corrcoef(noise[:, :, :-1].ravel(), noise[:, :, 1:].ravel())[0, 1])
+
+    assert neighbour_correlation(coarse) > neighbour_correlation(fine) + 0.3
