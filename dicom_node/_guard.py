@@ -20,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
@@ -178,6 +179,22 @@ class IntakeGuard:
         sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
         if sock is not None:
             sock.settimeout(self.limits.network_timeout_s)
+
+    def on_conn_close(self, event: Any) -> None:
+        """EVT_CONN_CLOSE: remove the file of a data set cut off mid-transfer.
+
+        pynetdicom writes a data set to a temporary file as it arrives and deletes it after the
+        C-STORE handler; a transfer that never completes (dropped by the meter, or the peer
+        went away) would leave it behind for good. Only the message still being received is
+        touched: complete ones were handed on and reset already.
+        """
+        message = getattr(event.assoc.dimse, "message", None)
+        handle = getattr(message, "_data_set_file", None)
+        path = getattr(message, "_data_set_path", None)
+        if handle is not None:
+            handle.close()
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
     def on_rejected(self, event: Any) -> None:
         """EVT_REJECTED: pynetdicom's own rejections (calling AE title, limit) are reported."""

@@ -122,6 +122,7 @@ class StorageSCP:
             (evt.EVT_CONN_OPEN, guard.on_conn_open),
             (evt.EVT_REQUESTED, guard.on_requested),
             (evt.EVT_REJECTED, guard.on_rejected),
+            (evt.EVT_CONN_CLOSE, guard.on_conn_close),
         ]
         server = ae.make_server(  # returns an instance of server_class
             (self._settings.bind_address, self._settings.port),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ def test_oversize_instance_is_dropped_while_receiving(
     big = read(ct_series.files[0])
     big.SOPInstanceUID = generate_uid()
     big.add_new(0x00091010, "OB", b"\1" * 3_000_000)
+    leftovers_before = set(Path(tempfile.gettempdir()).glob("tmp*.dcm"))
     with Node(node_settings(tmp_path, max_instance_mb=1.0, max_pdu_bytes=65536)) as node:
         ae = AE(ae_title="EDGE_SCU")
         ae.add_requested_context(big.SOPClassUID, ExplicitVRLittleEndian)
@@ -52,6 +54,10 @@ def test_oversize_instance_is_dropped_while_receiving(
         assert send_datasets(node.scp.port, [read(ct_series.files[1])]) == [StoreStatus.SUCCESS]
         events = list_audit_events(node.database, object_type="association")
         assert [e.detail and e.detail["reason"] for e in events] == ["instance-too-large"]
+    # The partly received data set is not left in the temporary folder.
+    uid = str(big.SOPInstanceUID).encode()
+    new_files = set(Path(tempfile.gettempdir()).glob("tmp*.dcm")) - leftovers_before
+    assert not [p for p in new_files if p.exists() and uid in p.read_bytes()[:4096]]
 
 
 def test_deflate_bomb_is_refused_without_inflating(

@@ -78,8 +78,11 @@ def test_half_open_connections_are_closed_after_the_handshake_timeout(tmp_path: 
         Node(settings) as node,
         stalled_sockets(node.scp.port, 3, b"\x01\x00\x00") as partial,
         stalled_sockets(node.scp.port, 3) as silent,
+        # An A-ASSOCIATE-RQ header announcing 4 GiB, then garbage: dropped at the header.
+        stalled_sockets(node.scp.port, 3, b"\x01\x00\xff\xff\xff\xff" + b"\x5a" * 4096) as huge,
     ):
-        wait_for(lambda: all(closed_by_peer(s) for s in [*partial, *silent]), timeout_s=15)
+        peers = [*partial, *silent, *huge]
+        wait_for(lambda: all(closed_by_peer(s) for s in peers), timeout_s=15)
 
 
 def test_stalled_sockets_from_a_refused_address_do_not_lock_out_an_allowed_one(
