@@ -50,6 +50,9 @@ TRANSFER_SYNTAXES: Mapping[str, UID] = MappingProxyType(
 _INTERCEPT = -1024
 _BITS_STORED = 12
 _UID_ROOT = "pancreas-ai-phantom"
+_PHASE_SHORT = MappingProxyType(
+    {"portal-venous": "PV", "pancreatic": "PANC", "late-arterial": "ART"}
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SeriesHeader:
     acquired: dt.datetime
     position: str
     thickness: float
+    contrast_phase: str = "portal-venous"
 
 
 def ds_number(value: float) -> str:
@@ -109,7 +113,8 @@ def _series_and_equipment(ds: Dataset, header: SeriesHeader) -> None:
     ds.SeriesNumber = 3
     ds.SeriesDate = ds.StudyDate
     ds.SeriesTime = (header.acquired + dt.timedelta(seconds=70)).strftime("%H%M%S")
-    ds.SeriesDescription = f"PV {ds_number(header.thickness)}mm"
+    short = _PHASE_SHORT.get(header.contrast_phase, "CT")
+    ds.SeriesDescription = f"{short} {ds_number(header.thickness)}mm"
     ds.BodyPartExamined = "ABDOMEN"
     ds.PatientPosition = header.position
     ds.FrameOfReferenceUID = header.frame_uid
@@ -118,7 +123,7 @@ def _series_and_equipment(ds: Dataset, header: SeriesHeader) -> None:
     ds.ManufacturerModelName = "Synthetic phantom"
     ds.SoftwareVersions = "pancreas-ai-node phantom 1"
     ds.InstitutionName = "Synthetic"
-    ds.ContrastBolusAgent = "Iodinated contrast (portal-venous phase)"
+    ds.ContrastBolusAgent = f"Iodinated contrast ({header.contrast_phase} phase)"
     ds.ContrastBolusRoute = "IV"
     ds.ContrastBolusVolume = "100"
     ds.ContrastBolusIngredient = "IODINE"

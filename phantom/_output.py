@@ -156,6 +156,9 @@ def series_header(plan: PatientPlan) -> SeriesHeader:
         acquired=plan.acquired,
         position=plan.patient_position,
         thickness=plan.slice_thickness,
+        contrast_phase=(
+            plan.variation.contrast_phase if plan.variation is not None else "portal-venous"
+        ),
     )
 
 

@@ -90,6 +90,15 @@ def test_dicom_reads_back_on_the_label_grid(cohort: PhantomCohort) -> None:
         assert dicom.warnings == ()
 
 
+def test_headers_name_the_drawn_contrast_phase(cohort: PhantomCohort) -> None:
+    short = {"portal-venous": "PV", "pancreatic": "PANC", "late-arterial": "ART"}
+    assert len({row["contrast_phase"] for row in _truth(cohort.out)}) >= 2
+    for row, patient in zip(_truth(cohort.out), cohort, strict=True):
+        header = pydicom.dcmread(patient.files.dicom[0], stop_before_pixels=True)
+        assert header.ContrastBolusAgent == f"Iodinated contrast ({row['contrast_phase']} phase)"
+        assert header.SeriesDescription.startswith(short[row["contrast_phase"]] + " ")
+
+
 @pytest.mark.parametrize("position", ["HFP", "FFP"])
 def test_a_prone_series_reads_back_on_the_label_grid(tmp_path: Path, position: str) -> None:
     options = PhantomOptions(
