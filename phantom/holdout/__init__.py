@@ -25,7 +25,7 @@ from phantom.holdout._cohort import (
     generate_holdout_cohort,
     scan_volumes,
 )
-from phantom.holdout._dicom import HOLDOUT_SYNTAXES
+from phantom.holdout._dicom import HOLDOUT_SYNTAXES, SeriesIdentity, write_ct_series
 from phantom.holdout._lesion import FAT_PLANE_MM
 from phantom.holdout._patient import HoldoutOptions, HoldoutPatient, make_patient, tumor_targets
 
@@ -38,8 +38,10 @@ __all__ = [
     "HoldoutOptions",
     "HoldoutPatient",
     "HoldoutRecord",
+    "SeriesIdentity",
     "generate_holdout_cohort",
     "make_patient",
     "scan_volumes",
     "tumor_targets",
+    "write_ct_series",
 ]

@@ -94,6 +94,9 @@ def _common(ds: Dataset, ident: SeriesIdentity, thickness: float) -> None:
     ds.SeriesInstanceUID = ident.series_uid
     ds.SeriesNumber = 201
     ds.SeriesDescription = f"Portal venous {_ds(thickness)} mm"
+    # A body part that is not a paired structure, so Laterality (Type 2C) is not needed
+    # (PS3.3 C.7.3.1).
+    ds.BodyPartExamined = "ABDOMEN"
     ds.PatientPosition = ident.position
     ds.FrameOfReferenceUID = ident.frame_uid
     ds.PositionReferenceIndicator = ""

@@ -65,8 +65,8 @@ class HoldoutOptions:
     def __post_init__(self) -> None:
         if self.matrix < 16 or self.slices < 4:
             raise ValueError("need at least 16 x 16 pixels and 4 slices")
-        if not (0.3 <= self.pixel_spacing <= 2.0 and 0.5 <= self.slice_thickness <= 6.0):
-            raise ValueError("pixel spacing must be 0.3-2 mm and slices 0.5-6 mm")
+        if not (0.3 <= self.pixel_spacing <= 4.0 and 0.5 <= self.slice_thickness <= 6.0):
+            raise ValueError("pixel spacing must be 0.3-4 mm and slices 0.5-6 mm")
         if not 0.0 <= self.tumor_free_fraction <= 1.0:
             raise ValueError("tumor_free_fraction must be within 0-1")
         if self.position not in ("HFS", "FFS", "random"):
