@@ -120,7 +120,8 @@ class Anatomy:
     pancreas_axis
         World centreline from the neck to the tail (the main duct follows it).
     vessels
-        Labelled vessels by label name, in painting order (later ones win).
+        Labelled vessels by label name, in painting order (later ones win); a replaced right
+        hepatic artery (wide variation) comes first, under :data:`REPLACED_RHA_KEY`.
     bile_duct_points
         World centreline of the common bile duct, hilum to ampulla.
     cuff_windows

@@ -50,7 +50,8 @@ class PhantomScan:
     materials
         The noise-free tissue map (:class:`Material` codes, uint8, same shape).
     vessels
-        Vessel centrelines and radii by label name (ground-truth geometry).
+        Vessel centrelines and radii by label name (ground-truth geometry); a wide-variation
+        replaced right hepatic artery is under ``"replaced_rha"`` (background label).
     tumor
         The tumor's construction (core, cuffs, bridges); ``None`` for a tumor-free patient
         (wide variation).
