@@ -13,6 +13,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.filereader import read_file_meta_info
+from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 __all__ = ["check_pixel_module", "content_sha256", "inflated_size_exceeds"]
@@ -20,6 +21,18 @@ __all__ = ["check_pixel_module", "content_sha256", "inflated_size_exceeds"]
 _CHUNK = 1 << 20
 _PREAMBLE = 128 + 4  # File preamble and "DICM" (PS3.10 7.1)
 _META_GROUP_LENGTH_ELEMENT = 12  # (0002,0000) UL element: tag, VR, length, value
+
+#: What pydicom's decoders and the codec plug-ins raise on data they cannot decode.
+_DECODE_ERRORS = (
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    OverflowError,
+)
 
 #: Photometric interpretations by samples per pixel (PS3.3 C.7.6.3.1.2).
 _PHOTOMETRIC = {
@@ -116,4 +129,10 @@ def _check_pixel_data(dataset: Dataset, native_length: int, frames: int) -> str 
         return "encapsulated pixel data corrupt"
     if len(fragments) != frames or any(len(f) <= 2 for f in fragments):
         return "encapsulated pixel data corrupt"
+    # A compressed frame can be well framed and still not decode (a flipped byte in a JPEG or
+    # RLE header): decode the first frame, as analysis will.
+    try:
+        pixel_array(dataset, index=0)
+    except _DECODE_ERRORS:
+        return "compressed pixel data does not decode"
     return None

@@ -187,7 +187,11 @@ def _store(event: Any, context: IntakeContext) -> StoreStatus:
     problem = check_pixel_module(dataset)
     if problem is not None:
         _log.warning("C-STORE refused for series %s: cannot decode (%s)", series_uid, problem)
-        truncated = problem in ("pixel data truncated", "encapsulated pixel data corrupt")
+        truncated = problem in (
+            "pixel data truncated",
+            "encapsulated pixel data corrupt",
+            "compressed pixel data does not decode",
+        )
         return StoreStatus.CORRUPT_PIXEL_DATA if truncated else StoreStatus.PIXEL_MODULE_INVALID
     return _save(dataset, received, calling_ae, context)
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 from pydicom import Dataset, dcmread
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.encaps import encapsulate, generate_fragments
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import AE
 
 from db import RoutingDecision, SeriesStatus, get_series, list_audit_events
@@ -22,7 +28,7 @@ from dicom_node.node import Node
 from dicom_node.spool import Spool
 from dicom_node.statuses import StoreStatus
 from tests.conftest import require_executable
-from tests.dicom_node.conftest import PhantomSeries, instance_count, node_settings
+from tests.dicom_node.conftest import PhantomSeries, instance_count, make_series, node_settings
 from tests.dicom_node.test_scp import read, send_datasets, storescu, wait_for
 
 pytestmark = pytest.mark.integration
@@ -183,3 +189,26 @@ def test_undecodable_instances_are_refused_and_do_not_spoil_the_series(
     wait_for(complete)
     info = get_series(node.database, ct_series.SeriesInstanceUID)
     assert info is not None and info.routing_decision is RoutingDecision.ANALYZE
+
+
+def test_compressed_frame_that_does_not_decode_is_refused(tmp_path: Path) -> None:
+    series = make_series(
+        tmp_path / "phantom", seed=4, fov_mm=(60.0, 60.0, 30.0), transfer_syntax="rle"
+    )
+    ds = dcmread(series.files[0])
+    fragment = next(generate_fragments(ds.PixelData))
+    # PS3.5 G.5: a 16-bit frame has two RLE segments; a header naming one cannot decode.
+    broken = (1).to_bytes(4, "little") + fragment[4:]
+    ds.PixelData = encapsulate([broken])
+    good = dcmread(series.files[1])
+    with Node(node_settings(tmp_path / "node")) as node:
+        ae = AE(ae_title="EDGE_SCU")
+        ae.add_requested_context(ds.SOPClassUID, RLELossless)
+        assoc = ae.associate("127.0.0.1", node.scp.port, ae_title="PANCREAS_AI")
+        assert assoc.is_established
+        try:
+            statuses = [int(assoc.send_c_store(d).Status) for d in (ds, good)]
+        finally:
+            assoc.release()
+        assert statuses == [StoreStatus.CORRUPT_PIXEL_DATA, StoreStatus.SUCCESS]
+        assert instance_count(node.database, series.SeriesInstanceUID) == 1
