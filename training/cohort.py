@@ -65,6 +65,7 @@ from training.dataset import (
     preprocess_case,
     source_fingerprint,
 )
+from training.domain_stats import cohort_domain
 from training.localiser import ship_localiser
 
 __all__ = ["TrainingRun", "load_cohort", "train_cohort"]
@@ -440,6 +441,7 @@ def train_cohort(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
         data_hash=digest, metrics=summary, training=training,
         weights_dtype=config.weights_dtype,
+        domain=cohort_domain(cases, preprocess, source=f"training cohort {data_dir.name}"),
     )  # fmt: skip
     if config.localiser_epochs > 0:
         _ship_localiser(cases, out, config, status)
