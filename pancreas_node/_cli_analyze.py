@@ -16,7 +16,7 @@ import typer
 
 from pancreas_contracts import load_settings
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
-from pancreas_contracts.result import NO_TUMOR_NOTE
+from pancreas_contracts.result import NO_TUMOR_NOTE, OUT_OF_DOMAIN_NOTE
 
 __all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row", "spread_text"]
 
@@ -122,8 +122,9 @@ def analyze_command(
         warnings=warnings,
     )
     result = output.result
-    if result.category is None:
-        typer.echo(f"category: none ({NO_TUMOR_NOTE})")
+    if result.category is None:  # no tumor, or withheld out of the training domain
+        note = OUT_OF_DOMAIN_NOTE if result.outcome == "out-of-domain" else NO_TUMOR_NOTE
+        typer.echo(f"category: none ({note})")
     else:
         probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
         spread = spread_text(result.category.uncertainty, len(analyzer.bundle.members))
@@ -136,6 +137,8 @@ def analyze_command(
         for k, v in result.measurements.contact_deg.items()
     )
     typer.echo(f"contact (deg): {angles}")
+    if result.domain is not None:
+        typer.echo(f"domain: {'; '.join((result.domain.grade, *result.domain.reasons))}")
     typer.echo(
         "clinical: "
         + (

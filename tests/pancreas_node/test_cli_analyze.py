@@ -110,6 +110,8 @@ def test_analyze_writes_seg_sr_pdf_and_result(
     assert bytes(pdf.EncapsulatedDocument).startswith(b"%PDF")
     assert (run.out / "report.pdf").read_bytes().startswith(b"%PDF")
     assert "category:" in run.stdout and "clinical: knocked out" in run.stdout
+    # The test bundle holds no training-domain statistics: said, never silently in domain.
+    assert "domain: not-available; the bundle holds no training-domain" in run.stdout
     # A one-model bundle: no spread between models, not "spread 0.000".
     assert "no ensemble spread (single model)" in run.stdout and "spread 0.000" not in run.stdout
     assert result.notice in run.stdout
