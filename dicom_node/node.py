@@ -108,8 +108,10 @@ class Node:
 
     def start(self) -> None:
         """Take back the previous run's leases, start the SCP, assembly, worker and delivery."""
-        reclaim_node_leases(self.database, self.lease_prefix, self.incarnation)
         self.scp.start()
+        # After the SCP holds the port: a second process started on the same data folder by
+        # mistake fails to bind before it could take the running node's leases.
+        reclaim_node_leases(self.database, self.lease_prefix, self.incarnation)
         self.assembler.start(interval_s=min(1.0, max(self.settings.quiet_period_s / 4, 0.1)))
         if self.worker is None:
             _log.warning("no model bundle configured: series are queued but not analysed")
