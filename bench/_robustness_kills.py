@@ -96,6 +96,7 @@ class KillCampaign:
     node: NodeUnderTest
     destination: Path
     seed: int
+    phases: tuple[str, ...] = PHASES
     outcome: KillOutcome = field(default_factory=KillOutcome)
     acknowledged: dict[str, set[str]] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class KillCampaign:
         """Kill once per series, then re-send everything and audit."""
         rng = np.random.default_rng(self.seed)
         for index, item in enumerate(series):
-            self._round(item, PHASES[index % len(PHASES)], rng)
+            self._round(item, self.phases[index % len(self.phases)], rng)
         self.node.start()
         for item in series:
             acked = send_files(self.node.port, item.files)

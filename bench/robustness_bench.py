@@ -47,7 +47,7 @@ from bench._robustness_attacks import (
     write_deflate_bomb,
     write_oversize,
 )
-from bench._robustness_kills import KillCampaign, KillOutcome, make_series
+from bench._robustness_kills import PHASES, KillCampaign, KillOutcome, make_series
 from bench._robustness_peers import NodeUnderTest, echo_seconds, free_port, send_files, storescp
 
 #: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder.
@@ -67,6 +67,7 @@ class Scale:
     """How much of each attack a run makes."""
 
     kills: int
+    kill_phases: tuple[str, ...]
     fuzzed: int
     pdu_streams: int
     half_open: int
@@ -75,10 +76,14 @@ class Scale:
     oversize_mb: int
 
 
-FULL = Scale(kills=20, fuzzed=10_000, pdu_streams=1_000, half_open=100, memory_senders=16,
-             inflated_mb=256, oversize_mb=96)  # fmt: skip
-FAST = Scale(kills=4, fuzzed=300, pdu_streams=80, half_open=20, memory_senders=4,
-             inflated_mb=128, oversize_mb=80)  # fmt: skip
+FULL = Scale(
+    kills=20, kill_phases=PHASES, fuzzed=10_000, pdu_streams=1_000, half_open=100,
+    memory_senders=16, inflated_mb=256, oversize_mb=96,
+)  # fmt: skip
+FAST = Scale(
+    kills=2, kill_phases=("analysis", "delivery"), fuzzed=300, pdu_streams=80, half_open=20,
+    memory_senders=4, inflated_mb=128, oversize_mb=80,
+)  # fmt: skip
 
 
 @dataclass
@@ -241,7 +246,7 @@ def run_campaign(workdir: Path, scale: Scale, seed: int = 22) -> Campaign:
         if scale.kills:
             bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None
             killed = NodeUnderTest(workdir / "kill-node", destination_port, bundle)
-            campaign.kills = KillCampaign(killed, received, seed).run(series)
+            campaign.kills = KillCampaign(killed, received, seed, scale.kill_phases).run(series)
         node = NodeUnderTest(workdir / "abuse-node", destination_port, None)
         node.start()
         try:
