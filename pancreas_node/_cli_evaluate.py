@@ -1,6 +1,10 @@
 """``pancreas-node evaluate``: model bundles on a labelled cohort (cube and end to end).
 
-torch is imported only when the command runs (:mod:`training.evaluation`).
+With ``--real-ct`` (the default with ``--pipeline`` when the case folder exists) the first
+bundle is also run on the real NIH Pancreas-CT case 0001 of the shared public CT examples
+(read-only; never trained on): ``$PANCREAS_AI_SHARED_DATA/pancreas-ct-0001``, or
+``../shared/data`` beside the checkout (as the tests find it). torch is imported only when the
+command runs (:mod:`training.evaluation`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,33 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = ["evaluate_command"]
+
+_NIH_CASE = "pancreas-ct-0001"
+_SHARED_DATA_VARIABLE = "PANCREAS_AI_SHARED_DATA"
+
+
+def _default_shared_data() -> Path:
+    """``../shared/data`` beside the checkout (the default of the tests' ``conftest.py``)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _real_ct_case(real_ct: bool | None, shared_data: Path | None, pipeline: bool) -> Path | None:
+    """The NIH case folder to evaluate, ``None`` when not asked for or (by default) absent.
+
+    By default it runs with the end-to-end pipeline (it is the pipeline on a real CT) when
+    the folder exists; ``--real-ct`` runs it even with ``--no-pipeline``.
+    """
+    if real_ct is False or (real_ct is None and not pipeline):
+        return None
+    case = (shared_data or _default_shared_data()).expanduser() / _NIH_CASE
+    if case.is_dir():
+        return case
+    if real_ct:
+        raise ValueError(
+            f"--real-ct: {case} not found (set {_SHARED_DATA_VARIABLE} or --shared-data to the "
+            f"folder holding {_NIH_CASE}/)"
+        )
+    return None
 
 
 def _check_cohort(data: Path) -> None:
@@ -50,12 +81,30 @@ def evaluate_command(
     workers: Annotated[
         int, typer.Option("--workers", help="Processes preprocessing the cubes first.")
     ] = 1,
+    real_ct: Annotated[
+        bool | None,
+        typer.Option(
+            "--real-ct/--no-real-ct",
+            help="Also evaluate the real NIH Pancreas-CT 0001 case (localiser distance, pancreas "
+            "Dice); default: with --pipeline, when its folder exists.",
+            show_default=False,
+        ),
+    ] = None,
+    shared_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--shared-data",
+            envvar=_SHARED_DATA_VARIABLE,
+            help="Folder holding pancreas-ct-0001/ (default: ../shared/data beside the checkout).",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate bundles on a labelled cohort; write evaluation.md and evaluation.json."""
     _check_cohort(data)
     for path in bundle:
         if not path.exists():
             raise ValueError(f"--bundle {path} does not exist")
+    case = _real_ct_case(real_ct, shared_data, pipeline)
     from training.evaluation import evaluate_cohort  # torch only here
 
     console = Console(stderr=True)
@@ -74,8 +123,9 @@ def evaluate_command(
 
     try:
         evaluation = evaluate_cohort(
-            data, bundle, out, pipeline=pipeline, device=device, status=status, workers=workers
-        )
+            data, bundle, out, pipeline=pipeline, device=device, status=status,
+            workers=workers, real_ct=case,
+        )  # fmt: skip
     finally:
         if started:
             progress.stop()
@@ -83,5 +133,18 @@ def evaluate_command(
         auc = row["auc"]
         shown = "n/a" if auc is None else f"{auc:.3f}"
         typer.echo(f"{row['label']}: n {row['n']}, macro AUC {shown}")
+    real = evaluation.report.get("real_ct")
+    if real is not None:
+        seg = real.get("segmentation") or {}
+        learned = real.get("learned_localiser") or {}
+        typer.echo(
+            f"real CT {real['case']}: learned localiser {_mm(learned.get('distance_mm'))} from "
+            f"the mask centroid, pancreas Dice {_mm(seg.get('pancreas_dice'), '')}"
+            + (" (forced past the localiser refusal)" if real.get("forced") else "")
+        )
     typer.echo(f"wrote {evaluation.markdown} and {evaluation.json}")
     typer.echo("investigational, not for clinical use")
+
+
+def _mm(value: float | None, unit: str = " mm") -> str:
+    return "n/a" if value is None else f"{value:.2f}{unit}"

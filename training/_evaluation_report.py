@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from training._evaluation_sections import GENERATOR_NOTE, pipeline_sections, real_ct_section
 from training._metrics import DICE_GROUPS
 from training._report import VARIANT_TITLES
 
@@ -49,14 +50,15 @@ def _num(value: Any) -> str:
 def _table(rows: list[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| model | n | macro AUC | macro-F1 | accuracy | recall R | recall BR | recall LA | "
-        "Dice pancreas | Dice tumor | Dice vessels | Dice arteries |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Dice pancreas | Dice tumor | Dice vessels | Dice arteries | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         dice = row.get("dice") or {}
         cells = [str(row["n"]), _num(row["auc"]), _num(row["macro_f1"]), _num(row["accuracy"])]
         cells += [_num(r) for r in row["recall"]]
         cells += [_num(dice.get(k)) for k in DICE_GROUPS]
+        cells.append(_num(row.get("ece")))
         lines.append(f"| {row['label']} | {' | '.join(cells)} |")
     return lines
 
@@ -94,10 +96,13 @@ def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     """
     out.mkdir(parents=True, exist_ok=True)
     cohort = report["cohort"]
-    lines = ["# Resectability evaluation", "", f"**{report['notice'].capitalize()}.**", ""]
+    generator = str(cohort.get("generator", "phantom"))
+    lines = [f"# Resectability evaluation: generator `{generator}`", ""]
+    lines += [f"**{report['notice'].capitalize()}.**", ""]
     lines += [
-        f"- cohort: `{cohort['path']}`, {cohort['patients']} patients, classes "
-        f"(resectable, borderline, locally advanced) {cohort['classes']}",
+        f"- cohort: `{cohort['path']}`, generator `{generator}` ({GENERATOR_NOTE} when it is "
+        f"the project's own), {cohort['patients']} patients ({cohort.get('tumor_free', 0)} "
+        f"tumor-free), classes (resectable, borderline, locally advanced) {cohort['classes']}",
         f"- date: {report['created']}; device: {report['device']}",
     ]
     for i, b in enumerate(report["bundles"], start=1):
@@ -123,6 +128,11 @@ def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
         for failure in row["failed"]:
             lines.append(f"- {row['label']}: {failure['patient_id']} failed: {failure['error']}")
     lines += [f"- {note}" for note in report.get("notes", [])]
+    for row in report["rows"]:
+        if row["kind"] == "pipeline":
+            lines += pipeline_sections(row, generator)
+    if report.get("real_ct") is not None:
+        lines += real_ct_section(report["real_ct"])
     lines += ["", "Per-case predictions: `evaluation.json`.", ""]
     markdown = out / "evaluation.md"
     markdown.write_text("\n".join(lines), encoding="utf-8")

@@ -13,6 +13,7 @@ __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "dice_counts",
+    "expected_calibration_error",
     "macro_auc",
     "roc_curve",
     "selection_score",
@@ -92,6 +93,30 @@ def classification_metrics(truth: Sequence[int], probs: FloatArray) -> dict[str,
         "recall": recall,
         "confusion": cm.tolist(),
     }
+
+
+def expected_calibration_error(truth: Sequence[int], probs: FloatArray, bins: int = 10) -> float:
+    """Expected calibration error of the top-class probability (NaN without cases).
+
+    The cases are put in ``bins`` equal-width bins of their top probability (``(0, 1/bins]``,
+    ...); the ECE is the case-weighted mean over bins of ``|accuracy - mean top probability|``
+    (Guo et al., ICML 2017).
+    """
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(truth) == 0:
+        return float("nan")
+    confidence = probs.max(axis=1)
+    correct = (np.argmax(probs, axis=1) == np.asarray(truth)).astype(np.float64)
+    # Bin b holds (b/bins, (b+1)/bins]; a confidence of exactly 0 would go to bin 0.
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total / len(confidence))
 
 
 def selection_score(truth: Sequence[int], probs: FloatArray) -> float:

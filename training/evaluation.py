@@ -27,7 +27,6 @@ Investigational, not for clinical use.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,23 +36,23 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inference.analysis import (
-    AnalysisError,
-    Analyzer,
-    LocalisationEstimate,
-    Localiser,
-    default_localiser,
-    resolve_device,
-)
+from inference.analysis import resolve_device
 from inference.bundle import NOTICE, LoadedBundle, load_bundle, sha256_file
 from inference.clinical_preprocessing import clinical_matrix
 from inference.parallel import ordered_map
 from inference.tasks.resectability.model import ModelMode
-from inference.volume import Volume
-from pancreas_contracts.clinical import ClinicalVariables
 from pancreas_contracts.result import CATEGORY_LABELS
+from training._evaluation_pipeline import PipelineProbe, pipeline_case
+from training._evaluation_real_ct import evaluate_real_ct
 from training._evaluation_report import clean_json, row_title, write_outputs
-from training._metrics import DICE_GROUPS, classification_metrics, dice_counts
+from training._evaluation_scores import summarise_pipeline
+from training._evaluation_truth import PatientTruth, cohort_generator, read_truth
+from training._metrics import (
+    DICE_GROUPS,
+    classification_metrics,
+    dice_counts,
+    expected_calibration_error,
+)
 from training.dataset import (
     CaseRecord,
     PreprocessConfig,
@@ -68,6 +67,8 @@ Status = Callable[[str, int, int], None]
 """Progress callback: ``(task description, done, total)``."""
 
 FloatArray = npt.NDArray[np.float64]
+#: Equal-width bins of the expected calibration error.
+ECE_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,21 @@ class _Row:
     failed: list[dict[str, str]] = field(default_factory=list)
     counts: FloatArray = field(default_factory=lambda: np.zeros((len(DICE_GROUPS), 2)))
 
-    def add(self, pid: str, truth: int, probs: FloatArray, extra: dict[str, Any]) -> None:
+    def add(self, pid: str, truth: int | None, probs: FloatArray, extra: dict[str, Any]) -> None:
         self.cases.append({"patient_id": pid, "truth": truth, "probabilities": probs.tolist()})
         self.cases[-1].update(extra)
 
     def summary(self) -> dict[str, Any]:
+        # Tumor-free patients (no NCCN label) are left out of the NCCN metrics.
         done = [c for c in self.cases if c.get("probabilities") is not None]
+        done = [c for c in done if c["truth"] is not None]
         metrics: dict[str, Any] = {"auc": None, "macro_f1": None, "accuracy": None}
-        metrics.update(recall=[None] * 3, confusion=None)
+        metrics.update(recall=[None] * 3, confusion=None, ece=None)
         if done:
             probs = np.asarray([c["probabilities"] for c in done], dtype=np.float64)
-            metrics = classification_metrics([int(c["truth"]) for c in done], probs)
+            truth = [int(c["truth"]) for c in done]
+            metrics = classification_metrics(truth, probs)
+            metrics["ece"] = expected_calibration_error(truth, probs, ECE_BINS)
         dice = None
         if self.segments and self.counts[:, 1].any():
             dice = {name: float(self.counts[g, 0] / self.counts[g, 1]) if self.counts[g, 1]
@@ -125,6 +130,7 @@ class _Row:
             located = [c["localisation"] for c in self.cases if c.get("localisation")]
             distances = [d["distance_mm"] for d in located if d["distance_mm"] is not None]
             extra["rule_agreement"] = _rule_agreement(self.cases)
+            extra.update(summarise_pipeline(self.cases))
             extra["localisation_distance_mm"] = {
                 "n": len(distances),
                 "median": float(np.median(distances)) if distances else None,
@@ -218,61 +224,6 @@ def cube_predict(
     return mean, labels
 
 
-class _RecordingLocaliser:
-    """Wraps the analyzer's localiser to keep its last estimate (also on refusals)."""
-
-    def __init__(self, inner: Localiser) -> None:
-        self.inner = inner
-        self.last: LocalisationEstimate | None = None
-
-    def __call__(self, volume: Volume) -> LocalisationEstimate:
-        self.last = self.inner(volume)
-        return self.last
-
-
-def _pipeline_case(
-    analyzer: Analyzer, recorder: _RecordingLocaliser, case: CaseRecord, data_dir: Path,
-    out: Path, centre: tuple[float, float, float] | None,
-) -> dict[str, Any]:  # fmt: skip
-    recorder.last = None
-    folder = out / case.patient_id
-    dicom = data_dir / case.patient_id / "dicom"
-    series = dicom if dicom.is_dir() else case.image or case.dicom_dir
-    record: dict[str, Any] = {"input": "dicom" if dicom.is_dir() else "nifti"}
-    record.update(category=None, probabilities=None, reason=None, message=None)
-    record["rule_category"] = None
-    record["outcome"] = None  # done or no-tumor once analysed
-    started = time.perf_counter()
-    try:
-        assert series is not None
-        result = analyzer.analyze(
-            series, ClinicalVariables(case.clinical), out_dir=folder, registry_status="file"
-        ).result
-        category = result.category  # None: no tumor segmented (outcome no-tumor)
-        record.update(
-            category=None if category is None else category.label, warnings=list(result.warnings)
-        )
-        record["rule_category"] = result.rule_category
-        record["outcome"] = result.outcome
-        record["probabilities"] = None if category is None else list(category.probabilities)
-    except AnalysisError as exc:
-        record.update(reason=exc.reason, message=str(exc))
-    except (ValueError, OSError, RuntimeError) as exc:  # recorded, not fatal
-        record.update(reason="error", message=" ".join(f"{type(exc).__name__}: {exc}".split()))
-    record["seconds"] = round(time.perf_counter() - started, 2)
-    loc = recorder.last
-    record["localisation"] = None
-    if loc is not None:
-        found = [float(v) for v in loc.centre_mm]
-        distance = None if centre is None else float(np.linalg.norm(np.subtract(found, centre)))
-        record["localisation"] = {
-            "centre_mm": found, "true_centre_mm": None if centre is None else list(centre),
-            "distance_mm": distance, "confidence": float(loc.confidence),
-            "found": bool(loc.found), "method": str(loc.method),
-        }  # fmt: skip
-    return record
-
-
 def _rule_agreement(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """How often the rule category read off the predicted segmentation equals the label.
 
@@ -280,7 +231,7 @@ def _rule_agreement(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     network's segmentation (:mod:`inference.tasks.resectability.measurements`); it shows whether the
     segmentation carries the tumor-vessel contact that defines the categories.
     """
-    rated = [c for c in cases if c.get("rule_category") is not None]
+    rated = [c for c in cases if c.get("rule_category") is not None and c["truth"] is not None]
     agree = sum(CATEGORY_LABELS.index(c["rule_category"]) == int(c["truth"]) for c in rated)
     return {"n": len(rated), "agree": agree, "fraction": agree / len(rated) if rated else None}
 
@@ -299,6 +250,27 @@ def _preprocess_case_all(
     return {config: _preprocess(case, config) for config in configs}
 
 
+def _cases(data_dir: Path) -> tuple[list[CaseRecord], dict[str, PatientTruth]]:
+    cases = discover_cases(data_dir)
+    truths = read_truth(data_dir)
+    unlabelled = [c.patient_id for c in cases if c.label is None]
+    if unlabelled:
+        raise ValueError(f"patient {unlabelled[0]}: evaluation needs label.nii.gz")
+    missing = [c.patient_id for c in cases if c.patient_id not in truths]
+    if missing:
+        raise ValueError(f"patient {missing[0]}: not in truth.csv")
+    return cases, truths
+
+
+def _real_ct(probe: PipelineProbe | None, case_dir: Path, out: Path) -> dict[str, Any]:
+    if probe is None:
+        return {"case": case_dir.name, "error": "the first bundle has no image network"}
+    try:
+        return evaluate_real_ct(case_dir, probe, out)
+    except (ValueError, OSError) as exc:  # recorded, not fatal
+        return {"case": case_dir.name, "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
+
+
 def evaluate_cohort(
     data_dir: Path,
     bundles: Sequence[Path],
@@ -308,6 +280,7 @@ def evaluate_cohort(
     device: str = "auto",
     status: Status | None = None,
     workers: int = 1,
+    real_ct: Path | None = None,
 ) -> Evaluation:
     """Evaluate ``bundles`` on the labelled cohort ``data_dir``; write the report to ``out``.
 
@@ -315,11 +288,13 @@ def evaluate_cohort(
     ----------
     data_dir
         Cohort folder: ``clinical.csv``, ``truth.csv``, ``<patient>/image.nii.gz`` (or
-        ``dicom/``) and ``<patient>/label.nii.gz``.
+        ``dicom/``) and ``<patient>/label.nii.gz``. ``truth.csv`` may have the columns of
+        :mod:`training._evaluation_truth` (tumor-free patients, the generator) or not.
     bundles
         Bundle directories; the first also runs the end-to-end pipeline.
     out
-        Output folder: ``evaluation.md``, ``evaluation.json`` and ``pipeline/<patient>/``.
+        Output folder: ``evaluation.md``, ``evaluation.json``, ``pipeline/<patient>/`` and
+        ``real-ct/``.
     pipeline
         Run the end-to-end analysis with the first bundle.
     device
@@ -328,6 +303,10 @@ def evaluate_cohort(
         Optional progress callback.
     workers
         Preprocess the cubes in this many processes (``1``: case by case, in this one).
+    real_ct
+        The NIH Pancreas-CT 0001 case folder (``dicom/``, ``pancreas_label.nii.gz``): also
+        report the first bundle's localisation and pancreas Dice on it
+        (:mod:`training._evaluation_real_ct`); ``None``: not run.
 
     Returns
     -------
@@ -344,10 +323,7 @@ def evaluate_cohort(
     """
     if not bundles:
         raise ValueError("give at least one bundle")
-    cases = discover_cases(data_dir)
-    unlabelled = [c.patient_id for c in cases if c.label is None]
-    if unlabelled:
-        raise ValueError(f"patient {unlabelled[0]}: evaluation needs label.nii.gz")
+    cases, truths = _cases(data_dir)
     torch_device = resolve_device(device)
     models = [_load(path) for path in bundles]
     for model in models:
@@ -360,18 +336,18 @@ def evaluate_cohort(
         if model.mode is ModelMode.MULTIMODAL:
             rows.append(_Row(row_title(model.describe(), "knockout"), i, "knockout", False))
     notes: list[str] = []
-    analyzer = recorder = None
-    if pipeline and models[0].mode is ModelMode.TABULAR_ONLY:
-        notes.append("end-to-end pipeline skipped: the first bundle has no image network")
-    elif pipeline:
-        # Observe the localiser the node would use (the bundle's learned one or the landmarks).
-        recorder = _RecordingLocaliser(default_localiser(models[0].bundle))
-        analyzer = Analyzer(models[0].path, device, localiser=recorder)
+    probe = None
+    if models[0].mode is ModelMode.TABULAR_ONLY:
+        if pipeline or real_ct is not None:
+            notes.append("end-to-end pipeline skipped: the first bundle has no image network")
+    elif pipeline or real_ct is not None:
+        probe = PipelineProbe(models[0].path, device)
+    if pipeline and probe is not None:
         rows.append(_Row(row_title(models[0].describe(), "pipeline"), 0, "pipeline", False))
     configs = list(dict.fromkeys(m.bundle.preprocess for m in models))
     made = ordered_map(_preprocess_case_all, cases, configs, workers=workers)
     for done, (case, cubes) in enumerate(zip(cases, made, strict=True), start=1):
-        truth, raw = case.nccn_label, clinical_matrix([case.clinical])
+        truth, raw = truths[case.patient_id], clinical_matrix([case.clinical])
         for row in rows:
             if row.kind == "pipeline":
                 continue
@@ -391,23 +367,36 @@ def evaluate_cohort(
                 row.counts += counts
                 extra["dice"] = {name: float(counts[g, 0] / counts[g, 1]) if counts[g, 1]
                                  else None for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
-            row.add(case.patient_id, truth, probs, extra)
-        if analyzer is not None and recorder is not None:
+            row.add(case.patient_id, truth.nccn_label, probs, extra)
+        if pipeline and probe is not None:
             centre = next((p.centre_mm for p in cubes.values() if not isinstance(p, str)), None)
-            record = _pipeline_case(analyzer, recorder, case, data_dir, out / "pipeline", centre)
-            rows[-1].cases.append({"patient_id": case.patient_id, "truth": truth, **record})
+            record = pipeline_case(probe, case, truth, data_dir, out / "pipeline", centre)
+            rows[-1].cases.append(
+                {"patient_id": case.patient_id, "truth": truth.nccn_label, **record}
+            )
         if status is not None:
             status("evaluating", done, len(cases))
-    classes = np.bincount([c.nccn_label for c in cases], minlength=3).tolist()
-    report = {
+    labels_known = [t.nccn_label for t in truths.values() if t.nccn_label is not None]
+    report: dict[str, Any] = {
         "notice": NOTICE,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cohort": {"path": str(data_dir), "patients": len(cases), "classes": classes},
+        "cohort": {
+            "path": str(data_dir),
+            "patients": len(cases),
+            "classes": np.bincount(labels_known, minlength=3).tolist(),
+            "tumor_free": sum(not truths[c.patient_id].has_tumor for c in cases),
+            "generator": cohort_generator([truths[c.patient_id] for c in cases]),
+        },
         "device": torch_device.type,
         "bundles": [m.describe() for m in models],
         "rows": [r.summary() for r in rows],
+        "calibration": {"metric": "expected calibration error", "bins": ECE_BINS},
         "notes": notes,
     }
+    if real_ct is not None:
+        if status is not None:
+            status("real CT", 0, 1)
+        report["real_ct"] = _real_ct(probe, real_ct, out / "real-ct")
     report = clean_json(report)
     markdown, json_path = write_outputs(out, report)
     return Evaluation(report, markdown, json_path)

@@ -18,7 +18,12 @@ from inference.clinical_preprocessing import ClinicalPreprocessor, clinical_matr
 from inference.tasks.resectability.model import ModelConfig, ModelMode, ResectabilityNet
 from pancreas_contracts.result import CATEGORY_LABELS
 from phantom import PhantomOptions, generate_cohort, plan_cohort
-from training._metrics import DICE_GROUPS, classification_metrics, dice_counts
+from training._metrics import (
+    DICE_GROUPS,
+    classification_metrics,
+    dice_counts,
+    expected_calibration_error,
+)
 from training.dataset import PreprocessConfig, discover_cases, preprocess_case
 from training.evaluation import Evaluation, evaluate_cohort
 from training.structure_bundle import build_test_bundle
@@ -78,13 +83,18 @@ def test_report_fields(evaluation: Evaluation, cohort: Path) -> None:
     truth = [c.nccn_label for c in discover_cases(cohort)]
     assert report["cohort"] == {
         "path": str(cohort), "patients": 3, "classes": np.bincount(truth, minlength=3).tolist(),
+        "tumor_free": 0, "generator": "phantom",
     }  # fmt: skip
+    assert report["calibration"] == {"metric": "expected calibration error", "bins": 10}
+    assert "real_ct" not in report
     names = [b["name"] for b in report["bundles"]]
     assert names == ["pancreas-ai-test", "pancreas-ai-test-tabular_only"]
     assert all(len(b["sha256"]) == 64 for b in report["bundles"])
     assert [r["kind"] for r in report["rows"]] == ["cube", "knockout", "cube", "pipeline"]
     assert [r["bundle"] for r in report["rows"]] == [0, 0, 1, 0]
     text = evaluation.markdown.read_text()
+    assert text.startswith("# Resectability evaluation: generator `phantom`")
+    assert "not that the model works" in text
     assert "investigational, not for clinical use" in text.lower()
     assert "| model | n | macro AUC | macro-F1 | accuracy |" in text
     assert all(r["label"] in text for r in report["rows"])
@@ -116,8 +126,11 @@ def test_cube_metrics_equal_a_direct_computation(
         for name in ("auc", "macro_f1", "accuracy"):
             want = direct[name]
             assert row[name] == (None if want != want else pytest.approx(want))
+        assert row["ece"] == pytest.approx(expected_calibration_error(truth, expected[key]))
     # The test bundle labels every voxel pancreas: Dice is that of a full cube.
-    counts = sum(dice_counts(np.ones_like(p.label), p.label) for p in cubes if p.label is not None)
+    counts = np.sum(
+        [dice_counts(np.ones_like(p.label), p.label) for p in cubes if p.label is not None], axis=0
+    )
     dice = rows[0]["dice"]
     for g, name in enumerate(DICE_GROUPS):
         assert dice[name] == pytest.approx(counts[g, 0] / counts[g, 1])
@@ -183,3 +196,31 @@ def test_pipeline_records_categories_refusals_and_localisation(
         "n": len(rated), "agree": agree, "fraction": agree / len(rated) if rated else None,
     }  # fmt: skip
     assert "Rule category" in evaluation.markdown.read_text(encoding="utf-8")
+
+
+def test_pipeline_scores_each_case_against_its_label_map(evaluation: Evaluation) -> None:
+    row = evaluation.report["rows"][3]
+    cases = {c["patient_id"]: c for c in row["cases"]}
+    assert cases[BROKEN]["scores"] is None  # refused: nothing to score
+    scored = [c for c in cases.values() if c["scores"] is not None]
+    assert len(scored) == 2
+    for case in scored:
+        dice = case["scores"]["dice"]
+        # The test bundle segments pancreas only: some pancreas overlap, no tumor, no vessels.
+        assert 0.0 < dice["pancreas"] < 1.0
+        assert dice["tumor"] == 0.0 and dice["aorta"] == 0.0
+        tumor = case["scores"]["tumor"]
+        assert tumor["pred_ml"] == 0.0 and tumor["true_ml"] > 0.5 and not tumor["overlap"]
+        assert case["has_tumor"] and case["category"] is None and case["outcome"] == "no-tumor"
+        assert case["contact_true"] and all(v is None for v in case["contact_deg"].values())
+    mean = np.mean([c["scores"]["dice"]["pancreas"] for c in scored])
+    assert row["structures_dice"]["pancreas"] == {"mean": pytest.approx(mean), "n": 2}
+    assert row["tumor_present"]["found"] == {"count": 0, "n": 3, "rate": 0.0}
+    assert row["tumor_free"]["n"] == 0 and row["tumor_free"]["false_tumor"]["rate"] is None
+    assert row["withheld"] == {
+        "count": 3, "n": 3, "rate": 1.0, "reasons": {"no-tumor": 2, "unreadable-series": 1},
+    }  # fmt: skip
+    assert all(v["n_measured"] == 0 for v in row["contact_mae"].values())
+    text = evaluation.markdown.read_text(encoding="utf-8")
+    assert "Tumor found when present" in text and "0 of 3 (0 %)" in text
+    assert "| pancreas | " in text and "| SMA | n/a | 0 / " in text
