@@ -115,7 +115,7 @@ def _arteries(
     ar = float(aorta.radii.mean())
     z_ca = _u(rng, 14.0, 24.0)
     o_ca = _at(aorta, z_ca)
-    length = _u(rng, 12.0, 18.0) * (1.6 if variant == "long-celiac" else 1.0)
+    length = _u(rng, 15.0, 24.0) * (1.4 if variant == "long-celiac" else 1.0)
     fork = o_ca + _p(_u(rng, -4, 2), -(ar + length), _u(rng, 0.0, 6.0))
     celiac = Tube.through(
         np.stack([o_ca, o_ca + _p(0, -ar - 3.0, 1.0), fork]), (_u(rng, 3.2, 4.2), 3.2)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -40,7 +40,11 @@ __all__ = [
 FAT_PLANE_MM = 3.0
 _RING_MM = (0.5, 1.0, 1.5, 2.0)
 _RAYS = 360
-_SITE_P = (0.45, 0.15, 0.25, 0.15)
+# Site probabilities by intended category (head, uncinate, body, tail): the tail reaches no
+# key vessel, so borderline and locally advanced tumors sit elsewhere.
+_SITE_P = ((0.45, 0.1, 0.2, 0.25), (0.5, 0.2, 0.3, 0.0), (0.3, 0.2, 0.5, 0.0))
+# How far (mm beyond the core's radius) a key vessel may lie and still be reached.
+_REACH_MM = (18.0, 26.0, 30.0)
 LabelAt = Callable[[FloatArray], np.ndarray]
 
 
@@ -163,7 +167,9 @@ def _plan_angles(rng: np.random.Generator, target: int, near: list[str]) -> dict
     veins = [v for v in near if v in VENOUS_VESSELS]
     angles: dict[str, float] = {}
     if target == 2 and arteries:
-        main = str(rng.choice(arteries))
+        # The celiac trunk has the shortest free stretch; favour it when it is in reach.
+        weights = np.array([2.0 if v == "CA" else 1.0 for v in arteries])
+        main = str(rng.choice(arteries, p=weights / weights.sum()))
         angles[main] = _draw_angle(rng, True)
         for v in veins:
             if rng.random() < 0.5:
@@ -180,16 +186,39 @@ def _plan_angles(rng: np.random.Generator, target: int, near: list[str]) -> dict
     return angles
 
 
+def _free_samples(tube: Tube, others: Mapping[str, tuple[Tube, bool]]) -> np.ndarray:
+    """Per centreline sample: whether no other vessel (nor a key vessel's fat plane) reaches
+    the ring 2.5 mm around the wall there (a sleeve centred there is not cut)."""
+    free = np.ones(len(tube.points), dtype=bool)
+    for other, is_key in others.values():
+        need = tube.radii + 2.5 + (FAT_PLANE_MM if is_key else 0.0)
+        dist, index = other.nearest(tube.points, beyond_mm=30.0)
+        free &= dist - other.radii[index] > need
+    return free
+
+
 def _sleeve(
-    rng: np.random.Generator, key: str, tube: Tube, centre: FloatArray, angle: float
+    rng: np.random.Generator,
+    key: str,
+    tube: Tube,
+    others: Mapping[str, tuple[Tube, bool]],
+    centre: FloatArray,
 ) -> Sleeve | None:
+    """A sleeve (angle still 0) on the free stretch of ``tube`` nearest the core, if any."""
     step = tube.length / (len(tube.points) - 1)
-    half_length = float(rng.uniform(5.0, 9.0))
-    margin = int((half_length + 8.0) / step)
-    if len(tube.points) <= 2 * margin + 2:
+    half_length = float(rng.uniform(4.0, 8.0))
+    width = float(rng.uniform(3.5, 6.0))
+    margin = int(half_length / step) + 1
+    free = _free_samples(tube, others)
+    # The middle 4 mm of the sleeve must be free: the read-out takes the largest angle along it.
+    core = int(2.0 / step)
+    window = np.convolve(free, np.ones(2 * core + 1), mode="same") >= 2 * core + 1
+    window[:margin] = False
+    window[len(window) - margin :] = False
+    if not window.any():
         return None
-    inner = tube.points[margin:-margin]
-    index = margin + int(np.argmin(np.linalg.norm(inner - centre, axis=1)))
+    candidates = np.flatnonzero(window)
+    index = int(candidates[np.argmin(np.linalg.norm(tube.points[candidates] - centre, axis=1))])
     tangent = tube.tangents()[index]
     toward = centre - tube.points[index]
     toward -= float(toward @ tangent) * tangent
@@ -197,7 +226,26 @@ def _sleeve(
     if norm < 1e-3:
         toward = np.cross(tangent, np.array([0.0, 0.0, 1.0]))
         norm = float(np.linalg.norm(toward))
-    return Sleeve(key, tube, index, half_length, angle, float(rng.uniform(3.5, 6.0)), toward / norm)
+    return Sleeve(key, tube, index, half_length, 0.0, width, toward / norm)
+
+
+def _sleeve_options(
+    rng: np.random.Generator, anatomy: Anatomy, centre: FloatArray, reach: float
+) -> dict[str, Sleeve]:
+    """Key vessel -> where a sleeve could go, for the vessels with a free stretch in reach."""
+    key_labels = set(KEY_VESSEL_LABELS.values())
+    options = {}
+    for key in KEY_VESSELS:
+        own = anatomy.vessels[KEY_VESSEL_LABELS[key]]
+        others = {n: (t, n in key_labels) for n, t in anatomy.vessels.items() if t is not own}
+        sleeve = _sleeve(rng, key, own, others, centre)
+        if sleeve is None:
+            continue
+        point = own.points[sleeve.centre_index]
+        gap = float(np.linalg.norm(point - centre)) - float(own.radii[sleeve.centre_index])
+        if gap <= reach:
+            options[key] = sleeve
+    return options
 
 
 def _core(
@@ -208,12 +256,6 @@ def _core(
     angles = (rng.uniform(0, math.pi), rng.uniform(0, math.pi), rng.uniform(0, math.pi))
     ripple = Ripple.draw(rng, 0.15 * a, (0.6 * a, 1.4 * a)) if lobulated else None
     return Superquadric(centre, axes, rotation_xyz(angles), 2.0, ripple)
-
-
-def _gap(tube: Tube, point: FloatArray) -> float:
-    """Distance in mm from ``point`` to the wall of ``tube``."""
-    dist, index = tube.nearest(point[None, :], beyond_mm=1e4)
-    return float(dist[0] - tube.radii[index[0]])
 
 
 def design_tumor(anatomy: Anatomy, target: int, rng: np.random.Generator) -> TumorDesign:
@@ -228,19 +270,17 @@ def design_tumor(anatomy: Anatomy, target: int, rng: np.random.Generator) -> Tum
     rng
         The patient's tumor stream.
     """
-    site = SITES[int(rng.choice(len(SITES), p=_SITE_P))]
+    site = SITES[int(rng.choice(len(SITES), p=_SITE_P[target]))]
     diameter = float(rng.uniform(15.0, 50.0))
     centre = anatomy.sites[site] + rng.uniform(-2.0, 2.0, 3)
     lobulated = bool(rng.random() < 0.5)
     core = _core(rng, centre, diameter, lobulated)
     key_tubes = {k: anatomy.vessels[KEY_VESSEL_LABELS[k]] for k in KEY_VESSELS}
-    near = [k for k, tube in key_tubes.items() if _gap(tube, centre) <= diameter / 2.0 + 18.0]
+    options = _sleeve_options(rng, anatomy, centre, diameter / 2.0 + _REACH_MM[target])
     sleeves: list[Sleeve] = []
     stalks: list[Tube] = []
-    for key, angle in _plan_angles(rng, target, near).items():
-        sleeve = _sleeve(rng, key, key_tubes[key], centre, angle)
-        if sleeve is None:
-            continue
+    for key, angle in _plan_angles(rng, target, list(options)).items():
+        sleeve = replace(options[key], angle_deg=angle)
         sleeves.append(sleeve)
         radius = min(0.5 * sleeve.width_mm, 3.0)
         stalks.append(Tube.through(np.stack([centre, sleeve.anchor]), (radius, radius)))

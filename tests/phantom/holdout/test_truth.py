@@ -73,7 +73,9 @@ def test_truth_angles_match_the_nodes_measurement_of_the_label_map(
 
 
 def test_cohort_has_contact_to_check(truth_rows: dict[str, dict[str, str]]) -> None:
-    """The angle test above compares real contact, not only zeros (SMA encased here)."""
+    """The angle test above compares real contact, not only zeros."""
+    assert 0.0 < float(truth_rows["HOLDOUT-0001"]["contact_SMV"]) < 180.0
     row = truth_rows["HOLDOUT-0002"]
-    assert float(row["contact_SMA"]) >= 180.0
+    assert float(row["contact_CHA"]) >= 180.0
+    assert float(row["contact_SMV"]) > 0.0
     assert row["rule_category"] == "2"
