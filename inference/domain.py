@@ -59,6 +59,7 @@ __all__ = [
     "DomainStats",
     "case_stats",
     "check_domain",
+    "cube_reference",
     "reference_case_stats",
     "summarise",
 ]
@@ -137,8 +138,25 @@ def cube_reference(centre_mm: Sequence[float], preprocess: PreprocessConfig) -> 
     return Volume(np.zeros((size, size, size), dtype=np.uint8), affine)
 
 
+def _crop_to(image: Volume, cube: Volume) -> Volume:
+    """The part of ``image`` that the cube overlaps (plus a voxel): resampling reads less."""
+    size = np.asarray(cube.shape, dtype=np.float64) - 1
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * size
+    voxels = image.world_to_voxel(cube.voxel_to_world(corners))
+    shape = np.asarray(image.shape)
+    lo = np.clip(np.floor(voxels.min(axis=0)).astype(int) - 1, 0, shape)
+    hi = np.clip(np.ceil(voxels.max(axis=0)).astype(int) + 2, 0, shape)
+    if np.any(hi <= lo):
+        return image
+    array = np.asarray(image.array)[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    affine = image.affine.copy()
+    affine[:3, 3] = image.voxel_to_world(lo[None, :].astype(np.float64))[0]
+    return Volume(array, affine)
+
+
 def _hu_values(image: Volume, cube: Volume) -> npt.NDArray[np.float32]:
-    moving = Volume(np.asarray(image.array, dtype=np.float32), image.affine)
+    crop = _crop_to(image, cube)
+    moving = Volume(np.asarray(crop.array, dtype=np.float32), crop.affine)
     values = np.asarray(resample_to_reference(moving, cube, 1, fill_value=np.nan).array)
     return values[np.isfinite(values)].astype(np.float32)
 
