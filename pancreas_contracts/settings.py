@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     registry_config: Path | None = None
     bundle_path: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Test-time flips (issue 21): each bundle member also runs on the cube flipped along each
+    # axis; the spread of the winning class's probability over the passes is the uncertainty
+    # that a one-model bundle otherwise lacks (category and SEG stay the unflipped cube's). Off by
+    # default: it runs the networks four times (about 4x the inference stage's CPU time).
+    tta_flips: bool = False
     orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
     orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
