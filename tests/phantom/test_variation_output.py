@@ -146,3 +146,16 @@ def test_the_cli_rejects_bad_variation_input(
     err = capsys.readouterr().err
     assert "variation" in err or "tumor-free" in err
     assert not out.exists()
+
+
+def test_workers_write_the_same_wide_cohort(tmp_path: Path) -> None:
+    options = PhantomOptions(
+        variation="wide", tumor_free_fraction=0.5, fov_mm=(120.0, 110.0, 30.0),
+        pixel_spacing=2.0, slice_thickness=3.0,
+    )  # fmt: skip
+    generate_cohort(tmp_path / "one", 4, 3, options)
+    generate_cohort(tmp_path / "two", 4, 3, options, workers=2)
+    assert (tmp_path / "one" / "truth.csv").read_bytes() == (
+        tmp_path / "two" / "truth.csv"
+    ).read_bytes()
+    assert [r["has_tumor"] for r in _truth(tmp_path / "one")].count("0") == 2
