@@ -1,11 +1,13 @@
 """Write a held-out cohort in the layout of ``pancreas-node phantom``.
 
 ``<out>/clinical.csv`` and ``<out>/truth.csv`` (the training generator's columns, then
-``has_tumor``, ``tumor_attenuation``, ``tumor_shape``, ``contrast_phase``, ``variant`` and
-``generator``), and per patient ``<out>/<patient_id>/dicom/*.dcm``, ``image.nii.gz`` and
-``label.nii.gz`` (the NIfTI files hold the DICOM voxels, canonical RAS+ by flips only).
+``has_tumor``, ``tumor_attenuation`` (tumor minus pancreas HU), ``tumor_shape`` (``round`` or
+``lobulated``), ``contrast_phase``, ``variant`` (empty, or ``long-celiac``) and ``generator``
+= ``holdout``, the conventions of the wide-variation generator), and per patient
+``<out>/<patient_id>/dicom/*.dcm``, ``image.nii.gz`` and ``label.nii.gz`` (the NIfTI files
+hold the DICOM voxels, canonical RAS+ by flips only).
 For a tumor-free patient ``nccn_label``, ``rule_category`` and the contact angles are empty,
-``tumor_location`` is ``none`` and ``tumor_volume_ml`` is 0.
+``tumor_location`` is ``none``, ``tumor_volume_ml`` is 0 and the tumor's own cells are empty.
 """
 
 from __future__ import annotations
@@ -188,10 +190,14 @@ def truth_row(patient: HoldoutPatient, series_uid: str, study_uid: str) -> dict[
         slice_thickness=_number(grid.spacing[2]),
         patient_position=patient.position,
         has_tumor=str(int(tumor is not None)),
-        tumor_attenuation="none" if tumor is None else tumor.attenuation,
-        tumor_shape="none" if tumor is None else tumor.shape,
+        tumor_attenuation=(
+            ""
+            if patient.tumor_contrast_hu is None
+            else _number(round(patient.tumor_contrast_hu, 1))
+        ),
+        tumor_shape="" if tumor is None else tumor.shape,
         contrast_phase="portal-venous",
-        variant=patient.anatomy.variant,
+        variant="" if patient.anatomy.variant == "standard" else patient.anatomy.variant,
         generator="holdout",
     )
     if patient.angles is not None and patient.rule_category is not None:

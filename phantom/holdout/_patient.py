@@ -84,7 +84,8 @@ def stream(seed: int, index: int, name: str) -> np.random.Generator:
 class HoldoutPatient:
     """A rendered patient and its truth.
 
-    ``angles`` and ``rule_category`` are ``None`` for a tumor-free patient.
+    ``angles``, ``rule_category`` and ``tumor_contrast_hu`` (tumor minus pancreas HU, before
+    noise and partial volume) are ``None`` for a tumor-free patient.
     """
 
     index: int
@@ -98,6 +99,7 @@ class HoldoutPatient:
     transfer_syntax: str
     angles: Mapping[str, float] | None
     rule_category: int | None
+    tumor_contrast_hu: float | None
     extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -169,6 +171,7 @@ def make_patient(
         transfer_syntax=syntax,
         angles=None if angles is None else MappingProxyType(angles),
         rule_category=category,
+        tumor_contrast_hu=None if tumor is None else hu_table["tumor"] - hu_table["pancreas"],
         extra=MappingProxyType({"noise_hu": format(noise[0], ".3g"), "yaw": f"{yaw:.4f}"}),
     )
 

@@ -38,7 +38,8 @@ def test_tumor_free_row_has_empty_angles_and_labels(
     assert row["has_tumor"] == "0"
     assert row["tumor_location"] == "none"
     assert float(row["tumor_volume_ml"]) == 0.0
-    for column in ("nccn_label", "rule_category", *(f"contact_{v}" for v in KEY_VESSELS)):
+    empty = ("nccn_label", "rule_category", "tumor_attenuation", "tumor_shape")
+    for column in (*empty, *(f"contact_{v}" for v in KEY_VESSELS)):
         assert row[column] == "", column
 
 
@@ -50,6 +51,8 @@ def test_truth_row_follows_the_rule_and_the_label_map(
     row = record.truth
     angles = {v: float(row[f"contact_{v}"]) for v in KEY_VESSELS}
     assert row["has_tumor"] == "1"
+    assert -80.0 <= float(row["tumor_attenuation"]) <= 0.0
+    assert row["tumor_shape"] in ("round", "lobulated")
     assert int(row["rule_category"]) == nccn_rule_category(angles) == int(row["nccn_label"])
     label = read_nifti(record.label)
     voxel_ml = float(abs(np.linalg.det(label.affine[:3, :3]))) / 1000.0
