@@ -436,7 +436,20 @@ def _varied_angles(
     if look.site == "tail" and target == 0:
         # A resectable tail tumor lies far from the portal-mesenteric veins: no contact.
         angles = dict.fromkeys(angles, 0.0)
+    for merged, into in _SITE_CONTACTS.get(look.site, ()):
+        # The vessels within reach of the site take the contact; the rule (the largest
+        # arterial and venous angle) is unchanged.
+        angles[into] = max(angles[v] for v in merged)
+        angles.update({v: 0.0 for v in merged if v != into})
     return angles
+
+
+# Uncinate tumors reach the SMA and SMV behind which the process lies; tail tumors the
+# celiac trunk (along the splenic artery) and the portal confluence (along the splenic vein).
+_SITE_CONTACTS: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = MappingProxyType({
+    "uncinate": ((("SMA", "CHA"), "SMA"), (("SMV", "PV"), "SMV")),
+    "tail": ((("SMA", "CA", "CHA"), "CA"), (("SMV", "PV"), "PV")),
+})  # fmt: skip
 
 
 def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOptions) -> PatientPlan:

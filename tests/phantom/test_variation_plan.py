@@ -103,6 +103,13 @@ def test_tumor_patients_follow_the_nccn_rule(plans: list[PatientPlan]) -> None:
     assert {p.rule_category for p in tumors} == {0, 1, 2}
     tails = [p for p in tumors if p.tumor_location == "tail" and p.target_class == 0]
     assert tails and all(not any(p.angles.values()) for p in tails)
+    # Each site touches only the vessels within its reach.
+    reach = {"uncinate": {"SMA", "SMV"}, "tail": {"CA", "PV"}}
+    for plan in tumors:
+        touched = {v for v, angle in plan.angles.items() if angle > 0}
+        assert touched <= reach.get(plan.tumor_location, set(KEY_VESSELS)), plan.patient_id
+    uncinate = [p for p in tumors if p.tumor_location == "uncinate"]
+    assert any(p.angles["SMA"] > 0 for p in uncinate)
 
 
 def test_plans_are_deterministic_and_not_the_standard_ones() -> None:
