@@ -162,7 +162,6 @@ class IntakeGuard:
         """EVT_REQUESTED: check the address and take an association slot, or reject."""
         assoc = event.assoc
         address = str(assoc.requestor.address)
-        assoc.acse_timeout = self.limits.acse_timeout_s
         if not self._policy.allows(address):
             self._reject(assoc, ADDRESS_NOT_ALLOWED)
             return
@@ -174,6 +173,9 @@ class IntakeGuard:
         if full:
             self._reject(assoc, ASSOCIATION_LIMIT)
             return
+        # Only now the negotiation timeout: a rejected peer that does not close is cut off by
+        # ARTIM after the (shorter) handshake timeout.
+        assoc.acse_timeout = self.limits.acse_timeout_s
         # Past negotiation, a peer may think between messages (network_timeout_s), but not
         # stall inside a PDU for longer than that either.
         sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
@@ -283,7 +285,9 @@ class GuardedAssociationServer(ThreadedAssociationServer):
                 self.shutdown_request(request)
                 return
             self.finish_request(sock, client_address)
-        except OSError as exc:
+        # The connection thread's boundary: whatever goes wrong, one line and the socket
+        # closed (pynetdicom's default prints the traceback to stderr).
+        except Exception as exc:  # noqa: BLE001
             _log.warning("connection from %s failed (%s)", address, type(exc).__name__)
             self.shutdown_request(request)
         finally:
