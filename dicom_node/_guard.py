@@ -12,12 +12,13 @@ Every rejection is answered as PS3.8 9.3.4 asks where a request was received
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
 import ssl
 import threading
-from collections import Counter
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,31 +98,36 @@ class IntakeGuard:
         self._database = database
         self._tls = tls
         self._lock = threading.Lock()
-        self._preparing: Counter[str] = Counter()
+        self._pending: list[_Pending] = []
         self._requested: set[Any] = set()
 
     # --- connections (accept thread and connection threads) ---------------------------------
 
-    def admit(self, address: str, associations: list[Any]) -> bool:
-        """Whether a new connection from ``address`` may start its handshake."""
+    def admit(self, request: socket.socket, address: str) -> None:
+        """Count a new connection from ``address`` as pending (accept thread).
+
+        At a cap (per address, or in all) the *oldest* pending connection is closed, never the
+        new one: a real sender's request follows its connect within milliseconds, so stalled
+        peers, even from the sender's own address, cannot keep it out.
+        """
         with self._lock:
-            waiting = [a for a in associations if a not in self._requested]
-            from_address = self._preparing[address] + sum(
-                1 for a in waiting if a.requestor.address == address
+            self._pending = [p for p in self._pending if p.sock.fileno() != -1]
+            same = [p for p in self._pending if p.address == address]
+            evicted: _Pending | None = None
+            if len(same) >= self.limits.max_pending_per_address:
+                evicted = min(same, key=lambda p: p.since)
+            elif len(self._pending) >= self.limits.max_pending_connections:
+                evicted = min(self._pending, key=lambda p: p.since)
+            if evicted is not None:
+                self._pending.remove(evicted)
+            self._pending.append(_Pending(address, time.monotonic(), request))
+        if evicted is not None:
+            _log.warning(
+                "pending connection from %s closed: too many connections without a request",
+                evicted.address,
             )
-            pending = sum(self._preparing.values()) + len(waiting)
-            if (
-                from_address >= self.limits.max_pending_per_address
-                or pending >= self.limits.max_pending_connections
-            ):
-                admitted = False
-            else:
-                self._preparing[address] += 1
-                admitted = True
-        if not admitted:
-            _log.warning("connection from %s closed: too many pending connections", address)
-            self._audit(address, None, "pending-limit", None)
-        return admitted
+            _shutdown(evicted.sock)
+            self._audit(evicted.address, None, "pending-limit", None)
 
     def prepare(self, request: socket.socket, address: str) -> socket.socket | None:
         """Time-limit, TLS-handshake and meter an accepted connection (on its own thread).
@@ -135,15 +141,19 @@ class IntakeGuard:
                 sock = self._tls.wrap_socket(request, server_side=True)
             except (OSError, ssl.SSLError) as exc:
                 _log.warning("TLS handshake with %s failed (%s)", address, type(exc).__name__)
+                self._forget(request)
                 return None
-        return metered(sock, PduMeter(self.limits.meter, self._meter_reporter(address)))
-
-    def prepared(self, address: str) -> None:
-        """The connection from ``address`` has its association thread (or was dropped)."""
+        meter = PduMeter(self.limits.meter, self._meter_reporter(address))
+        ready = metered(sock, meter)
         with self._lock:
-            self._preparing[address] -= 1
-            if self._preparing[address] <= 0:
-                del self._preparing[address]
+            for pending in self._pending:
+                if pending.sock is request:
+                    pending.sock = ready
+        return ready
+
+    def _forget(self, sock: object) -> None:
+        with self._lock:
+            self._pending = [p for p in self._pending if p.sock is not sock]
 
     def _meter_reporter(self, address: str) -> Callable[[str], None]:
         def report(reason: str) -> None:
@@ -162,6 +172,7 @@ class IntakeGuard:
         """EVT_REQUESTED: check the address and take an association slot, or reject."""
         assoc = event.assoc
         address = str(assoc.requestor.address)
+        self._forget(_assoc_socket(assoc))
         if not self._policy.allows(address):
             self._reject(assoc, ADDRESS_NOT_ALLOWED)
             return
@@ -178,7 +189,7 @@ class IntakeGuard:
         assoc.acse_timeout = self.limits.acse_timeout_s
         # Past negotiation, a peer may think between messages (network_timeout_s), but not
         # stall inside a PDU for longer than that either.
-        sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+        sock = _assoc_socket(assoc)
         if sock is not None:
             sock.settimeout(self.limits.network_timeout_s)
 
@@ -190,6 +201,7 @@ class IntakeGuard:
         went away) would leave it behind for good. Only the message still being received is
         touched: complete ones were handed on and reset already.
         """
+        self._forget(_assoc_socket(event.assoc))
         message = getattr(event.assoc.dimse, "message", None)
         handle = getattr(message, "_data_set_file", None)
         path = getattr(message, "_data_set_path", None)
@@ -250,6 +262,27 @@ class IntakeGuard:
             _log.error("rejection from %s not audited (%s)", address, type(exc).__name__)
 
 
+@dataclass
+class _Pending:
+    """A connection without its A-ASSOCIATE-RQ yet; ``sock`` is its current socket object."""
+
+    address: str
+    since: float
+    sock: socket.socket
+
+
+def _assoc_socket(assoc: Any) -> socket.socket | None:
+    transport = assoc.dul.socket
+    return transport.socket if transport is not None else None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown, not close: the connection's own thread still owns the descriptor and closes it
+    # when its read returns.
+    with contextlib.suppress(OSError):  # closed meanwhile
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def _calling_ae(assoc: Any) -> str | None:
     primitive = assoc.requestor.primitive
     value = getattr(primitive, "calling_ae_title", None) if primitive is not None else None
@@ -273,8 +306,9 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         return sock, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        """Admit the connection only within the pending-connection limits."""
-        return self.guard.admit(str(client_address[0]), self.ae.active_associations)
+        """Count the connection as pending (making room by closing the oldest one)."""
+        self.guard.admit(request, str(client_address[0]))
+        return True
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handshake, meter and hand over to pynetdicom, on the connection's thread."""
@@ -290,8 +324,6 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         except Exception as exc:  # noqa: BLE001
             _log.warning("connection from %s failed (%s)", address, type(exc).__name__)
             self.shutdown_request(request)
-        finally:
-            self.guard.prepared(address)
 
     def shutdown(self) -> None:
         """Stop serving and close the listening socket."""

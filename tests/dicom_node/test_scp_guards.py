@@ -72,6 +72,22 @@ def test_partial_pdu_headers_do_not_lock_out_a_sender(
         assert instance_count(node.database, ct_series.SeriesInstanceUID) == 3
 
 
+def test_stalled_sockets_from_the_senders_own_address_do_not_lock_it_out(
+    tmp_path: Path, ct_series: PhantomSeries
+) -> None:
+    settings = node_settings(tmp_path, max_pending_per_address=4, handshake_timeout_s=60.0)
+    with (
+        Node(settings) as node,
+        stalled_sockets(node.scp.port, 20, b"\x01\x00\x00", source="127.0.0.1") as stalled,
+    ):
+        # The oldest pending connections made room for the newer ones, and for the sender.
+        wait_for(lambda: sum(closed_by_peer(s) for s in stalled) >= 16)
+        assert storescu(node.scp.port, *ct_series.files[:2]).returncode == 0
+        assert instance_count(node.database, ct_series.SeriesInstanceUID) == 2
+        events = list_audit_events(node.database, object_type="association")
+        assert {(e.detail or {}).get("reason") for e in events} == {"pending-limit"}
+
+
 def test_half_open_connections_are_closed_after_the_handshake_timeout(tmp_path: Path) -> None:
     settings = node_settings(tmp_path, handshake_timeout_s=1.0, acse_timeout_s=30.0)
     with (
