@@ -29,6 +29,7 @@ from pancreas_contracts.result import (
     NO_TUMOR_NOTE,
     OUT_OF_DOMAIN_NOTE,
     AnalysisResult,
+    Category,
     TaskSection,
 )
 
@@ -206,7 +207,7 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
         ),
         (
             "  Uncertainty",
-            "none (single model)" if category.ensemble_size == 1 else f"{category.uncertainty:.3f}",
+            _uncertainty_text(category),
         ),
         (
             "Rule category",
@@ -228,6 +229,13 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
         )
         y -= 0.045
     return y
+
+
+def _uncertainty_text(category: Category) -> str:
+    if not category.has_spread:
+        return "none (single model)"
+    flips = "" if category.passes is None else f" ({category.passes} flip passes)"
+    return f"{category.uncertainty:.3f}{flips}"
 
 
 def _domain_rows(fig: Figure, result: AnalysisResult, y: float, x: float) -> float:

@@ -195,6 +195,9 @@ class Analyzer:
         one, else :class:`LandmarkLocaliser`).
     tasks
         The tasks to run, in order (default: :data:`inference.tasks.TASKS`).
+    tta_flips
+        Test-time flip passes for tasks that support them (settings ``tta_flips``; off by
+        default, since they multiply the inference time).
 
     Raises
     ------
@@ -212,7 +215,9 @@ class Analyzer:
         *,
         localiser: Localiser | None = None,
         tasks: Sequence[TaskRegistration] = TASKS,
+        tta_flips: bool = False,
     ) -> None:
+        self._tta_flips = tta_flips
         self._bundle = load_bundle(bundle_path)
         self._device = resolve_device(device)
         names = [t.name for t in tasks]
@@ -299,7 +304,7 @@ class Analyzer:
                 f"{loc.method}); no category is given",
                 details=_localisation_details(loc),
             )
-        context = TaskContext(source.image, clinical, registry_status, loc)
+        context = TaskContext(source.image, clinical, registry_status, loc, self._tta_flips)
         fields: dict[str, Any] = {}
         label_maps: list[Volume] = []
         for task in self._tasks:

@@ -393,7 +393,7 @@ def _category_items(
         hd.sr.Measurement(name=code, value=probability, unit=UNIT_NONE)
         for code, probability in zip(PROBABILITY_CODES, category.probabilities, strict=True)
     ]
-    if category.ensemble_size != 1:  # one model has no spread: 0 would mislead
+    if category.has_spread:  # one model without flip passes has no spread: 0 would mislead
         measurements.append(
             hd.sr.Measurement(name=UNCERTAINTY, value=category.uncertainty, unit=UNIT_NONE)
         )

@@ -84,6 +84,14 @@ class Category(BaseModel):
     #: Models in the ensemble; with one there is no spread and ``uncertainty`` (0) says nothing,
     #: so the SR leaves it out and the PDF says so. ``None`` in results written before the field.
     ensemble_size: int | None = Field(default=None, ge=1)
+    #: Classification passes per model that ``uncertainty`` spans: 4 with test-time flips
+    #: (settings ``tta_flips``; schema 1.3), so a one-model bundle has a spread; ``None``: one.
+    passes: int | None = Field(default=None, ge=2)
+
+    @property
+    def has_spread(self) -> bool:
+        """Whether ``uncertainty`` measures a spread (several models or flip passes)."""
+        return self.ensemble_size != 1 or self.passes is not None
 
     @field_validator("probabilities")
     @classmethod

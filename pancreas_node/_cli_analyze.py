@@ -113,7 +113,8 @@ def analyze_command(
     variables, warnings = (None, ()) if clinical is None else read_clinical_row(clinical)
     from inference.analysis import Analyzer  # torch only here
 
-    analyzer = Analyzer(_bundle_path(bundle, config), device)
+    flips = load_settings(config).tta_flips  # PANCREAS_AI_TTA_FLIPS or the TOML file
+    analyzer = Analyzer(_bundle_path(bundle, config), device, tta_flips=flips)
     output = analyzer.analyze(
         series,
         variables,

@@ -256,7 +256,7 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
         return None
     from inference.analysis import Analyzer  # torch only when a bundle is configured
 
-    analyzer = Analyzer(settings.bundle_path, settings.device)
+    analyzer = Analyzer(settings.bundle_path, settings.device, tta_flips=settings.tta_flips)
     registry = (
         RegistryBridge.from_toml(settings.registry_config)
         if settings.registry_config is not None

@@ -87,12 +87,15 @@ class TaskContext:
         How the registry lookup went (``ok``, ``not_found``, ``unreachable``, ...).
     localisation
         The coarse pancreas localisation the pipeline found (always ``found``).
+    tta_flips
+        Whether tasks that support it add test-time flip passes (settings ``tta_flips``).
     """
 
     image: Volume
     clinical: ClinicalVariables | None
     registry_status: str
     localisation: LocalisationEstimate
+    tta_flips: bool = False
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,20 @@ def test_an_out_of_domain_result_shows_the_grade_and_no_category(written: fx.Wri
     assert "sma not segmented (present in every training CT)" in text
     for word in ("Network category", "P(resectable)", "Rule category"):
         assert word not in text
+
+
+def test_a_one_model_bundle_with_flip_passes_shows_their_spread(written: fx.Written) -> None:
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    result = written.case.result
+    assert result.category is not None
+    flipped = result.model_copy(
+        update={"category": result.category.model_copy(update={"ensemble_size": 1, "passes": 4})}
+    )
+    pdf = render_report_pdf(flipped, written.case.series.volume, written.case.label)
+    text = subprocess.run(
+        [pdftotext, "-layout", "-", "-"], input=pdf, check=True, capture_output=True
+    ).stdout.decode()
+    assert "0.042 (4 flip passes)" in text
+    assert "none (single model)" not in text

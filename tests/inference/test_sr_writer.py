@@ -333,3 +333,16 @@ def test_an_in_domain_grade_is_coded_beside_the_category(
     (grade,) = group.get_qualitative_evaluations(name=DOMAIN_CHECK)
     assert _same(grade.value, DOMAIN_GRADES["in-domain"])
     assert len(group.get_qualitative_evaluations(name=NETWORK_CATEGORY)) == 1
+
+
+def test_a_one_model_bundle_with_flip_passes_reports_their_spread(
+    written: fx.Written, tmp_path: Path
+) -> None:
+    result = written.case.result
+    assert result.category is not None
+    flipped = result.model_copy(
+        update={"category": result.category.model_copy(update={"ensemble_size": 1, "passes": 4})}
+    )
+    write_sr(flipped, written.seg_path, written.case.dicom_dir, tmp_path / "sr.dcm")
+    (uncertainty,) = _assessment(_report(tmp_path / "sr.dcm")).get_measurements(name=UNCERTAINTY)
+    assert uncertainty.value == pytest.approx(result.category.uncertainty)

@@ -212,3 +212,22 @@ def test_older_results_still_parse(version: str) -> None:
     result = AnalysisResult.model_validate_json(json.dumps(old))
     assert result.schema_version == version and result.outcome == "done"
     assert result.category is not None and result.category.label == "resectable"
+
+
+def test_test_time_flips_are_off_by_default_and_set_by_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().tta_flips is False
+    monkeypatch.setenv("PANCREAS_AI_TTA_FLIPS", "true")
+    assert load_settings().tta_flips is True
+
+
+def test_a_category_has_a_spread_with_models_or_flip_passes() -> None:
+    from pancreas_contracts.result import Category
+
+    base = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.05}
+    assert Category.model_validate(base).has_spread  # written before ensemble_size
+    assert not Category.model_validate({**base, "ensemble_size": 1}).has_spread
+    assert Category.model_validate({**base, "ensemble_size": 1, "passes": 4}).has_spread
+    with pytest.raises(ValidationError):
+        Category.model_validate({**base, "passes": 1})  # one pass is no spread: None

@@ -4,6 +4,12 @@ Each bundle member segments the cube and classifies it; the ensemble is the mean
 members' softmax probabilities (class and per-voxel), the uncertainty the standard deviation of
 the members' probability of the winning class (0 for a one-model bundle).
 
+With test-time flips (``flips=True``, settings ``tta_flips``) each member also classifies the
+cube flipped along each of its three axes: the uncertainty is then the standard deviation of
+the winning class's probability over every member and pass, so a one-model bundle has a spread.
+The category and the segmentation stay those of the unflipped cube: a network trained without
+flip augmentation (the demo bundle) has not learned mirrored anatomy.
+
 Segmentation uses MONAI's ``sliding_window_inference`` with Gaussian blending when the cube is
 larger than the network's window (``bundle.json`` ``inference.roi_size``, default the training
 cube size); when the window covers the cube, one forward pass gives both heads.
@@ -43,6 +49,8 @@ class EnsembleOutput:
         Clinical variables the members' imputer filled in (empty on knock-out).
     knocked_out
         Whether the clinical pathway used the training-mean embedding.
+    passes
+        Classification passes per member that ``uncertainty`` spans (4 with flips, else 1).
     """
 
     probabilities: npt.NDArray[np.float64]
@@ -51,6 +59,7 @@ class EnsembleOutput:
     seg_probabilities: npt.NDArray[np.float32]
     imputed: tuple[str, ...]
     knocked_out: bool
+    passes: int = 1
 
 
 def _clinical_tensor(
@@ -96,6 +105,7 @@ def run_ensemble(
     *,
     device: torch.device,
     roi: int,
+    flips: bool = False,
 ) -> EnsembleOutput:
     """Run every member on ``cube`` and average.
 
@@ -111,6 +121,8 @@ def run_ensemble(
         Where to run.
     roi
         Sliding-window size in voxels.
+    flips
+        Add the three flipped classification passes per member to the uncertainty.
 
     Returns
     -------
@@ -124,6 +136,7 @@ def run_ensemble(
     """
     image = torch.from_numpy(np.ascontiguousarray(cube)[None, None]).to(device)
     class_probs: list[npt.NDArray[np.float64]] = []
+    flip_probs: list[npt.NDArray[np.float64]] = []
     seg_sum: torch.Tensor | None = None
     imputed: tuple[str, ...] = ()
     knocked = True
@@ -140,11 +153,29 @@ def run_ensemble(
                 raise ValueError("the network produced non-finite values")
             class_probs.append(probs.cpu().numpy().astype(np.float64))
             seg_sum = seg if seg_sum is None else seg_sum + seg
+            if flips:
+                flip_probs.extend(_flipped_probabilities(member, image, tensor))
     assert seg_sum is not None
     stacked = np.stack(class_probs)
     mean = stacked.mean(axis=0)
     mean = mean / mean.sum()
     best = int(np.argmax(mean))
-    spread = float(stacked[:, best].std()) if len(stacked) > 1 else 0.0
+    passes = np.concatenate([stacked, np.asarray(flip_probs).reshape(-1, 3)])
+    spread = float(passes[:, best].std()) if len(passes) > 1 else 0.0
     seg_mean = (seg_sum / len(members)).cpu().numpy().astype(np.float32)
-    return EnsembleOutput(mean, stacked, spread, seg_mean, imputed, knocked)
+    per_member = len(passes) // len(members)
+    return EnsembleOutput(mean, stacked, spread, seg_mean, imputed, knocked, per_member)
+
+
+def _flipped_probabilities(
+    member: BundleMember, image: torch.Tensor, clinical: torch.Tensor | None
+) -> list[npt.NDArray[np.float64]]:
+    """Class probabilities of the cube flipped along each spatial axis (test-time flips)."""
+    out = []
+    for axis in (2, 3, 4):
+        logits = member.model(torch.flip(image, dims=(axis,)), clinical).class_logits
+        probs = torch.softmax(logits.float(), dim=1)[0]
+        if not bool(torch.isfinite(probs).all()):
+            raise ValueError("the network produced non-finite values")
+        out.append(probs.cpu().numpy().astype(np.float64))
+    return out

@@ -205,7 +205,8 @@ class ResectabilityTask:
             notes.append(f"the {cube_mm:.0f} mm cube is {coverage:.0%} inside the scan")
         clinical = context.clinical
         raw = None if clinical is None or not clinical.present else clinical_matrix([clinical])
-        ensemble = timed(timings, "inference", lambda: self._infer(values, raw))
+        flips = context.tta_flips
+        ensemble = timed(timings, "inference", lambda: self._infer(values, raw, flips))
         label_ct = timed(
             timings, "postprocess", lambda: self._labels(ensemble, cube, inside, image)
         )
@@ -226,8 +227,12 @@ class ResectabilityTask:
         notes.extend(clinical_notes)
         if not use.knocked_out:
             notes.extend(clinical_weight_notes(self._bundle.members))
-        if len(self._bundle.members) == 1 and not no_tumor and not withheld:
+        if len(self._bundle.members) == 1 and not no_tumor and not withheld and not flips:
             notes.append("single-model bundle: no ensemble spread (uncertainty 0)")
+        if flips and not no_tumor and not withheld:
+            notes.append(
+                f"uncertainty: spread over {ensemble.passes} test-time flip passes per model"
+            )
         fields = self._fields(ensemble, measured, use)
         if withheld:
             fields.update(outcome="out-of-domain", category=None, rule_category=None)
@@ -261,12 +266,13 @@ class ResectabilityTask:
         return values, cube, inside
 
     def _infer(
-        self, values: npt.NDArray[np.float32], raw: npt.NDArray[np.float64] | None
+        self, values: npt.NDArray[np.float32], raw: npt.NDArray[np.float64] | None, flips: bool
     ) -> EnsembleOutput:
         try:
             return run_ensemble(
-                self._bundle.members, values, raw, device=self._device, roi=self._roi
-            )
+                self._bundle.members, values, raw, device=self._device, roi=self._roi,
+                flips=flips,
+            )  # fmt: skip
         except ValueError as exc:
             raise AnalysisError("non-finite", str(exc)) from exc
 
@@ -311,6 +317,7 @@ class ResectabilityTask:
                 "probabilities": (probs[0], probs[1], probs[2]),
                 "uncertainty": round(ensemble.uncertainty, 6),
                 "ensemble_size": len(ensemble.member_probabilities),
+                "passes": ensemble.passes if ensemble.passes > 1 else None,
             }
         )
         return {
