@@ -24,7 +24,7 @@ __all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row", "spread_text"]
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "demo"
 
 
-def spread_text(uncertainty: float, members: int) -> str:
+def spread_text(uncertainty: float, members: int, passes: int | None = None) -> str:
     """The category's uncertainty as printed: the ensemble spread, or why there is none.
 
     A one-model bundle has no spread between models: its uncertainty is 0 by construction,
@@ -36,7 +36,11 @@ def spread_text(uncertainty: float, members: int) -> str:
         ``AnalysisResult.category.uncertainty``.
     members
         How many models the bundle's ensemble has.
+    passes
+        ``AnalysisResult.category.passes``: test-time flip passes per model, ``None`` without.
     """
+    if passes is not None:
+        return f"spread {uncertainty:.3f} over {members} model(s) x {passes} flip passes"
     if members <= 1:
         return "no ensemble spread (single model)"
     return f"ensemble spread {uncertainty:.3f} over {members} models"
@@ -128,7 +132,8 @@ def analyze_command(
         typer.echo(f"category: none ({note})")
     else:
         probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
-        spread = spread_text(result.category.uncertainty, len(analyzer.bundle.members))
+        members = len(analyzer.bundle.members)
+        spread = spread_text(result.category.uncertainty, members, result.category.passes)
         typer.echo(f"category: {result.category.label} (p = {probs}; {spread})")
     typer.echo(
         f"rule category: {result.rule_category or 'none'}; disagreement: {result.disagreement}"

@@ -169,3 +169,4 @@ def test_bad_bundle_path_is_a_one_line_error(
 def test_spread_text_names_the_models() -> None:
     assert spread_text(0.0, 1) == "no ensemble spread (single model)"
     assert spread_text(0.0421, 5) == "ensemble spread 0.042 over 5 models"
+    assert spread_text(0.0421, 1, 4) == "spread 0.042 over 1 model(s) x 4 flip passes"
