@@ -102,8 +102,6 @@ def _cube(
         raise ValueError(f"patient {case.patient_id}: training needs label.nii.gz")
     pre = preprocess_case(case, preprocess)
     assert pre.label is not None
-    if not case.has_tumor and bool((pre.label == TUMOR_LABEL).any()):
-        raise ValueError(f"patient {case.patient_id}: tumor-free in truth.csv, tumor in its labels")
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         partial = file.with_suffix(".partial.npz")
@@ -131,7 +129,14 @@ def load_cohort(
         has tumor voxels in its cube.
     """
     cubes: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]] = []
-    for cube in ordered_map(_cube, cases, preprocess, cache, workers=workers):
+    for case, cube in zip(
+        cases, ordered_map(_cube, cases, preprocess, cache, workers=workers), strict=True
+    ):
+        # Checked on cached cubes too: truth.csv may change without the files it keys on.
+        if not case.has_tumor and bool((cube[1] == TUMOR_LABEL).any()):
+            raise ValueError(
+                f"patient {case.patient_id}: tumor-free in truth.csv, tumor in its labels"
+            )
         cubes.append(cube)
         if status is not None:
             status("preprocessing", len(cubes), len(cases))

@@ -318,8 +318,15 @@ def test_tumor_free_cubes_load_and_one_with_tumor_voxels_is_refused(tmp_path: Pa
     assert arrays.targets.tolist() == [0, 2, 1, NO_TUMOR]
     assert not (arrays.labels[3] == 2).any() and (arrays.labels[0] == 2).any()
     wrong = _cohort(tmp_path / "wrong", _WIDE_TRUTH, ("P1", "P2", "P3", "P4"))
-    with pytest.raises(ValueError, match=r"P4: tumor-free in truth\.csv, tumor in its labels"):
+    refused = r"P4: tumor-free in truth\.csv, tumor in its labels"
+    with pytest.raises(ValueError, match=refused):
         load_cohort(discover_cases(wrong), config, None)
+    # A cube cached while truth.csv gave P4 a tumor is checked as well once it no longer does.
+    (wrong / "truth.csv").write_text(_WIDE_TRUTH.replace("P4,,,,0,", "P4,0,0,0,1,"))
+    assert load_cohort(discover_cases(wrong), config, tmp_path / "cache").targets[3] == 0
+    (wrong / "truth.csv").write_text(_WIDE_TRUTH)
+    with pytest.raises(ValueError, match=refused):
+        load_cohort(discover_cases(wrong), config, tmp_path / "cache")
 
 
 def test_the_training_data_hash_of_a_cohort_without_tumor_free_patients_is_unchanged() -> None:
