@@ -219,6 +219,11 @@ def _sleeve(
         return None
     candidates = np.flatnonzero(window)
     index = int(candidates[np.argmin(np.linalg.norm(tube.points[candidates] - centre, axis=1))])
+    return Sleeve(key, tube, index, half_length, 0.0, width, _facing(tube, index, centre))
+
+
+def _facing(tube: Tube, index: int, centre: FloatArray) -> FloatArray:
+    """Unit vector from the centreline sample ``index`` towards ``centre``, across the tube."""
     tangent = tube.tangents()[index]
     toward = centre - tube.points[index]
     toward -= float(toward @ tangent) * tangent
@@ -226,7 +231,27 @@ def _sleeve(
     if norm < 1e-3:
         toward = np.cross(tangent, np.array([0.0, 0.0, 1.0]))
         norm = float(np.linalg.norm(toward))
-    return Sleeve(key, tube, index, half_length, 0.0, width, toward / norm)
+    result: FloatArray = toward / norm
+    return result
+
+
+def _drawn_towards(centre: FloatArray, sleeves: list[Sleeve], radius: float) -> FloatArray:
+    """The core's centre moved towards its widest sleeve, so the mass itself reaches it.
+
+    A tumor encasing a vessel is one mass, not a ring on a stalk; the move is capped so the
+    core stays on the pancreas.
+    """
+    if not sleeves:
+        return centre
+    widest = max(sleeves, key=lambda s: s.angle_deg)
+    point = widest.tube.points[widest.centre_index]
+    offset = point - centre
+    gap = float(np.linalg.norm(offset)) - float(widest.tube.radii[widest.centre_index])
+    move = min(gap - 0.6 * radius, 0.5 * radius + 5.0)
+    if move <= 0.0:
+        return centre
+    result: FloatArray = centre + offset / float(np.linalg.norm(offset)) * move
+    return result
 
 
 def _sleeve_options(
@@ -274,13 +299,16 @@ def design_tumor(anatomy: Anatomy, target: int, rng: np.random.Generator) -> Tum
     diameter = float(rng.uniform(15.0, 50.0))
     centre = anatomy.sites[site] + rng.uniform(-2.0, 2.0, 3)
     lobulated = bool(rng.random() < 0.5)
-    core = _core(rng, centre, diameter, lobulated)
     key_tubes = {k: anatomy.vessels[KEY_VESSEL_LABELS[k]] for k in KEY_VESSELS}
     options = _sleeve_options(rng, anatomy, centre, diameter / 2.0 + _REACH_MM[target])
+    planned = _plan_angles(rng, target, list(options))
+    drawn = [replace(options[key], angle_deg=angle) for key, angle in planned.items()]
+    centre = _drawn_towards(centre, drawn, diameter / 2.0)
+    core = _core(rng, centre, diameter, lobulated)
     sleeves: list[Sleeve] = []
     stalks: list[Tube] = []
-    for key, angle in _plan_angles(rng, target, list(options)).items():
-        sleeve = replace(options[key], angle_deg=angle)
+    for sleeve in drawn:
+        sleeve = replace(sleeve, direction=_facing(sleeve.tube, sleeve.centre_index, centre))
         sleeves.append(sleeve)
         radius = min(0.5 * sleeve.width_mm, 3.0)
         stalks.append(Tube.through(np.stack([centre, sleeve.anchor]), (radius, radius)))

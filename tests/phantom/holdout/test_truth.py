@@ -77,8 +77,8 @@ def test_truth_angles_match_the_nodes_measurement_of_the_label_map(
 
 def test_cohort_has_contact_to_check(truth_rows: dict[str, dict[str, str]]) -> None:
     """The angle test above compares real contact, not only zeros."""
-    assert 0.0 < float(truth_rows["HOLDOUT-0001"]["contact_SMV"]) < 180.0
     row = truth_rows["HOLDOUT-0002"]
-    assert float(row["contact_CHA"]) >= 180.0
-    assert float(row["contact_SMV"]) > 0.0
+    assert float(row["contact_CA"]) >= 180.0
+    assert 0.0 < float(row["contact_PV"]) < 180.0
     assert row["rule_category"] == "2"
+    assert truth_rows["HOLDOUT-0001"]["rule_category"] == "0"
