@@ -11,13 +11,15 @@ import pytest
 import torch
 
 from inference.tasks.resectability.model import ModelMode
+from inference.volume import Volume, write_nifti
 from pancreas_contracts.labels import NUM_CLASSES
-from tests.training._training_arrays import tiny_arrays, tiny_config, train_in_memory
+from tests.training._training_arrays import tiny_arrays, tiny_config
 from training._augment import PANCREAS, TUMOR, RandLabelwiseIntensityd, extra_transforms
 from training._loop import CohortArrays, fit_model
 from training._splits import nested_splits
+from training.cohort import train_cohort
 from training.config import Augmentations, load_config
-from training.dataset import NO_TUMOR, make_augmentation
+from training.dataset import NO_TUMOR, discover_cases, make_augmentation
 from training.losses import ClassificationLoss
 
 torch.set_num_threads(2)
@@ -167,16 +169,38 @@ def _with_tumor_free(arrays: CohortArrays, rows: tuple[int, ...]) -> CohortArray
     return dataclasses.replace(arrays, labels=labels, targets=targets)
 
 
-def test_one_epoch_with_every_augmentation_and_tumor_free_patients(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    arrays = _with_tumor_free(tiny_arrays(8), (1, 6))
+def _disk_cohort(folder: Path, free: tuple[int, ...]) -> Path:
+    """Eight small NIfTI patients (3 classes) in the cohort layout; ``free`` are tumor-free."""
+    header = "patient_id,nccn_label,rule_category,contact_SMA,has_tumor,generator\n"
+    rows, clinical = [], []
+    for i in range(8):
+        pid, label = f"P{i}", np.zeros((40, 40, 20), dtype=np.uint8)
+        label[14:26, 14:26, 7:13] = PANCREAS
+        label[18:21, 24:27, 5:15] = 6  # SMA
+        if i not in free:
+            label[17 - i % 3 : 21, 20:24, 8:12] = TUMOR  # larger with the class: reaches the SMA
+        image = np.select([label == 6, label == TUMOR, label > 0], [250.0, 40.0, 110.0], -60.0)
+        affine = np.diag([4.0, 4.0, 4.0, 1.0])
+        write_nifti(Volume(image.astype(np.float32), affine), folder / pid / "image.nii.gz")
+        write_nifti(Volume(label, affine), folder / pid / "label.nii.gz")
+        cls, contact = ("", "") if i in free else (str(i % 3), str(90 * (i % 3)))
+        rows.append(f"{pid},{cls},{cls},{contact},{int(i not in free)},t\n")
+        clinical.append(f"{pid},{55 + i},{i % 2},{20 + i}\n")
+    (folder / "truth.csv").write_text(header + "".join(rows), encoding="utf-8")
+    (folder / "clinical.csv").write_text("patient_id,age,sex,bmi\n" + "".join(clinical))
+    return folder
+
+
+def test_one_epoch_with_every_augmentation_and_tumor_free_patients(tmp_path: Path) -> None:
+    cohort = _disk_cohort(tmp_path / "cohort", free=(1, 6))
     config = tiny_config(augment=True, augmentation=EVERY, ablations=("geometry", "knockout"))
-    run = train_in_memory(monkeypatch, arrays, config, tmp_path)
-    header = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "2 tumor-free" in header and "labelwise, zoom, lowres" in header
-    test = nested_splits(arrays.targets.tolist(), 2, config.seed)[0].test
-    with_category = int((arrays.targets[test] != NO_TUMOR).sum())
+    run = train_cohort(cohort, tmp_path / "out", config)
+    header = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "8 patients, classes [2, 2, 2], 2 tumor-free" in header
+    assert "METHOD.md's + labelwise, zoom, lowres, gamma, contrast, shift, smooth, noise" in header
+    targets = [c.nccn_label for c in discover_cases(cohort)]
+    test = nested_splits(targets, 2, config.seed)[0].test
+    with_category = sum(targets[i] != NO_TUMOR for i in test)
     assert 0 < with_category < len(test)  # the tumor-free stratum is spread over the folds
     for variant in ("multimodal", "geometry", "knockout"):
         confusion = np.asarray(run.folds[variant][0]["confusion"])
