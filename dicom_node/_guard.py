@@ -100,6 +100,8 @@ class IntakeGuard:
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._requested: set[Any] = set()
+        #: Admitted associations that have not sent a DIMSE message yet, with admission time.
+        self._silent: dict[Any, float] = {}
 
     # --- connections (accept thread and connection threads) ---------------------------------
 
@@ -135,20 +137,28 @@ class IntakeGuard:
         Returns ``None`` (after one log line) when the TLS handshake fails or times out.
         """
         request.settimeout(self.limits.handshake_timeout_s)
-        sock = request
-        if self._tls is not None:
-            try:
-                sock = self._tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError) as exc:
-                _log.warning("TLS handshake with %s failed (%s)", address, type(exc).__name__)
-                self._forget(request)
-                return None
         meter = PduMeter(self.limits.meter, self._meter_reporter(address))
-        ready = metered(sock, meter)
+        # Re-wrapping detaches ``request``; the pending entry follows to the new socket under
+        # the lock, so it is never taken for closed (and pruned) in between.
         with self._lock:
+            if self._tls is not None:
+                sock: socket.socket = self._tls.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False
+                )
+            else:
+                sock = request
+            ready = metered(sock, meter)
             for pending in self._pending:
                 if pending.sock is request:
                     pending.sock = ready
+        if isinstance(ready, ssl.SSLSocket):
+            try:
+                ready.do_handshake()
+            except (OSError, ssl.SSLError) as exc:
+                _log.warning("TLS handshake with %s failed (%s)", address, type(exc).__name__)
+                self._forget(ready)
+                ready.close()
+                return None
         return ready
 
     def _forget(self, sock: object) -> None:
@@ -176,22 +186,50 @@ class IntakeGuard:
         if not self._policy.allows(address):
             self._reject(assoc, ADDRESS_NOT_ALLOWED)
             return
+        victim = None
         with self._lock:
             self._requested = {a for a in self._requested if a.is_alive()}
+            self._silent = {a: t for a, t in self._silent.items() if a in self._requested}
+            if len(self._requested) >= self.limits.max_associations and self._silent:
+                # A peer that associated and never sent a message gives way to a new one.
+                victim = min(self._silent, key=self._silent.__getitem__)
+                self._requested.discard(victim)
+                del self._silent[victim]
             full = len(self._requested) >= self.limits.max_associations
             if not full:
                 self._requested.add(assoc)
+                self._silent[assoc] = time.monotonic()
+        if victim is not None:
+            self._evict_silent(victim)
         if full:
             self._reject(assoc, ASSOCIATION_LIMIT)
             return
         # Only now the negotiation timeout: a rejected peer that does not close is cut off by
         # ARTIM after the (shorter) handshake timeout.
         assoc.acse_timeout = self.limits.acse_timeout_s
-        # Past negotiation, a peer may think between messages (network_timeout_s), but not
-        # stall inside a PDU for longer than that either.
+        # Until its first message the association may idle only as long as a handshake takes
+        # (pynetdicom's idle timer aborts it); on_dimse_recv then allows network_timeout_s.
+        assoc.network_timeout = self.limits.handshake_timeout_s
+        # A peer may think between messages, but never stall inside a PDU for longer.
         sock = _assoc_socket(assoc)
         if sock is not None:
             sock.settimeout(self.limits.network_timeout_s)
+
+    def on_dimse_recv(self, event: Any) -> None:
+        """EVT_DIMSE_RECV: the association is in use; it gets the full idle timeout."""
+        assoc = event.assoc
+        if assoc in self._silent:
+            with self._lock:
+                self._silent.pop(assoc, None)
+            assoc.network_timeout = self.limits.network_timeout_s
+
+    def _evict_silent(self, victim: Any) -> None:
+        address = str(victim.requestor.address)
+        _log.warning("silent association from %s closed to make room for a new one", address)
+        sock = _assoc_socket(victim)
+        if sock is not None:
+            _shutdown(sock)
+        self._audit(address, _calling_ae(victim), "silent-association-evicted", None)
 
     def on_conn_close(self, event: Any) -> None:
         """EVT_CONN_CLOSE: remove the file of a data set cut off mid-transfer.

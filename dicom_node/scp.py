@@ -123,6 +123,7 @@ class StorageSCP:
             (evt.EVT_REQUESTED, guard.on_requested),
             (evt.EVT_REJECTED, guard.on_rejected),
             (evt.EVT_CONN_CLOSE, guard.on_conn_close),
+            (evt.EVT_DIMSE_RECV, guard.on_dimse_recv),
         ]
         server = ae.make_server(  # returns an instance of server_class
             (self._settings.bind_address, self._settings.port),

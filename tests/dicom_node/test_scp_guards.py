@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pynetdicom import AE
@@ -183,6 +184,7 @@ def test_association_limit_rejects_with_local_limit_exceeded(tmp_path: Path) -> 
         ae.add_requested_context("1.2.840.10008.1.1")
         held = ae.associate("127.0.0.1", node.scp.port, ae_title="PANCREAS_AI")
         assert held.is_established
+        assert int(held.send_c_echo().Status) == 0  # in use: not a silent one to evict
         try:
             # Transient (2), service-provider presentation related (3), local-limit-exceeded (2).
             assert rejection(node.scp.port) == (2, 3, 2)
@@ -190,3 +192,37 @@ def test_association_limit_rejects_with_local_limit_exceeded(tmp_path: Path) -> 
             held.release()
         wait_for(lambda: len(rejections(node)) == 1)
         assert rejections(node)[0]["reason"] == "association-limit"
+
+
+def associate(port: int) -> Any:
+    ae = AE(ae_title="EDGE_SCU")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="PANCREAS_AI")
+    assert assoc.is_established
+    return assoc
+
+
+def test_silent_associations_give_way_to_a_sender_and_time_out(
+    tmp_path: Path, ct_series: PhantomSeries
+) -> None:
+    settings = node_settings(tmp_path, max_associations=2, handshake_timeout_s=2.0)
+    with Node(settings) as node:
+        busy = associate(node.scp.port)
+        assert int(busy.send_c_echo().Status) == 0
+        silent = associate(node.scp.port)
+        # Both slots are taken; the silent association makes room for the sender.
+        assert storescu(node.scp.port, ct_series.files[0]).returncode == 0
+        wait_for(lambda: not silent.is_alive())
+        assert busy.is_established
+        # A second silent one is aborted by the node once the handshake timeout passes idle.
+        late = associate(node.scp.port)
+        wait_for(lambda: not late.is_alive())
+        assert late.is_aborted
+        assert busy.is_established and int(busy.send_c_echo().Status) == 0
+        busy.release()
+        reasons = [(e.detail or {}).get("reason") for e in rejections_of(node)]
+        assert reasons == ["silent-association-evicted"]
+
+
+def rejections_of(node: Node) -> list[Any]:
+    return list_audit_events(node.database, object_type="association")
