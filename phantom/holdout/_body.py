@@ -247,9 +247,7 @@ def _splenic_vein(rng: np.random.Generator, axis: Tube, conf: FloatArray) -> Tub
     return Tube.through(nodes, (_u(rng, 3.5, 4.5), _u(rng, 4.5, 5.5)))
 
 
-def _organs(
-    rng: np.random.Generator, hilum: FloatArray, head: FloatArray, duodenum: Tube
-) -> list[tuple[Shape, str]]:
+def _organs(rng: np.random.Generator, hilum: FloatArray, duodenum: Tube) -> list[tuple[Shape, str]]:
     """Body wall, spine, liver, spleen, kidneys, stomach and bowel (unlabelled)."""
     eye = np.eye(3)
     half_w, half_d = _u(rng, 125.0, 150.0), _u(rng, 95.0, 120.0)
@@ -366,7 +364,7 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     conf = vessels["smv"].points[-1]
     pancreas, axis, sites, bile, duodenum = _pancreas(rng, vessels, hilum, conf)
     vessels["splenic_vein"] = _splenic_vein(rng, axis, conf)
-    tissues = _organs(rng, hilum, sites["head"], duodenum)
+    tissues = _organs(rng, hilum, duodenum)
     return Anatomy(
         tissues=tuple(tissues),
         vessels=MappingProxyType(vessels),

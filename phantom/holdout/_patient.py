@@ -7,7 +7,7 @@ patient is the same whatever the cohort size or the number of worker processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -100,7 +100,6 @@ class HoldoutPatient:
     angles: Mapping[str, float] | None
     rule_category: int | None
     tumor_contrast_hu: float | None
-    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def location(self) -> str:
@@ -172,7 +171,6 @@ def make_patient(
         angles=None if angles is None else MappingProxyType(angles),
         rule_category=category,
         tumor_contrast_hu=None if tumor is None else hu_table["tumor"] - hu_table["pancreas"],
-        extra=MappingProxyType({"noise_hu": format(noise[0], ".3g"), "yaw": f"{yaw:.4f}"}),
     )
 
 
