@@ -86,6 +86,11 @@ def _agreement(value: Any) -> str:
     return f"{value['agree']} of {value['n']} ({100 * value['fraction']:.0f} %)"
 
 
+def _own(generator: str) -> str:
+    """The caveat of the project's own training generators (``phantom``, ``phantom-*``)."""
+    return f" ({GENERATOR_NOTE})" if generator.startswith("phantom") else ""
+
+
 def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     """Write ``out/evaluation.md`` and ``out/evaluation.json``; return both paths.
 
@@ -100,9 +105,9 @@ def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     lines = [f"# Resectability evaluation: generator `{generator}`", ""]
     lines += [f"**{report['notice'].capitalize()}.**", ""]
     lines += [
-        f"- cohort: `{cohort['path']}`, generator `{generator}` ({GENERATOR_NOTE} when it is "
-        f"the project's own), {cohort['patients']} patients ({cohort.get('tumor_free', 0)} "
-        f"tumor-free), classes (resectable, borderline, locally advanced) {cohort['classes']}",
+        f"- cohort: `{cohort['path']}`, generator `{generator}`{_own(generator)}, "
+        f"{cohort['patients']} patients ({cohort.get('tumor_free', 0)} tumor-free), classes "
+        f"(resectable, borderline, locally advanced) {cohort['classes']}",
         f"- date: {report['created']}; device: {report['device']}",
     ]
     for i, b in enumerate(report["bundles"], start=1):

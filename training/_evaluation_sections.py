@@ -97,7 +97,7 @@ def _answer(value: Mapping[str, Any] | None) -> str:
     if not value:
         return "n/a"
     if value.get("reason"):
-        return f"refused: {value['reason']} ({value.get('message')})"
+        return f"refused, {value.get('message') or value['reason']}"
     category = value.get("category") or "no category"
     return f"{value.get('outcome')}: {category}"
 
@@ -109,11 +109,7 @@ def real_ct_section(real: Mapping[str, Any]) -> list[str]:
         return [*lines, f"- not evaluated: {real['error']}"]
     seg = real.get("segmentation") or {}
     forced = bool(real.get("forced"))
-    how = (
-        "forced past the localiser refusal (the node itself refuses; see above)"
-        if forced
-        else "as the node analyses it"
-    )
+    how = "forced past the localiser refusal; the node itself refuses" if forced else "as analysed"
     lines += [
         f"- Learned localiser: {_where(real.get('learned_localiser'))}.",
         f"- Anatomical landmarks: {_where(real.get('landmarks'))}.",
@@ -124,7 +120,7 @@ def real_ct_section(real: Mapping[str, Any]) -> list[str]:
     if forced:
         lines.append(f"- Forced past the refusal: {_answer(real.get('forced_answer'))}.")
     lines += [
-        f"- Pancreas Dice ({how}): {_num(seg.get('pancreas_dice'))}; predicted pancreas "
+        f"- Pancreas Dice ({how}): **{_num(seg.get('pancreas_dice'))}**; predicted pancreas "
         f"{_num(seg.get('pancreas_pred_ml'), 1)} mL against {_num(seg.get('pancreas_true_ml'), 1)}"
         f" mL in the mask; predicted tumor in this healthy pancreas "
         f"{_num(seg.get('tumor_pred_ml'), 2)} mL.",
