@@ -15,7 +15,8 @@ from inference.volume import Volume, write_nifti
 from pancreas_contracts.labels import NUM_CLASSES
 from tests.training._training_arrays import tiny_arrays, tiny_config
 from training._augment import PANCREAS, TUMOR, RandLabelwiseIntensityd, extra_transforms
-from training._loop import CohortArrays, fit_model
+from training._loop import CohortArrays, fit_model, predict
+from training._metrics import selection_score
 from training._splits import nested_splits
 from training.cohort import train_cohort
 from training.config import Augmentations, load_config
@@ -228,3 +229,18 @@ def test_a_tumor_free_patient_adds_nothing_to_the_classification_loss(tmp_path: 
     free_only.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(float(g.abs().max()) == 0.0 for g in grads)
+
+
+def test_a_logit_sum_fit_leaves_tumor_free_rows_out_of_its_clinical_expert(tmp_path: Path) -> None:
+    arrays = _with_tumor_free(tiny_arrays(6), (1, 4))
+    config = tiny_config(fusion="logit_sum")
+    fit = fit_model(
+        arrays, np.arange(4), np.arange(4, 6), config.grid()[0], config,
+        mode=ModelMode.MULTIMODAL, adaptive=True, checkpoint=tmp_path / "e.pt", seed=0,
+    )  # fmt: skip
+    weight = fit.model.clinical_expert_weight
+    assert weight is not None and 0.0 <= weight <= 2.0
+    # Its validation score is that of the one validation row with a category, row 5.
+    features = fit.preprocessor.transform(arrays.clinical).features
+    probs = predict(fit.model, arrays, np.array([5]), features, torch.device("cpu")).probs
+    assert fit.best_val_f1 == pytest.approx(selection_score([int(arrays.targets[5])], probs))
