@@ -15,7 +15,7 @@ from inference.volume import Volume, write_nifti
 from pancreas_contracts.labels import NUM_CLASSES
 from tests.training._training_arrays import tiny_arrays, tiny_config
 from training._augment import PANCREAS, TUMOR, RandLabelwiseIntensityd, extra_transforms
-from training._loop import CohortArrays, fit_model, predict
+from training._loop import CohortArrays, _validate, fit_model, predict
 from training._metrics import selection_score
 from training._splits import nested_splits
 from training.cohort import train_cohort
@@ -229,6 +229,11 @@ def test_a_tumor_free_patient_adds_nothing_to_the_classification_loss(tmp_path: 
     free_only.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(float(g.abs().max()) == 0.0 for g in grads)
+    # Model selection scores the rows with a category only; the tumor Dice counts them all.
+    every = fit.preprocessor.transform(arrays.clinical).features
+    score, _ = _validate(model, arrays, np.arange(4), every, torch.device("cpu"))
+    kept = predict(model, arrays, np.arange(1, 4), every, torch.device("cpu")).probs
+    assert score == pytest.approx(selection_score(arrays.targets[1:4].tolist(), kept))
 
 
 def test_a_logit_sum_fit_leaves_tumor_free_rows_out_of_its_clinical_expert(tmp_path: Path) -> None:
