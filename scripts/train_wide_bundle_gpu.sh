@@ -16,6 +16,9 @@
 # CONFIG defaults to bundles/demo/train-config-wide.toml (augmentations on, tumor-free
 # patients, warm start from bundles/demo's image branch). EVALUATE=0 leaves out the two
 # evaluation cohorts (then run `pancreas-node evaluate` on the weights brought back).
+# The evaluations score the network's cube (--no-pipeline); HOLDOUT_PIPELINE=1 also runs the
+# analysis pipeline end to end on the held-out cohort (tumor found, false tumors, contact-angle
+# MAE), which needs RESERVE_S raised to leave it the time.
 set -euo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
 WORK=${WORK:-/tmp/wide-train}
@@ -28,6 +31,7 @@ FRESH_N=${FRESH_N:-40}
 FRESH_SEED=${FRESH_SEED:-62}
 HOLDOUT_N=${HOLDOUT_N:-20}
 HOLDOUT_SEED=${HOLDOUT_SEED:-63}
+HOLDOUT_PIPELINE=${HOLDOUT_PIPELINE:-0}
 ABLATION_MAX_BYTES=${ABLATION_MAX_BYTES:-70000000}
 CONFIG=${CONFIG:-bundles/demo/train-config-wide.toml}
 T0=$(date +%s)
@@ -86,17 +90,21 @@ pack && stamp "bundle packed"
 wait "$EVAL_COHORTS_PID" || true
 stamp "evaluation cohorts: $FRESH_N fresh wide (seed $FRESH_SEED), $HOLDOUT_N held-out (seed $HOLDOUT_SEED)"
 
-evaluate() {  # cohort name, then the bundles
-    local name=$1
-    shift
+evaluate() {  # cohort name, --pipeline or --no-pipeline, then the bundles
+    local name=$1 pipeline=$2
+    shift 2
     local bundles=()
     for bundle in "$@"; do bundles+=(--bundle "$bundle"); done
     "${CLI[@]}" evaluate "${bundles[@]}" --data "$WORK/$name" --out "$WORK/eval-$name" \
-        --no-pipeline --device auto --workers 16 2>&1 | grep -v "━" | tee "$OUT/evaluate-$name.log" || true
+        "$pipeline" --device auto --workers 16 2>&1 | grep -v "━" | tee "$OUT/evaluate-$name.log" || true
     (cd "$WORK" && tar czf "$OUT/eval-$name.tar.gz" "eval-$name/evaluation.md" \
         "eval-$name/evaluation.json") || true
     stamp "evaluated on $name"
 }
-evaluate fresh "$WORK/bundle" "$WORK/bundle/ablations/tabular_only"
-evaluate holdout "$WORK/bundle"
+evaluate fresh --no-pipeline "$WORK/bundle" "$WORK/bundle/ablations/tabular_only"
+if [ "$HOLDOUT_PIPELINE" = 1 ]; then
+    evaluate holdout --pipeline "$WORK/bundle"
+else
+    evaluate holdout --no-pipeline "$WORK/bundle"
+fi
 stamp "done"
