@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from training._evaluation_sections import GENERATOR_NOTE, pipeline_sections, real_ct_section
+from training._evaluation_sections import (
+    own_generator_note,
+    pipeline_sections,
+    real_ct_section,
+)
 from training._metrics import DICE_GROUPS
 from training._report import VARIANT_TITLES
 
@@ -86,11 +90,6 @@ def _agreement(value: Any) -> str:
     return f"{value['agree']} of {value['n']} ({100 * value['fraction']:.0f} %)"
 
 
-def _own(generator: str) -> str:
-    """The caveat of the project's own training generators (``phantom``, ``phantom-*``)."""
-    return f" ({GENERATOR_NOTE})" if generator.startswith("phantom") else ""
-
-
 def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     """Write ``out/evaluation.md`` and ``out/evaluation.json``; return both paths.
 
@@ -105,7 +104,7 @@ def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     lines = [f"# Resectability evaluation: generator `{generator}`", ""]
     lines += [f"**{report['notice'].capitalize()}.**", ""]
     lines += [
-        f"- cohort: `{cohort['path']}`, generator `{generator}`{_own(generator)}, "
+        f"- cohort: `{cohort['path']}`, generator `{generator}`{own_generator_note(generator)}, "
         f"{cohort['patients']} patients ({cohort.get('tumor_free', 0)} tumor-free), classes "
         f"(resectable, borderline, locally advanced) {cohort['classes']}",
         f"- date: {report['created']}; device: {report['device']}",

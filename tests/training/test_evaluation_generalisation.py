@@ -65,6 +65,7 @@ def test_generator_and_tumor_free_in_the_cohort(evaluation: Evaluation) -> None:
     text = evaluation.markdown.read_text(encoding="utf-8")
     assert text.startswith("# Resectability evaluation: generator `holdout`")
     assert "## End to end on generator `holdout`" in text
+    assert "not that the model works" not in text  # the caveat of the training generators
 
 
 def test_tumor_free_patient_is_left_out_of_the_nccn_metrics(evaluation: Evaluation) -> None:

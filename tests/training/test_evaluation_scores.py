@@ -25,6 +25,7 @@ from training._evaluation_scores import (
     summarise_pipeline,
     tumor_scores,
 )
+from training._evaluation_sections import own_generator_note
 from training._evaluation_truth import PatientTruth, cohort_generator, read_truth
 from training._metrics import expected_calibration_error
 
@@ -202,3 +203,9 @@ def test_truth_with_tumor_free_patients_and_generators(tmp_path: Path) -> None:
     _write_truth(tmp_path, rows)
     with pytest.raises(ValueError, match="has_tumor"):
         read_truth(tmp_path)
+
+
+def test_only_the_training_generators_carry_the_caveat() -> None:
+    for own in ("phantom", "phantom-wide", "phantom-synth"):
+        assert "not that the model works" in own_generator_note(own)
+    assert own_generator_note("holdout") == ""
