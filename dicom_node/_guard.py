@@ -54,7 +54,7 @@ ASSOCIATION_LIMIT = Rejection("association-limit", 0x02, 0x03, 0x02)
 _PYNETDICOM_REASONS = {
     (0x01, 0x01, 0x03): "calling-ae-not-allowed",
     (0x01, 0x01, 0x07): "called-ae-not-recognized",
-    (0x02, 0x03, 0x02): "association-limit",
+    (0x02, 0x03, 0x02): "connection-limit",
 }
 
 
@@ -232,15 +232,21 @@ class IntakeGuard:
         self._audit(address, _calling_ae(victim), "silent-association-evicted", None)
 
     def on_conn_close(self, event: Any) -> None:
-        """EVT_CONN_CLOSE: remove the file of a data set cut off mid-transfer.
+        """EVT_CONN_CLOSE: end a request-less association; remove a cut-off data set's file.
 
         pynetdicom writes a data set to a temporary file as it arrives and deletes it after the
         C-STORE handler; a transfer that never completes (dropped by the meter, or the peer
         went away) would leave it behind for good. Only the message still being received is
         touched: complete ones were handed on and reset already.
         """
-        self._forget(_assoc_socket(event.assoc))
-        message = getattr(event.assoc.dimse, "message", None)
+        assoc = event.assoc
+        self._forget(_assoc_socket(assoc))
+        if assoc.requestor.primitive is None:
+            # Closed before its A-ASSOCIATE-RQ: pynetdicom's association thread would wait out
+            # the ACSE timeout for a request that cannot come, holding a connection slot of its
+            # own count; an empty item ends that wait now (it reads as the timeout).
+            assoc.dul.to_user_queue.put(None)
+        message = getattr(assoc.dimse, "message", None)
         handle = getattr(message, "_data_set_file", None)
         path = getattr(message, "_data_set_path", None)
         if handle is not None:

@@ -6,6 +6,7 @@ sender (DCMTK storescu/echoscu) from 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -226,3 +227,18 @@ def test_silent_associations_give_way_to_a_sender_and_time_out(
 
 def rejections_of(node: Node) -> list[Any]:
     return list_audit_events(node.database, object_type="association")
+
+
+def test_a_burst_of_garbage_connections_leaves_no_slot_taken(
+    tmp_path: Path, ct_series: PhantomSeries
+) -> None:
+    # A long handshake timeout: a connection closed before its request must free its slot at
+    # once, not when that timeout ends.
+    with Node(node_settings(tmp_path, handshake_timeout_s=60.0)) as node:
+        for _ in range(100):  # more than pynetdicom's own count allows at once (16 + 64)
+            with socket.create_connection(("127.0.0.1", node.scp.port), timeout=5) as conn:
+                conn.sendall(b"\xff\x00\x00\x00\x00\x04junk")
+                conn.settimeout(0.05)
+                with contextlib.suppress(OSError):
+                    conn.recv(1024)
+        assert storescu(node.scp.port, ct_series.files[0]).returncode == 0
