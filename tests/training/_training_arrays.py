@@ -35,9 +35,12 @@ def tiny_arrays(n: int = 8) -> CohortArrays:
 def train_in_memory(
     monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
 ) -> training.TrainingRun:
-    """``train_cohort`` on ``arrays`` (cohort discovery and loading patched) into ``out``."""
+    """``train_cohort`` on ``arrays`` (cohort discovery, loading and domain statistics patched)."""
     monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
     monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
+    # The in-memory cohort has no files to measure: no domain section (tested on a real
+    # cohort in tests/training/test_augment.py and tests/inference/test_domain.py).
+    monkeypatch.setattr(training, "cohort_domain", lambda *_args, **_kwargs: None)
     return training.train_cohort(out, out, config)
 
 
