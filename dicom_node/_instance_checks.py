@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -16,7 +17,7 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-__all__ = ["check_pixel_module", "content_sha256", "inflated_size_exceeds"]
+__all__ = ["PixelProblem", "check_pixel_module", "content_sha256", "inflated_size_exceeds"]
 
 _CHUNK = 1 << 20
 _PREAMBLE = 128 + 4  # File preamble and "DICM" (PS3.10 7.1)
@@ -39,6 +40,15 @@ _PHOTOMETRIC = {
     1: frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"}),
     3: frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}),
 }
+
+
+@dataclass(frozen=True)
+class PixelProblem:
+    """Why an instance cannot be decoded; ``in_pixel_data``: the attributes are fine, the
+    pixel data itself is truncated or corrupt."""
+
+    reason: str
+    in_pixel_data: bool = False
 
 
 def content_sha256(path: Path) -> str:
@@ -84,7 +94,7 @@ def inflated_size_exceeds(path: Path, limit: int) -> bool:
     return total > limit
 
 
-def check_pixel_module(dataset: Dataset) -> str | None:
+def check_pixel_module(dataset: Dataset) -> PixelProblem | None:
     """What is wrong with the Image Pixel module (PS3.3 C.7.6.3), or ``None`` if decodable.
 
     Type 1 attributes present, values in range and consistent with each other, the photometric
@@ -99,40 +109,40 @@ def check_pixel_module(dataset: Dataset) -> str | None:
         photometric = str(dataset.PhotometricInterpretation).strip()
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
     except (AttributeError, ValueError, TypeError, KeyError):
-        return "missing or non-numeric Image Pixel attribute"
+        return PixelProblem("missing or non-numeric Image Pixel attribute")
     if rows < 1 or columns < 1 or frames < 1:
-        return "empty image"
+        return PixelProblem("empty image")
     if allocated not in (8, 16, 32) or not 1 <= stored <= allocated:
-        return "bits allocated/stored out of range"
+        return PixelProblem("bits allocated/stored out of range")
     if high_bit != stored - 1 or representation not in (0, 1):
-        return "high bit or pixel representation inconsistent"
+        return PixelProblem("high bit or pixel representation inconsistent")
     if photometric not in _PHOTOMETRIC.get(samples, frozenset()):
-        return "photometric interpretation does not fit samples per pixel"
+        return PixelProblem("photometric interpretation does not fit samples per pixel")
     if samples > 1 and dataset.get("PlanarConfiguration") not in (0, 1):
-        return "planar configuration missing"
+        return PixelProblem("planar configuration missing")
     return _check_pixel_data(dataset, rows * columns * samples * (allocated // 8) * frames, frames)
 
 
-def _check_pixel_data(dataset: Dataset, native_length: int, frames: int) -> str | None:
+def _check_pixel_data(dataset: Dataset, native_length: int, frames: int) -> PixelProblem | None:
     if "PixelData" not in dataset:
-        return "no pixel data"
+        return PixelProblem("no pixel data", in_pixel_data=True)
     transfer_syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
     if not transfer_syntax.is_compressed:
         # The element's length, read from its header: a deferred value stays on disk.
         length = getattr(dataset.get_item("PixelData"), "length", None)
         if length is None:  # already converted: the value is in memory anyway
             length = len(dataset.PixelData)
-        return None if length >= native_length else "pixel data truncated"
+        return None if length >= native_length else PixelProblem("pixel data truncated", True)
     try:
         fragments = list(generate_frames(dataset.PixelData, number_of_frames=frames))
     except (ValueError, KeyError, TypeError, EOFError):
-        return "encapsulated pixel data corrupt"
+        return PixelProblem("encapsulated pixel data corrupt", in_pixel_data=True)
     if len(fragments) != frames or any(len(f) <= 2 for f in fragments):
-        return "encapsulated pixel data corrupt"
+        return PixelProblem("encapsulated pixel data corrupt", in_pixel_data=True)
     # A compressed frame can be well framed and still not decode (a flipped byte in a JPEG or
     # RLE header): decode the first frame, as analysis will.
     try:
         pixel_array(dataset, index=0)
     except _DECODE_ERRORS:
-        return "compressed pixel data does not decode"
+        return PixelProblem("compressed pixel data does not decode", in_pixel_data=True)
     return None

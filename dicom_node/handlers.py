@@ -186,13 +186,12 @@ def _store(event: Any, context: IntakeContext) -> StoreStatus:
         return StoreStatus.SUCCESS
     problem = check_pixel_module(dataset)
     if problem is not None:
-        _log.warning("C-STORE refused for series %s: cannot decode (%s)", series_uid, problem)
-        truncated = problem in (
-            "pixel data truncated",
-            "encapsulated pixel data corrupt",
-            "compressed pixel data does not decode",
+        _log.warning(
+            "C-STORE refused for series %s: cannot decode (%s)", series_uid, problem.reason
         )
-        return StoreStatus.CORRUPT_PIXEL_DATA if truncated else StoreStatus.PIXEL_MODULE_INVALID
+        if problem.in_pixel_data:
+            return StoreStatus.CORRUPT_PIXEL_DATA
+        return StoreStatus.PIXEL_MODULE_INVALID
     return _save(dataset, received, calling_ae, context)
 
 
