@@ -131,16 +131,21 @@ class PipelineProbe:
         self.localiser.inner = default_localiser(self.analyzer.bundle)
 
     def analyse(
-        self, series: Path, clinical: ClinicalVariables | None, out_dir: Path, *, force: bool
-    ) -> tuple[dict[str, Any], Volume | None]:
+        self, series: Path, clinical: ClinicalVariables | None, out_dir: Path, *, force: bool,
+        localiser: Localiser | None = None,
+    ) -> tuple[dict[str, Any], Volume | None]:  # fmt: skip
         """Analyse one CT: the result fields the evaluation keeps, and the label map.
 
-        Never raises for a CT the node refuses or fails on: the reason is recorded
-        (``reason``, ``message``).
+        ``localiser`` replaces the node's for this CT (the real-CT check places the cube with
+        the landmarks too). Never raises for a CT the node refuses or fails on: the reason is
+        recorded (``reason``, ``message``).
         """
         self.sink.maps.clear()
         self.localiser.last = None
         self.localiser.force = force
+        node = self.localiser.inner
+        if localiser is not None:
+            self.localiser.inner = localiser
         record: dict[str, Any] = dict.fromkeys(
             ("category", "probabilities", "reason", "message", "rule_category", "outcome")
         )
@@ -165,6 +170,7 @@ class PipelineProbe:
             record.update(reason="error", message=" ".join(f"{type(exc).__name__}: {exc}".split()))
         finally:
             self.localiser.force = False
+            self.localiser.inner = node
         record["seconds"] = round(time.perf_counter() - started, 2)
         return record, self.sink.merged()
 

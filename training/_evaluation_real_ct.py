@@ -12,7 +12,9 @@ pancreas) in the same world coordinates. Reported every time:
   mask, on the mask's grid). When the node refuses at localisation, the pipeline is rerun
   forced past the refusal (:data:`training._evaluation_pipeline.FORCED_NOTE`) and the report
   says so; the predicted tumor volume in this healthy pancreas (a false tumor) and whether a
-  category was given are reported too.
+  category was given are reported too. After a refusal the pipeline also runs with the cube at
+  the anatomical landmarks' centre (``segmentation_at_landmarks``): whether the network
+  segments this CT when the cube is placed well.
 """
 
 from __future__ import annotations
@@ -117,4 +119,12 @@ def evaluate_real_ct(case_dir: Path, probe: PipelineProbe, out: Path) -> dict[st
         forced, label_map = probe.analyse(case_dir / "dicom", None, out / "forced", force=True)
         report["forced_answer"] = _answer(forced)
     report["segmentation"] = _segmentation(label_map, mask)
+    if report["forced"]:
+        # Whether the network segments this real CT when its cube is placed well: the same
+        # pipeline with the cube at the anatomical landmarks' centre.
+        placed, label_map = probe.analyse(
+            case_dir / "dicom", None, out / "landmarks", force=True, localiser=LandmarkLocaliser()
+        )
+        report["landmarks_answer"] = _answer(placed)
+        report["segmentation_at_landmarks"] = _segmentation(label_map, mask)
     return report

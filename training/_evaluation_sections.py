@@ -133,4 +133,13 @@ def real_ct_section(real: Mapping[str, Any]) -> list[str]:
         f" mL in the mask; predicted tumor in this healthy pancreas "
         f"{_num(seg.get('tumor_pred_ml'), 2)} mL.",
     ]
+    placed = real.get("segmentation_at_landmarks")
+    if forced and placed:
+        lines.append(
+            f"- With the cube at the landmarks' centre instead: pancreas Dice "
+            f"**{_num(placed.get('pancreas_dice'))}**, predicted pancreas "
+            f"{_num(placed.get('pancreas_pred_ml'), 1)} mL, predicted tumor "
+            f"{_num(placed.get('tumor_pred_ml'), 2)} mL; answer "
+            f"{_answer(real.get('landmarks_answer'))}."
+        )
     return lines

@@ -69,8 +69,12 @@ def test_pancreas_dice_reported_also_past_a_refusal(
         assert report["forced_answer"]["reason"] is None
         result = json.loads((out / "forced" / "result.json").read_text(encoding="utf-8"))
         assert FORCED_NOTE in result["warnings"]
+        # Also with the cube at the landmarks (17 mm from the mask centroid): it must overlap.
+        placed = report["segmentation_at_landmarks"]
+        assert placed is not None and placed["pancreas_dice"] > 0.0
+        record_property("pancreas_dice_at_landmarks", round(placed["pancreas_dice"], 3))
     else:
-        assert not (out / "forced").exists()
+        assert not (out / "forced").exists() and "segmentation_at_landmarks" not in report
     seg = report["segmentation"]
     assert seg is not None
     dice = seg["pancreas_dice"]
