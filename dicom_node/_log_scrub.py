@@ -8,11 +8,16 @@ filter below sits on the log *handlers*, so it sees every record whichever logge
 * records from pydicom, pynetdicom and the warnings module have every quoted value replaced;
 * records with a traceback keep it only when DEBUG is enabled; otherwise the line ends with the
   exception's type, so one failure stays one line.
+
+pydicom also repeats each validation message through :mod:`warnings`, which would print it,
+value and all, to standard error. :func:`install_scrubbing` routes warnings into logging
+(``py.warnings``); the filter drops those pydicom already logged and redacts the others.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 __all__ = ["ScrubFilter", "install_scrubbing"]
@@ -21,6 +26,7 @@ _THIRD_PARTY = ("pydicom", "pynetdicom", "py.warnings")
 # A Python repr of a str or bytes value, single- or double-quoted, escapes included.
 _QUOTED = re.compile(r"""b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*\"""")
 REDACTED = "<redacted>"
+_PYDICOM_SOURCE = f"{os.sep}pydicom{os.sep}"
 
 
 class ScrubFilter(logging.Filter):
@@ -37,7 +43,9 @@ class ScrubFilter(logging.Filter):
         self.keep_tracebacks = keep_tracebacks
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite ``record`` in place; never drops it."""
+        """Rewrite ``record`` in place; drop only pydicom's warnings-module copies."""
+        if record.name == "py.warnings" and _PYDICOM_SOURCE in str(record.args or record.msg):
+            return False  # pydicom logged the same message through its own logger
         if record.name.startswith(_THIRD_PARTY):
             record.msg = _QUOTED.sub(REDACTED, record.getMessage())
             record.args = None
@@ -52,7 +60,7 @@ class ScrubFilter(logging.Filter):
 
 
 def install_scrubbing(keep_tracebacks: bool = False) -> int:
-    """Add one :class:`ScrubFilter` to every handler of the root and named loggers.
+    """Route warnings into logging and add a :class:`ScrubFilter` to every handler.
 
     Idempotent: a handler that already has one is left alone. Call it after the log handlers
     are set up (the node does at start).
@@ -68,6 +76,7 @@ def install_scrubbing(keep_tracebacks: bool = False) -> int:
         for logger in logging.Logger.manager.loggerDict.values()
         if isinstance(logger, logging.Logger)
     ]
+    logging.captureWarnings(True)
     added = 0
     for logger in loggers:
         for handler in logger.handlers:

@@ -80,3 +80,14 @@ def test_filter_redacts_third_party_values_and_drops_tracebacks_below_debug() ->
     debug = _record("pynetdicom.dul", "closed", (), exc=True)
     assert ScrubFilter(keep_tracebacks=True).filter(debug)
     assert debug.exc_info is not None
+
+
+def test_pydicoms_warnings_module_copies_are_dropped_others_redacted() -> None:
+    scrub = ScrubFilter()
+    # What logging.captureWarnings makes of pydicom's warnings.warn (already logged by pydicom).
+    source = "/venv/lib/python3.11/site-packages/pydicom/valuerep.py:440: UserWarning: "
+    copy = _record("py.warnings", "%s", (source + "Invalid value for VR UI: 'DOE^JANE'.",), False)
+    assert not scrub.filter(copy)
+    other = _record("py.warnings", "%s", ("/app/x.py:1: UserWarning: bad 'PID12345'",), False)
+    assert scrub.filter(other)
+    assert "PID12345" not in other.getMessage()
