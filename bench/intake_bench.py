@@ -88,7 +88,7 @@ def run(work: Path) -> int:
         f'data_dir = "{work / "node"}"\nport = {node_port}\nquiet_period_s = 3600\n'
     )
     node = subprocess.Popen(
-        [sys.executable, "-m", "dicom_node", "serve", "--config", str(work / "node.toml")],
+        [sys.executable, "-m", "pancreas_node", "serve", "--config", str(work / "node.toml")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -93,6 +93,9 @@ class NewResult:
         The registry lookup's status (:class:`db.registry.RegistryLookupStatus` value).
     warnings
         Warnings shown with the result (no patient identifiers or values).
+    outcome
+        ``result.json``'s outcome: ``done``, ``no-tumor`` or ``out-of-domain`` (``None``: not
+        recorded, results stored before revision r0005).
     """
 
     result_json_path: str
@@ -110,6 +113,7 @@ class NewResult:
     clinical_knocked_out: bool = False
     registry_status: str | None = None
     warnings: Sequence[str] = ()
+    outcome: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +311,7 @@ def result_row(job_id: str, result: NewResult, now: datetime) -> Result:
         job_id=job_id,
         category=result.category,
         category_label=result.category_label,
+        outcome=result.outcome,
         probabilities=[float(p) for p in result.probabilities],
         measurements=dict(result.measurements),
         bundle_name=result.bundle_name,
@@ -355,6 +360,7 @@ def get_result(
             bundle_sha256=row.bundle_sha256,
             category=row.category,
             category_label=row.category_label,
+            outcome=row.outcome,
             probabilities=tuple(row.probabilities),
             measurements=row.measurements,
             timings_s=row.timings_s,

@@ -218,6 +218,9 @@ class Result(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
     category: Mapped[int | None] = mapped_column(Integer)
     category_label: Mapped[str | None] = mapped_column(String(64))
+    #: ``result.json``'s outcome (``done``, ``no-tumor``, ``out-of-domain``); ``None`` for
+    #: results stored before it was recorded (revision r0005).
+    outcome: Mapped[str | None] = mapped_column(String(32))
     probabilities: Mapped[list[float]] = mapped_column(JSON)
     measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
     bundle_name: Mapped[str] = mapped_column(String(128))

@@ -32,13 +32,15 @@ __all__ = ["StudyJobInfo", "WorklistEntry", "list_study_jobs", "list_worklist"]
 class StudyJobInfo:
     """One job of a study's series (``job`` is ``None`` for a series without any job).
 
-    ``result_category`` / ``result_category_label`` come from the job's result, if any.
+    ``result_category`` / ``result_category_label`` / ``result_outcome`` come from the job's
+    result, if any.
     """
 
     series: SeriesInfo
     job: JobInfo | None
     result_category: int | None
     result_category_label: str | None
+    result_outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class WorklistEntry:
     reviewer_category: int | None
     decided_at: datetime | None
     series_routing: tuple[tuple[RoutingDecision, str | None], ...] = ()
+    outcome: str | None = None
 
 
 def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
@@ -75,7 +78,7 @@ def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobI
     ``None``; series are ordered by their first instance's arrival.
     """
     stmt = (
-        select(Series, Job, Result.category, Result.category_label)
+        select(Series, Job, Result.category, Result.category_label, Result.outcome)
         .join(Study, Series.study_id == Study.id)
         .outerjoin(Job, Job.series_instance_uid == Series.series_instance_uid)
         .outerjoin(Result, Result.job_id == Job.id)
@@ -89,8 +92,9 @@ def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobI
                 job=None if job is None else _info(job),
                 result_category=category,
                 result_category_label=label,
+                result_outcome=outcome,
             )
-            for series, job, category, label in session.execute(stmt)
+            for series, job, category, label, outcome in session.execute(stmt)
         ]
 
 
@@ -172,4 +176,5 @@ def _worklist_entry(
         reviewer_category=None if case is None else case.reviewer_category,
         decided_at=None if case is None else case.decided_at,
         series_routing=series_routing,
+        outcome=None if result is None else result.outcome,
     )

@@ -114,16 +114,22 @@ def job_status(
     reason: str | None = None,
     *,
     has_category: bool = True,
+    outcome: str | None = None,
 ) -> StudyStatus:
     """The AI status one job stands for.
 
     A done job whose reason is a refusal is refused; a done job whose result has no NCCN
-    category (``result.json`` outcome ``no-tumor``: no tumor segmented) is ``ai-no-tumor``.
+    category is ``ai-out-of-domain`` when ``result.json``'s outcome is ``out-of-domain`` (the
+    category withheld), else ``ai-no-tumor`` (outcome ``no-tumor``: no tumor segmented).
     """
     if state in (JobState.DONE, JobState.DELIVERED):
         if reason is not None and reason.startswith(REFUSED_PREFIX):
             return StudyStatus.REFUSED
-        return StudyStatus.DONE if has_category else StudyStatus.NO_TUMOR
+        if has_category:
+            return StudyStatus.DONE
+        if outcome == "out-of-domain":
+            return StudyStatus.OUT_OF_DOMAIN
+        return StudyStatus.NO_TUMOR
     if state is JobState.FAILED and not retry_scheduled:
         return StudyStatus.FAILED
     return StudyStatus.PENDING
@@ -217,6 +223,7 @@ def study_labels(rows: Sequence[StudyJobInfo], submissions: Sequence[Submission]
             job.failure_reason,
             has_category=category_name(newest.result_category, newest.result_category_label)
             is not None,
+            outcome=newest.result_outcome,
         )
         category = (
             category_name(newest.result_category, newest.result_category_label)

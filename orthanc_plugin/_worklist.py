@@ -124,7 +124,11 @@ def _status_reason(entry: WorklistEntry) -> tuple[StudyStatus, str | None]:
         return routing_status(entry.series_routing)
     has_category = category_name(entry.category, entry.category_label) is not None
     status = job_status(
-        job.state, job.next_attempt_at is not None, job.failure_reason, has_category=has_category
+        job.state,
+        job.next_attempt_at is not None,
+        job.failure_reason,
+        has_category=has_category,
+        outcome=entry.outcome,
     )
     return status, job_reason(job)
 

@@ -7,6 +7,9 @@ Every study the node touched has exactly one of these, with a reason a person ca
 ``ai-done``               analysed: a tumor was segmented and staged
 ``ai-no-tumor``           analysed: no tumor segmented, so no NCCN category (staging not
                           possible); organs, vessels and the note are still delivered
+``ai-out-of-domain``      analysed, but the CT or its segmentation is out of the model's
+                          training domain, so the NCCN category is withheld; the segmentation
+                          and the domain check's reasons are still delivered
 ``ai-refused``            the analysis checks refused the CT (e.g. the pancreas was not
                           localised); the reason says what was measured
 ``ai-failed``             the analysis failed (which stage, after how many attempts)
@@ -38,6 +41,7 @@ class StudyStatus(StrEnum):
     PENDING = "ai-pending"
     DONE = "ai-done"
     NO_TUMOR = "ai-no-tumor"
+    OUT_OF_DOMAIN = "ai-out-of-domain"
     REFUSED = "ai-refused"
     FAILED = "ai-failed"
     SKIPPED = "ai-skipped"
@@ -50,6 +54,7 @@ STATUS_TEXT: Mapping[StudyStatus, str] = MappingProxyType(
         StudyStatus.PENDING: "AI pending",
         StudyStatus.DONE: "AI done",
         StudyStatus.NO_TUMOR: "No tumor segmented: staging not possible",
+        StudyStatus.OUT_OF_DOMAIN: "CT out of the training domain: NCCN category withheld",
         StudyStatus.REFUSED: "AI refused",
         StudyStatus.FAILED: "AI failed",
         StudyStatus.SKIPPED: "AI skipped",

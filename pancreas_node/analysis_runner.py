@@ -88,6 +88,7 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
         bundle_sha256=result.bundle.sha256,
         category=None if label is None else CATEGORY_LABELS.index(label),
         category_label=label,
+        outcome=result.outcome,
         probabilities=() if result.category is None else tuple(result.category.probabilities),
         measurements=result.measurements.model_dump(mode="json"),
         timings_s=dict(result.timings_s),

@@ -220,7 +220,13 @@ export async function loadWorklist(
 
 function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResult | undefined): WorklistRow {
   const aiStatus: AiStatus =
-    report === undefined ? "none" : report.outcome === "no-tumor" ? "ai-no-tumor" : "ai-done";
+    report === undefined
+      ? "none"
+      : report.outcome === "no-tumor"
+        ? "ai-no-tumor"
+        : report.outcome === "out-of-domain"
+          ? "ai-out-of-domain"
+          : "ai-done";
   return {
     studyUid: uid,
     patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",

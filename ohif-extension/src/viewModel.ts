@@ -168,7 +168,7 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
 // --- worklist ------------------------------------------------------------------------------
 
 /** The study status words of pancreas_contracts/status.py (StudyStatus), in its order. */
-export const STATUS_WORDS = ["ai-pending", "ai-done", "ai-no-tumor", "ai-refused", "ai-failed", "ai-skipped", "none"] as const;
+export const STATUS_WORDS = ["ai-pending", "ai-done", "ai-no-tumor", "ai-out-of-domain", "ai-refused", "ai-failed", "ai-skipped", "none"] as const;
 export type AiStatus = (typeof STATUS_WORDS)[number];
 
 /** What a person reads for each word (pancreas_contracts/status.py STATUS_TEXT). */
@@ -176,6 +176,7 @@ export const STATUS_TEXT: Readonly<Record<AiStatus, string>> = {
   "ai-pending": "AI pending",
   "ai-done": "AI done",
   "ai-no-tumor": "No tumor segmented: staging not possible",
+  "ai-out-of-domain": "CT out of the training domain: NCCN category withheld",
   "ai-refused": "AI refused",
   "ai-failed": "AI failed",
   "ai-skipped": "AI skipped",

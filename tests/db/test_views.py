@@ -12,6 +12,7 @@ from db import (
     claim_next_job,
     complete_job,
     enqueue_job,
+    get_result,
     list_study_jobs,
     list_worklist,
     mark_series_complete,
@@ -111,3 +112,23 @@ def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None
     assert on_board.job is None
     assert on_board.board_title == "May" and on_board.decision is BoardDecision.DISAGREE
     assert on_board.reviewer_category == 1
+
+
+def test_a_result_keeps_its_outcome_for_the_status_words(node_db: NodeDatabase) -> None:
+    # An out-of-domain result has no category like a no-tumor one; the outcome tells them
+    # apart (ai-out-of-domain vs ai-no-tumor) without reading result.json (issue 21).
+    _receive(node_db, "4.1", "4.1.1", "4.1.1.1")
+    job = enqueue_job(node_db, "4.1.1", 1, "bundle-a").job
+    claimed = claim_next_job(node_db, "w", 60)
+    assert claimed is not None and claimed.id == job.id
+    withheld = NewResult(
+        result_json_path="/r.json", bundle_name="b", bundle_version="1",
+        bundle_sha256="bundle-a", outcome="out-of-domain",
+    )  # fmt: skip
+    complete_job(node_db, job.id, "w", withheld)
+    (row,) = [r for r in list_study_jobs(node_db, "4.1") if r.job is not None]
+    assert row.result_category is None and row.result_outcome == "out-of-domain"
+    (entry,) = [e for e in list_worklist(node_db) if e.study_instance_uid == "4.1"]
+    assert entry.category is None and entry.outcome == "out-of-domain"
+    stored = get_result(node_db, job.id, actor="test")
+    assert stored is not None and stored.outcome == "out-of-domain"

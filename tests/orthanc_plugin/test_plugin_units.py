@@ -550,4 +550,11 @@ def test_a_done_job_without_a_category_is_no_tumor() -> None:
         assert labels.labels == ("ai-no-tumor",) and labels.category is None
         assert labels.text == "No tumor segmented: staging not possible"
     staged = study_labels([StudyJobInfo(series(), job(JobState.DONE), 2, None)], [])
+    withheld = study_labels(
+        [StudyJobInfo(series(), job(JobState.DELIVERED), None, None, "out-of-domain")], []
+    )
+    # result.json outcome out-of-domain: the domain check withheld the category (issue 21).
+    assert withheld.status is StudyStatus.OUT_OF_DOMAIN and withheld.final
+    assert withheld.labels == ("ai-out-of-domain",) and withheld.category is None
+    assert withheld.text == "CT out of the training domain: NCCN category withheld"
     assert staged.status is StudyStatus.DONE

@@ -25,7 +25,7 @@ from inference.analysis import AnalysisOutput, Analyzer, LocalisationEstimate
 from inference.volume import Volume
 from pancreas_contracts import JobState
 from pancreas_contracts.result import AnalysisResult, BundleRef
-from pancreas_node.analysis_runner import AnalysisRunner
+from pancreas_node.analysis_runner import AnalysisRunner, new_result
 from pancreas_node.orthanc_server import OrthancServer
 from tests.dicom_node.conftest import make_series, node_settings
 from tests.dicom_node.test_scp import storescu, wait_for
@@ -184,3 +184,28 @@ def test_refused_series_delivers_its_refusal_document_to_orthanc(
         f"/dicom-web/studies/{series.StudyInstanceUID}/series/{sr_series}/metadata"
     )
     assert meta[0]["0008103E"]["Value"][0].startswith("PancreasAI ai-refused: not-localised")
+
+
+def test_the_job_record_keeps_the_results_outcome(tmp_path: Path) -> None:
+    # The status words tell ai-no-tumor from ai-out-of-domain by the stored outcome (issue 21).
+    withheld = AnalysisResult.model_validate(
+        {
+            "study_uid": "1.2.3",
+            "series_uid": "1.2.3.4",
+            "bundle": {"name": "demo", "version": "1", "sha256": "0" * 64},
+            "outcome": "out-of-domain",
+            "category": None,
+            "measurements": {"tumor_volume_ml": 3.0, "contact_deg": {"SMA": 90.0}},
+            "localisation": {"found": True, "confidence": 0.9},
+            "domain": {
+                "grade": "out-of-domain",
+                "reasons": ("CT intensities 30.0 training IQRs from the cohort",),
+                "numbers": {"intensity_distance_iqr": 30.0},
+                "source": "seed 11, first 20",
+            },
+            "warnings": ("CT out of the training domain: NCCN category withheld",),
+        }
+    )
+    record = new_result(withheld, tmp_path / "result.json")
+    assert record.outcome == "out-of-domain" and record.category is None
+    assert record.category_label is None and record.probabilities == ()
