@@ -17,6 +17,7 @@ from db._audit import (
     record_delivery_attempt,
 )
 from db._database import NodeDatabase, redact_url
+from db._delivery import delivered_objects, record_delivered_object
 from db._ingest import (
     IngestOutcome,
     SeriesInfo,
@@ -99,6 +100,7 @@ __all__ = [
     "claim_delivery",
     "claim_next_job",
     "complete_job",
+    "delivered_objects",
     "enqueue_job",
     "fail_job",
     "flag_missing_files",
@@ -117,6 +119,7 @@ __all__ = [
     "mark_series_complete",
     "queue_counts",
     "reclaim_node_leases",
+    "record_delivered_object",
     "record_delivery_attempt",
     "record_instance",
     "redact_url",

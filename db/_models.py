@@ -36,6 +36,7 @@ __all__ = [
     "Base",
     "BoardCase",
     "BoardDecision",
+    "DeliveredObject",
     "DeliveryAttempt",
     "DeliveryProtocol",
     "DeliveryStatus",
@@ -249,6 +250,24 @@ class DeliveryAttempt(Base):
     status: Mapped[DeliveryStatus] = mapped_column(StrEnumType(DeliveryStatus, 16))
     error: Mapped[str | None] = mapped_column(Text)
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveredObject(Base):
+    """One result object a destination confirmed it stored (issue 22: exactly once).
+
+    Committed right after the peer's acknowledgement, so a retry after a crash skips it.
+    """
+
+    __tablename__ = "delivered_objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(256))
+    protocol: Mapped[DeliveryProtocol] = mapped_column(StrEnumType(DeliveryProtocol, 16))
+    sop_instance_uid: Mapped[str] = mapped_column(String(UID))
+    delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("job_id", "destination", "sop_instance_uid"),)
 
 
 class AuditEvent(Base):
