@@ -4,6 +4,14 @@ One association per batch. Each SOP class in the batch is proposed twice: once w
 transfer syntax its files are encoded in, and once with Explicit and Implicit VR Little
 Endian (the default transfer syntax every SCP supports, PS3.5 10.1) so that a peer that
 refuses a compressed syntax still receives the object, decompressed.
+
+Exactly once per (job, destination), issue 22: each object the peer confirms (a Success or
+Warning C-STORE response, PS3.4 B.2.3) is handed to the :class:`DeliveryLedger`'s ``record``
+before the next object is sent; the dispatcher commits it to the node database there. Objects
+the ledger already holds are not sent again (they count as stored), so a retry after a crash or
+a failed attempt sends only the rest. One window remains: a node killed between the peer's
+response and that commit sends that one object again; receivers deduplicate by SOPInstanceUID
+(Orthanc does), and nothing else is sent twice.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from db import DeliveryProtocol
 from dicom_node._dispatch_files import ResultFile
 from dicom_node._dispatch_types import (
     AttemptStatus,
+    DeliveryLedger,
     DestinationOutcome,
     InstanceOutcome,
     InstanceStatus,
@@ -92,7 +101,13 @@ class CStoreDestination:
         """Always :attr:`db.DeliveryProtocol.C_STORE`."""
         return DeliveryProtocol.C_STORE
 
-    def send(self, files: Sequence[ResultFile], *, job_id: str) -> DestinationOutcome:
+    def send(
+        self,
+        files: Sequence[ResultFile],
+        *,
+        job_id: str,
+        ledger: DeliveryLedger | None = None,
+    ) -> DestinationOutcome:
         """Send ``files`` over one association and check every C-STORE response.
 
         Parameters
@@ -101,14 +116,23 @@ class CStoreDestination:
             The batch; unreadable files are reported as not sent.
         job_id
             Only for log lines.
+        ledger
+            Objects this destination already stored (skipped, counted as stored) and where
+            each newly confirmed object is recorded, one by one; default: none, no records.
 
         Returns
         -------
         DestinationOutcome
-            ``SUCCESS`` only if every instance was answered 0x0000 or 0xBxxx.
+            ``SUCCESS`` only if every instance was answered 0x0000 or 0xBxxx (now or before).
         """
+        ledger = ledger or DeliveryLedger()
         sendable = [f for f in files if f.error is None]
-        contexts = _requested_contexts(sendable)
+        todo = [f for f in sendable if f.sop_instance_uid not in ledger.delivered]
+        if sendable and not todo:
+            # Every readable object was stored by an earlier attempt: no association needed.
+            skipped = tuple(_send_each(None, files, job_id, self.name, ledger))
+            return self._finish(skipped, aborted=False, job_id=job_id)
+        contexts = _requested_contexts(todo)
         if not sendable or len(contexts) > _MAX_CONTEXTS:
             why = "no readable result file" if not sendable else "more than 128 contexts needed"
             return self._outcome(AttemptStatus.NOTHING_SENDABLE, files, why)
@@ -130,11 +154,17 @@ class CStoreDestination:
             return self._outcome(status, files, why)
 
         try:
-            instances = tuple(_send_each(assoc, files, job_id, self.name))
+            instances = tuple(_send_each(assoc, files, job_id, self.name, ledger))
             aborted = not assoc.is_established
         finally:
             if assoc.is_established:
                 assoc.release()
+        return self._finish(instances, aborted=aborted, job_id=job_id)
+
+    def _finish(
+        self, instances: tuple[InstanceOutcome, ...], *, aborted: bool, job_id: str
+    ) -> DestinationOutcome:
+        """The attempt's outcome from its instances' outcomes."""
         if all(i.stored for i in instances):
             _log.info("job %s: %d instance(s) stored at %s", job_id, len(instances), self.name)
             return DestinationOutcome(self.name, self.protocol, AttemptStatus.SUCCESS, instances)
@@ -185,19 +215,24 @@ def _why_not_established(assoc: Any) -> tuple[AttemptStatus, str]:
 
 
 def _send_each(
-    assoc: Any, files: Sequence[ResultFile], job_id: str, peer: str
+    assoc: Any, files: Sequence[ResultFile], job_id: str, peer: str, ledger: DeliveryLedger
 ) -> list[InstanceOutcome]:
+    """C-STORE each file not in ``ledger``; record each confirmed one before the next."""
     outcomes: list[InstanceOutcome] = []
     for number, f in enumerate(files, start=1):
         if f.error is not None:
             outcomes.append(InstanceOutcome(f.label, InstanceStatus.NOT_SENT, detail=f.error))
-        elif not assoc.is_established:
+        elif f.sop_instance_uid in ledger.delivered:
+            outcomes.append(ledger.skipped(f.sop_instance_uid))
+        elif assoc is None or not assoc.is_established:
             outcomes.append(
                 InstanceOutcome(f.label, InstanceStatus.NOT_SENT, detail="association ended")
             )
         else:
             outcome = _send_one(assoc, f, (number - 1) % 0xFFFF + 1)
-            if not outcome.stored:
+            if outcome.stored:
+                ledger.record(f.sop_instance_uid)
+            else:
                 _log.warning(
                     "job %s: %s not stored at %s: %s", job_id, f.label, peer, outcome.detail
                 )

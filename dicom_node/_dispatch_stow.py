@@ -7,6 +7,13 @@ DICOM JSON (PS3.18 Annex F): ReferencedSOPSequence (0008,1199) lists the stored 
 a WarningReason (0008,1196, Table I.2-1) if any; FailedSOPSequence (0008,1198) the failed ones
 with their FailureReason (0008,1197, Table I.2-2); OtherFailuresSequence (0008,119A) failures
 not tied to one instance.
+
+Exactly once per (job, destination), issue 22, at the request's granularity: once a response
+is read, every instance it confirms is handed to the :class:`DeliveryLedger`'s ``record`` (the
+dispatcher commits it to the node database); instances the ledger already holds are left out
+of the request (they count as stored). A node killed between the response and those commits
+sends that request's instances again; origin servers deduplicate by SOPInstanceUID (Orthanc
+does).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from db import DeliveryProtocol
 from dicom_node._dispatch_files import ResultFile
 from dicom_node._dispatch_types import (
     AttemptStatus,
+    DeliveryLedger,
     DestinationOutcome,
     InstanceOutcome,
     InstanceStatus,
@@ -118,7 +126,13 @@ class StowDestination:
             return None
         return urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
 
-    def send(self, files: Sequence[ResultFile], *, job_id: str) -> DestinationOutcome:
+    def send(
+        self,
+        files: Sequence[ResultFile],
+        *,
+        job_id: str,
+        ledger: DeliveryLedger | None = None,
+    ) -> DestinationOutcome:
         """POST ``files`` in one STOW-RS request and read the per-instance outcome.
 
         Parameters
@@ -127,15 +141,23 @@ class StowDestination:
             The batch; unreadable files are reported as not sent.
         job_id
             Only for log lines.
+        ledger
+            Instances this destination already stored (left out, counted as stored) and where
+            the instances the response confirms are recorded; default: none, no records.
 
         Returns
         -------
         DestinationOutcome
-            ``SUCCESS`` only if every instance is confirmed stored.
+            ``SUCCESS`` only if every instance is confirmed stored (now or before).
         """
-        sendable = [f for f in files if f.error is None]
-        if not sendable:
+        ledger = ledger or DeliveryLedger()
+        readable = [f for f in files if f.error is None]
+        if not readable:
             return self._nothing_sent(files, AttemptStatus.NOTHING_SENDABLE, "no readable file")
+        sendable = [f for f in readable if f.sop_instance_uid not in ledger.delivered]
+        if not sendable:
+            # Every readable instance was stored by an earlier request: nothing to POST.
+            return self._all_stored_before(files, ledger)
         boundary = uuid.uuid4().hex
         try:
             length, body = _multipart([f.path for f in sendable], boundary)
@@ -167,10 +189,15 @@ class StowDestination:
             why = f"STOW-RS request failed: {type(exc).__name__}"
             _log.warning("job %s: %s: %s", job_id, self.name, why)
             return self._nothing_sent(files, AttemptStatus.CONNECTION_FAILED, why)
-        return self._classify(files, http_status, payload, job_id)
+        return self._classify(files, http_status, payload, job_id, ledger)
 
     def _classify(
-        self, files: Sequence[ResultFile], http_status: int, payload: bytes, job_id: str
+        self,
+        files: Sequence[ResultFile],
+        http_status: int,
+        payload: bytes,
+        job_id: str,
+        ledger: DeliveryLedger,
     ) -> DestinationOutcome:
         """Per-instance outcome from the HTTP status (PS3.18 10.5.3) and the response body."""
         parsed = parse_store_response(payload)
@@ -183,6 +210,8 @@ class StowDestination:
             uid = f.sop_instance_uid
             if f.error is not None:
                 instances.append(InstanceOutcome(f.label, InstanceStatus.NOT_SENT, detail=f.error))
+            elif uid in ledger.delivered:
+                instances.append(ledger.skipped(uid))
             elif uid in response.failed:
                 code = response.failed[uid]
                 why = describe_stow_reason(code) if code is not None else "no failure reason"
@@ -200,7 +229,9 @@ class StowDestination:
                 instances.append(InstanceOutcome(uid, InstanceStatus.FAILED, detail=why))
         outcome = tuple(instances)
         for i in outcome:
-            if not i.stored:
+            if i.stored and i.sop_instance_uid not in ledger.delivered:
+                ledger.record(i.sop_instance_uid)
+            elif not i.stored:
                 _log.warning(
                     "job %s: %s not stored at %s: %s",
                     job_id,
@@ -225,6 +256,26 @@ class StowDestination:
             AttemptStatus.HTTP_ERROR,
             outcome,
             f"HTTP {http_status}; {error}",
+        )
+
+    def _all_stored_before(
+        self, files: Sequence[ResultFile], ledger: DeliveryLedger
+    ) -> DestinationOutcome:
+        """The outcome when every readable instance was stored by an earlier request."""
+        outcome = tuple(
+            ledger.skipped(f.sop_instance_uid)
+            if f.error is None
+            else InstanceOutcome(f.label, InstanceStatus.NOT_SENT, detail=f.error)
+            for f in files
+        )
+        if all(i.stored for i in outcome):
+            return DestinationOutcome(self.name, self.protocol, AttemptStatus.SUCCESS, outcome)
+        return DestinationOutcome(
+            self.name,
+            self.protocol,
+            AttemptStatus.INSTANCE_FAILURES,
+            outcome,
+            summarize_failures(outcome),
         )
 
     def _nothing_sent(

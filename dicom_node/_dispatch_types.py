@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -12,6 +13,7 @@ from db import DeliveryProtocol
 
 __all__ = [
     "AttemptStatus",
+    "DeliveryLedger",
     "DeliveryOutcome",
     "DestinationOutcome",
     "DispatchStatus",
@@ -109,6 +111,38 @@ class InstanceOutcome:
     def stored(self) -> bool:
         """Whether the peer has the instance."""
         return self.status in (InstanceStatus.STORED, InstanceStatus.STORED_WITH_WARNING)
+
+
+def _record_nothing(sop_instance_uid: str) -> None:
+    """The default ledger keeps no record (a destination used on its own)."""
+
+
+@dataclass(frozen=True)
+class DeliveryLedger:
+    """What one destination already holds of a job, and where to record what it confirms.
+
+    The dispatcher builds one per (job, destination) from :func:`db.delivered_objects` with a
+    ``record`` that commits :func:`db.record_delivered_object`, so a destination stays free of
+    the database. A destination skips the objects in ``delivered`` (reported as stored) and
+    calls ``record`` for each object right after the peer confirmed it, before sending the next
+    (C-STORE) or after the request (STOW-RS).
+
+    Parameters
+    ----------
+    delivered
+        SOPInstanceUIDs confirmed by this destination in earlier attempts.
+    record
+        Called with each SOPInstanceUID the peer confirms; its errors propagate.
+    """
+
+    delivered: frozenset[str] = frozenset()
+    record: Callable[[str], None] = field(default=_record_nothing, compare=False)
+
+    def skipped(self, sop_instance_uid: str) -> InstanceOutcome:
+        """The outcome of an object not sent again because an earlier attempt stored it."""
+        return InstanceOutcome(
+            sop_instance_uid, InstanceStatus.STORED, detail="stored in an earlier attempt"
+        )
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,15 @@ recorded with :func:`db.record_delivery_attempt`; the retry schedule is derived 
 records alone (exponential back-off, 30 s doubling to at most 1 h), so it survives restarts.
 ``dispatch_max_age_h`` after the first attempt a job still not delivered everywhere is given up
 (:attr:`DispatchStatus.GIVEN_UP`, job ``failed`` with the reason); once every destination has
-the objects the job is marked ``delivered``. A destination that failed gets the whole batch
-again on the next attempt (one association or request per batch); storing an instance a peer
-already holds is harmless on conforming peers, and destinations that succeeded are not retried.
+the objects the job is marked ``delivered``. Destinations that succeeded are not retried.
+
+Exactly once per (job, destination), issue 22: each object a destination confirms is recorded
+at once, in its own transaction (:func:`db.record_delivered_object`, through the
+:class:`DeliveryLedger` handed to ``send``), and every attempt skips the objects already
+recorded for that destination. A retry, after a failed attempt or after the node was killed
+mid-batch, therefore sends only what was not confirmed. The one remaining window is a kill
+between the peer's acknowledgement and that commit: that one object (one STOW-RS request's
+objects) is sent again; receivers deduplicate by SOPInstanceUID (Orthanc does).
 
 The worker loop calls :meth:`Dispatcher.deliver` when a job is done and then, periodically,
 :meth:`Dispatcher.deliver_due` (each due one). Both paths may reach the same job at the same
@@ -41,11 +47,13 @@ from db import (
     InvalidTransitionError,
     NodeDatabase,
     claim_delivery,
+    delivered_objects,
     fail_job,
     get_job,
     list_delivery_attempts,
     list_recent_jobs,
     mark_delivered,
+    record_delivered_object,
     record_delivery_attempt,
     release_delivery,
 )
@@ -65,6 +73,7 @@ from dicom_node._dispatch_stow import (
 )
 from dicom_node._dispatch_types import (
     AttemptStatus,
+    DeliveryLedger,
     DeliveryOutcome,
     DestinationOutcome,
     DispatchStatus,
@@ -79,6 +88,7 @@ from pancreas_contracts.job_states import JobState
 __all__ = [
     "AttemptStatus",
     "CStoreDestination",
+    "DeliveryLedger",
     "DeliveryOutcome",
     "DeliverySchedule",
     "Destination",
@@ -127,8 +137,18 @@ class Destination(Protocol):
         """How the destination is reached."""
         ...
 
-    def send(self, files: Sequence[ResultFile], *, job_id: str) -> DestinationOutcome:
-        """Send one batch and report every instance's outcome."""
+    def send(
+        self,
+        files: Sequence[ResultFile],
+        *,
+        job_id: str,
+        ledger: DeliveryLedger | None = None,
+    ) -> DestinationOutcome:
+        """Send one batch and report every instance's outcome.
+
+        Objects in ``ledger.delivered`` are not sent (they count as stored); each object the
+        peer confirms is passed to ``ledger.record`` as soon as it is confirmed.
+        """
         ...
 
 
@@ -423,7 +443,7 @@ class Dispatcher:
             if (destination.name, destination.protocol) not in plan.pending:
                 continue
             outcome = (
-                destination.send(batch, job_id=job_id)
+                destination.send(batch, job_id=job_id, ledger=self._ledger(job_id, destination))
                 if batch
                 else DestinationOutcome(
                     destination.name,
@@ -459,6 +479,22 @@ class Dispatcher:
             next_attempt_at=after.next_attempt_at,
             first_attempt_at=after.first_attempt_at,
         )
+
+    def _ledger(self, job_id: str, destination: Destination) -> DeliveryLedger:
+        """What ``destination`` already holds of ``job_id``, and how it records what it gets."""
+        name, protocol = destination.name, destination.protocol
+
+        def record(sop_instance_uid: str) -> None:
+            # Committed before the next object goes out: a kill after this never resends it.
+            record_delivered_object(
+                self._db,
+                job_id,
+                destination=name,
+                protocol=protocol,
+                sop_instance_uid=sop_instance_uid,
+            )
+
+        return DeliveryLedger(delivered_objects(self._db, job_id, name), record)
 
     def _plan(self, job_id: str, ready_at: datetime) -> DeliverySchedule:
         keys: list[DestinationKey] = [(d.name, d.protocol) for d in self._destinations]

@@ -131,9 +131,7 @@ def test_a_delivery_killed_after_the_first_object_sends_only_the_rest(
 
     with _storescp_unique(port, tmp_path / "storescp") as folder:
         with pytest.raises(_Killed):
-            Dispatcher(settings_for(tmp_path), node_db, destinations=[dying]).deliver(
-                job_id, paths
-            )
+            Dispatcher(settings_for(tmp_path), node_db, destinations=[dying]).deliver(job_id, paths)
         wait_for(lambda: len(_copies(folder)) == 1, "storescp to write the first object")
         # The restarted node: a new dispatcher, same database.
         outcome = Dispatcher(settings_for(tmp_path), node_db, destinations=[dying]).deliver(
@@ -168,6 +166,7 @@ def test_a_retry_after_a_refused_object_sends_only_that_object(
     server = scp.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)]
     )
+    assert server is not None
     try:
         settings = settings_for(
             tmp_path, destinations=[DicomDestination(ae_title="PICKY", host="127.0.0.1", port=port)]

@@ -191,7 +191,9 @@ class _BreaksOnOneJob:
         self.bad_job = bad_job
         self.sent: list[str] = []
 
-    def send(self, files: Sequence[ResultFile], *, job_id: str) -> DestinationOutcome:
+    def send(
+        self, files: Sequence[ResultFile], *, job_id: str, ledger: object = None
+    ) -> DestinationOutcome:
         if job_id == self.bad_job:
             raise KeyError("(0008,0018)")
         self.sent.append(job_id)
