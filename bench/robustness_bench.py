@@ -56,8 +56,9 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "robustne
 #: The demo bundle analyses the kill campaign's series (phases up to delivery need it).
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "demo"
 #: What pynetdicom/pydicom raise on the *sending* side for a file they cannot read.
-SENDER_ERRORS = (ValueError, TypeError, AttributeError, KeyError, EOFError, NameError,
-                 InvalidDicomError, struct.error)  # fmt: skip
+SENDER_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, EOFError,
+                 NameError, NotImplementedError, OverflowError, InvalidDicomError,
+                 struct.error)  # fmt: skip
 #: A C-ECHO slower than this counts as unanswered.
 ECHO_LIMIT_S = 5.0
 
