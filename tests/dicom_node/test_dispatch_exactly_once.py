@@ -214,3 +214,35 @@ def test_stow_rs_skips_objects_already_delivered(
     assert delivered_objects(node_db, job_id, stow.name) == results["sops"]
     job = get_job(node_db, job_id)
     assert job is not None and job.state is JobState.DELIVERED
+
+
+@pytest.mark.parametrize("protocol", ["c-store", "stow-rs"])
+def test_a_destination_holding_every_object_is_not_contacted(
+    tmp_path: Path, node_db: NodeDatabase, protocol: str
+) -> None:
+    """Nothing listens at the destination: only skipping every object can deliver the job."""
+    results = make_result_set(tmp_path / "results")
+    port = free_port()
+    if protocol == "c-store":
+        peer = DicomDestination(ae_title="NOBODY", host="127.0.0.1", port=port)
+        settings = settings_for(tmp_path, destinations=[peer])
+    else:
+        settings = settings_for(tmp_path, stow_url=f"http://127.0.0.1:{port}/dicom-web")
+    dispatcher = Dispatcher(settings, node_db)
+    (destination,) = dispatcher.destinations
+    job_id = done_job(node_db)
+    for uid in results["sops"]:
+        record_delivered_object(
+            node_db,
+            job_id,
+            destination=destination.name,
+            protocol=destination.protocol,
+            sop_instance_uid=uid,
+        )
+
+    outcome = dispatcher.deliver(job_id, results["paths"])
+
+    assert outcome.status is DispatchStatus.DELIVERED
+    (attempt,) = outcome.attempts
+    assert {i.sop_instance_uid for i in attempt.instances} == results["sops"]
+    assert all(i.detail == "stored in an earlier attempt" for i in attempt.instances)
