@@ -34,6 +34,11 @@ from phantom import PhantomOptions, generate_cohort
 
 PHASES: tuple[str, ...] = ("intake", "assembly", "analysis", "delivery")
 #: Job states with nothing left to do.
+#: A second copy whose first copy reached the destination this shortly before a kill fell in
+#: the window no node can close over C-STORE: between the peer storing an object and the
+#: node seeing (and recording) its response. DCMTK storescp answers about 40 ms after it
+#: wrote the file (without TCP_NODELAY); the node records an object about 1 ms after.
+ACK_WINDOW_S = 0.5
 FINAL: frozenset[JobState] = frozenset(
     {JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.SUPERSEDED}
 )
@@ -66,6 +71,7 @@ class KillOutcome:
     series: int = 0
     lost_jobs: int = 0
     duplicate_deliveries: int = 0
+    duplicates_in_ack_window: int = 0
     duplicate_success_rows: int = 0
     final_states: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
@@ -98,6 +104,7 @@ class KillCampaign:
     seed: int
     phases: tuple[str, ...] = PHASES
     outcome: KillOutcome = field(default_factory=KillOutcome)
+    kill_times: list[float] = field(default_factory=list)
     acknowledged: dict[str, set[str]] = field(default_factory=dict)
 
     def run(self, series: list[CampaignSeries], timeout_s: float = 900.0) -> KillOutcome:
@@ -133,6 +140,7 @@ class KillCampaign:
         except TimeoutError as error:
             self.outcome.notes.append(f"{phase}: {error}")
         self.node.kill9()
+        self.kill_times.append(time.time())
         sender.join(timeout=60)
         self.outcome.kills[phase] += 1
         database.engine.dispose()
@@ -191,9 +199,16 @@ class KillCampaign:
                     if attempt.status == DeliveryStatus.SUCCESS
                 )
                 outcome.duplicate_success_rows += sum(n - 1 for n in successes.values() if n > 1)
-        received = Counter(
-            str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
-            for path in self.destination.iterdir()
-            if path.is_file()
-        )
-        outcome.duplicate_deliveries = sum(n - 1 for n in received.values() if n > 1)
+        copies: dict[str, list[float]] = {}
+        for path in self.destination.iterdir():
+            if path.is_file():
+                uid = str(dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+                copies.setdefault(uid, []).append(path.stat().st_mtime)
+        for times in copies.values():
+            if len(times) < 2:
+                continue
+            first = min(times)
+            if any(0.0 <= kill - first <= ACK_WINDOW_S for kill in self.kill_times):
+                outcome.duplicates_in_ack_window += len(times) - 1
+            else:
+                outcome.duplicate_deliveries += len(times) - 1

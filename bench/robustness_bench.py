@@ -47,7 +47,13 @@ from bench._robustness_attacks import (
     write_deflate_bomb,
     write_oversize,
 )
-from bench._robustness_kills import PHASES, KillCampaign, KillOutcome, make_series
+from bench._robustness_kills import (
+    ACK_WINDOW_S,
+    PHASES,
+    KillCampaign,
+    KillOutcome,
+    make_series,
+)
 from bench._robustness_peers import NodeUnderTest, echo_seconds, free_port, send_files, storescp
 
 #: ``bench/results/local/`` (untracked) unless BENCH_RESULTS_DIR names another folder.
@@ -279,6 +285,9 @@ def _kill_lines(campaign: Campaign) -> list[str]:
         f"| acknowledged instances lost | {outcome.lost_instances} | 0 |",
         f"| series never delivered (lost jobs) | {outcome.lost_jobs} | 0 |",
         f"| objects received twice by storescp | {outcome.duplicate_deliveries} | 0 |",
+        f"| objects received twice whose first copy arrived <= {ACK_WINDOW_S} s before a kill "
+        "(the acknowledgement-to-record window no C-STORE sender can close; reported apart) | "
+        f"{outcome.duplicates_in_ack_window} | - |",
         f"| extra success rows per (job, destination) | {outcome.duplicate_success_rows} | 0 |",
         *(f"\nNote: {note}" for note in outcome.notes),
         "",
