@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from db import NodeDatabase
 from pancreas_node._cli_db import db_app, registry_app
 from tests.db.registry_helpers import write_clinical_csv
 
@@ -18,12 +19,14 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'node.db'}"
     before = RUNNER.invoke(db_app, ["current", "--url", url])
     assert before.exit_code == 0, before.output
-    assert "none (head is r0002" in before.output
+    head = NodeDatabase.head_revision()
+    assert head == "r0006"  # the newest migration: delivered objects (issue 22)
+    assert f"none (head is {head}" in before.output
     upgraded = RUNNER.invoke(db_app, ["upgrade", "--url", url])
     assert upgraded.exit_code == 0, upgraded.output
-    assert "at revision r0002 (head)" in upgraded.output
+    assert f"at revision {head} (head)" in upgraded.output
     after = RUNNER.invoke(db_app, ["current", "--url", url])
-    assert after.output.strip() == "r0002 (head)"
+    assert after.output.strip() == f"{head} (head)"
 
 
 def test_db_upgrade_uses_the_settings_file(tmp_path: Path) -> None:
