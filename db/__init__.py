@@ -40,7 +40,6 @@ from db._jobs import (
     JobInfo,
     LeaseLostError,
     backoff_delay,
-    claim_delivery,
     claim_next_job,
     complete_job,
     enqueue_job,
@@ -50,10 +49,13 @@ from db._jobs import (
     list_recent_jobs,
     mark_delivered,
     queue_counts,
+    retry_job,
+)
+from db._leases import (
+    claim_delivery,
     reclaim_node_leases,
     release_delivery,
     requeue_expired_leases,
-    retry_job,
 )
 from db._models import (
     BoardDecision,

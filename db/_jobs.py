@@ -11,8 +11,7 @@ it completes.
 
 Leases. A running job is leased to one worker (``lease_owner``); a done job's delivery is
 leased to one dispatcher (``delivery_owner``) so that two delivery paths never send the same
-objects twice. A restarted node takes back its previous incarnation's leases at once
-(:func:`reclaim_node_leases`) instead of waiting for them to expire.
+objects twice. Recovering and taking leases lives in :mod:`db._leases`.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from db._audit import NewResult, affected, insert_ignore, result_row, write_audit
 from db._database import NodeDatabase
@@ -38,7 +37,6 @@ __all__ = [
     "JobInfo",
     "LeaseLostError",
     "backoff_delay",
-    "claim_delivery",
     "claim_next_job",
     "complete_job",
     "enqueue_job",
@@ -48,9 +46,6 @@ __all__ = [
     "list_recent_jobs",
     "mark_delivered",
     "queue_counts",
-    "reclaim_node_leases",
-    "release_delivery",
-    "requeue_expired_leases",
     "retry_job",
 ]
 
@@ -477,119 +472,6 @@ def mark_delivered(db: NodeDatabase, job_id: str, *, actor: str = "system") -> J
         job = _lock(session, job_id)
         _transition(session, job, JobState.DELIVERED, actor=actor, now=now)
         return _info(job)
-
-
-def requeue_expired_leases(db: NodeDatabase, *, now: datetime | None = None) -> list[str]:
-    """Put running jobs whose lease has expired back in the queue (crash recovery).
-
-    Returns
-    -------
-    list of str
-        The ids of the re-queued jobs.
-    """
-    now = now or utcnow()
-    stmt = (
-        select(Job)
-        .where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
-        .order_by(Job.lease_expires_at)
-        .with_for_update(skip_locked=True)
-    )
-    with db.session() as session:
-        requeued = []
-        for job in session.scalars(stmt):
-            _transition(
-                session, job, JobState.QUEUED, actor="system", now=now, reason="lease expired"
-            )
-            requeued.append(job.id)
-    if requeued:
-        _log.warning("re-queued %d job(s) with an expired lease", len(requeued))
-    return requeued
-
-
-def reclaim_node_leases(
-    db: NodeDatabase, node_prefix: str, current_prefix: str, *, now: datetime | None = None
-) -> list[str]:
-    """Take back, at once, the leases a previous incarnation of this node still holds.
-
-    A lease owner names its node and its process (``<node_prefix><incarnation>/...``). At
-    start-up the leases held under ``node_prefix`` by another incarnation than
-    ``current_prefix`` belong to a process that is dead (one node, one process): its running
-    jobs are re-queued and its delivery leases released now, instead of after
-    ``job_lease_s``. Leases of other nodes sharing the database are left alone.
-
-    Returns
-    -------
-    list of str
-        The ids of the re-queued jobs.
-    """
-    if not current_prefix.startswith(node_prefix) or current_prefix == node_prefix:
-        raise ValueError("current_prefix must extend node_prefix")
-    now = now or utcnow()
-
-    def previous(column: InstrumentedAttribute[str | None]) -> ColumnElement[bool]:
-        return and_(
-            column.startswith(node_prefix, autoescape=True),
-            not_(column.startswith(current_prefix, autoescape=True)),
-        )
-
-    running = (
-        select(Job)
-        .where(Job.state == JobState.RUNNING, previous(Job.lease_owner))
-        .order_by(Job.created_at, Job.id)
-        .with_for_update(skip_locked=True)
-    )
-    with db.session() as session:
-        requeued = []
-        for job in session.scalars(running):
-            why = "lease of a previous run of this node reclaimed at start-up"
-            _transition(session, job, JobState.QUEUED, actor="system", now=now, reason=why)
-            requeued.append(job.id)
-        session.execute(
-            update(Job)
-            .where(previous(Job.delivery_owner))
-            .values(delivery_owner=None, delivery_lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
-    if requeued:
-        _log.warning("re-queued %d job(s) of this node's previous run", len(requeued))
-    return requeued
-
-
-def claim_delivery(
-    db: NodeDatabase, job_id: str, owner: str, lease_s: float, *, now: datetime | None = None
-) -> bool:
-    """Lease a ``done`` job's delivery to ``owner``; ``False`` if someone else holds it.
-
-    One guarded ``UPDATE ... WHERE state = 'done' AND (no lease OR lease expired)``: of two
-    dispatchers racing for the same job exactly one gets it, so each destination gets the
-    objects once. A holder that died loses the lease after ``lease_s``, or at once when the
-    same node restarts (:func:`reclaim_node_leases`).
-    """
-    now = now or utcnow()
-    stmt = (
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.state == JobState.DONE,
-            or_(Job.delivery_owner.is_(None), Job.delivery_lease_expires_at < now),
-        )
-        .values(delivery_owner=owner, delivery_lease_expires_at=now + timedelta(seconds=lease_s))
-        .execution_options(synchronize_session=False)
-    )
-    with db.session() as session:
-        return bool(affected(session, stmt))
-
-
-def release_delivery(db: NodeDatabase, job_id: str, owner: str) -> None:
-    """Give back a delivery lease ``owner`` holds (nothing happens if it does not)."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.delivery_owner == owner)
-        .values(delivery_owner=None, delivery_lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    with db.session() as session:
-        session.execute(stmt)
 
 
 def get_job(db: NodeDatabase, job_id: str) -> JobInfo | None:
