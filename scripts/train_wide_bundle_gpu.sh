@@ -74,17 +74,8 @@ stamp "each fit gets $BUDGET min"
     --time-budget-min "$BUDGET" 2>&1 | grep -v "━" | tee "$OUT/train.log" || true
 stamp "trained"
 
-# Weight files come back as 15 MB parts named after their path, "/" written "--"
-# (scripts/unpack_bundle.sh puts them back together).
-pack() {
-    (cd "$WORK/bundle" && tar czf "$OUT/bundle-meta.tar.gz" --exclude='model-*.safetensors' \
-        --exclude=checkpoints --exclude=cache --exclude='ablations/*/model-*.safetensors' .)
-    (cd "$WORK/bundle" && find . -name 'model-*.safetensors' -not -path './checkpoints/*' \
-        \( -not -path './ablations/*' -o -size -"${ABLATION_MAX_BYTES}"c \) \
-        | while read -r file; do
-            split -b 15M -d "$file" "$OUT/$(echo "${file#./}" | sed 's|/|--|g').part"
-        done)
-}
+# shellcheck source=scripts/_pack_bundle.sh
+. "$(dirname "$0")/_pack_bundle.sh"
 pack && stamp "bundle packed"
 [ "${EVALUATE:-1}" != 0 ] || exit 0
 wait "$EVAL_COHORTS_PID" || true
