@@ -222,6 +222,23 @@ def _write_meta(root: Path, meta: Mapping[str, Any]) -> Path:
     return path
 
 
+def _read_meta(root: Path) -> dict[str, Any]:
+    """``bundle.json`` of the bundle in ``root``, to be amended and rewritten.
+
+    Raises
+    ------
+    BundleError
+        If it cannot be read or is not a format :data:`BUNDLE_FORMAT` bundle.
+    """
+    try:
+        meta = json.loads((root / _META).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"bundle {root}: cannot read {_META}") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    return meta
+
+
 def add_localiser(
     root: Path,
     localiser: LearnedLocaliser,
@@ -246,13 +263,7 @@ def add_localiser(
     OSError
         If the files cannot be written.
     """
-    meta_path = root / _META
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"bundle {root}: cannot read {_META}") from exc
-    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
-        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    meta = _read_meta(root)
     file = root / LOCALISER_WEIGHTS
     partial = file.with_name(file.name + ".partial")
     state = localiser.network.state_dict().items()
@@ -287,13 +298,7 @@ def add_domain(root: Path, domain: Mapping[str, Any]) -> Path:
     OSError
         If ``bundle.json`` cannot be written.
     """
-    meta_path = root / _META
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"bundle {root}: cannot read {_META}") from exc
-    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
-        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    meta = _read_meta(root)
     try:
         DomainStats.from_dict(domain)
     except ValueError as exc:
