@@ -54,6 +54,7 @@ def _options(
     transfer_syntax: str,
     variation: str = "standard",
     tumor_free_fraction: float | None = None,
+    pdac_prevalence: float | None = None,
 ) -> PhantomOptions:
     counts = parse_numbers(classes, 3, "--classes")
     fov = parse_numbers(fov_mm, 3, "--fov-mm")
@@ -69,6 +70,7 @@ def _options(
         transfer_syntax=transfer_syntax.lower(),
         variation=variation.lower(),
         tumor_free_fraction=tumor_free_fraction,
+        pdac_prevalence=pdac_prevalence,
     )
 
 
@@ -137,6 +139,14 @@ def phantom_command(
             help="Fraction of tumor-free patients (wide and synth only) [0.2].",
         ),
     ] = None,
+    pdac_prevalence: Annotated[
+        float | None,
+        typer.Option(
+            "--pdac-prevalence",
+            help="Fraction of PDAC patients, 1 - --tumor-free-fraction (wide and synth only)"
+            " [0.8]; 0.3 is PANORAMA's (676 of 2238), for a detection cohort.",
+        ),
+    ] = None,
     generator: Annotated[
         str,
         typer.Option(
@@ -164,6 +174,7 @@ def phantom_command(
         transfer_syntax,
         variation,
         tumor_free_fraction,
+        pdac_prevalence,
     )
     # The bar starts at the first callback, i.e. only after the input was checked, so bad
     # input leaves stderr with nothing but the one-line error.

@@ -58,6 +58,7 @@ class Material(IntEnum):
     CYST = 23
     CALCIFICATION = 24
     STENT = 25
+    PNET = 26
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,7 @@ from phantom._anatomy import Anatomy, build_anatomy
 from phantom._clinical import CA199Condition, clinical_truth, with_missingness
 from phantom._dicom_writer import TRANSFER_SYNTAXES, instance_uid
 from phantom._geometry import Grid
+from phantom._lesions import LesionMix
 from phantom._render import PhantomScan, hu_image, paint_anatomy
 from phantom._tumor import (
     KEY_VESSELS,
@@ -41,7 +42,7 @@ from phantom._variation import (
     allocate_tumor_free,
     draw_variation,
 )
-from phantom._variation_render import VariedInputs, render_varied
+from phantom._variation_render import VariedInputs, VariedStreams, render_varied
 
 POSITIONS: tuple[str, ...] = ("HFS", "FFS", "random")
 _THICKNESSES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -60,6 +61,8 @@ class _Stream(IntEnum):
     HEADER = 5
     BOARD = 6
     VARIATION = 7
+    LESION = 8
+    LESION_LAYOUT = 9
 
 
 def _check_class_counts(counts: tuple[float, ...]) -> None:
@@ -112,6 +115,13 @@ class PhantomOptions:
     tumor_free_fraction
         Fraction of tumor-free patients (wide modes only; ``None``: 0.2 there, 0 in the
         standard mode).
+    pdac_prevalence
+        Fraction of PDAC patients (wide modes only): ``1 - tumor_free_fraction``, give one of
+        the two. A detection cohort wants about 0.3
+        (:data:`~phantom._lesions.PANORAMA_PDAC_PREVALENCE`); the default 0.8 serves staging.
+    lesion_mix
+        Shares of small and iso-attenuating PDAC, of the negative kinds and of incidental
+        cysts (wide modes only; ``None``: :class:`~phantom._lesions.LesionMix`'s defaults).
 
     Raises
     ------
@@ -130,6 +140,8 @@ class PhantomOptions:
     transfer_syntax: str = "explicit"
     variation: str = "standard"
     tumor_free_fraction: float | None = None
+    pdac_prevalence: float | None = None
+    lesion_mix: LesionMix | None = None
 
     def __post_init__(self) -> None:
         _check_class_counts(self.class_counts)
@@ -159,13 +171,16 @@ class PhantomOptions:
         if self.variation not in VARIATIONS:
             names = ", ".join(VARIATIONS)
             raise ValueError(f"variation must be one of {names}, got {self.variation!r}")
-        fraction = self.tumor_free_fraction
-        if fraction is None:
-            return
-        if self.variation == "standard":
-            raise ValueError("tumor-free patients need a wide variation (wide or synth)")
-        if not 0.0 <= fraction <= 1.0:
+        fraction, prevalence = self.tumor_free_fraction, self.pdac_prevalence
+        wide_only = (fraction, prevalence, self.lesion_mix)
+        if self.variation == "standard" and any(v is not None for v in wide_only):
+            raise ValueError("tumor-free patients and lesion mixes need a wide variation")
+        if fraction is not None and prevalence is not None:
+            raise ValueError("give the tumor-free fraction or the PDAC prevalence, not both")
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"tumor-free fraction must be within 0-1, got {fraction}")
+        if prevalence is not None and not 0.0 <= prevalence <= 1.0:
+            raise ValueError(f"PDAC prevalence must be within 0-1, got {prevalence}")
 
     @property
     def wide(self) -> bool:
@@ -177,8 +192,15 @@ class PhantomOptions:
         """The fraction of tumor-free patients in effect."""
         if not self.wide:
             return 0.0
+        if self.pdac_prevalence is not None:
+            return round(1.0 - self.pdac_prevalence, 12)
         fraction = self.tumor_free_fraction
         return DEFAULT_TUMOR_FREE_FRACTION if fraction is None else fraction
+
+    @property
+    def mix(self) -> LesionMix:
+        """The lesion mix in effect (wide modes)."""
+        return self.lesion_mix or LesionMix()
 
     def fixed_acquisition(self) -> FixedAcquisition:
         """What the wide modes keep fixed: given spacings, a non-default FOV or position."""
@@ -202,7 +224,7 @@ class PhantomOptions:
             fields = (*fields, self.biological_borderline)
         if self.wide:
             # Left out in the standard mode, so its UIDs stay those of earlier versions.
-            fields = (*fields, self.variation, self.tumor_free)
+            fields = (*fields, self.variation, self.tumor_free, self.mix)
         text = repr(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -456,7 +478,7 @@ def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOpti
     """A wide-mode plan: the variation from its own stream, then the tumor's truth."""
     variation = draw_variation(
         stream(seed, index, _Stream.VARIATION), options.variation, target,
-        options.fixed_acquisition(),
+        options.fixed_acquisition(), options.mix, stream(seed, index, _Stream.LESION),
     )  # fmt: skip
     rng = stream(seed, index, _Stream.PLAN)
     crng = stream(seed, index, _Stream.CLINICAL)
@@ -547,7 +569,9 @@ def render_patient(plan: PatientPlan) -> PhantomScan:
     rng = stream(plan.seed, plan.index, _Stream.ANATOMY)
     if plan.variation is not None:
         image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)
-        return render_varied(plan_inputs(plan), grid, plan.variation, rng, image_rng)
+        layout_rng = stream(plan.seed, plan.index, _Stream.LESION_LAYOUT)
+        rngs = VariedStreams(rng, image_rng, layout_rng)
+        return render_varied(plan_inputs(plan), grid, plan.variation, rngs)
     anatomy, tumor = _layout(plan, grid, rng)
     materials, labels = paint_anatomy(grid, anatomy, tumor, plan.tumor_location, rng)
     image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)

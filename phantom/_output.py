@@ -1,13 +1,20 @@
 """Write a phantom cohort: DICOM series, NIfTI image and labels, clinical.csv and truth.csv.
 
 The NIfTI files hold the same voxels as the DICOM series (HU as int16, labels as uint8) in the
-same world coordinates, reoriented to canonical RAS+ by flips only.
+same world coordinates, reoriented to canonical RAS+ by flips only. The wide modes also write
+each patient's lesions: ``lesions.nii.gz`` (instance mask, uint8, 0 background, one id 1..K
+per lesion, on the label map's grid) and ``lesions.json`` (:data:`LESIONS_JSON_VERSION`; every
+lesion's id, kind, location, drawn and equivalent diameter, centre and box in patient LPS mm,
+voxels, volume and contrast), and ``truth.csv`` gains the patient's main lesion (the PDAC, else
+the largest other lesion).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import overload
 
 import numpy as np
+import numpy.typing as npt
 from pydicom.pixels.encoders.base import get_encoder
 
 from inference.parallel import ordered_map
@@ -37,9 +45,19 @@ from phantom._dicom_writer import (
     file_names,
     write_series,
 )
+from phantom._lesions import Lesion
 from phantom._render import PhantomScan
 from phantom._tumor import KEY_VESSELS
 
+#: The wide modes' lesion columns of ``truth.csv`` (the patient's main lesion; LPS mm).
+LESION_COLUMNS: tuple[str, ...] = (
+    "lesion_kind", "negative_kind", "lesion_location", "lesion_diameter_mm",
+    "lesion_center_x_mm", "lesion_center_y_mm", "lesion_center_z_mm",
+    "lesion_bbox_min_x_mm", "lesion_bbox_min_y_mm", "lesion_bbox_min_z_mm",
+    "lesion_bbox_max_x_mm", "lesion_bbox_max_y_mm", "lesion_bbox_max_z_mm",
+    "lesion_count", "pdac_small", "pdac_iso",
+)  # fmt: skip
+LESIONS_JSON_VERSION = 1
 TRUTH_COLUMNS: tuple[str, ...] = (
     "patient_id", "StudyInstanceUID", "SeriesInstanceUID",
     *(f"contact_{v}" for v in KEY_VESSELS),
@@ -51,6 +69,7 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 WIDE_TRUTH_COLUMNS: tuple[str, ...] = (
     *TRUTH_COLUMNS,
     "has_tumor", "tumor_attenuation", "tumor_shape", "contrast_phase", "variant", "generator",
+    *LESION_COLUMNS,
 )  # fmt: skip
 CLINICAL_COLUMNS: tuple[str, ...] = ("patient_id", *(v.name for v in CLINICAL_VARIABLES))
 
@@ -59,12 +78,17 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class PatientFiles:
-    """Where one patient's outputs were written (DICOM files in instance order)."""
+    """Where one patient's outputs were written (DICOM files in instance order).
+
+    ``lesions`` (instance mask) and ``lesions_json`` are written in the wide modes only.
+    """
 
     dicom_dir: Path
     dicom: tuple[Path, ...]
     image: Path
     label: Path
+    lesions: Path | None = None
+    lesions_json: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -124,13 +148,19 @@ def scan_volumes(scan: PhantomScan) -> tuple[Volume, Volume]:
     tuple of Volume
         Image (int16 HU) and labels (uint8), canonical RAS+ (flips of the DICOM grid only).
     """
+    return _volume(scan, scan.hu), _volume(scan, scan.labels)
+
+
+def lesion_volume(scan: PhantomScan) -> Volume | None:
+    """The lesion instance mask exactly as written to ``lesions.nii.gz`` (``None``: standard)."""
+    return None if scan.lesion_mask is None else _volume(scan, scan.lesion_mask)
+
+
+def _volume(scan: PhantomScan, array: npt.NDArray[np.generic]) -> Volume:
     (x0, y0, z0), (dx, dy, dz) = scan.grid.origin, scan.grid.spacing
     lps = np.array([[dx, 0, 0, x0], [0, dy, 0, y0], [0, 0, dz, z0], [0, 0, 0, 1]], dtype=np.float64)
-    affine = LPS_TO_RAS @ lps
     # Volume index (i, j, k) = (column, row, slice), i.e. the transpose of the [k, r, c] array.
-    image = Volume(np.ascontiguousarray(scan.hu.transpose(2, 1, 0)), affine)
-    label = Volume(np.ascontiguousarray(scan.labels.transpose(2, 1, 0)), affine)
-    return to_canonical(image), to_canonical(label)
+    return to_canonical(Volume(np.ascontiguousarray(array.transpose(2, 1, 0)), LPS_TO_RAS @ lps))
 
 
 def series_header(plan: PatientPlan) -> SeriesHeader:
@@ -184,7 +214,31 @@ def write_patient(
     image, label = scan_volumes(scan)
     write_nifti(image, root / "image.nii.gz")
     write_nifti(label, root / "label.nii.gz")
-    return PatientFiles(dicom_dir, tuple(paths), root / "image.nii.gz", root / "label.nii.gz")
+    files = PatientFiles(dicom_dir, tuple(paths), root / "image.nii.gz", root / "label.nii.gz")
+    lesions = lesion_volume(scan)
+    if lesions is None:
+        return files
+    write_nifti(lesions, root / "lesions.nii.gz")
+    document = json.dumps(lesions_document(plan, scan), indent=2) + "\n"
+    (root / "lesions.json").write_text(document, encoding="utf-8")
+    return dataclasses.replace(
+        files, lesions=root / "lesions.nii.gz", lesions_json=root / "lesions.json"
+    )
+
+
+def lesions_document(plan: PatientPlan, scan: PhantomScan) -> dict[str, object]:
+    """The content of a wide-mode patient's ``lesions.json``."""
+    variation = plan.variation
+    return {
+        "version": LESIONS_JSON_VERSION,
+        "patient_id": plan.patient_id,
+        "series_instance_uid": plan.series_uid,
+        "coordinates": "DICOM patient coordinates (LPS), mm",
+        "mask": "lesions.nii.gz",
+        "has_pdac": plan.has_tumor,
+        "negative_kind": variation.negative_kind if variation is not None else "",
+        "lesions": [lesion.as_json() for lesion in scan.lesions],
+    }
 
 
 def _number(value: float) -> str:
@@ -249,6 +303,39 @@ def _wide_cells(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
     if not plan.has_tumor:
         cells.update({"rule_category": "", "nccn_label": ""})
         cells.update({f"contact_{v}": "" for v in KEY_VESSELS})
+    cells.update(lesion_cells(plan, scan))
+    return cells
+
+
+def main_lesion(scan: PhantomScan) -> Lesion | None:
+    """The patient's main lesion: the PDAC, else the largest other lesion (``None``: none)."""
+    pdac = [lesion for lesion in scan.lesions if lesion.kind == "pdac"]
+    others = sorted(scan.lesions, key=lambda lesion: (-lesion.voxels, lesion.id))
+    found = pdac or others
+    return found[0] if found else None
+
+
+def lesion_cells(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
+    """The :data:`LESION_COLUMNS` of a wide-mode patient (centre and box empty: none seen)."""
+    variation = plan.variation
+    assert variation is not None
+    look, main = variation.tumor, main_lesion(scan)
+    cells = dict.fromkeys(LESION_COLUMNS, "")
+    cells["negative_kind"] = variation.negative_kind
+    cells["lesion_count"] = str(len(scan.lesions))
+    cells["lesion_kind"] = "pdac" if look is not None else main.kind if main else "none"
+    if look is not None:
+        cells.update(pdac_small=str(int(look.small)), pdac_iso=str(int(look.iso)))
+        cells.update(lesion_location=look.site, lesion_diameter_mm=_number(look.diameter_mm))
+    elif main is not None:
+        cells.update(lesion_location=main.location, lesion_diameter_mm=_number(main.diameter_mm))
+    if main is None or main.kind != cells["lesion_kind"]:
+        return cells
+    corners = zip("xyz", main.center_lps, main.bbox_min_lps, main.bbox_max_lps, strict=True)
+    for axis, center, lo, hi in corners:
+        cells[f"lesion_center_{axis}_mm"] = _number(center)
+        cells[f"lesion_bbox_min_{axis}_mm"] = _number(lo)
+        cells[f"lesion_bbox_max_{axis}_mm"] = _number(hi)
     return cells
 
 

@@ -29,6 +29,7 @@ from phantom._geometry import (
     tube,
     union_bounds,
 )
+from phantom._lesions import Lesion
 from phantom._tumor import TumorDesign, rasterize_tumor
 
 HU_MIN = -1024
@@ -58,8 +59,14 @@ class PhantomScan:
     tumor_volume_ml
         Volume of the tumor label in millilitres (the part inside the field of view).
     tumor_attenuation
-        Wide variation: mean HU of the tumor label minus that of the pancreas label before
-        blur and noise; ``None`` in the standard mode and without a tumor.
+        Wide variation: mean HU of the tumor label minus that of the pancreas label outside
+        every lesion, before blur and noise; ``None`` in the standard mode and without a tumor.
+    lesions
+        Wide variation: the truth of every lesion in the field of view (PDAC, cysts,
+        neuroendocrine tumor), ids as in ``lesion_mask``; empty in the standard mode.
+    lesion_mask
+        Wide variation: the lesion instance mask (uint8, 0 background, ids 1..K);
+        ``None`` in the standard mode.
     """
 
     grid: Grid
@@ -70,6 +77,8 @@ class PhantomScan:
     tumor: TumorDesign | None
     tumor_volume_ml: float
     tumor_attenuation: float | None = None
+    lesions: tuple[Lesion, ...] = ()
+    lesion_mask: UInt8Array | None = None
 
 
 def hu_table(rng: np.random.Generator) -> Float32Array:

@@ -18,7 +18,9 @@ a network trained on it can learn the generator rather than the task (issue 21).
 - **tumor**: site (head, uncinate, body, tail), diameter 10-50 mm, round, lobulated or
   infiltrating, iso- to strongly hypo-attenuating, homogeneous, heterogeneous or necrotic,
   a biliary stent for some head tumors, calcifications;
-- **tumor-free patients** (normal, atrophic pancreas, or a cyst that is labelled pancreas).
+- **tumor-free patients** (normal, atrophic pancreas, cysts or a neuroendocrine tumor, all
+  labelled pancreas) and the lesion mix (small and iso-attenuating PDAC, incidental cysts):
+  :mod:`phantom._lesions`.
 
 ``"synth"`` draws the same, then replaces the HU of every soft tissue by an independent
 random value (label-wise random intensities: Billot et al., SynthSeg, Medical Image Analysis
@@ -31,12 +33,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phantom._lesions import (
+    NEGATIVE_KINDS,
+    SMALL_PDAC_MM,
+    LesionMix,
+    LesionSpec,
+    draw_negative,
+    draw_pdac,
+    incidental_cyst,
+    pdac_diameter_range,
+)
+
 VARIATIONS: tuple[str, ...] = ("standard", "wide", "synth")
 CONTRAST_PHASES: tuple[str, ...] = ("late-arterial", "pancreatic", "portal-venous")
 TUMOR_SITES: tuple[str, ...] = ("head", "uncinate", "body", "tail")
 TUMOR_SHAPES: tuple[str, ...] = ("round", "lobulated", "infiltrating")
 TUMOR_TEXTURES: tuple[str, ...] = ("homogeneous", "heterogeneous", "necrotic")
-TUMOR_FREE_KINDS: tuple[str, ...] = ("normal", "atrophic", "cystic")
+#: Kinds of tumor-free patient (:data:`phantom._lesions.NEGATIVE_KINDS`).
+TUMOR_FREE_KINDS: tuple[str, ...] = NEGATIVE_KINDS
 POSITIONS_WIDE: tuple[str, ...] = ("HFS", "FFS", "HFP", "FFP")
 # Prone abdominal CT is uncommon (CT colonography, some biopsies): one patient in seven here.
 _POSITION_WEIGHTS = (0.45, 0.41, 0.09, 0.05)
@@ -193,6 +207,16 @@ class TumorLook:
         """Which arteries the tumor can reach: ``"head"`` (SMA, CHA) or ``"body"`` (all)."""
         return "head" if self.site in ("head", "uncinate") else "body"
 
+    @property
+    def small(self) -> bool:
+        """Whether the core diameter is at most 20 mm (:data:`~phantom._lesions.SMALL_PDAC_MM`)."""
+        return self.diameter_mm <= SMALL_PDAC_MM
+
+    @property
+    def iso(self) -> bool:
+        """Whether the tumor was drawn iso-attenuating (at most 10 HU below the pancreas)."""
+        return self.attenuation >= -10.0
+
 
 @dataclass(frozen=True)
 class Variation:
@@ -214,6 +238,11 @@ class Variation:
         Number of small calcifications in the pancreas (and tumor).
     aortic_plaques
         Number of calcified plaques on the aortic wall.
+    lesions
+        Non-PDAC lesions (cysts, a neuroendocrine tumor): a cyst or PNET patient's own, or a
+        PDAC patient's incidental cyst.
+    duct_dilated
+        An atrophic gland's main duct is dilated.
     """
 
     mode: str
@@ -224,6 +253,8 @@ class Variation:
     tumor_free_kind: str
     calcifications: int
     aortic_plaques: int
+    lesions: tuple[LesionSpec, ...] = ()
+    duct_dilated: bool = False
 
     def __post_init__(self) -> None:
         _one_of("variation", self.mode, VARIATIONS[1:])
@@ -232,6 +263,19 @@ class Variation:
             raise ValueError("a tumor-free kind is given exactly when there is no tumor")
         if self.calcifications < 0 or self.aortic_plaques < 0:
             raise ValueError("calcification counts must not be negative")
+        kinds = {lesion.kind for lesion in self.lesions}
+        own = {"cyst": {"cyst"}, "pnet": {"pnet"}}.get(self.tumor_free_kind, set())
+        if self.tumor is None and kinds != own:
+            raise ValueError(f"a {self.tumor_free_kind} patient cannot have lesions {kinds}")
+        if self.tumor is not None and not kinds <= {"cyst"}:
+            raise ValueError("a PDAC patient's other lesions are incidental cysts only")
+        if self.duct_dilated and self.tumor_free_kind != "atrophic":
+            raise ValueError("only an atrophic gland is drawn with a dilated duct and no tumor")
+
+    @property
+    def negative_kind(self) -> str:
+        """The ``negative_kind`` column: the tumor-free kind, ``""`` for a PDAC patient."""
+        return self.tumor_free_kind
 
     @property
     def generator(self) -> str:
@@ -299,25 +343,32 @@ def _body(rng: np.random.Generator, tumor_free_kind: str, prone: bool) -> Body:
     )
 
 
-def _attenuation(rng: np.random.Generator) -> float:
-    """Tumor minus pancreas HU: about 1 in 10 iso-attenuating, the rest mildly to strongly hypo."""
-    if rng.random() < 0.1:
+def _attenuation(rng: np.random.Generator, iso_share: float) -> float:
+    """Tumor minus pancreas HU: ``iso_share`` iso-attenuating, the rest mildly to strongly hypo."""
+    if rng.random() < iso_share:
         return round(float(rng.uniform(-10.0, 0.0)), 1)
     return round(float(rng.uniform(-90.0, -15.0)), 1)
 
 
-def _tumor(rng: np.random.Generator, target: int) -> TumorLook:
+def _tumor(rng: np.random.Generator, target: int, small: bool, iso_share: float) -> TumorLook:
+    """The tumor's look; the draws are in the order of earlier versions (one per property)."""
     site = str(rng.choice(TUMOR_SITES, p=_SITE_WEIGHTS[target]))
-    diameter = round(float(rng.uniform(*_DIAMETER_MM[target])), 1)
+    span = pdac_diameter_range(small, _DIAMETER_MM[target])
+    diameter = min(round(float(rng.uniform(*span)), 1), span[1])
     shape = str(rng.choice(TUMOR_SHAPES, p=(0.4, 0.35, 0.25)))
     texture = str(rng.choice(TUMOR_TEXTURES, p=(0.4, 0.4, 0.2)))
-    attenuation = _attenuation(rng)
+    attenuation = _attenuation(rng, iso_share)
     stent = site in ("head", "uncinate") and bool(rng.random() < 0.3)
     return TumorLook(site, diameter, shape, texture, attenuation, stent)
 
 
 def draw_variation(
-    rng: np.random.Generator, mode: str, target: int | None, fixed: FixedAcquisition
+    rng: np.random.Generator,
+    mode: str,
+    target: int | None,
+    fixed: FixedAcquisition,
+    mix: LesionMix,
+    lesion_rng: np.random.Generator,
 ) -> Variation:
     """Draw one patient's variation.
 
@@ -331,17 +382,29 @@ def draw_variation(
         The NCCN class the tumor is drawn for, or ``None`` for a tumor-free patient.
     fixed
         Acquisition values fixed by the caller.
+    mix
+        The cohort's lesion mix.
+    lesion_rng
+        The patient's lesion stream (small PDAC, cysts, PNET, dilated duct).
 
     Returns
     -------
     Variation
-        The same for the same stream state and arguments.
+        The same for the same stream states and arguments.
     """
     phase = str(rng.choice(CONTRAST_PHASES, p=(0.25, 0.3, 0.45)))
-    kind = "" if target is not None else str(rng.choice(TUMOR_FREE_KINDS, p=(0.5, 0.25, 0.25)))
+    kind = "" if target is not None else str(rng.choice(TUMOR_FREE_KINDS, p=mix.negative_p()))
     acquisition = _acquisition(rng, fixed)
     body = _body(rng, kind, acquisition.patient_position.endswith("P"))
-    tumor = _tumor(rng, target) if target is not None else None
+    if target is None:
+        tumor, lesions = None, draw_negative(lesion_rng, kind, phase)
+    else:
+        pdac = draw_pdac(lesion_rng, mix)
+        tumor = _tumor(rng, target, pdac.small, mix.iso_pdac)
+        lesions = (incidental_cyst(lesion_rng, tumor.site),) if pdac.incidental else ()
+    dilated = kind == "atrophic" and bool(lesion_rng.random() < mix.atrophic_dilated_duct)
     calcifications = int(rng.integers(2, 9)) if rng.random() < 0.2 else 0
     plaques = int(rng.integers(1, 7)) if rng.random() < 0.4 else 0
-    return Variation(mode, phase, acquisition, body, tumor, kind, calcifications, plaques)
+    return Variation(
+        mode, phase, acquisition, body, tumor, kind, calcifications, plaques, lesions, dilated
+    )

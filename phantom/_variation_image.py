@@ -69,7 +69,7 @@ _SOFT = (
     Material.MUSCLE, Material.LIVER, Material.SPLEEN, Material.KIDNEY, Material.BOWEL_WALL,
     Material.FLUID, Material.DISC, Material.CSF, Material.PANCREAS, Material.TUMOR,
     Material.DUCT, Material.BILE, Material.ARTERY, Material.PORTAL, Material.SMV,
-    Material.IVC, Material.NECROSIS, Material.CYST,
+    Material.IVC, Material.NECROSIS, Material.CYST, Material.PNET,
 )  # fmt: skip
 _FAT = (Material.FAT_SUBCUTANEOUS, Material.FAT_VISCERAL)
 
@@ -83,9 +83,10 @@ def hu_table_for(variation: Variation, rng: np.random.Generator) -> Float32Array
     """Per-patient HU of every :class:`Material` for the patient's phase and mode.
 
     The SMV carries the portal vein's blood (a little less enhanced); the tumor is the
-    pancreas plus the drawn attenuation; a stent is plastic (200-500 HU) or metal
-    (1500-3000 HU). In the ``"synth"`` mode every soft tissue then gets an independent
-    random HU (-30 to 350) and fat -200 to -40.
+    pancreas plus the drawn attenuation, a neuroendocrine tumor the pancreas plus its drawn
+    enhancement; a stent is plastic (200-500 HU) or metal (1500-3000 HU). In the ``"synth"``
+    mode every soft tissue then gets an independent random HU (-30 to 350) and fat -200 to
+    -40.
     """
     table = np.zeros(len(Material), dtype=np.float32)
     _draw(table, _COMMON, rng)
@@ -98,6 +99,8 @@ def hu_table_for(variation: Variation, rng: np.random.Generator) -> Float32Array
     look = variation.tumor
     attenuation = look.attenuation if look is not None else -40.0
     table[Material.TUMOR] = table[Material.PANCREAS] + attenuation
+    pnet = [lesion.contrast_hu for lesion in variation.lesions if lesion.kind == "pnet"]
+    table[Material.PNET] = table[Material.PANCREAS] + (pnet[0] if pnet else 50.0)
     if variation.mode == "synth":
         table[list(_SOFT)] = rng.uniform(-30.0, 350.0, len(_SOFT))
         table[list(_FAT)] = rng.uniform(-200.0, -40.0, len(_FAT))

@@ -1,7 +1,9 @@
-"""Render a wide-variation patient: anatomy, tumor or none, artefacts, phase HU, scanner.
+"""Render a wide-variation patient: anatomy, tumor or none, lesions, artefacts, phase HU, scanner.
 
 The painting priorities are the standard renderer's (:mod:`phantom._render`): background,
-pancreas (and a cyst, labelled pancreas), ducts, tumor, vessels. Calcifications and the
+pancreas (and cysts, labelled pancreas), ducts (a neuroendocrine tumor over them, labelled
+pancreas), tumor, vessels. The lesion instance mask and each lesion's truth come from
+:mod:`phantom._lesion_render`. Calcifications and the
 biliary stent change the tissue map only, never the labels: a calcification in the pancreas
 is still pancreas, a stent lies in the bile duct. The image is the phase's HU table looked
 up, textured, crossed by streaks, blurred by the reconstruction kernel and given correlated
@@ -22,7 +24,6 @@ from pancreas_contracts.labels import label_by_name
 from phantom._anatomy import Anatomy, Material, build_anatomy
 from phantom._geometry import (
     Ellipsoid,
-    Float32Array,
     FloatArray,
     Grid,
     Shape,
@@ -30,6 +31,13 @@ from phantom._geometry import (
     paint,
     tube,
     union_bounds,
+)
+from phantom._lesion_render import (
+    PlacedLesion,
+    instance_mask,
+    lesion_contrasts,
+    measure_lesions,
+    place_lesions,
 )
 from phantom._render import HU_MAX, HU_MIN, PhantomScan, _duct_points, _paint_labelled, _texture
 from phantom._tumor import TumorDesign, design_tumor, rasterize_tumor
@@ -50,6 +58,15 @@ class VariedInputs:
     location: str
     angles: Mapping[str, float]
     target: int
+
+
+@dataclass(frozen=True, eq=False)
+class VariedStreams:
+    """A wide-mode patient's render streams: anatomy, image, and the lesions' layout."""
+
+    anatomy: np.random.Generator
+    image: np.random.Generator
+    lesions: np.random.Generator
 
 
 def _layout(
@@ -79,15 +96,6 @@ def _paint_where(grid: Grid, materials: UInt8Array, shape: Shape, value: Materia
     materials[box.index][inside] = value
 
 
-def _cyst(anatomy: Anatomy, rng: np.random.Generator) -> Ellipsoid:
-    """A unilocular cyst centred on the gland's axis (a side-branch IPMN or simple cyst)."""
-    axis = anatomy.pancreas_axis
-    i = int(rng.integers(0, len(axis) - 1))
-    center = axis[i] + float(rng.uniform(0.2, 0.8)) * (axis[i + 1] - axis[i])
-    semi = float(rng.uniform(5.0, 18.0)) * rng.uniform(0.8, 1.1, 3)
-    return Ellipsoid(center, anatomy.placement.axes(np.eye(3)), semi)
-
-
 def _main_duct(anatomy: Anatomy, tumor: TumorDesign | None) -> FloatArray:
     if tumor is not None:
         return _duct_points(anatomy.pancreas_axis, tumor)
@@ -106,11 +114,12 @@ def _ducts(
     tumor: TumorDesign | None,
     rng: np.random.Generator,
 ) -> None:
-    """Main pancreatic duct (dilated upstream of a tumor) and common bile duct (with stent)."""
+    """Main duct (dilated upstream of a tumor, or in some atrophic glands), bile duct, stent."""
     look = variation.tumor
     scale = anatomy.placement.scale
     obstructing = look is not None and look.site != "tail"
-    duct_r = float(rng.uniform(1.5, 3.2) if obstructing else rng.uniform(0.8, 1.6)) * scale
+    span = (1.5, 2.5) if variation.duct_dilated else (1.5, 3.2) if obstructing else (0.8, 1.6)
+    duct_r = float(rng.uniform(*span)) * scale
     duct = tube(_main_duct(anatomy, tumor), duct_r)
     _paint_labelled(grid, materials, labels, duct, Material.DUCT, "pancreatic_duct")
     head = look is not None and look.angle_location == "head"
@@ -165,6 +174,7 @@ def paint_varied(
     anatomy: Anatomy,
     tumor: TumorDesign | None,
     variation: Variation,
+    placed: tuple[PlacedLesion, ...],
     rng: np.random.Generator,
 ) -> tuple[UInt8Array, UInt8Array]:
     """Tissue and label maps of one wide-variation patient, in painting priority."""
@@ -173,23 +183,18 @@ def paint_varied(
     for shape, material in anatomy.background:
         paint(grid, materials, shape, material)
     _paint_labelled(grid, materials, labels, anatomy.pancreas, Material.PANCREAS, "pancreas")
-    if variation.tumor_free_kind == "cystic":
-        _paint_labelled(grid, materials, labels, (_cyst(anatomy, rng),), Material.CYST, "pancreas")
+    cysts = tuple(p.shape for p in placed if p.spec.kind == "cyst")
+    _paint_labelled(grid, materials, labels, cysts, Material.CYST, "pancreas")
     _ducts(grid, materials, labels, anatomy, variation, tumor, rng)
+    # A solid nodule displaces the duct rather than letting it run through.
+    solid = tuple(p.shape for p in placed if p.spec.kind == "pnet")
+    _paint_labelled(grid, materials, labels, solid, Material.PNET, "pancreas")
     if tumor is not None:
         _tumor(grid, materials, labels, anatomy, tumor, variation, rng)
     for vessel in anatomy.vessels.values():
         _paint_labelled(grid, materials, labels, vessel.shapes(), vessel.material, vessel.label)
     _calcifications(grid, materials, labels, anatomy, variation, rng)
     return materials, labels
-
-
-def _attenuation(hu: Float32Array, labels: UInt8Array) -> float | None:
-    tumor = labels == _TUMOR
-    pancreas = labels == _PANCREAS
-    if not tumor.any() or not pancreas.any():
-        return None
-    return round(float(hu[tumor].mean()) - float(hu[pancreas].mean()), 1)
 
 
 def varied_image(
@@ -200,11 +205,14 @@ def varied_image(
     tumor: TumorDesign | None,
     variation: Variation,
     rng: np.random.Generator,
-) -> tuple[npt.NDArray[np.int16], float | None]:
-    """HU image and the tumor's measured attenuation (tumor minus pancreas, before noise)."""
+    mask: UInt8Array,
+) -> tuple[npt.NDArray[np.int16], list[float | None]]:
+    """HU image and each lesion's contrast (minus the pancreas, before blur and noise)."""
     hu = hu_table_for(variation, rng)[materials]
     pancreas_box = grid.box(*union_bounds(anatomy.pancreas))
     _texture(grid, hu, materials, pancreas_box, Material.PANCREAS, float(rng.uniform(4, 12)), rng)
+    if any(lesion.kind == "pnet" for lesion in variation.lesions):
+        _texture(grid, hu, materials, pancreas_box, Material.PNET, float(rng.uniform(3, 8)), rng)
     look = variation.tumor
     if tumor is not None and look is not None:
         amplitude = {"homogeneous": (3.0, 6.0), "heterogeneous": (12.0, 25.0)}.get(
@@ -212,7 +220,7 @@ def varied_image(
         )
         box = grid.box(*union_bounds(tumor.shapes()))
         _texture(grid, hu, materials, box, Material.TUMOR, float(rng.uniform(*amplitude)), rng)
-    attenuation = _attenuation(hu, labels)
+    contrasts = lesion_contrasts(hu, labels, mask)
     acq = variation.acquisition
     if acq.streaks:
         streaks(grid, hu, materials, rng)
@@ -224,17 +232,16 @@ def varied_image(
     np.rint(hu, out=hu)
     np.clip(hu, HU_MIN, HU_MAX, out=hu)
     stored: npt.NDArray[np.int16] = hu.astype(np.int16)
-    return stored, attenuation
+    return stored, contrasts
 
 
 def render_varied(
     inputs: VariedInputs,
     grid: Grid,
     variation: Variation,
-    rng: np.random.Generator,
-    image_rng: np.random.Generator,
+    streams: VariedStreams,
 ) -> PhantomScan:
-    """Draw the CT, labels and tissue map of one wide-variation patient.
+    """Draw the CT, labels, tissue map and lesion truth of one wide-variation patient.
 
     Parameters
     ----------
@@ -244,13 +251,19 @@ def render_varied(
         The voxel grid.
     variation
         The patient's variation.
-    rng, image_rng
-        The patient's anatomy and image streams.
+    streams
+        The patient's anatomy, image and lesion-layout streams.
     """
-    anatomy, tumor = _layout(inputs, grid, variation, rng)
-    materials, labels = paint_varied(grid, anatomy, tumor, variation, rng)
-    hu, attenuation = varied_image(grid, materials, labels, anatomy, tumor, variation, image_rng)
-    tumor_voxels = int(np.count_nonzero(labels == _TUMOR))
+    anatomy, tumor = _layout(inputs, grid, variation, streams.anatomy)
+    placed = place_lesions(anatomy, variation.lesions, streams.lesions)
+    materials, labels = paint_varied(grid, anatomy, tumor, variation, placed, streams.anatomy)
+    mask, parts = instance_mask(grid, materials, labels, variation, placed)
+    hu, contrasts = varied_image(
+        grid, materials, labels, anatomy, tumor, variation, streams.image, mask
+    )
+    lesions = measure_lesions(grid, mask, parts, contrasts)
+    pdac = next((lesion for lesion in lesions if lesion.kind == "pdac"), None)
+    tumor_voxels = pdac.voxels if pdac is not None else 0
     return PhantomScan(
         grid=grid,
         hu=hu,
@@ -259,5 +272,7 @@ def render_varied(
         vessels=MappingProxyType(dict(anatomy.vessels)),
         tumor=tumor,
         tumor_volume_ml=round(tumor_voxels * grid.voxel_volume_ml, 3),
-        tumor_attenuation=attenuation,
+        tumor_attenuation=pdac.contrast_hu if pdac is not None else None,
+        lesions=lesions,
+        lesion_mask=mask,
     )

@@ -15,6 +15,7 @@ from pancreas_node.cli import main
 from phantom import (
     CONTRAST_PHASES,
     KEY_VESSELS,
+    LESION_COLUMNS,
     TRUTH_COLUMNS,
     WIDE_TRUTH_COLUMNS,
     Material,
@@ -52,6 +53,7 @@ def test_truth_has_the_standard_columns_then_the_wide_ones(cohort: PhantomCohort
     assert WIDE_TRUTH_COLUMNS[: len(TRUTH_COLUMNS)] == TRUTH_COLUMNS
     assert WIDE_TRUTH_COLUMNS[len(TRUTH_COLUMNS) :] == (
         "has_tumor", "tumor_attenuation", "tumor_shape", "contrast_phase", "variant", "generator",
+        *LESION_COLUMNS,
     )  # fmt: skip
     assert {r["generator"] for r in rows} == {"phantom-wide"}
     assert all(r["contrast_phase"] in CONTRAST_PHASES for r in rows)

@@ -74,7 +74,7 @@ def test_tumor_free_patients_have_no_tumor_label(
 
 
 def test_a_cyst_is_fluid_labelled_pancreas(plans: list[PatientPlan]) -> None:
-    plan = _first(plans, lambda p: _variation(p).tumor_free_kind == "cystic")
+    plan = _first(plans, lambda p: _variation(p).tumor_free_kind == "cyst")
     scan = render_patient(plan)
     cyst = scan.materials == Material.CYST
     assert cyst.any()
