@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db._audit import affected, insert_ignore, write_audit
@@ -34,6 +37,39 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+
+# The statements of :func:`store_instance`, built once: it runs before every acknowledgement,
+# and building SQLAlchemy expressions cost more than executing them (issue 22, item 7).
+_SERIES_FOR_UPDATE = (
+    select(Series.id, Series.version, Series.status)
+    .where(Series.series_instance_uid == bindparam("uid"))
+    # FOR UPDATE serialises receivers of one series on PostgreSQL; SQLite ignores it and is
+    # already serialised by BEGIN IMMEDIATE.
+    .with_for_update()
+)
+_STORED_CONTENT = select(Instance.content_sha256).where(
+    Instance.sop_instance_uid == bindparam("uid")
+)
+_COUNT_INSTANCE = (
+    update(Series)
+    .where(Series.id == bindparam("series_id"))
+    .values(
+        instance_count=Series.instance_count + 1,
+        last_received_at=case(
+            (Series.last_received_at < bindparam("now"), bindparam("now")),
+            else_=Series.last_received_at,
+        ),
+    )
+)
+_INSERT_INSTANCE: Mapping[str, Any] = MappingProxyType(
+    {
+        name: dialect.insert(Instance.__table__)
+        .on_conflict_do_nothing(index_elements=["sop_instance_uid"])
+        .returning(Instance.__table__.c.sop_instance_uid)
+        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    }
+)
 
 
 class IngestOutcome(StrEnum):
@@ -255,9 +291,10 @@ def store_instance(
     """
     now = received_at or utcnow()
     with db.session() as session:
-        # Fast path for the common case (every instance but the first of a series): the series
-        # exists, so skip the study/series upserts and go straight to its row lock.
-        series = _lock_series(session, series_instance_uid)
+        # Core statements on the session's connection, not ORM objects: this runs once per
+        # received instance, before its acknowledgement, and the ORM's unit of work cost
+        # more than the statements themselves (issue 22, item 7).
+        series = _locked_series_row(session, series_instance_uid)
         if series is None:
             _create_study_and_series(
                 session,
@@ -270,29 +307,28 @@ def store_instance(
                 calling_ae=calling_ae,
                 now=now,
             )
-            series = _lock_series(session, series_instance_uid)
+            series = _locked_series_row(session, series_instance_uid)
         if series is None:  # pragma: no cover - inserted or present above
             raise LookupError("series vanished while recording an instance")
-        known = session.execute(
-            select(Instance.id, Instance.content_sha256).where(
-                Instance.sop_instance_uid == sop_instance_uid
-            )
-        ).first()
+        connection = session.connection()
+        known = connection.execute(_STORED_CONTENT, {"uid": sop_instance_uid}).first()
         if known is not None:
             return _known_instance(
-                session, known[1], content_sha256, sop_instance_uid, series_instance_uid, calling_ae
+                session, known[0], content_sha256, sop_instance_uid, series_instance_uid, calling_ae
             )
         if place_file is not None:
             place_file()
+        series_id, version = series.id, series.version
         if series.status is SeriesStatus.COMPLETE and reopen_if_complete:
-            _reopen(session, series, actor=calling_ae or "scp", origin=calling_ae)
-            _log.info("series re-opened by a late instance (version %d)", series.version)
-        inserted = insert_ignore(
-            session,
-            Instance.__table__,  # type: ignore[arg-type]
+            version = _reopen_by_id(
+                session, series_id, actor=calling_ae or "scp", origin=calling_ae
+            )
+            _log.info("series re-opened by a late instance (version %d)", version)
+        inserted = connection.execute(
+            _INSERT_INSTANCE[connection.dialect.name],
             {
-                "series_id": series.id,
-                "series_version": series.version,
+                "series_id": series_id,
+                "series_version": version,
                 "sop_instance_uid": sop_instance_uid,
                 "sop_class_uid": sop_class_uid,
                 "transfer_syntax_uid": transfer_syntax_uid,
@@ -301,13 +337,30 @@ def store_instance(
                 "received_at": now,
                 "content_sha256": content_sha256,
             },
-            ["sop_instance_uid"],
-        )
-        if not inserted:
+        ).first()
+        if inserted is None:
             return IngestOutcome.DUPLICATE
-        series.instance_count += 1
-        series.last_received_at = max(series.last_received_at, now)
+        connection.execute(_COUNT_INSTANCE, {"series_id": series_id, "now": now})
         return IngestOutcome.STORED
+
+
+@dataclass(frozen=True)
+class _SeriesRow:
+    id: int
+    version: int
+    status: SeriesStatus
+
+
+def _locked_series_row(session: Session, series_uid: str) -> _SeriesRow | None:
+    row = session.connection().execute(_SERIES_FOR_UPDATE, {"uid": series_uid}).first()
+    return None if row is None else _SeriesRow(row[0], row[1], row[2])
+
+
+def _reopen_by_id(session: Session, series_id: int, *, actor: str, origin: str | None) -> int:
+    series = session.get_one(Series, series_id)
+    _reopen(session, series, actor=actor, origin=origin)
+    session.flush()
+    return series.version
 
 
 def _known_instance(

@@ -60,12 +60,14 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inflated_size_exceeds(path: Path, limit: int) -> bool:
+def inflated_size_exceeds(path: Path, limit: int, transfer_syntax: str | None = None) -> bool:
     """Whether a Deflated Explicit VR Little Endian file's data set inflates past ``limit``.
 
     PS3.5 A.5: the data set after the File Meta Information is a raw deflate stream. It is
     inflated in bounded steps and only counted, so a deflate bomb costs no memory. Files in
-    other transfer syntaxes are never over.
+    other transfer syntaxes are never over. ``transfer_syntax``, when the caller knows it (the
+    presentation context a C-STORE arrived on), spares reading the File Meta Information of
+    every file that is not deflated.
 
     Raises
     ------
@@ -74,6 +76,8 @@ def inflated_size_exceeds(path: Path, limit: int) -> bool:
     ValueError
         If the File Meta Information is unreadable or the deflate stream is corrupt.
     """
+    if transfer_syntax is not None and UID(transfer_syntax) != DeflatedExplicitVRLittleEndian:
+        return False
     meta = read_file_meta_info(path)
     if UID(str(meta.get("TransferSyntaxUID", ""))) != DeflatedExplicitVRLittleEndian:
         return False

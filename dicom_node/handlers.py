@@ -53,7 +53,7 @@ _log = logging.getLogger(__name__)
 CT_STORAGE_CLASSES: frozenset[str] = frozenset({str(CTImageStorage), str(EnhancedCTImageStorage)})
 
 #: Values longer than this stay on disk while the checks run (pydicom's deferred read).
-_DEFER_BYTES = 1 << 20
+_DEFER_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,9 @@ def _store(event: Any, context: IntakeContext) -> StoreStatus:
         context.relay_ae_titles,
     )
     received = Path(event.dataset_path)
-    status = _check_size(received, context.max_instance_bytes)
+    # The presentation context's transfer syntax is the file's (pynetdicom writes its meta).
+    transfer_syntax = getattr(getattr(event, "context", None), "transfer_syntax", None)
+    status = _check_size(received, context.max_instance_bytes, transfer_syntax)
     if status is not StoreStatus.SUCCESS:
         return status
     dataset = _parse(received)
@@ -195,12 +197,12 @@ def _store(event: Any, context: IntakeContext) -> StoreStatus:
     return _save(dataset, received, calling_ae, context)
 
 
-def _check_size(received: Path, limit: int) -> StoreStatus:
+def _check_size(received: Path, limit: int, transfer_syntax: str | None) -> StoreStatus:
     if received.stat().st_size > limit:
         _log.warning("C-STORE refused: instance exceeds the limit of %d bytes", limit)
         return StoreStatus.INSTANCE_TOO_LARGE
     try:
-        inflated_too_large = inflated_size_exceeds(received, limit)
+        inflated_too_large = inflated_size_exceeds(received, limit, transfer_syntax)
     except ValueError:
         _log.warning("C-STORE refused: deflated data set cannot be inflated")
         return StoreStatus.CANNOT_PARSE

@@ -149,3 +149,19 @@ def test_reopen_unknown_series_is_a_lookup_error(node_db: NodeDatabase) -> None:
         reopen_series(node_db, "9.9.9")
     assert get_series(node_db, "9.9.9") is None
     assert get_study(node_db, "9.9.9") is None
+
+
+def test_instance_count_and_last_received_never_move_back(node_db: NodeDatabase) -> None:
+    later = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+    assert _store(node_db, "1.1", when=later)
+    # An instance stamped earlier (a slow association) counts but does not move the clock back.
+    assert _store(node_db, "1.2", when=later - timedelta(minutes=5))
+    assert not _store(node_db, "1.2", when=later + timedelta(minutes=5))  # re-send: no change
+    series = get_series(node_db, "1.2.3.2")
+    assert series is not None
+    assert series.instance_count == 2
+    assert series.last_received_at == later
+    assert _store(node_db, "1.3", when=later + timedelta(minutes=1))
+    series = get_series(node_db, "1.2.3.2")
+    assert series is not None
+    assert (series.instance_count, series.last_received_at) == (3, later + timedelta(minutes=1))
