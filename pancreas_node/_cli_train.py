@@ -1,5 +1,9 @@
 """``pancreas-node train``: nested cross-validated training of the resectability model.
 
+``--task detection`` trains the PDAC detector instead (:mod:`training.detection`); it reads
+its own config (:mod:`training.detection_config`) and honours ``--folds-to-run``,
+``--workers`` and ``--device``.
+
 torch and MONAI are imported only when the command runs, so the rest of the CLI starts fast.
 """
 
@@ -54,8 +58,19 @@ def train_command(
         typer.Option("--time-budget-min", help="Wall-clock minutes per fit (0: no budget)."),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
+    task: Annotated[
+        str, typer.Option("--task", help="resectability (default) or detection.")
+    ] = "resectability",
 ) -> None:
     """Train (nested 5-fold CV), write report.md, figures and a model bundle to --out."""
+    if task == "detection":
+        if ablation or max_epochs is not None or target_size is not None or time_budget_min:
+            raise ValueError("--ablation, --max-epochs, --target-size and --time-budget-min "
+                             "apply to --task resectability only")  # fmt: skip
+        _train_detection(data, out, config, folds_to_run, workers, device)
+        return
+    if task != "resectability":
+        raise ValueError(f"--task must be resectability or detection, got {task!r}")
     from training.cohort import train_cohort
     from training.config import load_config
 
@@ -87,4 +102,32 @@ def train_command(
     mm = run.summary.get("multimodal", {})
     auc = mm.get("auc", {}).get("mean", float("nan"))
     typer.echo(f"macro AUC (multimodal, outer folds) {auc:.3f}; report {out / 'report.md'}")
+    typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
+
+
+def _train_detection(
+    data: Path,
+    out: Path,
+    config: Path | None,
+    folds_to_run: int | None,
+    workers: int | None,
+    device: str | None,
+) -> None:
+    """``--task detection``: the PDAC detector's training, report and bundle."""
+    from training.detection import train_detection
+    from training.detection_config import load_detection_config
+
+    settings = load_detection_config(
+        config, folds_to_run=folds_to_run, workers=workers, device=device
+    )
+    if not data.is_dir():
+        raise ValueError(f"--data {data} is not a folder")
+    console = Console(stderr=True)
+
+    def status(name: str, done: int, total: int) -> None:
+        console.print(f"{name} ({done}/{total})", highlight=False)
+
+    run = train_detection(data, out, settings, status=status)
+    test = run.summary["folds"][0]["test"]
+    typer.echo(f"detection AUROC (combined, fold 0 test) {test['auroc']:.3f}; report {run.report}")
     typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")

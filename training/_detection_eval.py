@@ -99,7 +99,8 @@ def evaluate_case(model: DetectionModel, case: CaseRecord) -> CaseOutcome:
     truth, _ = ndimage.label(truth_mask, structure=_CONNECTIVITY)
     predicted = Volume(analysis.candidates.components, analysis.roi.affine)
     on_ct = resample_to_reference(predicted, label, 0, fill_value=0)
-    ious = iou_matrix(np.asarray(on_ct.array, dtype=np.int64), truth)
+    count = len(analysis.candidates.probabilities)
+    ious = iou_matrix(np.asarray(on_ct.array, dtype=np.int64), truth, count)
     result = analysis.result
     return CaseOutcome(
         patient_id=case.patient_id, positive=case.has_tumor, scores=result.scores,

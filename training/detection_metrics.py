@@ -92,17 +92,27 @@ def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:
     return _step_ap(np.asarray(scores, dtype=np.float64), y, int(y.sum()))
 
 
-def iou_matrix(predicted: npt.NDArray[np.integer], truth: npt.NDArray[np.integer]) -> FloatArray:
+def iou_matrix(
+    predicted: npt.NDArray[np.integer],
+    truth: npt.NDArray[np.integer],
+    n_predicted: int | None = None,
+) -> FloatArray:
     """IoU of every predicted component (rows) with every truth component (columns).
 
     Parameters
     ----------
     predicted, truth
         Component maps on the same grid: 0 background, 1..n the components.
+    n_predicted
+        Number of predicted components (default: the map's maximum); a component with no
+        voxel on this grid (e.g. outside the scan) has a row of zeros.
     """
     if predicted.shape != truth.shape:
         raise ValueError(f"grids differ: {predicted.shape} vs {truth.shape}")
-    n_pred, n_truth = int(predicted.max(initial=0)), int(truth.max(initial=0))
+    n_pred = int(predicted.max(initial=0)) if n_predicted is None else n_predicted
+    n_truth = int(truth.max(initial=0))
+    if int(predicted.max(initial=0)) > n_pred:
+        raise ValueError("the predicted map holds more components than n_predicted")
     either = (predicted > 0) | (truth > 0)
     joint = predicted[either].astype(np.int64) * (n_truth + 1) + truth[either].astype(np.int64)
     counts = np.bincount(joint, minlength=(n_pred + 1) * (n_truth + 1))
@@ -149,8 +159,15 @@ def match_lesions(
     Pairs reaching ``min_iou`` are taken in order of decreasing IoU; a pair whose prediction
     and truth lesion are both still free becomes a true positive. Remaining predictions that
     reach ``min_iou`` with some truth lesion are ignored; the others are false positives.
+
+    Raises
+    ------
+    ValueError
+        If ``ious`` is not 2D with one row per score.
     """
-    matrix = np.asarray(ious, dtype=np.float64).reshape(len(scores), -1)
+    matrix = np.asarray(ious, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != len(scores):
+        raise ValueError(f"ious must be (predictions, truths); got {matrix.shape}")
     n_pred, n_truth = matrix.shape
     hit = np.zeros(n_pred, dtype=bool)
     taken = np.zeros(n_truth, dtype=bool)

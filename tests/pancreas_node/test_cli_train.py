@@ -100,3 +100,53 @@ def test_train_rejects_an_unknown_config_key(
     argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
     assert main([*argv, "--config", str(config)]) != 0
     assert "unknown config keys" in capsys.readouterr().err
+
+
+_DETECTION_CONFIG = """
+stage1_epochs = 1
+seg_epochs = 1
+cls_epochs = 1
+finetune_epochs = 1
+outer_folds = 2
+device = "cpu"
+num_threads = 1
+[stage1]
+cube_size = 32
+base_filters = 4
+max_filters = 16
+max_pools = 3
+[stage2]
+cube_size = 32
+base_filters = 4
+max_filters = 16
+max_pools = 3
+fpn_channels = 8
+"""
+
+
+@pytest.mark.slow
+def test_train_task_detection_writes_its_bundle_and_report(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inference.tasks.detection.bundle import load_detection_bundle
+
+    config = tmp_path / "detection.toml"
+    config.write_text(_DETECTION_CONFIG, encoding="utf-8")
+    out = tmp_path / "det"
+    argv = ["train", "--task", "detection", "--data", str(cohort), "--out", str(out)]
+    assert main([*argv, "--config", str(config)]) == 0, capsys.readouterr().err
+    assert "investigational, not for clinical use" in capsys.readouterr().out
+    meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert meta["task"] == "detection" and meta["stages"]["stage1"]["weights_dtype"] == "float16"
+    assert meta["metrics"]["test"]["patients"] == 3 and len(meta["config_sha256"]) == 64
+    assert "| combined (reported likelihood) |" in (out / "report.md").read_text(encoding="utf-8")
+    assert load_detection_bundle(out).stage2.config.fpn_channels == 8
+
+
+def test_train_task_detection_refuses_resectability_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--task", "detection", "--data", str(tmp_path), "--out", str(tmp_path)]
+    assert main([*argv, "--ablation", "ct_only"]) != 0
+    assert "resectability only" in capsys.readouterr().err
+    assert main(["train", "--task", "staging", "--data", str(tmp_path), "--out", "x"]) != 0

@@ -5,7 +5,8 @@ Steps (timed in :attr:`DetectionResult.timings_s`):
 1. ``stage1``: the coarse cube around the scan's middle (:mod:`~inference.tasks.detection.roi`),
    the pancreas segmentation and the ROI centre (bounding-box centre of its largest component;
    no pancreas found: the scan's middle, with a warning);
-2. ``stage2``: the ROI cube, the lesion probability map and the PDAC probability;
+2. ``stage2``: the ROI cube, the lesion probability map (0 where the cube lies outside the
+   scan) and the PDAC probability;
 3. ``lesions``: lesion candidates (:func:`~inference.tasks.detection.lesions.extract_candidates`),
    the detection map's maximum, the three scores
    (:class:`~inference.tasks.detection.scoring.PatientScores`) and the reported lesions (those
@@ -172,6 +173,16 @@ class DetectionModel:
         out = self._run(network, cube)
         seg = torch.softmax(out.seg_logits.float(), dim=1)[0, 1]  # type: ignore[attr-defined]
         pdac = torch.softmax(out.class_logits.float(), dim=1)[0, 1]  # type: ignore[attr-defined]
-        probability = seg.cpu().numpy().astype(np.float32)
         roi = Volume(cube, cube_affine(centre, network.config))
+        # the cube's padding beyond the scan is no place for a lesion
+        probability = np.where(_inside(roi, image), seg.cpu().numpy(), 0.0).astype(np.float32)
         return roi, probability, float(pdac)
+
+
+def _inside(grid: Volume, image: Volume) -> npt.NDArray[np.bool_]:
+    """Which voxels of ``grid`` lie within the field of view of ``image``."""
+    index = np.indices(grid.shape).reshape(3, -1).T
+    at = image.world_to_voxel(grid.voxel_to_world(index))
+    inside = np.all((at > -0.5) & (at < np.asarray(image.shape) - 0.5), axis=1)
+    out: npt.NDArray[np.bool_] = inside.reshape(grid.shape)
+    return out
