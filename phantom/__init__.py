@@ -14,6 +14,15 @@ or, without files, ``render_patient(plan_cohort(1, seed=1)[0])``.
 ``PhantomOptions(variation="wide")`` draws scanner, contrast phase, body, vessel variant and
 tumor look per patient and adds tumor-free patients (:mod:`phantom._variation`); its
 ``truth.csv`` has :data:`WIDE_TRUTH_COLUMNS`. The default ``"standard"`` mode is unchanged.
+
+For a PDAC detector the wide modes also draw (:mod:`phantom._lesions`): small (at most
+:data:`SMALL_PDAC_MM`) and iso-attenuating PDAC, tumor-free patients of each of
+:data:`NEGATIVE_KINDS` (normal, atrophic, cysts, a neuroendocrine tumor; none labelled tumor),
+incidental cysts, at the shares of :class:`LesionMix` and the PDAC share
+``PhantomOptions(pdac_prevalence=...)`` (0.8 by default; :data:`PANORAMA_PDAC_PREVALENCE` for a
+detection cohort). Each patient gets ``lesions.nii.gz`` (instance mask, ids 1..K) and
+``lesions.json`` (:class:`Lesion` of every id: kind, location, centre and box in LPS mm,
+volume), and ``truth.csv`` the :data:`LESION_COLUMNS` of the main lesion.
 """
 
 from pancreas_contracts.nccn import nccn_rule_category

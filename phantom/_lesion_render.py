@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from scipy import ndimage
 
 from pancreas_contracts.labels import label_by_name
 from phantom._anatomy import Anatomy, Material
@@ -95,48 +94,72 @@ def place_lesions(
     return tuple(placed)
 
 
+Window = tuple[slice, slice, slice]
+
+
+@dataclass(frozen=True, eq=False)
+class MarkedLesions:
+    """The lesion instance mask (ids 1..K, no id without a voxel) and what each id is.
+
+    ``windows[i]`` is the part of the grid that holds every voxel of id ``i + 1``, so that
+    nothing below has to pass over the whole volume.
+    """
+
+    mask: UInt8Array
+    parts: tuple[_Part, ...]
+    windows: tuple[Window, ...]
+
+
 def instance_mask(
     grid: Grid,
     materials: UInt8Array,
     labels: UInt8Array,
     variation: Variation,
     placed: Sequence[PlacedLesion],
-) -> tuple[UInt8Array, tuple[_Part, ...]]:
-    """The lesion instance mask (ids 1..K, no id without a voxel) and what each id is."""
+    tumor_window: Window | None,
+) -> MarkedLesions:
+    """Mark every lesion: the PDAC (the tumor label, within ``tumor_window``), then the others."""
     mask = np.zeros(grid.shape, dtype=np.uint8)
     parts: list[_Part] = []
+    windows: list[Window] = []
     look = variation.tumor
-    if look is not None:
-        mask[labels == _TUMOR] = 1
+    if look is not None and tumor_window is not None:
         parts.append(_Part("pdac", look.site, look.diameter_mm))
+        windows.append(tumor_window)
+        mask[tumor_window][labels[tumor_window] == _TUMOR] = 1
     for lesion in placed:
-        parts.append(_Part(lesion.spec.kind, lesion.spec.location, lesion.spec.diameter_mm))
         box = grid.box(*lesion.shape.bounds())
         if box is None:
             continue
+        parts.append(_Part(lesion.spec.kind, lesion.spec.location, lesion.spec.diameter_mm))
+        windows.append(box.index)
         keeps = np.isin(materials[box.index], _KEEPS[lesion.spec.kind])
         inside = lesion.shape.mask(box) & keeps & (labels[box.index] != _TUMOR)
         mask[box.index][inside] = len(parts)
-    counts = np.bincount(mask.ravel(), minlength=len(parts) + 1)[1:]
-    kept = [i for i, count in enumerate(counts) if count]
+    kept = [i for i, w in enumerate(windows) if np.count_nonzero(mask[w] == i + 1)]
     if len(kept) < len(parts):
         lookup = np.zeros(len(parts) + 1, dtype=np.uint8)
         lookup[[i + 1 for i in kept]] = np.arange(1, len(kept) + 1, dtype=np.uint8)
         mask = lookup[mask]
-    return mask, tuple(parts[i] for i in kept)
+    return MarkedLesions(mask, tuple(parts[i] for i in kept), tuple(windows[i] for i in kept))
 
 
-def lesion_contrasts(hu: Float32Array, labels: UInt8Array, mask: UInt8Array) -> list[float | None]:
+def lesion_contrasts(
+    hu: Float32Array, labels: UInt8Array, marked: MarkedLesions, gland_window: Window | None
+) -> list[float | None]:
     """Each lesion's mean HU minus the pancreas outside every lesion (``None``: no pancreas)."""
-    count = int(mask.max())
-    if not count:
+    if not marked.parts:
         return []
-    gland = (labels == _PANCREAS) & (mask == 0)
+    if gland_window is None:
+        return [None] * len(marked.parts)
+    gland = (labels[gland_window] == _PANCREAS) & (marked.mask[gland_window] == 0)
     if not gland.any():
-        return [None] * count
-    reference = float(hu[gland].mean())
-    means = ndimage.mean(hu, labels=mask, index=np.arange(1, count + 1))
-    return [round(float(m) - reference, 1) for m in np.atleast_1d(means)]
+        return [None] * len(marked.parts)
+    reference = float(hu[gland_window][gland].mean())
+    return [
+        round(float(hu[w][marked.mask[w] == i].mean()) - reference, 1)
+        for i, w in enumerate(marked.windows, start=1)
+    ]
 
 
 def _point(values: FloatArray) -> tuple[float, float, float]:
@@ -144,21 +167,16 @@ def _point(values: FloatArray) -> tuple[float, float, float]:
 
 
 def measure_lesions(
-    grid: Grid,
-    mask: UInt8Array,
-    parts: Sequence[_Part],
-    contrasts: Sequence[float | None],
+    grid: Grid, marked: MarkedLesions, contrasts: Sequence[float | None]
 ) -> tuple[Lesion, ...]:
     """Centre, box and volume of every id of the instance mask, in patient LPS mm."""
     spacing = np.asarray(grid.spacing)
     origin = np.asarray(grid.origin)
     lesions = []
-    for i, window in enumerate(ndimage.find_objects(mask), start=1):
-        if window is None:
-            continue
-        kji = np.argwhere(mask[window] == i) + [s.start for s in window]
+    for i, window in enumerate(marked.windows, start=1):
+        kji = np.argwhere(marked.mask[window] == i) + [s.start for s in window]
         xyz = origin + kji[:, ::-1] * spacing
-        part = parts[i - 1]
+        part = marked.parts[i - 1]
         lesions.append(
             Lesion(
                 id=i,

@@ -33,6 +33,7 @@ from phantom._geometry import (
     union_bounds,
 )
 from phantom._lesion_render import (
+    MarkedLesions,
     PlacedLesion,
     instance_mask,
     lesion_contrasts,
@@ -205,7 +206,7 @@ def varied_image(
     tumor: TumorDesign | None,
     variation: Variation,
     rng: np.random.Generator,
-    mask: UInt8Array,
+    marked: MarkedLesions,
 ) -> tuple[npt.NDArray[np.int16], list[float | None]]:
     """HU image and each lesion's contrast (minus the pancreas, before blur and noise)."""
     hu = hu_table_for(variation, rng)[materials]
@@ -220,7 +221,8 @@ def varied_image(
         )
         box = grid.box(*union_bounds(tumor.shapes()))
         _texture(grid, hu, materials, box, Material.TUMOR, float(rng.uniform(*amplitude)), rng)
-    contrasts = lesion_contrasts(hu, labels, mask)
+    gland_window = pancreas_box.index if pancreas_box is not None else None
+    contrasts = lesion_contrasts(hu, labels, marked, gland_window)
     acq = variation.acquisition
     if acq.streaks:
         streaks(grid, hu, materials, rng)
@@ -257,11 +259,13 @@ def render_varied(
     anatomy, tumor = _layout(inputs, grid, variation, streams.anatomy)
     placed = place_lesions(anatomy, variation.lesions, streams.lesions)
     materials, labels = paint_varied(grid, anatomy, tumor, variation, placed, streams.anatomy)
-    mask, parts = instance_mask(grid, materials, labels, variation, placed)
+    tumor_box = grid.box(*union_bounds(tumor.shapes())) if tumor is not None else None
+    window = tumor_box.index if tumor_box is not None else None
+    marked = instance_mask(grid, materials, labels, variation, placed, window)
     hu, contrasts = varied_image(
-        grid, materials, labels, anatomy, tumor, variation, streams.image, mask
+        grid, materials, labels, anatomy, tumor, variation, streams.image, marked
     )
-    lesions = measure_lesions(grid, mask, parts, contrasts)
+    lesions = measure_lesions(grid, marked, contrasts)
     pdac = next((lesion for lesion in lesions if lesion.kind == "pdac"), None)
     tumor_voxels = pdac.voxels if pdac is not None else 0
     return PhantomScan(
@@ -274,5 +278,5 @@ def render_varied(
         tumor_volume_ml=round(tumor_voxels * grid.voxel_volume_ml, 3),
         tumor_attenuation=pdac.contrast_hu if pdac is not None else None,
         lesions=lesions,
-        lesion_mask=mask,
+        lesion_mask=marked.mask,
     )
