@@ -317,6 +317,8 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
         f"Pancreas localisation: {'found' if local.found else 'NOT found'}, "
         f"confidence {local.confidence:.2f}",
     ]
+    if result.source is not None:
+        lines.append(f"Analysed: {result.source.describe()}")
     for line in lines:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")

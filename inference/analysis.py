@@ -52,7 +52,13 @@ from inference.timing import timed
 from inference.volume import Volume, read_nifti
 from inference.volume_io import DicomVolume, read_dicom_series
 from pancreas_contracts.clinical import ClinicalVariables
-from pancreas_contracts.result import AnalysisResult, BundleRef, Localisation, Outputs
+from pancreas_contracts.result import (
+    AnalysisResult,
+    BundleRef,
+    Localisation,
+    Outputs,
+    SourceSeries,
+)
 
 __all__ = [
     "MIN_CONFIDENCE",
@@ -260,6 +266,7 @@ class Analyzer:
         job_id: str | None = None,
         registry_status: str = "not_configured",
         warnings: Sequence[str] = (),
+        series_version: int | None = None,
     ) -> AnalysisOutput:
         """Analyse one CT and write its outputs under ``out_dir``.
 
@@ -278,6 +285,8 @@ class Analyzer:
             How the registry lookup went (recorded in ``result.clinical``).
         warnings
             Warnings from earlier steps (e.g. the registry), carried into every output.
+        series_version
+            The node's version of the series (``result.source``; ``None`` outside the node).
 
         Returns
         -------
@@ -316,7 +325,7 @@ class Analyzer:
             timings.update(output.timings_s)
         if not label_maps:
             raise AnalysisError("no-pancreas", "no task produced a label map")
-        result = self._result(source, loc, fields, job_id, notes)
+        result = self._result(source, loc, fields, job_id, notes, series_version)
         return self._write(result, source, _merge_labels(label_maps), out_dir, timings, started)
 
     def _result(
@@ -326,11 +335,18 @@ class Analyzer:
         fields: dict[str, Any],
         job_id: str | None,
         notes: list[str],
+        series_version: int | None,
     ) -> AnalysisResult:
         dicom = source.dicom
+        read = None
+        if dicom is not None:
+            read = SourceSeries(
+                instance_count=len(set(dicom.sop_instance_uids)), series_version=series_version
+            )
         return AnalysisResult.model_validate(
             {
                 **fields,
+                "source": read,
                 "study_uid": dicom.study_instance_uid if dicom is not None else "",
                 "series_uid": dicom.series_instance_uid if dicom is not None else "",
                 "job_id": job_id,

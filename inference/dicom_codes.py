@@ -97,6 +97,7 @@ __all__ = [
     "SEG_CONTENT_LABEL",
     "SEG_SERIES_DESCRIPTION",
     "SEG_SERIES_NUMBER",
+    "SOURCE_SERIES",
     "SR_SERIES_DESCRIPTION",
     "SR_SERIES_NUMBER",
     "TASK_NOTE",
@@ -206,6 +207,8 @@ CLINICAL_MISSING: Final = _private("CLIN-MISS", "Clinical variable missing")
 CLINICAL_IMPUTED: Final = _private("CLIN-IMP", "Clinical variable imputed")
 CLINICAL_KNOCKED_OUT: Final = _private("CLIN-KO", "Clinical input knocked out")
 REGISTRY_STATUS: Final = _private("REG-STATUS", "Clinical registry status")
+#: Which version of the series, with how many instances, the analysis read (result 1.4).
+SOURCE_SERIES: Final = _private("SRC-SERIES", "Analysed series version")
 USAGE_NOTICE: Final = _private("NOTICE", "Usage notice")
 #: A line of a further task's section (its outcome, notes, findings it could not measure).
 TASK_NOTE: Final = _private("TASK-NOTE", "Analysis task note")

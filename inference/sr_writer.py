@@ -81,6 +81,7 @@ from inference.dicom_codes import (
     QUALITATIVE_EVALUATIONS,
     REGISTRY_STATUS,
     RULE_CATEGORY,
+    SOURCE_SERIES,
     SR_SERIES_DESCRIPTION,
     SR_SERIES_NUMBER,
     STAGING,
@@ -485,6 +486,8 @@ def _qualitative_evaluations(result: AnalysisResult) -> hd.sr.ContainerContentIt
         )
     )
     items.append(_text(REGISTRY_STATUS, clinical.registry_status))
+    if result.source is not None:
+        items.append(_text(SOURCE_SERIES, result.source.describe()))
     items.extend(_text(WARNING, warning) for warning in result.warnings)
     container = hd.sr.ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS,

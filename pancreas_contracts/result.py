@@ -11,8 +11,11 @@ when no tumor was segmented, and then there is no NCCN ``category`` (``None``), 
 ``rule_category`` and no disagreement; ``1.3`` adds ``domain``, how far the CT and its
 segmentation are from the bundle's training cohort (:class:`DomainCheck`), and the outcome
 ``out-of-domain``: a tumor was segmented but the CT is strongly out of domain, so the NCCN
-category and the rule category are withheld (``None``) with the reason. Readers accept all four
-versions (``domain`` is ``None`` before 1.3).
+category and the rule category are withheld (``None``) with the reason; ``1.4`` adds ``source``,
+which version of the series the analysis read and how many instances it had
+(:class:`SourceSeries`): a series that grows after its analysis is analysed again, and each
+result says which one it is. Readers accept all five versions (``domain`` is ``None`` before
+1.3, ``source`` before 1.4).
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ __all__ = [
     "Localisation",
     "Measurements",
     "Outputs",
+    "SourceSeries",
     "TaskFinding",
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.3"
+RESULT_SCHEMA_VERSION: Final = "1.4"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
 #: the PDF and the OHIF panel show instead of a category.
@@ -265,11 +269,31 @@ class TaskSection(BaseModel):
     notes: tuple[str, ...] = ()
 
 
+class SourceSeries(BaseModel):
+    """Which state of the series an analysis read (schema 1.4, issue 22 item 4).
+
+    The node versions a series: an instance arriving after the series was complete opens
+    version + 1, whose analysis supersedes the earlier one. ``series_version`` is ``None``
+    outside the node (``pancreas-node analyze`` on a folder).
+    """
+
+    model_config = _Frozen
+    instance_count: int = Field(ge=1)
+    series_version: int | None = Field(default=None, ge=1)
+
+    def describe(self) -> str:
+        """One line for the SR, the PDF and the viewer: ``series version 2, 301 instances``."""
+        count = f"{self.instance_count} instance{'s' if self.instance_count != 1 else ''}"
+        if self.series_version is None:
+            return count
+        return f"series version {self.series_version}, {count}"
+
+
 class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
@@ -290,6 +314,9 @@ class AnalysisResult(BaseModel):
     tasks: dict[str, TaskSection] = Field(default_factory=dict)
     #: The domain check (schema 1.3; ``None`` in older results).
     domain: DomainCheck | None = None
+    #: The series version and instances analysed (schema 1.4; ``None`` in older results and
+    #: for a NIfTI input).
+    source: SourceSeries | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE

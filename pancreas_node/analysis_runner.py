@@ -72,6 +72,7 @@ class AnalyzerLike(Protocol):
         job_id: str | None = None,
         registry_status: str = "not_configured",
         warnings: Sequence[str] = (),
+        series_version: int | None = None,
     ) -> AnalysisOutput:
         """Analyse one series."""
         ...
@@ -191,6 +192,7 @@ class AnalysisRunner:
                 job_id=job.id,
                 registry_status=lookup.status.value,
                 warnings=lookup.warnings,
+                series_version=job.series_version,
             )
         except AnalysisError as exc:
             if exc.reason == "unwritable-output":

@@ -96,6 +96,10 @@ try {
   check("clinical imputed", (await text("pancreas-ai-clinical-imputed")) === result.clinical.imputed.join(", "));
   check("model version", (await text("pancreas-ai-model")).startsWith(`${result.bundle.name} ${result.bundle.version}`));
   check("notice", (await text("pancreas-ai-notice")) === result.notice);
+  if (result.source) {
+    const analysed = `series version ${result.source.series_version}, ${result.source.instance_count} instances`;
+    check("analysed series", (await text("pancreas-ai-analysed")) === analysed, await text("pancreas-ai-analysed"));
+  }
 
   // React sharing: the panel content lives in its own root (a second React), the host's tree
   // only holds the hook-free host element; no "Invalid hook call" from either React.

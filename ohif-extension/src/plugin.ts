@@ -105,5 +105,8 @@ export function mergeResults(
 ): PancreasResult | undefined {
   if (plugin === undefined) return sr;
   if (sr === undefined) return plugin;
-  return { ...plugin, source: "plugin+sr", segments: { ...sr.segments, ...plugin.segments } };
+  const merged: PancreasResult = { ...plugin, source: "plugin+sr", segments: { ...sr.segments, ...plugin.segments } };
+  const analysedSeries = plugin.analysedSeries ?? sr.analysedSeries;
+  if (analysedSeries !== undefined) merged.analysedSeries = analysedSeries;
+  return merged;
 }

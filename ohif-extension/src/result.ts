@@ -45,6 +45,8 @@ export interface PancreasResult {
     registryStatus?: string;
   };
   localisationConfidence?: number;
+  /** Which version of the series the analysis read ("series version 2, 301 instances"; result 1.4). */
+  analysedSeries?: string;
   warnings: string[];
   notice: string;
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */

@@ -56,6 +56,7 @@ const C = {
   imputed: { value: "CLIN-IMP", scheme: P },
   knockedOut: { value: "CLIN-KO", scheme: P },
   registry: { value: "REG-STATUS", scheme: P },
+  analysedSeries: { value: "SRC-SERIES", scheme: P },
   warning: { value: "WARNING", scheme: P },
   staging: { value: "NCCN-STAGE", scheme: P },
   outOfDomainStaging: { value: "OOD-STAGE", scheme: P },
@@ -206,6 +207,7 @@ export function parseMeasurementReport(
   const uncertainty = findNum(assessment, C.uncertainty);
   const localisationConfidence = findNum(assessment, C.localisation);
   const registryStatus = texts(qualitative, C.registry)[0];
+  const analysedSeries = texts(qualitative, C.analysedSeries)[0];
   const result: PancreasResult = {
     source: "sr",
     bundle: bundle ?? { name: "unknown", version: "unknown" },
@@ -234,6 +236,7 @@ export function parseMeasurementReport(
   if (tumorVolumeMl !== undefined) result.measurements.tumorVolumeMl = tumorVolumeMl;
   if (tumorMaxDiameterMm !== undefined) result.measurements.tumorMaxDiameterMm = tumorMaxDiameterMm;
   if (registryStatus !== undefined) result.clinical.registryStatus = registryStatus;
+  if (analysedSeries !== undefined) result.analysedSeries = analysedSeries;
   if (localisationConfidence !== undefined) result.localisationConfidence = localisationConfidence;
   const seriesUid = groups
     .flatMap((group) => group.filter((i) => i.valueType === "UIDREF" && sameCode(i.name, C.sourceSeries)))

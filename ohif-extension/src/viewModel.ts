@@ -41,6 +41,8 @@ export interface PanelViewModel {
   tumor: { volumeText: string; diameterText: string; color: string; segmentNumber: number | undefined };
   clinical: { used: string[]; missing: string[]; imputed: string[]; knockedOut: boolean; registryText: string };
   modelText: string;
+  /** Which version of the series was analysed, "—" before result 1.4. */
+  analysedText: string;
   warnings: string[];
   notice: string;
   sourceText: string;
@@ -154,6 +156,7 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
       registryText: result.clinical.registryStatus ?? "—",
     },
     modelText: `${result.bundle.name} ${result.bundle.version}${sha}`,
+    analysedText: result.analysedSeries ?? "—",
     warnings: result.warnings,
     notice: result.notice,
     sourceText:

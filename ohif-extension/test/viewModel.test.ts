@@ -71,6 +71,14 @@ describe("plugin results route", () => {
   it("has no result while the job is pending", () => {
     expect(fromPluginResults({ status: "ai-pending", result: null })).toBeUndefined();
   });
+  it("shows which series version was analysed, from the SR when the route has none", () => {
+    const plugin = fromPluginResults(body);
+    expect(plugin && panelViewModel(plugin).analysedText).toBe("—");
+    const sr = { ...result, analysedSeries: "series version 2, 301 instances" };
+    const merged = mergeResults(plugin, sr);
+    expect(merged?.analysedSeries).toBe("series version 2, 301 instances");
+    expect(merged && panelViewModel(merged).analysedText).toBe("series version 2, 301 instances");
+  });
   it("keeps the SR's segments when merged", () => {
     const merged = mergeResults(fromPluginResults(body), result);
     expect(merged?.source).toBe("plugin+sr");

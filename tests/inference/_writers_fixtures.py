@@ -38,6 +38,7 @@ from pancreas_contracts.result import (
     ClinicalUse,
     Localisation,
     Measurements,
+    SourceSeries,
 )
 from phantom import PhantomOptions, generate_cohort
 from tests.conftest import require_executable
@@ -127,6 +128,7 @@ def _result(
             registry_status="found",
         ),
         localisation=Localisation(found=True, confidence=0.91, box_mm=(0, 0, 0, 80, 80, 60)),
+        source=SourceSeries(instance_count=len(series.sop_instance_uids), series_version=2),
         warnings=("phantom study: synthetic anatomy",),
     )
 

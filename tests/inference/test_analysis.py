@@ -70,7 +70,9 @@ def knocked_out(
     return analyzer.analyze(phantom.dicom_dir, None, out_dir=out, job_id="job-1")
 
 
-def test_result_json_is_a_valid_result_with_timings(knocked_out: AnalysisOutput) -> None:
+def test_result_json_is_a_valid_result_with_timings(
+    knocked_out: AnalysisOutput, phantom: Phantom
+) -> None:
     stored = AnalysisResult.model_validate_json(knocked_out.result_json.read_text())
     assert stored == knocked_out.result
     assert stored.job_id == "job-1" and stored.bundle.name == "pancreas-ai-test"
@@ -80,6 +82,9 @@ def test_result_json_is_a_valid_result_with_timings(knocked_out: AnalysisOutput)
     assert (stored.localisation.method or "").startswith("landmarks")  # no learned localiser
     assert stored.notice == "Investigational, not for clinical use."
     assert len(stored.bundle.sha256) == 64
+    # Outside the node there is no series version, only the instances read.
+    assert stored.source is not None and stored.source.series_version is None
+    assert stored.source.instance_count == len(list(phantom.dicom_dir.glob("*.dcm")))
 
 
 def test_knock_out_path_is_stated(knocked_out: AnalysisOutput) -> None:

@@ -35,6 +35,7 @@ from inference.dicom_codes import (
     PROBABILITY_CODES,
     QUALITATIVE_EVALUATIONS,
     RULE_CATEGORY,
+    SOURCE_SERIES,
     STAGING,
     TUMOR_SEGMENTED,
     TUMOR_VOLUME,
@@ -187,6 +188,9 @@ def test_clinical_inputs_and_notice(written: fx.Written) -> None:
     assert tuple(texts[CLINICAL_USED.value]) == clinical.used
     assert tuple(texts[CLINICAL_MISSING.value]) == clinical.missing
     assert tuple(texts[CLINICAL_IMPUTED.value]) == clinical.imputed
+    source = written.case.result.source
+    assert source is not None and source.series_version == 2
+    assert texts[SOURCE_SERIES.value] == [f"series version 2, {source.instance_count} instances"]
 
 
 def test_missing_segment_falls_back_to_a_plain_group(

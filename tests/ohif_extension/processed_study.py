@@ -31,6 +31,7 @@ from pancreas_contracts.result import (
     ClinicalUse,
     Localisation,
     Measurements,
+    SourceSeries,
 )
 from phantom import PhantomOptions, generate_cohort
 
@@ -113,6 +114,7 @@ def make_processed_study(
             registry_status="found",
         ),
         localisation=Localisation(found=True, confidence=0.91, box_mm=(0, 0, 0, 80, 80, 60)),
+        source=SourceSeries(instance_count=len(files), series_version=1),
         warnings=("phantom study: synthetic anatomy",),
     )
     seg_path = out / "seg.dcm"

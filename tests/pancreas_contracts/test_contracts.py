@@ -123,10 +123,10 @@ def test_a_no_tumor_result_has_no_category() -> None:
         AnalysisResult,
     )
 
-    assert RESULT_SCHEMA_VERSION == "1.3"
+    assert RESULT_SCHEMA_VERSION == "1.4"
     assert NO_TUMOR_NOTE == "no tumor segmented: staging not possible"
     result = AnalysisResult.model_validate(_NO_TUMOR_BASE)
-    assert result.schema_version == "1.3" and result.outcome == "no-tumor"
+    assert result.schema_version == "1.4" and result.outcome == "no-tumor"
     assert result.category is None and result.rule_category is None and not result.disagreement
     assert AnalysisResult.model_validate_json(result.to_json()) == result
     category = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.0}
@@ -231,3 +231,20 @@ def test_a_category_has_a_spread_with_models_or_flip_passes() -> None:
     assert Category.model_validate({**base, "ensemble_size": 1, "passes": 4}).has_spread
     with pytest.raises(ValidationError):
         Category.model_validate({**base, "passes": 1})  # one pass is no spread: None
+
+
+def test_the_source_series_says_which_version_was_read() -> None:
+    from pancreas_contracts.result import AnalysisResult, SourceSeries
+
+    assert SourceSeries(instance_count=301, series_version=2).describe() == (
+        "series version 2, 301 instances"
+    )
+    assert SourceSeries(instance_count=1).describe() == "1 instance"
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        SourceSeries(instance_count=0)
+    older = AnalysisResult.model_validate({**_NO_TUMOR_BASE, "schema_version": "1.3"})
+    assert older.source is None  # a 1.3 result still reads
+    read = AnalysisResult.model_validate(
+        {**_NO_TUMOR_BASE, "source": {"instance_count": 3, "series_version": 1}}
+    )
+    assert AnalysisResult.model_validate_json(read.to_json()).source == read.source

@@ -72,6 +72,12 @@ def test_series_is_analysed_and_delivered_to_orthanc(
             assert {"read", "inference", "write_seg", "total"} <= set(stored.timings_s)
             result = AnalysisResult.model_validate_json(Path(stored.result_json_path).read_text())
             assert Path(stored.result_json_path).parent == settings.results_dir / job.id
+            # The result and its SR say which version of the series they read (issue 22).
+            assert result.source is not None
+            assert (result.source.series_version, result.source.instance_count) == (
+                job.series_version,
+                len(series.files),
+            )
             events = list_audit_events(node.database, object_id=job.id)
             lookups = [e for e in events if e.action == "registry.lookup"]
             assert lookups and lookups[0].detail == {"status": "not_configured"}

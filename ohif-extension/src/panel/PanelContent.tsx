@@ -222,6 +222,8 @@ export function PanelContent({
         <div className="pai-kv">
           <span>Model</span>
           <span data-testid="pancreas-ai-model">{view.modelText}</span>
+          <span>Analysed</span>
+          <span data-testid="pancreas-ai-analysed">{view.analysedText}</span>
           <span>Source</span>
           <span data-testid="pancreas-ai-source">{view.sourceText}</span>
         </div>
