@@ -479,6 +479,7 @@ def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOpti
     variation = draw_variation(
         stream(seed, index, _Stream.VARIATION), options.variation, target,
         options.fixed_acquisition(), options.mix, stream(seed, index, _Stream.LESION),
+        options.class_counts,
     )  # fmt: skip
     rng = stream(seed, index, _Stream.PLAN)
     crng = stream(seed, index, _Stream.CLINICAL)

@@ -57,7 +57,10 @@ class LesionMix:
     ----------
     small_pdac
         Share of PDAC with a core diameter of at most :data:`SMALL_PDAC_MM` (10-20 mm; the
-        others 20.5 mm up to their class's maximum). Default 0.25: small tumors are the ones
+        others 20.5 mm up to their class's maximum). Only resectable and borderline tumors
+        are small (a tumor around the SMA or celiac trunk spans more than 2 cm), at the rate
+        that makes this share of all PDAC (at most all of those two classes; see
+        :meth:`small_chance`). Default 0.25: small tumors are the ones
         a detector misses, so a test cohort holds more than the 10-15 % of T1 tumors at
         diagnosis in registries.
     iso_pdac
@@ -92,6 +95,14 @@ class LesionMix:
         weights = self.negative_weights
         if len(weights) != 4 or any(not w >= 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"negative weights must be four non-negative numbers: {weights}")
+
+    def small_chance(self, target: int, class_counts: tuple[float, float, float]) -> float:
+        """Probability that a PDAC of NCCN class ``target`` is small, given the class mix."""
+        total = float(sum(class_counts))
+        early = float(class_counts[0] + class_counts[1]) / total if total > 0 else 0.0
+        if target == 2 or early <= 0.0:
+            return 0.0
+        return min(1.0, self.small_pdac / early)
 
     def negative_p(self) -> tuple[float, ...]:
         """:attr:`negative_weights` normalised to probabilities."""
@@ -165,10 +176,10 @@ def draw_negative(rng: np.random.Generator, kind: str, phase: str) -> tuple[Lesi
     return ()
 
 
-def draw_pdac(rng: np.random.Generator, mix: LesionMix) -> PdacDraw:
+def draw_pdac(rng: np.random.Generator, small_chance: float, incidental: float) -> PdacDraw:
     """Whether a PDAC is small, and whether the patient also has an incidental cyst."""
-    small = bool(rng.random() < mix.small_pdac)
-    return PdacDraw(small, bool(rng.random() < mix.incidental_cyst))
+    small = bool(rng.random() < small_chance)
+    return PdacDraw(small, bool(rng.random() < incidental))
 
 
 def incidental_cyst(rng: np.random.Generator, pdac_site: str) -> LesionSpec:

@@ -217,6 +217,9 @@ def write_patient(
     files = PatientFiles(dicom_dir, tuple(paths), root / "image.nii.gz", root / "label.nii.gz")
     lesions = lesion_volume(scan)
     if lesions is None:
+        # An earlier wide-mode run into the same folder must not leave its lesions behind.
+        for name in ("lesions.nii.gz", "lesions.json"):
+            (root / name).unlink(missing_ok=True)
         return files
     write_nifti(lesions, root / "lesions.nii.gz")
     document = json.dumps(lesions_document(plan, scan), indent=2) + "\n"

@@ -346,6 +346,15 @@ def _core_semi(
     return semi
 
 
+def _cuff_length(look: TumorLook | None) -> tuple[float, float]:
+    """Axial length range of a cuff: longer along an infiltrating tumor, shorter by a small one."""
+    if look is not None and look.small:
+        return (6.0, 12.0)
+    if look is not None and look.shape == "infiltrating":
+        return (16.0, 30.0)
+    return (10.0, 20.0)
+
+
 def design_tumor(
     anatomy: Anatomy,
     location: str,
@@ -359,11 +368,12 @@ def design_tumor(
     The core starts at a typical head or body position (wide variation: also uncinate or
     tail) and is pulled part of the way towards the vessels it must reach; its size grows with
     the category, or is ``look``'s diameter. A lobulated tumor gets lobules on its surface, an
-    infiltrating one strands reaching into the fat and longer cuffs along its vessels; the fat
-    planes still keep every contact angle exact.
+    infiltrating one strands reaching into the fat and longer cuffs along its vessels; a small
+    one (``look.small``) shorter cuffs and a core pulled closer to them. The fat planes still
+    keep every contact angle exact.
     """
     base = _base_point(anatomy, location, rng)
-    length = (16.0, 30.0) if look is not None and look.shape == "infiltrating" else (10.0, 20.0)
+    length = _cuff_length(look)
     placed = [
         _place_cuff(anatomy, key, float(angles[key]), base, rng, length)
         for key in KEY_VESSELS
@@ -372,7 +382,10 @@ def design_tumor(
     cuffs = tuple(cuff for cuff, _ in placed)
     center = base
     if cuffs:
-        pull = float(rng.uniform(0.25, 0.45))
+        # A small tumor sits closer to the vessels it touches, so that it stays small.
+        pull = float(
+            rng.uniform(*((0.45, 0.6) if look is not None and look.small else (0.25, 0.45)))
+        )
         center = base + pull * (np.mean([c.anchor for c in cuffs], axis=0) - base)
     semi = _core_semi(anatomy, target, look, rng)
     axes = anatomy.placement.axes(rotation(rng.uniform(-25.0, 25.0, 3)))

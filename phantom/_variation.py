@@ -355,7 +355,8 @@ def _tumor(rng: np.random.Generator, target: int, small: bool, iso_share: float)
     site = str(rng.choice(TUMOR_SITES, p=_SITE_WEIGHTS[target]))
     span = pdac_diameter_range(small, _DIAMETER_MM[target])
     diameter = min(round(float(rng.uniform(*span)), 1), span[1])
-    shape = str(rng.choice(TUMOR_SHAPES, p=(0.4, 0.35, 0.25)))
+    # A small tumor has no strands: they would reach past its 2 cm (one draw either way).
+    shape = str(rng.choice(TUMOR_SHAPES, p=(0.55, 0.45, 0.0) if small else (0.4, 0.35, 0.25)))
     texture = str(rng.choice(TUMOR_TEXTURES, p=(0.4, 0.4, 0.2)))
     attenuation = _attenuation(rng, iso_share)
     stent = site in ("head", "uncinate") and bool(rng.random() < 0.3)
@@ -369,6 +370,7 @@ def draw_variation(
     fixed: FixedAcquisition,
     mix: LesionMix,
     lesion_rng: np.random.Generator,
+    class_counts: tuple[float, float, float] = (85.0, 47.0, 27.0),
 ) -> Variation:
     """Draw one patient's variation.
 
@@ -386,6 +388,8 @@ def draw_variation(
         The cohort's lesion mix.
     lesion_rng
         The patient's lesion stream (small PDAC, cysts, PNET, dilated duct).
+    class_counts
+        The cohort's NCCN class mix (how often a resectable or borderline PDAC is small).
 
     Returns
     -------
@@ -399,7 +403,8 @@ def draw_variation(
     if target is None:
         tumor, lesions = None, draw_negative(lesion_rng, kind, phase)
     else:
-        pdac = draw_pdac(lesion_rng, mix)
+        chance = mix.small_chance(target, class_counts)
+        pdac = draw_pdac(lesion_rng, chance, mix.incidental_cyst)
         tumor = _tumor(rng, target, pdac.small, mix.iso_pdac)
         lesions = (incidental_cyst(lesion_rng, tumor.site),) if pdac.incidental else ()
     dilated = kind == "atrophic" and bool(lesion_rng.random() < mix.atrophic_dilated_duct)

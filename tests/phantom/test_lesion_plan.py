@@ -113,12 +113,16 @@ def _look_of(variation: Variation) -> TumorLook:
 def test_small_and_iso_pdac_occur_at_the_configured_shares(small: float, iso: float) -> None:
     mix = LesionMix(small_pdac=small, iso_pdac=iso)
     options = PhantomOptions(variation="wide", pdac_prevalence=1.0, lesion_mix=mix)
-    looks = [_look(p) for p in plan_cohort(800, 5, options)]
+    cohort = plan_cohort(800, 5, options)
+    looks = [_look(p) for p in cohort]
     diameters = np.array([look.diameter_mm for look in looks])
     is_small = np.array([look.small for look in looks])
     assert _within(float(is_small.mean()), small, len(looks))
     assert diameters[is_small].min() >= 10.0 and diameters[is_small].max() <= SMALL_PDAC_MM
     assert diameters[~is_small].min() > SMALL_PDAC_MM
+    # Resectable and borderline tumors only, and none with strands reaching past 2 cm.
+    assert {p.target_class for p in cohort if _look(p).small} == {0, 1}
+    assert all(look.shape != "infiltrating" for look in looks if look.small)
     attenuation = np.array([look.attenuation for look in looks])
     is_iso = np.array([look.iso for look in looks])
     assert _within(float(is_iso.mean()), iso, len(looks))

@@ -138,7 +138,7 @@ def test_rendering_is_deterministic(plans: list[PatientPlan]) -> None:
 
 
 def _shaped_plans() -> list[PatientPlan]:
-    """A lobulated and an infiltrating tumor with vessel contact, at 0.7 mm voxels."""
+    """A lobulated, an infiltrating and a small tumor with vessel contact, at 0.7 mm voxels."""
     options = PhantomOptions(
         variation="wide", fov_mm=(220.0, 220.0, 180.0), pixel_spacing=0.7, slice_thickness=1.0
     )
@@ -151,7 +151,12 @@ def _shaped_plans() -> list[PatientPlan]:
 
         return wanted
 
-    return [_first(plans, shaped(shape)) for shape in ("lobulated", "infiltrating")]
+    shaped_plans = [_first(plans, shaped(shape)) for shape in ("lobulated", "infiltrating")]
+    small = _first(
+        plans,
+        lambda p: p.has_tumor and _look(p).small and sum(a > 0 for a in p.angles.values()) > 1,
+    )
+    return [*shaped_plans, small]
 
 
 @pytest.mark.parametrize("plan", _shaped_plans(), ids=lambda p: p.patient_id)
