@@ -48,9 +48,9 @@ _SERIES_FOR_UPDATE = (
     # already serialised by BEGIN IMMEDIATE.
     .with_for_update()
 )
-_STORED_CONTENT = select(Instance.content_sha256).where(
-    Instance.sop_instance_uid == bindparam("uid")
-)
+_STORED_CONTENT = select(
+    Instance.content_sha256, Instance.transfer_syntax_uid, Instance.spool_path
+).where(Instance.sop_instance_uid == bindparam("uid"))
 _COUNT_INSTANCE = (
     update(Series)
     .where(Series.id == bindparam("series_id"))
@@ -267,6 +267,7 @@ def store_instance(
     reopen_if_complete: bool = True,
     content_sha256: str | None = None,
     place_file: Callable[[], None] | None = None,
+    same_content: Callable[[str], bool] | None = None,
 ) -> IngestOutcome:
     """Record one received instance: one stored object per SOPInstanceUID and content.
 
@@ -283,6 +284,11 @@ def store_instance(
         Moves the received file to ``spool_path``; called under the series lock only when the
         instance is new, so a re-send never replaces a stored file. If the transaction then
         fails, the caller removes the placed file.
+    same_content
+        Called with the stored file's spool path when a known SOPInstanceUID arrives with
+        another hash in another transfer syntax: whether the two files hold the same content
+        (a lossless re-encoding). If so the instance is a duplicate, audited as
+        ``instance.resent-other-syntax``; otherwise, or without it, a conflict.
 
     Returns
     -------
@@ -313,8 +319,15 @@ def store_instance(
         connection = session.connection()
         known = connection.execute(_STORED_CONTENT, {"uid": sop_instance_uid}).first()
         if known is not None:
+            stored = _Stored(known[0], known[1], known[2])
+            received = _Stored(content_sha256, transfer_syntax_uid, spool_path)
             return _known_instance(
-                session, known[0], content_sha256, sop_instance_uid, series_instance_uid, calling_ae
+                session,
+                stored,
+                received,
+                same_content,
+                (sop_instance_uid, series_instance_uid),
+                calling_ae,
             )
         if place_file is not None:
             place_file()
@@ -363,31 +376,46 @@ def _reopen_by_id(session: Session, series_id: int, *, actor: str, origin: str |
     return series.version
 
 
+@dataclass(frozen=True)
+class _Stored:
+    sha256: str | None
+    transfer_syntax_uid: str
+    spool_path: str
+
+
 def _known_instance(
     session: Session,
-    stored_sha256: str | None,
-    received_sha256: str | None,
-    sop_instance_uid: str,
-    series_instance_uid: str,
+    stored: _Stored,
+    received: _Stored,
+    same_content: Callable[[str], bool] | None,
+    uids: tuple[str, str],
     calling_ae: str | None,
 ) -> IngestOutcome:
-    if stored_sha256 is None or received_sha256 is None or stored_sha256 == received_sha256:
+    if stored.sha256 is None or received.sha256 is None or stored.sha256 == received.sha256:
         return IngestOutcome.DUPLICATE
+    # Only another transfer syntax can explain other bytes of the same content (PS3.5 10).
+    resent = (
+        same_content is not None
+        and stored.transfer_syntax_uid != received.transfer_syntax_uid
+        and same_content(stored.spool_path)
+    )
     write_audit(
         session,
         actor=calling_ae or "scp",
-        action="instance.conflict",
+        action="instance.resent-other-syntax" if resent else "instance.conflict",
         object_type="instance",
-        object_id=sop_instance_uid,
+        object_id=uids[0],
         origin=calling_ae,
         detail={
-            "series_instance_uid": series_instance_uid,
-            "stored_sha256": stored_sha256,
-            "received_sha256": received_sha256,
+            "series_instance_uid": uids[1],
+            "stored_sha256": stored.sha256,
+            "received_sha256": received.sha256,
+            "stored_transfer_syntax": stored.transfer_syntax_uid,
+            "received_transfer_syntax": received.transfer_syntax_uid,
             "kept": "stored",
         },
     )
-    return IngestOutcome.CONFLICT
+    return IngestOutcome.DUPLICATE if resent else IngestOutcome.CONFLICT
 
 
 def stored_spool_paths(db: NodeDatabase) -> set[str]:

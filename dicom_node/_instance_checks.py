@@ -11,13 +11,22 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-__all__ = ["PixelProblem", "check_pixel_module", "content_sha256", "inflated_size_exceeds"]
+__all__ = [
+    "PixelProblem",
+    "check_pixel_module",
+    "content_sha256",
+    "inflated_size_exceeds",
+    "same_content",
+]
 
 _CHUNK = 1 << 20
 _PREAMBLE = 128 + 4  # File preamble and "DICM" (PS3.10 7.1)
@@ -150,3 +159,31 @@ def _check_pixel_data(dataset: Dataset, native_length: int, frames: int) -> Pixe
     except _DECODE_ERRORS:
         return PixelProblem("compressed pixel data does not decode", in_pixel_data=True)
     return None
+
+
+def same_content(stored: Path, received: Path) -> bool:
+    """Whether two files hold the same instance in different encodings.
+
+    Every data element outside the File Meta Information (group 0002, which names the
+    transfer syntax) has the same value, and the decoded pixel data are equal: a lossless
+    re-encoding (PS3.5 section 10), as a PACS sends when it re-sends a series in another
+    transfer syntax. Lossy re-encodings differ in their pixels and are not the same content.
+    Files that cannot be read or decoded are not the same.
+    """
+    try:
+        first, second = (dcmread(path, force=True) for path in (stored, received))
+        if _elements(first) != _elements(second):
+            return False
+        if "PixelData" not in first or "PixelData" not in second:
+            return ("PixelData" in first) == ("PixelData" in second)
+        return bool(np.array_equal(first.pixel_array, second.pixel_array))
+    except (InvalidDicomError, OSError, *_DECODE_ERRORS):
+        return False
+
+
+def _elements(dataset: Dataset) -> dict[int, object]:
+    return {
+        int(element.tag): element.value
+        for element in dataset
+        if element.tag.group != 0x0002 and element.keyword != "PixelData"
+    }

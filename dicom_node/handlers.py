@@ -33,6 +33,7 @@ from dicom_node._instance_checks import (
     check_pixel_module,
     content_sha256,
     inflated_size_exceeds,
+    same_content,
 )
 from dicom_node.spool import Spool, SpoolFullError, is_valid_uid
 from dicom_node.statuses import StoreStatus
@@ -266,6 +267,7 @@ def _save(dataset: Dataset, received: Path, calling_ae: str, context: IntakeCont
             study_date=_study_date(dataset),
             content_sha256=content_sha256(received),
             place_file=place,
+            same_content=lambda stored: same_content(Path(stored), received),
         )
         committed = True
     except SpoolFullError:

@@ -4,6 +4,7 @@ one object per SOPInstanceUID and content, undecodable instances, unexpected err
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from pydicom.encaps import encapsulate, generate_fragments
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     RLELossless,
     generate_uid,
 )
@@ -103,6 +105,48 @@ def test_same_uid_with_other_content_is_refused_and_audited(
     events = list_audit_events(node.database, object_type="instance")
     assert [e.action for e in events] == ["instance.conflict"]
     assert events[0].object_id == str(first.SOPInstanceUID)
+
+
+def _send_as(port: int, ds: Dataset, transfer_syntax: str) -> int:
+    ae = AE(ae_title="EDGE_SCU")
+    ae.add_requested_context(ds.SOPClassUID, transfer_syntax)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PANCREAS_AI")
+    assert assoc.is_established
+    try:
+        # A fresh data set: no original encoding for pydicom to insist on.
+        sent = Dataset()
+        sent.update(copy.deepcopy(ds))
+        sent.file_meta = copy.deepcopy(ds.file_meta)
+        sent.file_meta.TransferSyntaxUID = transfer_syntax
+        return int(assoc.send_c_store(sent).Status)
+    finally:
+        assoc.release()
+
+
+def test_a_resend_in_another_transfer_syntax_is_the_same_instance(
+    node: Node, ct_series: PhantomSeries
+) -> None:
+    # A PACS re-sending a series in another (lossless) transfer syntax sends other bytes of the
+    # same content: acknowledged as a duplicate, the stored file kept, audited as a re-send.
+    first = read(ct_series.files[0])
+    assert send_datasets(node.scp.port, [first]) == [StoreStatus.SUCCESS]
+    (stored,) = spooled_files(node)
+    before = stored.read_bytes()
+    assert _send_as(node.scp.port, first, ImplicitVRLittleEndian) == StoreStatus.SUCCESS
+    assert stored.read_bytes() == before
+    assert instance_count(node.database, ct_series.SeriesInstanceUID) == 1
+    events = list_audit_events(node.database, object_type="instance")
+    assert [e.action for e in events] == ["instance.resent-other-syntax"]
+    # Other pixel values in another transfer syntax are still a conflict.
+    other = read(ct_series.files[0])
+    pixels = other.pixel_array.copy()
+    pixels[0, 0] += 1
+    other.PixelData = pixels.tobytes()
+    assert _send_as(node.scp.port, other, ImplicitVRLittleEndian) == (
+        StoreStatus.DUPLICATE_SOP_INSTANCE
+    )
+    events = list_audit_events(node.database, object_type="instance")
+    assert [e.action for e in events][-1] == "instance.conflict"
 
 
 def test_database_failure_leaves_no_file_without_a_row(
