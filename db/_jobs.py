@@ -29,7 +29,7 @@ from db._audit import NewResult, affected, insert_ignore, result_row, write_audi
 from db._database import NodeDatabase
 from db._models import Job
 from db._types import utcnow
-from pancreas_contracts.job_states import TRANSITIONS, JobState
+from pancreas_contracts.job_states import ASSEMBLY_STAGE, TRANSITIONS, JobState, failed_stage
 
 __all__ = [
     "EnqueueResult",
@@ -454,10 +454,19 @@ def fail_job(
 
 
 def retry_job(db: NodeDatabase, job_id: str, *, actor: str, origin: str | None = None) -> JobInfo:
-    """Re-queue a failed job now (an operator's decision)."""
+    """Re-queue a failed job now (an operator's decision).
+
+    Raises
+    ------
+    ValueError
+        If the job failed at series assembly: the routing rules never decided on its series,
+        so it is not analysed as it is; :func:`reopen_series` runs assembly and the rules again.
+    """
     now = utcnow()
     with db.session() as session:
         job = _lock(session, job_id)
+        if failed_stage(job.failure_reason) == ASSEMBLY_STAGE:
+            raise ValueError("the job failed at series assembly: re-open its series instead")
         _transition(
             session, job, JobState.QUEUED, actor=actor, origin=origin, now=now, reason="manual"
         )

@@ -57,6 +57,7 @@ from db import (
     series_quiet_since,
 )
 from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet, SeriesFacts
+from pancreas_contracts.job_states import ASSEMBLY_STAGE, failure_reason
 
 __all__ = [
     "AssemblyOutcome",
@@ -343,7 +344,7 @@ class SeriesAssembler:
             uid,
             series.version,
             self._bundle_sha256,
-            failure=f"failed at assembly after 1 attempt: {reason}",
+            failure=failure_reason(ASSEMBLY_STAGE, 1, reason),
         ).job
         return AssemblyOutcome(uid, series.version, decision, job.id)
 

@@ -37,6 +37,7 @@ from db import (
     heartbeat_job,
     requeue_expired_leases,
 )
+from pancreas_contracts.job_states import failure_reason
 
 __all__ = ["JobFailedError", "JobOutcome", "JobRunner", "Worker"]
 
@@ -170,9 +171,8 @@ class Worker:
         retry_at = None
         if retryable and job.attempts < self._max_attempts:
             retry_at = self._clock() + backoff_delay(job.attempts)
-        plural = "attempt" if job.attempts == 1 else "attempts"
         if retry_at is None:
-            stored = f"failed at {stage} after {job.attempts} {plural}: {reason}"
+            stored = failure_reason(stage, job.attempts, reason)
         else:
             stored = (
                 f"failed at {stage} (attempt {job.attempts} of {self._max_attempts}, "

@@ -20,7 +20,8 @@ class NodeContext:
     """What the plugin reads of the node.
 
     The plugin only reads the node database, except for re-analysis (``db.retry_job``,
-    ``db.enqueue_job``); it never migrates it.
+    ``db.enqueue_job``, and ``db.reopen_series`` for a series whose assembly failed); it never
+    migrates it.
     """
 
     settings: Settings

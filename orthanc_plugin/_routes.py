@@ -55,6 +55,7 @@ from db import (
     list_study_jobs,
     list_worklist,
     queue_counts,
+    reopen_series,
     retry_job,
 )
 from orthanc_plugin._config import PluginConfig
@@ -69,6 +70,7 @@ from orthanc_plugin._status import (
 from orthanc_plugin._store import Submission, SubmissionStore
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
+from pancreas_contracts.job_states import ASSEMBLY_STAGE, failed_stage
 from pancreas_contracts.result import CATEGORY_LABELS, AnalysisResult
 
 __all__ = ["Request", "Response", "Routes"]
@@ -442,6 +444,24 @@ class Routes:
             },
         )
 
+    def _reassemble(self, rows: list[StudyJobInfo], actor: str) -> list[dict[str, Any]]:
+        """Re-open the series whose assembly failed: assembly and the routing rules run again
+        (their failed job is never analysed as it is, :func:`db.retry_job`)."""
+        actions: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for row in rows:
+            uid = row.series.series_instance_uid
+            job = row.job
+            if uid in seen or job is None or job.series_version != row.series.version:
+                continue
+            seen.add(uid)
+            if job.state is JobState.FAILED and failed_stage(job.failure_reason) == ASSEMBLY_STAGE:
+                version = reopen_series(self._node.database, uid, actor=actor, origin=_ORIGIN)
+                actions.append(
+                    {"series_instance_uid": uid, "action": "reassembling", "version": version}
+                )
+        return actions
+
     def reanalyse(self, request: Request, ident: str) -> Response:
         """``POST /pancreas-ai/studies/{study}/reanalyse``."""
         context = self._study_context(ident)
@@ -454,6 +474,7 @@ class Routes:
         for row in rows:  # rows come newest job first within a series
             if row.series.routing_decision is RoutingDecision.ANALYZE:
                 newest_version.setdefault(row.series.series_instance_uid, row)
+        actions.extend(self._reassemble(rows, actor))
         bundle = self._bundle_sha256() if newest_version else ""
         for series_uid, row in newest_version.items():
             version = row.series.version
@@ -484,7 +505,9 @@ class Routes:
         if orthanc_id is not None:
             self._store.track_study(orthanc_id, uid)
         self._wake()
-        changed = any(a["action"] in ("requeued", "queued", "resubmitted") for a in actions)
+        changed = any(
+            a["action"] in ("requeued", "queued", "resubmitted", "reassembling") for a in actions
+        )
         _log.info("re-analysis of a study requested by %s: %d action(s)", actor, len(actions))
         return Response(202 if changed else 200, {"study_instance_uid": uid, "actions": actions})
 

@@ -21,7 +21,14 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from db import NodeDatabase, SeriesStatus, get_series, list_recent_jobs
+from db import (
+    NodeDatabase,
+    SeriesStatus,
+    get_series,
+    list_recent_jobs,
+    reopen_series,
+    retry_job,
+)
 from dicom_node.node import Node
 from pancreas_contracts.job_states import JobState
 from tests.dicom_node.conftest import TEST_RULES, PhantomSeries, node_settings
@@ -110,9 +117,20 @@ def test_a_series_whose_assembly_raises_fails_alone_and_the_loop_lives_on(
         )
         info = get_series(node.database, bad_uid)
         assert info is not None and info.routing_reason == "assembly failed: IndexError"
+        # Its job never passed the routing rules: it is not re-queued as it is; re-opening the
+        # series runs assembly and the rules again (here they fail again: same estimator).
+        with pytest.raises(ValueError, match="assembly"):
+            retry_job(node.database, failed.id, actor="test")
+        assert reopen_series(node.database, bad_uid, actor="test") == 2
+        wait_for(lambda: _complete(node.database, bad_uid), timeout_s=30)
+        jobs = [j for j in list_recent_jobs(node.database) if j.series_instance_uid == bad_uid]
+        assert {(j.series_version, j.state) for j in jobs} == {
+            (1, JobState.CANCELLED),
+            (2, JobState.FAILED),
+        }
 
     errors = [r for r in caplog.records if r.levelname == "ERROR" and bad_uid in r.getMessage()]
-    assert len(errors) == 1, "one line for the failed series"
+    assert len(errors) == 2, "one line for each failed assembly of the series"
     assert errors[0].exc_info is None, "the traceback goes to DEBUG only"
 
     # `pancreas-node status` names the failed series and its reason.

@@ -248,3 +248,14 @@ def test_the_source_series_says_which_version_was_read() -> None:
         {**_NO_TUMOR_BASE, "source": {"instance_count": 3, "series_version": 1}}
     )
     assert AnalysisResult.model_validate_json(read.to_json()).source == read.source
+
+
+def test_a_failure_reason_names_its_stage() -> None:
+    from pancreas_contracts.job_states import ASSEMBLY_STAGE, failed_stage, failure_reason
+
+    reason = failure_reason(ASSEMBLY_STAGE, 1, "assembly failed: IndexError")
+    assert reason == "failed at assembly after 1 attempt: assembly failed: IndexError"
+    assert failed_stage(reason) == "assembly"
+    assert failed_stage(failure_reason("analysis", 3, "x")) == "analysis"
+    assert failed_stage("failed at analysis (attempt 1 of 3, retry scheduled): x") == "analysis"
+    assert failed_stage(None) is None and failed_stage("refused: not-localised") is None
