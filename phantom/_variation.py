@@ -359,6 +359,9 @@ def _tumor(rng: np.random.Generator, target: int, small: bool, iso_share: float)
     shape = str(rng.choice(TUMOR_SHAPES, p=(0.55, 0.45, 0.0) if small else (0.4, 0.35, 0.25)))
     texture = str(rng.choice(TUMOR_TEXTURES, p=(0.4, 0.4, 0.2)))
     attenuation = _attenuation(rng, iso_share)
+    if attenuation >= -10.0:
+        # Iso-attenuating PDAC are told by secondary signs, not by a necrotic or mottled core.
+        texture = "homogeneous"
     stent = site in ("head", "uncinate") and bool(rng.random() < 0.3)
     return TumorLook(site, diameter, shape, texture, attenuation, stent)
 

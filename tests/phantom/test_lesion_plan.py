@@ -127,6 +127,7 @@ def test_small_and_iso_pdac_occur_at_the_configured_shares(small: float, iso: fl
     is_iso = np.array([look.iso for look in looks])
     assert _within(float(is_iso.mean()), iso, len(looks))
     assert attenuation[is_iso].min() >= -10.0 and attenuation[~is_iso].max() <= -15.0
+    assert all(look.texture == "homogeneous" for look in looks if look.iso)
     # Iso-attenuating tumors at every site, where only the duct may give them away.
     assert {look.site for look in looks if look.iso} == set(LESION_LOCATIONS)
 
