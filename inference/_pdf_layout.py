@@ -22,6 +22,7 @@ from matplotlib.patches import Rectangle
 from pydicom.dataset import Dataset
 
 from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
+from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import (
     CATEGORY_LABELS,
@@ -194,8 +195,10 @@ def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> 
     y = _section(fig, x, y, "Resectability (NCCN)")
     category = result.category
     if category is None:  # outcome no-tumor (nothing to stage) or out-of-domain (withheld)
-        out = result.outcome == "out-of-domain"
-        sentence = OUT_OF_DOMAIN_SENTENCE if out else NO_TUMOR_SENTENCE
+        sentence = {
+            "out-of-domain": OUT_OF_DOMAIN_SENTENCE,
+            "no-pdac": NO_PDAC_NOTE,
+        }.get(result.outcome, NO_TUMOR_SENTENCE)
         fig.text(x, y, sentence, fontsize=9, fontweight="bold", va="top")
         return _domain_rows(fig, result, y - 0.03, x)
     rule = result.rule_category
@@ -319,6 +322,8 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
     ]
     if result.source is not None:
         lines.append(f"Analysed: {result.source.describe()}")
+    if result.detection is not None:
+        lines.append(_detection_line(result.detection))
     for line in lines:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")
@@ -414,3 +419,16 @@ def draw_report(
             },
         )
     return buffer.getvalue()
+
+
+def _detection_line(detection: Detection) -> str:
+    """The PDAC detector's answer (result 1.5), its lesions and how staging relates."""
+    parts = [f"PDAC detection ({detection.model_version}): {detection.describe()}"]
+    parts += [
+        f"lesion {n}: {x.diameter_mm:.0f} mm, p {x.probability:.2f} at LPS "
+        f"({x.centre_lps_mm[0]:.0f}, {x.centre_lps_mm[1]:.0f}, {x.centre_lps_mm[2]:.0f}) mm"
+        for n, x in enumerate(detection.lesions[:3], start=1)
+    ]
+    if detection.agreement not in (None, "agree"):
+        parts.append(f"DETECTION AND STAGING DISAGREE: {detection.agreement}")
+    return "; ".join(parts)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from inference._analysis_detection import Detector, PdacDetector, apply_gate
 from inference._analysis_localise import (
     MAX_DISAGREEMENT_MM,
     MIN_CONFIDENCE,
@@ -65,9 +66,11 @@ __all__ = [
     "AnalysisError",
     "AnalysisOutput",
     "Analyzer",
+    "Detector",
     "LandmarkLocaliser",
     "LocalisationEstimate",
     "Localiser",
+    "PdacDetector",
     "clinical_weight_notes",
     "default_localiser",
     "resolve_device",
@@ -204,6 +207,9 @@ class Analyzer:
     tta_flips
         Test-time flip passes for tasks that support them (settings ``tta_flips``; off by
         default, since they multiply the inference time).
+    detector
+        The PDAC detection gate, run first on every CT (:class:`PdacDetector`; ``None``: no
+        detection, the result has no ``detection`` section).
 
     Raises
     ------
@@ -222,8 +228,10 @@ class Analyzer:
         localiser: Localiser | None = None,
         tasks: Sequence[TaskRegistration] = TASKS,
         tta_flips: bool = False,
+        detector: Detector | None = None,
     ) -> None:
         self._tta_flips = tta_flips
+        self._detector = detector
         self._bundle = load_bundle(bundle_path)
         self._device = resolve_device(device)
         names = [t.name for t in tasks]
@@ -304,6 +312,11 @@ class Analyzer:
         source = timed(timings, "read", lambda: _read(series))
         if source.dicom is not None:
             notes.extend(source.dicom.warnings)
+        detection = None
+        if self._detector is not None:
+            detector = self._detector
+            detection = timed(timings, "detection", lambda: detector(source.image))
+            notes.extend(detection.warnings)
         loc = timed(timings, "localise", lambda: self._localiser(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
@@ -325,8 +338,11 @@ class Analyzer:
             timings.update(output.timings_s)
         if not label_maps:
             raise AnalysisError("no-pancreas", "no task produced a label map")
+        label = _merge_labels(label_maps)
+        if detection is not None:
+            fields["detection"] = apply_gate(fields, notes, detection, label)
         result = self._result(source, loc, fields, job_id, notes, series_version)
-        return self._write(result, source, _merge_labels(label_maps), out_dir, timings, started)
+        return self._write(result, source, label, out_dir, timings, started)
 
     def _result(
         self,

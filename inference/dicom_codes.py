@@ -72,17 +72,28 @@ __all__ = [
     "CLINICAL_USED",
     "CONTACT_ANGLE",
     "CONTACT_METHOD",
+    "DETECTION_AGREEMENT",
     "DIAMETER",
     "DIAMETER_DERIVATION",
     "DOMAIN_CHECK",
     "DOMAIN_GRADES",
     "DOMAIN_REASON",
     "FINDING_SITE",
+    "LESION_FINDING",
+    "LESION_PROBABILITY",
     "LOCALISATION_CONFIDENCE",
     "MANUFACTURER",
     "NETWORK_CATEGORY",
     "NO",
+    "NO_PDAC_STAGING",
     "OUT_OF_DOMAIN_STAGING",
+    "PDAC_CLASSIFICATION",
+    "PDAC_DETECTED",
+    "PDAC_DETECTION",
+    "PDAC_DETECTION_MAX",
+    "PDAC_FINDING",
+    "PDAC_LIKELIHOOD",
+    "PDAC_THRESHOLD",
     "PDF_DOCUMENT_TITLE",
     "PDF_SERIES_DESCRIPTION",
     "PDF_SERIES_NUMBER",
@@ -224,6 +235,22 @@ NO_TUMOR_STAGING: Final = _private("NO-STAGE", "No tumor segmented: staging not 
 OUT_OF_DOMAIN_STAGING: Final = _private(
     "OOD-STAGE", "Out of the training domain: category withheld"
 )
+#: A no-pdac result's staging evaluation (result 1.5: the PDAC detector gated the staging).
+NO_PDAC_STAGING: Final = _private("NOPDAC-STAGE", "No PDAC detected: staging not given")
+#: The PDAC detection group (result 1.5): finding type SCT 700423003 Adenocarcinoma of
+#: pancreas; the detector's scores as measurements, its verdict as a coded evaluation, each
+#: reported lesion as a TID 1410 group with a 3D point (SCOORD3D) at its centre.
+PDAC_FINDING: Final = codes.SCT.AdenocarcinomaOfPancreas
+LESION_FINDING: Final = codes.SCT.Lesion
+PDAC_LIKELIHOOD: Final = _private("PDAC-LIK", "PDAC likelihood (combined score)")
+PDAC_CLASSIFICATION: Final = _private("PDAC-CLS", "PDAC classification probability")
+PDAC_DETECTION_MAX: Final = _private("PDAC-DMAX", "Detection map maximum")
+PDAC_THRESHOLD: Final = _private("PDAC-THR", "PDAC detection operating threshold")
+PDAC_DETECTED: Final = _private("PDAC-FOUND", "PDAC detected")
+LESION_PROBABILITY: Final = _private("LES-PROB", "Lesion probability")
+DETECTION_AGREEMENT: Final = _private("DET-AGREE", "Detection and staging segmentation")
+#: The detector's answer in one line, among the qualitative evaluations (what the viewer shows).
+PDAC_DETECTION: Final = _private("PDAC-DET", "PDAC detection")
 #: The training-domain check (``result.domain``) and its grades, by ``DomainCheck.grade``.
 DOMAIN_CHECK: Final = _private("DOMAIN", "Training-domain check")
 DOMAIN_GRADES: Final = {

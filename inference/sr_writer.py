@@ -45,6 +45,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import SegmentationStorage, generate_uid
 
+from inference._sr_detection import detection_groups
 from inference._writer_common import (
     SourceImages,
     device_serial_number,
@@ -73,8 +74,10 @@ from inference.dicom_codes import (
     MANUFACTURER,
     NETWORK_CATEGORY,
     NO,
+    NO_PDAC_STAGING,
     NO_TUMOR_STAGING,
     OUT_OF_DOMAIN_STAGING,
+    PDAC_DETECTION,
     PRESENT,
     PROBABILITY_CODES,
     PROCEDURE_REPORTED,
@@ -112,6 +115,7 @@ __all__ = ["SegmentRef", "build_sr", "segment_refs", "write_sr"]
 
 _Group = (
     hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
     | hd.sr.MeasurementsAndQualitativeEvaluations
 )
 
@@ -231,6 +235,8 @@ def build_sr(
     groups: list[_Group] = [*_tumor_groups(context), *_vessel_groups(context)]
     groups.append(_assessment_group(context))
     groups.extend(_task_group(context, section) for section in result.tasks.values())
+    if result.detection is not None:
+        groups.extend(detection_groups(result.detection, str(seg.FrameOfReferenceUID)))
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=PROCEDURE_REPORTED,
@@ -369,6 +375,12 @@ def _category_items(
     neither.
     """
     category = result.category
+    if result.outcome == "no-pdac":  # the detector gated the staging (result 1.5)
+        segmented = PRESENT if result.measurements.tumor_volume_ml is not None else ABSENT
+        return [
+            hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, segmented),
+            hd.sr.QualitativeEvaluation(STAGING, NO_PDAC_STAGING),
+        ], []
     if category is None and result.outcome == "out-of-domain":
         return [
             hd.sr.QualitativeEvaluation(TUMOR_SEGMENTED, PRESENT),
@@ -488,6 +500,8 @@ def _qualitative_evaluations(result: AnalysisResult) -> hd.sr.ContainerContentIt
     items.append(_text(REGISTRY_STATUS, clinical.registry_status))
     if result.source is not None:
         items.append(_text(SOURCE_SERIES, result.source.describe()))
+    if result.detection is not None:
+        items.append(_text(PDAC_DETECTION, result.detection.describe()))
     items.extend(_text(WARNING, warning) for warning in result.warnings)
     container = hd.sr.ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS,

@@ -129,6 +129,8 @@ def job_status(
             return StudyStatus.DONE
         if outcome == "out-of-domain":
             return StudyStatus.OUT_OF_DOMAIN
+        if outcome == "no-pdac":
+            return StudyStatus.NO_PDAC
         return StudyStatus.NO_TUMOR
     if state is JobState.FAILED and not retry_scheduled:
         return StudyStatus.FAILED

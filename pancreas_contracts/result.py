@@ -14,8 +14,10 @@ segmentation are from the bundle's training cohort (:class:`DomainCheck`), and t
 category and the rule category are withheld (``None``) with the reason; ``1.4`` adds ``source``,
 which version of the series the analysis read and how many instances it had
 (:class:`SourceSeries`): a series that grows after its analysis is analysed again, and each
-result says which one it is. Readers accept all five versions (``domain`` is ``None`` before
-1.3, ``source`` before 1.4).
+result says which one it is. Readers accept all six versions (``domain`` is ``None`` before
+1.3, ``source`` before 1.4). ``1.5`` adds ``detection``, the PDAC detector's answer
+(:class:`pancreas_contracts.detection.Detection`), and the outcome ``no-pdac``: the detector
+found no PDAC, so the NCCN category is not given (the segmentation is still delivered).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
 
 __all__ = [
     "CATEGORY_LABELS",
@@ -49,7 +53,7 @@ __all__ = [
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.4"
+RESULT_SCHEMA_VERSION: Final = "1.5"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
 #: the PDF and the OHIF panel show instead of a category.
@@ -293,7 +297,7 @@ class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
@@ -301,7 +305,8 @@ class AnalysisResult(BaseModel):
     #: ``no-tumor``: no tumor was segmented, so there is no category to stage (schema 1.2;
     #: ``done`` in older results); ``out-of-domain``: the category is withheld because the CT
     #: is strongly out of the training domain (schema 1.3).
-    outcome: Literal["done", "no-tumor", "out-of-domain"] = "done"
+    #: ``no-pdac``: the PDAC detector found none, so no category is given (schema 1.5).
+    outcome: Literal["done", "no-tumor", "out-of-domain", "no-pdac"] = "done"
     #: The network's NCCN category; ``None`` exactly when ``outcome`` is not ``done``.
     category: Category | None
     rule_category: Literal["resectable", "borderline", "locally advanced"] | None = None
@@ -317,6 +322,8 @@ class AnalysisResult(BaseModel):
     #: The series version and instances analysed (schema 1.4; ``None`` in older results and
     #: for a NIfTI input).
     source: SourceSeries | None = None
+    #: The PDAC detector's answer (schema 1.5; ``None`` without a detection bundle).
+    detection: Detection | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE
@@ -334,6 +341,13 @@ class AnalysisResult(BaseModel):
                 raise ValueError("an out-of-domain result needs an out-of-domain domain check")
             if OUT_OF_DOMAIN_NOTE not in self.warnings:
                 raise ValueError(f"an out-of-domain result must warn {OUT_OF_DOMAIN_NOTE!r}")
+        if self.outcome == "no-pdac":
+            if self.detection is None or self.detection.detected:
+                raise ValueError("a no-pdac result needs a detection that found no PDAC")
+            if NO_PDAC_NOTE not in self.warnings:
+                raise ValueError(f"a no-pdac result must warn {NO_PDAC_NOTE!r}")
+        elif self.detection is not None and not self.detection.detected and self.category:
+            raise ValueError("a category is given only when the detector found a PDAC")
         return self
 
     @model_validator(mode="after")
@@ -343,6 +357,11 @@ class AnalysisResult(BaseModel):
         if self.disagreement != expected:
             raise ValueError("disagreement must say whether rule_category differs from category")
         return self
+
+    def no_category_note(self) -> str | None:
+        """Why there is no NCCN category (the outcome's note), ``None`` for ``done``."""
+        notes = {"no-tumor": NO_TUMOR_NOTE, "out-of-domain": OUT_OF_DOMAIN_NOTE}
+        return notes.get(self.outcome, NO_PDAC_NOTE if self.outcome == "no-pdac" else None)
 
     def to_json(self) -> str:
         """``result.json`` text."""

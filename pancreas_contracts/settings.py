@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # that a one-model bundle otherwise lacks (category and SEG stay the unflipped cube's). Off by
     # default: it runs the networks four times (about 4x the inference stage's CPU time).
     tta_flips: bool = False
+    # PDAC detection gate (issue 23): a detection bundle runs first on every CT; below the
+    # threshold (the site's operating point on the patient likelihood) no NCCN category is
+    # given (outcome no-pdac). None: no detection.
+    detection_bundle_path: Path | None = None
+    detection_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
     orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

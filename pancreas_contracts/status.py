@@ -10,6 +10,8 @@ Every study the node touched has exactly one of these, with a reason a person ca
 ``ai-out-of-domain``      analysed, but the CT or its segmentation is out of the model's
                           training domain, so the NCCN category is withheld; the segmentation
                           and the domain check's reasons are still delivered
+``ai-no-pdac``            analysed: the PDAC detector found no PDAC, so no NCCN category;
+                          the segmentation and the detector's answer are still delivered
 ``ai-refused``            the analysis checks refused the CT (e.g. the pancreas was not
                           localised); the reason says what was measured
 ``ai-failed``             the analysis failed (which stage, after how many attempts)
@@ -42,6 +44,7 @@ class StudyStatus(StrEnum):
     DONE = "ai-done"
     NO_TUMOR = "ai-no-tumor"
     OUT_OF_DOMAIN = "ai-out-of-domain"
+    NO_PDAC = "ai-no-pdac"
     REFUSED = "ai-refused"
     FAILED = "ai-failed"
     SKIPPED = "ai-skipped"
@@ -55,6 +58,7 @@ STATUS_TEXT: Mapping[StudyStatus, str] = MappingProxyType(
         StudyStatus.DONE: "AI done",
         StudyStatus.NO_TUMOR: "No tumor segmented: staging not possible",
         StudyStatus.OUT_OF_DOMAIN: "CT out of the training domain: NCCN category withheld",
+        StudyStatus.NO_PDAC: "No PDAC detected: NCCN staging not given",
         StudyStatus.REFUSED: "AI refused",
         StudyStatus.FAILED: "AI failed",
         StudyStatus.SKIPPED: "AI skipped",

@@ -16,7 +16,6 @@ import typer
 
 from pancreas_contracts import load_settings
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, ClinicalVariables
-from pancreas_contracts.result import NO_TUMOR_NOTE, OUT_OF_DOMAIN_NOTE
 
 __all__ = ["DEMO_BUNDLE", "analyze_command", "read_clinical_row", "spread_text"]
 
@@ -115,10 +114,17 @@ def analyze_command(
     if not series.exists():
         raise ValueError(f"{series} does not exist")
     variables, warnings = (None, ()) if clinical is None else read_clinical_row(clinical)
-    from inference.analysis import Analyzer  # torch only here
+    from inference.analysis import Analyzer, PdacDetector, resolve_device  # torch only here
 
-    flips = load_settings(config).tta_flips  # PANCREAS_AI_TTA_FLIPS or the TOML file
-    analyzer = Analyzer(_bundle_path(bundle, config), device, tta_flips=flips)
+    settings = load_settings(config)  # PANCREAS_AI_* or the TOML file
+    detector = None
+    if settings.detection_bundle_path is not None:  # the PDAC detection gate (issue 23)
+        detector = PdacDetector(
+            settings.detection_bundle_path, resolve_device(device), settings.detection_threshold
+        )
+    analyzer = Analyzer(
+        _bundle_path(bundle, config), device, tta_flips=settings.tta_flips, detector=detector
+    )
     output = analyzer.analyze(
         series,
         variables,
@@ -127,9 +133,10 @@ def analyze_command(
         warnings=warnings,
     )
     result = output.result
-    if result.category is None:  # no tumor, or withheld out of the training domain
-        note = OUT_OF_DOMAIN_NOTE if result.outcome == "out-of-domain" else NO_TUMOR_NOTE
-        typer.echo(f"category: none ({note})")
+    if result.detection is not None:
+        typer.echo(f"detection: {result.detection.describe()}")
+    if result.category is None:  # no tumor, no PDAC, or withheld out of the training domain
+        typer.echo(f"category: none ({result.no_category_note()})")
     else:
         probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
         members = len(analyzer.bundle.members)

@@ -37,7 +37,7 @@ from db import (
 from db.registry import RegistryBridge, seed_demo_registry
 from dicom_node.node import Node
 from pancreas_contracts import JobState, Settings, load_settings
-from pancreas_contracts.result import NO_TUMOR_NOTE, OUT_OF_DOMAIN_NOTE, AnalysisResult
+from pancreas_contracts.result import AnalysisResult
 from pancreas_node._cli_analyze import DEMO_BUNDLE, spread_text
 from pancreas_node._ports import check_can_listen, started_node
 from pancreas_node.analysis_runner import AnalysisRunner
@@ -257,9 +257,8 @@ def _wait_for_analysis(
 
 
 def _print_result(result: AnalysisResult, members: int, console: Console) -> None:
-    if result.category is None:  # no tumor, or withheld out of the training domain
-        note = OUT_OF_DOMAIN_NOTE if result.outcome == "out-of-domain" else NO_TUMOR_NOTE
-        console.print(f"NCCN category: [bold]none[/] ({note})", soft_wrap=True)
+    if result.category is None:  # no tumor, no PDAC, or withheld out of the training domain
+        console.print(f"NCCN category: [bold]none[/] ({result.no_category_note()})", soft_wrap=True)
     else:
         probs = ", ".join(f"{p:.2f}" for p in result.category.probabilities)
         console.print(

@@ -257,9 +257,19 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
     """
     if settings.bundle_path is None:
         return None
-    from inference.analysis import Analyzer  # torch only when a bundle is configured
+    from inference.analysis import Analyzer, PdacDetector, resolve_device
 
-    analyzer = Analyzer(settings.bundle_path, settings.device, tta_flips=settings.tta_flips)
+    # torch only when a bundle is configured (the imports above)
+    detector = None
+    if settings.detection_bundle_path is not None:
+        detector = PdacDetector(
+            settings.detection_bundle_path,
+            resolve_device(settings.device),
+            settings.detection_threshold,
+        )
+    analyzer = Analyzer(
+        settings.bundle_path, settings.device, tta_flips=settings.tta_flips, detector=detector
+    )
     registry = (
         RegistryBridge.from_toml(settings.registry_config)
         if settings.registry_config is not None

@@ -96,6 +96,13 @@ try {
   check("clinical imputed", (await text("pancreas-ai-clinical-imputed")) === result.clinical.imputed.join(", "));
   check("model version", (await text("pancreas-ai-model")).startsWith(`${result.bundle.name} ${result.bundle.version}`));
   check("notice", (await text("pancreas-ai-notice")) === result.notice);
+  if (result.detection) {
+    const d = result.detection;
+    const n = d.lesions.length;
+    const lesions = n ? `, ${n} lesion${n !== 1 ? "s" : ""}` : "";
+    const expected = `PDAC likelihood ${d.pdac_likelihood.toFixed(2)} (threshold ${d.threshold.toFixed(2)}): ${d.detected ? "detected" : "not detected"}${lesions}`;
+    check("PDAC detection", (await text("pancreas-ai-detection")) === expected, await text("pancreas-ai-detection"));
+  }
   if (result.source) {
     const analysed = `series version ${result.source.series_version}, ${result.source.instance_count} instances`;
     check("analysed series", (await text("pancreas-ai-analysed")) === analysed, await text("pancreas-ai-analysed"));

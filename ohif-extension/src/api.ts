@@ -226,7 +226,9 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
         ? "ai-no-tumor"
         : report.outcome === "out-of-domain"
           ? "ai-out-of-domain"
-          : "ai-done";
+          : report.outcome === "no-pdac"
+            ? "ai-no-pdac"
+            : "ai-done";
   return {
     studyUid: uid,
     patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",

@@ -39,7 +39,9 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
   // outcome no-tumor (result.json 1.2): no tumor segmented, no category to show.
   const noTumor = result.outcome === "no-tumor";
   // outcome out-of-domain (result.json 1.3): the category is withheld, none to show.
-  const withheld = result.outcome === "out-of-domain";
+  // outcome no-pdac (result.json 1.5): the detector found no PDAC, no category is given.
+  const noPdac = result.outcome === "no-pdac";
+  const withheld = result.outcome === "out-of-domain" || noPdac;
   if (label === undefined && !noTumor && !withheld) return undefined;
   const probs = obj(category?.probabilities);
   const probabilities = LABELS.categories.map((c) => numberOr(probs?.[c]) ?? 0) as [
@@ -62,7 +64,7 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
       name: typeof model?.name === "string" ? model.name : "unknown",
       version: typeof model?.version === "string" ? model.version : "unknown",
     },
-    outcome: noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
+    outcome: noPdac ? "no-pdac" : noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
     disagreement: !noTumor && !withheld && result.disagreement === true,
     measurements: { contactDeg },
     clinical: {
@@ -108,5 +110,7 @@ export function mergeResults(
   const merged: PancreasResult = { ...plugin, source: "plugin+sr", segments: { ...sr.segments, ...plugin.segments } };
   const analysedSeries = plugin.analysedSeries ?? sr.analysedSeries;
   if (analysedSeries !== undefined) merged.analysedSeries = analysedSeries;
+  const detectionText = plugin.detectionText ?? sr.detectionText;
+  if (detectionText !== undefined) merged.detectionText = detectionText;
   return merged;
 }

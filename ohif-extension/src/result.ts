@@ -19,7 +19,7 @@ export interface PancreasResult {
    * `no-tumor`: no tumor was segmented, so there is no category (schema 1.2); `out-of-domain`:
    * the CT is strongly out of the bundle's training domain, so the category is withheld (1.3).
    */
-  outcome: "done" | "no-tumor" | "out-of-domain";
+  outcome: "done" | "no-tumor" | "out-of-domain" | "no-pdac";
   /** The training-domain check (schema 1.3): its grade and the reasons behind it. */
   domain?: { grade: DomainGrade; reasons: string[] };
   /** The network's NCCN category; undefined exactly when `outcome` is not `done`. */
@@ -47,6 +47,8 @@ export interface PancreasResult {
   localisationConfidence?: number;
   /** Which version of the series the analysis read ("series version 2, 301 instances"; result 1.4). */
   analysedSeries?: string;
+  /** The PDAC detector's answer in one line (result 1.5: "PDAC likelihood 0.91 (threshold 0.50): detected, 1 lesion"). */
+  detectionText?: string;
   warnings: string[];
   notice: string;
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */
@@ -55,6 +57,9 @@ export interface PancreasResult {
 
 /** The grades of result.json's `domain.grade` (pancreas_contracts.result.DomainCheck). */
 export type DomainGrade = "in-domain" | "borderline" | "out-of-domain" | "not-available";
+
+/** What the panel says when the detector found no PDAC (pancreas_contracts NO_PDAC_NOTE). */
+export const NO_PDAC_TEXT = "PDAC detection found no PDAC: NCCN staging not given";
 
 /** What the panel says instead of a withheld category (pancreas_contracts OUT_OF_DOMAIN_NOTE). */
 export const OUT_OF_DOMAIN_TEXT = "CT out of the training domain: NCCN category withheld";

@@ -60,6 +60,8 @@ const C = {
   warning: { value: "WARNING", scheme: P },
   staging: { value: "NCCN-STAGE", scheme: P },
   outOfDomainStaging: { value: "OOD-STAGE", scheme: P },
+  noPdacStaging: { value: "NOPDAC-STAGE", scheme: P },
+  detection: { value: "PDAC-DET", scheme: P },
   domain: { value: "DOMAIN", scheme: P },
   domainReason: { value: "DOM-REASON", scheme: P },
 } as const;
@@ -189,9 +191,12 @@ export function parseMeasurementReport(
     throw new ResultParseError("the SR has no resectability assessment (NCCN-CAT)");
   }
   // Tumor segmented: Absent (result.json outcome no-tumor): no category, no probabilities.
-  const noTumor = sameCode(findCode(assessment, C.tumorSegmented), C.absent);
+  // Staging NOPDAC-STAGE (result.json outcome no-pdac): the detector gated the staging.
+  const noPdac = sameCode(findCode(assessment, C.staging), C.noPdacStaging);
+  const noTumor = !noPdac && sameCode(findCode(assessment, C.tumorSegmented), C.absent);
   // Staging OOD-STAGE (result.json outcome out-of-domain): the category is withheld.
-  const withheld = !noTumor && sameCode(findCode(assessment, C.staging), C.outOfDomainStaging);
+  const withheld =
+    noPdac || (!noTumor && sameCode(findCode(assessment, C.staging), C.outOfDomainStaging));
   const label = category(findCode(assessment, C.networkCategory));
   if (label === undefined && !noTumor && !withheld) throw new ResultParseError("unknown NCCN category code");
   const probabilities = C.probabilities.map((c) => findNum(assessment, c) ?? 0) as [
@@ -208,10 +213,11 @@ export function parseMeasurementReport(
   const localisationConfidence = findNum(assessment, C.localisation);
   const registryStatus = texts(qualitative, C.registry)[0];
   const analysedSeries = texts(qualitative, C.analysedSeries)[0];
+  const detectionText = texts(qualitative, C.detection)[0];
   const result: PancreasResult = {
     source: "sr",
     bundle: bundle ?? { name: "unknown", version: "unknown" },
-    outcome: noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
+    outcome: noPdac ? "no-pdac" : noTumor ? "no-tumor" : withheld ? "out-of-domain" : "done",
     disagreement: noTumor || withheld ? false : disagreement,
     measurements: { contactDeg },
     clinical: {
@@ -237,6 +243,7 @@ export function parseMeasurementReport(
   if (tumorMaxDiameterMm !== undefined) result.measurements.tumorMaxDiameterMm = tumorMaxDiameterMm;
   if (registryStatus !== undefined) result.clinical.registryStatus = registryStatus;
   if (analysedSeries !== undefined) result.analysedSeries = analysedSeries;
+  if (detectionText !== undefined) result.detectionText = detectionText;
   if (localisationConfidence !== undefined) result.localisationConfidence = localisationConfidence;
   const seriesUid = groups
     .flatMap((group) => group.filter((i) => i.valueType === "UIDREF" && sameCode(i.name, C.sourceSeries)))

@@ -1,6 +1,6 @@
 /** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
 import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
-import { type DomainGrade, NO_TUMOR_TEXT, OUT_OF_DOMAIN_TEXT, type PancreasResult } from "./result";
+import { type DomainGrade, NO_PDAC_TEXT, NO_TUMOR_TEXT, OUT_OF_DOMAIN_TEXT, type PancreasResult } from "./result";
 
 export interface ProbabilityBar {
   label: CategoryLabel;
@@ -43,6 +43,8 @@ export interface PanelViewModel {
   modelText: string;
   /** Which version of the series was analysed, "—" before result 1.4. */
   analysedText: string;
+  /** The PDAC detector's answer, "—" without a detection bundle (before result 1.5). */
+  detectionText: string;
   warnings: string[];
   notice: string;
   sourceText: string;
@@ -134,7 +136,9 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
         ? NO_TUMOR_TEXT
         : result.outcome === "out-of-domain"
           ? OUT_OF_DOMAIN_TEXT
-          : undefined,
+          : result.outcome === "no-pdac"
+            ? NO_PDAC_TEXT
+            : undefined,
     domainText: result.domain === undefined ? undefined : DOMAIN_TEXT[result.domain.grade],
     domainReasons: result.domain?.reasons ?? [],
     bars,
@@ -157,6 +161,7 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
     },
     modelText: `${result.bundle.name} ${result.bundle.version}${sha}`,
     analysedText: result.analysedSeries ?? "—",
+    detectionText: result.detectionText ?? "—",
     warnings: result.warnings,
     notice: result.notice,
     sourceText:
@@ -171,7 +176,7 @@ export function panelViewModel(result: PancreasResult, doc: LabelsDocument = LAB
 // --- worklist ------------------------------------------------------------------------------
 
 /** The study status words of pancreas_contracts/status.py (StudyStatus), in its order. */
-export const STATUS_WORDS = ["ai-pending", "ai-done", "ai-no-tumor", "ai-out-of-domain", "ai-refused", "ai-failed", "ai-skipped", "none"] as const;
+export const STATUS_WORDS = ["ai-pending", "ai-done", "ai-no-tumor", "ai-out-of-domain", "ai-no-pdac", "ai-refused", "ai-failed", "ai-skipped", "none"] as const;
 export type AiStatus = (typeof STATUS_WORDS)[number];
 
 /** What a person reads for each word (pancreas_contracts/status.py STATUS_TEXT). */
@@ -180,6 +185,7 @@ export const STATUS_TEXT: Readonly<Record<AiStatus, string>> = {
   "ai-done": "AI done",
   "ai-no-tumor": "No tumor segmented: staging not possible",
   "ai-out-of-domain": "CT out of the training domain: NCCN category withheld",
+  "ai-no-pdac": "No PDAC detected: NCCN staging not given",
   "ai-refused": "AI refused",
   "ai-failed": "AI failed",
   "ai-skipped": "AI skipped",

@@ -16,7 +16,7 @@ const REFUSAL = "not-localised: confidence 0.07, localisers_apart_mm 148, limit_
 
 describe("study status words", () => {
   it("are the words of pancreas_contracts.status, each with its text", () => {
-    expect([...STATUS_WORDS]).toEqual(["ai-pending", "ai-done", "ai-no-tumor", "ai-out-of-domain", "ai-refused", "ai-failed", "ai-skipped", "none"]);
+    expect([...STATUS_WORDS]).toEqual(["ai-pending", "ai-done", "ai-no-tumor", "ai-out-of-domain", "ai-no-pdac", "ai-refused", "ai-failed", "ai-skipped", "none"]);
     expect(STATUS_TEXT["ai-refused"]).toBe("AI refused");
     expect(STATUS_TEXT["ai-skipped"]).toBe("AI skipped");
   });

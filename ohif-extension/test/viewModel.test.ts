@@ -79,6 +79,12 @@ describe("plugin results route", () => {
     expect(merged?.analysedSeries).toBe("series version 2, 301 instances");
     expect(merged && panelViewModel(merged).analysedText).toBe("series version 2, 301 instances");
   });
+  it("says when the PDAC detector gated the staging (outcome no-pdac)", () => {
+    const gated = fromPluginResults({ ...body, result: { ...body.result, category: null, outcome: "no-pdac" } });
+    expect(gated?.outcome).toBe("no-pdac");
+    expect(gated && panelViewModel(gated).noTumorText).toBe("PDAC detection found no PDAC: NCCN staging not given");
+    expect(gated?.category).toBeUndefined();
+  });
   it("keeps the SR's segments when merged", () => {
     const merged = mergeResults(fromPluginResults(body), result);
     expect(merged?.source).toBe("plugin+sr");

@@ -22,6 +22,8 @@ import numpy as np
 from inference import read_dicom_series, read_nifti
 from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
+from inference.volume import Volume
+from pancreas_contracts.detection import DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import (
     CATEGORY_LABELS,
@@ -115,6 +117,7 @@ def make_processed_study(
         ),
         localisation=Localisation(found=True, confidence=0.91, box_mm=(0, 0, 0, 80, 80, 60)),
         source=SourceSeries(instance_count=len(files), series_version=1),
+        detection=_detection(label),
         warnings=("phantom study: synthetic anatomy",),
     )
     seg_path = out / "seg.dcm"
@@ -149,3 +152,20 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv))
+
+
+def _detection(label: Volume) -> Detection:
+    """A detector's answer with one lesion at the tumor's centre (what the panel shows)."""
+    tumor = np.argwhere(label.array == label_by_name("tumor").value)
+    x, y, z = label.voxel_to_world(tumor.mean(axis=0))[0]
+    lesion = DetectedLesion(
+        centre_lps_mm=(round(-x, 1), round(-y, 1), round(z, 1)),
+        diameter_mm=24.0,
+        volume_ml=3.2,
+        probability=0.93,
+    )
+    return Detection(
+        model_version="pdac-detection-phantom 0.1.0", pdac_likelihood=0.91,
+        classification=0.89, detection_max=0.93, threshold=0.5, detected=True,
+        lesions=(lesion,), agreement="agree", distance_mm=0.0,
+    )  # fmt: skip

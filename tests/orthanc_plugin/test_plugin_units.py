@@ -557,4 +557,10 @@ def test_a_done_job_without_a_category_is_no_tumor() -> None:
     assert withheld.status is StudyStatus.OUT_OF_DOMAIN and withheld.final
     assert withheld.labels == ("ai-out-of-domain",) and withheld.category is None
     assert withheld.text == "CT out of the training domain: NCCN category withheld"
+    # result.json outcome no-pdac: the PDAC detector gated the staging (issue 23).
+    gated = study_labels(
+        [StudyJobInfo(series(), job(JobState.DELIVERED), None, None, "no-pdac")], []
+    )
+    assert gated.status is StudyStatus.NO_PDAC and gated.labels == ("ai-no-pdac",)
+    assert gated.text == "No PDAC detected: NCCN staging not given"
     assert staged.status is StudyStatus.DONE

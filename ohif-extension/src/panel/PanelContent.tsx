@@ -222,6 +222,8 @@ export function PanelContent({
         <div className="pai-kv">
           <span>Model</span>
           <span data-testid="pancreas-ai-model">{view.modelText}</span>
+          <span>PDAC detection</span>
+          <span data-testid="pancreas-ai-detection">{view.detectionText}</span>
           <span>Analysed</span>
           <span data-testid="pancreas-ai-analysed">{view.analysedText}</span>
           <span>Source</span>
