@@ -134,7 +134,11 @@ def analyze_command(
     )
     result = output.result
     if result.detection is not None:
-        typer.echo(f"detection: {result.detection.describe()}")
+        agreement = result.detection.agreement
+        disagree = (
+            "" if agreement in (None, "agree") else f" (staging segmentation disagree: {agreement})"
+        )
+        typer.echo(f"detection: {result.detection.describe()}{disagree}")
     if result.category is None:  # no tumor, no PDAC, or withheld out of the training domain
         typer.echo(f"category: none ({result.no_category_note()})")
     else:

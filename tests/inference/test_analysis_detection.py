@@ -32,14 +32,19 @@ _S2 = NetConfig(cube_size=32, cube_mm=96.0, base_filters=4, max_filters=16, max_
                 fpn_channels=8)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def detection_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_detection_bundle(out: Path) -> Path:
+    """A detection bundle with random weights and tiny networks (plumbing tests only)."""
     torch.manual_seed(0)
     return save_detection_bundle(
-        tmp_path_factory.mktemp("detection") / "b", (build_stage1(_S1), _S1), MultiTaskNet(_S2),
+        out, (build_stage1(_S1), _S1), MultiTaskNet(_S2),
         DetectionSettings(report_threshold=0.0), name="test-detector", version="0",
         config_sha256="c" * 64, data_hash="d" * 64, metrics={}, weights_dtype="float16",
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def detection_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_detection_bundle(tmp_path_factory.mktemp("detection") / "b")
 
 
 @pytest.fixture(scope="module")

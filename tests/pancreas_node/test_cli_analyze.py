@@ -170,3 +170,26 @@ def test_spread_text_names_the_models() -> None:
     assert spread_text(0.0, 1) == "no ensemble spread (single model)"
     assert spread_text(0.0421, 5) == "ensemble spread 0.042 over 5 models"
     assert spread_text(0.0421, 1, 4) == "spread 0.042 over 1 model(s) x 4 flip passes"
+
+
+def test_the_detection_gate_is_configured_by_the_settings(
+    phantom: PhantomSeries,
+    bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.inference.test_analysis_detection import tiny_detection_bundle
+
+    detection = tiny_detection_bundle(tmp_path / "detection")
+    # The staging bundle finds a tumor; a threshold of 1.0 makes the detector find no PDAC.
+    monkeypatch.setenv("PANCREAS_AI_DETECTION_BUNDLE_PATH", str(detection))
+    monkeypatch.setenv("PANCREAS_AI_DETECTION_THRESHOLD", "1.0")
+    run = _analyze(capsys, phantom.folder, bundle, tmp_path / "out")
+    assert run.status == 0, run.stderr
+    result = _result(run)
+    assert result.outcome == "no-pdac" and result.category is None
+    assert result.detection is not None and result.detection.agreement == "staging-only"
+    assert "detection: PDAC likelihood" in run.stdout
+    assert "category: none (PDAC detection found no PDAC: NCCN staging not given)" in run.stdout
+    assert "(staging segmentation disagree: staging-only)" in run.stdout
