@@ -96,6 +96,8 @@ class NewResult:
     outcome
         ``result.json``'s outcome: ``done``, ``no-tumor`` or ``out-of-domain`` (``None``: not
         recorded, results stored before revision r0005).
+    pdac_likelihood
+        The PDAC detector's patient likelihood (``None``: no detector, or before r0007).
     """
 
     result_json_path: str
@@ -114,6 +116,7 @@ class NewResult:
     registry_status: str | None = None
     warnings: Sequence[str] = ()
     outcome: str | None = None
+    pdac_likelihood: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,6 +315,7 @@ def result_row(job_id: str, result: NewResult, now: datetime) -> Result:
         category=result.category,
         category_label=result.category_label,
         outcome=result.outcome,
+        pdac_likelihood=result.pdac_likelihood,
         probabilities=[float(p) for p in result.probabilities],
         measurements=dict(result.measurements),
         bundle_name=result.bundle_name,
@@ -361,6 +365,7 @@ def get_result(
             category=row.category,
             category_label=row.category_label,
             outcome=row.outcome,
+            pdac_likelihood=row.pdac_likelihood,
             probabilities=tuple(row.probabilities),
             measurements=row.measurements,
             timings_s=row.timings_s,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -222,6 +223,9 @@ class Result(Base):
     #: ``result.json``'s outcome (``done``, ``no-tumor``, ``out-of-domain``); ``None`` for
     #: results stored before it was recorded (revision r0005).
     outcome: Mapped[str | None] = mapped_column(String(32))
+    #: The PDAC detector's patient likelihood (``result.json`` 1.5); ``None`` without a
+    #: detector or before revision r0007.
+    pdac_likelihood: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)
     measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
     bundle_name: Mapped[str] = mapped_column(String(128))

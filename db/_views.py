@@ -69,6 +69,8 @@ class WorklistEntry:
     decided_at: datetime | None
     series_routing: tuple[tuple[RoutingDecision, str | None], ...] = ()
     outcome: str | None = None
+    #: The PDAC detector's likelihood (``None`` without a detector).
+    pdac_likelihood: float | None = None
 
 
 def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
@@ -177,4 +179,5 @@ def _worklist_entry(
         decided_at=None if case is None else case.decided_at,
         series_routing=series_routing,
         outcome=None if result is None else result.outcome,
+        pdac_likelihood=None if result is None else result.pdac_likelihood,
     )

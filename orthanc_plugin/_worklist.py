@@ -4,8 +4,12 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
 
 ``status``
     Any :class:`pancreas_contracts.status.StudyStatus` word: ``ai-pending``, ``ai-done``,
-    ``ai-no-tumor``, ``ai-refused``, ``ai-failed``, ``ai-skipped``, ``none``. Every study the
-    node touched is listed (skipped ones too), each with its ``reason``.
+    ``ai-no-tumor``, ``ai-out-of-domain``, ``ai-no-pdac``, ``ai-refused``, ``ai-failed``,
+    ``ai-skipped``, ``none``. Every study the node touched is listed (skipped ones too), each
+    with its ``reason``.
+``min_pdac``
+    The PDAC detector's patient likelihood at least this (0-1); studies without a detector
+    result are then left out. Each item carries ``pdac_likelihood`` (``null`` without one).
 ``category``
     ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
 ``decision``
@@ -13,7 +17,7 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
 ``board_from`` / ``board_to``
     Board dates (``YYYY-MM-DD``, inclusive); a study on no board is then left out.
 ``sort``
-    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``updated``
+    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``pdac``, ``updated``
     (job last changed; the default).
 ``order``
     ``asc`` or ``desc`` (default ``desc``); empty values always sort last.
@@ -39,7 +43,7 @@ __all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
 _STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
 _DECISIONS = ("pending", "agree", "disagree", "none")
-_SORTS = ("board_date", "study_date", "status", "category", "decision", "updated")
+_SORTS = ("board_date", "study_date", "status", "category", "decision", "pdac", "updated")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class WorklistQuery:
     decision: frozenset[str] | None = None
     board_from: date | None = None
     board_to: date | None = None
+    min_pdac: float | None = None
     sort: str = "updated"
     descending: bool = True
     limit: int = 100
@@ -91,6 +96,19 @@ def _int(query: Mapping[str, str], key: str, default: int, low: int, high: int) 
     return value
 
 
+def _likelihood(query: Mapping[str, str], key: str) -> float | None:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key}: expected a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{key}: expected a number between 0 and 1")
+    return value
+
+
 def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
     """Validate the query parameters.
 
@@ -111,6 +129,7 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
         decision=_choices(query, "decision", _DECISIONS),
         board_from=_date(query, "board_from"),
         board_to=_date(query, "board_to"),
+        min_pdac=_likelihood(query, "min_pdac"),
         sort=sort,
         descending=order == "desc",
         limit=_int(query, "limit", 100, 1, 1000),
@@ -168,6 +187,7 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
         "reason": reason,
         "category": category,
         "probabilities": probabilities,
+        "pdac_likelihood": entry.pdac_likelihood,
         "job": None
         if entry.job is None
         else {
@@ -196,6 +216,10 @@ def _iso(value: date | datetime | None) -> str | None:
 def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
     if query.status is not None and _status(entry) not in query.status:
         return False
+    if query.min_pdac is not None and (
+        entry.pdac_likelihood is None or entry.pdac_likelihood < query.min_pdac
+    ):
+        return False
     if query.category is not None and (_category(entry) or "none") not in query.category:
         return False
     decision = "none" if entry.decision is None else entry.decision.value
@@ -218,6 +242,7 @@ _SORT_KEYS: Mapping[str, Callable[[WorklistEntry], Any]] = MappingProxyType(
         "status": _status,
         "category": _category,
         "decision": lambda e: None if e.decision is None else e.decision.value,
+        "pdac": lambda e: e.pdac_likelihood,
         "updated": lambda e: None if e.job is None else e.job.updated_at,
     }
 )

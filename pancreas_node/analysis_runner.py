@@ -90,6 +90,7 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
         category=None if label is None else CATEGORY_LABELS.index(label),
         category_label=label,
         outcome=result.outcome,
+        pdac_likelihood=None if result.detection is None else result.detection.pdac_likelihood,
         probabilities=() if result.category is None else tuple(result.category.probabilities),
         measurements=result.measurements.model_dump(mode="json"),
         timings_s=dict(result.timings_s),

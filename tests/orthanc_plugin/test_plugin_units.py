@@ -434,6 +434,29 @@ def test_worklist_filters_and_sorts() -> None:
     assert page["total"] == 4
 
 
+def test_worklist_shows_and_filters_by_the_pdac_likelihood() -> None:
+    entries = [
+        entry("1", JobState.DONE, category=0, probabilities=(0.8, 0.1, 0.1), pdac_likelihood=0.9),
+        entry("2", JobState.DELIVERED, outcome="no-pdac", pdac_likelihood=0.2),
+        entry("3", JobState.DONE, category=1, probabilities=(0.1, 0.8, 0.1)),  # no detector
+    ]
+
+    def uids(**query: str) -> list[str]:
+        page = worklist_page(entries, parse_worklist_query(query))
+        return [item["study_instance_uid"] for item in page["items"]]
+
+    assert uids(min_pdac="0.5") == ["1"]
+    assert uids(min_pdac="0") == ["2", "1"]
+    assert uids(sort="pdac", order="asc") == ["2", "1", "3"]  # no likelihood last
+    assert uids(status="ai-no-pdac") == ["2"]
+    items = worklist_page(entries, parse_worklist_query({}))["items"]
+    assert {i["study_instance_uid"]: i["pdac_likelihood"] for i in items} == {
+        "1": 0.9,
+        "2": 0.2,
+        "3": None,
+    }
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -444,6 +467,8 @@ def test_worklist_filters_and_sorts() -> None:
         {"limit": "0"},
         {"limit": "x"},
         {"board_from": "01/02/2026"},
+        {"min_pdac": "1.5"},
+        {"min_pdac": "high"},
     ],
 )
 def test_worklist_rejects_bad_queries(query: dict[str, str]) -> None:
