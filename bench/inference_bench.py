@@ -12,6 +12,11 @@ localiser), else the tiny UNTRAINED test bundle of ``training/structure_bundle.p
 Swin-UNETR members, feature size 12, a 64-voxel cube at 2.5 mm, whose output layer labels the
 whole cube pancreas), which times only the pipeline's structure.
 
+The PDAC detector (issue 23) runs first, as the node runs it with ``detection_bundle_path``
+set: the trained ``bundles/detection-demo/`` when it is there, else a detection bundle of the
+CPU demo configuration's sizes (``bundles/demo/train-config-detection.toml``) with untrained
+weights, which times the stage, not its answer. Its time is the ``detection`` row.
+
 The phantom and the bundle are made in one child process and the analysis runs in another,
 started by a parent that imports nothing heavy: Linux carries ``ru_maxrss`` across ``execve``,
 so a big parent would inflate the analysing child's peak. ``VmHWM`` (``/proc/self/status``) of
@@ -42,8 +47,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_RESULTS = Path(__file__).resolve().parent / "results" / "local"
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or LOCAL_RESULTS) / "inference.md"
 DEMO_BUNDLE = ROOT / "bundles" / "demo"
+DETECTION_BUNDLE = ROOT / "bundles" / "detection-demo"
+DETECTION_CONFIG = DEMO_BUNDLE / "train-config-detection.toml"
 STAGES = (
     "read",
+    "detection",
     "localise",
     "preprocess",
     "inference",
@@ -84,6 +92,29 @@ def prepare(work: Path) -> None:
     generate_cohort(work / "phantom", 1, SEED, options)
     if not (DEMO_BUNDLE / "bundle.json").is_file():
         build_test_bundle(work / "bundle")
+    if not (DETECTION_BUNDLE / "bundle.json").is_file():
+        _untrained_detection_bundle(work / "detection")
+
+
+def _untrained_detection_bundle(out: Path) -> None:
+    """A detection bundle of the CPU demo configuration's sizes, untrained (timing only)."""
+    from inference.tasks.detection.bundle import DetectionSettings, save_detection_bundle
+    from inference.tasks.detection.model import MultiTaskNet, build_stage1
+    from training.detection_config import load_detection_config
+
+    config = load_detection_config(DETECTION_CONFIG)
+    save_detection_bundle(
+        out,
+        (build_stage1(config.stage1), config.stage1),
+        MultiTaskNet(config.stage2),
+        DetectionSettings(),
+        name="untrained-detector",
+        version="0",
+        config_sha256="0" * 64,
+        data_hash="0" * 64,
+        metrics={},
+        weights_dtype="float16",
+    )
 
 
 def _model_text(bundle: Path) -> str:
@@ -103,16 +134,17 @@ def _model_text(bundle: Path) -> str:
     )
 
 
-def measure(series: Path, bundle: Path, out: Path, device: str) -> dict[str, Any]:
+def measure(series: Path, bundle: Path, detection: Path, out: Path, device: str) -> dict[str, Any]:
     """Analyse ``series`` ``REPEATS`` times in this process (the child) and describe it."""
     import torch
 
     if device == "cpu":
         torch.set_num_threads(1)
-    from inference.analysis import Analyzer
+    from inference.analysis import Analyzer, PdacDetector, resolve_device
 
     start = time.perf_counter()
-    analyzer = Analyzer(bundle, device)
+    detector = PdacDetector(detection, resolve_device(device), 0.5)
+    analyzer = Analyzer(bundle, device, detector=detector)
     load_s = time.perf_counter() - start
     rss_loaded = _peak_rss_mb()
     runs: list[dict[str, float]] = []
@@ -136,6 +168,11 @@ def measure(series: Path, bundle: Path, out: Path, device: str) -> dict[str, Any
         "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "localisation": result.localisation.model_dump(),
         "model": _model_text(bundle),
+        "detector": (
+            "the trained `bundles/detection-demo/`"
+            if detection.resolve() == DETECTION_BUNDLE.resolve()
+            else "an UNTRAINED detection bundle of the CPU demo configuration's sizes (timing only)"
+        ),
         "warnings": list(result.warnings),
     }
 
@@ -144,9 +181,9 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--prepare":
         prepare(Path(sys.argv[2]))
         return 0
-    if len(sys.argv) == 6 and sys.argv[1] == "--measure":
-        series, bundle, out = (Path(a) for a in sys.argv[2:5])
-        print(json.dumps(measure(series, bundle, out, sys.argv[5])))
+    if len(sys.argv) == 7 and sys.argv[1] == "--measure":
+        series, bundle, detection, out = (Path(a) for a in sys.argv[2:6])
+        print(json.dumps(measure(series, bundle, detection, out, sys.argv[6])))
         return 0
     device = "cuda" if sys.argv[1:] == ["--device", "cuda"] else "cpu"
     if sys.argv[1:] not in ([], ["--device", "cuda"], ["--device", "cpu"]):
@@ -164,7 +201,12 @@ def run(work: Path, device: str) -> int:
     series = next((work / "phantom").glob("*/dicom"))
     files = sorted(series.glob("*.dcm"))
     bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else work / "bundle"
-    measure_argv = ["--measure", str(series), str(bundle), str(work / "out"), device]
+    detection = (
+        DETECTION_BUNDLE if (DETECTION_BUNDLE / "bundle.json").is_file() else work / "detection"
+    )
+    measure_argv = [
+        "--measure", str(series), str(bundle), str(detection), str(work / "out"), device
+    ]  # fmt: skip
     child = subprocess.run(
         [sys.executable, __file__, *measure_argv],
         check=True,
@@ -208,7 +250,7 @@ def write_report(files: list[Path], report: dict[str, Any]) -> Path:
         "`Analyzer.analyze` in one process.",
         f"Series: a phantom CT, {_series_facts(files)} (seed {SEED}); no clinical row "
         "(knock-out path); SEG, SR, PDF and result.json written each time.",
-        f"Model: {report['model']}.",
+        f"Model: {report['model']}; PDAC detector (run first): {report['detector']}.",
         "",
         "| stage | median s | min s | max s |",
         "|---|---:|---:|---:|",

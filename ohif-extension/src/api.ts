@@ -173,6 +173,7 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
     boardDate: typeof board?.date === "string" ? board.date : undefined,
     decision: decision === "pending" || decision === "agree" || decision === "disagree" ? (decision as Decision) : "none",
     reviewer: typeof item.reviewer === "string" ? item.reviewer : undefined,
+    pdacLikelihood: typeof item.pdac_likelihood === "number" ? item.pdac_likelihood : undefined,
   };
 }
 
@@ -240,6 +241,7 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
     boardDate: undefined,
     decision: "none",
     reviewer: undefined,
+    pdacLikelihood: undefined,
   };
 }
 

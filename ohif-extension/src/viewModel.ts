@@ -222,15 +222,19 @@ export interface WorklistRow {
   boardDate: string | undefined;
   decision: Decision;
   reviewer: string | undefined;
+  /** The PDAC detector's patient likelihood (result 1.5), undefined without a detector. */
+  pdacLikelihood: number | undefined;
 }
 
-export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "boardDate" | "decision";
+export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "boardDate" | "decision";
 
 export interface WorklistFilter {
   text?: string;
   aiStatus?: AiStatus | "all";
   category?: CategoryLabel | "none" | "all";
   decision?: Decision | "all";
+  /** Only studies whose PDAC likelihood is at least this (studies without one are left out). */
+  minPdac?: number;
 }
 
 function sortValue(row: WorklistRow, key: SortKey): string | undefined {
@@ -241,6 +245,8 @@ function sortValue(row: WorklistRow, key: SortKey): string | undefined {
       return row.decision === "none" ? undefined : row.decision;
     case "aiStatus":
       return row.aiStatus;
+    case "pdac":
+      return row.pdacLikelihood === undefined ? undefined : row.pdacLikelihood.toFixed(4);
     default:
       return row[key];
   }
@@ -269,6 +275,9 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
       return false;
     }
     if (filter.decision !== undefined && filter.decision !== "all" && row.decision !== filter.decision) return false;
+    if (filter.minPdac !== undefined && (row.pdacLikelihood === undefined || row.pdacLikelihood < filter.minPdac)) {
+      return false;
+    }
     if (text === "") return true;
     return [row.patient, row.description, row.studyUid, row.reason ?? ""].some((v) => v.toLowerCase().includes(text));
   });

@@ -44,7 +44,7 @@ describe("worklist status and reason", () => {
     const rows: WorklistRow[] = STATUS_WORDS.map((word, i) => ({
       studyUid: `1.${i}`, patient: "", studyDate: undefined, description: "", aiStatus: word,
       reason: word === "ai-refused" ? REFUSAL : undefined, category: undefined, boardDate: undefined,
-      decision: "none", reviewer: undefined,
+      decision: "none", reviewer: undefined, pdacLikelihood: undefined,
     }));
     for (const word of STATUS_WORDS) {
       expect(filterRows(rows, { aiStatus: word }).map((r) => r.aiStatus)).toEqual([word]);

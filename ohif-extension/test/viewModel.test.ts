@@ -102,7 +102,7 @@ describe("plugin results route", () => {
 describe("worklist view model", () => {
   const row = (uid: string, over: Partial<WorklistRow>): WorklistRow => ({
     studyUid: uid, patient: `P-${uid}`, studyDate: undefined, description: "", aiStatus: "none", reason: undefined,
-    category: undefined, boardDate: undefined, decision: "none", reviewer: undefined, ...over,
+    category: undefined, boardDate: undefined, decision: "none", reviewer: undefined, pdacLikelihood: undefined, ...over,
   });
   const rows = [
     row("1", { studyDate: "2025-01-02", category: "borderline", aiStatus: "ai-done", boardDate: "2025-02-01", decision: "agree" }),
@@ -121,6 +121,13 @@ describe("worklist view model", () => {
     expect(filterRows(rows, { decision: "pending" }).map((r) => r.studyUid)).toEqual(["3"]);
     expect(filterRows(rows, { text: "p-2" }).map((r) => r.studyUid)).toEqual(["2"]);
     expect(filterRows(rows, { aiStatus: "all", category: "all", decision: "all", text: "" })).toHaveLength(3);
+  });
+  it("sorts and filters by the PDAC likelihood, studies without one last or left out", () => {
+    const scored = [row("1", { pdacLikelihood: 0.93 }), row("2", { pdacLikelihood: 0.2 }), row("3", {})];
+    expect(sortRows(scored, "pdac", true).map((r) => r.studyUid)).toEqual(["1", "2", "3"]);
+    expect(sortRows(scored, "pdac", false).map((r) => r.studyUid)).toEqual(["2", "1", "3"]);
+    expect(filterRows(scored, { minPdac: 0.5 }).map((r) => r.studyUid)).toEqual(["1"]);
+    expect(filterRows(scored, {}).map((r) => r.studyUid)).toEqual(["1", "2", "3"]);
   });
   it("links a study to the pancreas-ai mode", () => {
     expect(viewerUrl("/ohif", "pancreas-ai", "1.2")).toBe("/ohif/pancreas-ai?StudyInstanceUIDs=1.2");

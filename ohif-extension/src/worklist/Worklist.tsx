@@ -27,6 +27,7 @@ const COLUMNS: Array<{ key: SortKey; title: string }> = [
   { key: "studyDate", title: "Study date" },
   { key: "aiStatus", title: "AI status" },
   { key: "category", title: "AI category" },
+  { key: "pdac", title: "PDAC likelihood" },
   { key: "boardDate", title: "Board date" },
   { key: "decision", title: "Reviewer decision" },
 ];
@@ -86,6 +87,15 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
           ))}
           <option value="none">no category</option>
         </select>
+        <select
+          data-testid="worklist-filter-pdac"
+          value={filter.minPdac === undefined ? "all" : String(filter.minPdac)}
+          onChange={(e) => setFilter({ ...filter, minPdac: e.target.value === "all" ? undefined : Number(e.target.value) })}
+        >
+          <option value="all">any PDAC likelihood</option>
+          <option value="0.5">PDAC likelihood ≥ 0.5</option>
+          <option value="0.9">PDAC likelihood ≥ 0.9</option>
+        </select>
         <select data-testid="worklist-filter-decision" value={filter.decision} onChange={(e) => setFilter({ ...filter, decision: e.target.value as Decision | "all" })}>
           <option value="all">any decision</option>
           <option value="pending">pending</option>
@@ -124,6 +134,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
                 {row.reason !== undefined && <div className="pai-muted" data-testid="worklist-reason">{row.reason}</div>}
               </td>
               <td data-testid="worklist-category">{categoryText(row.category)}</td>
+              <td data-testid="worklist-pdac">{row.pdacLikelihood === undefined ? "—" : row.pdacLikelihood.toFixed(2)}</td>
               <td>{row.boardDate ?? "—"}</td>
               <td>{row.decision === "none" ? "—" : `${row.decision}${row.reviewer === undefined ? "" : ` (${row.reviewer})`}`}</td>
               <td>
