@@ -13,24 +13,50 @@ tumor voxel), only one of them found one, or they found it at different places.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import torch
 
+from inference.bundle import sha256_file
 from inference.tasks.detection.bundle import load_detection_bundle
-from inference.tasks.detection.task import DetectionModel, DetectionResult
+from inference.tasks.detection.task import DetectionAnalysis, DetectionModel, DetectionResult
 from inference.volume import Volume
+from inference.volume_io import resample_to_reference
 from pancreas_contracts.detection import NO_PDAC_NOTE, DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
+from pancreas_contracts.result import BundleRef
 
-__all__ = ["AGREEMENT_MM", "Detector", "PdacDetector", "apply_gate"]
+__all__ = ["AGREEMENT_MM", "Detector", "DetectorOutput", "PdacDetector", "apply_gate"]
 
 #: How far the detector's lesion centre may lie from the staging tumor and still agree.
 AGREEMENT_MM: Final = 10.0
 
-#: What the Analyzer calls: the CT in, the detector's answer (without agreement) out.
-Detector = Callable[[Volume], Detection]
+
+@dataclass(frozen=True, eq=False)
+class DetectorOutput:
+    """The detector's answer, its reported lesions on the CT grid and its bundle.
+
+    Attributes
+    ----------
+    detection
+        The answer (without its agreement, which the gate adds).
+    lesions
+        ``n`` where the ``n``-th reported lesion is, 0 elsewhere, on the CT's grid; ``None``
+        when no lesion is reported.
+    bundle
+        The detection bundle (for the lesion SEG's algorithm identification).
+    """
+
+    detection: Detection
+    lesions: Volume | None
+    bundle: BundleRef
+
+
+#: What the Analyzer calls: the CT in, the detector's output out.
+Detector = Callable[[Volume], DetectorOutput]
 
 
 class PdacDetector:
@@ -46,13 +72,23 @@ class PdacDetector:
         The operating point: a patient likelihood at or above it is a detected PDAC.
     """
 
-    def __init__(self, bundle_path: Any, device: torch.device, threshold: float) -> None:
-        self._model = DetectionModel(load_detection_bundle(bundle_path), device)
+    def __init__(self, bundle_path: Path, device: torch.device, threshold: float) -> None:
+        bundle = load_detection_bundle(bundle_path)
+        self._model = DetectionModel(bundle, device)
         self._threshold = threshold
+        name, _, version = bundle.version.partition(" ")
+        root = bundle_path if bundle_path.is_dir() else bundle_path.parent
+        self._ref = BundleRef(
+            name=name or "pdac-detection",
+            version=version or "0",
+            sha256=sha256_file(root / "bundle.json"),
+        )
 
-    def __call__(self, image: Volume) -> Detection:
+    def __call__(self, image: Volume) -> DetectorOutput:
         """Run the detector on the CT."""
-        return to_detection(self._model.detect(image), self._threshold)
+        analysis = self._model.analyse(image)
+        detection = to_detection(analysis.result, self._threshold)
+        return DetectorOutput(detection, lesion_map(analysis, image), self._ref)
 
 
 def to_detection(result: DetectionResult, threshold: float) -> Detection:
@@ -75,6 +111,36 @@ def to_detection(result: DetectionResult, threshold: float) -> Detection:
         ),
         warnings=result.warnings,
     )
+
+
+def lesion_map(analysis: DetectionAnalysis, image: Volume) -> Volume | None:
+    """The reported lesions (``1..n``) on ``image``'s grid; ``None`` when none is reported.
+
+    Candidates come most probable first and the reported lesions are those above the
+    bundle's report threshold, so the first ``n`` components are the reported ones. Only the
+    part of the CT the detector's cube covers is resampled (nearest neighbour).
+    """
+    count = len(analysis.result.lesions)
+    if count == 0:
+        return None
+    components = analysis.candidates.components
+    kept = np.where(components <= count, components, 0).astype(np.uint8)
+    roi = analysis.roi
+    corners = (
+        np.array(np.meshgrid(*[[0, n - 1] for n in roi.shape], indexing="ij")).reshape(3, -1).T
+    )
+    at = image.world_to_voxel(roi.voxel_to_world(corners))
+    low = np.clip(np.floor(at.min(axis=0)).astype(int), 0, np.asarray(image.shape))
+    high = np.clip(np.ceil(at.max(axis=0)).astype(int) + 1, 0, np.asarray(image.shape))
+    out = np.zeros(image.shape, dtype=np.uint8)
+    if np.any(high <= low):
+        return None
+    shift = np.eye(4)
+    shift[:3, 3] = low
+    window = Volume(np.zeros(tuple(high - low), dtype=np.uint8), image.affine @ shift)
+    part = resample_to_reference(Volume(kept, roi.affine), window, order=0)
+    out[low[0] : high[0], low[1] : high[1], low[2] : high[2]] = part.array
+    return Volume(out, image.affine.copy()) if out.any() else None
 
 
 def apply_gate(

@@ -15,28 +15,33 @@ from typing import Final
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from inference._writer_common import save_atomically
 from inference.pdf_report import render_report_pdf, write_pdf_report
-from inference.seg_writer import write_seg
+from inference.seg_writer import build_lesion_seg, write_seg
 from inference.sr_writer import write_sr
 from inference.timing import timed
 from inference.volume import Volume, write_nifti
-from pancreas_contracts.result import AnalysisResult, Outputs
+from pancreas_contracts.result import AnalysisResult, BundleRef, Outputs
 
 __all__ = [
+    "DETECTION_SEG_NAME",
     "LABEL_NAME",
     "PDF_DICOM_NAME",
     "PDF_NAME",
     "RESULT_NAME",
     "SEG_NAME",
     "SR_NAME",
+    "DetectionSegTarget",
     "WrittenFiles",
     "new_outputs",
+    "write_detection_seg",
     "write_dicom_outputs",
     "write_result_json",
     "write_without_dicom",
 ]
 
 SEG_NAME: Final = "seg.dcm"
+DETECTION_SEG_NAME: Final = "seg-detection.dcm"
 SR_NAME: Final = "sr.dcm"
 PDF_DICOM_NAME: Final = "report.dcm"
 PDF_NAME: Final = "report.pdf"
@@ -119,6 +124,39 @@ def write_dicom_outputs(
         ),
     )
     return WrittenFiles((seg_path, sr_path, pdf_path))
+
+
+@dataclass(frozen=True)
+class DetectionSegTarget:
+    """Where the detection SEG goes: ``out_dir`` and its chosen SOP Instance UID."""
+
+    out_dir: Path
+    sop_instance_uid: str | None
+
+
+def write_detection_seg(
+    lesions: Volume,
+    probabilities: Sequence[float],
+    headers: Sequence[Dataset],
+    detector: BundleRef,
+    target: DetectionSegTarget,
+    timings: MutableMapping[str, float],
+) -> Path:
+    """Write the SEG of the detector's reported lesions (``seg-detection.dcm``).
+
+    ``lesions`` is in the source's native index order (like the SEG label map); timed as
+    ``write_detection_seg``.
+    """
+    path = target.out_dir / DETECTION_SEG_NAME
+
+    def write() -> None:
+        seg = build_lesion_seg(
+            lesions, probabilities, headers, detector, sop_instance_uid=target.sop_instance_uid
+        )
+        save_atomically(seg, path)
+
+    timed(timings, "write_detection_seg", write)
+    return path
 
 
 def write_without_dicom(

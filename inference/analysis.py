@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydicom.uid import generate_uid
 
-from inference._analysis_detection import Detector, PdacDetector, apply_gate
+from inference._analysis_detection import Detector, DetectorOutput, PdacDetector, apply_gate
 from inference._analysis_localise import (
     MAX_DISAGREEMENT_MM,
     MIN_CONFIDENCE,
@@ -40,7 +41,10 @@ from inference._analysis_localise import (
     Localiser,
 )
 from inference._analysis_outputs import (
+    DetectionSegTarget,
+    WrittenFiles,
     new_outputs,
+    write_detection_seg,
     write_dicom_outputs,
     write_result_json,
     write_without_dicom,
@@ -312,11 +316,11 @@ class Analyzer:
         source = timed(timings, "read", lambda: _read(series))
         if source.dicom is not None:
             notes.extend(source.dicom.warnings)
-        detection = None
+        detected = None
         if self._detector is not None:
             detector = self._detector
-            detection = timed(timings, "detection", lambda: detector(source.image))
-            notes.extend(detection.warnings)
+            detected = timed(timings, "detection", lambda: detector(source.image))
+            notes.extend(detected.detection.warnings)
         loc = timed(timings, "localise", lambda: self._localiser(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
@@ -339,10 +343,14 @@ class Analyzer:
         if not label_maps:
             raise AnalysisError("no-pancreas", "no task produced a label map")
         label = _merge_labels(label_maps)
-        if detection is not None:
-            fields["detection"] = apply_gate(fields, notes, detection, label)
+        if detected is not None:
+            fields["detection"] = apply_gate(fields, notes, detected.detection, label)
         result = self._result(source, loc, fields, job_id, notes, series_version)
-        return self._write(result, source, label, out_dir, timings, started)
+        lesions = None if detected is None or detected.lesions is None else detected
+        if lesions is not None and source.dicom is not None:
+            outputs = result.outputs.model_copy(update={"detection_seg_sop_uid": generate_uid()})
+            result = result.model_copy(update={"outputs": outputs})
+        return self._write(result, source, (label, lesions), out_dir, timings, started)
 
     def _result(
         self,
@@ -382,11 +390,12 @@ class Analyzer:
         self,
         result: AnalysisResult,
         source: _Source,
-        label_ct: Volume,
+        labels: tuple[Volume, DetectorOutput | None],
         out_dir: Path,
         timings: dict[str, float],
         started: float,
     ) -> AnalysisOutput:
+        label_ct, detected = labels
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -403,6 +412,16 @@ class Analyzer:
             written = write_dicom_outputs(
                 result, source.image, label_ct, seg_label, headers, out_dir, timings
             )
+            if detected is not None and detected.lesions is not None:
+                lesion_seg = write_detection_seg(
+                    dicom.to_native(detected.lesions),
+                    [x.probability for x in detected.detection.lesions],
+                    headers,
+                    detected.bundle,
+                    DetectionSegTarget(out_dir, result.outputs.detection_seg_sop_uid),
+                    timings,
+                )
+                written = WrittenFiles((*written.dicom, lesion_seg))
         timings["total"] = round(time.perf_counter() - started, 3)
         final = result.model_copy(update={"timings_s": dict(timings)})
         path = write_result_json(AnalysisResult.model_validate(final.model_dump()), out_dir)

@@ -73,12 +73,15 @@ __all__ = [
     "CONTACT_ANGLE",
     "CONTACT_METHOD",
     "DETECTION_AGREEMENT",
+    "DETECTION_SEG_SERIES_DESCRIPTION",
+    "DETECTION_SEG_SERIES_NUMBER",
     "DIAMETER",
     "DIAMETER_DERIVATION",
     "DOMAIN_CHECK",
     "DOMAIN_GRADES",
     "DOMAIN_REASON",
     "FINDING_SITE",
+    "LESION_CATEGORY",
     "LESION_FINDING",
     "LESION_PROBABILITY",
     "LOCALISATION_CONFIDENCE",
@@ -131,6 +134,9 @@ MANUFACTURER: Final = "PancreasAI Node"
 SEG_SERIES_NUMBER: Final = 9001
 SR_SERIES_NUMBER: Final = 9002
 PDF_SERIES_NUMBER: Final = 9003
+#: The SEG of the lesions the PDAC detector reports (result 1.5), a series of its own.
+DETECTION_SEG_SERIES_NUMBER: Final = 9004
+DETECTION_SEG_SERIES_DESCRIPTION: Final = "PancreasAI PDAC detection (investigational)"
 SEG_SERIES_DESCRIPTION: Final = "PancreasAI segmentation (investigational)"
 SR_SERIES_DESCRIPTION: Final = "PancreasAI measurements (investigational)"
 PDF_SERIES_DESCRIPTION: Final = "PancreasAI report (investigational)"
@@ -242,6 +248,8 @@ NO_PDAC_STAGING: Final = _private("NOPDAC-STAGE", "No PDAC detected: staging not
 #: reported lesion as a TID 1410 group with a 3D point (SCOORD3D) at its centre.
 PDAC_FINDING: Final = codes.SCT.AdenocarcinomaOfPancreas
 LESION_FINDING: Final = codes.SCT.Lesion
+#: Segmented Property Category of a detected lesion's segment (CID 7150).
+LESION_CATEGORY: Final = codes.SCT.MorphologicallyAbnormalStructure
 PDAC_LIKELIHOOD: Final = _private("PDAC-LIK", "PDAC likelihood (combined score)")
 PDAC_CLASSIFICATION: Final = _private("PDAC-CLS", "PDAC classification probability")
 PDAC_DETECTION_MAX: Final = _private("PDAC-DMAX", "Detection map maximum")

@@ -47,6 +47,7 @@ reference and Plane Position (A.51.5), which readers (OHIF 3.13 included) use to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -69,6 +70,10 @@ from inference._writer_common import (
     save_atomically,
 )
 from inference.dicom_codes import (
+    DETECTION_SEG_SERIES_DESCRIPTION,
+    DETECTION_SEG_SERIES_NUMBER,
+    LESION_CATEGORY,
+    LESION_FINDING,
     MANUFACTURER,
     SEG_CONTENT_LABEL,
     SEG_SERIES_DESCRIPTION,
@@ -80,6 +85,7 @@ from pancreas_contracts.result import AnalysisResult, BundleRef
 
 __all__ = [
     "GRID_TOLERANCE_VOXELS",
+    "build_lesion_seg",
     "build_seg",
     "label_frames",
     "segmentation_encoding",
@@ -190,24 +196,119 @@ def build_seg(
         )
         for number, entry in enumerate(labels, start=1)
     ]
-    segmentation_type, transfer_syntax = segmentation_encoding(*frames.shape[1:])
+    return _segmentation(
+        pixel_array,
+        descriptions,
+        headers,
+        bundle,
+        _SeriesText(SEG_SERIES_NUMBER, SEG_SERIES_DESCRIPTION, SEG_SERIES_DESCRIPTION),
+        omit_empty_frames=omit_empty_frames,
+        sop_instance_uid=sop_instance_uid,
+        series_instance_uid=series_instance_uid,
+    )
+
+
+def build_lesion_seg(
+    lesions: Volume,
+    probabilities: Sequence[float],
+    headers: Sequence[Dataset],
+    detector: BundleRef,
+    *,
+    sop_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+) -> hd.seg.Segmentation:
+    """The SEG of the lesions the PDAC detector reports (result 1.5), a series of its own.
+
+    ``lesions`` holds ``n`` where the detector's ``n``-th reported lesion is (0 elsewhere),
+    on the source grid like a label map; segment ``n`` is that lesion: Segmented Property
+    Type SCT 52988006 *Lesion*, category SCT 49755003 *Morphologically abnormal structure*
+    (CID 7150/7151), its probability in the segment label, Tracking ID ``pdac-lesion-n``.
+
+    Raises
+    ------
+    ValueError
+        If no lesion voxel falls on the source grid, or a value has no probability.
+    """
+    frames = label_frames(lesions, headers)
+    present = sorted(int(v) for v in np.unique(frames) if v != 0)
+    if not present:
+        raise ValueError("no detected lesion lies on the source images")
+    if present[-1] > len(probabilities):
+        raise ValueError("a lesion value has no probability")
+    lookup = np.zeros(present[-1] + 1, dtype=np.uint8)
+    algorithm = algorithm_sequence(detector)
+    descriptions = []
+    for number, value in enumerate(present, start=1):
+        lookup[value] = number
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=f"PDAC candidate {value} (p {probabilities[value - 1]:.2f})",
+                segmented_property_category=LESION_CATEGORY,
+                segmented_property_type=LESION_FINDING,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                tracking_uid=generate_uid(),
+                tracking_id=f"pdac-lesion-{value}",
+                display_color=hd.color.CIELabColor.from_rgb(*_LESION_RGB),
+            )
+        )
+    return _segmentation(
+        lookup[frames],
+        descriptions,
+        headers,
+        detector,
+        _SeriesText(
+            DETECTION_SEG_SERIES_NUMBER,
+            DETECTION_SEG_SERIES_DESCRIPTION,
+            DETECTION_SEG_SERIES_DESCRIPTION,
+        ),
+        omit_empty_frames=True,
+        sop_instance_uid=sop_instance_uid,
+        series_instance_uid=series_instance_uid,
+    )
+
+
+#: Display colour of a detected lesion (a yellow, apart from the label map's colours).
+_LESION_RGB: Final = (255, 220, 0)
+
+
+@dataclass(frozen=True)
+class _SeriesText:
+    number: int
+    description: str
+    content: str
+
+
+def _segmentation(
+    pixel_array: npt.NDArray[np.generic],
+    descriptions: Sequence[hd.seg.SegmentDescription],
+    headers: Sequence[Dataset],
+    bundle: BundleRef,
+    series: _SeriesText,
+    *,
+    omit_empty_frames: bool,
+    sop_instance_uid: str | None,
+    series_instance_uid: str | None,
+) -> hd.seg.Segmentation:
+    segmentation_type, transfer_syntax = segmentation_encoding(*pixel_array.shape[1:])
     seg = hd.seg.Segmentation(
         source_images=list(headers),
         pixel_array=pixel_array,
         segmentation_type=segmentation_type,
-        segment_descriptions=descriptions,
+        segment_descriptions=list(descriptions),
         series_instance_uid=series_instance_uid or generate_uid(),
-        series_number=SEG_SERIES_NUMBER,
+        series_number=series.number,
         sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=bundle.name,
         software_versions=node_software_version(),
         device_serial_number=device_serial_number(bundle),
-        content_description=f"{SEG_SERIES_DESCRIPTION}: {bundle.name} {bundle.version}"[:64],
+        content_description=f"{series.content}: {bundle.name} {bundle.version}"[:64],
         content_label=SEG_CONTENT_LABEL,
         omit_empty_frames=omit_empty_frames,
-        series_description=SEG_SERIES_DESCRIPTION,
+        series_description=series.description,
     )
     if transfer_syntax == RLELossless:
         _rle_encode_frames(seg)

@@ -204,6 +204,8 @@ class Outputs(BaseModel):
     seg_sop_uid: str | None = None
     sr_sop_uid: str | None = None
     pdf_sop_uid: str | None = None
+    #: The SEG of the lesions the PDAC detector reports (schema 1.5; ``None`` without one).
+    detection_seg_sop_uid: str | None = None
 
 
 class CodeRef(BaseModel):

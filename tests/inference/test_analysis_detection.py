@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -103,7 +104,7 @@ def test_no_pdac_gates_the_staging(detection_bundle: Path, series: Path, tmp_pat
     assert detection.model_version.startswith("test-detector")
     assert detection.agreement in ("agree", "staging-only")
     assert "detection" in result.timings_s
-    _, sr_path, _ = output.files
+    sr_path = output.files[1]
     for path in output.files:
         assert dciodvfy_errors(path) == [], path.name
     assert NO_PDAC_STAGING.value in _codes(sr_path)
@@ -118,9 +119,19 @@ def test_a_detected_pdac_keeps_the_staging_and_locates_its_lesions(
     assert result.detection is not None and result.detection.detected
     assert result.outcome in ("done", "no-tumor") and result.detection.lesions
     assert result.detection.agreement is not None
-    _, sr_path, _ = output.files
+    _, sr_path, _, lesion_path = output.files
     assert dciodvfy_errors(sr_path) == []
     assert "SCOORD3D" in _codes(sr_path)  # one 3D point per lesion
+    # The reported lesions as a SEG series of their own (issue 23: the SEG holds them).
+    assert lesion_path.name == "seg-detection.dcm" and dciodvfy_errors(lesion_path) == []
+    seg = hd.seg.segread(lesion_path)
+    assert seg.SOPInstanceUID == result.outputs.detection_seg_sop_uid
+    assert seg.SeriesInstanceUID != pydicom.dcmread(output.files[0]).SeriesInstanceUID
+    numbers = seg.get_segment_numbers()
+    assert 1 <= len(numbers) <= len(result.detection.lesions)
+    assert all(
+        seg.get_segment_description(n).tracking_id.startswith("pdac-lesion-") for n in numbers
+    )
 
 
 def _label(tumor_at: tuple[int, int, int] | None) -> Volume:
