@@ -62,6 +62,9 @@ __all__ = [
     "load_bundle",
     "save_bundle",
     "sha256_file",
+    "stored_tensor",
+    "verified_weight_file",
+    "write_bundle_meta",
 ]
 
 BUNDLE_FORMAT = "1.0"
@@ -169,7 +172,7 @@ def save_bundle(
     for i, member in enumerate(members):
         file = out / f"model-{i}.safetensors"
         tensors = {
-            k: _stored(v.detach().cpu(), weights_dtype).contiguous()
+            k: stored_tensor(v.detach().cpu(), weights_dtype).contiguous()
             for k, v in member.model.state_dict().items()
         }
         save_file(tensors, str(file))
@@ -204,16 +207,17 @@ def save_bundle(
     if domain is not None:
         DomainStats.from_dict(domain)  # refuse a malformed section before writing
         meta["domain"] = dict(domain)
-    return _write_meta(out, meta)
+    return write_bundle_meta(out, meta)
 
 
-def _stored(tensor: torch.Tensor, weights_dtype: str) -> torch.Tensor:
+def stored_tensor(tensor: torch.Tensor, weights_dtype: str) -> torch.Tensor:
+    """``tensor`` as a bundle stores it: floating point at half precision for ``float16``."""
     if weights_dtype == "float16" and tensor.is_floating_point():
         return tensor.to(torch.float16)
     return tensor
 
 
-def _write_meta(root: Path, meta: Mapping[str, Any]) -> Path:
+def write_bundle_meta(root: Path, meta: Mapping[str, Any]) -> Path:
     """Write ``bundle.json`` atomically (a partial file, then a rename)."""
     path = root / _META
     partial = path.with_suffix(".json.partial")
@@ -278,7 +282,7 @@ def add_localiser(
         "training": dict(training),
         "metrics": dict(metrics),
     }
-    return _write_meta(root, meta)
+    return write_bundle_meta(root, meta)
 
 
 def add_domain(root: Path, domain: Mapping[str, Any]) -> Path:
@@ -304,7 +308,7 @@ def add_domain(root: Path, domain: Mapping[str, Any]) -> Path:
     except ValueError as exc:
         raise BundleError(f"bundle {root}: {exc}") from exc
     meta["domain"] = dict(domain)
-    return _write_meta(root, meta)
+    return write_bundle_meta(root, meta)
 
 
 def copy_localiser(source: Path, target: Path) -> Path:
@@ -432,7 +436,14 @@ def load_bundle(path: Path) -> LoadedBundle:
     return LoadedBundle(root, meta, tuple(members), preprocess, localiser, domain)
 
 
-def _verified_file(root: Path, entry: Mapping[str, Any]) -> Path:
+def verified_weight_file(root: Path, entry: Mapping[str, Any]) -> Path:
+    """The weight file an entry of ``bundle.json`` names, present and matching its sha256.
+
+    Raises
+    ------
+    BundleError
+        If it is missing, outside ``root`` or altered.
+    """
     file = root / str(entry["weights"])
     if file.name != entry["weights"] or not file.is_file():
         raise BundleError(f"bundle {root}: weight file {entry['weights']!r} is missing")
@@ -447,7 +458,7 @@ def _load_localiser(root: Path, entry: Any) -> LearnedLocaliser:
     if str(entry.get("format_version")) != LOCALISER_FORMAT:
         found = entry.get("format_version")
         raise BundleError(f"bundle {root}: localiser format {found!r} is not {LOCALISER_FORMAT!r}")
-    file = _verified_file(root, entry)
+    file = verified_weight_file(root, entry)
     config = LocaliserConfig.from_dict(dict(entry["config"]))
     network = build_network(config)
     try:
@@ -458,7 +469,7 @@ def _load_localiser(root: Path, entry: Any) -> LearnedLocaliser:
 
 
 def _load_member(root: Path, entry: Mapping[str, Any]) -> BundleMember:
-    file = _verified_file(root, entry)
+    file = verified_weight_file(root, entry)
     model = ResectabilityNet(ModelConfig.from_dict(dict(entry["model_config"])))
     try:
         tensors = load_file(str(file))

@@ -19,12 +19,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from inference.bundle import BUNDLE_FORMAT, NOTICE, BundleError, sha256_file
+from inference.bundle import (
+    BUNDLE_FORMAT,
+    NOTICE,
+    BundleError,
+    sha256_file,
+    stored_tensor,
+    verified_weight_file,
+    write_bundle_meta,
+)
 from inference.tasks.detection.lesions import ExtractionSettings
 from inference.tasks.detection.model import MultiTaskNet, NetConfig, build_stage1
 
@@ -103,12 +110,10 @@ class DetectionBundle:
 
 
 def _save_weights(module: nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
-    tensors = {}
-    for key, value in module.state_dict().items():
-        tensor = value.detach().cpu()
-        if weights_dtype == "float16" and tensor.is_floating_point():
-            tensor = tensor.to(torch.float16)
-        tensors[key] = tensor.contiguous()
+    tensors = {
+        key: stored_tensor(value.detach().cpu(), weights_dtype).contiguous()
+        for key, value in module.state_dict().items()
+    }
     partial = file.with_name(file.name + ".partial")
     save_file(tensors, str(partial))
     partial.replace(file)
@@ -165,24 +170,11 @@ def save_detection_bundle(
         "metrics": dict(metrics),
         "training": dict(training or {}),
     }
-    return _write_meta(out, meta)
-
-
-def _write_meta(root: Path, meta: Mapping[str, Any]) -> Path:
-    """Write ``bundle.json`` atomically (a partial file, then a rename)."""
-    path = root / _META
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(meta, indent=1, allow_nan=True) + "\n", encoding="utf-8")
-    partial.replace(path)
-    return path
+    return write_bundle_meta(out, meta)
 
 
 def _load_weights(root: Path, entry: Mapping[str, Any], module: nn.Module) -> None:
-    file = root / str(entry["weights"])
-    if file.name != entry["weights"] or not file.is_file():
-        raise BundleError(f"bundle {root}: weight file {entry['weights']!r} is missing")
-    if sha256_file(file) != entry["sha256"]:
-        raise BundleError(f"bundle {root}: {file.name} does not match its sha256 (tampered?)")
+    file = verified_weight_file(root, entry)
     try:
         tensors = {k: v.float() if v.is_floating_point() else v
                    for k, v in load_file(str(file)).items()}  # fmt: skip
@@ -242,4 +234,4 @@ def update_detection_metrics(root: Path, metrics: Mapping[str, Any]) -> Path:
     """
     meta = _read_meta(root)
     meta["metrics"] = dict(metrics)
-    return _write_meta(root, meta)
+    return write_bundle_meta(root, meta)
