@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     before = RUNNER.invoke(db_app, ["current", "--url", url])
     assert before.exit_code == 0, before.output
     head = NodeDatabase.head_revision()
-    assert head == "r0006"  # the newest migration: delivered objects (issue 22)
+    # Which revision is newest is pinned in tests/db/test_migrations.py; here
+    # only that the CLI reports whatever the head is.
+    assert re.fullmatch(r"r\d{4}", head), head
     assert f"none (head is {head}" in before.output
     upgraded = RUNNER.invoke(db_app, ["upgrade", "--url", url])
     assert upgraded.exit_code == 0, upgraded.output
