@@ -33,7 +33,8 @@ class PreprocessConfig:
     Parameters
     ----------
     target_size
-        Voxels per side, a multiple of 32 (160 = the paper's 1 mm grid).
+        Voxels per side, a multiple of 16 (160 = the paper's 1 mm grid). The Swin-UNETR
+        needs a multiple of 32 (its five 2x patch merges); its training config checks that.
     cube_mm
         Side of the cube in mm (160 in the paper).
     hu_window
@@ -45,9 +46,9 @@ class PreprocessConfig:
     hu_window: tuple[float, float] = (-200.0, 400.0)
 
     def __post_init__(self) -> None:
-        if self.target_size < 32 or self.target_size % 32:
+        if self.target_size < 16 or self.target_size % 16:
             raise ValueError(
-                f"target size must be a positive multiple of 32, got {self.target_size}"
+                f"target size must be a positive multiple of 16, got {self.target_size}"
             )
         if not self.cube_mm > 0 or not self.hu_window[0] < self.hu_window[1]:
             raise ValueError("cube size must be positive and the HU window increasing")

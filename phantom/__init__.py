@@ -29,9 +29,7 @@ from pancreas_contracts.nccn import nccn_rule_category
 from phantom._anatomy import Material, Vessel
 from phantom._clinical import BIOLOGICAL_CA19_9, MISSING_FRACTION
 from phantom._cohort import (
-    POSITIONS,
     PatientPlan,
-    PhantomOptions,
     allocate_classes,
     cohort_targets,
     make_grid,
@@ -51,6 +49,7 @@ from phantom._lesions import (
     LesionMix,
     LesionSpec,
 )
+from phantom._options import POSITIONS, PhantomOptions
 from phantom._output import (
     CLINICAL_COLUMNS,
     LESION_COLUMNS,

@@ -31,7 +31,6 @@ from inference.volume import LPS_TO_RAS, Volume, to_canonical, write_nifti
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
 from phantom._cohort import (
     PatientPlan,
-    PhantomOptions,
     cohort_targets,
     files_stream,
     header_stream,
@@ -46,6 +45,7 @@ from phantom._dicom_writer import (
     write_series,
 )
 from phantom._lesions import Lesion
+from phantom._options import PhantomOptions
 from phantom._render import PhantomScan
 from phantom._tumor import KEY_VESSELS
 

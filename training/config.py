@@ -215,6 +215,9 @@ class TrainConfig:
             raise ValueError("time_budget_min must be >= 0 and workers >= 1")
         if self.weights_dtype not in ("float32", "float16"):
             raise ValueError(f"weights_dtype must be float32 or float16: {self.weights_dtype!r}")
+        if self.target_size < 32 or self.target_size % 32:
+            # The Swin-UNETR merges patches five times by 2 (METHOD.md section 1).
+            raise ValueError(f"target_size must be a multiple of 32, got {self.target_size}")
         if not 0.0 <= self.selection_min_tumor_dice <= 1.0:
             raise ValueError("selection_min_tumor_dice must lie in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):

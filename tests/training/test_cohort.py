@@ -234,6 +234,14 @@ def test_a_fit_that_never_segments_keeps_its_last_state(tmp_path: Path) -> None:
         TrainConfig(selection_min_tumor_dice=1.5)
 
 
+def test_the_swin_cube_is_a_multiple_of_32_though_preprocessing_takes_16() -> None:
+    assert PreprocessConfig(48, 144.0).spacing_mm == 3.0  # the detector's stage-2 cube
+    with pytest.raises(ValueError, match="multiple of 16"):
+        PreprocessConfig(40, 120.0)
+    with pytest.raises(ValueError, match="target_size must be a multiple of 32"):
+        TrainConfig(target_size=48)
+
+
 @pytest.mark.parametrize(
     "path",
     [

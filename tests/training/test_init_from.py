@@ -117,7 +117,7 @@ def test_an_independent_cohort_starts_every_fold_from_its_first_member(
         image_branch_weights(first, digest, independent)
     with pytest.raises(ValueError, match="target_size"):
         image_branch_weights(
-            first, "f" * 64, _config(init_from_cohort="independent", target_size=8)
+            first, "f" * 64, _config(init_from_cohort="independent", target_size=32)
         )
     with pytest.raises(ValueError, match="init_from_cohort must be same or independent"):
         _config(init_from_cohort="other")

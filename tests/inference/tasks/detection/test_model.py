@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from inference.tasks.detection.model import MultiTaskNet, NetConfig, build_stage1
@@ -35,3 +36,29 @@ def test_parameter_groups_split_the_heads() -> None:
     encoder = {id(p) for p in net.encoder_parameters()}
     assert not seg & cls and encoder < seg
     assert seg | cls == {id(p) for p in net.parameters()}
+
+
+def test_avg_max_pooling_sees_a_small_bright_spot_that_the_average_dilutes() -> None:
+    torch.manual_seed(0)
+    config = NetConfig(cube_size=48, cube_mm=144.0, base_filters=4, max_filters=16,
+                       max_pools=3, fpn_channels=8, head_pooling="avg+max")  # fmt: skip
+    net = MultiTaskNet(config).eval()
+    assert net.classifier.fc.in_features == 6 * 8
+    image = torch.zeros(1, 1, 48, 48, 48)
+    spot = image.clone()
+    spot[..., 20:23, 20:23, 20:23] = 5.0  # 27 of 110,592 voxels
+    with torch.no_grad():
+        levels, spot_levels = net.encode(image)[-3:], net.encode(spot)[-3:]
+        pooled = [net.classifier._pool(x) for x in (levels[0], spot_levels[0])]
+    channels = levels[0].shape[1]
+    mean_change = (pooled[1][:, :channels] - pooled[0][:, :channels]).abs().max()
+    max_change = (pooled[1][:, channels:] - pooled[0][:, channels:]).abs().max()
+    assert max_change > 10 * mean_change
+
+
+def test_net_config_refuses_unknown_pooling_and_off_grid_cubes() -> None:
+    with pytest.raises(ValueError, match="head_pooling"):
+        NetConfig(head_pooling="median")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        NetConfig(cube_size=40)
+    assert NetConfig(cube_size=48).spacing_mm == 256.0 / 48
