@@ -59,6 +59,67 @@ page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
 page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
 let failed = false;
 
+/** Wait until `center` (LPS mm) is on the displayed slice; its page position and the canvas rect. */
+function waitOnSlice(center) {
+  return page.waitForFunction(
+    (center) => {
+      const cs = window.cornerstone;
+      const element = cs?.getEnabledElements?.()[0];
+      const viewport = element?.viewport;
+      if (!viewport) return false;
+      const camera = viewport.getCamera();
+      const n = camera.viewPlaneNormal;
+      const f = camera.focalPoint;
+      const distance = Math.abs((center[0] - f[0]) * n[0] + (center[1] - f[1]) * n[1] + (center[2] - f[2]) * n[2]);
+      if (distance > 3.1) return false;
+      const [x, y] = viewport.worldToCanvas(center);
+      const canvas = viewport.canvas;
+      const rect = canvas.getBoundingClientRect();
+      const scale = rect.width / canvas.clientWidth || 1;
+      return { x: rect.left + x * scale, y: rect.top + y * scale, rect: { left: rect.left, top: rect.top, width: rect.width, height: rect.height }, distance };
+    },
+    center,
+    { polling: 200 },
+  );
+}
+
+/**
+ * Colours of a screenshot (what the radiologist sees, decoded by the browser) around (cx, cy)
+ * and in the bottom-left corner: the fraction of red and of yellow pixels, the mean RGB.
+ */
+async function sampleShot(path, cx, cy) {
+  const shot = readFileSync(path).toString("base64");
+  return page.evaluate(
+    async ({ shot, cx, cy }) => {
+      const blob = await (await fetch(`data:image/png;base64,${shot}`)).blob();
+      const bitmap = await createImageBitmap(blob);
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(bitmap, 0, 0);
+      const sample = (x0, y0, r) => {
+        const data = ctx.getImageData(x0 - r, y0 - r, 2 * r + 1, 2 * r + 1).data;
+        let red = 0;
+        let yellow = 0;
+        const sum = [0, 0, 0];
+        for (let i = 0; i < data.length; i += 4) {
+          const [r_, g, b] = [data[i], data[i + 1], data[i + 2]];
+          if (r_ > 120 && r_ > g + 50 && r_ > b + 50) red++;
+          if (r_ > 120 && g > 100 && r_ > b + 60 && g > b + 50) yellow++;
+          sum[0] += r_;
+          sum[1] += g;
+          sum[2] += b;
+        }
+        const n = data.length / 4;
+        return { red: red / n, yellow: yellow / n, rgb: sum.map((v) => Math.round(v / n)) };
+      };
+      const at = sample(cx, cy, 4);
+      const corner = sample(12, bitmap.height - 12, 4);
+      return { ...at, cornerRed: corner.red, cornerYellow: corner.yellow };
+    },
+    { shot, cx, cy },
+  );
+}
+
 try {
   // --- viewer: the processed study in the pancreas-ai mode --------------------------------
   const viewer = `${cfg.base_url}/ohif/pancreas-ai?StudyInstanceUIDs=${cfg.study_uid}`;
@@ -132,26 +193,7 @@ try {
   await page.getByTestId("pancreas-ai-tumor").click();
   await page.waitForFunction(() => document.querySelector('[data-testid="pancreas-ai-tumor"].pai-selected') !== null);
   // Wait until the tumor centre is on the displayed slice and the viewport has rendered it.
-  const probe = await page.waitForFunction(
-    (center) => {
-      const cs = window.cornerstone;
-      const element = cs?.getEnabledElements?.()[0];
-      const viewport = element?.viewport;
-      if (!viewport) return false;
-      const camera = viewport.getCamera();
-      const n = camera.viewPlaneNormal;
-      const f = camera.focalPoint;
-      const distance = Math.abs((center[0] - f[0]) * n[0] + (center[1] - f[1]) * n[1] + (center[2] - f[2]) * n[2]);
-      if (distance > 3.1) return false;
-      const [x, y] = viewport.worldToCanvas(center);
-      const canvas = viewport.canvas;
-      const rect = canvas.getBoundingClientRect();
-      const scale = rect.width / canvas.clientWidth || 1;
-      return { x: rect.left + x * scale, y: rect.top + y * scale, rect: { left: rect.left, top: rect.top, width: rect.width, height: rect.height }, distance };
-    },
-    cfg.tumor_center_lps,
-    { polling: 200 },
-  );
+  const probe = await waitOnSlice(cfg.tumor_center_lps);
   const where = await probe.jsonValue();
   // Let the highlight animation settle before sampling pixels: wait for two animation frames
   // with the camera unchanged.
@@ -163,27 +205,7 @@ try {
   // Pixel check on the screenshot itself (what the radiologist sees), decoded by the browser.
   const cx = Math.round(where.x - clip.x);
   const cy = Math.round(where.y - clip.y);
-  const shot = readFileSync(viewportShot).toString("base64");
-  const { atTumor, corner } = await page.evaluate(
-    async ({ shot, cx, cy }) => {
-      const blob = await (await fetch(`data:image/png;base64,${shot}`)).blob();
-      const bitmap = await createImageBitmap(blob);
-      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = canvas.getContext("2d");
-      ctx.drawImage(bitmap, 0, 0);
-      const fraction = (x0, y0, r) => {
-        const data = ctx.getImageData(x0 - r, y0 - r, 2 * r + 1, 2 * r + 1).data;
-        let red = 0;
-        for (let i = 0; i < data.length; i += 4) {
-          const [r_, g, b] = [data[i], data[i + 1], data[i + 2]];
-          if (r_ > 120 && r_ > g + 50 && r_ > b + 50) red++;
-        }
-        return red / (data.length / 4);
-      };
-      return { atTumor: fraction(cx, cy, 4), corner: fraction(12, bitmap.height - 12, 4) };
-    },
-    { shot, cx, cy },
-  );
+  const { red: atTumor, cornerRed: corner } = await sampleShot(viewportShot, cx, cy);
   check("SEG overlay is red (tumor colour) at the tumor centre", atTumor > 0.5, `${(atTumor * 100).toFixed(0)} % red at (${cx}, ${cy}); corner ${(corner * 100).toFixed(0)} %`);
   check("no overlay in the image corner", corner < 0.1);
 
@@ -202,6 +224,61 @@ try {
   const activeSegment = await active.jsonValue();
   check("clicking a vessel row makes its segment active", /mesenteric vein|SMV|smv/i.test(String(activeSegment.label)), JSON.stringify(activeSegment));
   await page.screenshot({ path: join(artifacts, "viewer-smv.png") });
+
+  // --- the detector's lesion SEG: not hung by default, shown at the lesion on request ---------
+  if (result.detection?.lesions?.length && cfg.detection_seg_sop_uid) {
+    const lesionCenter = result.detection.lesions[0].centre_lps_mm;
+    const segState = (sops) =>
+      page.evaluate(({ anatomy, lesion }) => {
+        const { displaySetService, segmentationService, viewportGridService } = window.services;
+        const bySop = (sop) => displaySetService.getActiveDisplaySets().find((d) => d.Modality === "SEG" && d.instances?.some((i) => i.SOPInstanceUID === sop));
+        const viewportId = viewportGridService.getState().activeViewportId;
+        const shown = (ds) => Boolean(ds && segmentationService.getSegmentationRepresentations(viewportId, { segmentationId: ds.displaySetInstanceUID }).some((r) => r.viewportId === undefined || r.viewportId === viewportId));
+        const anatomyDs = bySop(anatomy);
+        const lesionDs = bySop(lesion);
+        return {
+          anatomy: anatomyDs?.displaySetInstanceUID,
+          lesion: lesionDs?.displaySetInstanceUID,
+          segmentations: segmentationService.getSegmentations().map((s) => s.segmentationId),
+          anatomyShown: shown(anatomyDs),
+          lesionShown: shown(lesionDs),
+          lesionSegments: lesionDs ? Object.keys(segmentationService.getSegmentation(lesionDs.displaySetInstanceUID)?.segments ?? {}).filter((k) => k !== "0") : [],
+        };
+      }, sops);
+    const sops = { anatomy: cfg.seg_sop_uid, lesion: cfg.detection_seg_sop_uid };
+    const initial = await segState(sops);
+    check(
+      "the anatomical SEG is hung over the CT, the lesion SEG only listed",
+      Boolean(initial.anatomy && initial.lesion) && initial.anatomyShown && !initial.segmentations.includes(initial.lesion),
+      JSON.stringify(initial),
+    );
+    const button = page.getByTestId("pancreas-ai-show-lesions");
+    check("PDAC detection row offers the lesions", (await button.getAttribute("data-segmentation-id")) === initial.lesion, (await button.innerText()).trim());
+    await button.click();
+    await page.waitForFunction(() => /^(shown|failed)$/.test(document.querySelector('[data-testid="pancreas-ai-show-lesions"]')?.getAttribute("data-state") ?? ""));
+    check("show lesions answers", (await button.getAttribute("data-state")) === "shown", `${(await button.innerText()).trim()} (lesion ${await button.getAttribute("data-lesion")})`);
+    const lesionWhere = await (await waitOnSlice(lesionCenter)).jsonValue();
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const lesionShot = join(artifacts, "viewer-lesion.png");
+    const lesionClip = { x: lesionWhere.rect.left, y: lesionWhere.rect.top, width: lesionWhere.rect.width, height: lesionWhere.rect.height };
+    await page.screenshot({ path: lesionShot, clip: lesionClip });
+    const lx = Math.round(lesionWhere.x - lesionClip.x);
+    const ly = Math.round(lesionWhere.y - lesionClip.y);
+    const atLesion = await sampleShot(lesionShot, lx, ly);
+    // The lesion colour (yellow, 255/220/0) over the tumor's red: green rises with red, blue stays low.
+    check(
+      "lesion SEG overlay is yellow (lesion colour) at the detected lesion",
+      atLesion.yellow > 0.5,
+      `${(atLesion.yellow * 100).toFixed(0)} % yellow at (${lx}, ${ly}), mean rgb ${atLesion.rgb.join("/")}; corner ${(atLesion.cornerYellow * 100).toFixed(0)} %`,
+    );
+    check("no lesion overlay in the image corner", atLesion.cornerYellow < 0.1);
+    const after = await segState(sops);
+    check(
+      "the lesion SEG is a second overlay in the viewport, the anatomical SEG stays",
+      after.lesionShown && after.anatomyShown && after.segmentations.includes(after.lesion) && after.lesionSegments.length === result.detection.lesions.length,
+      JSON.stringify(after),
+    );
+  }
   const pageErrors = log.filter((l) => l.startsWith("[pageerror]"));
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.join(" | "));
 

@@ -16,7 +16,12 @@
  * image series a SEG references, a CT, reconstructable — by what the series are, not by their
  * order. RTSTRUCT, KO, PR, SR and PDF series are only listed with the thumbnails; an RTSTRUCT
  * opens in OHIF's RT viewport when the user double-clicks or drops it.
+ *
+ * The PDAC detector's lesion SEG (series 9004, `src/lesions.ts`) is no candidate either: the
+ * anatomical SEG is the one hung over the CT; the panel's "Show lesions" adds the lesion SEG to
+ * the viewport as a second overlay.
  */
+import { isLesionSeg } from "./lesions";
 import type { DisplaySet, HangingProtocolService } from "./ohifTypes";
 
 export const PROTOCOL_ID = "@pancreas-ai/ct-seg";
@@ -34,9 +39,12 @@ export function isImageSeries(displaySet: DisplaySet): boolean {
   );
 }
 
-/** What the viewport may hang: a SEG (shown over its images) or an image series. */
+/**
+ * What the viewport may hang: a SEG (shown over its images) other than the detector's lesion SEG,
+ * or an image series.
+ */
 export function isViewportCandidate(displaySet: DisplaySet): boolean {
-  return displaySet.Modality === "SEG" || isImageSeries(displaySet);
+  return (displaySet.Modality === "SEG" && !isLesionSeg(displaySet)) || isImageSeries(displaySet);
 }
 
 /** Whether a SEG among `all` references this display set's series. */

@@ -5,6 +5,8 @@ export interface DisplaySet {
   StudyInstanceUID?: string;
   SeriesInstanceUID?: string;
   Modality?: string;
+  SeriesDescription?: string;
+  SeriesNumber?: number | string;
   instances?: Array<{ SOPInstanceUID?: string }>;
   referencedDisplaySetInstanceUID?: string;
   /** Set by the SEG / RT SOP class handlers from the referenced series. */
@@ -13,6 +15,8 @@ export interface DisplaySet {
   isOverlayDisplaySet?: boolean;
   isReconstructable?: boolean;
   unsupported?: boolean;
+  /** SEG / RT display sets: reads the object and creates its segmentation (OHIF's SOP class handlers). */
+  load?: (options: { headers?: Record<string, string> }) => Promise<unknown>;
 }
 
 export interface Subscription {
@@ -25,8 +29,26 @@ export interface DisplaySetService {
   EVENTS: Record<string, string>;
 }
 
+/** A segment of the segmentation service (`segments[segmentIndex]`). */
+export interface Segment {
+  segmentIndex?: number;
+  label?: string;
+  active?: boolean;
+}
+
+export interface Segmentation {
+  segmentationId: string;
+  segments?: Record<string, Segment | undefined>;
+}
+
 export interface SegmentationService {
-  getSegmentations(): Array<{ segmentationId: string }>;
+  getSegmentations(): Segmentation[];
+  getSegmentation(segmentationId: string): Segmentation | undefined;
+  getSegmentationRepresentations(viewportId: string, specifier?: { segmentationId?: string }): unknown[];
+  addSegmentationRepresentation(
+    viewportId: string,
+    options: { segmentationId: string; type?: "Labelmap" | "Contour" | "Surface" },
+  ): Promise<unknown> | undefined;
   setActiveSegment(segmentationId: string, segmentIndex: number): void;
   jumpToSegmentCenter(
     segmentationId: string,
@@ -46,10 +68,20 @@ export interface HangingProtocolService {
   addCustomAttribute(id: string, name: string, callback: (displaySet: DisplaySet) => unknown): void;
 }
 
+export interface ViewportGridService {
+  getState(): { activeViewportId?: string | null };
+}
+
+export interface UserAuthenticationService {
+  getAuthorizationHeader(): Record<string, string> | undefined;
+}
+
 export interface Services {
   displaySetService: DisplaySetService;
   hangingProtocolService?: HangingProtocolService;
   segmentationService?: SegmentationService;
+  viewportGridService?: ViewportGridService;
+  userAuthenticationService?: UserAuthenticationService;
 }
 
 export interface ServicesManager {

@@ -21,6 +21,11 @@ const rtstruct: DisplaySet = { displaySetInstanceUID: "rt", Modality: "RTSTRUCT"
 const ko: DisplaySet = { displaySetInstanceUID: "ko", Modality: "KO", unsupported: true };
 const pr: DisplaySet = { displaySetInstanceUID: "pr", Modality: "PR", images: [] };
 const sr: DisplaySet = { displaySetInstanceUID: "sr", Modality: "SR" };
+// Issue 23: the PDAC detector's lesion SEG (series 9004) references the same CT.
+const lesionSeg: DisplaySet = {
+  displaySetInstanceUID: "lesions", Modality: "SEG", SeriesNumber: 9004,
+  SeriesDescription: "PancreasAI PDAC detection (investigational)", isOverlayDisplaySet: true, referencedSeriesInstanceUID: "1.2.3",
+};
 
 describe("pancreas-ai hanging protocol", () => {
   it("takes only image series as the viewport's base, never an overlay or a document", () => {
@@ -60,6 +65,15 @@ describe("pancreas-ai hanging protocol", () => {
   it("hangs the SEG (shown over its CT) when there is one, whatever comes first", () => {
     expect(hung([rtstruct, ko, pr, sr, cbct, seg, ct])).toBe("seg");
     expect(hung([seg, rtstruct, ct])).toBe("seg");
+  });
+
+  it("hangs the anatomical SEG, never the lesion SEG, whatever comes first", () => {
+    expect(hung([lesionSeg, seg, ct])).toBe("seg");
+    expect(hung([ct, seg, lesionSeg, rtstruct])).toBe("seg");
+    // Only the lesion SEG (no anatomical one): the CT alone; the panel adds the lesions on request.
+    expect(hung([lesionSeg, ct])).toBe("ct");
+    expect(isViewportCandidate(lesionSeg)).toBe(false);
+    expect(isReferencedBySeg(ct, [lesionSeg, ct])).toBe(true);
   });
 
   it("hangs the CT when there is no SEG, never an RTSTRUCT, KO, PR or SR", () => {

@@ -1,9 +1,11 @@
-"""A processed phantom study for the OHIF extension's tests: CT + DICOM-SEG + TID 1500 SR.
+"""A processed phantom study for the OHIF extension's tests: CT + SEG + lesion SEG + TID 1500 SR.
 
-The phantom's ``label.nii.gz`` stands in for the predicted segmentation and a hand-made
-:class:`AnalysisResult` (with the phantom's true contact angles and tumor volume) for the
-analysis; the SEG and SR come from the node's own writers (:mod:`inference.seg_writer`,
-:mod:`inference.sr_writer`), exactly as the pipeline writes them.
+The phantom's ``label.nii.gz`` stands in for the predicted segmentation, its tumor label for the
+PDAC detector's reported lesion and a hand-made :class:`AnalysisResult` (with the phantom's true
+contact angles and tumor volume) for the analysis; the SEG, the lesion SEG
+(``seg-detection.dcm``, series 9004) and the SR come from the node's own writers
+(:mod:`inference.seg_writer`, :mod:`inference.sr_writer`, called as :mod:`inference.analysis`
+calls them), exactly as the pipeline writes them.
 
 ``python -m tests.ohif_extension.processed_study OUT`` writes one (and prints its
 ``study.json``); the e2e test and ``ohif-extension/test/fixtures`` use the same function.
@@ -18,8 +20,11 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
+from pydicom.uid import generate_uid
 
 from inference import read_dicom_series, read_nifti
+from inference._analysis_outputs import DetectionSegTarget, write_detection_seg
+from inference._writer_common import load_source_headers
 from inference.seg_writer import write_seg
 from inference.sr_writer import write_sr
 from inference.volume import Volume
@@ -39,23 +44,27 @@ from phantom import PhantomOptions, generate_cohort
 
 _Label = Literal["resectable", "borderline", "locally advanced"]
 BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32)
+#: The PDAC detector's bundle (the lesion SEG's algorithm identification).
+DETECTOR = BundleRef(name="pdac-detection-phantom", version="0.1.0", sha256="cd" * 32)
 
 
 @dataclass(frozen=True)
 class ProcessedStudy:
-    """A phantom CT series with its SEG, SR and ``result.json``."""
+    """A phantom CT series with its SEG, lesion SEG, SR and ``result.json``."""
 
     ct_files: tuple[Path, ...]
     seg_path: Path
     sr_path: Path
+    #: The PDAC detector's lesion SEG (``seg-detection.dcm``).
+    lesion_seg_path: Path
     result: AnalysisResult
     result_path: Path
     #: Tumor centroid in DICOM patient coordinates (LPS, mm).
     tumor_center_lps: tuple[float, float, float]
 
     def files(self) -> list[Path]:
-        """Every DICOM file of the study (CT slices, SEG, SR)."""
-        return [*self.ct_files, self.seg_path, self.sr_path]
+        """Every DICOM file of the study (CT slices, SEG, SR, lesion SEG)."""
+        return [*self.ct_files, self.seg_path, self.sr_path, self.lesion_seg_path]
 
     def description(self) -> dict[str, Any]:
         """What the browser tests need to know (``study.json``)."""
@@ -64,6 +73,7 @@ class ProcessedStudy:
             "series_uid": self.result.series_uid,
             "seg_sop_uid": self.result.outputs.seg_sop_uid,
             "sr_sop_uid": self.result.outputs.sr_sop_uid,
+            "detection_seg_sop_uid": self.result.outputs.detection_seg_sop_uid,
             "tumor_center_lps": list(self.tumor_center_lps),
             "result": json.loads(self.result.to_json()),
         }
@@ -76,7 +86,7 @@ SMALL = PhantomOptions(fov_mm=(160.0, 160.0, 72.0), pixel_spacing=0.9, slice_thi
 def make_processed_study(
     out: Path, seed: int = 5, options: PhantomOptions = SMALL
 ) -> ProcessedStudy:
-    """Generate the phantom under ``out`` and write its SEG, SR and ``result.json``.
+    """Generate the phantom under ``out`` and write its SEG, lesion SEG, SR and ``result.json``.
 
     ``options`` sets the size: :data:`SMALL` by default; ``PhantomOptions()`` with seed 7 is
     the demo's study (427 x 427 pixels x 200 slices of 1 mm).
@@ -91,6 +101,7 @@ def make_processed_study(
     others = iter((0.12, 0.18))
     probabilities = [0.7 if i == network else next(others) for i in range(3)]
     missing = tuple(n for n, v in plan.clinical.values.items() if v is None)[:3] or ("albumin",)
+    detection = _detection(label)
     draft = AnalysisResult(
         study_uid=series.study_instance_uid,
         series_uid=series.series_instance_uid,
@@ -117,17 +128,32 @@ def make_processed_study(
         ),
         localisation=Localisation(found=True, confidence=0.91, box_mm=(0, 0, 0, 80, 80, 60)),
         source=SourceSeries(instance_count=len(files), series_version=1),
-        detection=_detection(label),
+        detection=detection,
         warnings=("phantom study: synthetic anatomy",),
     )
     seg_path = out / "seg.dcm"
     seg_uid = write_seg(label, list(files), draft, seg_path)
     sr_path = out / "sr.dcm"
     sr_uid = write_sr(draft, seg_path, list(files), sr_path)
+    # The lesion SEG as inference.analysis writes it: the detector's lesion map (here the
+    # phantom's tumor, lesion 1) in the series' native order, its lesions' probabilities.
+    lesion_uid = generate_uid()
+    lesion_seg_path = write_detection_seg(
+        series.to_native(_lesion_map(label)),
+        [lesion.probability for lesion in detection.lesions],
+        load_source_headers(list(files), series.series_instance_uid),
+        DETECTOR,
+        DetectionSegTarget(out, lesion_uid),
+        {},
+    )
     result = draft.model_copy(
         update={
             "outputs": draft.outputs.model_copy(
-                update={"seg_sop_uid": seg_uid, "sr_sop_uid": sr_uid}
+                update={
+                    "seg_sop_uid": seg_uid,
+                    "sr_sop_uid": sr_uid,
+                    "detection_seg_sop_uid": lesion_uid,
+                }
             )
         }
     )
@@ -137,7 +163,7 @@ def make_processed_study(
     centre = np.append(tumor.mean(axis=0), 1.0)
     ras = np.asarray(label.affine, dtype=float) @ centre
     lps = (-float(ras[0]), -float(ras[1]), float(ras[2]))
-    return ProcessedStudy(files, seg_path, sr_path, result, result_path, lps)
+    return ProcessedStudy(files, seg_path, sr_path, lesion_seg_path, result, result_path, lps)
 
 
 def main(argv: list[str]) -> int:
@@ -152,6 +178,12 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv))
+
+
+def _lesion_map(label: Volume) -> Volume:
+    """The detector's lesion map: 1 where the phantom's tumor is (its one reported lesion)."""
+    tumor = np.asarray(label.array) == label_by_name("tumor").value
+    return Volume(tumor.astype(np.uint8), np.asarray(label.affine, dtype=np.float64))
 
 
 def _detection(label: Volume) -> Detection:

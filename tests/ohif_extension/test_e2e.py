@@ -1,22 +1,25 @@
 """The OHIF extension in a real browser against a real Orthanc (issue 8).
 
 Orthanc (Debian) serves the prebuilt OHIF 3.13 viewer with the extension at ``/ohif/``
-(ServeFolders, prepared by ``make viewer``) and holds a processed phantom study: CT, the SEG
-and the TID 1500 SR written by the node's writers. ``ohif-extension/e2e/run.mjs`` drives
-Debian's chromium with playwright-core and checks the panel against ``result.json``, the SEG
-overlay at the tumor, a vessel row's segment highlight and the worklist; screenshots and the
+(ServeFolders, prepared by ``make viewer``) and holds a processed phantom study: CT, the SEG,
+the PDAC detector's lesion SEG and the TID 1500 SR written by the node's writers.
+``ohif-extension/e2e/run.mjs`` drives Debian's chromium with playwright-core and checks the
+panel against ``result.json``, the SEG overlay at the tumor, a vessel row's segment highlight,
+the lesion SEG overlay at the detected lesion (issue 23) and the worklist; screenshots and the
 browser console go to ``test-artifacts/ohif-e2e/``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from inference.dicom_codes import DETECTION_SEG_SERIES_DESCRIPTION, DETECTION_SEG_SERIES_NUMBER
 from tests.conftest import REPO_ROOT
 from tests.ohif_extension.browser import EXTENSION, require_browser, run_script, viewer_site
 from tests.ohif_extension.processed_study import make_processed_study
@@ -37,6 +40,15 @@ def test_labels_json_matches_the_contracts(tmp_path: Path) -> None:
     )
 
 
+def test_lesion_seg_series_matches_the_writer() -> None:
+    """The viewer finds the lesion SEG by the series number and description the node writes."""
+    source = (EXTENSION / "src" / "lesions.ts").read_text(encoding="utf-8")
+    number = re.search(r"DETECTION_SEG_SERIES_NUMBER = (\d+);", source)
+    description = re.search(r'DETECTION_SEG_SERIES_DESCRIPTION = "([^"]*)";', source)
+    assert number is not None and int(number.group(1)) == DETECTION_SEG_SERIES_NUMBER
+    assert description is not None and description.group(1) == DETECTION_SEG_SERIES_DESCRIPTION
+
+
 def test_viewer_panel_overlay_and_worklist(tmp_path: Path) -> None:
     node = require_browser()
     study = make_processed_study(tmp_path / "study")
@@ -44,6 +56,9 @@ def test_viewer_panel_overlay_and_worklist(tmp_path: Path) -> None:
         site.store(study.files())
         description = study.description() | site.credentials()
         checks = run_script(node, "run.mjs", description, ARTIFACTS, timeout_s=240)
-    assert all(c["ok"] for c in checks) and len(checks) >= 25
-    for shot in ("viewer.png", "viewer-tumor.png", "viewer-smv.png", "worklist.png"):
+    assert all(c["ok"] for c in checks) and len(checks) >= 32
+    names = {c["name"] for c in checks}
+    assert "lesion SEG overlay is yellow (lesion colour) at the detected lesion" in names
+    for shot in ("viewer.png", "viewer-tumor.png", "viewer-smv.png", "viewer-lesion.png"):
         assert (ARTIFACTS / shot).stat().st_size > 10_000
+    assert (ARTIFACTS / "worklist.png").stat().st_size > 10_000

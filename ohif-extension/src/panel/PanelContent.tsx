@@ -4,6 +4,7 @@
  */
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { loadResult, loadStudyStatus } from "../api";
+import { isLesionSeg, lesionButtonText, lesionSegOf, lesionSegmentNumbers, nextLesion, type LesionState } from "../lesions";
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
 import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
@@ -25,7 +26,9 @@ type State =
   | { kind: "ready"; result: PancreasResult };
 
 function segDisplaySet(services: Services, result: PancreasResult): DisplaySet | undefined {
-  const segs = services.displaySetService.getActiveDisplaySets().filter((ds) => ds.Modality === "SEG");
+  const segs = services.displaySetService
+    .getActiveDisplaySets()
+    .filter((ds) => ds.Modality === "SEG" && !isLesionSeg(ds));
   const wanted = Object.values(result.segments).find((s) => s?.segSopInstanceUid !== undefined)?.segSopInstanceUid;
   return segs.find((ds) => ds.instances?.some((i) => i.SOPInstanceUID === wanted)) ?? segs[0];
 }
@@ -42,6 +45,37 @@ export function highlightSegment(services: Services, result: PancreasResult, seg
   return true;
 }
 
+/**
+ * Show the detector's lesion SEG over the CT in the active viewport, as a second labelmap beside
+ * the anatomical SEG (loaded on first use, as OHIF loads an overlay display set: `load`, then a
+ * representation in the viewport), make lesion `wanted` (default: the first) active and jump to
+ * it. Returns the lesion shown, undefined when there is nothing to show.
+ */
+export async function showLesion(
+  services: Services,
+  lesionSeg: DisplaySet,
+  wanted?: number,
+): Promise<{ shown: number; numbers: number[] } | undefined> {
+  const segmentation = services.segmentationService;
+  const viewportId = services.viewportGridService?.getState().activeViewportId ?? undefined;
+  if (segmentation === undefined || viewportId === undefined) return undefined;
+  const id = lesionSeg.displaySetInstanceUID;
+  if (segmentation.getSegmentation(id) === undefined) {
+    if (lesionSeg.load === undefined) return undefined;
+    await lesionSeg.load({ headers: services.userAuthenticationService?.getAuthorizationHeader() ?? {} });
+  }
+  if (segmentation.getSegmentation(id) === undefined) return undefined;
+  if (segmentation.getSegmentationRepresentations(viewportId, { segmentationId: id }).length === 0) {
+    await segmentation.addSegmentationRepresentation(viewportId, { segmentationId: id, type: "Labelmap" });
+  }
+  const numbers = lesionSegmentNumbers(segmentation.getSegmentation(id)?.segments);
+  const shown = wanted !== undefined && numbers.includes(wanted) ? wanted : numbers[0];
+  if (shown === undefined) return undefined;
+  segmentation.setActiveSegment(id, shown);
+  segmentation.jumpToSegmentCenter(id, shown, viewportId, 0.9, true, 400, false);
+  return { shown, numbers };
+}
+
 const LEVEL_CLASS: Record<VesselRow["level"], string> = {
   none: "pai-level-none",
   borderline: "pai-level-br",
@@ -56,6 +90,11 @@ export function PanelContent({
 }: PanelContentProps): JSX.Element {
   const [state, setState] = useState<State>(studyUid === undefined ? { kind: "waiting" } : { kind: "loading", studyUid });
   const [selected, setSelected] = useState<string | undefined>(undefined);
+  const [lesion, setLesion] = useState<{ state: LesionState; shown?: number; numbers: number[] }>({
+    state: "idle",
+    numbers: [],
+  });
+  const lesionSeg = lesionSegOf(services.displaySetService.getActiveDisplaySets());
 
   useEffect(() => {
     if (studyUid === undefined) return undefined;
@@ -94,6 +133,17 @@ export function PanelContent({
     },
     [services, state],
   );
+  const onShowLesions = useCallback(() => {
+    if (lesionSeg === undefined || lesion.state === "loading") return;
+    setSelected("detection");
+    // Each further click shows the next lesion.
+    const wanted = lesion.state === "shown" ? nextLesion(lesion.shown, lesion.numbers) : undefined;
+    setLesion((previous) => ({ ...previous, state: "loading" }));
+    showLesion(services, lesionSeg, wanted).then(
+      (answer) => setLesion(answer === undefined ? { state: "failed", numbers: [] } : { state: "shown", ...answer }),
+      () => setLesion({ state: "failed", numbers: [] }),
+    );
+  }, [services, lesionSeg, lesion]);
 
   if (state.kind !== "ready") {
     const lines = state.kind === "none" ? noResultLines(state.status) : undefined;
@@ -223,7 +273,30 @@ export function PanelContent({
           <span>Model</span>
           <span data-testid="pancreas-ai-model">{view.modelText}</span>
           <span>PDAC detection</span>
-          <span data-testid="pancreas-ai-detection">{view.detectionText}</span>
+          <span>
+            <span
+              data-testid="pancreas-ai-detection"
+              className={lesionSeg === undefined ? undefined : `pai-clickable${selected === "detection" ? " pai-selected" : ""}`}
+              onClick={lesionSeg === undefined ? undefined : onShowLesions}
+              title={lesionSeg === undefined ? undefined : "show the detected lesions on the CT"}
+            >
+              {view.detectionText}
+            </span>
+            {lesionSeg !== undefined && (
+              <button
+                type="button"
+                className="pai-lesion-button"
+                data-testid="pancreas-ai-show-lesions"
+                data-state={lesion.state}
+                data-lesion={lesion.shown ?? ""}
+                data-segmentation-id={lesionSeg.displaySetInstanceUID}
+                disabled={lesion.state === "loading"}
+                onClick={onShowLesions}
+              >
+                {lesionButtonText(lesion.state, lesion.shown, lesion.numbers.length)}
+              </button>
+            )}
+          </span>
           <span>Analysed</span>
           <span data-testid="pancreas-ai-analysed">{view.analysedText}</span>
           <span>Source</span>
