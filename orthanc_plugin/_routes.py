@@ -364,6 +364,9 @@ class Routes:
                 "seg": self._instance_link(outputs.seg_sop_uid if outputs else None, study_uid),
                 "sr": self._instance_link(outputs.sr_sop_uid if outputs else None, study_uid),
                 "pdf": self._instance_link(outputs.pdf_sop_uid if outputs else None, study_uid),
+                "detection_seg": self._instance_link(
+                    outputs.detection_seg_sop_uid if outputs else None, study_uid
+                ),
             },
             "timings_s": dict(info.timings_s),
             "warnings": warnings,

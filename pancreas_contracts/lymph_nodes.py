@@ -8,7 +8,8 @@ What the phantom generator writes and the lymph-node task reads, defined once:
   ``organs.nii.gz`` label map;
 * the **JPS stations** (Japan Pancreas Society, General Rules for the Study of Pancreatic
   Cancer, 7th ed.; regional nodes of the pancreas head and body/tail) a node can belong to;
-* the per-node truth of ``lymph_nodes.json`` and the patient's N status in ``truth.csv``.
+* the per-node truth of ``lymph_nodes.json`` and the patient's N status in ``truth.csv``;
+* ``result.json``'s ``lymph_nodes`` section (schema 1.6): :class:`LymphNodeAssessment`.
 
 Station 15 (middle colic artery) is left out, as in the paper: it belongs to distant
 metastasis (M1), not to N.
@@ -30,6 +31,8 @@ __all__ = [
     "NODES_FILE",
     "ORGANS_FILE",
     "AttentionStructure",
+    "LymphNodeAssessment",
+    "LymphNodeFinding",
     "NodeKind",
     "NodeTruth",
     "Station",
@@ -177,3 +180,91 @@ class NodeTruth(BaseModel):
             raise ValueError(f"a {self.kind} node cannot have metastatic={self.metastatic}")
         if self.short_axis_mm > self.long_axis_mm:
             raise ValueError("short axis longer than long axis")
+
+
+class LymphNodeFinding(BaseModel):
+    """One node the lymph-node model reports, in DICOM patient coordinates (LPS, mm).
+
+    ``short_axis_mm`` is measured in the axial plane, as radiologists measure nodes (RECIST
+    1.1: a node is pathological from 15 mm short axis, suspicious from 10 mm);
+    ``probability`` is the classifier's probability of metastasis and ``suspicious`` whether
+    it reaches the bundle's threshold. ``station`` is ``None`` when no JPS station could be
+    assigned.
+    """
+
+    model_config = _Frozen
+    node_id: int = Field(ge=1)
+    station: str | None = None
+    centre_lps_mm: tuple[float, float, float]
+    short_axis_mm: float = Field(ge=0.0)
+    long_axis_mm: float = Field(ge=0.0)
+    volume_ml: float = Field(ge=0.0)
+    probability: float = Field(ge=0.0, le=1.0)
+    suspicious: bool
+
+    @field_validator("station")
+    @classmethod
+    def _known_station(cls, value: str | None) -> str | None:
+        if value is not None and value not in _STATION_CODES:
+            raise ValueError(f"unknown JPS station {value!r}")
+        return value
+
+    @field_validator("centre_lps_mm")
+    @classmethod
+    def _finite_centre(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("coordinates must be finite")
+        return value
+
+
+class LymphNodeAssessment(BaseModel):
+    """The lymph-node model's answer for one CT (investigational, not for clinical use).
+
+    Attributes
+    ----------
+    model_version
+        The lymph-node bundle's ``name version``.
+    n_positive_probability
+        The patient-level probability of regional node metastasis (N+).
+    threshold
+        The operating point (from the bundle; chosen on validation rows).
+    n_estimate
+        ``N+`` when ``n_positive_probability >= threshold``, else ``N0``.
+    nodes
+        Reported nodes, the most probable first.
+    inputs_used, inputs_missing
+        Which inputs the patient model had (``ct``, ``attention``, ``tumor_mask``).
+    """
+
+    model_config = _Frozen
+    model_version: str = Field(min_length=1)
+    n_positive_probability: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=0.0, le=1.0)
+    n_estimate: Literal["N0", "N+"]
+    nodes: tuple[LymphNodeFinding, ...] = ()
+    inputs_used: tuple[str, ...] = ()
+    inputs_missing: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def model_post_init(self, _context: object) -> None:
+        """Refuse an N estimate that is not the threshold's answer, or duplicate node ids."""
+        expected = "N+" if self.n_positive_probability >= self.threshold else "N0"
+        if self.n_estimate != expected:
+            raise ValueError("n_estimate must say whether the probability reaches the threshold")
+        ids = [node.node_id for node in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("node ids must be unique")
+
+    @property
+    def suspicious_nodes(self) -> tuple[LymphNodeFinding, ...]:
+        """The nodes at or above the bundle's node threshold."""
+        return tuple(node for node in self.nodes if node.suspicious)
+
+    def describe(self) -> str:
+        """One line: ``N+ (probability 0.71, threshold 0.50): 2 suspicious of 5 nodes``."""
+        count = len(self.nodes)
+        return (
+            f"{self.n_estimate} (probability {self.n_positive_probability:.2f}, threshold "
+            f"{self.threshold:.2f}): {len(self.suspicious_nodes)} suspicious of {count} "
+            f"node{'s' if count != 1 else ''}"
+        )

@@ -18,6 +18,9 @@ result says which one it is. Readers accept all six versions (``domain`` is ``No
 1.3, ``source`` before 1.4). ``1.5`` adds ``detection``, the PDAC detector's answer
 (:class:`pancreas_contracts.detection.Detection`), and the outcome ``no-pdac``: the detector
 found no PDAC, so the NCCN category is not given (the segmentation is still delivered).
+``1.6`` adds ``lymph_nodes``, the lymph-node model's answer
+(:class:`pancreas_contracts.lymph_nodes.LymphNodeAssessment`), and
+``outputs.lymph_node_seg_sop_uid``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
+from pancreas_contracts.lymph_nodes import LymphNodeAssessment
 
 __all__ = [
     "CATEGORY_LABELS",
@@ -53,7 +57,7 @@ __all__ = [
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.5"
+RESULT_SCHEMA_VERSION: Final = "1.6"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
 #: the PDF and the OHIF panel show instead of a category.
@@ -206,6 +210,8 @@ class Outputs(BaseModel):
     pdf_sop_uid: str | None = None
     #: The SEG of the lesions the PDAC detector reports (schema 1.5; ``None`` without one).
     detection_seg_sop_uid: str | None = None
+    #: The SEG of the nodes the lymph-node model reports (schema 1.6; ``None`` without one).
+    lymph_node_seg_sop_uid: str | None = None
 
 
 class CodeRef(BaseModel):
@@ -299,7 +305,7 @@ class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"] = RESULT_SCHEMA_VERSION
     study_uid: str
     series_uid: str
     job_id: str | None = None
@@ -326,6 +332,8 @@ class AnalysisResult(BaseModel):
     source: SourceSeries | None = None
     #: The PDAC detector's answer (schema 1.5; ``None`` without a detection bundle).
     detection: Detection | None = None
+    #: The lymph-node model's answer (schema 1.6; ``None`` without a lymph-node bundle).
+    lymph_nodes: LymphNodeAssessment | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE

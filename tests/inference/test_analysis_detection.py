@@ -96,7 +96,7 @@ def test_no_pdac_gates_the_staging(detection_bundle: Path, series: Path, tmp_pat
     # threshold 1.0: the detector never finds a PDAC, so no category is given.
     output = _analyse(tmp_path, detection_bundle, series, tmp_path, threshold=1.0)
     result = AnalysisResult.model_validate_json(output.result_json.read_text())
-    assert result.schema_version == "1.5" and result.outcome == "no-pdac"
+    assert result.schema_version == "1.6" and result.outcome == "no-pdac"
     assert result.category is None and result.rule_category is None
     assert NO_PDAC_NOTE in result.warnings and result.no_category_note() == NO_PDAC_NOTE
     detection = result.detection

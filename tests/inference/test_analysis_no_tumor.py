@@ -81,7 +81,7 @@ def _pdf_text(output: AnalysisOutput) -> str:
 def test_result_json_says_no_tumor_and_has_no_category(no_tumor: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(no_tumor.result_json.read_text())
     assert stored == no_tumor.result
-    assert stored.schema_version == "1.5" and stored.outcome == "no-tumor"
+    assert stored.schema_version == "1.6" and stored.outcome == "no-tumor"
     assert stored.category is None and stored.rule_category is None and not stored.disagreement
     assert stored.measurements.tumor_volume_ml is None
     assert stored.measurements.tumor_max_diameter_mm is None

@@ -192,7 +192,7 @@ def withheld(
 def test_out_of_domain_withholds_the_category(withheld: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(withheld.result_json.read_text())
     assert stored == withheld.result
-    assert stored.schema_version == "1.5" and stored.outcome == "out-of-domain"
+    assert stored.schema_version == "1.6" and stored.outcome == "out-of-domain"
     assert stored.category is None and stored.rule_category is None
     assert stored.domain is not None and stored.domain.grade == "out-of-domain"
     assert "pancreas not segmented (present in every training CT)" in stored.domain.reasons

@@ -259,6 +259,7 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
     assert result["inputs"]["series_instance_uid"] == series.SeriesInstanceUID
     assert result["outputs"]["seg"]["in_orthanc"] is False
     assert result["outputs"]["sr"] is None
+    assert result["outputs"]["detection_seg"] is None  # no detection bundle in this result
     pdf_link = result["outputs"]["pdf"]
     assert pdf_link["in_orthanc"] is True
     assert site.orthanc.request(pdf_link["file"])[1] == pdf

@@ -112,7 +112,7 @@ def test_the_registry_runs_resectability_first() -> None:
 
 def test_a_second_task_adds_its_section_warning_and_timing(with_toy: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(with_toy.result_json.read_text())
-    assert stored.schema_version == "1.5"
+    assert stored.schema_version == "1.6"
     section = stored.tasks["toy"]
     assert section.findings[0].value == 12.5 and section.findings[1].value is None
     assert "toy warning" in stored.warnings
