@@ -2,7 +2,9 @@
 
 ``--task detection`` trains the PDAC detector instead (:mod:`training.detection`); it reads
 its own config (:mod:`training.detection_config`) and honours ``--folds-to-run``,
-``--workers`` and ``--device``.
+``--workers`` and ``--device``. ``--task lymph-nodes`` trains the lymph-node metastasis model
+(:mod:`training.lymph_nodes`, config :mod:`training.lymph_node_config`) with the same three
+options.
 
 torch and MONAI are imported only when the command runs, so the rest of the CLI starts fast.
 """
@@ -59,18 +61,18 @@ def train_command(
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
     task: Annotated[
-        str, typer.Option("--task", help="resectability (default) or detection.")
+        str, typer.Option("--task", help="resectability (default), detection or lymph-nodes.")
     ] = "resectability",
 ) -> None:
     """Train (nested 5-fold CV), write report.md, figures and a model bundle to --out."""
-    if task == "detection":
+    if task in _OTHER_TASKS:
         if ablation or max_epochs is not None or target_size is not None or time_budget_min:
             raise ValueError("--ablation, --max-epochs, --target-size and --time-budget-min "
                              "apply to --task resectability only")  # fmt: skip
-        _train_detection(data, out, config, folds_to_run, workers, device)
+        _OTHER_TASKS[task](data, out, config, folds_to_run, workers, device)
         return
     if task != "resectability":
-        raise ValueError(f"--task must be resectability or detection, got {task!r}")
+        raise ValueError(f"--task must be resectability, detection or lymph-nodes, got {task!r}")
     from training.cohort import train_cohort
     from training.config import load_config
 
@@ -131,3 +133,37 @@ def _train_detection(
     test = run.summary["folds"][0]["test"]
     typer.echo(f"detection AUROC (combined, fold 0 test) {test['auroc']:.3f}; report {run.report}")
     typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
+
+
+def _train_lymph_nodes(
+    data: Path,
+    out: Path,
+    config: Path | None,
+    folds_to_run: int | None,
+    workers: int | None,
+    device: str | None,
+) -> None:
+    """``--task lymph-nodes``: the lymph-node model's training, ablation, report and bundle."""
+    from training.lymph_node_config import load_lymph_node_config
+    from training.lymph_nodes import train_lymph_nodes
+
+    settings = load_lymph_node_config(
+        config, folds_to_run=folds_to_run, workers=workers, device=device
+    )
+    if not data.is_dir():
+        raise ValueError(f"--data {data} is not a folder")
+    console = Console(stderr=True)
+
+    def status(name: str, done: int, total: int) -> None:
+        console.print(f"{name} ({done}/{total})", highlight=False)
+
+    run = train_lymph_nodes(data, out, settings, status=status)
+    patient = run.summary["folds"][0]["test"]["patient"]
+    typer.echo(
+        f"lymph nodes: patient N+ AUC {patient['auc']:.3f}, balanced accuracy "
+        f"{patient['balanced_accuracy']:.3f} (fold 0 test); report {run.report}"
+    )
+    typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
+
+
+_OTHER_TASKS = {"detection": _train_detection, "lymph-nodes": _train_lymph_nodes}

@@ -10,7 +10,8 @@ model), each with its configuration (and nnU-Net plan for the U-Nets); ``attenti
 the structures' ranges and the soft border the segmenter was trained with (a bundle whose
 ranges differ from :data:`pancreas_contracts.lymph_nodes.ATTENTION_STRUCTURES` is refused);
 ``settings`` holds the thresholds (:class:`LymphNodeSettings`). Weights may be stored as
-float16 (``weights_dtype``); loading casts them back to float32.
+float16 (``weights_dtype``; a tensor beyond float16's range, such as the patient model's
+node-volume statistics in mm^3, stays float32); loading casts them back to float32.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -186,9 +188,21 @@ def _attention_section() -> dict[str, Any]:
     }
 
 
+def _stored(value: torch.Tensor, weights_dtype: str) -> torch.Tensor:
+    """Half precision where it fits; a tensor beyond float16's range stays as it is.
+
+    The patient model's batch-norm statistics of the node volume (mm^3; its variance is
+    easily above float16's 65504) would otherwise load as ``inf`` and answer NaN.
+    """
+    stored = stored_tensor(value, weights_dtype)
+    if stored.is_floating_point() and not bool(torch.isfinite(stored).all()):
+        return value
+    return stored
+
+
 def _save_weights(module: nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
     tensors = {
-        key: stored_tensor(value.detach().cpu(), weights_dtype).contiguous()
+        key: _stored(value.detach().cpu(), weights_dtype).contiguous()
         for key, value in module.state_dict().items()
     }
     partial = file.with_name(file.name + ".partial")
