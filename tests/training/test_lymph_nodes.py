@@ -45,6 +45,7 @@ base_filters = 4
 max_filters = 16
 max_pools = 3
 head_channels = 4
+deep_supervision = 1
 [classifier]
 crop_size = 16
 [patient]
