@@ -29,7 +29,14 @@ from pancreas_contracts.detection import NO_PDAC_NOTE, DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import BundleRef
 
-__all__ = ["AGREEMENT_MM", "Detector", "DetectorOutput", "PdacDetector", "apply_gate"]
+__all__ = [
+    "AGREEMENT_MM",
+    "Detector",
+    "DetectorOutput",
+    "PdacDetector",
+    "apply_gate",
+    "labels_on_image",
+]
 
 #: How far the detector's lesion centre may lie from the staging tumor and still agree.
 AGREEMENT_MM: Final = 10.0
@@ -125,7 +132,15 @@ def lesion_map(analysis: DetectionAnalysis, image: Volume) -> Volume | None:
         return None
     components = analysis.candidates.components
     kept = np.where(components <= count, components, 0).astype(np.uint8)
-    roi = analysis.roi
+    return labels_on_image(Volume(kept, analysis.roi.affine), image)
+
+
+def labels_on_image(labels: Volume, image: Volume) -> Volume | None:
+    """A label map on a cube (``uint8``) resampled onto ``image``'s grid (nearest neighbour).
+
+    Only the part of the CT the cube covers is resampled; ``None`` when no label lands on it.
+    """
+    roi = labels
     corners = (
         np.array(np.meshgrid(*[[0, n - 1] for n in roi.shape], indexing="ij")).reshape(3, -1).T
     )
@@ -138,7 +153,7 @@ def lesion_map(analysis: DetectionAnalysis, image: Volume) -> Volume | None:
     shift = np.eye(4)
     shift[:3, 3] = low
     window = Volume(np.zeros(tuple(high - low), dtype=np.uint8), image.affine @ shift)
-    part = resample_to_reference(Volume(kept, roi.affine), window, order=0)
+    part = resample_to_reference(roi, window, order=0)
     out[low[0] : high[0], low[1] : high[1], low[2] : high[2]] = part.array
     return Volume(out, image.affine.copy()) if out.any() else None
 

@@ -1,8 +1,10 @@
 """Writing an analysis' files for :mod:`inference.analysis`: SEG, SR, PDF and ``result.json``.
 
 Every object is written with a SOP Instance UID chosen beforehand, so the result stored in the
-SR and printed in the PDF already names all three. Files are written all or nothing (the
-writers save atomically); ``result.json`` is written last, so its presence means a complete set.
+SR and printed in the PDF already names all of them. The lymph-node SEG (result 1.6) is
+written before the SR, whose node groups reference its segments. Files are written all or
+nothing (the writers save atomically); ``result.json`` is written last, so its presence means a
+complete set.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from typing import Final
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from inference._seg_lymph_nodes import build_lymph_node_seg
 from inference._writer_common import save_atomically
 from inference.pdf_report import render_report_pdf, write_pdf_report
 from inference.seg_writer import build_lesion_seg, write_seg
 from inference.sr_writer import write_sr
 from inference.timing import timed
 from inference.volume import Volume, write_nifti
+from pancreas_contracts.lymph_nodes import LymphNodeFinding
 from pancreas_contracts.result import AnalysisResult, BundleRef, Outputs
 
 __all__ = [
     "DETECTION_SEG_NAME",
     "LABEL_NAME",
+    "LYMPH_NODE_SEG_NAME",
     "PDF_DICOM_NAME",
     "PDF_NAME",
     "RESULT_NAME",
@@ -36,12 +41,14 @@ __all__ = [
     "new_outputs",
     "write_detection_seg",
     "write_dicom_outputs",
+    "write_lymph_node_seg",
     "write_result_json",
     "write_without_dicom",
 ]
 
 SEG_NAME: Final = "seg.dcm"
 DETECTION_SEG_NAME: Final = "seg-detection.dcm"
+LYMPH_NODE_SEG_NAME: Final = "seg-lymph-nodes.dcm"
 SR_NAME: Final = "sr.dcm"
 PDF_DICOM_NAME: Final = "report.dcm"
 PDF_NAME: Final = "report.pdf"
@@ -71,6 +78,8 @@ def write_dicom_outputs(
     headers: Sequence[Dataset],
     out_dir: Path,
     timings: MutableMapping[str, float],
+    *,
+    lymph_node_seg: Path | None = None,
 ) -> WrittenFiles:
     """Write SEG, SR and the encapsulated PDF (plus ``report.pdf``) under ``out_dir``.
 
@@ -89,6 +98,8 @@ def write_dicom_outputs(
     timings
         Receives ``write_label`` (``label.nii.gz``, the canonical label map), ``write_seg``,
         ``write_sr`` and ``write_pdf`` seconds.
+    lymph_node_seg
+        The lymph-node SEG already written for this analysis (the SR references it).
 
     Raises
     ------
@@ -108,7 +119,14 @@ def write_dicom_outputs(
     timed(
         timings,
         "write_sr",
-        lambda: write_sr(result, seg_path, headers, sr_path, sop_instance_uid=outputs.sr_sop_uid),
+        lambda: write_sr(
+            result,
+            seg_path,
+            headers,
+            sr_path,
+            sop_instance_uid=outputs.sr_sop_uid,
+            lymph_node_seg=lymph_node_seg,
+        ),
     )
     timed(
         timings,
@@ -156,6 +174,31 @@ def write_detection_seg(
         save_atomically(seg, path)
 
     timed(timings, "write_detection_seg", write)
+    return path
+
+
+def write_lymph_node_seg(
+    nodes: Volume,
+    findings: Sequence[LymphNodeFinding],
+    headers: Sequence[Dataset],
+    model: BundleRef,
+    target: DetectionSegTarget,
+    timings: MutableMapping[str, float],
+) -> Path:
+    """Write the SEG of the reported lymph nodes (``seg-lymph-nodes.dcm``, one segment each).
+
+    ``nodes`` (value ``node_id``) is in the source's native index order, like the SEG label
+    map; ``target`` holds ``outputs.lymph_node_seg_sop_uid``; timed as ``write_lymph_node_seg``.
+    """
+    path = target.out_dir / LYMPH_NODE_SEG_NAME
+
+    def write() -> None:
+        seg = build_lymph_node_seg(
+            nodes, findings, headers, model, sop_instance_uid=target.sop_instance_uid
+        )
+        save_atomically(seg, path)
+
+    timed(timings, "write_lymph_node_seg", write)
     return path
 
 

@@ -1,4 +1,7 @@
-"""Page layout of the one-page PDF report (drawn with matplotlib's PDF backend, no pyplot).
+"""Page layout of the PDF report (drawn with matplotlib's PDF backend, no pyplot).
+
+One A4 page; a result with a ``lymph_nodes`` section (schema 1.6) gets a second page with the
+lymph-node table (:mod:`inference._pdf_lymph_nodes`), the first page naming the N estimate.
 
 Kept apart from :mod:`inference.pdf_report` (which chooses slices and wraps the PDF in DICOM) so
 each stays short. Everything shown comes from the :class:`AnalysisResult`, the CT volume, the
@@ -17,10 +20,12 @@ import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pydicom.dataset import Dataset
 
+from inference._pdf_lymph_nodes import lymph_node_block, page_one_line
 from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
 from pancreas_contracts.labels import label_by_name
@@ -324,6 +329,8 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
         lines.append(f"Analysed: {result.source.describe()}")
     if result.detection is not None:
         lines.append(_detection_line(result.detection))
+    if result.lymph_nodes is not None:  # result 1.6: the table is on page 2
+        lines.append(page_one_line(result.lymph_nodes))
     for line in lines:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")
@@ -368,6 +375,26 @@ def _footer(fig: Figure, result: AnalysisResult, software: str, generated: str) 
     )
 
 
+def _page_head(fig: Figure, result: AnalysisResult, header: Dataset | None) -> None:
+    """Title, the investigational banner and the patient, study and UID lines."""
+    fig.text(0.06, 0.965, "PancreasAI Node: CT pancreas analysis", fontsize=15, va="center")
+    fig.text(
+        0.94,
+        0.965,
+        "INVESTIGATIONAL - NOT FOR CLINICAL USE",
+        fontsize=8.5,
+        color="white",
+        ha="right",
+        va="center",
+        fontweight="bold",
+        bbox={"facecolor": _RED, "edgecolor": _RED, "boxstyle": "square,pad=0.4"},
+    )
+    patient, study, uids = _header_lines(header, result)
+    fig.text(0.06, 0.943, patient, fontsize=8.5, va="top")
+    fig.text(0.06, 0.928, study, fontsize=8.5, va="top")
+    fig.text(0.06, 0.912, uids, fontsize=5.5, color=_GREY, va="top", family="monospace")
+
+
 def draw_report(
     result: AnalysisResult,
     slices: Sequence[KeySlice],
@@ -376,25 +403,10 @@ def draw_report(
     software: str,
     generated: str,
 ) -> bytes:
-    """Draw the A4 page and return the PDF bytes."""
+    """Draw the A4 page (two with a lymph-node section) and return the PDF bytes."""
     with mpl.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
         fig = Figure(figsize=A4_INCHES, dpi=200)
-        fig.text(0.06, 0.965, "PancreasAI Node: CT pancreas analysis", fontsize=15, va="center")
-        fig.text(
-            0.94,
-            0.965,
-            "INVESTIGATIONAL - NOT FOR CLINICAL USE",
-            fontsize=8.5,
-            color="white",
-            ha="right",
-            va="center",
-            fontweight="bold",
-            bbox={"facecolor": _RED, "edgecolor": _RED, "boxstyle": "square,pad=0.4"},
-        )
-        patient, study, uids = _header_lines(header, result)
-        fig.text(0.06, 0.943, patient, fontsize=8.5, va="top")
-        fig.text(0.06, 0.928, study, fontsize=8.5, va="top")
-        fig.text(0.06, 0.912, uids, fontsize=5.5, color=_GREY, va="top", family="monospace")
+        _page_head(fig, result, header)
         width = 0.88 / max(len(slices), 1)
         for n, key in enumerate(slices):
             ax = fig.add_axes((0.06 + n * width + 0.005, 0.64, width - 0.01, 0.25))
@@ -407,17 +419,23 @@ def draw_report(
         y = _inputs_block(fig, result, min(y_left, y_right) - 0.012)
         fig.text(0.06, y - 0.01, _wrap(_READING_NOTES, 125), fontsize=7, color=_GREY, va="top")
         _footer(fig, result, software, generated)
+        pages = [fig]
+        if result.lymph_nodes is not None:  # result 1.6: the lymph-node page
+            nodes = Figure(figsize=A4_INCHES, dpi=200)
+            _page_head(nodes, result, header)
+            lymph_node_block(nodes, result.lymph_nodes, 0.88)
+            _footer(nodes, result, software, generated)
+            pages.append(nodes)
         buffer = io.BytesIO()
-        fig.savefig(
-            buffer,
-            format="pdf",
-            metadata={
-                "Title": "PancreasAI CT pancreas analysis (investigational)",
-                "Author": "PancreasAI Node",
-                "Subject": f"Study {result.study_uid}",
-                "Creator": software,
-            },
-        )
+        metadata = {
+            "Title": "PancreasAI CT pancreas analysis (investigational)",
+            "Author": "PancreasAI Node",
+            "Subject": f"Study {result.study_uid}",
+            "Creator": software,
+        }
+        with PdfPages(buffer, metadata=metadata) as pdf:
+            for page in pages:
+                pdf.savefig(page)
     return buffer.getvalue()
 
 

@@ -12,7 +12,11 @@ Pipeline (timed per stage in ``result.timings_s``):
    :mod:`inference.tasks.protocol`) on the same CT, clinical variables and localisation; each
    adds its result fields or section, its label map and its own timed stages (the resectability
    task: ``preprocess``, ``inference``, ``postprocess``, ``measure``).
-4. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
+4. With a lymph-node bundle (``lymph_nodes``, :mod:`inference._analysis_lymph_nodes`): the
+   lymph-node model on the CT and the staging tumor mask, timed as ``lymph_nodes`` and
+   ``lymph_nodes_<stage>``; its failure leaves the rest of the result intact (a warning says
+   why). Its nodes get a SEG of their own (``seg-lymph-nodes.dcm``) that the SR references.
+5. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
    map as NIfTI and the bare PDF instead: there is no DICOM source to reference).
 
 Expected failures raise :class:`AnalysisError` with a named ``reason`` (nothing is written).
@@ -40,12 +44,20 @@ from inference._analysis_localise import (
     LocalisationEstimate,
     Localiser,
 )
+from inference._analysis_lymph_nodes import (
+    LN_FAILED,
+    LymphNodeAssessor,
+    LymphNodeOutput,
+    LymphNodeStage,
+    run_lymph_nodes,
+)
 from inference._analysis_outputs import (
     DetectionSegTarget,
     WrittenFiles,
     new_outputs,
     write_detection_seg,
     write_dicom_outputs,
+    write_lymph_node_seg,
     write_result_json,
     write_without_dicom,
 )
@@ -66,6 +78,7 @@ from pancreas_contracts.result import (
 )
 
 __all__ = [
+    "LN_FAILED",
     "MIN_CONFIDENCE",
     "AnalysisError",
     "AnalysisOutput",
@@ -74,6 +87,8 @@ __all__ = [
     "LandmarkLocaliser",
     "LocalisationEstimate",
     "Localiser",
+    "LymphNodeAssessor",
+    "LymphNodeStage",
     "PdacDetector",
     "clinical_weight_notes",
     "default_localiser",
@@ -98,6 +113,14 @@ class AnalysisOutput:
     result: AnalysisResult
     files: tuple[Path, ...]
     result_json: Path
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What the optional models add to the SEG series: lesions and lymph nodes."""
+
+    detected: DetectorOutput | None
+    nodes: LymphNodeOutput | None
 
 
 @dataclass(frozen=True)
@@ -214,6 +237,9 @@ class Analyzer:
     detector
         The PDAC detection gate, run first on every CT (:class:`PdacDetector`; ``None``: no
         detection, the result has no ``detection`` section).
+    lymph_nodes
+        The lymph-node model, run after the segmentation (:class:`LymphNodeAssessor`;
+        ``None``: the result has no ``lymph_nodes`` section).
 
     Raises
     ------
@@ -233,9 +259,11 @@ class Analyzer:
         tasks: Sequence[TaskRegistration] = TASKS,
         tta_flips: bool = False,
         detector: Detector | None = None,
+        lymph_nodes: LymphNodeStage | None = None,
     ) -> None:
         self._tta_flips = tta_flips
         self._detector = detector
+        self._lymph_nodes = lymph_nodes
         self._bundle = load_bundle(bundle_path)
         self._device = resolve_device(device)
         names = [t.name for t in tasks]
@@ -345,12 +373,23 @@ class Analyzer:
         label = _merge_labels(label_maps)
         if detected is not None:
             fields["detection"] = apply_gate(fields, notes, detected.detection, label)
+        nodes = None
+        if self._lymph_nodes is not None:
+            nodes = run_lymph_nodes(self._lymph_nodes, source.image, label, notes, timings)
+            fields["lymph_nodes"] = None if nodes is None else nodes.assessment
         result = self._result(source, loc, fields, job_id, notes, series_version)
-        lesions = None if detected is None or detected.lesions is None else detected
-        if lesions is not None and source.dicom is not None:
-            outputs = result.outputs.model_copy(update={"detection_seg_sop_uid": generate_uid()})
+        extras = _Extras(
+            None if detected is None or detected.lesions is None else detected,
+            None if nodes is None or nodes.nodes is None else nodes,
+        )
+        if source.dicom is not None:
+            uids = {
+                "detection_seg_sop_uid": None if extras.detected is None else generate_uid(),
+                "lymph_node_seg_sop_uid": None if extras.nodes is None else generate_uid(),
+            }
+            outputs = result.outputs.model_copy(update=uids)
             result = result.model_copy(update={"outputs": outputs})
-        return self._write(result, source, (label, lesions), out_dir, timings, started)
+        return self._write(result, source, (label, extras), out_dir, timings, started)
 
     def _result(
         self,
@@ -390,12 +429,13 @@ class Analyzer:
         self,
         result: AnalysisResult,
         source: _Source,
-        labels: tuple[Volume, DetectorOutput | None],
+        labels: tuple[Volume, _Extras],
         out_dir: Path,
         timings: dict[str, float],
         started: float,
     ) -> AnalysisOutput:
-        label_ct, detected = labels
+        label_ct, extras = labels
+        detected = extras.detected
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -409,8 +449,25 @@ class Analyzer:
             dicom = source.dicom
             seg_label = dicom.to_native(label_ct)
             headers = load_source_headers(source.files, dicom.series_instance_uid)
+            node_seg = None
+            if extras.nodes is not None and extras.nodes.nodes is not None:
+                node_seg = write_lymph_node_seg(
+                    dicom.to_native(extras.nodes.nodes),
+                    extras.nodes.assessment.nodes,
+                    headers,
+                    extras.nodes.bundle,
+                    DetectionSegTarget(out_dir, result.outputs.lymph_node_seg_sop_uid),
+                    timings,
+                )
             written = write_dicom_outputs(
-                result, source.image, label_ct, seg_label, headers, out_dir, timings
+                result,
+                source.image,
+                label_ct,
+                seg_label,
+                headers,
+                out_dir,
+                timings,
+                lymph_node_seg=node_seg,
             )
             if detected is not None and detected.lesions is not None:
                 lesion_seg = write_detection_seg(
@@ -422,6 +479,8 @@ class Analyzer:
                     timings,
                 )
                 written = WrittenFiles((*written.dicom, lesion_seg))
+            if node_seg is not None:
+                written = WrittenFiles((*written.dicom, node_seg))
         timings["total"] = round(time.perf_counter() - started, 3)
         final = result.model_copy(update={"timings_s": dict(timings)})
         path = write_result_json(AnalysisResult.model_validate(final.model_dump()), out_dir)

@@ -51,6 +51,15 @@ Code value        Code meaning
 ``DOM-OUT``       Out of the training domain
 ``DOM-NA``        Training-domain check not available (the bundle has no statistics)
 ``DOM-REASON``    Training-domain check finding (TEXT, one per reason)
+``LN-STATION``    JPS lymph-node station (TEXT: the station code and its description)
+``LN-SUSP``       Lymph node suspicious for metastasis (value: SCT Yes / No)
+``LN-STATUS``     Regional lymph-node status estimate (values ``LN-NPOS`` / ``LN-N0``)
+``LN-NPOS``       N+: regional lymph-node metastasis estimated
+``LN-N0``         N0: no regional lymph-node metastasis estimated
+``LN-NPROB``      Probability of regional lymph-node metastasis (N+)
+``LN-THR``        Lymph-node N+ operating threshold
+``LN-NOTE``       Lymph-node assessment note (TEXT: inputs used or missing, warnings)
+``LN-EST``        Lymph-node assessment (TEXT: the N estimate in one line)
 ================  ===================================================================
 """
 
@@ -85,10 +94,25 @@ __all__ = [
     "LESION_FINDING",
     "LESION_PROBABILITY",
     "LOCALISATION_CONFIDENCE",
+    "LYMPH_NODE",
+    "LYMPH_NODE_ASSESSMENT",
+    "LYMPH_NODE_CATEGORY",
+    "LYMPH_NODE_LONG_AXIS",
+    "LYMPH_NODE_NOTE",
+    "LYMPH_NODE_PROBABILITY",
+    "LYMPH_NODE_SEG_SERIES_DESCRIPTION",
+    "LYMPH_NODE_SEG_SERIES_NUMBER",
+    "LYMPH_NODE_SHORT_AXIS",
+    "LYMPH_NODE_STATION",
+    "LYMPH_NODE_SUSPICIOUS",
     "MANUFACTURER",
     "NETWORK_CATEGORY",
     "NO",
     "NO_PDAC_STAGING",
+    "N_ESTIMATE",
+    "N_ESTIMATE_CODES",
+    "N_POSITIVE_PROBABILITY",
+    "N_THRESHOLD",
     "OUT_OF_DOMAIN_STAGING",
     "PDAC_CLASSIFICATION",
     "PDAC_DETECTED",
@@ -106,6 +130,7 @@ __all__ = [
     "PROBABILITY_CODES",
     "PROCEDURE_REPORTED",
     "QUALITATIVE_EVALUATIONS",
+    "REGIONAL_LYMPH_NODES",
     "REGISTRY_STATUS",
     "RULE_CATEGORY",
     "SEG_CONTENT_LABEL",
@@ -137,6 +162,9 @@ PDF_SERIES_NUMBER: Final = 9003
 #: The SEG of the lesions the PDAC detector reports (result 1.5), a series of its own.
 DETECTION_SEG_SERIES_NUMBER: Final = 9004
 DETECTION_SEG_SERIES_DESCRIPTION: Final = "PancreasAI PDAC detection (investigational)"
+#: The SEG of the nodes the lymph-node model reports (result 1.6), a series of its own.
+LYMPH_NODE_SEG_SERIES_NUMBER: Final = 9005
+LYMPH_NODE_SEG_SERIES_DESCRIPTION: Final = "PancreasAI lymph nodes (investigational)"
 SEG_SERIES_DESCRIPTION: Final = "PancreasAI segmentation (investigational)"
 SR_SERIES_DESCRIPTION: Final = "PancreasAI measurements (investigational)"
 PDF_SERIES_DESCRIPTION: Final = "PancreasAI report (investigational)"
@@ -268,3 +296,34 @@ DOMAIN_GRADES: Final = {
     "not-available": _private("DOM-NA", "Training-domain check not available"),
 }
 DOMAIN_REASON: Final = _private("DOM-REASON", "Training-domain check finding")
+
+# --- lymph nodes (result 1.6, issue 24) -------------------------------------------------------
+
+#: A reported node: Segmented Property Type / finding type and finding site SCT 59441001
+#: *Lymph node* (CID 7166 segmentation property types, CID 7151), category SCT 91723000
+#: *Anatomical structure* (CID 7150).
+LYMPH_NODE: Final = codes.SCT.LymphNode
+LYMPH_NODE_CATEGORY: Final = codes.SCT.AnatomicalStructure
+#: Finding site of the patient-level group: SCT 312500006 *Regional lymph node* (CID 7600).
+REGIONAL_LYMPH_NODES: Final = codes.SCT.RegionalLymphNode
+#: Axial short and long axis of a node (SCT 103340004 / 103339001, CID 7469), UCUM ``mm``.
+LYMPH_NODE_SHORT_AXIS: Final = codes.SCT.ShortAxis
+LYMPH_NODE_LONG_AXIS: Final = codes.SCT.LongAxis
+#: A node's probability of metastasis: DCM 111047 *Probability of cancer* (PS3.16 Annex D),
+#: UCUM ``1``.
+LYMPH_NODE_PROBABILITY: Final = codes.DCM.ProbabilityOfCancer
+LYMPH_NODE_STATION: Final = _private("LN-STATION", "JPS lymph-node station")
+LYMPH_NODE_SUSPICIOUS: Final = _private("LN-SUSP", "Lymph node suspicious for metastasis")
+#: The patient's N estimate (a coded evaluation) and its values, by ``n_estimate``.
+N_ESTIMATE: Final = _private("LN-STATUS", "Regional lymph-node status estimate")
+N_ESTIMATE_CODES: Final = {
+    "N+": _private("LN-NPOS", "N+: regional lymph-node metastasis estimated"),
+    "N0": _private("LN-N0", "N0: no regional lymph-node metastasis estimated"),
+}
+N_POSITIVE_PROBABILITY: Final = _private(
+    "LN-NPROB", "Probability of regional lymph-node metastasis (N+)"
+)
+N_THRESHOLD: Final = _private("LN-THR", "Lymph-node N+ operating threshold")
+LYMPH_NODE_NOTE: Final = _private("LN-NOTE", "Lymph-node assessment note")
+#: The lymph-node answer in one line, among the qualitative evaluations (like ``PDAC-DET``).
+LYMPH_NODE_ASSESSMENT: Final = _private("LN-EST", "Lymph-node assessment")

@@ -85,10 +85,12 @@ from pancreas_contracts.result import AnalysisResult, BundleRef
 
 __all__ = [
     "GRID_TOLERANCE_VOXELS",
+    "SeriesText",
     "build_lesion_seg",
     "build_seg",
     "label_frames",
     "segmentation_encoding",
+    "segmentation_from_frames",
     "write_seg",
 ]
 
@@ -196,12 +198,12 @@ def build_seg(
         )
         for number, entry in enumerate(labels, start=1)
     ]
-    return _segmentation(
+    return segmentation_from_frames(
         pixel_array,
         descriptions,
         headers,
         bundle,
-        _SeriesText(SEG_SERIES_NUMBER, SEG_SERIES_DESCRIPTION, SEG_SERIES_DESCRIPTION),
+        SeriesText(SEG_SERIES_NUMBER, SEG_SERIES_DESCRIPTION, SEG_SERIES_DESCRIPTION),
         omit_empty_frames=omit_empty_frames,
         sop_instance_uid=sop_instance_uid,
         series_instance_uid=series_instance_uid,
@@ -253,12 +255,12 @@ def build_lesion_seg(
                 display_color=hd.color.CIELabColor.from_rgb(*_LESION_RGB),
             )
         )
-    return _segmentation(
+    return segmentation_from_frames(
         lookup[frames],
         descriptions,
         headers,
         detector,
-        _SeriesText(
+        SeriesText(
             DETECTION_SEG_SERIES_NUMBER,
             DETECTION_SEG_SERIES_DESCRIPTION,
             DETECTION_SEG_SERIES_DESCRIPTION,
@@ -274,23 +276,30 @@ _LESION_RGB: Final = (255, 220, 0)
 
 
 @dataclass(frozen=True)
-class _SeriesText:
+class SeriesText:
+    """Series Number, Series Description and the Content Description's prefix of a SEG."""
+
     number: int
     description: str
     content: str
 
 
-def _segmentation(
+def segmentation_from_frames(
     pixel_array: npt.NDArray[np.generic],
     descriptions: Sequence[hd.seg.SegmentDescription],
     headers: Sequence[Dataset],
     bundle: BundleRef,
-    series: _SeriesText,
+    series: SeriesText,
     *,
     omit_empty_frames: bool,
     sop_instance_uid: str | None,
     series_instance_uid: str | None,
 ) -> hd.seg.Segmentation:
+    """A SEG of ``pixel_array`` (segment numbers per source frame, :func:`label_frames`).
+
+    Shared by the label-map, lesion and lymph-node SEGs: equipment, content and the encoding
+    of :func:`segmentation_encoding` for the grid.
+    """
     segmentation_type, transfer_syntax = segmentation_encoding(*pixel_array.shape[1:])
     seg = hd.seg.Segmentation(
         source_images=list(headers),

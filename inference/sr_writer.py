@@ -22,6 +22,10 @@ Everything comes from :class:`pancreas_contracts.result.AnalysisResult` and the 
     coded finding type, its numeric findings (TID 300, UCUM units) and its outcome and notes as
     qualitative TEXT items, so a new task reaches the SR without a change here.
 
+  * the PDAC detector's groups (result 1.5, :mod:`inference._sr_detection`) and the lymph-node
+    model's (result 1.6, :mod:`inference._sr_lymph_nodes`): an N-estimate group and one TID
+    1411 group per node referencing its segment in the lymph-node SEG (``lymph_node_seg``).
+
   Every group carries the model's TID 4019 Algorithm Identification. A measurement whose
   structure has no segment in the SEG goes into a TID 1501 group instead of a TID 1411 one.
 - Qualitative Evaluations (TID 1500 rows 12-14): TEXT items for the usage notice
@@ -46,6 +50,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import SegmentationStorage, generate_uid
 
 from inference._sr_detection import detection_groups
+from inference._sr_lymph_nodes import lymph_node_groups, lymph_node_line
 from inference._writer_common import (
     SourceImages,
     device_serial_number,
@@ -71,6 +76,7 @@ from inference.dicom_codes import (
     DOMAIN_REASON,
     FINDING_SITE,
     LOCALISATION_CONFIDENCE,
+    LYMPH_NODE_ASSESSMENT,
     MANUFACTURER,
     NETWORK_CATEGORY,
     NO,
@@ -169,6 +175,7 @@ def write_sr(
     *,
     sop_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
+    lymph_node_seg: Dataset | Path | None = None,
 ) -> str:
     """Write the TID 1500 Measurement Report of ``result`` and return its SOP Instance UID.
 
@@ -185,6 +192,9 @@ def write_sr(
         File to write (all or nothing).
     sop_instance_uid, series_instance_uid
         UIDs of the new object (default: new UIDs).
+    lymph_node_seg
+        The lymph-node SEG of the same analysis (result 1.6), whose segments the node groups
+        reference (:mod:`inference._sr_lymph_nodes`); ``None``: none was written.
 
     Returns
     -------
@@ -198,12 +208,16 @@ def write_sr(
     """
     seg_ds = seg if isinstance(seg, Dataset) else pydicom.dcmread(seg)
     headers = load_source_headers(source, result.series_uid)
+    nodes_ds = (
+        pydicom.dcmread(lymph_node_seg) if isinstance(lymph_node_seg, Path) else lymph_node_seg
+    )
     sr = build_sr(
         result,
         seg_ds,
         headers,
         sop_instance_uid=sop_instance_uid,
         series_instance_uid=series_instance_uid,
+        lymph_node_seg=nodes_ds,
     )
     save_atomically(sr, out_path)
     return str(sr.SOPInstanceUID)
@@ -216,6 +230,7 @@ def build_sr(
     *,
     sop_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
+    lymph_node_seg: Dataset | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """Build the SR document of :func:`write_sr` without writing it."""
     segments = segment_refs(seg)
@@ -237,6 +252,12 @@ def build_sr(
     groups.extend(_task_group(context, section) for section in result.tasks.values())
     if result.detection is not None:
         groups.extend(detection_groups(result.detection, str(seg.FrameOfReferenceUID)))
+    if result.lymph_nodes is not None:
+        groups.extend(
+            lymph_node_groups(
+                result.lymph_nodes, lymph_node_seg, result.series_uid, str(seg.FrameOfReferenceUID)
+            )
+        )
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=PROCEDURE_REPORTED,
@@ -245,7 +266,7 @@ def build_sr(
     )
     report[0].ContentSequence.append(_qualitative_evaluations(result))
     return hd.sr.Comprehensive3DSR(
-        evidence=[*headers, seg],
+        evidence=[*headers, seg, *([] if lymph_node_seg is None else [lymph_node_seg])],
         content=report[0],
         series_instance_uid=series_instance_uid or generate_uid(),
         series_number=SR_SERIES_NUMBER,
@@ -502,6 +523,8 @@ def _qualitative_evaluations(result: AnalysisResult) -> hd.sr.ContainerContentIt
         items.append(_text(SOURCE_SERIES, result.source.describe()))
     if result.detection is not None:
         items.append(_text(PDAC_DETECTION, result.detection.describe()))
+    if result.lymph_nodes is not None:
+        items.append(_text(LYMPH_NODE_ASSESSMENT, lymph_node_line(result.lymph_nodes)))
     items.extend(_text(WARNING, warning) for warning in result.warnings)
     container = hd.sr.ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS,

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # given (outcome no-pdac). None: no detection.
     detection_bundle_path: Path | None = None
     detection_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Lymph-node model (issue 24): nodes with station, short axis, volume and probability of
+    # metastasis, and the patient's N estimate (at the bundle's own patient threshold), after
+    # the staging segmentation. None: no lymph-node assessment.
+    lymph_node_bundle_path: Path | None = None
     orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
     orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -114,7 +114,13 @@ def analyze_command(
     if not series.exists():
         raise ValueError(f"{series} does not exist")
     variables, warnings = (None, ()) if clinical is None else read_clinical_row(clinical)
-    from inference.analysis import Analyzer, PdacDetector, resolve_device  # torch only here
+    from inference.analysis import (  # torch only here
+        LN_FAILED,
+        Analyzer,
+        LymphNodeAssessor,
+        PdacDetector,
+        resolve_device,
+    )
 
     settings = load_settings(config)  # PANCREAS_AI_* or the TOML file
     detector = None
@@ -122,8 +128,15 @@ def analyze_command(
         detector = PdacDetector(
             settings.detection_bundle_path, resolve_device(device), settings.detection_threshold
         )
+    lymph_nodes = None
+    if settings.lymph_node_bundle_path is not None:  # the lymph-node model (issue 24)
+        lymph_nodes = LymphNodeAssessor(settings.lymph_node_bundle_path, resolve_device(device))
     analyzer = Analyzer(
-        _bundle_path(bundle, config), device, tta_flips=settings.tta_flips, detector=detector
+        _bundle_path(bundle, config),
+        device,
+        tta_flips=settings.tta_flips,
+        detector=detector,
+        lymph_nodes=lymph_nodes,
     )
     output = analyzer.analyze(
         series,
@@ -154,6 +167,11 @@ def analyze_command(
         for k, v in result.measurements.contact_deg.items()
     )
     typer.echo(f"contact (deg): {angles}")
+    if result.lymph_nodes is not None:
+        typer.echo(f"lymph nodes: {result.lymph_nodes.describe()}")
+    elif lymph_nodes is not None:  # the model failed; its warning says why
+        failed = [w for w in result.warnings if w.startswith(LN_FAILED)]
+        typer.echo(f"lymph nodes: not assessed ({failed[0] if failed else 'no answer'})")
     if result.domain is not None:
         typer.echo(f"domain: {'; '.join((result.domain.grade, *result.domain.reasons))}")
     typer.echo(

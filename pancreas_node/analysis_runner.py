@@ -258,7 +258,7 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
     """
     if settings.bundle_path is None:
         return None
-    from inference.analysis import Analyzer, PdacDetector, resolve_device
+    from inference.analysis import Analyzer, LymphNodeAssessor, PdacDetector, resolve_device
 
     # torch only when a bundle is configured (the imports above)
     detector = None
@@ -268,8 +268,17 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
             resolve_device(settings.device),
             settings.detection_threshold,
         )
+    lymph_nodes = None
+    if settings.lymph_node_bundle_path is not None:  # the lymph-node model (issue 24)
+        lymph_nodes = LymphNodeAssessor(
+            settings.lymph_node_bundle_path, resolve_device(settings.device)
+        )
     analyzer = Analyzer(
-        settings.bundle_path, settings.device, tta_flips=settings.tta_flips, detector=detector
+        settings.bundle_path,
+        settings.device,
+        tta_flips=settings.tta_flips,
+        detector=detector,
+        lymph_nodes=lymph_nodes,
     )
     registry = (
         RegistryBridge.from_toml(settings.registry_config)

@@ -193,3 +193,51 @@ def test_the_detection_gate_is_configured_by_the_settings(
     assert "detection: PDAC likelihood" in run.stdout
     assert "category: none (PDAC detection found no PDAC: NCCN staging not given)" in run.stdout
     assert "(staging segmentation disagree: staging-only)" in run.stdout
+
+
+def test_the_lymph_node_model_is_configured_by_the_settings(
+    phantom: PhantomSeries,
+    bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.inference.test_analysis_lymph_nodes import tiny_lymph_node_bundle
+
+    nodes = tiny_lymph_node_bundle(tmp_path / "lymph-nodes").parent
+    monkeypatch.setenv("PANCREAS_AI_LYMPH_NODE_BUNDLE_PATH", str(nodes))
+    run = _analyze(capsys, phantom.folder, bundle, tmp_path / "out")
+    assert run.status == 0, run.stderr
+    result = _result(run)
+    assert result.lymph_nodes is not None and result.category is not None
+    assert f"lymph nodes: {result.lymph_nodes.describe()}" in run.stdout
+    assert result.lymph_nodes.n_estimate in run.stdout
+    assert (run.out / "seg-lymph-nodes.dcm").is_file()
+
+
+def test_the_lymph_node_bundle_path_round_trips_through_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pancreas_contracts import load_settings
+
+    monkeypatch.delenv("PANCREAS_AI_LYMPH_NODE_BUNDLE_PATH", raising=False)
+    assert load_settings().lymph_node_bundle_path is None  # default: no lymph-node model
+    monkeypatch.setenv("PANCREAS_AI_LYMPH_NODE_BUNDLE_PATH", str(tmp_path / "env"))
+    assert load_settings().lymph_node_bundle_path == tmp_path / "env"
+    config = tmp_path / "node.toml"
+    config.write_text(f'lymph_node_bundle_path = "{tmp_path / "toml"}"\n', encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.lymph_node_bundle_path == tmp_path / "toml"  # the file wins over the env
+    assert type(settings).model_validate(settings.model_dump()) == settings
+
+
+def test_serve_loads_the_lymph_node_bundle_at_start_up(bundle: Path, tmp_path: Path) -> None:
+    from inference.bundle import BundleError
+    from pancreas_contracts import load_settings
+    from pancreas_node.analysis_runner import build_runner
+
+    settings = load_settings(
+        bundle_path=bundle, lymph_node_bundle_path=tmp_path / "no-ln-bundle", device="cpu"
+    )
+    with pytest.raises(BundleError, match="no-ln-bundle"):  # refused at start-up, not per study
+        build_runner(settings, None)  # type: ignore[arg-type]

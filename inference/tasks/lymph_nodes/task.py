@@ -17,9 +17,10 @@ Stages (timed in :attr:`LymphNodeResult.timings_s`):
    largest suspicious node's volume; without a mask (or with an empty one), on the node branch
    alone, and the result says so.
 
-The input is a :class:`inference.volume.Volume` in HU (any orientation). The task is not yet
-part of the analysis pipeline (:data:`inference.tasks.TASKS`), ``result.json`` or the DICOM
-writers. Investigational, not for clinical use.
+The input is a :class:`inference.volume.Volume` in HU (any orientation). The analysis runs it
+as an optional stage after the staging segmentation (not a registered task of
+:data:`inference.tasks.TASKS`): :mod:`inference._analysis_lymph_nodes` (``result.json``'s
+``lymph_nodes``, the lymph-node SEG, SR and PDF). Investigational, not for clinical use.
 """
 
 from __future__ import annotations
