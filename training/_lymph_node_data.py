@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
     "CaseArrays",
     "CaseVolumes",
     "LymphNodeCase",
+    "around",
     "discover_lymph_node_cases",
     "load_case_arrays",
     "node_centres",
@@ -165,9 +167,9 @@ def read_case_volumes(case: LymphNodeCase) -> CaseVolumes:
         label = read_nifti(case.record.label)
         mask = np.asarray(label.array) == TUMOR_LABEL
         tumor = Volume(mask.astype(np.uint8), label.affine) if mask.any() else None
-    return CaseVolumes(
-        read_nifti(case.record.image), read_nifti(case.organs), read_nifti(case.nodes), tumor
-    )
+    ct = read_nifti(case.record.image)  # float32 once, not per cube cut from it
+    image = Volume(np.asarray(ct.array, dtype=np.float32), ct.affine)
+    return CaseVolumes(image, read_nifti(case.organs), read_nifti(case.nodes), tumor)
 
 
 def cube_affine(centre: Sequence[float], size: int, cube_mm: float) -> npt.NDArray[np.float64]:
@@ -185,10 +187,32 @@ def scan_middle(volume: Volume) -> tuple[float, float, float]:
     return (float(x), float(y), float(z))
 
 
+def around(volume: Volume, centre_ras: Sequence[float], half_mm: float, margin: int = 4) -> Volume:
+    """The voxels of ``volume`` within ``half_mm`` of ``centre_ras`` per world axis, plus a margin.
+
+    Whole-voxel slicing (values and world positions unchanged), so that cutting a small cube
+    does not convert or smooth the whole scan; the margin covers the interpolation and the
+    anti-aliasing filter of :func:`inference.preprocessing.preprocess_volume` at the cube's
+    border.
+    """
+    corners = np.array(list(itertools.product(*[(c - half_mm, c + half_mm) for c in centre_ras])))
+    index = volume.world_to_voxel(corners)
+    shape = np.asarray(volume.shape)
+    low = np.clip(np.floor(index.min(axis=0)).astype(int) - margin, 0, shape)
+    high = np.clip(np.ceil(index.max(axis=0)).astype(int) + margin + 1, 0, shape)
+    if np.any(high - low < 2):
+        return volume
+    affine = volume.affine.copy()
+    affine[:3, 3] = volume.voxel_to_world(low[None, :].astype(np.float64))[0]
+    (i0, j0, k0), (i1, j1, k1) = low, high
+    return Volume(np.asarray(volume.array)[i0:i1, j0:j1, k0:k1], affine)
+
+
 def node_crop(image: Volume, centre_ras: Sequence[float], size: int, crop_mm: float) -> FloatArray:
     """The classifier's crop of ``size`` voxels and ``crop_mm`` mm around a node (as analysed)."""
     config = PreprocessConfig(target_size=size, cube_mm=crop_mm)
-    return preprocess_volume(image, config, centre_mm=centre_ras).image
+    part = around(image, centre_ras, crop_mm * 0.5 * np.sqrt(3.0))
+    return preprocess_volume(part, config, centre_mm=centre_ras).image
 
 
 def node_centres(nodes: Volume, truth: Sequence[NodeTruth]) -> list[tuple[float, float, float]]:
@@ -265,9 +289,14 @@ def _seg_cube(
 
 
 def _slices(volumes: CaseVolumes, config: LymphNodeConfig) -> tuple[FloatArray, FloatArray]:
-    found = None if volumes.tumor is None else tumor_slices(
-        volumes.image, volumes.tumor, config.patient
-    )  # fmt: skip
+    found = None
+    if volumes.tumor is not None:
+        index = np.argwhere(np.asarray(volumes.tumor.array) > 0).astype(np.float64)
+        world = volumes.tumor.voxel_to_world(np.stack([index.min(axis=0), index.max(axis=0)]))
+        centre = world.mean(axis=0)
+        half = float(np.abs(world[1] - world[0]).max()) / 2 + config.patient.patch_mm
+        image, tumor = (around(v, centre, half) for v in (volumes.image, volumes.tumor))
+        found = tumor_slices(image, tumor, config.patient)
     if found is None:
         empty = np.zeros((0, config.patient.patch_size, config.patient.patch_size), np.float32)
         return empty, empty.copy()
