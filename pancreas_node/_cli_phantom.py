@@ -55,6 +55,7 @@ def _options(
     variation: str = "standard",
     tumor_free_fraction: float | None = None,
     pdac_prevalence: float | None = None,
+    lymph_nodes: bool | None = None,
 ) -> PhantomOptions:
     counts = parse_numbers(classes, 3, "--classes")
     fov = parse_numbers(fov_mm, 3, "--fov-mm")
@@ -71,6 +72,7 @@ def _options(
         variation=variation.lower(),
         tumor_free_fraction=tumor_free_fraction,
         pdac_prevalence=pdac_prevalence,
+        lymph_nodes=lymph_nodes,
     )
 
 
@@ -147,6 +149,16 @@ def phantom_command(
             " [0.8]; 0.3 is PANORAMA's (676 of 2238), for a detection cohort.",
         ),
     ] = None,
+    lymph_nodes: Annotated[
+        bool | None,
+        typer.Option(
+            "--lymph-nodes/--no-lymph-nodes",
+            help="Lymph nodes at the JPS stations with N-status truth, the ten attention"
+            " structures (organs.nii.gz, nodes.nii.gz, lymph_nodes.json) [on for wide and"
+            " synth, off for standard].",
+            show_default=False,
+        ),
+    ] = None,
     generator: Annotated[
         str,
         typer.Option(
@@ -175,6 +187,7 @@ def phantom_command(
         variation,
         tumor_free_fraction,
         pdac_prevalence,
+        lymph_nodes,
     )
     # The bar starts at the first callback, i.e. only after the input was checked, so bad
     # input leaves stderr with nothing but the one-line error.

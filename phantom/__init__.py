@@ -23,6 +23,12 @@ incidental cysts, at the shares of :class:`LesionMix` and the PDAC share
 detection cohort). Each patient gets ``lesions.nii.gz`` (instance mask, ids 1..K) and
 ``lesions.json`` (:class:`Lesion` of every id: kind, location, centre and box in LPS mm,
 volume), and ``truth.csv`` the :data:`LESION_COLUMNS` of the main lesion.
+
+Lymph nodes (issue 24; on by default in the wide modes, ``PhantomOptions(lymph_nodes=...)``):
+the ten attention structures of the lymph-node paper (:mod:`phantom._attention`), nodes at
+the JPS stations (:data:`STATION_SITES`) with an N-status model (:mod:`phantom._lymph_nodes`),
+written as ``organs.nii.gz``, ``nodes.nii.gz`` and ``lymph_nodes.json``; ``truth.csv`` gains
+:data:`NODE_COLUMNS` (:func:`truth_columns`).
 """
 
 from pancreas_contracts.nccn import nccn_rule_category
@@ -49,6 +55,15 @@ from phantom._lesions import (
     LesionMix,
     LesionSpec,
 )
+from phantom._lymph_nodes import (
+    DRAINAGE,
+    N_MODEL,
+    NodePlan,
+    NodeSpec,
+    n_positive_probability,
+)
+from phantom._node_layout import CLEARANCE_MM, STATION_SITES, StationSite
+from phantom._node_output import NODE_COLUMNS
 from phantom._options import POSITIONS, PhantomOptions
 from phantom._output import (
     CLINICAL_COLUMNS,
@@ -66,6 +81,7 @@ from phantom._output import (
     lesions_document,
     main_lesion,
     scan_volumes,
+    truth_columns,
     write_patient,
 )
 from phantom._render import PhantomScan
@@ -95,9 +111,11 @@ from phantom._variation import (
 __all__ = [
     "ARTERIAL",
     "BIOLOGICAL_CA19_9",
+    "CLEARANCE_MM",
     "CLINICAL_COLUMNS",
     "CONTRAST_PHASES",
     "DEFAULT_TUMOR_FREE_FRACTION",
+    "DRAINAGE",
     "FAT_PLANE_MM",
     "KEY_VESSELS",
     "LESIONS_JSON_VERSION",
@@ -106,11 +124,14 @@ __all__ = [
     "LESION_LOCATIONS",
     "MISSING_FRACTION",
     "NEGATIVE_KINDS",
+    "NODE_COLUMNS",
+    "N_MODEL",
     "PANORAMA_PDAC_PREVALENCE",
     "POSITIONS",
     "REPLACED_RHA",
     "REPLACED_RHA_RATE",
     "SMALL_PDAC_MM",
+    "STATION_SITES",
     "TRANSFER_SYNTAXES",
     "TRUTH_COLUMNS",
     "TUMOR_FREE_KINDS",
@@ -128,12 +149,15 @@ __all__ = [
     "LesionMix",
     "LesionSpec",
     "Material",
+    "NodePlan",
+    "NodeSpec",
     "PatientFiles",
     "PatientPlan",
     "PhantomCohort",
     "PhantomOptions",
     "PhantomPatient",
     "PhantomScan",
+    "StationSite",
     "TumorLook",
     "Variation",
     "Vessel",
@@ -146,10 +170,12 @@ __all__ = [
     "lesions_document",
     "main_lesion",
     "make_grid",
+    "n_positive_probability",
     "nccn_rule_category",
     "plan_cohort",
     "plan_patient",
     "render_patient",
     "scan_volumes",
+    "truth_columns",
     "write_patient",
 ]

@@ -8,8 +8,10 @@ sits somewhere different in every scan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
 
 import numpy as np
 
@@ -59,6 +61,11 @@ class Material(IntEnum):
     CALCIFICATION = 24
     STENT = 25
     PNET = 26
+    # Lymph nodes (phantom._lymph_nodes): their HU come from the nodes' own stream, not the
+    # tables, so that switching nodes on leaves every other draw as it was.
+    LYMPH_NODE = 27
+    NODE_HILUM = 28
+    NODE_NECROSIS = 29
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,6 +135,9 @@ class Anatomy:
     cuff_windows
         Per label name: ``(segment index, t_min, t_max)`` ranges (mm along the segment)
         where a tumor cuff may sit clear of branch points.
+    organs
+        Unlabelled organs by name (``"stomach"``, ``"duodenum"``: their outer walls), for the
+        lymph nodes' attention structures; empty where not recorded.
     """
 
     placement: Placement
@@ -137,6 +147,7 @@ class Anatomy:
     vessels: dict[str, Vessel]
     bile_duct_points: FloatArray
     cuff_windows: dict[str, tuple[tuple[int, float, float], ...]]
+    organs: Mapping[str, tuple[Shape, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def local(self, point: FloatArray) -> FloatArray:
         """Map a local design point to world coordinates."""
@@ -283,14 +294,16 @@ def build_anatomy(
         label: tuple((seg, lo * placement.scale, hi * placement.scale) for seg, lo, hi in spans)
         for label, spans in _cuff_windows().items()
     }
+    background, organs = _background(placement, rng, bmi, body)
     return Anatomy(
         placement=placement,
-        background=_background(placement, rng, bmi, body),
+        background=background,
         pancreas=pancreas,
         pancreas_axis=axis,
         vessels=vessels,
         bile_duct_points=placement.point(np.stack([nodes[f"CBD{i}"] for i in range(5)])),
         cuff_windows=windows,
+        organs=organs,
     )
 
 
@@ -399,8 +412,10 @@ def _hollow(
 
 def _bowel(
     placement: Placement, rng: np.random.Generator, prone: bool = False
-) -> list[tuple[Shape, Material]]:
+) -> tuple[list[tuple[Shape, Material]], dict[str, tuple[Shape, ...]]]:
+    """Colon, small bowel, duodenum and stomach; also the duodenum's and stomach's walls."""
     parts: list[tuple[Shape, Material]] = []
+    named: dict[str, tuple[Shape, ...]] = {}
     colon = [
         (np.array([[-95, -10, -130], [-95, -25, -15], [-88, -48, -8]]), 22.0),
         (
@@ -428,18 +443,21 @@ def _bowel(
             level = 2.0 * float(points[:, 1].mean()) - level
         gas_level = level if radius > 15 else None
         walls, lumens = tube(world, r), tube(world, r - 2.5)
+        if points is duodenum:
+            named["duodenum"] = walls
         parts.extend(_hollow(placement, walls, lumens, gas_level, prone))
     stomach = _ellipsoid(placement, (40, -68, 55), (48, 32, 42), (0, 0, -20))
     lumen = _ellipsoid(placement, (40, -68, 55), (44, 28, 38), (0, 0, -20))
     level = float(rng.uniform(-85.0, -72.0))
     level = 2.0 * -68.0 - level if prone else level
     parts.extend(_hollow(placement, (stomach,), (lumen,), level, prone))
-    return parts
+    named["stomach"] = (stomach,)
+    return parts, named
 
 
 def _background(
     placement: Placement, rng: np.random.Generator, bmi: float, body: Body | None = None
-) -> tuple[tuple[Shape, Material], ...]:
+) -> tuple[tuple[tuple[Shape, Material], ...], Mapping[str, tuple[Shape, ...]]]:
     layers = _body_layers(placement, rng, bmi, body)
     cavity = layers[2][0]
     grow = float(rng.uniform(0.9, 1.1))
@@ -463,5 +481,7 @@ def _background(
         (_ellipsoid(placement, (-70, 52, -25), (22, 18, 55), (0, 10, -15)), Material.KIDNEY),
     ]
     prone = body is not None and body.prone
-    bowel = [(inside(shape), material) for shape, material in _bowel(placement, rng, prone)]
-    return (*layers, *bowel, *organs, *_spine(placement, rng))
+    painted, named = _bowel(placement, rng, prone)
+    bowel = [(inside(shape), material) for shape, material in painted]
+    walls = {name: tuple(inside(shape) for shape in shapes) for name, shapes in named.items()}
+    return (*layers, *bowel, *organs, *_spine(placement, rng)), MappingProxyType(walls)

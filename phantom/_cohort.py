@@ -24,6 +24,8 @@ from phantom._anatomy import Anatomy, build_anatomy
 from phantom._clinical import CA199Condition, clinical_truth, with_missingness
 from phantom._dicom_writer import instance_uid
 from phantom._geometry import Grid
+from phantom._lymph_nodes import STANDARD_DIAMETER_MM, NodePlan, plan_nodes
+from phantom._node_layout import lymph_node_scene
 from phantom._options import PhantomOptions, check_class_counts
 from phantom._render import PhantomScan, hu_image, paint_anatomy
 from phantom._tumor import (
@@ -58,6 +60,8 @@ class _Stream(IntEnum):
     VARIATION = 7
     LESION = 8
     LESION_LAYOUT = 9
+    NODES = 10
+    NODE_LAYOUT = 11
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,8 @@ class PatientPlan:
     is :func:`nccn_rule_category` of them (= ``target_class``, or 0 where
     ``biological_borderline``); ``nccn_label`` is the tumor board's category (the rule's, or
     1 where biologically borderline) after label noise. ``clinical`` has missing values blanked;
-    ``clinical_truth`` is complete (apart from not-applicable values).
+    ``clinical_truth`` is complete (apart from not-applicable values). ``nodes`` are the
+    planned lymph nodes and N status (``None``: no nodes drawn, :mod:`phantom._lymph_nodes`).
     """
 
     index: int
@@ -91,6 +96,7 @@ class PatientPlan:
     acquired: dt.datetime
     uid_entropy: tuple[str, ...]
     variation: Variation | None = None
+    nodes: NodePlan | None = None
 
     @property
     def has_tumor(self) -> bool:
@@ -232,7 +238,17 @@ def plan_patient(seed: int, index: int, target: int | None, options: PhantomOpti
         fov_center=center,
         acquired=acquired,
         uid_entropy=(str(seed), str(index), options.digest()),
+        nodes=_nodes(seed, index, options, location, STANDARD_DIAMETER_MM[target], rule),
     )
+
+
+def _nodes(
+    seed: int, index: int, options: PhantomOptions, site: str | None, diameter: float, rule: int
+) -> NodePlan | None:
+    """The patient's planned nodes from their own stream (``None`` where nodes are off)."""
+    if not options.nodes_on:
+        return None
+    return plan_nodes(stream(seed, index, _Stream.NODES), site, diameter, rule)
 
 
 def plan_cohort(n: int, seed: int, options: PhantomOptions | None = None) -> list[PatientPlan]:
@@ -328,6 +344,8 @@ def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOpti
         location = look.site
         ca19_9 = _ca19_9_condition(target, biological, options.biological_borderline)
         truth = clinical_truth(target, look.angle_location, crng, ca19_9)
+    site = look.site if look is not None and target is not None else None
+    diameter = look.diameter_mm if look is not None else 0.0
     acq = variation.acquisition
     center = (round(float(rng.uniform(-20, 20)), 1), round(float(rng.uniform(-20, 20)), 1),
               round(float(rng.uniform(-350, 50)), 1))  # fmt: skip
@@ -355,6 +373,7 @@ def _plan_varied(seed: int, index: int, target: int | None, options: PhantomOpti
         acquired=acquired,
         uid_entropy=(str(seed), str(index), options.digest()),
         variation=variation,
+        nodes=_nodes(seed, index, options, site, diameter, rule),
     )
 
 
@@ -399,15 +418,20 @@ def render_patient(plan: PatientPlan) -> PhantomScan:
     """
     grid = make_grid(plan)
     rng = stream(plan.seed, plan.index, _Stream.ANATOMY)
+    node_rng = stream(plan.seed, plan.index, _Stream.NODE_LAYOUT)
     if plan.variation is not None:
         image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)
         layout_rng = stream(plan.seed, plan.index, _Stream.LESION_LAYOUT)
-        rngs = VariedStreams(rng, image_rng, layout_rng)
+        rngs = VariedStreams(rng, image_rng, layout_rng, node_rng)
         return render_varied(plan_inputs(plan), grid, plan.variation, rngs)
     anatomy, tumor = _layout(plan, grid, rng)
     materials, labels = paint_anatomy(grid, anatomy, tumor, plan.tumor_location, rng)
+    organs, layout = None, None
+    if plan.nodes is not None:
+        organs, layout = lymph_node_scene(grid, materials, labels, anatomy, plan.nodes, node_rng)
     image_rng = stream(plan.seed, plan.index, _Stream.IMAGE)
-    hu = hu_image(grid, materials, anatomy, tumor, plan.slice_thickness, image_rng)
+    shade = layout.shade if layout is not None else None
+    hu = hu_image(grid, materials, anatomy, tumor, plan.slice_thickness, image_rng, shade)
     tumor_voxels = int(np.count_nonzero(labels == label_by_name("tumor").value))
     return PhantomScan(
         grid=grid,
@@ -417,6 +441,9 @@ def render_patient(plan: PatientPlan) -> PhantomScan:
         vessels=MappingProxyType(dict(anatomy.vessels)),
         tumor=tumor,
         tumor_volume_ml=round(tumor_voxels * grid.voxel_volume_ml, 3),
+        organs=organs,
+        node_mask=layout.mask if layout is not None else None,
+        nodes=layout.nodes if layout is not None else (),
     )
 
 
@@ -427,6 +454,7 @@ def plan_inputs(plan: PatientPlan) -> VariedInputs:
         location=plan.tumor_location,
         angles=plan.angles,
         target=plan.target_class,
+        nodes=plan.nodes,
     )
 
 

@@ -75,6 +75,11 @@ class PhantomOptions:
     lesion_mix
         Shares of small and iso-attenuating PDAC, of the negative kinds and of incidental
         cysts (wide modes only; ``None``: :class:`~phantom._lesions.LesionMix`'s defaults).
+    lymph_nodes
+        Draw lymph nodes at the JPS stations with N-status truth and the ten attention
+        structures (``organs.nii.gz``, ``nodes.nii.gz``, ``lymph_nodes.json``,
+        :mod:`phantom._lymph_nodes`); ``None``: by variation (on in the wide modes, off in the
+        standard mode, which stays byte for byte as before).
 
     Raises
     ------
@@ -95,6 +100,7 @@ class PhantomOptions:
     tumor_free_fraction: float | None = None
     pdac_prevalence: float | None = None
     lesion_mix: LesionMix | None = None
+    lymph_nodes: bool | None = None
 
     def __post_init__(self) -> None:
         check_class_counts(self.class_counts)
@@ -151,6 +157,11 @@ class PhantomOptions:
         return DEFAULT_TUMOR_FREE_FRACTION if fraction is None else fraction
 
     @property
+    def nodes_on(self) -> bool:
+        """Whether lymph nodes are drawn (the variation's default unless given)."""
+        return self.wide if self.lymph_nodes is None else self.lymph_nodes
+
+    @property
     def mix(self) -> LesionMix:
         """The lesion mix in effect (wide modes)."""
         return self.lesion_mix or LesionMix()
@@ -178,5 +189,8 @@ class PhantomOptions:
         if self.wide:
             # Left out in the standard mode, so its UIDs stay those of earlier versions.
             fields = (*fields, self.variation, self.tumor_free, self.mix)
+        if self.nodes_on != self.wide:
+            # Left out at the variation's default, so earlier cohorts keep their UIDs.
+            fields = (*fields, ("lymph_nodes", self.nodes_on))
         text = repr(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

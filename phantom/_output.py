@@ -45,6 +45,7 @@ from phantom._dicom_writer import (
     write_series,
 )
 from phantom._lesions import Lesion
+from phantom._node_output import NODE_COLUMNS, node_cells, write_node_files
 from phantom._options import PhantomOptions
 from phantom._render import PhantomScan
 from phantom._tumor import KEY_VESSELS
@@ -80,7 +81,8 @@ Progress = Callable[[int, int], None]
 class PatientFiles:
     """Where one patient's outputs were written (DICOM files in instance order).
 
-    ``lesions`` (instance mask) and ``lesions_json`` are written in the wide modes only.
+    ``lesions`` (instance mask) and ``lesions_json`` are written in the wide modes only;
+    ``organs``, ``nodes`` and ``lymph_nodes_json`` with lymph nodes on only.
     """
 
     dicom_dir: Path
@@ -89,6 +91,9 @@ class PatientFiles:
     label: Path
     lesions: Path | None = None
     lesions_json: Path | None = None
+    organs: Path | None = None
+    nodes: Path | None = None
+    lymph_nodes_json: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,11 @@ def write_patient(
     write_nifti(image, root / "image.nii.gz")
     write_nifti(label, root / "label.nii.gz")
     files = PatientFiles(dicom_dir, tuple(paths), root / "image.nii.gz", root / "label.nii.gz")
+    written = write_node_files(scan, root, lambda array: _volume(scan, array))
+    if written:
+        files = dataclasses.replace(
+            files, organs=written[0], nodes=written[1], lymph_nodes_json=written[2]
+        )
     lesions = lesion_volume(scan)
     if lesions is None:
         # An earlier wide-mode run into the same folder must not leave its lesions behind.
@@ -266,7 +276,7 @@ def clinical_rows(plans: Sequence[PatientPlan]) -> list[dict[str, str]]:
 
 
 def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
-    """One ``truth.csv`` row (:data:`TRUTH_COLUMNS`, or :data:`WIDE_TRUTH_COLUMNS` in wide modes).
+    """One ``truth.csv`` row (:func:`truth_columns`).
 
     A tumor-free patient leaves ``rule_category``, ``nccn_label`` and ``contact_*`` empty.
     """
@@ -287,6 +297,8 @@ def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
     row.update({f"contact_{v}": _number(float(plan.angles[v])) for v in KEY_VESSELS})
     if plan.variation is not None:
         row.update(_wide_cells(plan, scan))
+    if plan.nodes is not None:
+        row.update(node_cells(scan))
     return row
 
 
@@ -454,8 +466,14 @@ def generate_cohort(
         truths.append(truth)
         if progress is not None:
             progress(done, count)
-    write_csv(out / "truth.csv", WIDE_TRUTH_COLUMNS if opts.wide else TRUTH_COLUMNS, truths)
+    write_csv(out / "truth.csv", truth_columns(opts), truths)
     return PhantomCohort(out, tuple(patients))
+
+
+def truth_columns(options: PhantomOptions) -> tuple[str, ...]:
+    """``truth.csv``'s columns: standard or wide, then the node columns with nodes on."""
+    columns = WIDE_TRUTH_COLUMNS if options.wide else TRUTH_COLUMNS
+    return (*columns, *NODE_COLUMNS) if options.nodes_on else columns
 
 
 def _write_one(

@@ -9,7 +9,7 @@ sampling of the same shapes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from pancreas_contracts.labels import label_by_name
+from pancreas_contracts.lymph_nodes import NodeTruth
 from phantom._anatomy import Anatomy, Material, Vessel
 from phantom._geometry import (
     Box,
@@ -31,6 +32,9 @@ from phantom._geometry import (
 )
 from phantom._lesions import Lesion
 from phantom._tumor import TumorDesign, rasterize_tumor
+
+#: Writes extra structures' HU into the looked-up image (the lymph nodes' shading).
+Shade = Callable[[Float32Array], None]
 
 HU_MIN = -1024
 HU_MAX = 3071
@@ -67,6 +71,13 @@ class PhantomScan:
     lesion_mask
         Wide variation: the lesion instance mask (uint8, 0 background, ids 1..K);
         ``None`` in the standard mode.
+    organs
+        With lymph nodes: the ten attention structures (uint8, values of
+        ``ATTENTION_STRUCTURES``); ``None`` without.
+    node_mask
+        With lymph nodes: their instance map (uint8, 0 background, k = ``node_id`` k).
+    nodes
+        With lymph nodes: the truth of every node (ids as in ``node_mask``).
     """
 
     grid: Grid
@@ -79,6 +90,9 @@ class PhantomScan:
     tumor_attenuation: float | None = None
     lesions: tuple[Lesion, ...] = ()
     lesion_mask: UInt8Array | None = None
+    organs: UInt8Array | None = None
+    node_mask: UInt8Array | None = None
+    nodes: tuple[NodeTruth, ...] = ()
 
 
 def hu_table(rng: np.random.Generator) -> Float32Array:
@@ -185,13 +199,19 @@ def hu_image(
     tumor: TumorDesign,
     thickness: float,
     rng: np.random.Generator,
+    shade: Shade | None = None,
 ) -> npt.NDArray[np.int16]:
-    """Look up HU, add texture, blur for partial volume, add noise, round to stored integers."""
+    """Look up HU, add texture, blur for partial volume, add noise, round to stored integers.
+
+    ``shade`` writes the lymph nodes' HU after the texture (from their own stream).
+    """
     hu = hu_table(rng)[materials]
     _texture(
         grid, hu, materials, grid.box(*union_bounds(anatomy.pancreas)), Material.PANCREAS, 7.0, rng
     )
     _texture(grid, hu, materials, grid.box(*union_bounds(tumor.shapes())), Material.TUMOR, 6.0, rng)
+    if shade is not None:
+        shade(hu)
     dx, dy, dz = grid.spacing
     in_plane = 0.45
     through = min(0.35 * thickness, 0.9)

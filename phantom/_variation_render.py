@@ -40,7 +40,17 @@ from phantom._lesion_render import (
     measure_lesions,
     place_lesions,
 )
-from phantom._render import HU_MAX, HU_MIN, PhantomScan, _duct_points, _paint_labelled, _texture
+from phantom._lymph_nodes import NodePlan
+from phantom._node_layout import NodeLayout, lymph_node_scene
+from phantom._render import (
+    HU_MAX,
+    HU_MIN,
+    PhantomScan,
+    Shade,
+    _duct_points,
+    _paint_labelled,
+    _texture,
+)
 from phantom._tumor import TumorDesign, design_tumor, rasterize_tumor
 from phantom._variation import Variation
 from phantom._variation_image import correlated_noise, hu_table_for, streaks
@@ -59,15 +69,17 @@ class VariedInputs:
     location: str
     angles: Mapping[str, float]
     target: int
+    nodes: NodePlan | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class VariedStreams:
-    """A wide-mode patient's render streams: anatomy, image, and the lesions' layout."""
+    """A wide-mode patient's render streams: anatomy, image, the lesions' and nodes' layout."""
 
     anatomy: np.random.Generator
     image: np.random.Generator
     lesions: np.random.Generator
+    nodes: np.random.Generator | None = None
 
 
 def _layout(
@@ -207,8 +219,12 @@ def varied_image(
     variation: Variation,
     rng: np.random.Generator,
     marked: MarkedLesions,
+    shade: Shade | None = None,
 ) -> tuple[npt.NDArray[np.int16], list[float | None]]:
-    """HU image and each lesion's contrast (minus the pancreas, before blur and noise)."""
+    """HU image and each lesion's contrast (minus the pancreas, before blur and noise).
+
+    ``shade`` writes the lymph nodes' HU after the textures (from their own stream).
+    """
     hu = hu_table_for(variation, rng)[materials]
     pancreas_box = grid.box(*union_bounds(anatomy.pancreas))
     _texture(grid, hu, materials, pancreas_box, Material.PANCREAS, float(rng.uniform(4, 12)), rng)
@@ -221,6 +237,8 @@ def varied_image(
         )
         box = grid.box(*union_bounds(tumor.shapes()))
         _texture(grid, hu, materials, box, Material.TUMOR, float(rng.uniform(*amplitude)), rng)
+    if shade is not None:
+        shade(hu)
     gland_window = pancreas_box.index if pancreas_box is not None else None
     contrasts = lesion_contrasts(hu, labels, marked, gland_window)
     acq = variation.acquisition
@@ -259,11 +277,20 @@ def render_varied(
     anatomy, tumor = _layout(inputs, grid, variation, streams.anatomy)
     placed = place_lesions(anatomy, variation.lesions, streams.lesions)
     materials, labels = paint_varied(grid, anatomy, tumor, variation, placed, streams.anatomy)
+    organs: UInt8Array | None = None
+    layout: NodeLayout | None = None
+    if inputs.nodes is not None:
+        assert streams.nodes is not None, "nodes need their layout stream"
+        synth = variation.mode == "synth"
+        organs, layout = lymph_node_scene(
+            grid, materials, labels, anatomy, inputs.nodes, streams.nodes, synth
+        )
     tumor_box = grid.box(*union_bounds(tumor.shapes())) if tumor is not None else None
     window = tumor_box.index if tumor_box is not None else None
     marked = instance_mask(grid, materials, labels, variation, placed, window)
+    shade = layout.shade if layout is not None else None
     hu, contrasts = varied_image(
-        grid, materials, labels, anatomy, tumor, variation, streams.image, marked
+        grid, materials, labels, anatomy, tumor, variation, streams.image, marked, shade
     )
     lesions = measure_lesions(grid, marked, contrasts)
     pdac = next((lesion for lesion in lesions if lesion.kind == "pdac"), None)
@@ -279,4 +306,7 @@ def render_varied(
         tumor_attenuation=pdac.contrast_hu if pdac is not None else None,
         lesions=lesions,
         lesion_mask=marked.mask,
+        organs=organs,
+        node_mask=layout.mask if layout is not None else None,
+        nodes=layout.nodes if layout is not None else (),
     )

@@ -16,6 +16,7 @@ from phantom import (
     CONTRAST_PHASES,
     KEY_VESSELS,
     LESION_COLUMNS,
+    NODE_COLUMNS,
     TRUTH_COLUMNS,
     WIDE_TRUTH_COLUMNS,
     Material,
@@ -49,7 +50,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> PhantomCohort:
 
 def test_truth_has_the_standard_columns_then_the_wide_ones(cohort: PhantomCohort) -> None:
     rows = _truth(cohort.out)
-    assert tuple(rows[0]) == WIDE_TRUTH_COLUMNS
+    # Lymph nodes are on by default in the wide modes: their columns come last.
+    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS)
     assert WIDE_TRUTH_COLUMNS[: len(TRUTH_COLUMNS)] == TRUTH_COLUMNS
     assert WIDE_TRUTH_COLUMNS[len(TRUTH_COLUMNS) :] == (
         "has_tumor", "tumor_attenuation", "tumor_shape", "contrast_phase", "variant", "generator",
@@ -130,7 +132,7 @@ def test_the_cli_writes_a_wide_cohort(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*args, "--variation", "synth", "--tumor-free-fraction", "0.34"]) == 0
     assert "wrote 3 phantom patients" in capsys.readouterr().out
     rows = _truth(out)
-    assert tuple(rows[0]) == WIDE_TRUTH_COLUMNS
+    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS)
     assert {r["generator"] for r in rows} == {"phantom-synth"}
     assert [r["has_tumor"] for r in rows].count("0") == 1
 
