@@ -98,6 +98,9 @@ class NewResult:
         recorded, results stored before revision r0005).
     pdac_likelihood
         The PDAC detector's patient likelihood (``None``: no detector, or before r0007).
+    n_estimate, n_positive_probability
+        The lymph-node model's N estimate (``N0`` or ``N+``) and its probability of N+
+        (``None``: no lymph-node bundle, or before r0008).
     """
 
     result_json_path: str
@@ -117,6 +120,8 @@ class NewResult:
     warnings: Sequence[str] = ()
     outcome: str | None = None
     pdac_likelihood: float | None = None
+    n_estimate: str | None = None
+    n_positive_probability: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +321,8 @@ def result_row(job_id: str, result: NewResult, now: datetime) -> Result:
         category_label=result.category_label,
         outcome=result.outcome,
         pdac_likelihood=result.pdac_likelihood,
+        n_estimate=result.n_estimate,
+        n_positive_probability=result.n_positive_probability,
         probabilities=[float(p) for p in result.probabilities],
         measurements=dict(result.measurements),
         bundle_name=result.bundle_name,
@@ -366,6 +373,8 @@ def get_result(
             category_label=row.category_label,
             outcome=row.outcome,
             pdac_likelihood=row.pdac_likelihood,
+            n_estimate=row.n_estimate,
+            n_positive_probability=row.n_positive_probability,
             probabilities=tuple(row.probabilities),
             measurements=row.measurements,
             timings_s=row.timings_s,

@@ -226,6 +226,10 @@ class Result(Base):
     #: The PDAC detector's patient likelihood (``result.json`` 1.5); ``None`` without a
     #: detector or before revision r0007.
     pdac_likelihood: Mapped[float | None] = mapped_column(Float)
+    #: The lymph-node model's N estimate (``N0`` or ``N+``) and its probability of N+
+    #: (``result.json`` 1.6); ``None`` without a lymph-node bundle or before revision r0008.
+    n_estimate: Mapped[str | None] = mapped_column(String(8))
+    n_positive_probability: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)
     measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
     bundle_name: Mapped[str] = mapped_column(String(128))

@@ -71,6 +71,10 @@ class WorklistEntry:
     outcome: str | None = None
     #: The PDAC detector's likelihood (``None`` without a detector).
     pdac_likelihood: float | None = None
+    #: The lymph-node model's N estimate (``N0``/``N+``) and probability of N+ (``None``
+    #: without a lymph-node bundle).
+    n_estimate: str | None = None
+    n_positive_probability: float | None = None
 
 
 def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
@@ -180,4 +184,6 @@ def _worklist_entry(
         series_routing=series_routing,
         outcome=None if result is None else result.outcome,
         pdac_likelihood=None if result is None else result.pdac_likelihood,
+        n_estimate=None if result is None else result.n_estimate,
+        n_positive_probability=None if result is None else result.n_positive_probability,
     )

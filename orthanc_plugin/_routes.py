@@ -5,7 +5,10 @@ without valid credentials when ``AuthenticationEnabled`` is true). The routes:
 
 ``GET  /pancreas-ai/studies/{study}/results``
     Results summary of a study: status and labels, category and probabilities, contact angles
-    and measurements, clinical inputs, model version, links to the SEG/SR/PDF instances.
+    and measurements, clinical inputs, model version, the lymph-node model's N estimate and
+    nodes (``lymph_nodes``, :mod:`orthanc_plugin._lymph_nodes`; ``null`` without one), links
+    to the SEG/SR/PDF instances and to the detector's lesion SEG (``detection_seg``) and the
+    node SEG (``lymph_node_seg``).
 ``GET  /pancreas-ai/studies/{study}/status``
     The study's AI status, its series as the node holds them (the node's routing decision and
     reason, and jobs), and the plugin's submissions: whether each series was forwarded to the
@@ -59,6 +62,7 @@ from db import (
     retry_job,
 )
 from orthanc_plugin._config import PluginConfig
+from orthanc_plugin._lymph_nodes import lymph_nodes_json
 from orthanc_plugin._node import NodeContext
 from orthanc_plugin._orthanc_api import OrthancCallError, RestApi, get_json
 from orthanc_plugin._status import (
@@ -344,6 +348,8 @@ class Routes:
             if analysis is None
             else analysis.measurements.model_dump(),
             "localisation": None if analysis is None else analysis.localisation.model_dump(),
+            # result.json 1.6: the lymph-node model's N estimate and nodes (None without one)
+            "lymph_nodes": None if analysis is None else lymph_nodes_json(analysis.lymph_nodes),
             "inputs": {
                 "series_instance_uid": job.series_instance_uid,
                 "series_version": job.series_version,
@@ -366,6 +372,9 @@ class Routes:
                 "pdf": self._instance_link(outputs.pdf_sop_uid if outputs else None, study_uid),
                 "detection_seg": self._instance_link(
                     outputs.detection_seg_sop_uid if outputs else None, study_uid
+                ),
+                "lymph_node_seg": self._instance_link(
+                    outputs.lymph_node_seg_sop_uid if outputs else None, study_uid
                 ),
             },
             "timings_s": dict(info.timings_s),

@@ -10,6 +10,10 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
 ``min_pdac``
     The PDAC detector's patient likelihood at least this (0-1); studies without a detector
     result are then left out. Each item carries ``pdac_likelihood`` (``null`` without one).
+``n_status``
+    ``N0``, ``N+`` (``N%2B``): the lymph-node model's N estimate (``result.json`` 1.6);
+    studies without a lymph-node result are then left out. Each item carries ``n_estimate`` and
+    ``n_positive_probability`` (``null`` without one).
 ``category``
     ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
 ``decision``
@@ -17,8 +21,8 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
 ``board_from`` / ``board_to``
     Board dates (``YYYY-MM-DD``, inclusive); a study on no board is then left out.
 ``sort``
-    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``pdac``, ``updated``
-    (job last changed; the default).
+    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``pdac``,
+    ``n_probability`` (the probability of N+), ``updated`` (job last changed; the default).
 ``order``
     ``asc`` or ``desc`` (default ``desc``); empty values always sort last.
 ``limit`` / ``offset``
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import unquote_plus
 
 from db import WorklistEntry
 from orthanc_plugin._status import category_name, job_reason, job_status, routing_status
@@ -43,7 +48,11 @@ __all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
 _STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
 _DECISIONS = ("pending", "agree", "disagree", "none")
-_SORTS = ("board_date", "study_date", "status", "category", "decision", "pdac", "updated")
+_N_STATUSES = ("N0", "N+")
+_SORTS = (
+    "board_date", "study_date", "status", "category", "decision", "pdac", "n_probability",
+    "updated",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class WorklistQuery:
     board_from: date | None = None
     board_to: date | None = None
     min_pdac: float | None = None
+    n_status: frozenset[str] | None = None
     sort: str = "updated"
     descending: bool = True
     limit: int = 100
@@ -70,6 +80,21 @@ def _choices(query: Mapping[str, str], key: str, allowed: Sequence[str]) -> froz
     unknown = values - set(allowed)
     if unknown:
         raise ValueError(f"{key}: unknown value(s) {sorted(unknown)}; allowed {list(allowed)}")
+    return values
+
+
+def _n_statuses(query: Mapping[str, str]) -> frozenset[str] | None:
+    raw = query.get("n_status")
+    if raw is None or raw == "":
+        return None
+    # Orthanc hands the plugin GET arguments as sent: "N%2B" percent-encoded, or "N+" whose
+    # unencoded "+" a query string reads as a space ("N "), stripped to "N": both are N+.
+    words = [unquote_plus(v).strip().upper() for v in raw.split(",") if v.strip()]
+    values = frozenset("N+" if v == "N" else v for v in words)
+    unknown = values - set(_N_STATUSES)
+    if unknown:
+        allowed = list(_N_STATUSES)
+        raise ValueError(f"n_status: unknown value(s) {sorted(unknown)}; allowed {allowed}")
     return values
 
 
@@ -130,6 +155,7 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
         board_from=_date(query, "board_from"),
         board_to=_date(query, "board_to"),
         min_pdac=_likelihood(query, "min_pdac"),
+        n_status=_n_statuses(query),
         sort=sort,
         descending=order == "desc",
         limit=_int(query, "limit", 100, 1, 1000),
@@ -188,6 +214,8 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
         "category": category,
         "probabilities": probabilities,
         "pdac_likelihood": entry.pdac_likelihood,
+        "n_estimate": entry.n_estimate,
+        "n_positive_probability": entry.n_positive_probability,
         "job": None
         if entry.job is None
         else {
@@ -220,6 +248,8 @@ def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
         entry.pdac_likelihood is None or entry.pdac_likelihood < query.min_pdac
     ):
         return False
+    if query.n_status is not None and entry.n_estimate not in query.n_status:
+        return False
     if query.category is not None and (_category(entry) or "none") not in query.category:
         return False
     decision = "none" if entry.decision is None else entry.decision.value
@@ -243,6 +273,7 @@ _SORT_KEYS: Mapping[str, Callable[[WorklistEntry], Any]] = MappingProxyType(
         "category": _category,
         "decision": lambda e: None if e.decision is None else e.decision.value,
         "pdac": lambda e: e.pdac_likelihood,
+        "n_probability": lambda e: e.n_positive_probability,
         "updated": lambda e: None if e.job is None else e.job.updated_at,
     }
 )

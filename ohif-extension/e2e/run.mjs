@@ -100,21 +100,25 @@ async function sampleShot(path, cx, cy) {
         const data = ctx.getImageData(x0 - r, y0 - r, 2 * r + 1, 2 * r + 1).data;
         let red = 0;
         let yellow = 0;
+        let blue = 0;
         const sum = [0, 0, 0];
         for (let i = 0; i < data.length; i += 4) {
           const [r_, g, b] = [data[i], data[i + 1], data[i + 2]];
           if (r_ > 120 && r_ > g + 50 && r_ > b + 50) red++;
           if (r_ > 120 && g > 100 && r_ > b + 60 && g > b + 50) yellow++;
+          if (b > 110 && b > r_ + 50 && b > g + 25) blue++;
           sum[0] += r_;
           sum[1] += g;
           sum[2] += b;
         }
         const n = data.length / 4;
-        return { red: red / n, yellow: yellow / n, rgb: sum.map((v) => Math.round(v / n)) };
+        return { red: red / n, yellow: yellow / n, blue: blue / n, rgb: sum.map((v) => Math.round(v / n)) };
       };
       const at = sample(cx, cy, 4);
       const corner = sample(12, bitmap.height - 12, 4);
-      return { ...at, cornerRed: corner.red, cornerYellow: corner.yellow };
+      // The bottom-left corner holds OHIF's (blue) viewport icon: blue is looked for bottom centre.
+      const edge = sample(Math.round(bitmap.width / 2), bitmap.height - 12, 4);
+      return { ...at, cornerRed: corner.red, cornerYellow: corner.yellow, edgeBlue: edge.blue };
     },
     { shot, cx, cy },
   );
@@ -279,6 +283,80 @@ try {
       JSON.stringify(after),
     );
   }
+  // --- lymph nodes (result 1.6): N estimate, node list, jump to each node, node SEG overlay ----
+  if (result.lymph_nodes) {
+    const ln = result.lymph_nodes;
+    const count = ln.nodes.length;
+    const suspicious = ln.nodes.filter((n) => n.suspicious).length;
+    const expectedN = `${ln.n_estimate} (probability ${ln.n_positive_probability.toFixed(2)}, threshold ${ln.threshold.toFixed(2)}): ${suspicious} suspicious of ${count} node${count !== 1 ? "s" : ""}`;
+    check("N estimate", (await text("pancreas-ai-n-estimate")) === expectedN, await text("pancreas-ai-n-estimate"));
+    for (const node of ln.nodes) {
+      const row = page.getByTestId(`pancreas-ai-node-${node.node_id}`);
+      const station = node.station === null ? "—" : `JPS ${node.station}`;
+      check(`node ${node.node_id} station`, (await row.getAttribute("data-station")) === station, station);
+      check(`node ${node.node_id} short axis`, (await text(`pancreas-ai-node-${node.node_id}-short-axis`)) === `${node.short_axis_mm.toFixed(1)} mm`);
+      check(`node ${node.node_id} probability`, (await text(`pancreas-ai-node-${node.node_id}-probability`)).startsWith(node.probability.toFixed(2)));
+      check(`node ${node.node_id} suspicious marker`, (await row.getAttribute("data-suspicious")) === String(node.suspicious));
+    }
+    const nodeSop = cfg.lymph_node_seg_sop_uid;
+    const nodeSegState = () =>
+      page.evaluate((sop) => {
+        const { displaySetService, segmentationService, viewportGridService } = window.services;
+        const ds = displaySetService.getActiveDisplaySets().find((d) => d.Modality === "SEG" && d.instances?.some((i) => i.SOPInstanceUID === sop));
+        const viewportId = viewportGridService.getState().activeViewportId;
+        const id = ds?.displaySetInstanceUID;
+        return {
+          id,
+          loaded: Boolean(id && segmentationService.getSegmentations().some((s) => s.segmentationId === id)),
+          shown: Boolean(id && segmentationService.getSegmentationRepresentations(viewportId, { segmentationId: id }).length > 0),
+          segments: id ? Object.keys(segmentationService.getSegmentation(id)?.segments ?? {}).filter((k) => k !== "0").length : 0,
+        };
+      }, nodeSop);
+    if (nodeSop) {
+      const before = await nodeSegState();
+      check("the node SEG is listed, not hung by default", Boolean(before.id) && !before.loaded, JSON.stringify(before));
+      check("the node list offers the node SEG", (await page.getByTestId("pancreas-ai-nodes").getAttribute("data-segmentation-id")) === before.id);
+    }
+    const section = page.getByTestId("pancreas-ai-nodes");
+    // Each node in turn, the last first (OHIF shows a SEG it loads at its first segment, node 1:
+    // only the panel's jump brings node 2's slice): the row is selected, the viewport shows the
+    // node's slice and, with the node SEG, the node's colour at its centre (red suspicious, blue
+    // not: inference/_seg_lymph_nodes.py).
+    for (const node of [...ln.nodes].reverse()) {
+      await page.getByTestId(`pancreas-ai-node-${node.node_id}`).click();
+      await page.waitForFunction(
+        (id) => {
+          const el = document.querySelector('[data-testid="pancreas-ai-nodes"]');
+          return el?.getAttribute("data-node") === String(id) && /^(shown|failed)$/.test(el.getAttribute("data-state") ?? "");
+        },
+        node.node_id,
+      );
+      check(`node ${node.node_id}: the viewport jumps to it`, (await section.getAttribute("data-state")) === "shown", `segment ${await section.getAttribute("data-segment")}`);
+      const nodeWhere = await (await waitOnSlice(node.centre_lps_mm)).jsonValue();
+      check(`node ${node.node_id}: its centre is on the displayed slice`, nodeWhere.distance <= 3.1, `${nodeWhere.distance.toFixed(2)} mm`);
+      if (!nodeSop) continue;
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      const shot = join(artifacts, node.suspicious ? "viewer-node-suspicious.png" : "viewer-nodes.png");
+      const clip = { x: nodeWhere.rect.left, y: nodeWhere.rect.top, width: nodeWhere.rect.width, height: nodeWhere.rect.height };
+      await page.screenshot({ path: shot, clip });
+      const nx = Math.round(nodeWhere.x - clip.x);
+      const ny = Math.round(nodeWhere.y - clip.y);
+      const at = await sampleShot(shot, nx, ny);
+      const colour = node.suspicious ? "red" : "blue";
+      check(
+        `node SEG overlay is ${colour} at node ${node.node_id}`,
+        at[colour] > 0.5,
+        `${(at[colour] * 100).toFixed(0)} % ${colour} at (${nx}, ${ny}), mean rgb ${at.rgb.join("/")}; corner ${(at.cornerRed * 100).toFixed(0)} % red, bottom edge ${(at.edgeBlue * 100).toFixed(0)} % blue`,
+      );
+      check(`no node overlay at the image's edge (node ${node.node_id})`, at.edgeBlue < 0.1 && at.cornerRed < 0.1);
+    }
+    if (nodeSop) {
+      const after = await nodeSegState();
+      check("the node SEG is a further overlay in the viewport, one segment per node", after.loaded && after.shown && after.segments === count, JSON.stringify(after));
+    } else {
+      await page.screenshot({ path: join(artifacts, "viewer-nodes.png") });
+    }
+  }
   const pageErrors = log.filter((l) => l.startsWith("[pageerror]"));
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.join(" | "));
 
@@ -294,6 +372,21 @@ try {
   await page.getByTestId("worklist-filter-category").selectOption("all");
   await row.waitFor();
   await page.getByTestId("worklist-sort-category").click();
+  if (result.lymph_nodes) {
+    const ln = result.lymph_nodes;
+    const cell = row.getByTestId("worklist-n");
+    check("worklist shows the N estimate", (await cell.getAttribute("data-n")) === ln.n_estimate && (await cell.innerText()).trim() === `${ln.n_estimate} ${ln.n_positive_probability.toFixed(2)}`, (await cell.innerText()).trim());
+    const other = ln.n_estimate === "N+" ? "N0" : "N+";
+    await page.getByTestId("worklist-filter-n").selectOption(other);
+    await row.waitFor({ state: "detached" });
+    await page.getByTestId("worklist-filter-n").selectOption(ln.n_estimate);
+    await row.waitFor();
+    check("worklist filters by the N estimate", true);
+    await page.getByTestId("worklist-filter-n").selectOption("all");
+    await page.getByTestId("worklist-sort-n").click();
+    await row.waitFor();
+    check("worklist sorts by N", (await page.getByTestId("worklist-sort-n").innerText()).includes("▲"));
+  }
   await page.screenshot({ path: join(artifacts, "worklist.png") });
   const href = await row.getByTestId("worklist-open").getAttribute("href");
   check("worklist opens the case in the viewer", href === `/ohif/pancreas-ai?StudyInstanceUIDs=${encodeURIComponent(cfg.study_uid)}`, href ?? "");

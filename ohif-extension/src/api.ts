@@ -3,6 +3,7 @@
  * for the SR, and the plugin's `/pancreas-ai/` routes when the plugin is installed.
  */
 import { code, type DicomJsonDataset, sameCode, seq, str, Tags } from "./dicomJson";
+import { isNEstimate } from "./lymphNodes";
 import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
 import type { PancreasResult } from "./result";
 import { isPancreasReport, parseMeasurementReport } from "./sr";
@@ -174,6 +175,8 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
     decision: decision === "pending" || decision === "agree" || decision === "disagree" ? (decision as Decision) : "none",
     reviewer: typeof item.reviewer === "string" ? item.reviewer : undefined,
     pdacLikelihood: typeof item.pdac_likelihood === "number" ? item.pdac_likelihood : undefined,
+    nEstimate: isNEstimate(item.n_estimate) ? item.n_estimate : undefined,
+    nPositiveProbability: typeof item.n_positive_probability === "number" ? item.n_positive_probability : undefined,
   };
 }
 
@@ -242,6 +245,8 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
     decision: "none",
     reviewer: undefined,
     pdacLikelihood: undefined,
+    nEstimate: report?.lymphNodes?.nEstimate,
+    nPositiveProbability: report?.lymphNodes?.nPositiveProbability,
   };
 }
 

@@ -17,11 +17,13 @@
  * order. RTSTRUCT, KO, PR, SR and PDF series are only listed with the thumbnails; an RTSTRUCT
  * opens in OHIF's RT viewport when the user double-clicks or drops it.
  *
- * The PDAC detector's lesion SEG (series 9004, `src/lesions.ts`) is no candidate either: the
- * anatomical SEG is the one hung over the CT; the panel's "Show lesions" adds the lesion SEG to
- * the viewport as a second overlay.
+ * The PDAC detector's lesion SEG (series 9004, `src/lesions.ts`) and the lymph-node SEG (series
+ * 9005, `src/lymphNodes.ts`) are no candidates either: the anatomical SEG is the one hung over the
+ * CT; the panel's "Show lesions" and its lymph-node list add them to the viewport as further
+ * overlays.
  */
 import { isLesionSeg } from "./lesions";
+import { isNodeSeg } from "./lymphNodes";
 import type { DisplaySet, HangingProtocolService } from "./ohifTypes";
 
 export const PROTOCOL_ID = "@pancreas-ai/ct-seg";
@@ -40,11 +42,14 @@ export function isImageSeries(displaySet: DisplaySet): boolean {
 }
 
 /**
- * What the viewport may hang: a SEG (shown over its images) other than the detector's lesion SEG,
- * or an image series.
+ * What the viewport may hang: a SEG (shown over its images) other than the detector's lesion SEG
+ * and the lymph-node SEG, or an image series.
  */
 export function isViewportCandidate(displaySet: DisplaySet): boolean {
-  return (displaySet.Modality === "SEG" && !isLesionSeg(displaySet)) || isImageSeries(displaySet);
+  return (
+    (displaySet.Modality === "SEG" && !isLesionSeg(displaySet) && !isNodeSeg(displaySet)) ||
+    isImageSeries(displaySet)
+  );
 }
 
 /** Whether a SEG among `all` references this display set's series. */

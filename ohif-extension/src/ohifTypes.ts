@@ -72,6 +72,17 @@ export interface ViewportGridService {
   getState(): { activeViewportId?: string | null };
 }
 
+/** The cornerstone viewport of a grid viewport (cornerstone3D's stack and volume viewports). */
+export interface CornerstoneViewport {
+  /** Moves the displayed slice to the one through `world` (LPS mm); false when none. */
+  jumpToWorld?(world: [number, number, number]): boolean;
+  render?(): void;
+}
+
+export interface CornerstoneViewportService {
+  getCornerstoneViewport(viewportId: string): CornerstoneViewport | undefined | null;
+}
+
 export interface UserAuthenticationService {
   getAuthorizationHeader(): Record<string, string> | undefined;
 }
@@ -81,6 +92,7 @@ export interface Services {
   hangingProtocolService?: HangingProtocolService;
   segmentationService?: SegmentationService;
   viewportGridService?: ViewportGridService;
+  cornerstoneViewportService?: CornerstoneViewportService;
   userAuthenticationService?: UserAuthenticationService;
 }
 

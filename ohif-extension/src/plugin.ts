@@ -4,6 +4,7 @@
  */
 import type { CategoryLabel } from "./labels";
 import { LABELS } from "./labels";
+import { parseLymphNodes } from "./lymphNodes";
 import type { PancreasResult } from "./result";
 
 type Json = unknown;
@@ -97,6 +98,10 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
   if (confidence !== undefined) out.localisationConfidence = confidence;
   if (typeof root?.study_instance_uid === "string") out.studyUid = root.study_instance_uid;
   if (typeof result.series_instance_uid === "string") out.seriesUid = result.series_instance_uid;
+  // result.json 1.6: the lymph-node model's answer, with the node SEG it wrote (if any).
+  const nodeSeg = obj(obj(result.outputs)?.lymph_node_seg)?.sop_instance_uid;
+  const lymphNodes = parseLymphNodes(result.lymph_nodes, typeof nodeSeg === "string" ? nodeSeg : undefined);
+  if (lymphNodes !== undefined) out.lymphNodes = lymphNodes;
   return out;
 }
 
@@ -112,5 +117,7 @@ export function mergeResults(
   if (analysedSeries !== undefined) merged.analysedSeries = analysedSeries;
   const detectionText = plugin.detectionText ?? sr.detectionText;
   if (detectionText !== undefined) merged.detectionText = detectionText;
+  const lymphNodes = plugin.lymphNodes ?? sr.lymphNodes;
+  if (lymphNodes !== undefined) merged.lymphNodes = lymphNodes;
   return merged;
 }

@@ -4,6 +4,7 @@
  * references (for highlighting).
  */
 import type { CategoryLabel } from "./labels";
+import type { LymphNodeAssessment } from "./lymphNodes";
 
 export interface SegmentRef {
   segmentNumber: number;
@@ -49,6 +50,8 @@ export interface PancreasResult {
   analysedSeries?: string;
   /** The PDAC detector's answer in one line (result 1.5: "PDAC likelihood 0.91 (threshold 0.50): detected, 1 lesion"). */
   detectionText?: string;
+  /** The lymph-node model's N estimate and nodes (result 1.6), undefined without a lymph-node bundle. */
+  lymphNodes?: LymphNodeAssessment;
   warnings: string[];
   notice: string;
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */

@@ -18,6 +18,7 @@ import {
   Tags,
 } from "./dicomJson";
 import { type CategoryLabel, LABELS, type LabelsDocument, labelByName, vesselForCode } from "./labels";
+import type { LymphNode, LymphNodeAssessment } from "./lymphNodes";
 import { type DomainGrade, type PancreasResult, ResultParseError, type SegmentRef } from "./result";
 
 const P = "99PANCAI";
@@ -64,7 +65,23 @@ const C = {
   detection: { value: "PDAC-DET", scheme: P },
   domain: { value: "DOMAIN", scheme: P },
   domainReason: { value: "DOM-REASON", scheme: P },
+  // Lymph nodes (result 1.6, inference/_sr_lymph_nodes.py)
+  no: { value: "373067005", scheme: "SCT" },
+  lymphNode: { value: "59441001", scheme: "SCT" },
+  trackingIdentifier: { value: "112039", scheme: "DCM" },
+  shortAxis: { value: "103340004", scheme: "SCT" },
+  longAxis: { value: "103339001", scheme: "SCT" },
+  probabilityOfCancer: { value: "111047", scheme: "DCM" },
+  nodeStation: { value: "LN-STATION", scheme: P },
+  nodeSuspicious: { value: "LN-SUSP", scheme: P },
+  nEstimate: { value: "LN-STATUS", scheme: P },
+  nPositive: { value: "LN-NPOS", scheme: P },
+  n0: { value: "LN-N0", scheme: P },
+  nProbability: { value: "LN-NPROB", scheme: P },
+  nThreshold: { value: "LN-THR", scheme: P },
 } as const;
+
+const GRAPHIC_DATA = "00700022";
 
 /** The training-domain grades (99PANCAI DOMAIN values, inference/dicom_codes.py). */
 const DOMAIN_BY_CODE: Record<string, DomainGrade> = {
@@ -129,6 +146,52 @@ function segmentOf(group: Item[]): SegmentRef | undefined {
   return segSopInstanceUid === undefined ? { segmentNumber } : { segmentNumber, segSopInstanceUid };
 }
 
+/**
+ * A node group (TID 1411 with the node SEG's segment, or TID 1410 with a SCOORD3D point at the
+ * node's centre): finding SCT Lymph node, tracking identifier "Lymph node <node_id>".
+ */
+function lymphNodeOf(group: Item[]): LymphNode | undefined {
+  const id = /(\d+)\s*$/.exec(texts(group, C.trackingIdentifier)[0] ?? "")?.[1];
+  const shortAxisMm = findNum(group, C.shortAxis);
+  const probability = findNum(group, C.probabilityOfCancer);
+  if (id === undefined || shortAxisMm === undefined || probability === undefined) return undefined;
+  const node: LymphNode = {
+    nodeId: Number(id),
+    shortAxisMm,
+    probability,
+    suspicious: sameCode(findCode(group, C.nodeSuspicious), C.yes),
+  };
+  // "8a: anterosuperior, along the common hepatic artery" or "not assigned"
+  const station = texts(group, C.nodeStation)[0];
+  const match = station === undefined ? null : /^([0-9]+[a-z0-9]*):\s*(.*)$/.exec(station);
+  if (match?.[1] !== undefined) {
+    node.station = match[1];
+    if (match[2] !== undefined && match[2] !== "") node.stationDescription = match[2];
+  }
+  const longAxis = findNum(group, C.longAxis);
+  if (longAxis !== undefined) node.longAxisMm = longAxis;
+  const volume = findNum(group, C.volume);
+  if (volume !== undefined) node.volumeMl = volume;
+  const segment = segmentOf(group);
+  if (segment !== undefined) node.segmentNumber = segment.segmentNumber;
+  const point = group.find((i) => i.valueType === "SCOORD3D");
+  const xyz = point?.ds[GRAPHIC_DATA]?.Value;
+  if (Array.isArray(xyz) && xyz.length >= 3 && xyz.slice(0, 3).every((v) => typeof v === "number")) {
+    node.centreLps = [Number(xyz[0]), Number(xyz[1]), Number(xyz[2])];
+  }
+  return node;
+}
+
+/** The patient's lymph-node group: the N estimate (LN-STATUS), its probability and threshold. */
+function lymphNodeAssessmentOf(group: Item[]): Omit<LymphNodeAssessment, "nodes"> | undefined {
+  const estimate = findCode(group, C.nEstimate);
+  const probability = findNum(group, C.nProbability);
+  const nEstimate = sameCode(estimate, C.nPositive) ? "N+" : sameCode(estimate, C.n0) ? "N0" : undefined;
+  if (nEstimate === undefined || probability === undefined) return undefined;
+  const threshold = findNum(group, C.nThreshold);
+  return threshold === undefined ? { nEstimate, nPositiveProbability: probability } : { nEstimate, nPositiveProbability: probability, threshold };
+}
+
 /** Whether a DICOM JSON instance is an SR the node wrote (a TID 1500 report by PancreasAI). */
 export function isPancreasReport(ds: DicomJsonDataset): boolean {
   return str(ds, Tags.SOPClassUID) === COMPREHENSIVE_3D_SR && str(ds, "00080070") === "PancreasAI Node";
@@ -156,10 +219,25 @@ export function parseMeasurementReport(
   let tumorMaxDiameterMm: number | undefined;
   let assessment: Item[] | undefined;
   let bundle: PancreasResult["bundle"] | undefined;
+  let nodeAssessment: Omit<LymphNodeAssessment, "nodes"> | undefined;
+  const nodes: LymphNode[] = [];
+  let nodeSegUid: string | undefined;
 
   for (const group of groups) {
     const finding = findCode(group, C.finding);
     const segment = segmentOf(group);
+    // Lymph nodes (result 1.6): the patient group and one group per node; never the staging's.
+    const patientNodes = lymphNodeAssessmentOf(group);
+    if (patientNodes !== undefined) {
+      nodeAssessment = patientNodes;
+      continue;
+    }
+    if (sameCode(finding, C.lymphNode)) {
+      const node = lymphNodeOf(group);
+      if (node !== undefined) nodes.push(node);
+      nodeSegUid = nodeSegUid ?? segment?.segSopInstanceUid;
+      continue;
+    }
     if (bundle === undefined) {
       const name = texts(group, C.algorithmName)[0];
       const version = texts(group, C.algorithmVersion)[0];
@@ -245,6 +323,9 @@ export function parseMeasurementReport(
   if (analysedSeries !== undefined) result.analysedSeries = analysedSeries;
   if (detectionText !== undefined) result.detectionText = detectionText;
   if (localisationConfidence !== undefined) result.localisationConfidence = localisationConfidence;
+  if (nodeAssessment !== undefined) {
+    result.lymphNodes = nodeSegUid === undefined ? { ...nodeAssessment, nodes } : { ...nodeAssessment, nodes, segSopInstanceUid: nodeSegUid };
+  }
   const seriesUid = groups
     .flatMap((group) => group.filter((i) => i.valueType === "UIDREF" && sameCode(i.name, C.sourceSeries)))
     .map((i) => str(i.ds, Tags.UID))

@@ -1,5 +1,6 @@
 /** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
 import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
+import type { NEstimate } from "./lymphNodes";
 import { type DomainGrade, NO_PDAC_TEXT, NO_TUMOR_TEXT, OUT_OF_DOMAIN_TEXT, type PancreasResult } from "./result";
 
 export interface ProbabilityBar {
@@ -224,9 +225,12 @@ export interface WorklistRow {
   reviewer: string | undefined;
   /** The PDAC detector's patient likelihood (result 1.5), undefined without a detector. */
   pdacLikelihood: number | undefined;
+  /** The lymph-node model's N estimate and probability of N+ (result 1.6), undefined without one. */
+  nEstimate?: NEstimate | undefined;
+  nPositiveProbability?: number | undefined;
 }
 
-export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "boardDate" | "decision";
+export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "n" | "boardDate" | "decision";
 
 export interface WorklistFilter {
   text?: string;
@@ -235,6 +239,8 @@ export interface WorklistFilter {
   decision?: Decision | "all";
   /** Only studies whose PDAC likelihood is at least this (studies without one are left out). */
   minPdac?: number;
+  /** Only studies with this N estimate (studies without a lymph-node result are left out). */
+  nStatus?: NEstimate | "all";
 }
 
 function sortValue(row: WorklistRow, key: SortKey): string | undefined {
@@ -247,6 +253,9 @@ function sortValue(row: WorklistRow, key: SortKey): string | undefined {
       return row.aiStatus;
     case "pdac":
       return row.pdacLikelihood === undefined ? undefined : row.pdacLikelihood.toFixed(4);
+    case "n":
+      // By the probability of N+ (the estimate follows from it and the threshold).
+      return row.nPositiveProbability === undefined ? undefined : row.nPositiveProbability.toFixed(4);
     default:
       return row[key];
   }
@@ -278,6 +287,7 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
     if (filter.minPdac !== undefined && (row.pdacLikelihood === undefined || row.pdacLikelihood < filter.minPdac)) {
       return false;
     }
+    if (filter.nStatus !== undefined && filter.nStatus !== "all" && row.nEstimate !== filter.nStatus) return false;
     if (text === "") return true;
     return [row.patient, row.description, row.studyUid, row.reason ?? ""].some((v) => v.toLowerCase().includes(text));
   });

@@ -16,7 +16,7 @@ def test_up_from_empty_creates_the_whole_schema(empty_url: str) -> None:
     with NodeDatabase(empty_url) as database:
         assert database.current_revision() is None
         database.upgrade()
-        assert database.current_revision() == NodeDatabase.head_revision() == "r0007"
+        assert database.current_revision() == NodeDatabase.head_revision() == "r0008"
         tables = set(inspect(database.engine).get_table_names())
         assert {t.name for t in Base.metadata.sorted_tables} <= tables
         # The migrations and the models describe the same schema.
@@ -65,3 +65,25 @@ def test_downgrade_and_upgrade_again(empty_url: str) -> None:
         assert database.current_revision() == "r0001"
         database.upgrade()
         assert database.is_up_to_date()
+
+
+def test_r0008_adds_the_n_estimate_and_downgrades(empty_url: str) -> None:
+    from alembic import command
+
+    from db._database import _alembic_config
+
+    with NodeDatabase(empty_url) as database:
+        database.upgrade("r0007")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert "pdac_likelihood" in columns and "n_estimate" not in columns
+        database.upgrade()
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert {"n_estimate", "n_positive_probability"} <= columns
+        with database.engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "r0007")
+        assert database.current_revision() == "r0007"
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert "n_estimate" not in columns and "n_positive_probability" not in columns
+        assert "pdac_likelihood" in columns

@@ -132,3 +132,36 @@ def test_a_result_keeps_its_outcome_for_the_status_words(node_db: NodeDatabase) 
     assert entry.category is None and entry.outcome == "out-of-domain"
     stored = get_result(node_db, job.id, actor="test")
     assert stored is not None and stored.outcome == "out-of-domain"
+
+
+def test_a_result_keeps_its_n_estimate_for_the_worklist(node_db: NodeDatabase) -> None:
+    # The lymph-node model's answer (result.json 1.6, issue 24) is stored with the result, so
+    # the worklist shows, filters and sorts by it without reading result.json (revision r0008).
+    _receive(node_db, "5.1", "5.1.1", "5.1.1.1")
+    _receive(node_db, "6.1", "6.1.1", "6.1.1.1")
+    for series in ("5.1.1", "6.1.1"):
+        enqueue_job(node_db, series, 1, "bundle-a")
+    first = claim_next_job(node_db, "w", 60)
+    second = claim_next_job(node_db, "w", 60)
+    assert first is not None and second is not None
+    staged = NewResult(
+        result_json_path="/r.json", bundle_name="b", bundle_version="1",
+        bundle_sha256="bundle-a", n_estimate="N+", n_positive_probability=0.71,
+    )  # fmt: skip
+    complete_job(node_db, first.id, "w", staged)
+    without = NewResult(
+        result_json_path="/r2.json", bundle_name="b", bundle_version="1",
+        bundle_sha256="bundle-a",
+    )  # fmt: skip
+    complete_job(node_db, second.id, "w", without)
+    entries = {e.study_instance_uid: e for e in list_worklist(node_db)}
+    by_series = {first.series_instance_uid: first.id, second.series_instance_uid: second.id}
+    staged_study = "5.1" if by_series["5.1.1"] == first.id else "6.1"
+    other_study = "6.1" if staged_study == "5.1" else "5.1"
+    assert entries[staged_study].n_estimate == "N+"
+    assert entries[staged_study].n_positive_probability == 0.71
+    assert entries[other_study].n_estimate is None
+    assert entries[other_study].n_positive_probability is None
+    stored = get_result(node_db, first.id, actor="test")
+    assert stored is not None and stored.n_estimate == "N+"
+    assert stored.n_positive_probability == 0.71

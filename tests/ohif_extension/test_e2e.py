@@ -5,8 +5,9 @@ Orthanc (Debian) serves the prebuilt OHIF 3.13 viewer with the extension at ``/o
 the PDAC detector's lesion SEG and the TID 1500 SR written by the node's writers.
 ``ohif-extension/e2e/run.mjs`` drives Debian's chromium with playwright-core and checks the
 panel against ``result.json``, the SEG overlay at the tumor, a vessel row's segment highlight,
-the lesion SEG overlay at the detected lesion (issue 23) and the worklist; screenshots and the
-browser console go to ``test-artifacts/ohif-e2e/``.
+the lesion SEG overlay at the detected lesion (issue 23), the lymph-node list with the N
+estimate, the jump to each node and the node SEG's colour at it (issue 24) and the worklist
+with its N column; screenshots and the browser console go to ``test-artifacts/ohif-e2e/``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from inference.dicom_codes import DETECTION_SEG_SERIES_DESCRIPTION, DETECTION_SEG_SERIES_NUMBER
+from inference.dicom_codes import (
+    DETECTION_SEG_SERIES_DESCRIPTION,
+    DETECTION_SEG_SERIES_NUMBER,
+    LYMPH_NODE_SEG_SERIES_NUMBER,
+)
 from tests.conftest import REPO_ROOT
 from tests.ohif_extension.browser import EXTENSION, require_browser, run_script, viewer_site
 from tests.ohif_extension.processed_study import make_processed_study
@@ -49,6 +54,13 @@ def test_lesion_seg_series_matches_the_writer() -> None:
     assert description is not None and description.group(1) == DETECTION_SEG_SERIES_DESCRIPTION
 
 
+def test_node_seg_series_matches_the_writer() -> None:
+    """The viewer finds the lymph-node SEG by the series number the node writes."""
+    source = (EXTENSION / "src" / "lymphNodes.ts").read_text(encoding="utf-8")
+    number = re.search(r"LYMPH_NODE_SEG_SERIES_NUMBER = (\d+);", source)
+    assert number is not None and int(number.group(1)) == LYMPH_NODE_SEG_SERIES_NUMBER
+
+
 def test_viewer_panel_overlay_and_worklist(tmp_path: Path) -> None:
     node = require_browser()
     study = make_processed_study(tmp_path / "study")
@@ -59,6 +71,25 @@ def test_viewer_panel_overlay_and_worklist(tmp_path: Path) -> None:
     assert all(c["ok"] for c in checks) and len(checks) >= 32
     names = {c["name"] for c in checks}
     assert "lesion SEG overlay is yellow (lesion colour) at the detected lesion" in names
-    for shot in ("viewer.png", "viewer-tumor.png", "viewer-smv.png", "viewer-lesion.png"):
+    # Lymph nodes (issue 24): the list, the N estimate, each node's jump and its overlay colour.
+    lymph_nodes = study.result.lymph_nodes
+    assert lymph_nodes is not None and len(lymph_nodes.nodes) == 2
+    assert {
+        "N estimate",
+        "worklist shows the N estimate",
+        "worklist filters by the N estimate",
+    } <= names
+    for finding in lymph_nodes.nodes:
+        colour = "red" if finding.suspicious else "blue"
+        assert f"node {finding.node_id}: the viewport jumps to it" in names
+        assert f"node SEG overlay is {colour} at node {finding.node_id}" in names
+    shots = (
+        "viewer.png",
+        "viewer-tumor.png",
+        "viewer-smv.png",
+        "viewer-lesion.png",
+        "viewer-nodes.png",
+    )
+    for shot in shots:
         assert (ARTIFACTS / shot).stat().st_size > 10_000
     assert (ARTIFACTS / "worklist.png").stat().st_size > 10_000

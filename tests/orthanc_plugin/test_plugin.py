@@ -42,6 +42,7 @@ from db import (
     series_calling_ae,
 )
 from pancreas_contracts import JobState
+from pancreas_contracts.lymph_nodes import LymphNodeAssessment, LymphNodeFinding
 from pancreas_contracts.result import (
     AnalysisResult,
     BundleRef,
@@ -137,6 +138,30 @@ def seg_instance(study_uid: str) -> tuple[str, bytes]:
     return str(ds.SeriesInstanceUID), data
 
 
+def node_seg_instance(series: PhantomSeries) -> tuple[str, bytes]:
+    """A header-only node SEG (series 9005) in the phantom's study: its SOPInstanceUID, file."""
+    ds = Dataset()
+    ds.SOPClassUID = SegmentationStorage
+    ds.Modality = "SEG"
+    data = _instance(ds, series.StudyInstanceUID, 9005)
+    return str(ds.SOPInstanceUID), data
+
+
+#: The lymph-node model's answer of the finished job (result.json 1.6).
+LYMPH_NODES = LymphNodeAssessment(
+    model_version="lymph-nodes-phantom 0.1.0", n_positive_probability=0.71, threshold=0.5,
+    n_estimate="N+",
+    nodes=(
+        LymphNodeFinding(node_id=1, station="8a", centre_lps_mm=(10.0, 20.0, -30.0),
+                         short_axis_mm=12.5, long_axis_mm=16.0, volume_ml=1.1,
+                         probability=0.81, suspicious=True),
+        LymphNodeFinding(node_id=2, station="14p", centre_lps_mm=(-5.0, 25.0, -40.0),
+                         short_axis_mm=6.0, long_axis_mm=9.0, volume_ml=0.2,
+                         probability=0.12, suspicious=False),
+    ),
+)  # fmt: skip
+
+
 def _instance(ds: Dataset, study_uid: str, series_number: int) -> bytes:
     """Complete ``ds`` as the one instance of a new series in ``study_uid``; its file."""
     ds.SOPInstanceUID = generate_uid()
@@ -155,8 +180,18 @@ def _instance(ds: Dataset, study_uid: str, series_number: int) -> bytes:
     return buffer.getvalue()
 
 
-def finish_job(site: PluginSite, series: PhantomSeries, job: JobInfo, pdf_uid: str) -> None:
-    """Play the worker: claim the job, write ``result.json``, store the result."""
+def finish_job(
+    site: PluginSite,
+    series: PhantomSeries,
+    job: JobInfo,
+    pdf_uid: str,
+    node_seg_uid: str | None = None,
+) -> None:
+    """Play the worker: claim the job, write ``result.json``, store the result.
+
+    With ``node_seg_uid`` the result carries the lymph-node model's answer and its node SEG.
+    """
+    lymph_nodes = None if node_seg_uid is None else LYMPH_NODES
     claimed = claim_next_job(site.database, "test-worker", lease_s=120)
     assert claimed is not None and claimed.id == job.id
     folder = site.settings.results_dir / job.id
@@ -175,7 +210,10 @@ def finish_job(site: PluginSite, series: PhantomSeries, job: JobInfo, pdf_uid: s
         ),
         clinical=ClinicalUse(used=("age", "ca19_9"), missing=("cea",), registry_status="ok"),
         localisation=Localisation(found=True, confidence=0.9),
-        outputs=Outputs(seg_sop_uid=generate_uid(), pdf_sop_uid=pdf_uid),
+        outputs=Outputs(
+            seg_sop_uid=generate_uid(), pdf_sop_uid=pdf_uid, lymph_node_seg_sop_uid=node_seg_uid
+        ),
+        lymph_nodes=lymph_nodes,
     )
     path = folder / "result.json"
     path.write_text(analysis.to_json(), encoding="utf-8")
@@ -195,6 +233,10 @@ def finish_job(site: PluginSite, series: PhantomSeries, job: JobInfo, pdf_uid: s
             clinical_used=("age", "ca19_9"),
             clinical_missing=("cea",),
             registry_status="ok",
+            n_estimate=None if lymph_nodes is None else lymph_nodes.n_estimate,
+            n_positive_probability=None
+            if lymph_nodes is None
+            else lymph_nodes.n_positive_probability,
         ),
     )
 
@@ -237,7 +279,9 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
 
     pdf_uid, pdf = pdf_instance(series)
     assert site.post("/instances", pdf, content_type="application/dicom")[0] == 200
-    finish_job(site, series, job, pdf_uid)
+    node_seg_uid, node_seg = node_seg_instance(series)
+    assert site.post("/instances", node_seg, content_type="application/dicom")[0] == 200
+    finish_job(site, series, job, pdf_uid, node_seg_uid)
 
     metadata = wait_for_status(site, study_id, "ai-done")
     assert metadata[CATEGORY] == "nccn-borderline"
@@ -260,6 +304,17 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
     assert result["outputs"]["seg"]["in_orthanc"] is False
     assert result["outputs"]["sr"] is None
     assert result["outputs"]["detection_seg"] is None  # no detection bundle in this result
+    # The lymph-node model's answer (result.json 1.6) and its node SEG (issue 24).
+    node_link = result["outputs"]["lymph_node_seg"]
+    assert node_link["in_orthanc"] is True and node_link["sop_instance_uid"] == node_seg_uid
+    nodes = result["lymph_nodes"]
+    assert nodes["n_estimate"] == "N+" and nodes["n_positive_probability"] == 0.71
+    assert nodes["text"] == LYMPH_NODES.describe()
+    assert [(n["station"], n["short_axis_mm"], n["suspicious"]) for n in nodes["nodes"]] == [
+        ("8a", 12.5, True),
+        ("14p", 6.0, False),
+    ]
+    assert nodes["nodes"][0]["centre_lps_mm"] == [10.0, 20.0, -30.0]
     pdf_link = result["outputs"]["pdf"]
     assert pdf_link["in_orthanc"] is True
     assert site.orthanc.request(pdf_link["file"])[1] == pdf
@@ -275,15 +330,24 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
     assert status == 200 and body["total"] == 1
     (item,) = body["items"]
     assert item["orthanc_study_id"] == study_id and item["category"] == "borderline"
+    assert item["n_estimate"] == "N+" and item["n_positive_probability"] == 0.71
+    for n_status, total in (("N%2B", 1), ("N0", 0), ("N0,N%2B", 1)):
+        answer = site.get(f"/pancreas-ai/worklist?n_status={n_status}")
+        assert answer[1].get("total") == total, answer
+    status, body = site.get("/pancreas-ai/worklist?sort=n_probability&order=asc")
+    assert status == 200 and body["items"][0]["n_estimate"] == "N+"
+    assert site.get("/pancreas-ai/worklist?n_status=N3")[0] == 400
     assert site.get("/pancreas-ai/worklist?status=ai-pending")[1]["total"] == 0
     assert site.get("/pancreas-ai/worklist?sort=nonsense")[0] == 400
 
-    # The PDF series was recorded too, and not forwarded: only the CT went to the node, once.
+    # The PDF and node SEG series were recorded too, and not forwarded: only the CT went to
+    # the node, once.
     def states() -> list[str] | None:
         found = sorted(s["state"] for s in study_status(site, study_id)["submissions"])
-        return found if len(found) == 2 else None
+        return found if len(found) == 3 else None
 
-    assert poll(states, 30, "the PDF series recorded") == ["not-forwarded", "submitted"]
+    expected = ["not-forwarded", "not-forwarded", "submitted"]
+    assert poll(states, 30, "the PDF and node SEG series recorded") == expected
     assert len(node_jobs(site, series)) == 1
 
     status, body = site.post(f"/pancreas-ai/studies/{study_id}/reanalyse")

@@ -469,6 +469,8 @@ def test_worklist_shows_and_filters_by_the_pdac_likelihood() -> None:
         {"board_from": "01/02/2026"},
         {"min_pdac": "1.5"},
         {"min_pdac": "high"},
+        {"n_status": "N2"},
+        {"sort": "n"},
     ],
 )
 def test_worklist_rejects_bad_queries(query: dict[str, str]) -> None:

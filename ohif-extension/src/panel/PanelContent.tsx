@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { loadResult, loadStudyStatus } from "../api";
 import { isLesionSeg, lesionButtonText, lesionSegOf, lesionSegmentNumbers, nextLesion, type LesionState } from "../lesions";
+import { isNodeSeg, type LymphNodeAssessment, nEstimateText, nodeRows, nodeSegmentFor, nodeSegOf, type NodeRow, type NodeState } from "../lymphNodes";
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
 import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
@@ -28,7 +29,7 @@ type State =
 function segDisplaySet(services: Services, result: PancreasResult): DisplaySet | undefined {
   const segs = services.displaySetService
     .getActiveDisplaySets()
-    .filter((ds) => ds.Modality === "SEG" && !isLesionSeg(ds));
+    .filter((ds) => ds.Modality === "SEG" && !isLesionSeg(ds) && !isNodeSeg(ds));
   const wanted = Object.values(result.segments).find((s) => s?.segSopInstanceUid !== undefined)?.segSopInstanceUid;
   return segs.find((ds) => ds.instances?.some((i) => i.SOPInstanceUID === wanted)) ?? segs[0];
 }
@@ -76,6 +77,122 @@ export async function showLesion(
   return { shown, numbers };
 }
 
+/**
+ * Move the active viewport's slice to `lps` (DICOM patient coordinates, mm: cornerstone's world
+ * coordinates), as the detection lesion jump brings its lesion into view. False when the
+ * viewport cannot jump.
+ */
+export function jumpToPoint(services: Services, lps: [number, number, number]): boolean {
+  const viewportId = services.viewportGridService?.getState().activeViewportId ?? undefined;
+  if (viewportId === undefined) return false;
+  const viewport = services.cornerstoneViewportService?.getCornerstoneViewport(viewportId) ?? undefined;
+  if (viewport?.jumpToWorld === undefined) return false;
+  const moved = viewport.jumpToWorld(lps);
+  viewport.render?.();
+  return moved;
+}
+
+/**
+ * Show one lymph node: when the study holds the node SEG, load it as a further labelmap over the
+ * CT in the active viewport (as `showLesion` does; the anatomical SEG stays) and make the node's
+ * segment active; then jump the viewport to the node's centre (LPS), or, for a node the SR gives
+ * by its segment only, to that segment's centre. Returns whether the viewport jumped and the
+ * node SEG segment made active (undefined without a node SEG or segment).
+ */
+export async function showNode(
+  services: Services,
+  node: Pick<NodeRow, "nodeId" | "suspicious" | "centreLps" | "segmentNumber">,
+  nodeSeg: DisplaySet | undefined,
+): Promise<{ jumped: boolean; segment: number | undefined }> {
+  const segmentation = services.segmentationService;
+  const viewportId = services.viewportGridService?.getState().activeViewportId ?? undefined;
+  let segment: number | undefined;
+  if (nodeSeg !== undefined && segmentation !== undefined && viewportId !== undefined) {
+    const id = nodeSeg.displaySetInstanceUID;
+    if (segmentation.getSegmentation(id) === undefined && nodeSeg.load !== undefined) {
+      await nodeSeg.load({ headers: services.userAuthenticationService?.getAuthorizationHeader() ?? {} });
+    }
+    if (segmentation.getSegmentation(id) !== undefined) {
+      if (segmentation.getSegmentationRepresentations(viewportId, { segmentationId: id }).length === 0) {
+        await segmentation.addSegmentationRepresentation(viewportId, { segmentationId: id, type: "Labelmap" });
+      }
+      const segments = segmentation.getSegmentation(id)?.segments;
+      const referenced = node.segmentNumber !== undefined && segments?.[String(node.segmentNumber)] !== undefined;
+      segment = referenced ? node.segmentNumber : nodeSegmentFor(segments, node);
+      if (segment !== undefined) segmentation.setActiveSegment(id, segment);
+      if (node.centreLps === undefined && segment !== undefined) {
+        segmentation.jumpToSegmentCenter(id, segment, viewportId, 0.9, true, 400, false);
+        return { jumped: true, segment };
+      }
+    }
+  }
+  return { jumped: node.centreLps !== undefined && jumpToPoint(services, node.centreLps), segment };
+}
+
+function NodeList({
+  assessment,
+  selected,
+  state,
+  nodeSeg,
+  onSelect,
+}: {
+  assessment: LymphNodeAssessment | undefined;
+  selected: string | undefined;
+  state: { state: NodeState; nodeId?: number; segment?: number };
+  nodeSeg: DisplaySet | undefined;
+  onSelect: (row: NodeRow) => void;
+}): JSX.Element {
+  const rows = nodeRows(assessment);
+  return (
+    <section
+      data-testid="pancreas-ai-nodes"
+      data-state={state.state}
+      data-node={state.nodeId ?? ""}
+      data-segment={state.segment ?? ""}
+      data-segmentation-id={nodeSeg?.displaySetInstanceUID ?? ""}
+    >
+      <h3>Lymph nodes</h3>
+      <div className="pai-kv">
+        <span>N estimate</span>
+        <span data-testid="pancreas-ai-n-estimate" data-n={assessment?.nEstimate ?? ""} data-value={assessment?.nPositiveProbability ?? ""}>
+          {nEstimateText(assessment)}
+        </span>
+      </div>
+      {rows.length > 0 && (
+        <table className="pai-table" data-testid="pancreas-ai-node-list">
+          <thead>
+            <tr><th /><th>Station</th><th>Short axis</th><th>p(metastasis)</th></tr>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr
+                key={row.key}
+                data-testid={`pancreas-ai-node-${row.nodeId}`}
+                data-station={row.stationText}
+                data-suspicious={row.suspicious ? "true" : "false"}
+                aria-selected={selected === row.key}
+                className={selected === row.key ? "pai-selected" : undefined}
+                onClick={() => onSelect(row)}
+                title={`${row.stationTitle}: show this node on the CT`}
+              >
+                <td className={row.suspicious ? "pai-node-suspicious" : "pai-muted"} title={row.suspicious ? "suspicious" : "not suspicious"}>
+                  {row.marker}
+                </td>
+                <td>{row.stationText}</td>
+                <td data-testid={`pancreas-ai-node-${row.nodeId}-short-axis`}>{row.shortAxisText}</td>
+                <td data-testid={`pancreas-ai-node-${row.nodeId}-probability`}>
+                  {row.probabilityText}
+                  {row.suspicious ? <span className="pai-node-suspicious"> suspicious</span> : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 const LEVEL_CLASS: Record<VesselRow["level"], string> = {
   none: "pai-level-none",
   borderline: "pai-level-br",
@@ -94,7 +211,10 @@ export function PanelContent({
     state: "idle",
     numbers: [],
   });
-  const lesionSeg = lesionSegOf(services.displaySetService.getActiveDisplaySets());
+  const [node, setNode] = useState<{ state: NodeState; nodeId?: number; segment?: number }>({ state: "idle" });
+  const displaySets = services.displaySetService.getActiveDisplaySets();
+  const lesionSeg = lesionSegOf(displaySets);
+  const nodeSeg = nodeSegOf(displaySets, state.kind === "ready" ? state.result.lymphNodes?.segSopInstanceUid : undefined);
 
   useEffect(() => {
     if (studyUid === undefined) return undefined;
@@ -144,6 +264,18 @@ export function PanelContent({
       () => setLesion({ state: "failed", numbers: [] }),
     );
   }, [services, lesionSeg, lesion]);
+  const onSelectNode = useCallback(
+    (row: NodeRow) => {
+      setSelected(row.key);
+      setNode({ state: "loading", nodeId: row.nodeId });
+      showNode(services, row, nodeSeg).then(
+        ({ jumped, segment }) =>
+          setNode(jumped ? { state: "shown", nodeId: row.nodeId, ...(segment === undefined ? {} : { segment }) } : { state: "failed", nodeId: row.nodeId }),
+        () => setNode({ state: "failed", nodeId: row.nodeId }),
+      );
+    },
+    [services, nodeSeg],
+  );
 
   if (state.kind !== "ready") {
     const lines = state.kind === "none" ? noResultLines(state.status) : undefined;
@@ -255,6 +387,9 @@ export function PanelContent({
           <span data-testid="pancreas-ai-tumor-diameter" data-value={state.result.measurements.tumorMaxDiameterMm ?? ""}>{view.tumor.diameterText}</span>
         </div>
       </section>
+      {state.result.lymphNodes !== undefined && (
+        <NodeList assessment={state.result.lymphNodes} selected={selected} state={node} nodeSeg={nodeSeg} onSelect={onSelectNode} />
+      )}
       <section>
         <h3>Clinical inputs</h3>
         <div className="pai-kv">

@@ -21,6 +21,7 @@ export const PANEL_CSS = `
 .pai-swatch{display:inline-block;width:10px;height:10px;border-radius:2px;vertical-align:middle}
 .pai-muted{color:#9aa7b4}
 .pai-lesion-button{margin-left:6px;background:#3a3200;color:#ffdc00;border:1px solid #ffdc00;border-radius:3px;padding:0 6px;font:inherit;cursor:pointer}
+.pai-node-suspicious{color:#ff6b6b;font-weight:700}
 .pai-lesion-button:disabled{opacity:.6;cursor:wait}
 `;
 

@@ -2,6 +2,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { loadWorklist } from "../api";
 import { type CategoryLabel, LABELS } from "../labels";
+import { nCellText, type NEstimate } from "../lymphNodes";
 import {
   type AiStatus,
   categoryText,
@@ -28,6 +29,7 @@ const COLUMNS: Array<{ key: SortKey; title: string }> = [
   { key: "aiStatus", title: "AI status" },
   { key: "category", title: "AI category" },
   { key: "pdac", title: "PDAC likelihood" },
+  { key: "n", title: "N" },
   { key: "boardDate", title: "Board date" },
   { key: "decision", title: "Reviewer decision" },
 ];
@@ -37,7 +39,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
   const [source, setSource] = useState<string>("");
   const [error, setError] = useState<string | undefined>(undefined);
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: "studyDate", descending: true });
-  const [filter, setFilter] = useState<WorklistFilter>({ text: "", aiStatus: "all", category: "all", decision: "all" });
+  const [filter, setFilter] = useState<WorklistFilter>({ text: "", aiStatus: "all", category: "all", decision: "all", nStatus: "all" });
 
   useEffect(() => {
     let cancelled = false;
@@ -96,6 +98,15 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
           <option value="0.5">PDAC likelihood ≥ 0.5</option>
           <option value="0.9">PDAC likelihood ≥ 0.9</option>
         </select>
+        <select
+          data-testid="worklist-filter-n"
+          value={filter.nStatus ?? "all"}
+          onChange={(e) => setFilter({ ...filter, nStatus: e.target.value as NEstimate | "all" })}
+        >
+          <option value="all">any N estimate</option>
+          <option value="N+">N+ (node metastasis suspected)</option>
+          <option value="N0">N0</option>
+        </select>
         <select data-testid="worklist-filter-decision" value={filter.decision} onChange={(e) => setFilter({ ...filter, decision: e.target.value as Decision | "all" })}>
           <option value="all">any decision</option>
           <option value="pending">pending</option>
@@ -135,6 +146,9 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
               </td>
               <td data-testid="worklist-category">{categoryText(row.category)}</td>
               <td data-testid="worklist-pdac">{row.pdacLikelihood === undefined ? "—" : row.pdacLikelihood.toFixed(2)}</td>
+              <td data-testid="worklist-n" data-n={row.nEstimate ?? ""} data-value={row.nPositiveProbability ?? ""}>
+                {nCellText(row.nEstimate, row.nPositiveProbability)}
+              </td>
               <td>{row.boardDate ?? "—"}</td>
               <td>{row.decision === "none" ? "—" : `${row.decision}${row.reviewer === undefined ? "" : ` (${row.reviewer})`}`}</td>
               <td>
