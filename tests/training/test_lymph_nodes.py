@@ -15,6 +15,7 @@ import torch
 
 from inference.bundle import BundleError
 from inference.tasks.lymph_nodes.bundle import load_lymph_node_bundle
+from phantom import PhantomOptions, generate_cohort
 from tests.training._lymph_node_cohort import write_cohort
 from training._lymph_node_data import discover_lymph_node_cases, load_case_arrays
 from training._lymph_node_fit import tversky_ce_loss
@@ -110,6 +111,21 @@ def test_cohort_arrays_follow_the_contract(cohort: Path, tmp_path: Path) -> None
     assert first.seg_attention.max() == 1.0  # nodes lie where the attention is
     assert first.crops.shape == (3, 16, 16, 16) and first.crop_labels.tolist() == [0, 0, 1]
     assert first.slice_images.shape[1:] == (16, 16) and len(first.slice_images) > 0
+
+
+@pytest.mark.slow
+def test_phantom_patients_follow_the_contract(tmp_path: Path) -> None:
+    """Two wide phantoms with nodes (phantom/, issue 24 item 2): every array the run needs."""
+    options = PhantomOptions(variation="wide", lymph_nodes=True, pixel_spacing=2.5,
+                             slice_thickness=5.0)  # fmt: skip
+    generate_cohort(tmp_path / "phantoms", 2, 3, options)
+    cases = discover_lymph_node_cases(tmp_path / "phantoms")
+    arrays = load_case_arrays(cases, tiny_config(tmp_path), tmp_path / "cache")
+    for case, row in zip(cases, arrays, strict=True):
+        assert row.crops.shape == (len(case.truth), 16, 16, 16) and row.seg_nodes.any()
+        assert set(np.unique(row.organ_labels)) == set(range(11))  # all ten structures
+        assert (row.seg_attention[row.seg_nodes > 0] > 0).all()  # nodes lie in the attention
+        assert row.crop_labels.sum() == sum(n.metastatic for n in case.truth)
 
 
 def test_a_cohort_without_nodes_is_refused_with_the_reason(cohort: Path, tmp_path: Path) -> None:
