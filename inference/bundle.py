@@ -60,6 +60,8 @@ __all__ = [
     "add_localiser",
     "copy_localiser",
     "load_bundle",
+    "load_module_weights",
+    "read_task_meta",
     "save_bundle",
     "sha256_file",
     "stored_tensor",
@@ -450,6 +452,49 @@ def verified_weight_file(root: Path, entry: Mapping[str, Any]) -> Path:
     if sha256_file(file) != entry["sha256"]:
         raise BundleError(f"bundle {root}: {file.name} does not match its sha256 (tampered?)")
     return file
+
+
+def load_module_weights(root: Path, entry: Mapping[str, Any], module: torch.nn.Module) -> None:
+    """Load the verified weight file ``entry`` names into ``module`` (float32) and set eval mode.
+
+    Half-precision tensors (``weights_dtype = "float16"``) are widened on load.
+
+    Raises
+    ------
+    BundleError
+        If the file is missing, altered, or does not fit the network.
+    """
+    file = verified_weight_file(root, entry)
+    try:
+        tensors = {k: v.float() if v.is_floating_point() else v
+                   for k, v in load_file(str(file)).items()}  # fmt: skip
+        module.load_state_dict(tensors, strict=True)
+    except (SafetensorError, RuntimeError) as exc:
+        raise BundleError(f"bundle {root}: {file.name} does not fit its network") from exc
+    module.eval()
+
+
+def read_task_meta(root: Path, task: str) -> dict[str, Any]:
+    """``bundle.json`` of a task bundle in ``root``, checked for format, notice and task.
+
+    Raises
+    ------
+    BundleError
+        If it is unreadable, not JSON, of another format or task, or lacks the notice.
+    """
+    try:
+        meta = json.loads((root / _META).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BundleError(f"bundle {root}: cannot read {_META} ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"bundle {root}: {_META} is not valid JSON") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
+    if meta.get("notice") != NOTICE:
+        raise BundleError(f"bundle {root}: the notice {NOTICE!r} is missing")
+    if meta.get("task") != task:
+        raise BundleError(f"bundle {root}: task {meta.get('task')!r} is not {task!r}")
+    return meta
 
 
 def _load_localiser(root: Path, entry: Any) -> LearnedLocaliser:

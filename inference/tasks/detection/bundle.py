@@ -13,23 +13,22 @@ be stored as float16 (``weights_dtype``); loading casts them back to float32.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from inference.bundle import (
     BUNDLE_FORMAT,
     NOTICE,
     BundleError,
+    load_module_weights,
+    read_task_meta,
     sha256_file,
     stored_tensor,
-    verified_weight_file,
     write_bundle_meta,
 )
 from inference.tasks.detection.lesions import ExtractionSettings
@@ -173,33 +172,6 @@ def save_detection_bundle(
     return write_bundle_meta(out, meta)
 
 
-def _load_weights(root: Path, entry: Mapping[str, Any], module: nn.Module) -> None:
-    file = verified_weight_file(root, entry)
-    try:
-        tensors = {k: v.float() if v.is_floating_point() else v
-                   for k, v in load_file(str(file)).items()}  # fmt: skip
-        module.load_state_dict(tensors, strict=True)
-    except (SafetensorError, RuntimeError) as exc:
-        raise BundleError(f"bundle {root}: {file.name} does not fit its network") from exc
-    module.eval()
-
-
-def _read_meta(root: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((root / _META).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"bundle {root}: cannot read {_META} ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"bundle {root}: {_META} is not valid JSON") from exc
-    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
-        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
-    if meta.get("notice") != NOTICE:
-        raise BundleError(f"bundle {root}: the notice {NOTICE!r} is missing")
-    if meta.get("task") != TASK:
-        raise BundleError(f"bundle {root}: task {meta.get('task')!r} is not {TASK!r}")
-    return meta
-
-
 def load_detection_bundle(path: Path) -> DetectionBundle:
     """Read and verify a detection bundle folder (or its ``bundle.json``).
 
@@ -210,7 +182,7 @@ def load_detection_bundle(path: Path) -> DetectionBundle:
         or altered weight file, or weights that do not fit the recorded networks.
     """
     root = path.parent if path.name == _META else path
-    meta = _read_meta(root)
+    meta = read_task_meta(root, TASK)
     try:
         stages = meta["stages"]
         config1 = NetConfig.from_dict(dict(stages["stage1"]["net_config"]))
@@ -219,8 +191,8 @@ def load_detection_bundle(path: Path) -> DetectionBundle:
         stage1, stage2 = build_stage1(config1), MultiTaskNet(config2)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"bundle {root}: incomplete metadata ({exc})") from exc
-    _load_weights(root, stages["stage1"], stage1)
-    _load_weights(root, stages["stage2"], stage2)
+    load_module_weights(root, stages["stage1"], stage1)
+    load_module_weights(root, stages["stage2"], stage2)
     return DetectionBundle(root, meta, config1, stage1, stage2, settings)
 
 
@@ -232,6 +204,6 @@ def update_detection_metrics(root: Path, metrics: Mapping[str, Any]) -> Path:
     BundleError
         If ``root`` holds no detection bundle.
     """
-    meta = _read_meta(root)
+    meta = read_task_meta(root, TASK)
     meta["metrics"] = dict(metrics)
     return write_bundle_meta(root, meta)

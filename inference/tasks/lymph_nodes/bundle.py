@@ -17,24 +17,23 @@ node-volume statistics in mm^3, stays float32); loading casts them back to float
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from inference.bundle import (
     BUNDLE_FORMAT,
     NOTICE,
     BundleError,
+    load_module_weights,
+    read_task_meta,
     sha256_file,
     stored_tensor,
-    verified_weight_file,
     write_bundle_meta,
 )
 from inference.tasks.lymph_nodes.model import (
@@ -267,30 +266,8 @@ def save_lymph_node_bundle(
     return write_bundle_meta(out, meta)
 
 
-def _load_weights(root: Path, entry: Mapping[str, Any], module: nn.Module) -> None:
-    file = verified_weight_file(root, entry)
-    try:
-        tensors = {k: v.float() if v.is_floating_point() else v
-                   for k, v in load_file(str(file)).items()}  # fmt: skip
-        module.load_state_dict(tensors, strict=True)
-    except (SafetensorError, RuntimeError) as exc:
-        raise BundleError(f"bundle {root}: {file.name} does not fit its network") from exc
-    module.eval()
-
-
 def _read_meta(root: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((root / _META).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"bundle {root}: cannot read {_META} ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"bundle {root}: {_META} is not valid JSON") from exc
-    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_FORMAT:
-        raise BundleError(f"bundle {root}: not a format {BUNDLE_FORMAT!r} bundle")
-    if meta.get("notice") != NOTICE:
-        raise BundleError(f"bundle {root}: the notice {NOTICE!r} is missing")
-    if meta.get("task") != TASK:
-        raise BundleError(f"bundle {root}: task {meta.get('task')!r} is not {TASK!r}")
+    meta = read_task_meta(root, TASK)
     if meta.get("attention") != _attention_section():
         raise BundleError(f"bundle {root}: its attention ranges differ from Table II's")
     return meta
@@ -325,5 +302,5 @@ def load_lymph_node_bundle(path: Path) -> LymphNodeBundle:
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"bundle {root}: incomplete metadata ({exc})") from exc
     for key, (module, _) in networks.stages().items():
-        _load_weights(root, stages[key], module)
+        load_module_weights(root, stages[key], module)
     return LymphNodeBundle(root, meta, networks, settings)
