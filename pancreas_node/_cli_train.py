@@ -11,6 +11,7 @@ torch and MONAI are imported only when the command runs, so the rest of the CLI 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -107,6 +108,18 @@ def train_command(
     typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
 
 
+def _line_status(data: Path) -> Callable[[str, int, int], None]:
+    """Check ``data`` is a folder; a status callback printing one line per step to stderr."""
+    if not data.is_dir():
+        raise ValueError(f"--data {data} is not a folder")
+    console = Console(stderr=True)
+
+    def status(name: str, done: int, total: int) -> None:
+        console.print(f"{name} ({done}/{total})", highlight=False)
+
+    return status
+
+
 def _train_detection(
     data: Path,
     out: Path,
@@ -122,13 +135,7 @@ def _train_detection(
     settings = load_detection_config(
         config, folds_to_run=folds_to_run, workers=workers, device=device
     )
-    if not data.is_dir():
-        raise ValueError(f"--data {data} is not a folder")
-    console = Console(stderr=True)
-
-    def status(name: str, done: int, total: int) -> None:
-        console.print(f"{name} ({done}/{total})", highlight=False)
-
+    status = _line_status(data)
     run = train_detection(data, out, settings, status=status)
     test = run.summary["folds"][0]["test"]
     typer.echo(f"detection AUROC (combined, fold 0 test) {test['auroc']:.3f}; report {run.report}")
@@ -150,13 +157,7 @@ def _train_lymph_nodes(
     settings = load_lymph_node_config(
         config, folds_to_run=folds_to_run, workers=workers, device=device
     )
-    if not data.is_dir():
-        raise ValueError(f"--data {data} is not a folder")
-    console = Console(stderr=True)
-
-    def status(name: str, done: int, total: int) -> None:
-        console.print(f"{name} ({done}/{total})", highlight=False)
-
+    status = _line_status(data)
     run = train_lymph_nodes(data, out, settings, status=status)
     patient = run.summary["folds"][0]["test"]["patient"]
     typer.echo(
