@@ -17,8 +17,8 @@ from typing import Final
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from inference._seg_lymph_nodes import build_lymph_node_seg
 from inference._writer_common import save_atomically
+from inference.lymph_node_seg import build_lymph_node_seg
 from inference.pdf_report import render_report_pdf, write_pdf_report
 from inference.seg_writer import build_lesion_seg, write_seg
 from inference.sr_writer import write_sr

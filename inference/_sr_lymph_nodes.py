@@ -28,7 +28,6 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from inference._seg_lymph_nodes import node_segments
 from inference.dicom_codes import (
     FINDING_SITE,
     LYMPH_NODE,
@@ -51,6 +50,7 @@ from inference.dicom_codes import (
     UNIT_NONE,
     YES,
 )
+from inference.lymph_node_seg import node_segments
 from pancreas_contracts.lymph_nodes import JPS_STATIONS, LymphNodeAssessment, LymphNodeFinding
 
 __all__ = ["lymph_node_groups", "lymph_node_line"]

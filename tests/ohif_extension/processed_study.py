@@ -6,7 +6,7 @@ model's nodes (issue 24) and a hand-made :class:`AnalysisResult` (with the phant
 contact angles and tumor volume) for the analysis; the SEG, the lesion SEG
 (``seg-detection.dcm``, series 9004), the node SEG (``seg-lymph-nodes.dcm``, series 9005) and
 the SR come from the node's own writers (:mod:`inference.seg_writer`,
-``inference._seg_lymph_nodes``, :mod:`inference.sr_writer`, called as :mod:`inference.analysis`
+:mod:`inference.lymph_node_seg`, :mod:`inference.sr_writer`, called as :mod:`inference.analysis`
 calls them), exactly as the pipeline writes them.
 
 ``python -m tests.ohif_extension.processed_study OUT`` writes one (and prints its
@@ -27,7 +27,7 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from inference import read_dicom_series, read_nifti
-from inference._seg_lymph_nodes import build_lymph_node_seg
+from inference.lymph_node_seg import build_lymph_node_seg
 from inference.seg_writer import build_lesion_seg, write_seg
 from inference.sr_writer import write_sr
 from inference.volume import Volume
