@@ -82,6 +82,7 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
     """The job record's result built from an :class:`AnalysisResult`."""
     # A no-tumor result (outcome no-tumor) has no category: stored as None.
     label = None if result.category is None else result.category.label
+    nodes = result.lymph_nodes
     return NewResult(
         result_json_path=str(result_json),
         bundle_name=result.bundle.name,
@@ -91,6 +92,8 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
         category_label=label,
         outcome=result.outcome,
         pdac_likelihood=None if result.detection is None else result.detection.pdac_likelihood,
+        n_estimate=None if nodes is None else nodes.n_estimate,
+        n_positive_probability=None if nodes is None else nodes.n_positive_probability,
         probabilities=() if result.category is None else tuple(result.category.probabilities),
         measurements=result.measurements.model_dump(mode="json"),
         timings_s=dict(result.timings_s),

@@ -24,6 +24,7 @@ from dicom_node.worker import JobFailedError
 from inference.analysis import AnalysisOutput, Analyzer, LocalisationEstimate
 from inference.volume import Volume
 from pancreas_contracts import JobState
+from pancreas_contracts.lymph_nodes import LymphNodeAssessment
 from pancreas_contracts.result import AnalysisResult, BundleRef
 from pancreas_node.analysis_runner import AnalysisRunner, new_result
 from pancreas_node.orthanc_server import OrthancServer
@@ -215,3 +216,10 @@ def test_the_job_record_keeps_the_results_outcome(tmp_path: Path) -> None:
     record = new_result(withheld, tmp_path / "result.json")
     assert record.outcome == "out-of-domain" and record.category is None
     assert record.category_label is None and record.probabilities == ()
+    assert record.n_estimate is None and record.n_positive_probability is None
+    # The lymph-node answer is what the worklist's N column and filter read (issue 24).
+    nodes = LymphNodeAssessment(
+        model_version="ln 0.1.0", n_positive_probability=0.71, threshold=0.5, n_estimate="N+"
+    )
+    record = new_result(withheld.model_copy(update={"lymph_nodes": nodes}), tmp_path / "r.json")
+    assert record.n_estimate == "N+" and record.n_positive_probability == 0.71
