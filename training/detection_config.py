@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inference.tasks.detection.bundle import DetectionSettings
 from inference.tasks.detection.lesions import ExtractionSettings
 from inference.tasks.detection.model import NetConfig
+from training._config_file import read_config_keys
 
 __all__ = ["DetectionConfig", "load_detection_config"]
 
@@ -132,17 +132,7 @@ def load_detection_config(path: Path | None, **overrides: Any) -> DetectionConfi
     OSError
         If the file cannot be read.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot parse {path.name}: {exc}") from exc
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(data) - {f.name for f in fields(DetectionConfig)}
-    if unknown:
-        raise ValueError(f"unknown detection config keys: {sorted(unknown)}")
+    data = read_config_keys(path, overrides, DetectionConfig, "detection")
     try:
         return DetectionConfig(**{k: _value(k, v) for k, v in data.items()})
     except TypeError as exc:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inference.tasks.lymph_nodes.bundle import LymphNodeSettings
 from inference.tasks.lymph_nodes.model import NodeClassifierConfig, SegConfig, UNetConfig
 from inference.tasks.lymph_nodes.patient import PatientNetConfig
+from training._config_file import read_config_keys
 
 __all__ = ["LymphNodeConfig", "load_lymph_node_config"]
 
@@ -186,17 +186,7 @@ def load_lymph_node_config(path: Path | None, **overrides: Any) -> LymphNodeConf
     OSError
         If the file cannot be read.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot parse {path.name}: {exc}") from exc
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(data) - {f.name for f in fields(LymphNodeConfig)}
-    if unknown:
-        raise ValueError(f"unknown lymph-node config keys: {sorted(unknown)}")
+    data = read_config_keys(path, overrides, LymphNodeConfig, "lymph-node")
     try:
         return LymphNodeConfig(**{k: _value(k, v) for k, v in data.items()})
     except TypeError as exc:
