@@ -119,3 +119,46 @@ def test_the_bundle_sets_the_minimum_default_0_1_ml() -> None:
     for bad in (-1.0, "0.1", True, float("nan"), None):
         with pytest.raises(BundleError, match="min_tumor_ml"):
             min_tumor_ml(_bundle({"inference": {"min_tumor_ml": bad}}))
+
+
+def _filter_on_the_whole_grid(values: npt.NDArray[np.uint8], min_ml: float) -> npt.NDArray[Any]:
+    """The rule of :func:`filter_tumor` computed on the whole grid (the reference)."""
+    from scipy import ndimage
+
+    full = np.ones((3, 3, 3), dtype=bool)
+    tumor = values == TUMOR
+    components, count = ndimage.label(tumor, structure=full)
+    sizes_ml = np.bincount(components.ravel(), minlength=count + 1) / 1000.0
+    pancreas = values == PANCREAS
+    touching = np.ones(count + 1, dtype=bool)
+    if pancreas.any():
+        near = ndimage.binary_dilation(pancreas, structure=full)
+        touching = np.zeros(count + 1, dtype=bool)
+        touching[np.unique(components[near & tumor])] = True
+    keep = (sizes_ml >= min_ml) & touching
+    keep[0] = True
+    out = values.copy()
+    dropped = ~keep[components] & tumor
+    out[dropped] = 0
+    if pancreas.any():
+        out[dropped & touching[components]] = PANCREAS
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_tumor_window_gives_the_whole_grid_answer(seed: int) -> None:
+    # filter_tumor labels only the tumor's bounding box (+1 voxel); it must not change a voxel
+    # of the answer, tumors at the grid's edge and pancreas just outside the box included.
+    rng = np.random.default_rng(seed)
+    array = np.zeros((24, 20, 16), dtype=np.uint8)
+    array[rng.random(array.shape) < 0.25] = PANCREAS
+    array[rng.random(array.shape) < 0.04] = SMA
+    for _ in range(int(rng.integers(1, 6))):
+        lo = rng.integers(0, [22, 18, 14])
+        size = rng.integers(1, 5, 3)
+        array[lo[0] : lo[0] + size[0], lo[1] : lo[1] + size[1], lo[2] : lo[2] + size[2]] = TUMOR
+    if seed % 4 == 0:
+        array[array == PANCREAS] = 0  # no gland at all
+    expected = _filter_on_the_whole_grid(array, 0.01)
+    out, _ = _filter(array, 0.01)
+    np.testing.assert_array_equal(out, expected)
