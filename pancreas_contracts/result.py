@@ -20,7 +20,8 @@ result says which one it is. Readers accept all six versions (``domain`` is ``No
 found no PDAC, so the NCCN category is not given (the segmentation is still delivered).
 ``1.6`` adds ``lymph_nodes``, the lymph-node model's answer
 (:class:`pancreas_contracts.lymph_nodes.LymphNodeAssessment`), and
-``outputs.lymph_node_seg_sop_uid``.
+``outputs.lymph_node_seg_sop_uid``. ``1.7`` adds ``prognosis``, the survival model's answer
+(:class:`pancreas_contracts.prognosis.SurvivalPrognosis`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment
+from pancreas_contracts.prognosis import SurvivalPrognosis
 
 __all__ = [
     "CATEGORY_LABELS",
@@ -57,7 +59,7 @@ __all__ = [
     "TaskSection",
 ]
 
-RESULT_SCHEMA_VERSION: Final = "1.6"
+RESULT_SCHEMA_VERSION: Final = "1.7"
 INVESTIGATIONAL_NOTICE: Final = "Investigational, not for clinical use."
 #: The warning of a result without tumor (``outcome`` ``no-tumor``), and the sentence the SR,
 #: the PDF and the OHIF panel show instead of a category.
@@ -305,7 +307,9 @@ class AnalysisResult(BaseModel):
     """Everything one analysis produced; serialised as ``result.json``."""
 
     model_config = _Frozen
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"] = (
+        RESULT_SCHEMA_VERSION
+    )
     study_uid: str
     series_uid: str
     job_id: str | None = None
@@ -334,6 +338,9 @@ class AnalysisResult(BaseModel):
     detection: Detection | None = None
     #: The lymph-node model's answer (schema 1.6; ``None`` without a lymph-node bundle).
     lymph_nodes: LymphNodeAssessment | None = None
+    #: The survival model's answer (schema 1.7; ``None`` without a survival bundle, or when
+    #: no tumor was segmented).
+    prognosis: SurvivalPrognosis | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     notice: Literal["Investigational, not for clinical use."] = INVESTIGATIONAL_NOTICE

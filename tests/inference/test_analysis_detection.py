@@ -23,7 +23,7 @@ from inference.tasks.detection.model import MultiTaskNet, NetConfig, build_stage
 from inference.volume import Volume
 from pancreas_contracts.detection import NO_PDAC_NOTE, DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import AnalysisResult
+from pancreas_contracts.result import RESULT_SCHEMA_VERSION, AnalysisResult
 from phantom import PhantomOptions, generate_cohort
 from tests.inference._writers_fixtures import dciodvfy_errors
 from training.structure_bundle import build_test_bundle
@@ -96,7 +96,7 @@ def test_no_pdac_gates_the_staging(detection_bundle: Path, series: Path, tmp_pat
     # threshold 1.0: the detector never finds a PDAC, so no category is given.
     output = _analyse(tmp_path, detection_bundle, series, tmp_path, threshold=1.0)
     result = AnalysisResult.model_validate_json(output.result_json.read_text())
-    assert result.schema_version == "1.6" and result.outcome == "no-pdac"
+    assert result.schema_version == RESULT_SCHEMA_VERSION and result.outcome == "no-pdac"
     assert result.category is None and result.rule_category is None
     assert NO_PDAC_NOTE in result.warnings and result.no_category_note() == NO_PDAC_NOTE
     detection = result.detection

@@ -43,7 +43,7 @@ from inference.tasks.lymph_nodes.patient import PatientNetConfig
 from inference.tasks.lymph_nodes.task import LymphNode, LymphNodeAnalysis, LymphNodeResult
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment, LymphNodeFinding
-from pancreas_contracts.result import AnalysisResult, BundleRef
+from pancreas_contracts.result import RESULT_SCHEMA_VERSION, AnalysisResult, BundleRef
 from phantom import PhantomOptions, generate_cohort
 from tests.inference._writers_fixtures import dciodvfy_errors
 from training.structure_bundle import build_test_bundle
@@ -128,7 +128,10 @@ def test_the_lymph_node_bundle_adds_its_section_seg_and_sr_groups(
     assessor = LymphNodeAssessor(tiny_lymph_node_bundle(tmp_path / "ln"), torch.device("cpu"))
     output = _analyse(staging_bundle, assessor, series, tmp_path / "out")
     result = AnalysisResult.model_validate_json(output.result_json.read_text())
-    assert result.schema_version == "1.6" and result.category is not None  # staging intact
+    # the staging is intact
+    assert result.schema_version == RESULT_SCHEMA_VERSION and result.category is not None
+        result.schema_version == RESULT_SCHEMA_VERSION and result.category is not None
+    )  # staging intact
     nodes = result.lymph_nodes
     assert nodes is not None and nodes.model_version == "test-ln 0" and nodes.threshold == 0.3
     assert nodes.inputs_used == ("ct", "attention", "tumor_mask") and nodes.inputs_missing == ()

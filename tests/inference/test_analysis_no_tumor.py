@@ -24,7 +24,12 @@ from inference.dicom_codes import (
     UNCERTAINTY,
 )
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import KEY_VESSELS, NO_TUMOR_NOTE, AnalysisResult
+from pancreas_contracts.result import (
+    KEY_VESSELS,
+    NO_TUMOR_NOTE,
+    RESULT_SCHEMA_VERSION,
+    AnalysisResult,
+)
 from phantom import PhantomOptions, generate_cohort
 from tests.inference._writers_fixtures import dciodvfy_errors
 from training.structure_bundle import build_test_bundle
@@ -81,7 +86,7 @@ def _pdf_text(output: AnalysisOutput) -> str:
 def test_result_json_says_no_tumor_and_has_no_category(no_tumor: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(no_tumor.result_json.read_text())
     assert stored == no_tumor.result
-    assert stored.schema_version == "1.6" and stored.outcome == "no-tumor"
+    assert stored.schema_version == RESULT_SCHEMA_VERSION and stored.outcome == "no-tumor"
     assert stored.category is None and stored.rule_category is None and not stored.disagreement
     assert stored.measurements.tumor_volume_ml is None
     assert stored.measurements.tumor_max_diameter_mm is None

@@ -45,7 +45,7 @@ from inference.preprocessing import PreprocessConfig
 from inference.volume import Volume, read_nifti
 from inference.volume_io import resample_to_reference
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import OUT_OF_DOMAIN_NOTE, AnalysisResult
+from pancreas_contracts.result import OUT_OF_DOMAIN_NOTE, RESULT_SCHEMA_VERSION, AnalysisResult
 from phantom import PhantomOptions, generate_cohort
 from tests.inference._writers_fixtures import dciodvfy_errors
 from training.structure_bundle import build_test_bundle
@@ -192,7 +192,7 @@ def withheld(
 def test_out_of_domain_withholds_the_category(withheld: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(withheld.result_json.read_text())
     assert stored == withheld.result
-    assert stored.schema_version == "1.6" and stored.outcome == "out-of-domain"
+    assert stored.schema_version == RESULT_SCHEMA_VERSION and stored.outcome == "out-of-domain"
     assert stored.category is None and stored.rule_category is None
     assert stored.domain is not None and stored.domain.grade == "out-of-domain"
     assert "pancreas not segmented (present in every training CT)" in stored.domain.reasons

@@ -123,10 +123,10 @@ def test_a_no_tumor_result_has_no_category() -> None:
         AnalysisResult,
     )
 
-    assert RESULT_SCHEMA_VERSION == "1.6"
+    assert RESULT_SCHEMA_VERSION == "1.7"
     assert NO_TUMOR_NOTE == "no tumor segmented: staging not possible"
     result = AnalysisResult.model_validate(_NO_TUMOR_BASE)
-    assert result.schema_version == "1.6" and result.outcome == "no-tumor"
+    assert result.schema_version == RESULT_SCHEMA_VERSION and result.outcome == "no-tumor"
     assert result.category is None and result.rule_category is None and not result.disagreement
     assert AnalysisResult.model_validate_json(result.to_json()) == result
     category = {"label": "resectable", "probabilities": (0.8, 0.1, 0.1), "uncertainty": 0.0}

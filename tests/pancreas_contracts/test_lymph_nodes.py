@@ -13,7 +13,7 @@ from pancreas_contracts.lymph_nodes import (
     NodeTruth,
     structure_by_name,
 )
-from pancreas_contracts.result import AnalysisResult
+from pancreas_contracts.result import RESULT_SCHEMA_VERSION, AnalysisResult
 
 
 def test_table_ii_of_the_paper() -> None:
@@ -98,4 +98,4 @@ def test_a_result_carries_the_lymph_node_section() -> None:
         }
     )
     again = AnalysisResult.model_validate_json(result.to_json())
-    assert again.lymph_nodes == answer and again.schema_version == "1.6"
+    assert again.lymph_nodes == answer and again.schema_version == RESULT_SCHEMA_VERSION

@@ -30,7 +30,13 @@ from inference.tasks import (
 )
 from inference.volume import Volume
 from pancreas_contracts.labels import label_by_name
-from pancreas_contracts.result import AnalysisResult, CodeRef, TaskFinding, TaskSection
+from pancreas_contracts.result import (
+    RESULT_SCHEMA_VERSION,
+    AnalysisResult,
+    CodeRef,
+    TaskFinding,
+    TaskSection,
+)
 from phantom import PhantomOptions, generate_cohort
 from tests.conftest import require_executable
 from tests.inference._writers_fixtures import dciodvfy_errors
@@ -112,7 +118,7 @@ def test_the_registry_runs_resectability_first() -> None:
 
 def test_a_second_task_adds_its_section_warning_and_timing(with_toy: AnalysisOutput) -> None:
     stored = AnalysisResult.model_validate_json(with_toy.result_json.read_text())
-    assert stored.schema_version == "1.6"
+    assert stored.schema_version == RESULT_SCHEMA_VERSION
     section = stored.tasks["toy"]
     assert section.findings[0].value == 12.5 and section.findings[1].value is None
     assert "toy warning" in stored.warnings
