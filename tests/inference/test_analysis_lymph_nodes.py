@@ -130,8 +130,6 @@ def test_the_lymph_node_bundle_adds_its_section_seg_and_sr_groups(
     result = AnalysisResult.model_validate_json(output.result_json.read_text())
     # the staging is intact
     assert result.schema_version == RESULT_SCHEMA_VERSION and result.category is not None
-        result.schema_version == RESULT_SCHEMA_VERSION and result.category is not None
-    )  # staging intact
     nodes = result.lymph_nodes
     assert nodes is not None and nodes.model_version == "test-ln 0" and nodes.threshold == 0.3
     assert nodes.inputs_used == ("ct", "attention", "tumor_mask") and nodes.inputs_missing == ()
