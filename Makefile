@@ -72,6 +72,10 @@ $(BIN)/python:
 # The stamp is rebuilt whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
+	# PyRadiomics 3.0.1 has no wheel for Python 3.11 and its sdist imports numpy and versioneer
+	# at build time, so it is built without build isolation once those are present.
+	$(BIN)/pip install -q numpy versioneer setuptools wheel
+	$(BIN)/pip install -q --no-build-isolation pyradiomics==3.0.1
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
