@@ -1,7 +1,9 @@
 """Page layout of the PDF report (drawn with matplotlib's PDF backend, no pyplot).
 
 One A4 page; a result with a ``lymph_nodes`` section (schema 1.6) gets a second page with the
-lymph-node table (:mod:`inference._pdf_lymph_nodes`), the first page naming the N estimate.
+lymph-node table (:mod:`inference._pdf_lymph_nodes`), the first page naming the N estimate, and
+one with a ``prognosis`` section (schema 1.7) a further page with the survival prognosis and its
+plot (:mod:`inference._pdf_survival`), the first page naming the risk group.
 
 Kept apart from :mod:`inference.pdf_report` (which chooses slices and wraps the PDF in DICOM) so
 each stays short. Everything shown comes from the :class:`AnalysisResult`, the CT volume, the
@@ -26,6 +28,8 @@ from matplotlib.patches import Rectangle
 from pydicom.dataset import Dataset
 
 from inference._pdf_lymph_nodes import lymph_node_block, page_one_line
+from inference._pdf_survival import page_one_line as survival_page_one_line
+from inference._pdf_survival import survival_block
 from inference.tasks.resectability.measurements import ARTERIAL_VESSELS, nccn_rule_category
 from pancreas_contracts.detection import NO_PDAC_NOTE, Detection
 from pancreas_contracts.labels import label_by_name
@@ -331,6 +335,9 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
         lines.append(_detection_line(result.detection))
     if result.lymph_nodes is not None:  # result 1.6: the table is on page 2
         lines.append(page_one_line(result.lymph_nodes))
+    if result.prognosis is not None:  # result 1.7: the page after the lymph-node page, if any
+        page = 3 if result.lymph_nodes is not None else 2
+        lines.append(survival_page_one_line(result.prognosis, page))
     for line in lines:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")
@@ -403,7 +410,7 @@ def draw_report(
     software: str,
     generated: str,
 ) -> bytes:
-    """Draw the A4 page (two with a lymph-node section) and return the PDF bytes."""
+    """Draw the A4 page (one more per lymph-node or prognosis section); return the PDF bytes."""
     with mpl.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
         fig = Figure(figsize=A4_INCHES, dpi=200)
         _page_head(fig, result, header)
@@ -426,6 +433,12 @@ def draw_report(
             lymph_node_block(nodes, result.lymph_nodes, 0.88)
             _footer(nodes, result, software, generated)
             pages.append(nodes)
+        if result.prognosis is not None:  # result 1.7: the survival page
+            survival = Figure(figsize=A4_INCHES, dpi=200)
+            _page_head(survival, result, header)
+            survival_block(survival, result.prognosis, 0.88)
+            _footer(survival, result, software, generated)
+            pages.append(survival)
         buffer = io.BytesIO()
         metadata = {
             "Title": "PancreasAI CT pancreas analysis (investigational)",

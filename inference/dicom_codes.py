@@ -60,11 +60,25 @@ Code value        Code meaning
 ``LN-THR``        Lymph-node N+ operating threshold
 ``LN-NOTE``       Lymph-node assessment note (TEXT: inputs used or missing, warnings)
 ``LN-EST``        Lymph-node assessment (TEXT: the N estimate in one line)
+``SURV-PROG``     Survival prognosis (finding type of the prognosis group)
+``SURV-D1Y``      Probability of death within 1 year of diagnosis
+``SURV-D2Y``      Probability of death within 2 years of diagnosis
+``SURV-D3Y``      Probability of death within 3 years of diagnosis
+``SURV-THR``      Survival risk cut-off (on the death probability at the risk horizon)
+``SURV-HOR``      Survival risk horizon (UCUM ``a``)
+``SURV-RISK``     Survival risk group (values SCT High risk / Low risk)
+``SURV-T``        Clinical T category (survival model input; TEXT with its source)
+``SURV-N``        Clinical N category (survival model input; TEXT with its source)
+``SURV-M``        Clinical M category (survival model input; TEXT with its source)
+``SURV-NOTE``     Survival prognosis note (TEXT: inputs used or missing, component
+                  models' probabilities, warnings)
+``SURV-EST``      Survival prognosis (TEXT: the risk group in one line)
 ================  ===================================================================
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
@@ -139,13 +153,23 @@ __all__ = [
     "SOURCE_SERIES",
     "SR_SERIES_DESCRIPTION",
     "SR_SERIES_NUMBER",
+    "SURVIVAL_DEATH_PROBABILITY",
+    "SURVIVAL_NOTE",
+    "SURVIVAL_PROGNOSIS",
+    "SURVIVAL_RISK_CUTOFF",
+    "SURVIVAL_RISK_GROUP",
+    "SURVIVAL_RISK_GROUPS",
+    "SURVIVAL_RISK_HORIZON",
+    "SURVIVAL_SUMMARY",
     "TASK_NOTE",
+    "TNM_INPUT_CODES",
     "TUMOR_VOLUME",
     "UNCERTAINTY",
     "UNIT_DEGREE",
     "UNIT_MILLILITER",
     "UNIT_MILLIMETER",
     "UNIT_NONE",
+    "UNIT_YEAR",
     "USAGE_NOTICE",
     "WARNING",
     "YES",
@@ -226,6 +250,7 @@ UNIT_MILLILITER: Final = Code("ml", "UCUM", "milliliter")
 UNIT_MILLIMETER: Final = codes.UCUM.Millimeter
 UNIT_DEGREE: Final = codes.UCUM.Degree
 UNIT_NONE: Final = codes.UCUM.NoUnits
+UNIT_YEAR: Final = codes.UCUM.Year
 
 # --- private codes (see the module docstring) -------------------------------------------------
 
@@ -327,3 +352,36 @@ N_THRESHOLD: Final = _private("LN-THR", "Lymph-node N+ operating threshold")
 LYMPH_NODE_NOTE: Final = _private("LN-NOTE", "Lymph-node assessment note")
 #: The lymph-node answer in one line, among the qualitative evaluations (like ``PDAC-DET``).
 LYMPH_NODE_ASSESSMENT: Final = _private("LN-EST", "Lymph-node assessment")
+
+# --- survival prognosis (result 1.7, issue 25) ------------------------------------------------
+
+#: Finding type of the prognosis group (no standard concept for a model's survival prognosis).
+SURVIVAL_PROGNOSIS: Final = _private("SURV-PROG", "Survival prognosis")
+#: The fusion model's probability of death within 1, 2 and 3 years (the order of
+#: ``pancreas_contracts.prognosis.HORIZONS_YEARS``), UCUM ``1`` like every probability here.
+SURVIVAL_DEATH_PROBABILITY: Final[tuple[Code, Code, Code]] = (
+    _private("SURV-D1Y", "Probability of death within 1 year of diagnosis"),
+    _private("SURV-D2Y", "Probability of death within 2 years of diagnosis"),
+    _private("SURV-D3Y", "Probability of death within 3 years of diagnosis"),
+)
+SURVIVAL_RISK_CUTOFF: Final = _private("SURV-THR", "Survival risk cut-off")
+SURVIVAL_RISK_HORIZON: Final = _private("SURV-HOR", "Survival risk horizon")
+#: The risk group (a coded evaluation) and its values, by ``risk_group``: SCT 15508007 *High
+#: risk* and SCT 75976002 *Low risk* (pydicom's code dictionary). Read-only, like the TNM codes:
+#: every writer in the process shares them.
+SURVIVAL_RISK_GROUP: Final = _private("SURV-RISK", "Survival risk group")
+SURVIVAL_RISK_GROUPS: Final = MappingProxyType(
+    {"high": codes.SCT.HighRisk, "low": codes.SCT.LowRisk}
+)
+#: The clinical model's TNM inputs (AJCC 8th edition), by ``staging`` key; pydicom's dictionary
+#: has no TNM category concepts, so they are private.
+TNM_INPUT_CODES: Final = MappingProxyType(
+    {
+        "T": _private("SURV-T", "Clinical T category (survival model input)"),
+        "N": _private("SURV-N", "Clinical N category (survival model input)"),
+        "M": _private("SURV-M", "Clinical M category (survival model input)"),
+    }
+)
+SURVIVAL_NOTE: Final = _private("SURV-NOTE", "Survival prognosis note")
+#: The prognosis in one line, among the qualitative evaluations (like ``LN-EST``).
+SURVIVAL_SUMMARY: Final = _private("SURV-EST", "Survival prognosis estimate")

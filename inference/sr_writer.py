@@ -24,7 +24,9 @@ Everything comes from :class:`pancreas_contracts.result.AnalysisResult` and the 
 
   * the PDAC detector's groups (result 1.5, :mod:`inference._sr_detection`) and the lymph-node
     model's (result 1.6, :mod:`inference._sr_lymph_nodes`): an N-estimate group and one TID
-    1411 group per node referencing its segment in the lymph-node SEG (``lymph_node_seg``).
+    1411 group per node referencing its segment in the lymph-node SEG (``lymph_node_seg``);
+  * the survival model's prognosis (result 1.7, :mod:`inference._sr_survival`): one TID 1501
+    group with the death probability by 1, 2 and 3 years, the coded risk group and its inputs.
 
   Every group carries the model's TID 4019 Algorithm Identification. A measurement whose
   structure has no segment in the SEG goes into a TID 1501 group instead of a TID 1411 one.
@@ -51,6 +53,7 @@ from pydicom.uid import SegmentationStorage, generate_uid
 
 from inference._sr_detection import detection_groups
 from inference._sr_lymph_nodes import lymph_node_groups, lymph_node_line
+from inference._sr_survival import survival_group, survival_line
 from inference._writer_common import (
     SourceImages,
     device_serial_number,
@@ -94,6 +97,7 @@ from inference.dicom_codes import (
     SR_SERIES_DESCRIPTION,
     SR_SERIES_NUMBER,
     STAGING,
+    SURVIVAL_SUMMARY,
     TASK_NOTE,
     TUMOR_SEGMENTED,
     TUMOR_VOLUME,
@@ -258,6 +262,8 @@ def build_sr(
                 result.lymph_nodes, lymph_node_seg, result.series_uid, str(seg.FrameOfReferenceUID)
             )
         )
+    if result.prognosis is not None:
+        groups.append(survival_group(result.prognosis))
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(result),
         procedure_reported=PROCEDURE_REPORTED,
@@ -525,6 +531,8 @@ def _qualitative_evaluations(result: AnalysisResult) -> hd.sr.ContainerContentIt
         items.append(_text(PDAC_DETECTION, result.detection.describe()))
     if result.lymph_nodes is not None:
         items.append(_text(LYMPH_NODE_ASSESSMENT, lymph_node_line(result.lymph_nodes)))
+    if result.prognosis is not None:
+        items.append(_text(SURVIVAL_SUMMARY, survival_line(result.prognosis)))
     items.extend(_text(WARNING, warning) for warning in result.warnings)
     container = hd.sr.ContainerContentItem(
         name=QUALITATIVE_EVALUATIONS,
