@@ -57,6 +57,21 @@ def _check_cohort(data: Path) -> None:
             )
 
 
+def _evaluate_survival(bundle: Path, data: Path, out: Path, device: str, workers: int) -> None:
+    """``--task survival``: the survival bundle's tables on this cohort."""
+    from training.survival import evaluate_survival  # torch only here
+
+    metrics = evaluate_survival(bundle, data, out, title=f"Cohort {data.name}", workers=workers,
+                                device=device)  # fmt: skip
+    for key, m in metrics.items():
+        td = " / ".join(f"{h['td_auc']:.3f}" for h in m["horizons"])
+        typer.echo(f"{key}: time-dependent AUC 1/2/3 y {td}, C-index {m['c_index']:.3f}")
+    risk = metrics["fusion"]["risk"]
+    typer.echo(f"risk groups: {risk['n_high']} high, {risk['n_low']} low, log-rank p "
+               f"{risk['logrank_p']:.4g}; wrote {out / f'eval-{data.name}.md'}")  # fmt: skip
+    typer.echo("investigational, not for clinical use")
+
+
 def evaluate_command(
     bundle: Annotated[
         list[Path],
@@ -98,12 +113,25 @@ def evaluate_command(
             help="Folder holding pancreas-ct-0001/ (default: ../shared/data beside the checkout).",
         ),
     ] = None,
+    task_name: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="resectability (default) or survival (the first --bundle on a cohort with "
+            "follow-up: eval-<cohort>.md with the paper's table, risk groups and figures).",
+        ),
+    ] = "resectability",
 ) -> None:
     """Evaluate bundles on a labelled cohort; write evaluation.md and evaluation.json."""
     _check_cohort(data)
     for path in bundle:
         if not path.exists():
             raise ValueError(f"--bundle {path} does not exist")
+    if task_name == "survival":
+        _evaluate_survival(bundle[0], data, out, device, workers)
+        return
+    if task_name != "resectability":
+        raise ValueError(f"--task must be resectability or survival, got {task_name!r}")
     case = _real_ct_case(real_ct, shared_data, pipeline)
     from training.evaluation import evaluate_cohort  # torch only here
 

@@ -4,7 +4,8 @@
 its own config (:mod:`training.detection_config`) and honours ``--folds-to-run``,
 ``--workers`` and ``--device``. ``--task lymph-nodes`` trains the lymph-node metastasis model
 (:mod:`training.lymph_nodes`, config :mod:`training.lymph_node_config`) with the same three
-options.
+options. ``--task survival`` trains the survival models (:mod:`training.survival`, config
+:mod:`training.survival_config`) with ``--workers`` and ``--device``.
 
 torch and MONAI are imported only when the command runs, so the rest of the CLI starts fast.
 """
@@ -62,7 +63,8 @@ def train_command(
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
     task: Annotated[
-        str, typer.Option("--task", help="resectability (default), detection or lymph-nodes.")
+        str,
+        typer.Option("--task", help="resectability (default), detection, lymph-nodes or survival."),
     ] = "resectability",
 ) -> None:
     """Train (nested 5-fold CV), write report.md, figures and a model bundle to --out."""
@@ -73,7 +75,9 @@ def train_command(
         _OTHER_TASKS[task](data, out, config, folds_to_run, workers, device)
         return
     if task != "resectability":
-        raise ValueError(f"--task must be resectability, detection or lymph-nodes, got {task!r}")
+        raise ValueError(
+            f"--task must be resectability, detection, lymph-nodes or survival, got {task!r}"
+        )
     from training.cohort import train_cohort
     from training.config import load_config
 
@@ -167,4 +171,34 @@ def _train_lymph_nodes(
     typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
 
 
-_OTHER_TASKS = {"detection": _train_detection, "lymph-nodes": _train_lymph_nodes}
+def _train_survival(
+    data: Path,
+    out: Path,
+    config: Path | None,
+    folds_to_run: int | None,
+    workers: int | None,
+    device: str | None,
+) -> None:
+    """``--task survival``: the survival models' training, report and bundle."""
+    from training.survival import train_survival
+    from training.survival_config import load_survival_config
+
+    if folds_to_run is not None:
+        raise ValueError("--folds-to-run does not apply to --task survival (a 7:3 split)")
+    settings = load_survival_config(config, workers=workers, device=device)
+    status = _line_status(data)
+    run = train_survival([data], out, settings, status=status)
+    fusion = run.summary["test"]["fusion"]
+    td = " / ".join(f"{h['td_auc']:.3f}" for h in fusion["horizons"])
+    typer.echo(
+        f"survival fusion (test split): time-dependent AUC 1/2/3 y {td}, C-index "
+        f"{fusion['c_index']:.3f}; report {run.report}"
+    )
+    typer.echo(f"bundle {run.bundle_json} (investigational, not for clinical use)")
+
+
+_OTHER_TASKS = {
+    "detection": _train_detection,
+    "lymph-nodes": _train_lymph_nodes,
+    "survival": _train_survival,
+}

@@ -104,8 +104,10 @@ __all__ = [
     "VESSEL_LABEL_VALUES",
     "ContactSettings",
     "MeasurementResult",
+    "max_diameter_mm",
     "measure",
     "nccn_rule_category",
+    "volume_ml",
 ]
 
 #: Label value of each key vessel (``pancreas_contracts.labels``), by result key.

@@ -22,6 +22,7 @@ from inference.tasks.survival.model import DenseNetConfig, DualInputDenseNet, de
 from inference.tasks.survival.radiomics import RadiomicsConfig, RadiomicsExtractor
 from inference.tasks.survival.roi import RoiConfig, TumorRoi, native_crop, tumor_cube
 from inference.tasks.survival.staging import (
+    ARTERIES,
     CLINICAL_INPUTS,
     PAPER_CLINICAL_INPUTS,
     clinical_row,
@@ -31,6 +32,7 @@ from inference.tasks.survival.staging import (
 from inference.tasks.survival.task import SurvivalAnswer, SurvivalModel
 
 __all__ = [
+    "ARTERIES",
     "CLINICAL_INPUTS",
     "FUSION_INPUTS",
     "PAPER_CLINICAL_INPUTS",
