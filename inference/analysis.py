@@ -16,6 +16,10 @@ Pipeline (timed per stage in ``result.timings_s``):
    lymph-node model on the CT and the staging tumor mask, timed as ``lymph_nodes`` and
    ``lymph_nodes_<stage>``; its failure leaves the rest of the result intact (a warning says
    why). Its nodes get a SEG of their own (``seg-lymph-nodes.dcm``) that the SR references.
+5. With a survival bundle (``survival``, :mod:`inference._analysis_survival`): the survival
+   model on the CT, the staging tumor mask, the registry's sex, age and CA 19-9 and the TNM
+   inputs, timed as ``survival``; no prognosis without a PDAC (a note says why), and its
+   failure leaves the rest of the result intact (a warning says why).
 5. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
    map as NIfTI and the bare PDF instead: there is no DICOM source to reference).
 
@@ -61,6 +65,7 @@ from inference._analysis_outputs import (
     write_result_json,
     write_without_dicom,
 )
+from inference._analysis_survival import SurvivalAssessor, SurvivalStage, run_survival
 from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
 from inference.tasks import TASKS, AnalysisError, AnalysisTask, TaskContext, TaskRegistration
@@ -90,6 +95,8 @@ __all__ = [
     "LymphNodeAssessor",
     "LymphNodeStage",
     "PdacDetector",
+    "SurvivalAssessor",
+    "SurvivalStage",
     "clinical_weight_notes",
     "default_localiser",
     "resolve_device",
@@ -240,6 +247,9 @@ class Analyzer:
     lymph_nodes
         The lymph-node model, run after the segmentation (:class:`LymphNodeAssessor`;
         ``None``: the result has no ``lymph_nodes`` section).
+    survival
+        The survival model, run last (:class:`SurvivalAssessor`; ``None``: the result has no
+        ``prognosis``).
 
     Raises
     ------
@@ -260,10 +270,12 @@ class Analyzer:
         tta_flips: bool = False,
         detector: Detector | None = None,
         lymph_nodes: LymphNodeStage | None = None,
+        survival: SurvivalStage | None = None,
     ) -> None:
         self._tta_flips = tta_flips
         self._detector = detector
         self._lymph_nodes = lymph_nodes
+        self._survival = survival
         self._bundle = load_bundle(bundle_path)
         self._device = resolve_device(device)
         names = [t.name for t in tasks]
@@ -377,6 +389,10 @@ class Analyzer:
         if self._lymph_nodes is not None:
             nodes = run_lymph_nodes(self._lymph_nodes, source.image, label, notes, timings)
             fields["lymph_nodes"] = None if nodes is None else nodes.assessment
+        if self._survival is not None:
+            fields["prognosis"] = run_survival(
+                self._survival, source.image, label, fields, clinical, notes, timings
+            )
         result = self._result(source, loc, fields, job_id, notes, series_version)
         extras = _Extras(
             None if detected is None or detected.lesions is None else detected,

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     # metastasis, and the patient's N estimate (at the bundle's own patient threshold), after
     # the staging segmentation. None: no lymph-node assessment.
     lymph_node_bundle_path: Path | None = None
+    # The survival model's bundle (issue 25): 1/2/3-year death probabilities and the risk
+    # group from radiomics, a 3D-DenseNet and the clinical inputs, run last, for PDAC only.
+    # None: no prognosis.
+    survival_bundle_path: Path | None = None
     orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
     orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -119,6 +119,7 @@ def analyze_command(
         Analyzer,
         LymphNodeAssessor,
         PdacDetector,
+        SurvivalAssessor,
         resolve_device,
     )
 
@@ -131,12 +132,16 @@ def analyze_command(
     lymph_nodes = None
     if settings.lymph_node_bundle_path is not None:  # the lymph-node model (issue 24)
         lymph_nodes = LymphNodeAssessor(settings.lymph_node_bundle_path, resolve_device(device))
+    survival = None
+    if settings.survival_bundle_path is not None:  # the survival model (issue 25)
+        survival = SurvivalAssessor(settings.survival_bundle_path, resolve_device(device))
     analyzer = Analyzer(
         _bundle_path(bundle, config),
         device,
         tta_flips=settings.tta_flips,
         detector=detector,
         lymph_nodes=lymph_nodes,
+        survival=survival,
     )
     output = analyzer.analyze(
         series,
@@ -172,6 +177,11 @@ def analyze_command(
     elif lymph_nodes is not None:  # the model failed; its warning says why
         failed = [w for w in result.warnings if w.startswith(LN_FAILED)]
         typer.echo(f"lymph nodes: not assessed ({failed[0] if failed else 'no answer'})")
+    if result.prognosis is not None:
+        typer.echo(f"prognosis: {result.prognosis.describe()}")
+    elif survival is not None:  # skipped or failed; the note says why
+        why = [w for w in result.warnings if "survival" in w]
+        typer.echo(f"prognosis: none ({why[0] if why else 'no answer'})")
     if result.domain is not None:
         typer.echo(f"domain: {'; '.join((result.domain.grade, *result.domain.reasons))}")
     typer.echo(
