@@ -101,6 +101,9 @@ class NewResult:
     n_estimate, n_positive_probability
         The lymph-node model's N estimate (``N0`` or ``N+``) and its probability of N+
         (``None``: no lymph-node bundle, or before r0008).
+    risk_group, death_probability_1y, death_probability_3y
+        The survival model's risk group (``high`` or ``low``) and its probabilities of death
+        within 1 and 3 years (``None``: no survival bundle, or before r0009).
     """
 
     result_json_path: str
@@ -122,6 +125,9 @@ class NewResult:
     pdac_likelihood: float | None = None
     n_estimate: str | None = None
     n_positive_probability: float | None = None
+    risk_group: str | None = None
+    death_probability_1y: float | None = None
+    death_probability_3y: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,6 +329,9 @@ def result_row(job_id: str, result: NewResult, now: datetime) -> Result:
         pdac_likelihood=result.pdac_likelihood,
         n_estimate=result.n_estimate,
         n_positive_probability=result.n_positive_probability,
+        risk_group=result.risk_group,
+        death_probability_1y=result.death_probability_1y,
+        death_probability_3y=result.death_probability_3y,
         probabilities=[float(p) for p in result.probabilities],
         measurements=dict(result.measurements),
         bundle_name=result.bundle_name,
@@ -375,6 +384,9 @@ def get_result(
             pdac_likelihood=row.pdac_likelihood,
             n_estimate=row.n_estimate,
             n_positive_probability=row.n_positive_probability,
+            risk_group=row.risk_group,
+            death_probability_1y=row.death_probability_1y,
+            death_probability_3y=row.death_probability_3y,
             probabilities=tuple(row.probabilities),
             measurements=row.measurements,
             timings_s=row.timings_s,

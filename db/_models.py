@@ -230,6 +230,12 @@ class Result(Base):
     #: (``result.json`` 1.6); ``None`` without a lymph-node bundle or before revision r0008.
     n_estimate: Mapped[str | None] = mapped_column(String(8))
     n_positive_probability: Mapped[float | None] = mapped_column(Float)
+    #: The survival model's risk group (``high`` or ``low``) and its probabilities of death
+    #: within 1 and 3 years (``result.json`` 1.7); ``None`` without a survival bundle or before
+    #: revision r0009.
+    risk_group: Mapped[str | None] = mapped_column(String(8))
+    death_probability_1y: Mapped[float | None] = mapped_column(Float)
+    death_probability_3y: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[list[float]] = mapped_column(JSON)
     measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
     bundle_name: Mapped[str] = mapped_column(String(128))

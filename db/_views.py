@@ -75,6 +75,11 @@ class WorklistEntry:
     #: without a lymph-node bundle).
     n_estimate: str | None = None
     n_positive_probability: float | None = None
+    #: The survival model's risk group (``high``/``low``) and probabilities of death within 1
+    #: and 3 years (``None`` without a survival bundle).
+    risk_group: str | None = None
+    death_probability_1y: float | None = None
+    death_probability_3y: float | None = None
 
 
 def list_study_jobs(db: NodeDatabase, study_instance_uid: str) -> list[StudyJobInfo]:
@@ -186,4 +191,7 @@ def _worklist_entry(
         pdac_likelihood=None if result is None else result.pdac_likelihood,
         n_estimate=None if result is None else result.n_estimate,
         n_positive_probability=None if result is None else result.n_positive_probability,
+        risk_group=None if result is None else result.risk_group,
+        death_probability_1y=None if result is None else result.death_probability_1y,
+        death_probability_3y=None if result is None else result.death_probability_3y,
     )

@@ -6,9 +6,10 @@ without valid credentials when ``AuthenticationEnabled`` is true). The routes:
 ``GET  /pancreas-ai/studies/{study}/results``
     Results summary of a study: status and labels, category and probabilities, contact angles
     and measurements, clinical inputs, model version, the lymph-node model's N estimate and
-    nodes (``lymph_nodes``, :mod:`orthanc_plugin._lymph_nodes`; ``null`` without one), links
-    to the SEG/SR/PDF instances and to the detector's lesion SEG (``detection_seg``) and the
-    node SEG (``lymph_node_seg``).
+    nodes (``lymph_nodes``, :mod:`orthanc_plugin._lymph_nodes`; ``null`` without one), the
+    survival model's prognosis (``prognosis``, :mod:`orthanc_plugin._prognosis`; ``null``
+    without one), links to the SEG/SR/PDF instances and to the detector's lesion SEG
+    (``detection_seg``) and the node SEG (``lymph_node_seg``).
 ``GET  /pancreas-ai/studies/{study}/status``
     The study's AI status, its series as the node holds them (the node's routing decision and
     reason, and jobs), and the plugin's submissions: whether each series was forwarded to the
@@ -65,6 +66,7 @@ from orthanc_plugin._config import PluginConfig
 from orthanc_plugin._lymph_nodes import lymph_nodes_json
 from orthanc_plugin._node import NodeContext
 from orthanc_plugin._orthanc_api import OrthancCallError, RestApi, get_json
+from orthanc_plugin._prognosis import prognosis_json
 from orthanc_plugin._status import (
     category_name,
     progress_reason,
@@ -350,6 +352,8 @@ class Routes:
             "localisation": None if analysis is None else analysis.localisation.model_dump(),
             # result.json 1.6: the lymph-node model's N estimate and nodes (None without one)
             "lymph_nodes": None if analysis is None else lymph_nodes_json(analysis.lymph_nodes),
+            # result.json 1.7: the survival model's risk group and probabilities (None without)
+            "prognosis": None if analysis is None else prognosis_json(analysis.prognosis),
             "inputs": {
                 "series_instance_uid": job.series_instance_uid,
                 "series_version": job.series_version,

@@ -14,6 +14,10 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
     ``N0``, ``N+`` (``N%2B``): the lymph-node model's N estimate (``result.json`` 1.6);
     studies without a lymph-node result are then left out. Each item carries ``n_estimate`` and
     ``n_positive_probability`` (``null`` without one).
+``risk``
+    ``high``, ``low``: the survival model's risk group (``result.json`` 1.7); studies without
+    a survival result are then left out. Each item carries ``risk_group``,
+    ``death_probability_1y`` and ``death_probability_3y`` (``null`` without one).
 ``category``
     ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
 ``decision``
@@ -22,7 +26,8 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
     Board dates (``YYYY-MM-DD``, inclusive); a study on no board is then left out.
 ``sort``
     ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``pdac``,
-    ``n_probability`` (the probability of N+), ``updated`` (job last changed; the default).
+    ``n_probability`` (the probability of N+), ``risk`` (the probability of death within
+    3 years), ``updated`` (job last changed; the default).
 ``order``
     ``asc`` or ``desc`` (default ``desc``); empty values always sort last.
 ``limit`` / ``offset``
@@ -49,9 +54,10 @@ _STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
 _DECISIONS = ("pending", "agree", "disagree", "none")
 _N_STATUSES = ("N0", "N+")
+_RISK_GROUPS = ("high", "low")
 _SORTS = (
     "board_date", "study_date", "status", "category", "decision", "pdac", "n_probability",
-    "updated",
+    "risk", "updated",
 )  # fmt: skip
 
 
@@ -66,6 +72,7 @@ class WorklistQuery:
     board_to: date | None = None
     min_pdac: float | None = None
     n_status: frozenset[str] | None = None
+    risk: frozenset[str] | None = None
     sort: str = "updated"
     descending: bool = True
     limit: int = 100
@@ -156,6 +163,7 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
         board_to=_date(query, "board_to"),
         min_pdac=_likelihood(query, "min_pdac"),
         n_status=_n_statuses(query),
+        risk=_choices(query, "risk", _RISK_GROUPS),
         sort=sort,
         descending=order == "desc",
         limit=_int(query, "limit", 100, 1, 1000),
@@ -216,6 +224,9 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
         "pdac_likelihood": entry.pdac_likelihood,
         "n_estimate": entry.n_estimate,
         "n_positive_probability": entry.n_positive_probability,
+        "risk_group": entry.risk_group,
+        "death_probability_1y": entry.death_probability_1y,
+        "death_probability_3y": entry.death_probability_3y,
         "job": None
         if entry.job is None
         else {
@@ -250,6 +261,8 @@ def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
         return False
     if query.n_status is not None and entry.n_estimate not in query.n_status:
         return False
+    if query.risk is not None and entry.risk_group not in query.risk:
+        return False
     if query.category is not None and (_category(entry) or "none") not in query.category:
         return False
     decision = "none" if entry.decision is None else entry.decision.value
@@ -274,6 +287,7 @@ _SORT_KEYS: Mapping[str, Callable[[WorklistEntry], Any]] = MappingProxyType(
         "decision": lambda e: None if e.decision is None else e.decision.value,
         "pdac": lambda e: e.pdac_likelihood,
         "n_probability": lambda e: e.n_positive_probability,
+        "risk": lambda e: e.death_probability_3y,
         "updated": lambda e: None if e.job is None else e.job.updated_at,
     }
 )

@@ -83,6 +83,7 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
     # A no-tumor result (outcome no-tumor) has no category: stored as None.
     label = None if result.category is None else result.category.label
     nodes = result.lymph_nodes
+    prognosis = result.prognosis
     return NewResult(
         result_json_path=str(result_json),
         bundle_name=result.bundle.name,
@@ -94,6 +95,9 @@ def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
         pdac_likelihood=None if result.detection is None else result.detection.pdac_likelihood,
         n_estimate=None if nodes is None else nodes.n_estimate,
         n_positive_probability=None if nodes is None else nodes.n_positive_probability,
+        risk_group=None if prognosis is None else prognosis.risk_group,
+        death_probability_1y=None if prognosis is None else prognosis.death_probability[0],
+        death_probability_3y=None if prognosis is None else prognosis.death_probability[2],
         probabilities=() if result.category is None else tuple(result.category.probabilities),
         measurements=result.measurements.model_dump(mode="json"),
         timings_s=dict(result.timings_s),

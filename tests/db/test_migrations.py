@@ -16,7 +16,7 @@ def test_up_from_empty_creates_the_whole_schema(empty_url: str) -> None:
     with NodeDatabase(empty_url) as database:
         assert database.current_revision() is None
         database.upgrade()
-        assert database.current_revision() == NodeDatabase.head_revision() == "r0008"
+        assert database.current_revision() == NodeDatabase.head_revision() == "r0009"
         tables = set(inspect(database.engine).get_table_names())
         assert {t.name for t in Base.metadata.sorted_tables} <= tables
         # The migrations and the models describe the same schema.
@@ -87,3 +87,25 @@ def test_r0008_adds_the_n_estimate_and_downgrades(empty_url: str) -> None:
         columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
         assert "n_estimate" not in columns and "n_positive_probability" not in columns
         assert "pdac_likelihood" in columns
+
+
+def test_r0009_adds_the_prognosis_and_downgrades(empty_url: str) -> None:
+    from alembic import command
+
+    from db._database import _alembic_config
+
+    added = {"risk_group", "death_probability_1y", "death_probability_3y"}
+    with NodeDatabase(empty_url) as database:
+        database.upgrade("r0008")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert "n_estimate" in columns and not added & columns
+        database.upgrade()
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert added <= columns
+        with database.engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "r0008")
+        assert database.current_revision() == "r0008"
+        columns = {c["name"] for c in inspect(database.engine).get_columns("results")}
+        assert not added & columns and "n_positive_probability" in columns

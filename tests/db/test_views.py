@@ -165,3 +165,37 @@ def test_a_result_keeps_its_n_estimate_for_the_worklist(node_db: NodeDatabase) -
     stored = get_result(node_db, first.id, actor="test")
     assert stored is not None and stored.n_estimate == "N+"
     assert stored.n_positive_probability == 0.71
+
+
+def test_a_result_keeps_its_prognosis_for_the_worklist(node_db: NodeDatabase) -> None:
+    # The survival model's answer (result.json 1.7, issue 25) is stored with the result, so the
+    # worklist shows, filters and sorts by risk without reading result.json (revision r0009).
+    _receive(node_db, "7.1", "7.1.1", "7.1.1.1")
+    _receive(node_db, "8.1", "8.1.1", "8.1.1.1")
+    for series in ("7.1.1", "8.1.1"):
+        enqueue_job(node_db, series, 1, "bundle-a")
+    first = claim_next_job(node_db, "w", 60)
+    second = claim_next_job(node_db, "w", 60)
+    assert first is not None and second is not None
+    staged = NewResult(
+        result_json_path="/r.json", bundle_name="b", bundle_version="1",
+        bundle_sha256="bundle-a", risk_group="high", death_probability_1y=0.42,
+        death_probability_3y=0.86,
+    )  # fmt: skip
+    complete_job(node_db, first.id, "w", staged)
+    without = NewResult(
+        result_json_path="/r2.json", bundle_name="b", bundle_version="1",
+        bundle_sha256="bundle-a",
+    )  # fmt: skip
+    complete_job(node_db, second.id, "w", without)
+    entries = {e.study_instance_uid: e for e in list_worklist(node_db)}
+    staged_study = first.series_instance_uid.removesuffix(".1")
+    other_study = second.series_instance_uid.removesuffix(".1")
+    assert entries[staged_study].risk_group == "high"
+    assert entries[staged_study].death_probability_1y == 0.42
+    assert entries[staged_study].death_probability_3y == 0.86
+    assert entries[other_study].risk_group is None
+    assert entries[other_study].death_probability_3y is None
+    stored = get_result(node_db, first.id, actor="test")
+    assert stored is not None and stored.risk_group == "high"
+    assert (stored.death_probability_1y, stored.death_probability_3y) == (0.42, 0.86)

@@ -56,6 +56,7 @@ from pancreas_contracts.status import StudyStatus
 from tests.conftest import require_executable
 from tests.dicom_node.conftest import PhantomSeries
 from tests.orthanc_plugin.conftest import PluginSite, poll
+from tests.orthanc_plugin.test_prognosis import PROGNOSIS
 
 pytestmark = pytest.mark.integration
 
@@ -189,9 +190,11 @@ def finish_job(
 ) -> None:
     """Play the worker: claim the job, write ``result.json``, store the result.
 
-    With ``node_seg_uid`` the result carries the lymph-node model's answer and its node SEG.
+    With ``node_seg_uid`` the result carries the lymph-node model's answer and its node SEG,
+    and the survival model's prognosis.
     """
     lymph_nodes = None if node_seg_uid is None else LYMPH_NODES
+    prognosis = None if node_seg_uid is None else PROGNOSIS
     claimed = claim_next_job(site.database, "test-worker", lease_s=120)
     assert claimed is not None and claimed.id == job.id
     folder = site.settings.results_dir / job.id
@@ -214,6 +217,7 @@ def finish_job(
             seg_sop_uid=generate_uid(), pdf_sop_uid=pdf_uid, lymph_node_seg_sop_uid=node_seg_uid
         ),
         lymph_nodes=lymph_nodes,
+        prognosis=prognosis,
     )
     path = folder / "result.json"
     path.write_text(analysis.to_json(), encoding="utf-8")
@@ -237,6 +241,8 @@ def finish_job(
             n_positive_probability=None
             if lymph_nodes is None
             else lymph_nodes.n_positive_probability,
+            risk_group=None if prognosis is None else prognosis.risk_group,
+            death_probability_3y=None if prognosis is None else prognosis.death_probability[2],
         ),
     )
 
@@ -315,6 +321,9 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
         ("14p", 6.0, False),
     ]
     assert nodes["nodes"][0]["centre_lps_mm"] == [10.0, 20.0, -30.0]
+    # The survival model's prognosis (result.json 1.7, issue 25).
+    assert result["prognosis"]["text"] == PROGNOSIS.describe()
+    assert result["prognosis"]["risk_group"] == "high"
     pdf_link = result["outputs"]["pdf"]
     assert pdf_link["in_orthanc"] is True
     assert site.orthanc.request(pdf_link["file"])[1] == pdf
@@ -337,6 +346,11 @@ def test_series_over_rest_gets_results_and_labels(site: PluginSite, phantoms: Ph
     status, body = site.get("/pancreas-ai/worklist?sort=n_probability&order=asc")
     assert status == 200 and body["items"][0]["n_estimate"] == "N+"
     assert site.get("/pancreas-ai/worklist?n_status=N3")[0] == 400
+    assert item["risk_group"] == "high" and item["death_probability_3y"] == 0.86
+    for risk, total in (("high", 1), ("low", 0)):
+        assert site.get(f"/pancreas-ai/worklist?risk={risk}")[1].get("total") == total
+    assert site.get("/pancreas-ai/worklist?sort=risk")[1]["items"][0]["risk_group"] == "high"
+    assert site.get("/pancreas-ai/worklist?risk=medium")[0] == 400
     assert site.get("/pancreas-ai/worklist?status=ai-pending")[1]["total"] == 0
     assert site.get("/pancreas-ai/worklist?sort=nonsense")[0] == 400
 

@@ -25,6 +25,7 @@ from inference.analysis import AnalysisOutput, Analyzer, LocalisationEstimate
 from inference.volume import Volume
 from pancreas_contracts import JobState
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment
+from pancreas_contracts.prognosis import SurvivalPrognosis
 from pancreas_contracts.result import AnalysisResult, BundleRef
 from pancreas_node.analysis_runner import AnalysisRunner, new_result
 from pancreas_node.orthanc_server import OrthancServer
@@ -223,3 +224,12 @@ def test_the_job_record_keeps_the_results_outcome(tmp_path: Path) -> None:
     )
     record = new_result(withheld.model_copy(update={"lymph_nodes": nodes}), tmp_path / "r.json")
     assert record.n_estimate == "N+" and record.n_positive_probability == 0.71
+    assert record.risk_group is None and record.death_probability_3y is None
+    # The survival answer is what the worklist's risk column and filter read (issue 25).
+    prognosis = SurvivalPrognosis(
+        model_version="survival 0.1.0", death_probability=(0.42, 0.71, 0.86), risk_group="high",
+        risk_cutoff=0.8,
+    )  # fmt: skip
+    record = new_result(withheld.model_copy(update={"prognosis": prognosis}), tmp_path / "p.json")
+    assert record.risk_group == "high"
+    assert (record.death_probability_1y, record.death_probability_3y) == (0.42, 0.86)
