@@ -4,6 +4,7 @@
  */
 import { code, type DicomJsonDataset, sameCode, seq, str, Tags } from "./dicomJson";
 import { isNEstimate } from "./lymphNodes";
+import { isRiskGroup } from "./prognosis";
 import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
 import type { PancreasResult } from "./result";
 import { isPancreasReport, parseMeasurementReport } from "./sr";
@@ -177,6 +178,8 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
     pdacLikelihood: typeof item.pdac_likelihood === "number" ? item.pdac_likelihood : undefined,
     nEstimate: isNEstimate(item.n_estimate) ? item.n_estimate : undefined,
     nPositiveProbability: typeof item.n_positive_probability === "number" ? item.n_positive_probability : undefined,
+    riskGroup: isRiskGroup(item.risk_group) ? item.risk_group : undefined,
+    deathProbability3y: typeof item.death_probability_3y === "number" ? item.death_probability_3y : undefined,
   };
 }
 
@@ -247,6 +250,8 @@ function dicomWebRow(uid: string, study: DicomJsonDataset, report: PancreasResul
     pdacLikelihood: undefined,
     nEstimate: report?.lymphNodes?.nEstimate,
     nPositiveProbability: report?.lymphNodes?.nPositiveProbability,
+    riskGroup: report?.prognosis?.riskGroup,
+    deathProbability3y: report?.prognosis?.deathProbability[2],
   };
 }
 

@@ -5,6 +5,7 @@
 import type { CategoryLabel } from "./labels";
 import { LABELS } from "./labels";
 import { parseLymphNodes } from "./lymphNodes";
+import { parsePrognosis } from "./prognosis";
 import type { PancreasResult } from "./result";
 
 type Json = unknown;
@@ -102,6 +103,9 @@ export function fromPluginResults(body: Json): PancreasResult | undefined {
   const nodeSeg = obj(obj(result.outputs)?.lymph_node_seg)?.sop_instance_uid;
   const lymphNodes = parseLymphNodes(result.lymph_nodes, typeof nodeSeg === "string" ? nodeSeg : undefined);
   if (lymphNodes !== undefined) out.lymphNodes = lymphNodes;
+  // result.json 1.7: the survival model's prognosis.
+  const prognosis = parsePrognosis(result.prognosis);
+  if (prognosis !== undefined) out.prognosis = prognosis;
   return out;
 }
 
@@ -119,5 +123,7 @@ export function mergeResults(
   if (detectionText !== undefined) merged.detectionText = detectionText;
   const lymphNodes = plugin.lymphNodes ?? sr.lymphNodes;
   if (lymphNodes !== undefined) merged.lymphNodes = lymphNodes;
+  const prognosis = plugin.prognosis ?? sr.prognosis;
+  if (prognosis !== undefined) merged.prognosis = prognosis;
   return merged;
 }

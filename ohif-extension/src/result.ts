@@ -5,6 +5,7 @@
  */
 import type { CategoryLabel } from "./labels";
 import type { LymphNodeAssessment } from "./lymphNodes";
+import type { SurvivalPrognosis } from "./prognosis";
 
 export interface SegmentRef {
   segmentNumber: number;
@@ -52,6 +53,8 @@ export interface PancreasResult {
   detectionText?: string;
   /** The lymph-node model's N estimate and nodes (result 1.6), undefined without a lymph-node bundle. */
   lymphNodes?: LymphNodeAssessment;
+  /** The survival model's prognosis (result 1.7), undefined without a survival bundle. */
+  prognosis?: SurvivalPrognosis;
   warnings: string[];
   notice: string;
   /** SEG segments by key vessel (SMA, CA, CHA, SMV, PV) and `tumor`. */

@@ -19,6 +19,7 @@ import {
 } from "./dicomJson";
 import { type CategoryLabel, LABELS, type LabelsDocument, labelByName, vesselForCode } from "./labels";
 import type { LymphNode, LymphNodeAssessment } from "./lymphNodes";
+import { type ComponentModel, horizons, type StageInput, stageInput, type SurvivalPrognosis, type TnmKey } from "./prognosis";
 import { type DomainGrade, type PancreasResult, ResultParseError, type SegmentRef } from "./result";
 
 const P = "99PANCAI";
@@ -79,6 +80,20 @@ const C = {
   n0: { value: "LN-N0", scheme: P },
   nProbability: { value: "LN-NPROB", scheme: P },
   nThreshold: { value: "LN-THR", scheme: P },
+  // Survival prognosis (result 1.7, inference/_sr_survival.py)
+  survivalPrognosis: { value: "SURV-PROG", scheme: P },
+  deathBy: [
+    { value: "SURV-D1Y", scheme: P },
+    { value: "SURV-D2Y", scheme: P },
+    { value: "SURV-D3Y", scheme: P },
+  ],
+  riskCutoff: { value: "SURV-THR", scheme: P },
+  riskHorizon: { value: "SURV-HOR", scheme: P },
+  riskGroup: { value: "SURV-RISK", scheme: P },
+  highRisk: { value: "15508007", scheme: "SCT" },
+  lowRisk: { value: "75976002", scheme: "SCT" },
+  tnm: { T: { value: "SURV-T", scheme: P }, N: { value: "SURV-N", scheme: P }, M: { value: "SURV-M", scheme: P } },
+  survivalNote: { value: "SURV-NOTE", scheme: P },
 } as const;
 
 const GRAPHIC_DATA = "00700022";
@@ -192,6 +207,66 @@ function lymphNodeAssessmentOf(group: Item[]): Omit<LymphNodeAssessment, "nodes"
   return threshold === undefined ? { nEstimate, nPositiveProbability: probability } : { nEstimate, nPositiveProbability: probability, threshold };
 }
 
+/** A TNM input's TEXT: "T3 (source: node)" or "missing". */
+function stageOf(key: TnmKey, text: string | undefined): StageInput | undefined {
+  if (text === undefined) return undefined;
+  if (text.trim() === "missing") return { key, source: "missing" };
+  const match = /^(\S+) \(source: ([a-z-]+)\)$/.exec(text.trim());
+  return match === null ? undefined : stageInput(key, match[1], match[2]);
+}
+
+/** "none" or "ct, tumor_mask, T" as a list. */
+function listOf(text: string): string[] {
+  return text.trim() === "none" ? [] : text.split(",").map((t) => t.trim()).filter((t) => t !== "");
+}
+
+/**
+ * The prognosis group (TID 1501, finding type SURV-PROG): death by 1/2/3 years, the coded risk
+ * group, the cut-off and its horizon, the TNM inputs and the notes (inputs used and missing,
+ * component models' probabilities, warnings). The SR carries no reference curves.
+ */
+function prognosisOf(group: Item[]): SurvivalPrognosis | undefined {
+  const death = horizons(C.deathBy.map((c) => findNum(group, c)));
+  const cutoff = findNum(group, C.riskCutoff);
+  const risk = findCode(group, C.riskGroup);
+  const riskGroup = sameCode(risk, C.highRisk) ? "high" : sameCode(risk, C.lowRisk) ? "low" : undefined;
+  if (death === undefined || cutoff === undefined || riskGroup === undefined) return undefined;
+  const horizon = findNum(group, C.riskHorizon);
+  const staging = (["T", "N", "M"] as const).flatMap((key) => {
+    const input = stageOf(key, texts(group, C.tnm[key])[0]);
+    return input === undefined ? [] : [input];
+  });
+  const out: SurvivalPrognosis = {
+    deathProbability: death,
+    riskGroup,
+    riskHorizonYears: horizon === 1 || horizon === 2 ? horizon : 3,
+    riskCutoff: cutoff,
+    components: [],
+    staging,
+    referenceCurves: [],
+    inputsUsed: [],
+    inputsMissing: [],
+    warnings: [],
+  };
+  for (const note of texts(group, C.survivalNote)) {
+    const component = /^(\S+) model: death by 1\/2\/3 years ([0-9.]+)\/([0-9.]+)\/([0-9.]+)$/.exec(note);
+    const p = component === null ? undefined : horizons(component.slice(2).map(Number));
+    if (component?.[1] !== undefined && p !== undefined) {
+      out.components.push({ name: component[1], deathProbability: p } satisfies ComponentModel);
+    } else if (note.startsWith("inputs used: ")) {
+      out.inputsUsed = listOf(note.slice("inputs used: ".length));
+    } else if (note.startsWith("inputs missing: ")) {
+      out.inputsMissing = listOf(note.slice("inputs missing: ".length));
+    } else {
+      out.warnings.push(note);
+    }
+  }
+  const name = texts(group, C.algorithmName)[0];
+  const version = texts(group, C.algorithmVersion)[0];
+  if (name !== undefined) out.modelVersion = version === undefined ? name : `${name} ${version}`;
+  return out;
+}
+
 /** Whether a DICOM JSON instance is an SR the node wrote (a TID 1500 report by PancreasAI). */
 export function isPancreasReport(ds: DicomJsonDataset): boolean {
   return str(ds, Tags.SOPClassUID) === COMPREHENSIVE_3D_SR && str(ds, "00080070") === "PancreasAI Node";
@@ -222,6 +297,7 @@ export function parseMeasurementReport(
   let nodeAssessment: Omit<LymphNodeAssessment, "nodes"> | undefined;
   const nodes: LymphNode[] = [];
   let nodeSegUid: string | undefined;
+  let prognosis: SurvivalPrognosis | undefined;
 
   for (const group of groups) {
     const finding = findCode(group, C.finding);
@@ -230,6 +306,11 @@ export function parseMeasurementReport(
     const patientNodes = lymphNodeAssessmentOf(group);
     if (patientNodes !== undefined) {
       nodeAssessment = patientNodes;
+      continue;
+    }
+    // Survival prognosis (result 1.7): one patient-level group; never the staging's.
+    if (sameCode(finding, C.survivalPrognosis)) {
+      prognosis = prognosisOf(group) ?? prognosis;
       continue;
     }
     if (sameCode(finding, C.lymphNode)) {
@@ -326,6 +407,7 @@ export function parseMeasurementReport(
   if (nodeAssessment !== undefined) {
     result.lymphNodes = nodeSegUid === undefined ? { ...nodeAssessment, nodes } : { ...nodeAssessment, nodes, segSopInstanceUid: nodeSegUid };
   }
+  if (prognosis !== undefined) result.prognosis = prognosis;
   const seriesUid = groups
     .flatMap((group) => group.filter((i) => i.valueType === "UIDREF" && sameCode(i.name, C.sourceSeries)))
     .map((i) => str(i.ds, Tags.UID))

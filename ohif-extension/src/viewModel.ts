@@ -1,6 +1,7 @@
 /** Pure view models of the panel and the worklist (unit-tested; no DOM, no React). */
 import { type CategoryLabel, cssColor, LABELS, type LabelsDocument, labelByName } from "./labels";
 import type { NEstimate } from "./lymphNodes";
+import type { RiskGroup } from "./prognosis";
 import { type DomainGrade, NO_PDAC_TEXT, NO_TUMOR_TEXT, OUT_OF_DOMAIN_TEXT, type PancreasResult } from "./result";
 
 export interface ProbabilityBar {
@@ -228,9 +229,12 @@ export interface WorklistRow {
   /** The lymph-node model's N estimate and probability of N+ (result 1.6), undefined without one. */
   nEstimate?: NEstimate | undefined;
   nPositiveProbability?: number | undefined;
+  /** The survival model's risk group and probability of death by 3 years (result 1.7), undefined without one. */
+  riskGroup?: RiskGroup | undefined;
+  deathProbability3y?: number | undefined;
 }
 
-export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "n" | "boardDate" | "decision";
+export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "n" | "risk" | "boardDate" | "decision";
 
 export interface WorklistFilter {
   text?: string;
@@ -241,6 +245,8 @@ export interface WorklistFilter {
   minPdac?: number;
   /** Only studies with this N estimate (studies without a lymph-node result are left out). */
   nStatus?: NEstimate | "all";
+  /** Only studies in this risk group (studies without a survival result are left out). */
+  risk?: RiskGroup | "all";
 }
 
 function sortValue(row: WorklistRow, key: SortKey): string | undefined {
@@ -256,6 +262,9 @@ function sortValue(row: WorklistRow, key: SortKey): string | undefined {
     case "n":
       // By the probability of N+ (the estimate follows from it and the threshold).
       return row.nPositiveProbability === undefined ? undefined : row.nPositiveProbability.toFixed(4);
+    case "risk":
+      // By the probability of death by 3 years (the group follows from it and the cut-off).
+      return row.deathProbability3y === undefined ? undefined : row.deathProbability3y.toFixed(4);
     default:
       return row[key];
   }
@@ -288,6 +297,7 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
       return false;
     }
     if (filter.nStatus !== undefined && filter.nStatus !== "all" && row.nEstimate !== filter.nStatus) return false;
+    if (filter.risk !== undefined && filter.risk !== "all" && row.riskGroup !== filter.risk) return false;
     if (text === "") return true;
     return [row.patient, row.description, row.studyUid, row.reason ?? ""].some((v) => v.toLowerCase().includes(text));
   });

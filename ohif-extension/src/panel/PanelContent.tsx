@@ -8,6 +8,7 @@ import { isLesionSeg, lesionButtonText, lesionSegOf, lesionSegmentNumbers, nextL
 import { isNodeSeg, type LymphNodeAssessment, nEstimateText, nodeRows, nodeSegmentFor, nodeSegOf, type NodeRow, type NodeState } from "../lymphNodes";
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
+import { PrognosisSection } from "./PrognosisSection";
 import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
 
 export interface PanelContentProps {
@@ -390,6 +391,7 @@ export function PanelContent({
       {state.result.lymphNodes !== undefined && (
         <NodeList assessment={state.result.lymphNodes} selected={selected} state={node} nodeSeg={nodeSeg} onSelect={onSelectNode} />
       )}
+      {state.result.prognosis !== undefined && <PrognosisSection prognosis={state.result.prognosis} />}
       <section>
         <h3>Clinical inputs</h3>
         <div className="pai-kv">

@@ -22,6 +22,9 @@ export const PANEL_CSS = `
 .pai-muted{color:#9aa7b4}
 .pai-lesion-button{margin-left:6px;background:#3a3200;color:#ffdc00;border:1px solid #ffdc00;border-radius:3px;padding:0 6px;font:inherit;cursor:pointer}
 .pai-node-suspicious{color:#ff6b6b;font-weight:700}
+.pai-risk{display:inline-block;border-radius:3px;padding:0 6px;font-weight:700}
+.pai-risk-high{color:#ff6b6b}.pai-risk.pai-risk-high{background:#4a1010;color:#ffb3b3}.pai-risk.pai-risk-low{background:#10381f;color:#9be3b5}
+.pai-prognosis-list{margin:2px 0 0;padding-left:16px}
 .pai-lesion-button:disabled{opacity:.6;cursor:wait}
 `;
 

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from "react";
 import { loadWorklist } from "../api";
 import { type CategoryLabel, LABELS } from "../labels";
 import { nCellText, type NEstimate } from "../lymphNodes";
+import { riskCellText, type RiskGroup } from "../prognosis";
 import {
   type AiStatus,
   categoryText,
@@ -30,6 +31,7 @@ const COLUMNS: Array<{ key: SortKey; title: string }> = [
   { key: "category", title: "AI category" },
   { key: "pdac", title: "PDAC likelihood" },
   { key: "n", title: "N" },
+  { key: "risk", title: "Risk" },
   { key: "boardDate", title: "Board date" },
   { key: "decision", title: "Reviewer decision" },
 ];
@@ -39,7 +41,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
   const [source, setSource] = useState<string>("");
   const [error, setError] = useState<string | undefined>(undefined);
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: "studyDate", descending: true });
-  const [filter, setFilter] = useState<WorklistFilter>({ text: "", aiStatus: "all", category: "all", decision: "all", nStatus: "all" });
+  const [filter, setFilter] = useState<WorklistFilter>({ text: "", aiStatus: "all", category: "all", decision: "all", nStatus: "all", risk: "all" });
 
   useEffect(() => {
     let cancelled = false;
@@ -107,6 +109,15 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
           <option value="N+">N+ (node metastasis suspected)</option>
           <option value="N0">N0</option>
         </select>
+        <select
+          data-testid="worklist-filter-risk"
+          value={filter.risk ?? "all"}
+          onChange={(e) => setFilter({ ...filter, risk: e.target.value as RiskGroup | "all" })}
+        >
+          <option value="all">any survival risk</option>
+          <option value="high">high risk (death by 3 years ≥ cut-off)</option>
+          <option value="low">low risk</option>
+        </select>
         <select data-testid="worklist-filter-decision" value={filter.decision} onChange={(e) => setFilter({ ...filter, decision: e.target.value as Decision | "all" })}>
           <option value="all">any decision</option>
           <option value="pending">pending</option>
@@ -148,6 +159,15 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
               <td data-testid="worklist-pdac">{row.pdacLikelihood === undefined ? "—" : row.pdacLikelihood.toFixed(2)}</td>
               <td data-testid="worklist-n" data-n={row.nEstimate ?? ""} data-value={row.nPositiveProbability ?? ""}>
                 {nCellText(row.nEstimate, row.nPositiveProbability)}
+              </td>
+              <td
+                data-testid="worklist-risk"
+                data-risk={row.riskGroup ?? ""}
+                data-value={row.deathProbability3y ?? ""}
+                className={row.riskGroup === "high" ? "pai-risk-high" : undefined}
+                title="survival risk group and probability of death by 3 years (investigational)"
+              >
+                {riskCellText(row.riskGroup, row.deathProbability3y)}
               </td>
               <td>{row.boardDate ?? "—"}</td>
               <td>{row.decision === "none" ? "—" : `${row.decision}${row.reviewer === undefined ? "" : ` (${row.reviewer})`}`}</td>
