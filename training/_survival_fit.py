@@ -218,9 +218,9 @@ def fit_densenet(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = DualInputDenseNet(config.densenet).to(device)
-    labels = np.stack([horizon_labels(time, event, h) for h in HORIZONS_MONTHS], axis=1)
-    known = torch.from_numpy(labels[:, 0].astype(np.float32))
-    died = torch.from_numpy(labels[:, 1].astype(np.float32))
+    labels = [horizon_labels(time, event, h) for h in HORIZONS_MONTHS]
+    known = torch.from_numpy(np.stack([k for k, _ in labels], axis=1).astype(np.float32))
+    died = torch.from_numpy(np.stack([d for _, d in labels], axis=1).astype(np.float32))
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
