@@ -265,7 +265,13 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
     """
     if settings.bundle_path is None:
         return None
-    from inference.analysis import Analyzer, LymphNodeAssessor, PdacDetector, resolve_device
+    from inference.analysis import (
+        Analyzer,
+        LymphNodeAssessor,
+        PdacDetector,
+        SurvivalAssessor,
+        resolve_device,
+    )
 
     # torch only when a bundle is configured (the imports above)
     detector = None
@@ -280,12 +286,16 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
         lymph_nodes = LymphNodeAssessor(
             settings.lymph_node_bundle_path, resolve_device(settings.device)
         )
+    survival = None
+    if settings.survival_bundle_path is not None:  # the survival model (issue 25)
+        survival = SurvivalAssessor(settings.survival_bundle_path, resolve_device(settings.device))
     analyzer = Analyzer(
         settings.bundle_path,
         settings.device,
         tta_flips=settings.tta_flips,
         detector=detector,
         lymph_nodes=lymph_nodes,
+        survival=survival,
     )
     registry = (
         RegistryBridge.from_toml(settings.registry_config)
