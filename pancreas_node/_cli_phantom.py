@@ -56,6 +56,7 @@ def _options(
     tumor_free_fraction: float | None = None,
     pdac_prevalence: float | None = None,
     lymph_nodes: bool | None = None,
+    follow_up: bool | None = None,
 ) -> PhantomOptions:
     counts = parse_numbers(classes, 3, "--classes")
     fov = parse_numbers(fov_mm, 3, "--fov-mm")
@@ -73,6 +74,7 @@ def _options(
         tumor_free_fraction=tumor_free_fraction,
         pdac_prevalence=pdac_prevalence,
         lymph_nodes=lymph_nodes,
+        follow_up=follow_up,
     )
 
 
@@ -159,6 +161,16 @@ def phantom_command(
             show_default=False,
         ),
     ] = None,
+    follow_up: Annotated[
+        bool | None,
+        typer.Option(
+            "--follow-up/--no-follow-up",
+            help="Overall survival follow-up of every PDAC patient from a stated Weibull hazard"
+            " model with censoring (truth.csv: os_months, os_event, hazard_lp; needs lymph"
+            " nodes; docs/survival.md) [on for wide and synth, off for standard].",
+            show_default=False,
+        ),
+    ] = None,
     generator: Annotated[
         str,
         typer.Option(
@@ -188,6 +200,7 @@ def phantom_command(
         tumor_free_fraction,
         pdac_prevalence,
         lymph_nodes,
+        follow_up,
     )
     # The bar starts at the first callback, i.e. only after the input was checked, so bad
     # input leaves stderr with nothing but the one-line error.

@@ -29,6 +29,13 @@ the ten attention structures of the lymph-node paper (:mod:`phantom._attention`)
 the JPS stations (:data:`STATION_SITES`) with an N-status model (:mod:`phantom._lymph_nodes`),
 written as ``organs.nii.gz``, ``nodes.nii.gz`` and ``lymph_nodes.json``; ``truth.csv`` gains
 :data:`NODE_COLUMNS` (:func:`truth_columns`).
+
+Follow-up (issue 25; on by default in the wide modes, ``PhantomOptions(follow_up=...)``, needs
+lymph nodes): every PDAC patient's overall survival drawn from the Weibull
+proportional-hazards model :class:`HazardModel` (tumor volume, NCCN rule category, N status,
+true CA 19-9 and age) with administrative censoring (:mod:`phantom._follow_up`);
+``truth.csv`` gains :data:`FOLLOW_UP_TRUTH_COLUMNS`. :func:`linear_predictor` and
+:func:`draw_follow_up` are the pure model, also used by the held-out generator.
 """
 
 from pancreas_contracts.nccn import nccn_rule_category
@@ -44,6 +51,15 @@ from phantom._cohort import (
     render_patient,
 )
 from phantom._dicom_writer import TRANSFER_SYNTAXES
+from phantom._follow_up import (
+    FOLLOW_UP_TRUTH_COLUMNS,
+    FollowUp,
+    HazardModel,
+    draw_follow_up,
+    event_time,
+    follow_up_cells,
+    linear_predictor,
+)
 from phantom._geometry import Grid
 from phantom._lesions import (
     LESION_KINDS,
@@ -117,6 +133,7 @@ __all__ = [
     "DEFAULT_TUMOR_FREE_FRACTION",
     "DRAINAGE",
     "FAT_PLANE_MM",
+    "FOLLOW_UP_TRUTH_COLUMNS",
     "KEY_VESSELS",
     "LESIONS_JSON_VERSION",
     "LESION_COLUMNS",
@@ -144,7 +161,9 @@ __all__ = [
     "WIDE_TRUTH_COLUMNS",
     "Acquisition",
     "Body",
+    "FollowUp",
     "Grid",
+    "HazardModel",
     "Lesion",
     "LesionMix",
     "LesionSpec",
@@ -165,9 +184,13 @@ __all__ = [
     "check_encoder",
     "clinical_rows",
     "cohort_targets",
+    "draw_follow_up",
+    "event_time",
+    "follow_up_cells",
     "generate_cohort",
     "lesion_volume",
     "lesions_document",
+    "linear_predictor",
     "main_lesion",
     "make_grid",
     "n_positive_probability",

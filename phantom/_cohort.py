@@ -62,6 +62,7 @@ class _Stream(IntEnum):
     LESION_LAYOUT = 9
     NODES = 10
     NODE_LAYOUT = 11
+    FOLLOW_UP = 12
 
 
 @dataclass(frozen=True)
@@ -461,6 +462,11 @@ def plan_inputs(plan: PatientPlan) -> VariedInputs:
 def files_stream(plan: PatientPlan) -> np.random.Generator:
     """The random stream for file naming of one patient."""
     return stream(plan.seed, plan.index, _Stream.FILES)
+
+
+def follow_up_stream(plan: PatientPlan) -> np.random.Generator:
+    """The random stream for the follow-up draw of one patient (:mod:`phantom._follow_up`)."""
+    return stream(plan.seed, plan.index, _Stream.FOLLOW_UP)
 
 
 def header_stream(plan: PatientPlan) -> np.random.Generator:

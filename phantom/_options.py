@@ -80,11 +80,17 @@ class PhantomOptions:
         structures (``organs.nii.gz``, ``nodes.nii.gz``, ``lymph_nodes.json``,
         :mod:`phantom._lymph_nodes`); ``None``: by variation (on in the wide modes, off in the
         standard mode, which stays byte for byte as before).
+    follow_up
+        Draw overall survival follow-up for every PDAC patient (``truth.csv`` gains
+        ``os_months``, ``os_event`` and ``hazard_lp``; :mod:`phantom._follow_up`) from a
+        stream of its own, so no other byte of the cohort changes; ``None``: by variation (on
+        in the wide modes when lymph nodes are on, off in the standard mode). Needs lymph
+        nodes (the hazard depends on the N status).
 
     Raises
     ------
     ValueError
-        On any out-of-range value.
+        On any out-of-range value, or follow-up asked for with lymph nodes off.
     """
 
     class_counts: tuple[float, float, float] = (85.0, 47.0, 27.0)
@@ -101,10 +107,16 @@ class PhantomOptions:
     pdac_prevalence: float | None = None
     lesion_mix: LesionMix | None = None
     lymph_nodes: bool | None = None
+    follow_up: bool | None = None
 
     def __post_init__(self) -> None:
         check_class_counts(self.class_counts)
         self._check_variation()
+        if self.follow_up and not self.nodes_on:
+            raise ValueError(
+                "follow-up needs lymph nodes (the hazard depends on the N status): turn lymph"
+                " nodes on or follow-up off"
+            )
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label noise must be within 0-1, got {self.label_noise}")
         if not 0.0 <= self.biological_borderline <= 1.0:
@@ -160,6 +172,13 @@ class PhantomOptions:
     def nodes_on(self) -> bool:
         """Whether lymph nodes are drawn (the variation's default unless given)."""
         return self.wide if self.lymph_nodes is None else self.lymph_nodes
+
+    @property
+    def follow_up_on(self) -> bool:
+        """Whether follow-up is drawn (``None``: on exactly in the wide modes with nodes on)."""
+        if self.follow_up is None:
+            return self.wide and self.nodes_on
+        return self.follow_up
 
     @property
     def mix(self) -> LesionMix:

@@ -33,6 +33,7 @@ from phantom._cohort import (
     PatientPlan,
     cohort_targets,
     files_stream,
+    follow_up_stream,
     header_stream,
     plan_cohort,
     plan_patient,
@@ -44,6 +45,7 @@ from phantom._dicom_writer import (
     file_names,
     write_series,
 )
+from phantom._follow_up import FOLLOW_UP_TRUTH_COLUMNS, follow_up_cells
 from phantom._lesions import Lesion
 from phantom._node_output import NODE_COLUMNS, node_cells, write_node_files
 from phantom._options import PhantomOptions
@@ -275,10 +277,11 @@ def clinical_rows(plans: Sequence[PatientPlan]) -> list[dict[str, str]]:
     return rows
 
 
-def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
+def truth_row(plan: PatientPlan, scan: PhantomScan, follow_up: bool = False) -> dict[str, str]:
     """One ``truth.csv`` row (:func:`truth_columns`).
 
     A tumor-free patient leaves ``rule_category``, ``nccn_label`` and ``contact_*`` empty.
+    ``follow_up`` adds the :data:`~phantom._follow_up.FOLLOW_UP_TRUTH_COLUMNS` (needs nodes).
     """
     row = {
         "patient_id": plan.patient_id,
@@ -299,7 +302,25 @@ def truth_row(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
         row.update(_wide_cells(plan, scan))
     if plan.nodes is not None:
         row.update(node_cells(scan))
+    if follow_up:
+        row.update(_follow_up_cells(plan, scan, row))
     return row
+
+
+def _follow_up_cells(
+    plan: PatientPlan, scan: PhantomScan, row: Mapping[str, str]
+) -> dict[str, str]:
+    """The follow-up cells from the row's own truth and the patient's true clinical values."""
+    if not plan.has_tumor:
+        return follow_up_cells(None, follow_up_stream(plan))
+    if "n_status" not in row:
+        raise ValueError("follow-up needs the N status: turn lymph nodes on")
+    truth = plan.clinical_truth
+    covariates = (
+        scan.tumor_volume_ml, plan.rule_category, int(row["n_status"]),
+        float(truth["ca19_9_baseline"]), float(truth["age"]),
+    )  # fmt: skip
+    return follow_up_cells(covariates, follow_up_stream(plan))
 
 
 def _wide_cells(plan: PatientPlan, scan: PhantomScan) -> dict[str, str]:
@@ -471,9 +492,11 @@ def generate_cohort(
 
 
 def truth_columns(options: PhantomOptions) -> tuple[str, ...]:
-    """``truth.csv``'s columns: standard or wide, then the node columns with nodes on."""
+    """``truth.csv``'s columns: standard or wide, then nodes' and follow-up's where on."""
     columns = WIDE_TRUTH_COLUMNS if options.wide else TRUTH_COLUMNS
-    return (*columns, *NODE_COLUMNS) if options.nodes_on else columns
+    if options.nodes_on:
+        columns = (*columns, *NODE_COLUMNS)
+    return (*columns, *FOLLOW_UP_TRUTH_COLUMNS) if options.follow_up_on else columns
 
 
 def _write_one(
@@ -484,7 +507,7 @@ def _write_one(
     plan = plan_patient(seed, index, target, opts)
     scan = render_patient(plan)
     files = write_patient(plan, scan, out, opts)
-    return files, scan.tumor_volume_ml, truth_row(plan, scan)
+    return files, scan.tumor_volume_ml, truth_row(plan, scan, opts.follow_up_on)
 
 
 def _patient_count(n: int | None, n_patients: int | None) -> int:

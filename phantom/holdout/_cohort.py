@@ -3,11 +3,19 @@
 ``<out>/clinical.csv`` and ``<out>/truth.csv`` (the training generator's columns, then
 ``has_tumor``, ``tumor_attenuation`` (tumor minus pancreas HU), ``tumor_shape`` (``round`` or
 ``lobulated``), ``contrast_phase``, ``variant`` (empty, or ``long-celiac``) and ``generator``
-= ``holdout``, the conventions of the wide-variation generator), and per patient
+= ``holdout``, the conventions of the wide-variation generator, then ``n_status`` and the
+follow-up columns :data:`phantom.FOLLOW_UP_TRUTH_COLUMNS`), and per patient
 ``<out>/<patient_id>/dicom/*.dcm``, ``image.nii.gz`` and ``label.nii.gz`` (the NIfTI files
 hold the DICOM voxels, canonical RAS+ by flips only).
 For a tumor-free patient ``nccn_label``, ``rule_category`` and the contact angles are empty,
 ``tumor_location`` is ``none``, ``tumor_volume_ml`` is 0 and the tumor's own cells are empty.
+
+This generator draws no lymph nodes. A tumor patient gets a hidden registry N status instead,
+N+ with probability ``0.25 + 0.2 * rule_category`` (its own ``registry`` stream; the CT does
+not show it), and every tumor patient's overall survival follows the training generator's
+:class:`phantom.HazardModel` on this generator's own truth (tumor volume, rule category,
+registry N status, the true CA 19-9 and age drawn for ``clinical.csv`` before cells are
+blanked), from its own ``follow_up`` stream. Tumor-free patients are N0 with empty follow-up.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from inference.parallel import ordered_map
 from inference.volume import LPS_TO_RAS, Volume, to_canonical, write_nifti
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
 from pancreas_contracts.result import KEY_VESSELS
-from phantom import CLINICAL_COLUMNS, TRUTH_COLUMNS
+from phantom import CLINICAL_COLUMNS, FOLLOW_UP_TRUTH_COLUMNS, TRUTH_COLUMNS, follow_up_cells
 from phantom.holdout._dicom import SeriesIdentity, holdout_uid, write_ct_series
 from phantom.holdout._patient import (
     HoldoutOptions,
@@ -52,7 +60,11 @@ HOLDOUT_TRUTH_COLUMNS: tuple[str, ...] = (
     "contrast_phase",
     "variant",
     "generator",
+    "n_status",
+    *FOLLOW_UP_TRUTH_COLUMNS,
 )
+#: P(registry N+) of a tumor patient: intercept and per NCCN rule category.
+REGISTRY_N_MODEL = (0.25, 0.2)
 Progress = Callable[[int, int], None]
 
 
@@ -121,6 +133,28 @@ def _clinical_values(rng: np.random.Generator, patient: HoldoutPatient) -> dict[
     values["ca19_9_post"] = round(post, 1)
     values["ca19_9_delta"] = round(values["ca19_9_post"] - values["ca19_9_baseline"], 1)
     return values
+
+
+def follow_up_row(seed: int, patient: HoldoutPatient) -> dict[str, str]:
+    """``n_status`` (registry N status) and the follow-up cells of one patient.
+
+    The N status and the follow-up draw come from the patient's own ``registry`` and
+    ``follow_up`` streams, so they change no other draw; CA 19-9 and age are the true values of
+    ``clinical.csv`` (redrawn from the ``clinical`` stream, which draws them first).
+    """
+    category = patient.rule_category
+    if patient.tumor is None or category is None:
+        return {"n_status": "0", **follow_up_cells(None, stream(seed, patient.index, "follow_up"))}
+    intercept, per_category = REGISTRY_N_MODEL
+    p_positive = intercept + per_category * category
+    n_status = int(stream(seed, patient.index, "registry").random() < p_positive)
+    truth = _clinical_values(stream(seed, patient.index, "clinical"), patient)
+    covariates = (
+        round(patient.scan.tumor_volume_ml, 4), category, n_status,
+        truth["ca19_9_baseline"], truth["age"],
+    )  # fmt: skip
+    cells = follow_up_cells(covariates, stream(seed, patient.index, "follow_up"))
+    return {"n_status": str(n_status), **cells}
 
 
 def clinical_row(seed: int, patient: HoldoutPatient) -> dict[str, str]:
@@ -226,7 +260,10 @@ def _write_one(
     image, label = scan_volumes(patient.scan)
     write_nifti(image, root / "image.nii.gz")
     write_nifti(label, root / "label.nii.gz")
-    truth = truth_row(patient, ident.series_uid, ident.study_uid)
+    truth = {
+        **truth_row(patient, ident.series_uid, ident.study_uid),
+        **follow_up_row(seed, patient),
+    }
     record = HoldoutRecord(
         patient.patient_id, tuple(paths), root / "image.nii.gz", root / "label.nii.gz", truth
     )

@@ -30,7 +30,10 @@ from phantom.holdout._sdf import rotation_xyz
 __all__ = ["HoldoutOptions", "HoldoutPatient", "make_patient", "stream"]
 
 _TUMOR_LABEL = 2
-_STREAMS = ("cohort", "anatomy", "tumor", "render", "noise", "clinical", "files")
+# New streams go at the end: a stream's seed is its position here.
+_STREAMS = (
+    "cohort", "anatomy", "tumor", "render", "noise", "clinical", "files", "registry", "follow_up",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pancreas_contracts.lymph_nodes import (
 )
 from pancreas_node.cli import main
 from phantom import (
+    FOLLOW_UP_TRUTH_COLUMNS,
     NODE_COLUMNS,
     STATION_SITES,
     TRUTH_COLUMNS,
@@ -90,7 +91,7 @@ def test_files_are_written_on_the_label_grid(cohort: PhantomCohort) -> None:
 
 def test_truth_gains_the_node_columns(cohort: PhantomCohort) -> None:
     rows = _truth(cohort.out)
-    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS)
+    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS, *FOLLOW_UP_TRUTH_COLUMNS)
     for row, patient in zip(rows, cohort, strict=True):
         nodes = _nodes(cohort.out / patient.patient_id)
         positives = sum(node.metastatic for node in nodes)

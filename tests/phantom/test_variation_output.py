@@ -14,6 +14,7 @@ from pancreas_contracts.labels import label_by_name
 from pancreas_node.cli import main
 from phantom import (
     CONTRAST_PHASES,
+    FOLLOW_UP_TRUTH_COLUMNS,
     KEY_VESSELS,
     LESION_COLUMNS,
     NODE_COLUMNS,
@@ -50,8 +51,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> PhantomCohort:
 
 def test_truth_has_the_standard_columns_then_the_wide_ones(cohort: PhantomCohort) -> None:
     rows = _truth(cohort.out)
-    # Lymph nodes are on by default in the wide modes: their columns come last.
-    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS)
+    # Lymph nodes and follow-up are on by default in the wide modes: their columns come last.
+    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS, *FOLLOW_UP_TRUTH_COLUMNS)
     assert WIDE_TRUTH_COLUMNS[: len(TRUTH_COLUMNS)] == TRUTH_COLUMNS
     assert WIDE_TRUTH_COLUMNS[len(TRUTH_COLUMNS) :] == (
         "has_tumor", "tumor_attenuation", "tumor_shape", "contrast_phase", "variant", "generator",
@@ -132,7 +133,7 @@ def test_the_cli_writes_a_wide_cohort(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*args, "--variation", "synth", "--tumor-free-fraction", "0.34"]) == 0
     assert "wrote 3 phantom patients" in capsys.readouterr().out
     rows = _truth(out)
-    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS)
+    assert tuple(rows[0]) == (*WIDE_TRUTH_COLUMNS, *NODE_COLUMNS, *FOLLOW_UP_TRUTH_COLUMNS)
     assert {r["generator"] for r in rows} == {"phantom-synth"}
     assert [r["has_tumor"] for r in rows].count("0") == 1
 
