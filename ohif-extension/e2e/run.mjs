@@ -357,6 +357,33 @@ try {
       await page.screenshot({ path: join(artifacts, "viewer-nodes.png") });
     }
   }
+  // --- survival prognosis (result 1.7): risk badge, death by 1/2/3 years, inputs, notice -------
+  if (result.prognosis) {
+    const pg = result.prognosis;
+    const section = page.getByTestId("pancreas-ai-prognosis");
+    await section.scrollIntoViewIfNeeded();
+    const badge = page.getByTestId("pancreas-ai-risk-group");
+    const badgeText = pg.risk_group === "high" ? "High risk" : "Low risk";
+    check("prognosis risk group", (await badge.getAttribute("data-risk")) === pg.risk_group && (await text("pancreas-ai-risk-group")) === badgeText, await text("pancreas-ai-risk-group"));
+    const years = `${pg.risk_horizon_years} year${pg.risk_horizon_years !== 1 ? "s" : ""}`;
+    const expectedLine = `${pg.risk_group} risk (death by 1/2/3 years ${pg.death_probability.map((v) => v.toFixed(2)).join("/")}; cut-off ${pg.risk_cutoff.toFixed(2)} at ${years})`;
+    check("prognosis line", (await text("pancreas-ai-prognosis-text")) === expectedLine, await text("pancreas-ai-prognosis-text"));
+    for (const [i, p] of pg.death_probability.entries()) {
+      const id = `pancreas-ai-death-${i + 1}y`;
+      check(`death probability by ${i + 1} year${i ? "s" : ""}`, near(await value(id), p, 1e-9) && (await text(id)).endsWith(p.toFixed(2)), await text(id));
+    }
+    check("prognosis 3-year probability shown", (await text("pancreas-ai-death-3y")).includes(pg.death_probability[2].toFixed(2)));
+    const source = { node: "node", "lymph-node-model": "lymph-node model", registry: "registry" };
+    const tnm = ["T", "N", "M"]
+      .filter((k) => pg.staging[k])
+      .map((k) => (pg.staging[k].value === null ? `${k} missing` : `${pg.staging[k].value} (${source[pg.staging[k].source]})`))
+      .join(", ");
+    check("prognosis TNM inputs with their source", (await text("pancreas-ai-prognosis-tnm")) === (tnm || "—"), await text("pancreas-ai-prognosis-tnm"));
+    check("prognosis inputs missing", (await text("pancreas-ai-prognosis-missing")) === (pg.inputs_missing.join(", ") || "—"));
+    check("prognosis model version", (await text("pancreas-ai-prognosis-model")) === pg.model_version);
+    check("prognosis is investigational", (await text("pancreas-ai-prognosis-notice")) === "Investigational, not for clinical use");
+    await page.screenshot({ path: join(artifacts, "viewer-prognosis.png") });
+  }
   const pageErrors = log.filter((l) => l.startsWith("[pageerror]"));
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.join(" | "));
 
@@ -386,6 +413,21 @@ try {
     await page.getByTestId("worklist-sort-n").click();
     await row.waitFor();
     check("worklist sorts by N", (await page.getByTestId("worklist-sort-n").innerText()).includes("▲"));
+  }
+  if (result.prognosis) {
+    const pg = result.prognosis;
+    const cell = row.getByTestId("worklist-risk");
+    const expected = `${pg.risk_group} ${pg.death_probability[2].toFixed(2)}`;
+    check("worklist shows the risk group", (await cell.getAttribute("data-risk")) === pg.risk_group && (await cell.innerText()).trim() === expected, (await cell.innerText()).trim());
+    await page.getByTestId("worklist-filter-risk").selectOption(pg.risk_group === "high" ? "low" : "high");
+    await row.waitFor({ state: "detached" });
+    await page.getByTestId("worklist-filter-risk").selectOption(pg.risk_group);
+    await row.waitFor();
+    check("worklist filters by the risk group", true);
+    await page.getByTestId("worklist-filter-risk").selectOption("all");
+    await page.getByTestId("worklist-sort-risk").click();
+    await row.waitFor();
+    check("worklist sorts by risk", (await page.getByTestId("worklist-sort-risk").innerText()).includes("▲"));
   }
   await page.screenshot({ path: join(artifacts, "worklist.png") });
   const href = await row.getByTestId("worklist-open").getAttribute("href");

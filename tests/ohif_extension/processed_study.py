@@ -2,8 +2,9 @@
 
 The phantom's ``label.nii.gz`` stands in for the predicted segmentation, its tumor label for the
 PDAC detector's reported lesion, two hand-placed spheres beside the pancreas for the lymph-node
-model's nodes (issue 24) and a hand-made :class:`AnalysisResult` (with the phantom's true
-contact angles and tumor volume) for the analysis; the SEG, the lesion SEG
+model's nodes (issue 24), a hand-made :class:`SurvivalPrognosis` (high risk, issue 25) and a
+hand-made :class:`AnalysisResult` (with the phantom's true contact angles and tumor volume) for
+the analysis; the SEG, the lesion SEG
 (``seg-detection.dcm``, series 9004), the node SEG (``seg-lymph-nodes.dcm``, series 9005) and
 the SR come from the node's own writers (:mod:`inference.seg_writer`,
 :mod:`inference.lymph_node_seg`, :mod:`inference.sr_writer`, called as :mod:`inference.analysis`
@@ -34,6 +35,12 @@ from inference.volume import Volume
 from pancreas_contracts.detection import DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment, LymphNodeFinding
+from pancreas_contracts.prognosis import (
+    KaplanMeierCurve,
+    ModelProbabilities,
+    StageInput,
+    SurvivalPrognosis,
+)
 from pancreas_contracts.result import (
     CATEGORY_LABELS,
     AnalysisResult,
@@ -52,6 +59,41 @@ BUNDLE = BundleRef(name="pancreas-ai-phantom", version="0.3.1", sha256="ab" * 32
 DETECTOR = BundleRef(name="pdac-detection-phantom", version="0.1.0", sha256="cd" * 32)
 #: The lymph-node model's bundle (the node SEG's algorithm identification).
 NODE_MODEL = BundleRef(name="lymph-nodes-phantom", version="0.1.0", sha256="ef" * 32)
+
+
+#: The survival model's answer (result 1.7): high risk, death by 1/2/3 years 0.42/0.71/0.86,
+#: the T from the node's staging, the N from the lymph-node model, the M missing; two short
+#: reference Kaplan-Meier curves as the bundle's training groups would give them.
+PROGNOSIS = SurvivalPrognosis(
+    model_version="survival-phantom 0.1.0",
+    death_probability=(0.42, 0.71, 0.86),
+    risk_group="high",
+    risk_cutoff=0.8,
+    components={
+        "radiomics": ModelProbabilities(death_probability=(0.40, 0.66, 0.81)),
+        "densenet": ModelProbabilities(death_probability=(0.45, 0.74, 0.88)),
+        "clinical": ModelProbabilities(death_probability=(0.35, 0.62, 0.79)),
+    },
+    staging={
+        "T": StageInput(value="T3", source="node"),
+        "N": StageInput(value="N+", source="lymph-node-model"),
+        "M": StageInput(source="missing"),
+    },
+    reference_curves=(
+        KaplanMeierCurve(
+            label="high risk",
+            months=(0.0, 6.0, 12.0, 24.0, 36.0),
+            survival=(1.0, 0.8, 0.55, 0.3, 0.15),
+        ),
+        KaplanMeierCurve(
+            label="low risk",
+            months=(0.0, 6.0, 12.0, 24.0, 36.0),
+            survival=(1.0, 0.95, 0.85, 0.65, 0.5),
+        ),
+    ),
+    inputs_used=("ct", "tumor_mask", "sex", "age", "T", "N"),
+    inputs_missing=("M", "ca19_9_baseline"),
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +184,7 @@ def make_processed_study(
         source=SourceSeries(instance_count=len(files), series_version=1),
         detection=detection,
         lymph_nodes=lymph_nodes,
+        prognosis=PROGNOSIS,
         warnings=("phantom study: synthetic anatomy",),
     )
     seg_path = out / "seg.dcm"

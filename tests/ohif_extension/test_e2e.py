@@ -6,8 +6,10 @@ the PDAC detector's lesion SEG and the TID 1500 SR written by the node's writers
 ``ohif-extension/e2e/run.mjs`` drives Debian's chromium with playwright-core and checks the
 panel against ``result.json``, the SEG overlay at the tumor, a vessel row's segment highlight,
 the lesion SEG overlay at the detected lesion (issue 23), the lymph-node list with the N
-estimate, the jump to each node and the node SEG's colour at it (issue 24) and the worklist
-with its N column; screenshots and the browser console go to ``test-artifacts/ohif-e2e/``.
+estimate, the jump to each node and the node SEG's colour at it (issue 24), the prognosis
+section (risk group badge, death probability by 1/2/3 years, TNM inputs; issue 25) and the
+worklist with its N and risk columns; screenshots and the browser console go to
+``test-artifacts/ohif-e2e/``.
 """
 
 from __future__ import annotations
@@ -83,12 +85,25 @@ def test_viewer_panel_overlay_and_worklist(tmp_path: Path) -> None:
         colour = "red" if finding.suspicious else "blue"
         assert f"node {finding.node_id}: the viewport jumps to it" in names
         assert f"node SEG overlay is {colour} at node {finding.node_id}" in names
+    # Survival prognosis (issue 25): the panel's section and the worklist's risk column.
+    prognosis = study.result.prognosis
+    assert prognosis is not None and prognosis.risk_group == "high"
+    assert {
+        "prognosis risk group",
+        "prognosis line",
+        "prognosis 3-year probability shown",
+        "prognosis TNM inputs with their source",
+        "worklist shows the risk group",
+        "worklist filters by the risk group",
+        "worklist sorts by risk",
+    } <= names
     shots = (
         "viewer.png",
         "viewer-tumor.png",
         "viewer-smv.png",
         "viewer-lesion.png",
         "viewer-nodes.png",
+        "viewer-prognosis.png",
     )
     for shot in shots:
         assert (ARTIFACTS / shot).stat().st_size > 10_000

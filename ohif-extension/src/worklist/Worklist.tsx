@@ -115,8 +115,8 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist }: Worklis
           onChange={(e) => setFilter({ ...filter, risk: e.target.value as RiskGroup | "all" })}
         >
           <option value="all">any survival risk</option>
-          <option value="high">high risk (death by 3 years ≥ cut-off)</option>
-          <option value="low">low risk</option>
+          <option value="high">high survival risk</option>
+          <option value="low">low survival risk</option>
         </select>
         <select data-testid="worklist-filter-decision" value={filter.decision} onChange={(e) => setFilter({ ...filter, decision: e.target.value as Decision | "all" })}>
           <option value="all">any decision</option>
