@@ -83,7 +83,7 @@ class HazardModel:
         Weibull shape (above 1: a hazard rising with time).
     scale_months
         Weibull scale of the reference patient (``lp = 0``): its median survival is
-        ``scale * ln(2) ** (1 / shape)``, 18.0 months.
+        ``scale * ln(2) ** (1 / shape)``, 31.3 months.
     follow_up_min_months, follow_up_max_months
         Range of the uniform potential follow-up (administrative censoring).
     loss_mean_months
@@ -101,7 +101,7 @@ class HazardModel:
     age_per_decade: float = 0.3
     age_reference: float = 65.0
     shape: float = 1.5
-    scale_months: float = 23.0
+    scale_months: float = 40.0
     follow_up_min_months: float = 6.0
     follow_up_max_months: float = 72.0
     loss_mean_months: float = 240.0
