@@ -104,7 +104,7 @@ def test_a_higher_lp_dies_sooner_and_censoring_is_plausible() -> None:
     censored = [1.0 - float(np.mean([d.os_event for d in group])) for group in (low, mid, high)]
     # Follow-up of 6-72 months censors long survivors: more at low risk, few at high risk.
     assert censored[0] > censored[1] > censored[2]
-    assert 0.3 < censored[1] < 0.6 and censored[2] < 0.2
+    assert 0.3 < censored[1] < 0.6 and censored[2] < 0.35
     assert all(d.os_months >= 0.1 for group in (low, mid, high) for d in group)
 
 
