@@ -119,7 +119,7 @@ def test_a_kaplan_meier_curve_steps_down() -> None:
 def test_the_contract_is_frozen_and_closed() -> None:
     prognosis = _prognosis()
     with pytest.raises(ValidationError):
-        prognosis.risk_group = "low"  # type: ignore[misc]
+        prognosis.risk_group = "low"
     with pytest.raises(ValidationError, match="extra"):
         _prognosis(overall_survival_months=14.0)
 

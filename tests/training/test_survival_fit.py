@@ -29,7 +29,7 @@ def _cohort(n: int, seed: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.
     censor = rng.uniform(6.0, 80.0, n)
     time = np.minimum(np.minimum(death, censor), 60.0)
     event = death <= np.minimum(censor, 60.0)
-    return x, np.round(time, 1) + 0.1, event
+    return x, np.round(time, 1).astype(np.float64) + 0.1, event
 
 
 def _step(times: npt.NDArray[np.float64], survival: npt.NDArray[np.float64],
