@@ -97,10 +97,7 @@ class SurvivalParts:
             raise ValueError("a survival bundle needs at least one DenseNet member")
         if self.clinical.inputs != CLINICAL_INPUTS or self.fusion.inputs != FUSION_INPUTS:
             raise ValueError("the clinical and fusion models have other inputs than the node's")
-        if not np.allclose(
-            [m for m in HORIZONS_MONTHS if np.isclose(self.forest.months, m).any()],
-            HORIZONS_MONTHS,
-        ):
+        if not all(np.isclose(self.forest.months, m).any() for m in HORIZONS_MONTHS):
             raise ValueError("the forest's month grid lacks a horizon")
 
 
