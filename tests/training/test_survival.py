@@ -18,6 +18,7 @@ import torch
 from sksurv.metrics import concordance_index_censored
 
 from inference.bundle import BundleError
+from inference.tasks.resectability.measurements import max_diameter_mm
 from inference.tasks.survival import (
     SurvivalBundle,
     SurvivalModel,
@@ -25,7 +26,7 @@ from inference.tasks.survival import (
     n_stage,
     t_stage,
 )
-from inference.volume import Volume
+from inference.volume import Volume, read_nifti
 from pancreas_contracts.prognosis import HORIZONS_MONTHS, StageInput, SurvivalPrognosis
 from tests.training._survival_cohort import (
     TINY_TOML,
@@ -37,7 +38,7 @@ from tests.training._survival_cohort import (
 from training._survival_data import discover_survival_cases, load_features
 from training._survival_fit import predict_densenet
 from training._survival_report import MODEL_TITLES
-from training.survival import SurvivalRun, evaluate_survival, train_survival
+from training.survival import SurvivalRun, _fusion_x, evaluate_survival, train_survival
 from training.survival_config import SurvivalConfig, load_survival_config
 
 torch.set_num_threads(1)
@@ -101,6 +102,16 @@ def test_the_cohort_reads_follow_up_and_staging(cohort: Path, tmp_path: Path) ->
     )
     with pytest.raises(ValueError, match="follow-up"):
         discover_survival_cases(bare)
+    # tumor-free patients and patients without follow-up are left out
+    cells = [r.split(",") for r in rows[:5]]
+    cells[1][header.index("has_tumor")] = "0"
+    cells[1][header.index("nccn_label")] = ""
+    cells[2][header.index("os_months")] = ""
+    cells[3][header.index("os_event")] = "unknown"
+    (bare / "truth.csv").write_text("\n".join(",".join(c) for c in cells) + "\n", "utf-8")
+    for pid in ("SURV-0001", "SURV-0002", "SURV-0003", "SURV-0004"):
+        shutil.copytree(cohort / pid, bare / pid)
+    assert [c.patient_id for c in discover_survival_cases(bare)] == ["SURV-0004"]
 
 
 def test_the_report_has_the_paper_s_table_and_figures(run: SurvivalRun) -> None:
@@ -160,6 +171,34 @@ def test_the_bundle_answers_for_a_new_ct(bundle: SurvivalBundle) -> None:
     moved[2, 3] += 4.0
     with pytest.raises(ValueError, match="grid"):
         model.predict(ct, Volume(tumor.array, moved), {}, staging)
+
+
+def test_the_node_computes_what_the_training_computed(
+    cohort: Path, run: SurvivalRun, bundle: SurvivalBundle
+) -> None:
+    """No training/serving skew: the node's answer for a training patient is the training's."""
+    parts = bundle.parts
+    case = discover_survival_cases(cohort)[0]  # without CA 19-9
+    features = load_features([case], run.report.parent / "cache", parts.roi, parts.radiomics)
+    x = parts.projection.matrix([features[0].radiomics])
+    radiomics = parts.forest.death_probability(parts.projection.transform(x), HORIZONS_MONTHS)
+    densenet = predict_densenet(parts.densenets, features[0].image[None],
+                                features[0].mask[None], torch.device("cpu"))  # fmt: skip
+    fusion = parts.fusion.predict(_fusion_x(radiomics, densenet, features[0].clinical[None]))
+    assert case.record.image is not None and case.record.label is not None
+    ct, label = read_nifti(case.record.image), read_nifti(case.record.label)
+    tumor = Volume((np.asarray(label.array) == TUMOR).astype(np.uint8), label.affine)
+    diameter = max_diameter_mm(np.asarray(tumor.array) > 0, tumor.affine)
+    staging = {**case.staging, "T": t_stage(diameter, case.arterial_contact)}
+    answer = (
+        SurvivalModel(bundle, torch.device("cpu"))
+        .predict(ct, tumor, case.record.clinical, staging)
+        .prognosis
+    )
+    assert answer.components["radiomics"].death_probability == pytest.approx(radiomics[0])
+    assert answer.components["densenet"].death_probability == pytest.approx(densenet[0], abs=1e-6)
+    assert answer.death_probability == pytest.approx(fusion[0], abs=1e-6)
+    assert answer.inputs_missing == ("ca19_9_baseline",)
 
 
 def test_the_radiomics_model_ranks_the_cohort_better_than_chance(
