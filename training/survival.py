@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,7 @@ def train_survival(
         If a cohort has no follow-up or too few deaths and survivors to fit.
     """
     report = status or (lambda *_: None)
+    started = time.perf_counter()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = pick_device(config.device)
@@ -270,6 +272,7 @@ def train_survival(
                       "rsf_oob_concordance": rad.oob_concordance},
         "test": test_metrics,
     }  # fmt: skip
+    summary["train_seconds"] = round(time.perf_counter() - started, 1)
     bundle_json = save_survival_bundle(
         out / "bundle", parts, name="pancreas-ai-survival", version="0.1.0",
         config_sha256=config.sha256(), data_hash=_data_hash(cases),
