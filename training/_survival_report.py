@@ -30,6 +30,7 @@ MODEL_TITLES: Mapping[str, str] = {
     "clinical_paper": "clinical (paper: sex, age, T, N, M)",
     "clinical": "clinical (+ CA 19-9)",
     "fusion": "fusion (logistic regression)",
+    "fusion_no_n": "fusion, N unknown (imputed: the node without a lymph-node model)",
     "oracle": "oracle: the generator's hazard",
 }
 #: The paper's test-set AUCs at 1/2/3 years (its Table 2 / abstract).
@@ -51,6 +52,10 @@ def _plt() -> Any:
 
 def _f(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.2g}"
 
 
 def plot_km(path: Path, curves: Sequence[KaplanMeierCurve], title: str) -> None:
@@ -134,7 +139,7 @@ def section(title: str, results: Mapping[str, Mapping[str, Any]], figures: Mappi
     cal = fusion["calibration"]
     lines += [
         f"**Risk groups** (fusion, 3-year death probability >= the cut-off): {risk['n_high']} "
-        f"high, {risk['n_low']} low; log-rank p = {_f(risk['logrank_p'], 4)} "
+        f"high, {risk['n_low']} low; log-rank p = {_p(risk['logrank_p'])} "
         "(paper: p < 0.001).",
         "",
         f"**Calibration** (fusion, death by 36 months, quintiles): ECE {_f(cal['ece'], 3)}; "

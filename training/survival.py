@@ -158,8 +158,16 @@ def _all_models(
         "clinical_paper": paper.predict(data.clinical[:, : len(PAPER_CLINICAL_INPUTS)]),
         "clinical": parts.clinical.predict(data.clinical),
         "fusion": parts.fusion.predict(_fusion_x(rad, dn, data.clinical)),
+        "fusion_no_n": parts.fusion.predict(_fusion_x(rad, dn, _without_n(data.clinical))),
     }
     return probs
+
+
+def _without_n(clinical: FloatArray) -> FloatArray:
+    """The clinical rows with N missing, as the node has them without a lymph-node model."""
+    rows = clinical.copy()
+    rows[:, CLINICAL_INPUTS.index("N")] = np.nan
+    return rows
 
 
 def _evaluate(
@@ -322,8 +330,10 @@ def evaluate_survival(bundle: Path, data_dir: Path, out: Path, *, title: str,
     device_ = pick_device(device)
     rad = _radiomics_probs(parts, data.radiomics)
     dn = predict_densenet(parts.densenets, data.images, data.masks, device_)
+    no_n = _fusion_x(rad, dn, _without_n(data.clinical))
     probs = {"radiomics": rad, "densenet": dn, "clinical": parts.clinical.predict(data.clinical),
-             "fusion": parts.fusion.predict(_fusion_x(rad, dn, data.clinical))}  # fmt: skip
+             "fusion": parts.fusion.predict(_fusion_x(rad, dn, data.clinical)),
+             "fusion_no_n": parts.fusion.predict(no_n)}  # fmt: skip
     tag = data_dir.name
     text, metrics = _evaluate(probs, data, parts.risk, out, tag, title)
     (out / f"eval-{tag}.md").write_text(
