@@ -241,7 +241,7 @@ def test_evaluate_writes_the_tables_for_another_cohort(run: SurvivalRun, tmp_pat
     other = write_cohort(tmp_path / "cohort-b", 12, seed=1)
     metrics = evaluate_survival(run.bundle_json.parent, other, tmp_path / "eval",
                                 title="Cohort B", device="cpu")  # fmt: skip
-    assert set(metrics) == {"radiomics", "densenet", "clinical", "fusion", "oracle"}
+    assert set(metrics) == {"radiomics", "densenet", "clinical", "fusion", "fusion_no_n", "oracle"}
     assert all(m["n"] == 12 for m in metrics.values())
     text = (tmp_path / "eval" / "eval-cohort-b.md").read_text(encoding="utf-8")
     assert text.startswith("# Survival bundle pancreas-ai-survival 0.1.0 on cohort-b")
