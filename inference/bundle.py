@@ -63,6 +63,7 @@ __all__ = [
     "load_module_weights",
     "read_task_meta",
     "save_bundle",
+    "save_module_weights",
     "sha256_file",
     "stored_tensor",
     "verified_weight_file",
@@ -217,6 +218,25 @@ def stored_tensor(tensor: torch.Tensor, weights_dtype: str) -> torch.Tensor:
     if weights_dtype == "float16" and tensor.is_floating_point():
         return tensor.to(torch.float16)
     return tensor
+
+
+def save_module_weights(module: torch.nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
+    """Write ``module``'s weights to ``file`` (safetensors, atomically); its ``bundle.json`` entry.
+
+    Half precision where it fits (``weights_dtype = "float16"``): a tensor beyond float16's
+    range stays as it is, since it would load as ``inf`` (the lymph-node patient model's
+    batch-norm statistics of a node volume in mm^3 have a variance far above 65504).
+    """
+    tensors = {}
+    for key, value in module.state_dict().items():
+        stored = stored_tensor(value.detach().cpu(), weights_dtype)
+        if stored.is_floating_point() and not bool(torch.isfinite(stored).all()):
+            stored = value.detach().cpu()
+        tensors[key] = stored.contiguous()
+    partial = file.with_name(file.name + ".partial")
+    save_file(tensors, str(partial))
+    partial.replace(file)
+    return {"weights": file.name, "sha256": sha256_file(file), "weights_dtype": weights_dtype}
 
 
 def write_bundle_meta(root: Path, meta: Mapping[str, Any]) -> Path:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["read_config_keys"]
+__all__ = ["build_config", "merge_table", "read_config_keys"]
+
+_Config = TypeVar("_Config")
 
 
 def read_config_keys(
@@ -50,3 +53,44 @@ def read_config_keys(
     if unknown:
         raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
     return data
+
+
+def merge_table(
+    key: str, value: Any, defaults: Mapping[str, Any], forbidden: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A config file's table (``[roi]``, ``[stage1]`` ...) over its defaults, keys checked.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is no table, or names a key the defaults lack or one in ``forbidden``.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a table of settings")
+    unknown = (set(value) - set(defaults)) | (forbidden & set(value))
+    if unknown:
+        raise ValueError(f"unknown {key} keys: {sorted(unknown)}")
+    return {**defaults, **value}
+
+
+def build_config(
+    path: Path | None,
+    overrides: dict[str, Any],
+    config_type: type[_Config],
+    what: str,
+    value: Callable[[str, Any], Any],
+) -> _Config:
+    """Read a config file with overrides and build ``config_type`` from ``value(key, raw)``.
+
+    Raises
+    ------
+    ValueError
+        On unknown keys, wrong types or an unparsable file.
+    OSError
+        If the file cannot be read.
+    """
+    data = read_config_keys(path, overrides, config_type, what)
+    try:
+        return config_type(**{k: value(k, v) for k, v in data.items()})
+    except TypeError as exc:
+        raise ValueError(f"invalid {what} config: {exc}") from exc

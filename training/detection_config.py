@@ -17,7 +17,7 @@ from typing import Any
 from inference.tasks.detection.bundle import DetectionSettings
 from inference.tasks.detection.lesions import ExtractionSettings
 from inference.tasks.detection.model import NetConfig
-from training._config_file import read_config_keys
+from training._config_file import build_config, merge_table
 
 __all__ = ["DetectionConfig", "load_detection_config"]
 
@@ -112,13 +112,8 @@ class DetectionConfig:
 
 def _value(key: str, value: Any) -> Any:
     if key in ("stage1", "stage2"):
-        if not isinstance(value, dict):
-            raise ValueError(f"{key} must be a table of network settings")
         defaults = (_stage1() if key == "stage1" else _stage2()).to_dict()
-        unknown = set(value) - set(defaults)
-        if unknown:
-            raise ValueError(f"unknown {key} keys: {sorted(unknown)}")
-        return NetConfig.from_dict({**defaults, **value})
+        return NetConfig.from_dict(merge_table(key, value, defaults))
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -132,8 +127,4 @@ def load_detection_config(path: Path | None, **overrides: Any) -> DetectionConfi
     OSError
         If the file cannot be read.
     """
-    data = read_config_keys(path, overrides, DetectionConfig, "detection")
-    try:
-        return DetectionConfig(**{k: _value(k, v) for k, v in data.items()})
-    except TypeError as exc:
-        raise ValueError(f"invalid detection config: {exc}") from exc
+    return build_config(path, overrides, DetectionConfig, "detection", _value)

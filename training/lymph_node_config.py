@@ -21,7 +21,7 @@ from typing import Any
 from inference.tasks.lymph_nodes.bundle import LymphNodeSettings
 from inference.tasks.lymph_nodes.model import NodeClassifierConfig, SegConfig, UNetConfig
 from inference.tasks.lymph_nodes.patient import PatientNetConfig
-from training._config_file import read_config_keys
+from training._config_file import build_config, merge_table
 
 __all__ = ["LymphNodeConfig", "load_lymph_node_config"]
 
@@ -166,14 +166,10 @@ _TABLES: dict[str, tuple[Any, Any]] = {
 def _value(key: str, value: Any) -> Any:
     if key not in _TABLES:
         return value
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be a table of network settings")
     default, kind = _TABLES[key]
-    defaults = default().to_dict()
-    unknown = set(value) - set(defaults) | ({"attention"} & set(value))
-    if unknown:
-        raise ValueError(f"unknown {key} keys: {sorted(unknown)}")
-    return kind.from_dict({**defaults, **value})
+    # The run trains the segmenter with attention and, for the ablation, without: no key for it.
+    merged = merge_table(key, value, default().to_dict(), forbidden=frozenset({"attention"}))
+    return kind.from_dict(merged)
 
 
 def load_lymph_node_config(path: Path | None, **overrides: Any) -> LymphNodeConfig:
@@ -186,8 +182,4 @@ def load_lymph_node_config(path: Path | None, **overrides: Any) -> LymphNodeConf
     OSError
         If the file cannot be read.
     """
-    data = read_config_keys(path, overrides, LymphNodeConfig, "lymph-node")
-    try:
-        return LymphNodeConfig(**{k: _value(k, v) for k, v in data.items()})
-    except TypeError as exc:
-        raise ValueError(f"invalid lymph-node config: {exc}") from exc
+    return build_config(path, overrides, LymphNodeConfig, "lymph-node", _value)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.tasks.survival import DenseNetConfig, RadiomicsConfig, RoiConfig
-from training._config_file import read_config_keys
+from training._config_file import build_config, merge_table
 
 __all__ = ["SurvivalConfig", "load_survival_config"]
 
@@ -92,10 +92,10 @@ class SurvivalConfig:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_TABLES: dict[str, tuple[Any, Any]] = {
-    "roi": (RoiConfig, RoiConfig),
-    "radiomics": (RadiomicsConfig, RadiomicsConfig),
-    "densenet": (DenseNetConfig, DenseNetConfig),
+_TABLES: dict[str, Any] = {
+    "roi": RoiConfig,
+    "radiomics": RadiomicsConfig,
+    "densenet": DenseNetConfig,
 }
 
 
@@ -104,14 +104,8 @@ def _value(key: str, value: Any) -> Any:
         return tuple(int(v) for v in value)
     if key not in _TABLES:
         return value
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be a table of settings")
-    default, kind = _TABLES[key]
-    defaults = default().to_dict()
-    unknown = set(value) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown {key} keys: {sorted(unknown)}")
-    return kind.from_dict({**defaults, **value})
+    kind = _TABLES[key]
+    return kind.from_dict(merge_table(key, value, kind().to_dict()))
 
 
 def load_survival_config(path: Path | None, **overrides: Any) -> SurvivalConfig:
@@ -124,8 +118,4 @@ def load_survival_config(path: Path | None, **overrides: Any) -> SurvivalConfig:
     OSError
         If the file cannot be read.
     """
-    data = read_config_keys(path, overrides, SurvivalConfig, "survival")
-    try:
-        return SurvivalConfig(**{k: _value(k, v) for k, v in data.items()})
-    except TypeError as exc:
-        raise ValueError(f"invalid survival config: {exc}") from exc
+    return build_config(path, overrides, SurvivalConfig, "survival", _value)

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from safetensors.torch import save_file
 from torch import nn
 
 from inference.bundle import (
@@ -27,8 +26,7 @@ from inference.bundle import (
     BundleError,
     load_module_weights,
     read_task_meta,
-    sha256_file,
-    stored_tensor,
+    save_module_weights,
     write_bundle_meta,
 )
 from inference.tasks.detection.lesions import ExtractionSettings
@@ -108,17 +106,6 @@ class DetectionBundle:
         return f"{model.get('name', '?')} {model.get('version', '?')}"
 
 
-def _save_weights(module: nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
-    tensors = {
-        key: stored_tensor(value.detach().cpu(), weights_dtype).contiguous()
-        for key, value in module.state_dict().items()
-    }
-    partial = file.with_name(file.name + ".partial")
-    save_file(tensors, str(partial))
-    partial.replace(file)
-    return {"weights": file.name, "sha256": sha256_file(file), "weights_dtype": weights_dtype}
-
-
 def save_detection_bundle(
     out: Path,
     stage1: tuple[nn.Module, NetConfig],
@@ -153,7 +140,7 @@ def save_detection_bundle(
     network1, config1 = stage1
     stages = {}
     for key, module, config in (("stage1", network1, config1), ("stage2", stage2, stage2.config)):
-        entry = _save_weights(module, out / f"{key}.safetensors", weights_dtype)
+        entry = save_module_weights(module, out / f"{key}.safetensors", weights_dtype)
         stages[key] = {**entry, "net_config": config.to_dict(), "plan": config.plan().to_dict()}
     meta = {
         "format_version": BUNDLE_FORMAT,

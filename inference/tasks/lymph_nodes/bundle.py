@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from inference.bundle import (
@@ -32,8 +30,7 @@ from inference.bundle import (
     BundleError,
     load_module_weights,
     read_task_meta,
-    sha256_file,
-    stored_tensor,
+    save_module_weights,
     write_bundle_meta,
 )
 from inference.tasks.lymph_nodes.model import (
@@ -187,29 +184,6 @@ def _attention_section() -> dict[str, Any]:
     }
 
 
-def _stored(value: torch.Tensor, weights_dtype: str) -> torch.Tensor:
-    """Half precision where it fits; a tensor beyond float16's range stays as it is.
-
-    The patient model's batch-norm statistics of the node volume (mm^3; its variance is
-    easily above float16's 65504) would otherwise load as ``inf`` and answer NaN.
-    """
-    stored = stored_tensor(value, weights_dtype)
-    if stored.is_floating_point() and not bool(torch.isfinite(stored).all()):
-        return value
-    return stored
-
-
-def _save_weights(module: nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
-    tensors = {
-        key: _stored(value.detach().cpu(), weights_dtype).contiguous()
-        for key, value in module.state_dict().items()
-    }
-    partial = file.with_name(file.name + ".partial")
-    save_file(tensors, str(partial))
-    partial.replace(file)
-    return {"weights": file.name, "sha256": sha256_file(file), "weights_dtype": weights_dtype}
-
-
 def save_lymph_node_bundle(
     out: Path,
     networks: LymphNodeNetworks,
@@ -241,7 +215,7 @@ def save_lymph_node_bundle(
         raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
     out.mkdir(parents=True, exist_ok=True)
     stages = {
-        key: {**_save_weights(module, out / f"{key}.safetensors", weights_dtype), **entry}
+        key: {**save_module_weights(module, out / f"{key}.safetensors", weights_dtype), **entry}
         for key, (module, entry) in networks.stages().items()
     }
     meta = {

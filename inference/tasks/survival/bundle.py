@@ -23,7 +23,6 @@ import numpy.typing as npt
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_arrays
 from safetensors.numpy import save_file as save_arrays
-from torch import nn
 
 from inference.bundle import (
     BUNDLE_FORMAT,
@@ -31,8 +30,8 @@ from inference.bundle import (
     BundleError,
     load_module_weights,
     read_task_meta,
+    save_module_weights,
     sha256_file,
-    stored_tensor,
     verified_weight_file,
     write_bundle_meta,
 )
@@ -116,19 +115,6 @@ class SurvivalBundle:
         return f"{model.get('name', 'survival')} {model.get('version', '0')}"
 
 
-def _save_module(module: nn.Module, file: Path, weights_dtype: str) -> dict[str, Any]:
-    from safetensors.torch import save_file
-
-    tensors = {
-        k: stored_tensor(v.detach().cpu(), weights_dtype).contiguous()
-        for k, v in module.state_dict().items()
-    }
-    partial = file.with_name(file.name + ".partial")
-    save_file(tensors, str(partial))
-    partial.replace(file)
-    return {"weights": file.name, "sha256": sha256_file(file), "weights_dtype": weights_dtype}
-
-
 def _arrays(parts: SurvivalParts, weights_dtype: str) -> dict[str, npt.NDArray[Any]]:
     arrays: dict[str, npt.NDArray[Any]] = {
         **parts.projection.arrays(),
@@ -169,7 +155,7 @@ def save_survival_bundle(
         raise ValueError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
     out.mkdir(parents=True, exist_ok=True)
     members = [
-        _save_module(net, out / f"densenet-{i}.safetensors", weights_dtype)
+        save_module_weights(net, out / f"densenet-{i}.safetensors", weights_dtype)
         for i, net in enumerate(parts.densenets)
     ]
     partial = out / (_ARRAYS + ".partial")
