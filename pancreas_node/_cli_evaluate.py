@@ -72,6 +72,22 @@ def _evaluate_survival(bundle: Path, data: Path, out: Path, device: str, workers
     typer.echo("investigational, not for clinical use")
 
 
+def _evaluate_lymph_nodes(bundle: Path, data: Path, out: Path) -> None:
+    """``--task lymph-nodes``: node detection, classification and N status on this cohort."""
+    from training.lymph_nodes import evaluate_lymph_nodes  # torch only here
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / f"eval-{data.name}.md"
+    summary = evaluate_lymph_nodes(bundle, data, report, f"cohort {data.name}")
+    detection = summary["attention"]["detection"]
+    typer.echo(
+        f"nodes: recall {detection['recall']:.3f}, {detection['fp_per_patient']:.1f} false "
+        f"positives per patient; patient N+ AUC {summary['patient']['auc']:.3f} "
+        f"({summary['patients']} patients, {summary['n_positive']} N+); wrote {report}"
+    )
+    typer.echo("investigational, not for clinical use")
+
+
 def evaluate_command(
     bundle: Annotated[
         list[Path],
@@ -117,8 +133,9 @@ def evaluate_command(
         str,
         typer.Option(
             "--task",
-            help="resectability (default) or survival (the first --bundle on a cohort with "
-            "follow-up: eval-<cohort>.md with the paper's table, risk groups and figures).",
+            help="resectability (default), survival (the first --bundle on a cohort with "
+            "follow-up: eval-<cohort>.md with the paper's table, risk groups and figures) or "
+            "lymph-nodes (the first --bundle on a cohort with node truth: eval-<cohort>.md).",
         ),
     ] = "resectability",
 ) -> None:
@@ -130,8 +147,13 @@ def evaluate_command(
     if task_name == "survival":
         _evaluate_survival(bundle[0], data, out, device, workers)
         return
+    if task_name == "lymph-nodes":
+        _evaluate_lymph_nodes(bundle[0], data, out)
+        return
     if task_name != "resectability":
-        raise ValueError(f"--task must be resectability or survival, got {task_name!r}")
+        raise ValueError(
+            f"--task must be resectability, survival or lymph-nodes, got {task_name!r}"
+        )
     case = _real_ct_case(real_ct, shared_data, pipeline)
     from training.evaluation import evaluate_cohort  # torch only here
 

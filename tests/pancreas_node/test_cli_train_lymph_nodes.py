@@ -37,6 +37,12 @@ def test_train_task_lymph_nodes_writes_its_bundles_and_report(
     assert meta["metrics"]["test"]["patients"] == 4 and len(meta["config_sha256"]) == 64
     assert load_lymph_node_bundle(out / "ablation" / "no-attention").meta["task"] == "lymph-nodes"
     assert "ClsbyLNSeg w/ Attn" in (out / "report.md").read_text(encoding="utf-8")
+    evaluated = tmp_path / "eval"
+    argv = ["evaluate", "--task", "lymph-nodes", "--bundle", str(out), "--data", str(cohort)]
+    assert main([*argv, "--out", str(evaluated)]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "false positives per patient; patient N+ AUC" in printed and "(8 patients" in printed
+    assert "## cohort cohort" in (evaluated / "eval-cohort.md").read_text(encoding="utf-8")
 
 
 def test_train_task_lymph_nodes_refuses_resectability_options_and_bad_keys(
