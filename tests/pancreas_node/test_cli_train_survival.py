@@ -85,5 +85,5 @@ def test_evaluate_task_survival_refuses_a_cohort_without_follow_up_or_a_bundle(
     (tmp_path / "empty").mkdir()
     assert main([*argv[:4], str(tmp_path / "empty"), *argv[5:]]) == 1
     assert "pancreas-node: error: bundle" in capsys.readouterr().err
-    assert main([*argv[:2], "lymph-nodes", *argv[3:]]) != 0
-    assert "resectability or survival" in capsys.readouterr().err
+    assert main([*argv[:2], "detection", *argv[3:]]) != 0
+    assert "resectability, survival or lymph-nodes" in capsys.readouterr().err
