@@ -79,8 +79,10 @@ def test_a_multi_valued_slice_thickness_is_unknown_and_later_series_are_assemble
         assert "SliceThickness multi-valued: derived from ImagePositionPatient" in (
             info.routing_reason
         )
-        assert _jobs_of(node.database, bad_uid) == [JobState.QUEUED]
-        assert _jobs_of(node.database, good_uid) == [JobState.QUEUED]
+        # The series turns complete before its job is enqueued: poll for the job (a loaded
+        # machine showed an empty list right after completion).
+        wait_for(lambda: _jobs_of(node.database, bad_uid) == [JobState.QUEUED], timeout_s=30)
+        wait_for(lambda: _jobs_of(node.database, good_uid) == [JobState.QUEUED], timeout_s=30)
 
 
 def _estimator(paths: Sequence[Path]) -> tuple[str, str]:
