@@ -161,12 +161,14 @@ def _create_study_and_series(
     modality: str | None,
     calling_ae: str | None,
     now: datetime,
+    requesting_service: str | None = None,
 ) -> None:
     study_values = {
         "study_instance_uid": study_instance_uid,
         "patient_id": patient_id,
         "accession_number": accession_number,
         "study_date": study_date,
+        "requesting_service": None if requesting_service is None else requesting_service[:64],
         "created_at": now,
     }
     insert_ignore(session, Study.__table__, study_values, ["study_instance_uid"])  # type: ignore[arg-type]
@@ -216,6 +218,7 @@ def record_instance(
     patient_id: str | None = None,
     accession_number: str | None = None,
     study_date: date | None = None,
+    requesting_service: str | None = None,
     received_at: datetime | None = None,
     reopen_if_complete: bool = True,
 ) -> bool:
@@ -243,6 +246,7 @@ def record_instance(
         patient_id=patient_id,
         accession_number=accession_number,
         study_date=study_date,
+        requesting_service=requesting_service,
         received_at=received_at,
         reopen_if_complete=reopen_if_complete,
     )
@@ -263,6 +267,7 @@ def store_instance(
     patient_id: str | None = None,
     accession_number: str | None = None,
     study_date: date | None = None,
+    requesting_service: str | None = None,
     received_at: datetime | None = None,
     reopen_if_complete: bool = True,
     content_sha256: str | None = None,
@@ -309,6 +314,7 @@ def store_instance(
                 patient_id=patient_id,
                 accession_number=accession_number,
                 study_date=study_date,
+                requesting_service=requesting_service,
                 modality=modality,
                 calling_ae=calling_ae,
                 now=now,

@@ -26,6 +26,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db._audit import NewResult, affected, insert_ignore, result_row, write_audit
+from db._boards import auto_add_cases
 from db._database import NodeDatabase
 from db._models import Job
 from db._types import utcnow
@@ -401,10 +402,13 @@ def complete_job(
         _check_lease(job, worker_id)
         _transition(session, job, JobState.DONE, actor=worker_id, now=now, reason=reason)
         job.failure_reason = None if reason is None else reason[:_MAX_REASON]
-        if result is not None:
-            session.add(result_row(job.id, result, now))
+        row = None if result is None else result_row(job.id, result, now)
+        if row is not None:
+            session.add(row)
         _log.info("job %s done", job.id)
         newer = _newer_job(session, job)
+        if row is not None and newer is None:
+            auto_add_cases(session, job, row, now)
         if newer is not None:
             # The series grew while this job ran: its result is kept but never delivered.
             why = f"series grew: version {newer.series_version} is job {newer.id}"

@@ -36,7 +36,6 @@ __all__ = [
     "AuditEvent",
     "Base",
     "BoardCase",
-    "BoardDecision",
     "DeliveredObject",
     "DeliveryAttempt",
     "DeliveryProtocol",
@@ -44,6 +43,7 @@ __all__ = [
     "Instance",
     "Job",
     "Result",
+    "Review",
     "RoutingDecision",
     "Series",
     "SeriesStatus",
@@ -96,14 +96,6 @@ class DeliveryStatus(StrEnum):
     FAILURE = "failure"
 
 
-class BoardDecision(StrEnum):
-    """A tumor-board reviewer's verdict on the node's category."""
-
-    PENDING = "pending"
-    AGREE = "agree"
-    DISAGREE = "disagree"
-
-
 class Base(DeclarativeBase):
     """Declarative base with the naming convention above."""
 
@@ -125,6 +117,8 @@ class Study(Base):
     patient_id: Mapped[str | None] = mapped_column(String(64))
     accession_number: Mapped[str | None] = mapped_column(String(16))
     study_date: Mapped[date | None] = mapped_column(Date)
+    #: RequestingService (0032,1033) for the boards' auto rules (``None``: not sent).
+    requesting_service: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     series: Mapped[list[Series]] = relationship(back_populates="study")
@@ -303,7 +297,7 @@ class AuditEvent(Base):
 
 
 class TumorBoard(Base):
-    """A multidisciplinary tumor-board meeting."""
+    """A multidisciplinary tumor-board meeting (issue 26)."""
 
     __tablename__ = "tumor_boards"
 
@@ -312,12 +306,16 @@ class TumorBoard(Base):
     title: Mapped[str] = mapped_column(String(256))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Member names (and roles), as the board lists them.
+    members: Mapped[list[str] | None] = mapped_column(JSON)
+    #: :class:`pancreas_contracts.boards.AutoRule` as JSON; ``None``: cases by hand only.
+    auto_rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     cases: Mapped[list[BoardCase]] = relationship(back_populates="board")
 
 
 class BoardCase(Base):
-    """A study discussed at a board, with the reviewer's decision."""
+    """A study on a board: how it got there and the board's decision."""
 
     __tablename__ = "board_cases"
 
@@ -326,15 +324,52 @@ class BoardCase(Base):
         ForeignKey("tumor_boards.id", ondelete="CASCADE"), index=True
     )
     study_instance_uid: Mapped[str] = mapped_column(String(UID))
+    #: The job whose result the board sees (the study's newest analysed job when added).
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    decision: Mapped[BoardDecision] = mapped_column(
-        StrEnumType(BoardDecision, 16), default=BoardDecision.PENDING
-    )
-    reviewer_category: Mapped[int | None] = mapped_column(Integer)
-    reviewer: Mapped[str | None] = mapped_column(String(128))
-    note: Mapped[str | None] = mapped_column(Text)
+    #: Order of discussion (1-based; cases added later go last).
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    added_by: Mapped[str] = mapped_column(String(128), default="system")
+    #: ``manual``, or ``rule`` for a case the board's auto rule added.
+    added_reason: Mapped[str] = mapped_column(String(16), default="manual")
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: :class:`pancreas_contracts.boards.BoardCategory` value; ``None`` until decided.
+    decision_category: Mapped[str | None] = mapped_column(String(32))
+    #: :class:`pancreas_contracts.boards.Treatment` values.
+    treatments: Mapped[list[str] | None] = mapped_column(JSON)
+    decision_text: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None] = mapped_column()
 
     board: Mapped[TumorBoard] = relationship(back_populates="cases")
 
     __table_args__ = (UniqueConstraint("board_id", "study_instance_uid"),)
+
+
+class Review(Base):
+    """A radiologist's review of a study's AI result; the newest one is the study's review.
+
+    A correction (``verdict`` ``correct``) also carries the corrected label map the viewer
+    sent (``correction_path``, under the data directory) and, once the node wrote it, the new
+    SEG and the SR amendment (``corrected_seg_sop_uid``, ``amendment_sr_sop_uid``).
+    """
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(UID), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    #: :class:`pancreas_contracts.boards.ReviewVerdict` value.
+    verdict: Mapped[str] = mapped_column(String(16))
+    #: The node's NCCN category index when reviewed (``None``: it gave none).
+    ai_category: Mapped[int | None] = mapped_column(Integer)
+    #: The radiologist's category (:class:`pancreas_contracts.boards.BoardCategory` value).
+    category: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    correction_path: Mapped[str | None] = mapped_column(Text)
+    #: ``pending`` (the node has not written it yet), ``written`` or ``failed``.
+    correction_state: Mapped[str | None] = mapped_column(String(16))
+    correction_error: Mapped[str | None] = mapped_column(Text)
+    corrected_seg_sop_uid: Mapped[str | None] = mapped_column(String(UID))
+    amendment_sr_sop_uid: Mapped[str | None] = mapped_column(String(UID))

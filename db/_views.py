@@ -16,9 +16,9 @@ from db._ingest import SeriesInfo, _series_info
 from db._jobs import JobInfo, _info
 from db._models import (
     BoardCase,
-    BoardDecision,
     Job,
     Result,
+    Review,
     RoutingDecision,
     Series,
     Study,
@@ -47,9 +47,11 @@ class StudyJobInfo:
 class WorklistEntry:
     """One study on the tumor-board worklist: its newest job, that job's result, its board.
 
-    ``board_*``, ``decision`` and the reviewer fields describe the study's most recent board
-    case (``None`` when the study is on no board). ``series_routing`` holds each of its series'
-    routing decision and reason (a study whose series were all skipped has no job).
+    ``board_*`` and ``decision_*`` describe the study's latest board (by date) and that board's
+    decision (``None`` when the study is on no board or it is not decided); ``review_*`` the
+    study's newest radiologist review (``None``: not reviewed). ``series_routing`` holds each
+    of its series' routing decision and reason (a study whose series were all skipped has no
+    job).
     """
 
     study_instance_uid: str
@@ -63,10 +65,11 @@ class WorklistEntry:
     board_id: int | None
     board_date: date | None
     board_title: str | None
-    decision: BoardDecision | None
-    reviewer: str | None
-    reviewer_category: int | None
+    decision_category: str | None
     decided_at: datetime | None
+    review_verdict: str | None
+    reviewer: str | None
+    review_category: str | None
     series_routing: tuple[tuple[RoutingDecision, str | None], ...] = ()
     outcome: str | None = None
     #: The PDAC detector's likelihood (``None`` without a detector).
@@ -151,12 +154,18 @@ def list_worklist(db: NodeDatabase, *, limit: int = 1000) -> list[WorklistEntry]
         )
         for uid, decision, reason in decisions:
             routing.setdefault(uid, []).append((decision, reason))
+        reviews: dict[str, Review] = {}
+        for review in session.scalars(
+            select(Review).where(Review.study_instance_uid.in_(uids)).order_by(Review.id)
+        ):
+            reviews[review.study_instance_uid] = review  # ascending: the newest wins
         return [
             _worklist_entry(
                 study,
                 newest.get(study.study_instance_uid),
                 boards.get(study.study_instance_uid),
                 tuple(routing.get(study.study_instance_uid, ())),
+                reviews.get(study.study_instance_uid),
             )
             for study in studies
         ]
@@ -167,6 +176,7 @@ def _worklist_entry(
     job_row: tuple[Job, Result | None] | None,
     board_row: tuple[BoardCase, TumorBoard] | None,
     series_routing: tuple[tuple[RoutingDecision, str | None], ...],
+    review: Review | None,
 ) -> WorklistEntry:
     job, result = job_row if job_row is not None else (None, None)
     case, board = board_row if board_row is not None else (None, None)
@@ -182,10 +192,11 @@ def _worklist_entry(
         board_id=None if board is None else board.id,
         board_date=None if board is None else board.board_date,
         board_title=None if board is None else board.title,
-        decision=None if case is None else case.decision,
-        reviewer=None if case is None else case.reviewer,
-        reviewer_category=None if case is None else case.reviewer_category,
+        decision_category=None if case is None else case.decision_category,
         decided_at=None if case is None else case.decided_at,
+        review_verdict=None if review is None else review.verdict,
+        reviewer=None if review is None else review.reviewer,
+        review_category=None if review is None else review.category,
         series_routing=series_routing,
         outcome=None if result is None else result.outcome,
         pdac_likelihood=None if result is None else result.pdac_likelihood,

@@ -265,6 +265,7 @@ def _save(dataset: Dataset, received: Path, calling_ae: str, context: IntakeCont
             patient_id=str(dataset.get("PatientID", "")) or None,
             accession_number=str(dataset.get("AccessionNumber", "")) or None,
             study_date=_study_date(dataset),
+            requesting_service=str(dataset.get("RequestingService", "")) or None,
             content_sha256=content_sha256(received),
             place_file=place,
             same_content=lambda stored: same_content(Path(stored), received),

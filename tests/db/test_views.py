@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from db import (
-    BoardDecision,
     NewResult,
     NodeDatabase,
     RoutingDecision,
@@ -93,9 +92,9 @@ def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None
                 BoardCase(
                     board_id=late.id,
                     study_instance_uid="2.1",
-                    decision=BoardDecision.DISAGREE,
-                    reviewer="dr",
-                    reviewer_category=1,
+                    decision_category="borderline",
+                    decided_by="dr",
+                    decided_at=datetime(2025, 5, 1, 12, tzinfo=UTC),
                 ),
             ]
         )
@@ -110,8 +109,8 @@ def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None
     assert entries["1.1"].board_date is None and entries["1.1"].accession_number == "ACC1"
     on_board = entries["2.1"]
     assert on_board.job is None
-    assert on_board.board_title == "May" and on_board.decision is BoardDecision.DISAGREE
-    assert on_board.reviewer_category == 1
+    assert on_board.board_title == "May" and on_board.decision_category == "borderline"
+    assert on_board.decided_at is not None and on_board.review_verdict is None
 
 
 def test_a_result_keeps_its_outcome_for_the_status_words(node_db: NodeDatabase) -> None:
