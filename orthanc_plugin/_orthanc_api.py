@@ -18,6 +18,7 @@ __all__ = [
     "RestOutput",
     "get_json",
     "post_json",
+    "send_bytes",
     "send_json",
 ]
 
@@ -134,6 +135,18 @@ def post_json(api: RestApi, path: str, body: Any) -> Any:
     """POST ``body`` as JSON to ``path`` and decode the JSON answer (``None`` if empty)."""
     answer = api.post(path, json.dumps(body).encode("utf-8"))
     return json.loads(answer) if answer.strip() else None
+
+
+def send_bytes(output: RestOutput, status: int, body: bytes, content_type: str) -> None:
+    """Answer a REST callback with ``body`` (CSV, PDF) of ``content_type`` and ``status``."""
+    if status == 200:
+        output.AnswerBuffer(body, content_type)
+        return
+    output.SetHttpHeader("Content-Type", content_type)
+    try:
+        output.SendHttpStatus(status, body, len(body))
+    except TypeError:
+        output.SendHttpStatus(status, body)
 
 
 def send_json(output: RestOutput, status: int, body: Any) -> None:

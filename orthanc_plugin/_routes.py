@@ -79,7 +79,7 @@ from pancreas_contracts import JobState
 from pancreas_contracts.job_states import ASSEMBLY_STAGE, failed_stage
 from pancreas_contracts.result import CATEGORY_LABELS, AnalysisResult
 
-__all__ = ["Request", "Response", "Routes"]
+__all__ = ["Request", "Response", "RouteTable", "Routes"]
 
 _log = logging.getLogger(__name__)
 _ORTHANC_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
@@ -112,11 +112,16 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """Status and JSON body of an answer."""
+    """Status and body of an answer: JSON, or ``bytes`` of ``content_type`` (CSV, PDF)."""
 
     status: int
     body: Any
     allowed: str | None = None  # set for 405 answers
+    content_type: str = "application/json"
+
+
+#: One route: its path pattern, and a handler per HTTP method.
+RouteTable = list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]]
 
 
 def _error(status: int, message: str) -> Response:
@@ -200,33 +205,50 @@ class Routes:
         self._bundle_sha256 = bundle_sha256
         self._wake = wake
         self._push_series = push_series
-        self._table: list[tuple[re.Pattern[str], str, Callable[..., Response]]] = [
-            (re.compile(r"^/pancreas-ai/studies/([^/]+)/results$"), "GET", self.results),
-            (re.compile(r"^/pancreas-ai/studies/([^/]+)/status$"), "GET", self.status),
-            (re.compile(r"^/pancreas-ai/studies/([^/]+)/reanalyse$"), "POST", self.reanalyse),
-            (re.compile(r"^/pancreas-ai/jobs/([^/]+)$"), "GET", self.job),
-            (re.compile(r"^/pancreas-ai/worklist$"), "GET", self.worklist),
-            (re.compile(r"^/pancreas-ai/queue$"), "GET", self.queue),
+        self._table: RouteTable = [
+            (re.compile(r"^/pancreas-ai/studies/([^/]+)/results$"), {"GET": self.results}),
+            (re.compile(r"^/pancreas-ai/studies/([^/]+)/status$"), {"GET": self.status}),
+            (re.compile(r"^/pancreas-ai/studies/([^/]+)/reanalyse$"), {"POST": self.reanalyse}),
+            (re.compile(r"^/pancreas-ai/jobs/([^/]+)$"), {"GET": self.job}),
+            (re.compile(r"^/pancreas-ai/worklist$"), {"GET": self.worklist}),
+            (re.compile(r"^/pancreas-ai/queue$"), {"GET": self.queue}),
         ]
+
+    def extend(self, table: RouteTable) -> None:
+        """Serve more routes (the boards' and the reviews', :mod:`orthanc_plugin._boards`)."""
+        self._table.extend(table)
 
     def handle(self, request: Request) -> Response:
         """Route ``request``; unknown paths answer 404, wrong methods 405.
+
+        Every method but GET changes something: only ``PancreasAI.WriteUsers`` may use it
+        (403 for the others).
 
         Raises
         ------
         sqlalchemy.exc.SQLAlchemyError, OrthancCallError, OSError
             Left to the callback layer, which answers 503/502/500 and logs.
         """
-        for pattern, method, handler in self._table:
+        for pattern, handlers in self._table:
             match = pattern.match(request.path)
             if match is None:
                 continue
-            if request.method != method:
-                return Response(405, {"error": f"use {method}"}, allowed=method)
-            if method == "POST" and request.user not in self._config.write_users:
+            handler = handlers.get(request.method)
+            if handler is None:
+                allowed = ",".join(sorted(handlers))
+                return Response(405, {"error": f"use {allowed}"}, allowed=allowed)
+            if request.method != "GET" and request.user not in self._config.write_users:
                 return _error(403, f"user '{request.user}' may not {request.path}")
             return handler(request, *match.groups())
         return _error(404, f"no route {request.path}")
+
+    def resolve_study(self, ident: str) -> tuple[str | None, str | None]:
+        """``(Orthanc id, StudyInstanceUID)`` of a study named either way (for other routes)."""
+        return self._resolve_study(ident)
+
+    def orthanc_study_id(self, uid: str) -> str | None:
+        """Orthanc's identifier of the study ``uid`` (``None``: Orthanc lacks it)."""
+        return self._lookup(uid, "Study")
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from orthanc_plugin._orthanc_api import (
     RestApi,
     RestOutput,
     get_json,
+    send_bytes,
     send_json,
 )
 from orthanc_plugin._routes import Request, Response, Routes
@@ -175,7 +176,10 @@ class PancreasAiPlugin:
             if response.status == 405 and response.allowed:
                 output.SendMethodNotAllowed(response.allowed)
                 return
-            send_json(output, response.status, response.body)
+            if isinstance(response.body, bytes):
+                send_bytes(output, response.status, response.body, response.content_type)
+            else:
+                send_json(output, response.status, response.body)
         except Exception:  # noqa: BLE001 - a callback must never raise into Orthanc
             _log.exception("REST callback for %s failed", uri)
 
