@@ -16,7 +16,7 @@ def test_up_from_empty_creates_the_whole_schema(empty_url: str) -> None:
     with NodeDatabase(empty_url) as database:
         assert database.current_revision() is None
         database.upgrade()
-        assert database.current_revision() == NodeDatabase.head_revision() == "r0010"
+        assert database.current_revision() == NodeDatabase.head_revision() == "r0011"
         tables = set(inspect(database.engine).get_table_names())
         assert {t.name for t in Base.metadata.sorted_tables} <= tables
         # The migrations and the models describe the same schema.
