@@ -29,6 +29,7 @@ from db._audit import NewResult, affected, insert_ignore, result_row, write_audi
 from db._boards import auto_add_cases
 from db._database import NodeDatabase
 from db._models import Job
+from db._notifications import notify_job_done, notify_job_failed
 from db._types import utcnow
 from pancreas_contracts.job_states import ASSEMBLY_STAGE, TRANSITIONS, JobState, failed_stage
 
@@ -243,6 +244,7 @@ def enqueue_job(
                     reason=failure,
                 )
                 job.failure_reason = failure[:_MAX_REASON]
+                notify_job_failed(session, job, now)
             _supersede_older(session, job, actor=actor, now=now)
             newer = _newer_job(session, job)
             if newer is not None:  # made late for a version the series has outgrown
@@ -415,6 +417,8 @@ def complete_job(
             _transition(session, job, JobState.SUPERSEDED, actor=worker_id, now=now, reason=why)
             job.superseded_by = newer.id
             _log.info("job %s superseded by job %s", job.id, newer.id)
+        else:
+            notify_job_done(session, job, row, reason, now)
         return _info(job)
 
 
@@ -454,6 +458,8 @@ def fail_job(
         job.failure_reason = reason[:_MAX_REASON]
         job.next_attempt_at = retry_at
         _log.info("job %s failed (retry %s)", job.id, "scheduled" if retry_at else "none")
+        if retry_at is None:
+            notify_job_failed(session, job, now)
         return _info(job)
 
 

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from db._audit import insert_ignore
 from db._database import NodeDatabase
-from db._models import UID, Base, Job, Series, Study
+from db._models import UID, Base, Job, Result, Series, Study
 from db._types import StrEnumType, utcnow
-from pancreas_contracts.boards import NotificationEvent
+from pancreas_contracts.boards import NotificationEvent, nccn_board_category
+from pancreas_contracts.job_states import failed_stage
+from pancreas_contracts.status import REFUSED_PREFIX
 
 __all__ = [
     "DeliveryState",
@@ -44,6 +46,9 @@ __all__ = [
     "list_notifications",
     "mark_delivery_failed",
     "mark_delivery_sent",
+    "notify_disagreement",
+    "notify_job_done",
+    "notify_job_failed",
     "queue_notification",
     "write_notification",
 ]
@@ -246,6 +251,69 @@ def job_study_uid(session: Session, job: Job) -> str | None:
     return session.scalars(stmt).first()
 
 
+def notify_job_done(
+    session: Session, job: Job, result: Result | None, reason: str | None, now: datetime
+) -> None:
+    """Queue RESULT_READY for a job done with a result or a refusal (caller's transaction).
+
+    A job done with neither has nothing to tell; the caller skips superseded jobs (their
+    result is never delivered).
+    """
+    if result is not None:
+        detail: dict[str, _DetailValue] = {
+            "job_id": job.id,
+            "outcome": result.outcome or "done",
+            "category": result.category_label,
+        }
+    elif reason is not None and reason.startswith(REFUSED_PREFIX):
+        # Only the refusal's code ("not-localised"), not what was measured.
+        code = reason[len(REFUSED_PREFIX) :].split(":", 1)[0].strip()[:64]
+        detail = {"job_id": job.id, "outcome": "refused", "refusal": code or None}
+    else:
+        return
+    write_notification(
+        session, NotificationEvent.RESULT_READY, object_type="job", object_id=job.id,
+        detail=detail, study_instance_uid=job_study_uid(session, job), now=now,
+    )  # fmt: skip
+
+
+def notify_job_failed(session: Session, job: Job, now: datetime) -> None:
+    """Queue RESULT_FAILED for a job that failed for good (caller's transaction).
+
+    The detail names the stage only: a failure reason may quote measured values.
+    """
+    write_notification(
+        session, NotificationEvent.RESULT_FAILED, object_type="job", object_id=job.id,
+        detail={"job_id": job.id, "stage": failed_stage(job.failure_reason) or "unknown"},
+        study_instance_uid=job_study_uid(session, job), now=now,
+    )  # fmt: skip
+
+
+def notify_disagreement(
+    session: Session,
+    *,
+    review_id: int,
+    verdict: str,
+    ai_category: int | None,
+    category: str | None,
+    study_instance_uid: str,
+    now: datetime,
+) -> None:
+    """Queue DISAGREEMENT for a review whose category differs from the node's.
+
+    The reviewer's reason is free text and never part of it.
+    """
+    ai = None if ai_category is None else nccn_board_category(ai_category).value
+    write_notification(
+        session, NotificationEvent.DISAGREEMENT, object_type="review", object_id=str(review_id),
+        detail={
+            "review_id": review_id, "verdict": verdict, "ai_category": ai,
+            "reviewer_category": category,
+        },
+        study_instance_uid=study_instance_uid, now=now,
+    )  # fmt: skip
+
+
 def expand_notifications(
     db: NodeDatabase,
     subscriptions: Mapping[NotificationEvent, tuple[str, ...]],
@@ -311,7 +379,7 @@ def claim_due_deliveries(
     lease = datetime.fromtimestamp(now.timestamp() + lease_s, tz=now.tzinfo)
     with db.session() as session:
         claimed = []
-        for delivery, note in session.execute(stmt).tuples():
+        for delivery, note in session.execute(stmt):
             delivery.attempts += 1
             delivery.next_attempt_at = lease
             claimed.append(_delivery_info(delivery, note))
@@ -375,4 +443,4 @@ def list_notification_deliveries(
     if notification_id is not None:
         stmt = stmt.where(NotificationDelivery.notification_id == notification_id)
     with db.session() as session:
-        return [_delivery_info(d, n) for d, n in session.execute(stmt).tuples()]
+        return [_delivery_info(d, n) for d, n in session.execute(stmt)]

@@ -21,6 +21,7 @@ from db._audit import write_audit
 from db._boards import study_job
 from db._database import NodeDatabase
 from db._models import BoardCase, Job, Review
+from db._notifications import notify_disagreement
 from db._types import utcnow
 from pancreas_contracts.boards import BoardCategory, ReviewInput, ReviewVerdict
 
@@ -173,6 +174,11 @@ def record_review(
             },
             now=now,
         )  # fmt: skip
+        if info.disagrees:
+            notify_disagreement(
+                session, review_id=row.id, verdict=row.verdict, ai_category=result.category,
+                category=row.category, study_instance_uid=study_instance_uid, now=now,
+            )  # fmt: skip
         return info
 
 
