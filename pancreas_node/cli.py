@@ -19,6 +19,7 @@ from pancreas_node._cli_db import db_app, registry_app
 from pancreas_node._cli_demo import demo_command
 from pancreas_node._cli_errors import CliError
 from pancreas_node._cli_evaluate import evaluate_command
+from pancreas_node._cli_export import export_cases_command
 from pancreas_node._cli_localiser import train_localiser_command
 from pancreas_node._cli_phantom import phantom_command
 from pancreas_node._cli_serve import rules_app, serve_command, status_command
@@ -48,6 +49,7 @@ app.command("train")(train_command)
 app.command("train-localiser")(train_localiser_command)
 app.command("analyze")(analyze_command)
 app.command("evaluate")(evaluate_command)
+app.command("export-cases")(export_cases_command)
 
 
 _DISTRIBUTION = "pancreas-ai-node"

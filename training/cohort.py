@@ -62,6 +62,7 @@ from training.dataset import (
     CaseRecord,
     PreprocessConfig,
     discover_cases,
+    label_provenance,
     preprocess_case,
     source_fingerprint,
 )
@@ -422,6 +423,7 @@ def train_cohort(
     device = pick_device(config.device)
     header = [
         f"- cohort: {len(cases)} patients, {_classes(arrays.targets)}",
+        f"- labels: {label_provenance(cases)}",
         f"- input: {config.target_size}^3 voxels of {preprocess.spacing_mm:g} mm "
         f"({config.cube_mm:g} mm cube); device: {device.type}",
         f"- outer folds run: {config.folds_to_run} of {config.outer_folds}; "

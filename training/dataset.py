@@ -3,7 +3,8 @@
 Layout (what :func:`phantom.generate_cohort` writes, and what a site provides)::
 
     DIR/clinical.csv            patient_id + the 17 variables (empty cell = missing)
-    DIR/truth.csv               patient_id, nccn_label (0, 1, 2), optionally has_tumor (1, 0);
+    DIR/truth.csv               patient_id, nccn_label (0, 1, 2), optionally has_tumor (1, 0)
+                                and label_source (where a reviewed case's labels came from);
                                 other columns ignored
     DIR/<patient_id>/image.nii.gz   CT in HU          (or DIR/<patient_id>/dicom/ a DICOM series)
     DIR/<patient_id>/label.nii.gz   16-label map      (needed for training)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ __all__ = [
     "PreprocessConfig",
     "Preprocessed",
     "discover_cases",
+    "label_provenance",
     "make_augmentation",
     "preprocess_case",
     "preprocess_volume",
@@ -69,6 +72,10 @@ class CaseRecord:
         Raw clinical values in model units, ``None`` = missing (implausible values dropped).
     nccn_label
         0 resectable, 1 borderline, 2 locally advanced; :data:`NO_TUMOR` when tumor-free.
+    label_source
+        Where the labels came from: truth.csv's optional ``label_source`` column (a reviewed
+        case's ``board``, ``review-override``, ``review-correction``, ``review-agree``, see
+        :mod:`training.review_export`), else ``cohort``.
     """
 
     patient_id: str
@@ -77,6 +84,7 @@ class CaseRecord:
     label: Path | None
     clinical: dict[str, float | None]
     nccn_label: int
+    label_source: str = "cohort"
 
     def __post_init__(self) -> None:
         if self.nccn_label not in (NO_TUMOR, 0, 1, 2):
@@ -175,11 +183,28 @@ def discover_cases(data_dir: Path) -> list[CaseRecord]:
                     v.name: _clinical_value(v.name, values.get(v.name)) for v in CLINICAL_VARIABLES
                 },
                 nccn_label=label,
+                label_source=(row.get("label_source") or "").strip() or "cohort",
             )
         )
     if not cases:
         raise ValueError(f"no cases in {data_dir / 'truth.csv'}")
     return cases
+
+
+def label_provenance(cases: list[CaseRecord]) -> str:
+    """How many cases' labels came from the cohort and how many from radiologist review.
+
+    The training report prints it (issue 26: "the training report says how many labels came
+    from review"), e.g. ``12 from radiologist review (board 3, review-correction 4,
+    review-agree 5), 288 from the cohort``.
+    """
+    sources = Counter(case.label_source for case in cases)
+    cohort = sources.pop("cohort", 0)
+    reviewed = sum(sources.values())
+    if not reviewed:
+        return f"all {cohort} from the cohort (none from radiologist review)"
+    detail = ", ".join(f"{name} {count}" for name, count in sorted(sources.items()))
+    return f"{reviewed} from radiologist review ({detail}), {cohort} from the cohort"
 
 
 def preprocess_case(record: CaseRecord, config: PreprocessConfig) -> Preprocessed:
