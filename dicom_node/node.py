@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db import JobInfo, NodeDatabase, reclaim_node_leases
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
+from dicom_node.notify import Notifier
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
 from dicom_node.series_assembly import PhaseEstimator, SeriesAssembler
@@ -105,6 +106,8 @@ class Node:
         )
         self._stop = threading.Event()
         self._delivery_thread: threading.Thread | None = None
+        # Notifications (issue 26): the outbox rows the database writes, sent to e-mail/webhooks.
+        self.notifier = Notifier(settings, self.database)
 
     def start(self) -> None:
         """Take back the previous run's leases, start the SCP, assembly, worker and delivery."""
@@ -122,6 +125,7 @@ class Node:
             target=self._delivery_loop, name="dispatch", daemon=True
         )
         self._delivery_thread.start()
+        self.notifier.start()
 
     def stop(self) -> None:
         """Stop accepting associations, then stop the background threads."""
@@ -133,6 +137,7 @@ class Node:
         if self._delivery_thread is not None:
             self._delivery_thread.join(timeout=60)
             self._delivery_thread = None
+        self.notifier.stop()
         self.database.dispose()
 
     def _deliver_now(self, job: JobInfo, outcome: JobOutcome) -> None:

@@ -10,12 +10,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pancreas_contracts.boards import NotificationEvent
 
 __all__ = [
     "AE_TITLE_MAX_LENGTH",
     "DicomDestination",
+    "NotificationChannel",
     "Settings",
     "clean_ae_title",
     "load_settings",
@@ -55,6 +58,24 @@ class DicomDestination(BaseSettings):
     ae_title: str = "ORTHANC"
     host: str = "127.0.0.1"
     port: int = Field(default=4242, ge=1, le=65535)
+
+
+class NotificationChannel(BaseModel):
+    """Where the node sends notifications (issue 26): one apprise URL and its events.
+
+    ``url`` is an apprise URL (``mailto://``, ``json://``, ``slack://``, ...); it may carry an
+    SMTP password or a webhook token, so it is secret and never logged (logs name the
+    channel). ``events`` are the events this channel gets (default: all). A message names the
+    job or board only; ``include_study_uid`` lets a channel the site trusts also carry the
+    StudyInstanceUID (in the text and the viewer link).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: SecretStr
+    events: tuple[NotificationEvent, ...] = tuple(NotificationEvent)
+    include_study_uid: bool = False
 
 
 class Settings(BaseSettings):
@@ -128,6 +149,14 @@ class Settings(BaseSettings):
     # group from radiomics, a 3D-DenseNet and the clinical inputs, run last, for PDAC only.
     # None: no prognosis.
     survival_bundle_path: Path | None = None
+    # Notifications (issue 26): channels, attempts per delivery, the back-off before the
+    # first retry (doubling after each), how often the sender looks for work, and the base URL
+    # a message links to (None: no link).
+    notify_channels: list[NotificationChannel] = Field(default_factory=list)
+    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_retry_s: float = Field(default=30.0, gt=0)
+    notify_poll_s: float = Field(default=2.0, gt=0)
+    notify_viewer_url: str | None = None
     orthanc_http_port: int = Field(default=8042, ge=1, le=65535)
     orthanc_dicom_port: int = Field(default=4242, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -149,6 +178,16 @@ class Settings(BaseSettings):
                 "relay AE titles must be 1-16 printable ASCII characters, no backslash"
             )
         return [t for t in titles if t is not None]
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _channel_names_are_unique(
+        cls, values: list[NotificationChannel]
+    ) -> list[NotificationChannel]:
+        names = [c.name for c in values]
+        if len(set(names)) != len(names):
+            raise ValueError("notification channel names must be unique")
+        return values
 
     @property
     def resolved_database_url(self) -> str:
