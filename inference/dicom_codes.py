@@ -73,6 +73,14 @@ Code value        Code meaning
 ``SURV-NOTE``     Survival prognosis note (TEXT: inputs used or missing, component
                   models' probabilities, warnings)
 ``SURV-EST``      Survival prognosis (TEXT: the risk group in one line)
+``REVIEW``        Radiologist's review of the AI result (values ``REV-*``; SR amendment)
+``REV-AGREE``     Radiologist agrees with the AI result
+``REV-OVERRIDE``  Radiologist overrides the AI category
+``REV-CORRECT``   Radiologist corrected the AI segmentation
+``REV-CAT``       Radiologist's category (values ``NCCN-R``, ``NCCN-BR``, ``NCCN-LA``,
+                  ``METASTATIC``)
+``METASTATIC``    Metastatic disease
+``REV-REASON``    Radiologist's reason for the review (TEXT)
 ================  ===================================================================
 """
 
@@ -95,6 +103,12 @@ __all__ = [
     "CLINICAL_USED",
     "CONTACT_ANGLE",
     "CONTACT_METHOD",
+    "CORRECTED_SEG_CONTENT_LABEL",
+    "CORRECTED_SEG_CONTENT_PREFIX",
+    "CORRECTED_SEG_SERIES_DESCRIPTION",
+    "CORRECTED_SEG_SERIES_NUMBER",
+    "CORRECTION_DERIVATION_DESCRIPTION",
+    "CORRECTION_SOURCE_PURPOSE",
     "DETECTION_AGREEMENT",
     "DETECTION_SEG_SERIES_DESCRIPTION",
     "DETECTION_SEG_SERIES_NUMBER",
@@ -146,11 +160,18 @@ __all__ = [
     "QUALITATIVE_EVALUATIONS",
     "REGIONAL_LYMPH_NODES",
     "REGISTRY_STATUS",
+    "REVIEWER_CATEGORY",
+    "REVIEWER_CATEGORY_CODES",
+    "REVIEW_REASON",
+    "REVIEW_VERDICT",
+    "REVIEW_VERDICT_CODES",
     "RULE_CATEGORY",
     "SEG_CONTENT_LABEL",
     "SEG_SERIES_DESCRIPTION",
     "SEG_SERIES_NUMBER",
     "SOURCE_SERIES",
+    "SR_AMENDMENT_SERIES_DESCRIPTION",
+    "SR_AMENDMENT_SERIES_NUMBER",
     "SR_SERIES_DESCRIPTION",
     "SR_SERIES_NUMBER",
     "SURVIVAL_DEATH_PROBABILITY",
@@ -171,6 +192,7 @@ __all__ = [
     "UNIT_NONE",
     "UNIT_YEAR",
     "USAGE_NOTICE",
+    "VOLUME",
     "WARNING",
     "YES",
     "private_coding_scheme",
@@ -385,3 +407,51 @@ TNM_INPUT_CODES: Final = MappingProxyType(
 SURVIVAL_NOTE: Final = _private("SURV-NOTE", "Survival prognosis note")
 #: The prognosis in one line, among the qualitative evaluations (like ``LN-EST``).
 SURVIVAL_SUMMARY: Final = _private("SURV-EST", "Survival prognosis estimate")
+
+# --- the radiologist's segmentation correction (issue 26) --------------------------------------
+
+#: The reviewer-corrected SEG (:mod:`inference.seg_correction`): a series after the AI's
+#: (:data:`SEG_SERIES_NUMBER`), one per correction.
+CORRECTED_SEG_SERIES_NUMBER: Final = 9011
+CORRECTED_SEG_SERIES_DESCRIPTION: Final = (
+    "PancreasAI segmentation, reviewer-corrected (investigational)"
+)
+#: Content Label (0070,0080): CS, at most 16 of ``A-Z 0-9 _ space`` (PS3.5 6.2).
+CORRECTED_SEG_CONTENT_LABEL: Final = "PANCREASAI_CORR"
+#: Content Description's prefix (the AI model's name and version follow).
+CORRECTED_SEG_CONTENT_PREFIX: Final = "Reviewer-corrected segmentation"
+#: Derivation Description (0008,2111, PS3.3 C.12.4) of the corrected SEG.
+CORRECTION_DERIVATION_DESCRIPTION: Final = (
+    "AI segmentation (Source Image Sequence) edited by a radiologist in the viewer"
+)
+#: Purpose of Reference of the AI SEG in the corrected SEG's Source Image Sequence (CID 7202):
+#: DCM 121322 "Source image for image processing operation".
+CORRECTION_SOURCE_PURPOSE: Final = codes.DCM.SourceImageForImageProcessingOperation
+#: The SR amendment (:mod:`inference.sr_amendment`), a series after the corrected SEG's.
+SR_AMENDMENT_SERIES_NUMBER: Final = 9012
+SR_AMENDMENT_SERIES_DESCRIPTION: Final = (
+    "PancreasAI measurements, reviewer amendment (investigational)"
+)
+#: A structure's volume (SCT 118565006 Volume, CID 7469), UCUM ``ml``.
+VOLUME: Final = codes.SCT.Volume
+REVIEW_VERDICT: Final = _private("REVIEW", "Radiologist's review of the AI result")
+#: Value codes of the review verdicts, by ``pancreas_contracts.boards.ReviewVerdict`` value.
+REVIEW_VERDICT_CODES: Final = MappingProxyType(
+    {
+        "agree": _private("REV-AGREE", "Radiologist agrees with the AI result"),
+        "override": _private("REV-OVERRIDE", "Radiologist overrides the AI category"),
+        "correct": _private("REV-CORRECT", "Radiologist corrected the AI segmentation"),
+    }
+)
+REVIEWER_CATEGORY: Final = _private("REV-CAT", "Radiologist's category")
+#: Value codes of the board categories, by ``pancreas_contracts.boards.BoardCategory`` value:
+#: the NCCN classes' codes, and a private one for metastatic disease (the node has no M model).
+REVIEWER_CATEGORY_CODES: Final = MappingProxyType(
+    {
+        "resectable": CATEGORY_CODES[0],
+        "borderline": CATEGORY_CODES[1],
+        "locally-advanced": CATEGORY_CODES[2],
+        "metastatic": _private("METASTATIC", "Metastatic disease"),
+    }
+)
+REVIEW_REASON: Final = _private("REV-REASON", "Radiologist's reason for the review")
