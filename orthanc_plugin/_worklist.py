@@ -20,12 +20,19 @@ Query parameters of ``GET /pancreas-ai/worklist`` (all optional; lists are comma
     ``death_probability_1y`` and ``death_probability_3y`` (``null`` without one).
 ``category``
     ``resectable``, ``borderline``, ``locally-advanced``, ``none``.
+``board``
+    Board ids: the study's latest board (by date) is one of them.
+``review``
+    ``agree``, ``override``, ``correct`` (the study's newest radiologist review), ``none``
+    (not reviewed).
 ``decision``
-    ``pending``, ``agree``, ``disagree``, ``none`` (not on a board).
+    ``pending`` (on a board, not decided), ``decided``, ``none`` (on no board); the study's
+    latest board counts.
 ``board_from`` / ``board_to``
     Board dates (``YYYY-MM-DD``, inclusive); a study on no board is then left out.
 ``sort``
-    ``board_date``, ``study_date``, ``status``, ``category``, ``decision``, ``pdac``,
+    ``board_date``, ``board`` (board id), ``study_date``, ``status``, ``category``,
+    ``review`` (verdict), ``decision`` (``decided`` before ``pending``), ``pdac``,
     ``n_probability`` (the probability of N+), ``risk`` (the probability of death within
     3 years), ``updated`` (job last changed; the default).
 ``order``
@@ -52,12 +59,13 @@ __all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
 
 _STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
-_DECISIONS = ("pending", "agree", "disagree", "none")
+_DECISIONS = ("pending", "decided", "none")
+_REVIEWS = ("agree", "override", "correct", "none")
 _N_STATUSES = ("N0", "N+")
 _RISK_GROUPS = ("high", "low")
 _SORTS = (
-    "board_date", "study_date", "status", "category", "decision", "pdac", "n_probability",
-    "risk", "updated",
+    "board_date", "board", "study_date", "status", "category", "review", "decision", "pdac",
+    "n_probability", "risk", "updated",
 )  # fmt: skip
 
 
@@ -68,6 +76,8 @@ class WorklistQuery:
     status: frozenset[str] | None = None
     category: frozenset[str] | None = None
     decision: frozenset[str] | None = None
+    review: frozenset[str] | None = None
+    board: frozenset[int] | None = None
     board_from: date | None = None
     board_to: date | None = None
     min_pdac: float | None = None
@@ -103,6 +113,16 @@ def _n_statuses(query: Mapping[str, str]) -> frozenset[str] | None:
         allowed = list(_N_STATUSES)
         raise ValueError(f"n_status: unknown value(s) {sorted(unknown)}; allowed {allowed}")
     return values
+
+
+def _board_ids(query: Mapping[str, str]) -> frozenset[int] | None:
+    raw = query.get("board")
+    if raw is None or raw == "":
+        return None
+    words = [v.strip() for v in raw.split(",") if v.strip()]
+    if not words or not all(w.isdigit() and len(w) < 10 for w in words):
+        raise ValueError(f"board: expected board ids (comma-separated), got {raw!r}")
+    return frozenset(int(w) for w in words)
 
 
 def _date(query: Mapping[str, str], key: str) -> date | None:
@@ -159,6 +179,8 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
         status=_choices(query, "status", _STATUSES),
         category=_choices(query, "category", _CATEGORIES),
         decision=_choices(query, "decision", _DECISIONS),
+        review=_choices(query, "review", _REVIEWS),
+        board=_board_ids(query),
         board_from=_date(query, "board_from"),
         board_to=_date(query, "board_to"),
         min_pdac=_likelihood(query, "min_pdac"),
@@ -186,6 +208,13 @@ def _status_reason(entry: WorklistEntry) -> tuple[StudyStatus, str | None]:
     return status, job_reason(job)
 
 
+def _decision(entry: WorklistEntry) -> str:
+    """``none`` (on no board), ``pending`` or ``decided`` (the study's latest board)."""
+    if entry.board_id is None:
+        return "none"
+    return "pending" if entry.decided_at is None else "decided"
+
+
 def _status(entry: WorklistEntry) -> str:
     return _status_reason(entry)[0].value
 
@@ -202,11 +231,6 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
     probabilities = (
         dict(zip(CATEGORY_LABELS, entry.probabilities, strict=True))
         if category is not None and len(entry.probabilities) == len(CATEGORY_LABELS)
-        else None
-    )
-    reviewer_category = (
-        CATEGORY_LABELS[entry.reviewer_category].replace(" ", "-")
-        if entry.reviewer_category is not None and 0 <= entry.reviewer_category < 3
         else None
     )
     uid = entry.study_instance_uid
@@ -237,10 +261,18 @@ def _item(entry: WorklistEntry, orthanc_id: str | None) -> dict[str, Any]:
         "board": None
         if entry.board_id is None
         else {"id": entry.board_id, "date": _iso(entry.board_date), "title": entry.board_title},
-        "decision": None if entry.decision is None else entry.decision.value,
-        "reviewer": entry.reviewer,
-        "reviewer_category": reviewer_category,
-        "decided_at": _iso(entry.decided_at),
+        "review": None
+        if entry.review_verdict is None
+        else {
+            "verdict": entry.review_verdict,
+            "category": entry.review_category,
+            "reviewer": entry.reviewer,
+        },
+        "decision": {
+            "state": _decision(entry),
+            "category": entry.decision_category,
+            "decided_at": _iso(entry.decided_at),
+        },
         "links": {
             "results": f"/pancreas-ai/studies/{uid}/results",
             "status": f"/pancreas-ai/studies/{uid}/status",
@@ -265,8 +297,11 @@ def _keep(entry: WorklistEntry, query: WorklistQuery) -> bool:
         return False
     if query.category is not None and (_category(entry) or "none") not in query.category:
         return False
-    decision = "none" if entry.decision is None else entry.decision.value
-    if query.decision is not None and decision not in query.decision:
+    if query.decision is not None and _decision(entry) not in query.decision:
+        return False
+    if query.review is not None and (entry.review_verdict or "none") not in query.review:
+        return False
+    if query.board is not None and entry.board_id not in query.board:
         return False
     if query.board_from is not None and (
         entry.board_date is None or entry.board_date < query.board_from
@@ -284,7 +319,9 @@ _SORT_KEYS: Mapping[str, Callable[[WorklistEntry], Any]] = MappingProxyType(
         "study_date": lambda e: e.study_date,
         "status": _status,
         "category": _category,
-        "decision": lambda e: None if e.decision is None else e.decision.value,
+        "board": lambda e: e.board_id,
+        "review": lambda e: e.review_verdict,
+        "decision": lambda e: None if e.board_id is None else _decision(e),
         "pdac": lambda e: e.pdac_likelihood,
         "n_probability": lambda e: e.n_positive_probability,
         "risk": lambda e: e.death_probability_3y,

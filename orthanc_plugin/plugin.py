@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import list_study_jobs
+from orthanc_plugin._boards import board_routes
 from orthanc_plugin._config import PluginConfig, plugin_config
 from orthanc_plugin._labels import apply_labels, supports_labels_api
 from orthanc_plugin._node import NodeContext, open_node
@@ -127,6 +128,7 @@ class PancreasAiPlugin:
             wake=lambda: self._queue.put(None),
             push_series=self._queue.put,
         )
+        self._routes.extend(board_routes(self._routes, node, self.store))
         self._change = orthanc.ChangeType
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from db import BoardDecision, JobInfo, RoutingDecision, SeriesInfo, SeriesStatus, StudyJobInfo
+from db import JobInfo, RoutingDecision, SeriesInfo, SeriesStatus, StudyJobInfo
 from db import WorklistEntry as Entry
 from orthanc_plugin._config import PluginConfig, plugin_config
 from orthanc_plugin._labels import apply_labels, supports_labels_api
@@ -347,10 +347,11 @@ def entry(uid: str, state: JobState | None, **values: Any) -> Entry:
         "board_id": None,
         "board_date": None,
         "board_title": None,
-        "decision": None,
-        "reviewer": None,
-        "reviewer_category": None,
+        "decision_category": None,
         "decided_at": None,
+        "review_verdict": None,
+        "reviewer": None,
+        "review_category": None,
         "series_routing": (),
     }
     defaults.update(values)
@@ -396,17 +397,20 @@ def test_worklist_filters_and_sorts() -> None:
             probabilities=(0.1, 0.1, 0.8),
             board_id=1,
             board_date=date(2026, 2, 1),
-            decision=BoardDecision.AGREE,
-            reviewer_category=2,
+            decision_category="locally-advanced",
+            decided_at=T0,
+            review_verdict="override",
+            reviewer="orthanc:dr-b",
+            review_category="locally-advanced",
         ),
         entry(
             "3",
             JobState.QUEUED,
             board_id=2,
             board_date=date(2026, 1, 15),
-            decision=BoardDecision.PENDING,
+            review_verdict="agree",
         ),
-        entry("4", None, board_id=3, board_date=date(2026, 3, 1), decision=BoardDecision.PENDING),
+        entry("4", None, board_id=3, board_date=date(2026, 3, 1)),
     ]
 
     def uids(**query: str) -> list[str]:
@@ -419,16 +423,33 @@ def test_worklist_filters_and_sorts() -> None:
     assert uids(status="ai-pending,none") == ["3", "4"]
     assert uids(category="locally-advanced") == ["2"]
     assert uids(category="none") == ["3", "4"]
-    assert uids(decision="agree") == ["2"]
+    assert uids(decision="decided") == ["2"]
     assert uids(decision="none") == ["1"]
     assert uids(decision="pending", sort="decision") == ["3", "4"]
+    assert uids(sort="decision", order="asc") == ["2", "3", "4", "1"]  # decided, pending, none
+    assert uids(board="1,3") == ["2", "4"]
+    assert uids(review="override") == ["2"]
+    assert uids(review="agree,none") == ["3", "1", "4"]
+    assert uids(sort="review", order="asc") == ["3", "2", "1", "4"]
+    assert uids(sort="board", order="desc") == ["4", "3", "2", "1"]
     assert uids(board_from="2026-01-20", board_to="2026-02-28") == ["2"]
     assert uids(limit="1", offset="1") == ["2"]
     page = worklist_page(entries, parse_worklist_query({}), lambda uid: f"orthanc-{uid}")
     item = next(i for i in page["items"] if i["study_instance_uid"] == "2")
-    assert (
-        item["category"] == "locally-advanced" and item["reviewer_category"] == "locally-advanced"
-    )
+    assert item["category"] == "locally-advanced"
+    assert item["review"] == {
+        "verdict": "override",
+        "category": "locally-advanced",
+        "reviewer": "orthanc:dr-b",
+    }
+    assert item["decision"] == {
+        "state": "decided",
+        "category": "locally-advanced",
+        "decided_at": T0.isoformat(),
+    }
+    unboarded = next(i for i in page["items"] if i["study_instance_uid"] == "1")
+    assert unboarded["board"] is None and unboarded["review"] is None
+    assert unboarded["decision"] == {"state": "none", "category": None, "decided_at": None}
     assert item["probabilities"]["locally advanced"] == 0.8
     assert item["orthanc_study_id"] == "orthanc-2" and item["board"]["date"] == "2026-02-01"
     assert page["total"] == 4
@@ -471,6 +492,10 @@ def test_worklist_shows_and_filters_by_the_pdac_likelihood() -> None:
         {"min_pdac": "high"},
         {"n_status": "N2"},
         {"sort": "n"},
+        {"decision": "agree"},
+        {"review": "disagree"},
+        {"board": "HPB"},
+        {"board": "1,x"},
     ],
 )
 def test_worklist_rejects_bad_queries(query: dict[str, str]) -> None:
