@@ -15,6 +15,7 @@ import typer
 from typer.exceptions import TyperException
 
 from pancreas_node._cli_analyze import analyze_command
+from pancreas_node._cli_board import board_app
 from pancreas_node._cli_db import db_app, registry_app
 from pancreas_node._cli_demo import demo_command
 from pancreas_node._cli_errors import CliError
@@ -49,6 +50,7 @@ app.command("train")(train_command)
 app.command("train-localiser")(train_localiser_command)
 app.command("analyze")(analyze_command)
 app.command("evaluate")(evaluate_command)
+app.add_typer(board_app, name="board")
 app.command("export-cases")(export_cases_command)
 
 
