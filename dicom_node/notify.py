@@ -73,6 +73,14 @@ _SUMMARIES: Mapping[NotificationEvent, str] = {
     NotificationEvent.PACKET_READY: "A tumor board's packet has been built.",
 }
 
+# apprise's message type: chat and webhook receivers colour or route by it.
+_TYPES: Mapping[NotificationEvent, apprise.NotifyType] = {
+    NotificationEvent.RESULT_READY: apprise.NotifyType.INFO,
+    NotificationEvent.RESULT_FAILED: apprise.NotifyType.FAILURE,
+    NotificationEvent.DISAGREEMENT: apprise.NotifyType.WARNING,
+    NotificationEvent.PACKET_READY: apprise.NotifyType.INFO,
+}
+
 # Readable labels for the detail keys the node writes; other keys are shown as they are.
 _LABELS: Mapping[str, str] = {
     "job_id": "Job",
@@ -182,7 +190,10 @@ class Notifier:
             return False
         message = compose_message(delivery.notification, channel, self._viewer_url)
         ok = sender.notify(
-            title=message.title, body=message.body, body_format=apprise.NotifyFormat.TEXT
+            title=message.title,
+            body=message.body,
+            body_format=apprise.NotifyFormat.TEXT,
+            notify_type=_TYPES[delivery.notification.event],
         )
         if ok:
             mark_delivery_sent(self._db, delivery.id)

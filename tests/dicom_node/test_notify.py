@@ -239,6 +239,7 @@ def test_email_and_webhook_get_their_events_without_identifiers(
     assert [r["path"] for r in receiver.requests] == ["/hook"]
     hook = receiver.requests[0]["body"]
     assert hook["title"] == "PancreasAI: review disagrees with the AI category"
+    assert hook["type"] == "warning"
     assert f"Study: {STUDY}" in hook["message"]
     assert f"StudyInstanceUIDs={STUDY}" in hook["message"]
     assert hook["message"].rstrip().endswith(INVESTIGATIONAL_NOTICE)
@@ -288,6 +289,23 @@ def test_a_receiver_that_is_down_fails_after_the_last_attempt(
     assert TOKEN not in caplog.text and str(down) not in caplog.text
     notifier.run_once()  # given up: never tried again
     assert _deliveries(node_db)[0].attempts == 3
+
+
+def test_a_channel_apprise_refuses_fails_at_once_without_its_url(
+    tmp_path: Path, node_db: NodeDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"nosuchservice://{TOKEN}@example.org"
+    with caplog.at_level(logging.INFO, logger="dicom_node.notify"):
+        notifier = Notifier(_settings(tmp_path, [_channel("odd", url)]), node_db)
+        queue_notification(
+            node_db, NotificationEvent.PACKET_READY, object_type="board", object_id="6",
+            detail={"board_id": 6},
+        )  # fmt: skip
+        _until(notifier, _settled(node_db, 1))
+    [delivery] = _deliveries(node_db)
+    assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 1)
+    assert delivery.last_error == "attempt 1: channel URL not accepted"
+    assert "channel odd" in caplog.text and TOKEN not in caplog.text
 
 
 def test_the_running_node_sends_queued_notifications(tmp_path: Path, receiver: _Receiver) -> None:
