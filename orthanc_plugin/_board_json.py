@@ -154,6 +154,7 @@ def case_rows(
     origin: str | None = None,
     lookup: Callable[[str], str | None] = lambda uid: None,
     submissions: Callable[[str], Sequence[Submission]] = lambda orthanc_id: (),
+    study: str | None = None,
 ) -> list[CaseRow]:
     """A board's cases in order, each with its AI status, newest result and newest review.
 
@@ -168,10 +169,14 @@ def case_rows(
     submissions
         The plugin's submissions of an Orthanc study (they decide the status of a study the
         node has no job for yet).
+    study
+        Only this StudyInstanceUID's case (one case's answer reads one result, not all).
     """
     out: list[CaseRow] = []
     for case in list_board_cases(database, board_id):
         uid = case.study_instance_uid
+        if study is not None and uid != study:
+            continue
         orthanc_id = lookup(uid)
         labels, result, rows = _newest_result(database, uid, actor, origin)
         if not any(r.job is not None for r in rows) and orthanc_id is not None:

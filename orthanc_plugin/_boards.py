@@ -179,14 +179,14 @@ class BoardRoutes:
             return ident
         return self.resolve_study(ident)[1]
 
-    def _rows(self, board_id: int, request: Request) -> list[CaseRow]:
+    def _rows(self, board_id: int, request: Request, study: str | None = None) -> list[CaseRow]:
         return case_rows(
             self.node.database, board_id, actor=f"orthanc:{request.user}", origin=ORIGIN,
-            lookup=self.lookup_study, submissions=self.submissions,
+            lookup=self.lookup_study, submissions=self.submissions, study=study,
         )  # fmt: skip
 
     def _case(self, board_id: int, study_uid: str, request: Request) -> dict[str, Any] | None:
-        rows = [r for r in self._rows(board_id, request) if r.case.study_instance_uid == study_uid]
+        rows = self._rows(board_id, request, study_uid)
         return case_json(rows[0]) if rows else None
 
     # -- routes ----------------------------------------------------------------------------

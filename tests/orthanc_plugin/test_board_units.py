@@ -192,8 +192,11 @@ def test_cases_carry_the_ai_result_review_and_decision(api: Api) -> None:
     assert (case["ai"]["pdac_likelihood"], case["ai"]["n_estimate"]) == (0.93, "N+")
     assert case["review"] is None and case["decision"] is None
     assert api.call("POST", cases, {"study_instance_uid": "1.2.10"}).status == 200
+    reads = len([e for e in list_audit_events(api.db) if e.action == "result.read"])
     unanalysed = api.call("POST", cases, {"study_instance_uid": "1.2.11"})
     assert unanalysed.status == 201 and unanalysed.body["ai"]["status"] == "none"
+    # the answer reads that case's result only (each read is audited)
+    assert len([e for e in list_audit_events(api.db) if e.action == "result.read"]) == reads
     assert api.call("POST", cases, {"study_instance_uid": "1.2.abc"}).status == 400
     assert (
         api.call("POST", "/pancreas-ai/boards/77/cases", {"study_instance_uid": "1.2"}).status
