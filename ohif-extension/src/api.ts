@@ -8,7 +8,16 @@ import { isRiskGroup } from "./prognosis";
 import { fromPluginResults, mergeResults, normaliseCategory } from "./plugin";
 import type { PancreasResult } from "./result";
 import { isPancreasReport, parseMeasurementReport } from "./sr";
-import { type AiStatus, type Decision, isAiStatus, STATUS_TEXT, type StudyStatusInfo, type WorklistRow } from "./viewModel";
+import {
+  type AiStatus,
+  type Decision,
+  type DecisionSummary,
+  isAiStatus,
+  type ReviewSummary,
+  STATUS_TEXT,
+  type StudyStatusInfo,
+  type WorklistRow,
+} from "./viewModel";
 
 export interface Endpoints {
   dicomWeb: string;
@@ -158,12 +167,62 @@ function isoDate(dicomDate: string | undefined): string | undefined {
     : dicomDate;
 }
 
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function optText(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/** A worklist item's `review` summary: an object with its verdict, or the verdict alone. */
+export function reviewSummary(value: unknown, reviewer?: unknown): ReviewSummary | undefined {
+  const o = record(value);
+  const verdict = o?.verdict ?? value;
+  if (verdict !== "agree" && verdict !== "override" && verdict !== "correct") return undefined;
+  const correction = record(o?.correction);
+  return {
+    verdict,
+    category: optText(o?.category),
+    reviewer: optText(o?.reviewer) ?? optText(reviewer),
+    correctionState: optText(correction?.state) ?? optText(o?.correction_state),
+  };
+}
+
+/**
+ * A worklist item's decision: the decision object (decided), a word (`pending`, `decided`,
+ * `none`), or nothing: pending on a board, none on no board.
+ */
+export function decisionSummary(value: unknown, onBoard: boolean): { decision: Decision; info: DecisionSummary | undefined } {
+  const o = record(value);
+  const category = optText(o?.category);
+  if (o !== undefined && category !== undefined) {
+    const texts = o.treatment_texts ?? o.treatments;
+    return {
+      decision: "decided",
+      info: {
+        category,
+        categoryText: optText(o.category_text),
+        treatmentTexts: Array.isArray(texts) ? texts.filter((t): t is string => typeof t === "string") : [],
+        text: optText(o.text),
+        decidedBy: optText(o.decided_by),
+      },
+    };
+  }
+  const word = o === undefined ? value : o.state ?? o.status;
+  if (word === "decided") return { decision: "decided", info: undefined };
+  if (word === "pending" || onBoard) return { decision: "pending", info: undefined };
+  return { decision: "none", info: undefined };
+}
+
 function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | undefined): WorklistRow | undefined {
   const uid = item.study_instance_uid;
   if (typeof uid !== "string") return undefined;
   const status = item.ai_status;
-  const board = item.board !== null && typeof item.board === "object" ? (item.board as Record<string, unknown>) : undefined;
-  const decision = item.decision;
+  const board = record(item.board);
+  const boardId = typeof board?.id === "number" ? board.id : undefined;
+  const { decision, info } = decisionSummary(item.decision, board !== undefined);
+  const review = reviewSummary(item.review, item.reviewer);
   return {
     studyUid: uid,
     patient: str(study, Tags.PatientID) ?? str(study, Tags.PatientName) ?? "",
@@ -172,9 +231,13 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
     aiStatus: isAiStatus(status) ? status : "none",
     reason: typeof item.reason === "string" && item.reason !== "" ? item.reason : undefined,
     category: normaliseCategory(item.category),
-    boardDate: typeof board?.date === "string" ? board.date : undefined,
-    decision: decision === "pending" || decision === "agree" || decision === "disagree" ? (decision as Decision) : "none",
-    reviewer: typeof item.reviewer === "string" ? item.reviewer : undefined,
+    boardDate: optText(board?.date) ?? optText(board?.board_date),
+    boardId,
+    boardTitle: optText(board?.title),
+    decision,
+    decisionInfo: info,
+    review,
+    reviewer: review?.reviewer ?? optText(item.reviewer),
     pdacLikelihood: typeof item.pdac_likelihood === "number" ? item.pdac_likelihood : undefined,
     nEstimate: isNEstimate(item.n_estimate) ? item.n_estimate : undefined,
     nPositiveProbability: typeof item.n_positive_probability === "number" ? item.n_positive_probability : undefined,
@@ -191,14 +254,17 @@ function pluginRow(item: Record<string, unknown>, study: DicomJsonDataset | unde
 export async function loadWorklist(
   fetcher: Fetcher = fetch,
   endpoints: Endpoints = DEFAULT_ENDPOINTS,
+  options: { board?: number } = {},
 ): Promise<{ rows: WorklistRow[]; source: "plugin" | "dicomweb" }> {
+  // With a board chosen the plugin filters (`board`), and studies it does not list are not on it.
+  const boardQuery = options.board === undefined ? "" : `&board=${options.board}`;
   const studies = datasets(
     await getJson(fetcher, `${endpoints.dicomWeb}/studies?includefield=00081030&includefield=00080061&limit=500`),
   );
   const byUid = new Map(studies.map((s) => [str(s, Tags.StudyInstanceUID) ?? "", s]));
   let pluginItems: Record<string, unknown>[] | undefined;
   try {
-    const body = await getJson(fetcher, `${endpoints.plugin}/worklist?limit=1000`);
+    const body = await getJson(fetcher, `${endpoints.plugin}/worklist?limit=1000${boardQuery}`);
     const items = body !== null && typeof body === "object" ? (body as { items?: unknown }).items : undefined;
     if (Array.isArray(items)) pluginItems = items as Record<string, unknown>[];
   } catch {
@@ -209,6 +275,7 @@ export async function loadWorklist(
       (r): r is WorklistRow => r !== undefined,
     );
     const known = new Set(rows.map((r) => r.studyUid));
+    if (options.board !== undefined) return { rows, source: "plugin" };
     for (const [uid, study] of byUid) {
       if (uid !== "" && !known.has(uid)) rows.push(dicomWebRow(uid, study, undefined));
     }

@@ -25,6 +25,7 @@ export interface Subscription {
 
 export interface DisplaySetService {
   getActiveDisplaySets(): DisplaySet[];
+  getDisplaySetByUID?(displaySetInstanceUID: string): DisplaySet | undefined;
   subscribe(event: string, callback: () => void): Subscription;
   EVENTS: Record<string, string>;
 }
@@ -50,6 +51,8 @@ export interface SegmentationService {
     options: { segmentationId: string; type?: "Labelmap" | "Contour" | "Surface" },
   ): Promise<unknown> | undefined;
   setActiveSegment(segmentationId: string, segmentIndex: number): void;
+  /** OHIF 3.9+: the segmentation a brush in `viewportId` paints into. */
+  setActiveSegmentation?(viewportId: string, segmentationId: string): void;
   jumpToSegmentCenter(
     segmentationId: string,
     segmentIndex: number,
@@ -83,6 +86,18 @@ export interface CornerstoneViewportService {
   getCornerstoneViewport(viewportId: string): CornerstoneViewport | undefined | null;
 }
 
+/** cornerstone3D's tool group of a viewport (brush, eraser, window/level...). */
+export interface ToolGroupService {
+  getToolGroupForViewport(viewportId: string):
+    | {
+        setToolActive(name: string, options?: { bindings: Array<{ mouseButton: number }> }): void;
+        setToolPassive(name: string): void;
+        getActivePrimaryMouseButtonTool?(): string | undefined;
+        hasTool?(name: string): boolean;
+      }
+    | undefined;
+}
+
 export interface UserAuthenticationService {
   getAuthorizationHeader(): Record<string, string> | undefined;
 }
@@ -94,6 +109,7 @@ export interface Services {
   viewportGridService?: ViewportGridService;
   cornerstoneViewportService?: CornerstoneViewportService;
   userAuthenticationService?: UserAuthenticationService;
+  toolGroupService?: ToolGroupService;
 }
 
 export interface ServicesManager {

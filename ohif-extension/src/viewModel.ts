@@ -210,7 +210,27 @@ export function noResultLines(info: StudyStatusInfo | undefined): { status: stri
   if (info === undefined) return { status: "No PancreasAI result for this study yet.", reason: undefined };
   return { status: `${info.text} (${info.status})`, reason: info.reason };
 }
-export type Decision = "pending" | "agree" | "disagree" | "none";
+/** A study's board decision: on a board and decided, on a board and not yet, on no board. */
+export type Decision = "pending" | "decided" | "none";
+/** The radiologist's newest review of the study's result ("none": not reviewed). */
+export type ReviewWord = "agree" | "override" | "correct" | "none";
+
+/** What a worklist row shows of the study's review (docs/tumor-board.md). */
+export interface ReviewSummary {
+  verdict: Exclude<ReviewWord, "none">;
+  category: string | undefined;
+  reviewer: string | undefined;
+  correctionState: string | undefined;
+}
+
+/** What a worklist row shows of the board's decision. */
+export interface DecisionSummary {
+  category: string;
+  categoryText: string | undefined;
+  treatmentTexts: string[];
+  text: string | undefined;
+  decidedBy: string | undefined;
+}
 
 export interface WorklistRow {
   studyUid: string;
@@ -222,7 +242,12 @@ export interface WorklistRow {
   reason: string | undefined;
   category: CategoryLabel | undefined;
   boardDate: string | undefined;
+  /** The board the study is on (its id and title), undefined when on none. */
+  boardId?: number | undefined;
+  boardTitle?: string | undefined;
   decision: Decision;
+  decisionInfo?: DecisionSummary | undefined;
+  review?: ReviewSummary | undefined;
   reviewer: string | undefined;
   /** The PDAC detector's patient likelihood (result 1.5), undefined without a detector. */
   pdacLikelihood: number | undefined;
@@ -234,13 +259,14 @@ export interface WorklistRow {
   deathProbability3y?: number | undefined;
 }
 
-export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "n" | "risk" | "boardDate" | "decision";
+export type SortKey = "studyDate" | "patient" | "aiStatus" | "category" | "pdac" | "n" | "risk" | "boardDate" | "review" | "decision";
 
 export interface WorklistFilter {
   text?: string;
   aiStatus?: AiStatus | "all";
   category?: CategoryLabel | "none" | "all";
   decision?: Decision | "all";
+  review?: ReviewWord | "all";
   /** Only studies whose PDAC likelihood is at least this (studies without one are left out). */
   minPdac?: number;
   /** Only studies with this N estimate (studies without a lymph-node result are left out). */
@@ -255,6 +281,8 @@ function sortValue(row: WorklistRow, key: SortKey): string | undefined {
       return row.category === undefined ? undefined : String(LABELS.categories.indexOf(row.category));
     case "decision":
       return row.decision === "none" ? undefined : row.decision;
+    case "review":
+      return row.review?.verdict;
     case "aiStatus":
       return row.aiStatus;
     case "pdac":
@@ -293,6 +321,7 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
       return false;
     }
     if (filter.decision !== undefined && filter.decision !== "all" && row.decision !== filter.decision) return false;
+    if (filter.review !== undefined && filter.review !== "all" && (row.review?.verdict ?? "none") !== filter.review) return false;
     if (filter.minPdac !== undefined && (row.pdacLikelihood === undefined || row.pdacLikelihood < filter.minPdac)) {
       return false;
     }
@@ -307,4 +336,38 @@ export function filterRows(rows: readonly WorklistRow[], filter: WorklistFilter)
 export function viewerUrl(base: string, route: string, studyUid: string): string {
   const root = base.endsWith("/") ? base : `${base}/`;
   return `${root}${route}?StudyInstanceUIDs=${encodeURIComponent(studyUid)}`;
+}
+
+const VERDICT_WORD: Record<ReviewSummary["verdict"], string> = { agree: "agreed", override: "overridden", correct: "corrected" };
+
+/** The worklist's review cell: "overridden: Locally advanced (dr.a)", "—" when not reviewed. */
+export function reviewCellText(review: ReviewSummary | undefined, categoryText: (value: string) => string = (v) => v): string {
+  if (review === undefined) return "—";
+  const category = review.verdict === "agree" || review.category === undefined ? "" : `: ${categoryText(review.category)}`;
+  const who = review.reviewer === undefined ? "" : ` (${review.reviewer})`;
+  const correction = review.verdict === "correct" && review.correctionState !== undefined ? ` [${review.correctionState}]` : "";
+  return `${VERDICT_WORD[review.verdict]}${category}${who}${correction}`;
+}
+
+/** The worklist's decision cell: "—" on no board, "pending", or the category and treatments. */
+export function decisionCellText(
+  row: Pick<WorklistRow, "decision" | "decisionInfo">,
+  categoryText: (value: string) => string = (v) => v,
+): string {
+  if (row.decision === "none") return "—";
+  const d = row.decisionInfo;
+  if (row.decision === "pending") return "pending";
+  if (d === undefined) return "decided";
+  const treatments = d.treatmentTexts.length === 0 ? "" : `; ${d.treatmentTexts.join(", ")}`;
+  return `${d.categoryText ?? categoryText(d.category)}${treatments}`;
+}
+
+/**
+ * A study's reason in the worklist for a study without a result: "skipped: <why>" (the
+ * status word without its "ai-" prefix, then the node's reason); undefined with a result.
+ */
+export function reasonCellText(row: Pick<WorklistRow, "aiStatus" | "reason">): string | undefined {
+  if (row.reason === undefined) return undefined;
+  const word = row.aiStatus.startsWith("ai-") ? row.aiStatus.slice(3) : row.aiStatus;
+  return row.reason.toLowerCase().startsWith(word) ? row.reason : `${word}: ${row.reason}`;
 }

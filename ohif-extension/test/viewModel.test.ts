@@ -105,7 +105,7 @@ describe("worklist view model", () => {
     category: undefined, boardDate: undefined, decision: "none", reviewer: undefined, pdacLikelihood: undefined, ...over,
   });
   const rows = [
-    row("1", { studyDate: "2025-01-02", category: "borderline", aiStatus: "ai-done", boardDate: "2025-02-01", decision: "agree" }),
+    row("1", { studyDate: "2025-01-02", category: "borderline", aiStatus: "ai-done", boardDate: "2025-02-01", decision: "decided" }),
     row("2", { studyDate: "2025-03-01", aiStatus: "ai-pending" }),
     row("3", { studyDate: "2024-12-31", category: "locally advanced", aiStatus: "ai-done", decision: "pending" }),
   ];

@@ -9,6 +9,7 @@ import { isNodeSeg, type LymphNodeAssessment, nEstimateText, nodeRows, nodeSegme
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
 import { PrognosisSection } from "./PrognosisSection";
+import { ReviewSection } from "../review/ReviewSection";
 import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
 
 export interface PanelContentProps {
@@ -349,6 +350,14 @@ export function PanelContent({
         )}
       </section>
       )}
+      {state.result.studyUid !== undefined || studyUid !== undefined ? (
+        <ReviewSection
+          services={services}
+          studyUid={state.result.studyUid ?? studyUid ?? ""}
+          seg={segDisplaySet(services, state.result)}
+          defaultSegment={state.result.segments.tumor?.segmentNumber}
+        />
+      ) : null}
       <section>
         <h3>Tumor–vessel contact</h3>
         <table className="pai-table" data-testid="pancreas-ai-vessels">

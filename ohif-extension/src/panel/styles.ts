@@ -26,6 +26,15 @@ export const PANEL_CSS = `
 .pai-risk-high{color:#ff6b6b}.pai-risk.pai-risk-high{background:#4a1010;color:#ffb3b3}.pai-risk.pai-risk-low{background:#10381f;color:#9be3b5}
 .pai-prognosis-list{margin:2px 0 0;padding-left:16px}
 .pai-lesion-button:disabled{opacity:.6;cursor:wait}
+.pai-actions{display:flex;flex-wrap:wrap;gap:6px;margin:6px 0}
+.pai-actions button,.pai-form button{background:#1d2633;color:#e6edf3;border:1px solid #4d6d99;border-radius:3px;padding:2px 8px;font:inherit;cursor:pointer}
+.pai-actions button[aria-pressed="true"]{background:#4d6d99}
+.pai-actions button:disabled,.pai-form button:disabled{opacity:.6;cursor:wait}
+.pai-form{display:flex;flex-direction:column;gap:4px;margin:4px 0;padding:6px;border:1px solid #2a3441;border-radius:4px}
+.pai-form label{display:flex;flex-direction:column;gap:2px;color:#9aa7b4}
+.pai-form select,.pai-form textarea,.pai-form input{background:#1d2633;color:#e6edf3;border:1px solid #2a3441;border-radius:3px;padding:3px;font:inherit}
+.pai-field-error{color:#ff6b6b}
+.pai-review-disagrees{color:#ffc94d;font-weight:700}
 `;
 
 export function injectStyles(doc: Document, id: string, css: string): void {

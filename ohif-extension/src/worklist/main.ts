@@ -11,7 +11,13 @@ body{margin:0;background:#090c29;color:#e6edf3;font:14px/1.4 system-ui,sans-seri
 .pai-filters{display:flex;gap:8px;align-items:center;margin:8px 0}
 .pai-filters input,.pai-filters select{background:#1d2633;color:#e6edf3;border:1px solid #2a3441;border-radius:4px;padding:4px}
 .pai-worklist th button{background:none;border:none;color:#9aa7b4;font-weight:600;cursor:pointer;padding:0}
-.pai-worklist a{color:#8fb8ff}.pai-worklist td{padding:6px 4px}
+.pai-worklist a{color:#8fb8ff}.pai-worklist td{padding:6px 4px;vertical-align:top}
+.pai-boards{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin:8px 0}
+.pai-boards select,.pai-worklist td select{background:#1d2633;color:#e6edf3;border:1px solid #2a3441;border-radius:4px;padding:3px}
+.pai-worklist button{background:#1d2633;color:#e6edf3;border:1px solid #4d6d99;border-radius:3px;padding:2px 8px;font:inherit;cursor:pointer}
+.pai-inline-form{flex-basis:100%;max-width:520px}
+.pai-treatments{border:1px solid #2a3441;border-radius:4px;display:flex;flex-wrap:wrap;gap:4px 12px}
+.pai-check{flex-direction:row!important;align-items:center;color:#e6edf3!important}
 `;
 
 export function mountWorklist(element: HTMLElement, viewerBase: string): void {
