@@ -437,9 +437,7 @@ def auto_add_cases(session: Session, job: Job, result: Result, now: datetime) ->
     ).all()
     upcoming = {b.id for b in boards}
     on_board = session.scalars(
-        select(BoardCase.board_id).where(
-            BoardCase.study_instance_uid == study.study_instance_uid
-        )
+        select(BoardCase.board_id).where(BoardCase.study_instance_uid == study.study_instance_uid)
     ).all()
     if upcoming & set(on_board):
         return []

@@ -42,9 +42,7 @@ def upgrade() -> None:
             sa.Column("added_reason", sa.String(16), nullable=False, server_default="manual")
         )
         batch.add_column(
-            sa.Column(
-                "added_at", _TS, nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")
-            )
+            sa.Column("added_at", _TS, nullable=False, server_default=sa.text("CURRENT_TIMESTAMP"))
         )
         batch.add_column(sa.Column("decision_category", sa.String(32), nullable=True))
         batch.add_column(sa.Column("treatments", sa.JSON(), nullable=True))
