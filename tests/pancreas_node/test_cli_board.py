@@ -8,8 +8,11 @@ on a board, decided, listed, packed, exported and removed through :func:`pancrea
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +23,11 @@ import db
 from db import NewResult, NodeDatabase
 from inference.board_packet import AI_RESULT_FILE, AI_SEG_FILE
 from inference.seg_writer import write_seg
-from pancreas_contracts.boards import NotificationEvent
+from pancreas_contracts.boards import AutoRule, BoardCategory, NotificationEvent
 from pancreas_contracts.result import CATEGORY_LABELS
 from pancreas_node._cli_board import cli_actor
 from pancreas_node.cli import main
+from tests.conftest import REPO_ROOT
 from tests.inference import _writers_fixtures as fx
 
 
@@ -144,13 +148,14 @@ def test_board_commands_end_to_end(node: Node, capsys: pytest.CaptureFixture[str
     assert not list(packet.parent.glob(".*partial"))
     database = NodeDatabase(node.url)
     try:
-        (queued,) = db.list_notifications(database, event=NotificationEvent.PACKET_READY)
-        assert (queued.object_type, queued.object_id) == ("board", board_id)
+        notifications = db.list_notifications(database, event=NotificationEvent.PACKET_READY)
+        (queued,) = [n for n in notifications if n.object_id == board_id]
+        assert queued.object_type == "board"
         assert dict(queued.detail) == {"board_id": int(board_id), "case_count": 1}
         actions = {
             e.action: e.actor
             for e in db.list_audit_events(database)
-            if e.action.startswith("board.")
+            if e.action.startswith("board.") and e.object_id == board_id
         }
     finally:
         database.dispose()
@@ -232,3 +237,70 @@ def test_a_database_without_migrations_says_so(
     err = capsys.readouterr().err
     assert code == 1
     assert "run `pancreas-node db upgrade`" in err
+
+
+@pytest.mark.slow
+def test_the_board_demo_script(node: Node) -> None:
+    """``scripts/board_demo.sh`` on a demo-like work dir: board, case, decision, packet, CSV."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash not installed")
+    script = REPO_ROOT / "scripts" / "board_demo.sh"
+    env = {
+        **os.environ,
+        "DEMO_DIR": str(node.config.parent),
+        "BIN": str(Path(sys.executable).parent),
+        "ORTHANC_URL": "http://orthanc.test:8042",
+    }
+    run = subprocess.run(
+        [bash, str(script)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    board_id = re.search(r"^Board (\d+): study ", run.stdout, re.MULTILINE)
+    assert board_id is not None, run.stdout
+    board = board_id.group(1)
+    packet = node.data / "boards" / board / "packet.pdf"
+    copy = node.config.parent / f"board-{board}-packet.pdf"
+    decisions = node.config.parent / f"board-{board}-decisions.csv"
+    assert f"Board packet (PDF):   {packet}" in run.stdout
+    assert packet.read_bytes().startswith(b"%PDF") and copy.read_bytes() == packet.read_bytes()
+    rows = decisions.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 and f"1,{node.study_uid}," in rows[1] and ",borderline," in rows[1]
+    assert f"http://orthanc.test:8042/pancreas-ai/boards/{board}/packet.pdf" in run.stdout
+    assert "$ pancreas-node board packet" in run.stderr  # the commands are shown as run
+
+
+def test_the_board_demo_script_needs_the_demo(tmp_path: Path) -> None:
+    run = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "board_demo.sh")],
+        env={**os.environ, "DEMO_DIR": str(tmp_path / "nowhere")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "run `make demo KEEP=1` first" in run.stderr
+
+
+def test_create_with_an_auto_rule(node: Node, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        node, capsys, "create", "--date", "2031-01-07", "--title", "Rule board",
+        "--auto-outcome", "done", "--auto-outcome", "no-pdac", "--min-pdac", "0.5",
+        "--auto-category", "borderline", "--referring-service", "HPB surgery",
+    )  # fmt: skip
+    assert code == 0, err
+    board_id = int(out.split()[1].rstrip(":"))
+    code, out, _ = _run(node, capsys, "list", "--from", "2031-01-07", "--to", "2031-01-07")
+    assert out.strip().endswith("Rule board  cases 0, decided 0  (auto rule)")
+    database = NodeDatabase(node.url)
+    try:
+        board = db.get_board(database, board_id)
+    finally:
+        database.dispose()
+    assert board is not None
+    assert board.auto_rule == AutoRule(
+        outcomes=("done", "no-pdac"),
+        min_pdac_likelihood=0.5,
+        categories=(BoardCategory.BORDERLINE,),
+        referring_services=("HPB surgery",),
+    )
