@@ -15,7 +15,7 @@ tumor's (else the pancreas') largest coronal cross-section.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.decoders.base import Decoder, get_decoder
 
 from inference._dicom_geometry import StackGeometry, stack_geometry
 from inference._dicom_read import (
@@ -119,37 +119,52 @@ def _segment_values(seg: Dataset) -> dict[int, int]:
     return out
 
 
-def _seg_labels(seg_file: Path, stack: _Stack) -> npt.NDArray[np.uint8]:
-    """The SEG's shown structures on the CT's native ``(column, row, slice)`` grid."""
+def _read_seg(seg_file: Path) -> tuple[Dataset, dict[int, int], Decoder]:
+    """The SEG, its shown segments (number -> label value) and its pixel decoder."""
     try:
         seg = pydicom.dcmread(seg_file)
-        values = _segment_values(seg)
-        if (int(seg.Rows), int(seg.Columns)) != (stack.geometry.rows, stack.geometry.columns):
-            raise PacketImageError("the SEG's frames differ in size from the CT images")
-        per_frame = seg.PerFrameFunctionalGroupsSequence
-        decoder = get_decoder(seg.file_meta.TransferSyntaxUID)
-        affine = stack.geometry.affine_lps
-        step = stack.geometry.slice_step_mm
-        normal = affine[:3, 2] / step
-        labels = np.zeros(stack.shape, dtype=np.uint8)
-        for index, item in enumerate(per_frame):
-            number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-            value = values.get(number)
+        return seg, _segment_values(seg), get_decoder(seg.file_meta.TransferSyntaxUID)
+    except (*_SEG_ERRORS, ValueError, NotImplementedError) as exc:
+        raise PacketImageError(f"unreadable SEG ({type(exc).__name__})") from exc
+
+
+def _frame_slots(
+    seg: Dataset, values: dict[int, int], stack: _Stack
+) -> Iterator[tuple[int, int, int]]:
+    """``(frame index, CT slice, label value)`` of each SEG frame of a shown structure.
+
+    Frames are placed by their Image Position (Patient) along the CT's slice normal; a frame
+    between slices or outside the series is left out.
+    """
+    affine = stack.geometry.affine_lps
+    step = stack.geometry.slice_step_mm
+    normal = affine[:3, 2] / step
+    try:
+        for index, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
+            value = values.get(int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber))
             if value is None:
                 continue  # a structure not shown: its frame is never decoded
             position = np.asarray(item.PlanePositionSequence[0].ImagePositionPatient, float)
             offset = float((position - affine[:3, 3]) @ normal) / step
             k = round(offset)
-            if abs(offset - k) > _SLICE_TOLERANCE or not 0 <= k < stack.shape[2]:
-                continue
+            if abs(offset - k) <= _SLICE_TOLERANCE and 0 <= k < stack.shape[2]:
+                yield index, k, value
+    except (*_SEG_ERRORS, ValueError) as exc:
+        raise PacketImageError(f"SEG frame geometry unreadable ({type(exc).__name__})") from exc
+
+
+def _seg_labels(seg_file: Path, stack: _Stack) -> npt.NDArray[np.uint8]:
+    """The SEG's shown structures on the CT's native ``(column, row, slice)`` grid."""
+    seg, values, decoder = _read_seg(seg_file)
+    if (seg.get("Rows"), seg.get("Columns")) != (stack.geometry.rows, stack.geometry.columns):
+        raise PacketImageError("the SEG's frames differ in size from the CT images")
+    labels = np.zeros(stack.shape, dtype=np.uint8)
+    for index, k, value in _frame_slots(seg, values, stack):
+        try:
             frame, _ = decoder.as_array(seg, index=index)
-            labels[:, :, k][frame.T > 0] = value
-    except _SEG_ERRORS as exc:
-        raise PacketImageError(f"unreadable SEG ({type(exc).__name__})") from exc
-    except (ValueError, RuntimeError, NotImplementedError) as exc:
-        if isinstance(exc, PacketImageError):
-            raise
-        raise PacketImageError(f"SEG pixel data cannot be decoded ({type(exc).__name__})") from exc
+        except (*_SEG_ERRORS, ValueError, RuntimeError) as exc:
+            raise PacketImageError(f"SEG frame undecodable ({type(exc).__name__})") from exc
+        labels[:, :, k][frame.T > 0] = value
     return labels
 
 
@@ -211,8 +226,9 @@ def _largest_section(canonical: npt.NDArray[np.uint8], axis: int) -> tuple[int, 
 
 def _crop(canonical: npt.NDArray[np.uint8], spacing: tuple[float, ...]) -> list[slice]:
     """Per canonical axis: the pancreas and tumor extent plus the margin."""
-    values = [label_by_name(n).value for n in ("pancreas", "tumor")]
-    mask = np.isin(canonical, values, kind="table")
+    wanted = np.zeros(len(LABELS), dtype=bool)
+    wanted[[label_by_name(n).value for n in ("pancreas", "tumor")]] = True
+    mask = wanted[canonical]  # a lookup: several times faster than np.isin on 80 M voxels
     if not mask.any():
         return [slice(None)] * 3
     out = []
