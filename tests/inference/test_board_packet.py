@@ -32,8 +32,12 @@ from inference.board_packet import (
 )
 from inference.seg_writer import write_seg
 from pancreas_contracts.boards import BoardCategory, ReviewVerdict, Treatment
+from pancreas_contracts.detection import Detection
 from pancreas_contracts.labels import label_by_name
+from pancreas_contracts.lymph_nodes import LymphNodeAssessment
+from pancreas_contracts.result import AnalysisResult
 from tests.inference import _writers_fixtures as fx
+from tests.inference._survival_fixtures import make_prognosis
 
 MODEL = f"{fx.BUNDLE.name} {fx.BUNDLE.version}"
 REASON = "SMA encasement over 180 degrees on the arterial phase"
@@ -284,3 +288,34 @@ def test_cases_without_images_still_get_their_pages(board: Board, tmp_path: Path
     assert "No AI result: the study has not been analysed." in text
     assert "...0043.8.498.1 (date unknown)" in text
     assert "not analysed" in text and "not reviewed" in text
+
+
+def test_further_ai_results_are_shown_where_present(board: Board, tmp_path: Path) -> None:
+    """PDAC likelihood, N estimate and survival risk group, each with its model version."""
+    analysed = board.packet.cases[1]
+    assert analysed.result is not None
+    detection = Detection(
+        model_version="pdac-det 0.4", pdac_likelihood=0.91, classification=0.9,
+        detection_max=0.93, threshold=0.5, detected=True,
+    )  # fmt: skip
+    nodes = LymphNodeAssessment(
+        model_version="ln 1.2", n_positive_probability=0.72, threshold=0.5, n_estimate="N+"
+    )
+    result = AnalysisResult.model_validate(
+        {
+            **analysed.result.model_dump(),
+            "detection": detection.model_dump(),
+            "lymph_nodes": nodes.model_dump(),
+            "prognosis": make_prognosis().model_dump(),
+        }
+    )
+    packet = replace(board.packet, cases=(replace(analysed, position=1, result=result),))
+    path = tmp_path / "packet.pdf"
+    write_board_packet(packet, path)
+    pages = _pages(path)
+    text = " ".join(" ".join(pages).split())  # wrapped lines joined
+    assert "PDAC detection (pdac-det 0.4): PDAC likelihood 0.91 (threshold 0.50): detected" in text
+    assert "Lymph nodes (ln 1.2):" in text and "N+" in text
+    assert "Survival prognosis (survival-fusion 0.2.0):" in text and "high" in text
+    assert len(pages) in (2, 3)  # the cover, the case's page or two
+    assert " ".join(pages[1:]).count("Board decision") == 1
