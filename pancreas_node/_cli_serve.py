@@ -22,6 +22,7 @@ from pancreas_contracts import JobState, Settings, load_settings
 from pancreas_node._cli_errors import CliError
 from pancreas_node._ports import started_node
 from pancreas_node.analysis_runner import build_runner
+from pancreas_node.correction_runner import correction_loop
 
 __all__ = ["rules_app", "serve_command", "status_command"]
 
@@ -70,7 +71,8 @@ def serve_command(
     runner_db = NodeDatabase(settings.resolved_database_url)
     runner = build_runner(settings, runner_db)  # None without a bundle: jobs wait queued
     try:
-        with started_node(settings, runner, _PORT_CHANGE):
+        # After the node (it migrates the database); own thread (issue 26 reviewer corrections).
+        with started_node(settings, runner, _PORT_CHANGE), correction_loop(settings, runner_db):
             typer.echo(
                 f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
                 err=True,
