@@ -343,6 +343,9 @@ def _check_against_ai_seg(correction: LabelCorrection, ai_seg: Dataset) -> None:
 def _source_order(correction: LabelCorrection, headers: Sequence[Dataset]) -> list[str]:
     """The CT SOPInstanceUIDs in ``headers`` order, checked against the correction's frames."""
     order = [str(ds.SOPInstanceUID) for ds in headers]
+    if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in headers):
+        # The payload has one label image per CT image, i.e. per single-frame instance.
+        raise CorrectionError("corrections of multi-frame CT images are not supported")
     if any(
         str(ds.SeriesInstanceUID) != correction.referenced_series_instance_uid for ds in headers
     ):

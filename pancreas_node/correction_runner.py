@@ -67,6 +67,7 @@ from inference.sr_amendment import (
 from pancreas_contracts import Settings
 
 __all__ = [
+    "ORTHANC_ACTOR_PREFIX",
     "POLL_INTERVAL_S",
     "CorrectionOutcome",
     "CorrectionRunner",
@@ -76,6 +77,8 @@ __all__ = [
 
 #: Seconds between two looks at the pending corrections.
 POLL_INTERVAL_S: Final = 5.0
+#: The Orthanc plugin records its users as ``orthanc:<user>``; the SEG and SR name the user.
+ORTHANC_ACTOR_PREFIX: Final = "orthanc:"
 _ACTOR = "corrections"
 _log = logging.getLogger(__name__)
 
@@ -216,7 +219,7 @@ class CorrectionRunner:
         results = self._settings.results_dir / job.id
         statement = ReviewStatement(
             verdict=review.verdict,
-            reviewer=review.reviewer,
+            reviewer=review.reviewer.removeprefix(ORTHANC_ACTOR_PREFIX),
             category=review.category,
             reason=review.reason,
         )

@@ -8,6 +8,7 @@ that landed by position instead of by SOPInstanceUID shows.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,10 @@ def test_reviewer_becomes_a_valid_person_name(user: str, name: str) -> None:
 def test_reviewer_without_a_name_is_refused() -> None:
     with pytest.raises(CorrectionError, match="no usable name"):
         reviewer_person_name(" ^= ")
+
+
+def test_multi_frame_ct_is_refused(corrected: Corrected) -> None:
+    headers = [copy.deepcopy(ds) for ds in corrected.headers]
+    headers[0].NumberOfFrames = 2
+    with pytest.raises(CorrectionError, match="multi-frame"):
+        build_corrected_seg(corrected.correction, corrected.ai_seg, headers, REVIEWER)

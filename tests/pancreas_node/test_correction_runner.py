@@ -118,7 +118,7 @@ def _correct(node: Node, body: dict[str, object], name: str) -> int:
             category=BoardCategory.LOCALLY_ADVANCED,
             reason="tumor extends into the uncinate process",
         ),
-        actor=REVIEWER,
+        actor=f"orthanc:{REVIEWER}",  # how the plugin names its users
         correction_path=str(path),
     )
     return review.id
