@@ -254,41 +254,64 @@ def decide_command(
 def _case_result(
     database: NodeDatabase, case: BoardCaseInfo, actor: str
 ) -> tuple[db.ResultInfo, db.JobInfo] | None:
-    """The case's analysis: the job it was added with, else the study's newest with a result."""
-    if case.job_id is not None:
-        candidates = [case.job_id]
-    else:
-        entries = db.list_study_jobs(database, case.study_instance_uid)
-        jobs = sorted((e.job for e in entries if e.job), key=lambda j: j.created_at, reverse=True)
-        candidates = [j.id for j in jobs]
-    for job_id in candidates:
-        stored = db.get_result(database, job_id, actor=actor)
-        job = db.get_job(database, job_id)
+    """The study's newest analysis with a result (as the plugin's board routes and CSV show).
+
+    The job the case was added with is the fallback: the study may have been re-analysed since.
+    """
+    entries = db.list_study_jobs(database, case.study_instance_uid)
+    jobs = sorted((e.job for e in entries if e.job), key=lambda j: j.created_at, reverse=True)
+    candidates = [j.id for j in jobs] + ([case.job_id] if case.job_id else [])
+    for job_id in dict.fromkeys(candidates):
+        stored = db.get_result(database, job_id, actor=actor)  # audited as result.read
+        job = None if stored is None else db.get_job(database, job_id)
         if stored is not None and job is not None:
             return stored, job
     return None
 
 
+def _read_result(stored: db.ResultInfo, position: int) -> AnalysisResult | None:
+    try:
+        return AnalysisResult.model_validate_json(Path(stored.result_json_path).read_bytes())
+    except (OSError, ValidationError) as exc:
+        # The packet is still built: the case is shown without AI results, and the user told.
+        typer.echo(
+            f"warning: case {position}: result.json of job {stored.job_id} unreadable "
+            f"({type(exc).__name__}); shown without AI results",
+            err=True,
+        )
+        return None
+
+
+def _review(info: db.ReviewInfo | None) -> PacketReview | None:
+    if info is None:
+        return None
+    return PacketReview(info.verdict, info.category, info.reason, info.reviewer, info.created_at)
+
+
+def _decision(info: db.DecisionInfo | None) -> PacketDecision | None:
+    if info is None:
+        return None
+    return PacketDecision(
+        info.category, info.treatments, info.text, info.decided_by, info.decided_at
+    )
+
+
 def _packet_case(
     settings: Settings, database: NodeDatabase, case: BoardCaseInfo, actor: str
 ) -> PacketCase:
+    """One case as the packet shows it: result, CT files, AI SEG, review and decision."""
     study = db.get_study(database, case.study_instance_uid)
-    review = db.latest_review(database, case.study_instance_uid)
     found = _case_result(database, case, actor)
     result, seg = None, None
     ct_files: tuple[Path, ...] = ()
     if found is not None:
         stored, job = found
-        try:
-            result = AnalysisResult.model_validate_json(Path(stored.result_json_path).read_bytes())
-        except (OSError, ValidationError) as exc:
-            raise CliError(f"result.json of job {job.id}: {type(exc).__name__}") from None
+        result = _read_result(stored, case.position)
         paths = db.series_instance_paths(
             database, job.series_instance_uid, max_version=job.series_version
         )
         ct_files = tuple(Path(p) for p in paths if Path(p).is_file())
         seg = settings.results_dir / job.id / AI_SEG_FILE
-    decision = case.decision
     return PacketCase(
         position=case.position,
         study_instance_uid=case.study_instance_uid,
@@ -296,20 +319,8 @@ def _packet_case(
         ct_files=ct_files,
         seg_file=seg,
         result=result,
-        review=None
-        if review is None
-        else PacketReview(
-            review.verdict, review.category, review.reason, review.reviewer, review.created_at
-        ),
-        decision=None
-        if decision is None
-        else PacketDecision(
-            decision.category,
-            decision.treatments,
-            decision.text,
-            decision.decided_by,
-            decision.decided_at,
-        ),
+        review=_review(db.latest_review(database, case.study_instance_uid)),
+        decision=_decision(case.decision),
     )
 
 

@@ -23,7 +23,13 @@ import db
 from db import NewResult, NodeDatabase
 from inference.board_packet import AI_RESULT_FILE, AI_SEG_FILE
 from inference.seg_writer import write_seg
-from pancreas_contracts.boards import AutoRule, BoardCategory, NotificationEvent
+from pancreas_contracts.boards import (
+    AutoRule,
+    BoardCategory,
+    NotificationEvent,
+    ReviewInput,
+    ReviewVerdict,
+)
 from pancreas_contracts.result import CATEGORY_LABELS
 from pancreas_node._cli_board import cli_actor
 from pancreas_node.cli import main
@@ -139,6 +145,20 @@ def test_board_commands_end_to_end(node: Node, capsys: pytest.CaptureFixture[str
     code, out, _ = _run(node, capsys, "list", "--from", "2027-01-01")
     assert out.strip() == "no boards"
 
+    reviewing = NodeDatabase(node.url)
+    try:
+        db.record_review(
+            reviewing,
+            uid,
+            ReviewInput(
+                verdict=ReviewVerdict.OVERRIDE,
+                category=BoardCategory.LOCALLY_ADVANCED,
+                reason="SMA",
+            ),
+            actor="dr.rad",
+        )
+    finally:
+        reviewing.dispose()
     copy = node.data.parent / "copies" / "board.pdf"
     code, out, err = _run(node, capsys, "packet", board_id, "--out", str(copy))
     assert code == 0, err
@@ -190,6 +210,22 @@ def _packet_text_names_the_decision(packet: Path, uid: str) -> None:
     assert "\u2612 Borderline resectable" in text
     assert "\u2612 Biopsy / tissue diagnosis" in text
     assert "Notes: Re-stage after four cycles" in text
+    assert "Overrides the AI category: Locally advanced, by dr.rad" in text
+    assert "Model pancreas-ai-phantom 0.3.1" in text  # the AI results, from result.json
+    assert "Key images unavailable" not in text
+
+
+def test_a_study_not_analysed_still_gets_its_page(
+    node: Node, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(node, capsys, "create", "--date", "2030-05-05", "--title", "Early")
+    assert code == 0, err
+    board_id = out.split()[1].rstrip(":")
+    assert _run(node, capsys, "add", board_id, "1.2.826.0.1.3680043.8.498.77")[0] == 0
+    code, out, err = _run(node, capsys, "packet", board_id)
+    assert code == 0, err
+    assert "packet with 1 case(s)" in out
+    assert (node.data / "boards" / board_id / "packet.pdf").read_bytes().startswith(b"%PDF")
 
 
 @pytest.mark.parametrize(
