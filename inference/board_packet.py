@@ -135,7 +135,16 @@ class PacketCase:
 class BoardPacket:
     """A board and its cases in order of discussion.
 
-    ``generated_at`` is printed on every page (default: when the packet is drawn).
+    Parameters
+    ----------
+    board_id
+        The board's id in the node database (printed on every page).
+    title, board_date, members
+        The board as scheduled.
+    cases
+        Its cases, in order of discussion (:attr:`PacketCase.position`).
+    generated_at
+        Printed on every page (default: when the packet is drawn).
     """
 
     board_id: int
@@ -160,7 +169,21 @@ def _key_planes(case: PacketCase) -> tuple[Sequence[KeyPlane], str | None]:
 
 
 def render_board_packet(packet: BoardPacket) -> bytes:
-    """Draw the packet and return the PDF file's bytes (see the module notes)."""
+    """Draw the packet (see the module notes) and return the PDF file's bytes.
+
+    A case whose key images cannot be read (files gone, SEG not on the CT's grid) still gets
+    its pages, with the reason in place of the images.
+
+    Parameters
+    ----------
+    packet
+        The board and its cases.
+
+    Returns
+    -------
+    bytes
+        The PDF document.
+    """
     generated = packet.generated_at or dt.datetime.now().astimezone()
     stamp = generated.strftime("%Y-%m-%d %H:%M %Z").strip()
     with mpl.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
