@@ -440,16 +440,19 @@ def structure_volumes_ml(
 
 
 def _plane(ds: Dataset) -> PlaneGeometry:
+    """A CT image's plane (PS3.3 C.7.6.2.1.1), checked for the number of values."""
     try:
-        orientation = tuple(float(v) for v in ds.ImageOrientationPatient)
-        position = tuple(float(v) for v in ds.ImagePositionPatient)
-        spacing = tuple(float(v) for v in ds.PixelSpacing)
+        o = [float(v) for v in ds.ImageOrientationPatient]
+        p = [float(v) for v in ds.ImagePositionPatient]
+        s = [float(v) for v in ds.PixelSpacing]
     except (AttributeError, TypeError, ValueError) as exc:
         raise CorrectionError("a CT image lacks its position, orientation or spacing") from exc
+    if (len(o), len(p), len(s)) != (6, 3, 2):
+        raise CorrectionError("a CT image has a malformed position, orientation or spacing")
     return PlaneGeometry(
-        orientation=orientation,  # type: ignore[arg-type]
-        position=position,  # type: ignore[arg-type]
-        pixel_spacing=spacing,  # type: ignore[arg-type]
+        orientation=(o[0], o[1], o[2], o[3], o[4], o[5]),
+        position=(p[0], p[1], p[2]),
+        pixel_spacing=(s[0], s[1]),
         rows=int(ds.Rows),
         columns=int(ds.Columns),
     )

@@ -183,6 +183,7 @@ class CorrectionRunner:
             amendment_sr_sop_uid=outputs.sr_sop_instance_uid,
             actor=_ACTOR,
         )
+        self._forget(review.id)
         _log.info("review %d: corrected SEG and SR amendment written", review.id)
         return CorrectionOutcome(review.id, CorrectionState.WRITTEN)
 
