@@ -239,7 +239,11 @@ try {
   await row.waitFor();
   check("board filter: only the board's case is listed", (await page.getByTestId("worklist-row").count()) === 1 && (await failedRow.count()) === 0);
   const decisionCell = (await row.getByTestId("worklist-decision").innerText()).trim();
-  check("worklist: the decision is shown on the board", decisionCell.startsWith(decided.text), decisionCell);
+  check(
+    "worklist: the decision is shown on the board",
+    decisionCell.startsWith(decided.text) && decisionCell.includes(t1.text) && decisionCell.includes(t2.text) && decisionCell.includes("re-stage after 4 cycles"),
+    decisionCell,
+  );
   const csvHref = await byTestId("worklist-board-csv").getAttribute("href");
   const packetHref = await byTestId("worklist-board-packet").getAttribute("href");
   const csv = await context.request.get(`${cfg.base_url}${csvHref}`);

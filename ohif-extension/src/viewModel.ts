@@ -247,6 +247,8 @@ export interface WorklistRow {
   boardTitle?: string | undefined;
   decision: Decision;
   decisionInfo?: DecisionSummary | undefined;
+  /** The decision's coded treatments (known when the board's cases were read). */
+  decisionTreatments?: string[] | undefined;
   review?: ReviewSummary | undefined;
   reviewer: string | undefined;
   /** The PDAC detector's patient likelihood (result 1.5), undefined without a detector. */

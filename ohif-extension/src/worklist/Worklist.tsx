@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { loadWorklist } from "../api";
 import { BoardApi, errorText } from "../review/boardApi";
-import { type Board, choiceText, type Vocabulary } from "../review/model";
+import { type Board, type BoardCase, choiceText, type Vocabulary } from "../review/model";
 import { BoardBar, BoardCell, DecisionForm, type DecisionValues } from "./Boards";
 import { type CategoryLabel, LABELS } from "../labels";
 import { nCellText, type NEstimate } from "../lymphNodes";
@@ -33,6 +33,21 @@ export interface WorklistProps {
 }
 
 const DEFAULT_API = new BoardApi();
+
+/** Rows with the board's full decisions (category and treatment texts, notes) where it has one. */
+export function withBoardDecisions(rows: WorklistRow[], cases: readonly BoardCase[]): WorklistRow[] {
+  const byStudy = new Map(cases.map((c) => [c.studyInstanceUid, c.decision]));
+  return rows.map((row) => {
+    const d = byStudy.get(row.studyUid);
+    if (d === undefined) return row;
+    return {
+      ...row,
+      decision: "decided",
+      decisionInfo: { category: d.category, categoryText: d.categoryText, treatmentTexts: d.treatmentTexts, text: d.text, decidedBy: d.decidedBy },
+      decisionTreatments: d.treatments,
+    };
+  });
+}
 
 const COLUMNS: Array<{ key: SortKey; title: string }> = [
   { key: "patient", title: "Patient" },
@@ -72,10 +87,12 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist, api = DEF
   useEffect(() => {
     let cancelled = false;
     setRows(undefined);
-    load(undefined, undefined, board === undefined ? {} : { board }).then(
-      (page) => {
+    // With a board chosen, its cases add what the worklist summary leaves out (treatments, notes).
+    const cases = board === undefined ? Promise.resolve([]) : api.boardCases(board).catch(() => []);
+    Promise.all([load(undefined, undefined, board === undefined ? {} : { board }), cases]).then(
+      ([page, boardCases]) => {
         if (cancelled) return;
-        setRows(page.rows);
+        setRows(withBoardDecisions(page.rows, boardCases));
         setSource(page.source);
         setError(undefined);
       },
@@ -86,7 +103,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist, api = DEF
     return () => {
       cancelled = true;
     };
-  }, [load, board, generation]);
+  }, [load, api, board, generation]);
 
   /** Run one write; on success reload the list and the boards' counts, else show why. */
   const write = (work: () => Promise<unknown>, done: string): void => {
@@ -251,6 +268,9 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist, api = DEF
                 {riskCellText(row.riskGroup, row.deathProbability3y)}
               </td>
               <td>
+                {source !== "plugin" ? (
+                  row.boardDate ?? "—"
+                ) : (
                 <BoardCell
                   row={row}
                   boards={boards}
@@ -258,6 +278,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist, api = DEF
                   onAdd={(boardId) => write(() => api.addCase(boardId, row.studyUid), "Added to the board.")}
                   onRemove={(boardId) => write(() => api.removeCase(boardId, row.studyUid), "Removed from the board.")}
                 />
+                )}
               </td>
               <td data-testid="worklist-review" data-review={row.review?.verdict ?? "none"}>
                 {reviewCellText(row.review, (v) => choiceText(vocabulary.boardCategories, v))}
@@ -283,7 +304,7 @@ export function Worklist({ viewerBase, modeRoute, load = loadWorklist, api = DEF
                   <DecisionForm
                     vocabulary={vocabulary}
                     busy={busy}
-                    initial={row.decisionInfo === undefined ? undefined : { category: row.decisionInfo.category, treatments: [], text: row.decisionInfo.text ?? "" }}
+                    initial={row.decisionInfo === undefined ? undefined : { category: row.decisionInfo.category, treatments: row.decisionTreatments ?? [], text: row.decisionInfo.text ?? "" }}
                     onSubmit={(values) => onDecide(row, values)}
                     onCancel={() => setDeciding(undefined)}
                   />
