@@ -17,9 +17,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from rich.console import Console
@@ -39,8 +41,10 @@ from dicom_node.node import Node
 from pancreas_contracts import JobState, Settings, load_settings
 from pancreas_contracts.result import AnalysisResult
 from pancreas_node._cli_analyze import DEMO_BUNDLE, spread_text
+from pancreas_node._demo_inbox import DemoInbox, demo_inbox
 from pancreas_node._ports import check_can_listen, started_node
 from pancreas_node.analysis_runner import AnalysisRunner
+from pancreas_node.correction_runner import correction_loop
 from pancreas_node.orthanc_server import OrthancConfig, OrthancServer, PythonPluginConfig
 
 __all__ = ["DemoError", "DemoOptions", "check_ports", "dcmtk_storescu", "run_demo"]
@@ -119,46 +123,14 @@ def run_demo(options: DemoOptions, console: Console) -> None:
     )
     server.start()
     try:
-        settings = load_settings(
-            data_dir=options.work_dir / "node",
-            port=options.node_port,
-            quiet_period_s=3.0,
-            destinations=[{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": options.dicom_port}],
-            bundle_path=bundle,
-        )
-        console.print(
-            f"[bold]3/5[/] starting the node {settings.ae_title} on DICOM {options.node_port}"
-        )
-        runner_db = NodeDatabase(settings.resolved_database_url)
-        runner, members = _demo_runner(settings, runner_db, registry_config, console)
-        try:
-            with started_node(settings, runner, _NODE_PORT_CHANGE) as node:
-                console.print(
-                    "[bold]4/5[/] sending the study with storescu to Orthanc and to the node"
-                )
-                _send_with_storescu(study_dir, storescu, "ORTHANC", options.dicom_port)
-                _send_with_storescu(study_dir, storescu, settings.ae_title, options.node_port)
-                console.print(
-                    "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
-                )
-                _wait_for_study(server, study_uid, options.timeout_s)
-                _wait_for_routing(node, study_dir, options.timeout_s)
-                _print_node_summary(node, study_dir, console)
-                _demo_registry(registry_config, study_dir, console)
-                if runner is not None:
-                    _wait_for_analysis(node, study_dir, options, members, console)
-                _print_summary(server, study_uid, options.keep, console)
-                if options.keep:
-                    console.print(
-                        f"Orthanc and the node keep running (Orthanc admin password: "
-                        f"{orthanc_config.admin_password}); press Ctrl-C to stop.",
-                        soft_wrap=True,
-                    )
-                    _wait_forever()
-        finally:
-            if runner is not None:
-                runner.close()
-            runner_db.dispose()
+        with demo_inbox(options.work_dir / "notifications.jsonl", _announcer(console)) as inbox:
+            _run_node(
+                _Demo(options, server, study_dir, study_uid, storescu, registry_config),
+                bundle,
+                inbox,
+                orthanc_config.admin_password,
+                console,
+            )
     finally:
         server.stop()
     if options.keep:
@@ -171,6 +143,88 @@ def run_demo(options: DemoOptions, console: Console) -> None:
             "until Ctrl-C and the demo prints the viewer, DICOMweb and results URLs.",
             soft_wrap=True,
         )
+
+
+@dataclass(frozen=True)
+class _Demo:
+    """What the node half of the demo works with."""
+
+    options: DemoOptions
+    server: OrthancServer
+    study_dir: Path
+    study_uid: str
+    storescu: str
+    registry: RegistryConfig
+
+
+def _announcer(console: Console) -> Callable[[dict[str, Any]], None]:
+    def announce(message: dict[str, Any]) -> None:
+        title = str(message.get("title", "")) or "(no title)"
+        console.print(f"[bold]notification received[/] (demo webhook inbox): {title}")
+
+    return announce
+
+
+def _run_node(
+    demo: _Demo, bundle: Path | None, inbox: DemoInbox, password: str, console: Console
+) -> None:
+    """Start the node (notifying the demo's inbox), send the study, wait for its analysis."""
+    options = demo.options
+    settings = load_settings(
+        data_dir=options.work_dir / "node",
+        port=options.node_port,
+        quiet_period_s=3.0,
+        destinations=[{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": options.dicom_port}],
+        bundle_path=bundle,
+        notify_channels=[{"name": "demo-inbox", "url": inbox.url}],
+        notify_viewer_url=f"{demo.server.url}/ohif/pancreas-ai-worklist",
+        notify_poll_s=0.5,
+    )
+    console.print(
+        f"[bold]3/5[/] starting the node {settings.ae_title} on DICOM {options.node_port}"
+    )
+    runner_db = NodeDatabase(settings.resolved_database_url)
+    runner, members = _demo_runner(settings, runner_db, demo.registry, console)
+    try:
+        with (
+            started_node(settings, runner, _NODE_PORT_CHANGE) as node,
+            correction_loop(settings, runner_db),
+        ):
+            console.print("[bold]4/5[/] sending the study with storescu to Orthanc and to the node")
+            _send_with_storescu(demo.study_dir, demo.storescu, "ORTHANC", options.dicom_port)
+            _send_with_storescu(demo.study_dir, demo.storescu, settings.ae_title, options.node_port)
+            console.print(
+                "[bold]5/5[/] waiting for Orthanc's DICOMweb and the node's routing decision"
+            )
+            _wait_for_study(demo.server, demo.study_uid, options.timeout_s)
+            _wait_for_routing(node, demo.study_dir, options.timeout_s)
+            _print_node_summary(node, demo.study_dir, console)
+            _demo_registry(demo.registry, demo.study_dir, console)
+            if runner is not None:
+                _wait_for_analysis(node, demo.study_dir, options, members, console)
+                _wait_for_notification(inbox, options.timeout_s)
+            _print_summary(demo.server, demo.study_uid, options.keep, console)
+            if options.keep:
+                console.print(
+                    f"Orthanc and the node keep running (Orthanc admin password: {password}); "
+                    "the tumor board's loop: docs/tumor-board.md, scripts/board_demo.sh. "
+                    "Press Ctrl-C to stop.",
+                    soft_wrap=True,
+                )
+                _wait_forever()
+    finally:
+        if runner is not None:
+            runner.close()
+        runner_db.dispose()
+
+
+def _wait_for_notification(inbox: DemoInbox, timeout_s: float) -> None:
+    """Wait until the inbox has the result's notification (the node sends it after the job)."""
+    deadline = time.monotonic() + timeout_s
+    while not inbox.messages:
+        if time.monotonic() > deadline:
+            raise DemoError("the node's result notification did not reach the demo inbox")
+        time.sleep(0.2)
 
 
 def check_ports(options: DemoOptions) -> None:

@@ -56,6 +56,11 @@ def test_demo_reaches_orthanc_and_the_node(
     assert "Timings (s):" in out and "sent to Orthanc" in out
     for modality in ("SEG", "SR", "DOC"):
         assert f"│ {modality} " in out
+    # The node's result notification reached the demo's webhook inbox (issue 26), naming no
+    # patient: the phantom's PatientID starts with PHANTOM.
+    assert "notification received (demo webhook inbox): PancreasAI: result ready" in out
+    received = (tmp_path / "notifications.jsonl").read_text(encoding="utf-8")
+    assert "result ready" in received and "PHANTOM" not in received
     # Not kept: no URLs of servers that are gone, but how to keep them.
     assert "http://127.0.0.1:" not in out
     assert "Orthanc and the node have stopped" in out and "make demo KEEP=1" in out
