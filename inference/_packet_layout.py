@@ -23,11 +23,11 @@ from inference._packet_images import KeyPlane
 from inference._pdf_layout import (
     A4_INCHES,
     WINDOW,
-    _category_block,
-    _legend,
-    _overlay,
-    _section,
-    _vessel_block,
+    category_block,
+    legend,
+    overlay,
+    section,
+    vessel_block,
 )
 from inference._sr_lymph_nodes import lymph_node_line
 from inference._sr_survival import survival_line
@@ -121,7 +121,7 @@ def draw_cover(packet: BoardPacket) -> Figure:
         [f"Board {packet.board_id} on {packet.board_date.isoformat()}   "
          f"{len(packet.cases)} case(s)", f"Members: {members}"],
     )  # fmt: skip
-    y = _section(fig, 0.06, y - 0.015, "Cases in order of discussion", width=0.88)
+    y = section(fig, 0.06, y - 0.015, "Cases in order of discussion", width=0.88)
     columns = (0.0, 0.05, 0.33, 0.55, 0.78)
     heads = ("#", "Case", "AI category", "Review", "Board decision")
     for dx, head in zip(columns, heads, strict=True):
@@ -153,7 +153,7 @@ def draw_cover(packet: BoardPacket) -> Figure:
 
 def _draw_plane(ax: Axes, plane: KeyPlane) -> None:
     ax.imshow(plane.ct, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], aspect=plane.aspect)
-    ax.imshow(_overlay(plane.labels), aspect=plane.aspect, interpolation="nearest")
+    ax.imshow(overlay(plane.labels), aspect=plane.aspect, interpolation="nearest")
     for name, width in (("pancreas", 0.6), ("tumor", 1.0)):
         entry = label_by_name(name)
         mask = (plane.labels == entry.value).astype(np.float32)
@@ -186,7 +186,7 @@ def _images(fig: Figure, planes: Sequence[KeyPlane], missing: str | None) -> Non
     for n, plane in enumerate(planes):
         _draw_plane(fig.add_axes((0.06 + n * 0.45, 0.71, 0.43, 0.205)), plane)
     if planes:
-        _legend(fig, 0.69)
+        legend(fig, 0.69)
     else:
         fig.text(0.5, 0.8, missing or "No image available", ha="center", fontsize=10, color=_GREY)
 
@@ -211,7 +211,7 @@ def _ai_lines(result: AnalysisResult) -> list[str]:
 
 
 def _review_block(fig: Figure, review: PacketReview | None, y: float) -> float:
-    y = _section(fig, 0.06, y, "Radiologist's review", width=0.88)
+    y = section(fig, 0.06, y, "Radiologist's review", width=0.88)
     if review is None:
         return _lines(fig, 0.06, y, ["Not reviewed yet."], color=_GREY)
     when = review.reviewed_at.strftime("%Y-%m-%d %H:%M %Z").strip()
@@ -301,9 +301,9 @@ def draw_case_pages(
     result = case.result
     y = 0.662
     if result is not None:
-        left = _category_block(fig, result, 0.06, y)
-        right = _vessel_block(fig, result, 0.52, y)
-        y = _section(fig, 0.06, min(left, right) - 0.006, "Further AI results", width=0.88)
+        left = category_block(fig, result, 0.06, y)
+        right = vessel_block(fig, result, 0.52, y)
+        y = section(fig, 0.06, min(left, right) - 0.006, "Further AI results", width=0.88)
         y = _lines(fig, 0.06, y, _ai_lines(result))
         y = _lines(fig, 0.06, y, [f"Warning: {w}" for w in result.warnings], color=_RED)
     y = _review_block(fig, case.review, y - 0.01)

@@ -43,7 +43,15 @@ from pancreas_contracts.result import (
     TaskSection,
 )
 
-__all__ = ["KeySlice", "draw_report"]
+__all__ = [
+    "KeySlice",
+    "category_block",
+    "draw_report",
+    "legend",
+    "overlay",
+    "section",
+    "vessel_block",
+]
 
 A4_INCHES: Final = (8.27, 11.69)
 #: Abdominal soft-tissue window (HU): level 40, width 400.
@@ -123,7 +131,7 @@ def _header_lines(header: Dataset | None, result: AnalysisResult) -> tuple[str, 
     return patient, study, uids
 
 
-def _overlay(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
+def overlay(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
     rgba = np.zeros((*labels.shape, 4), dtype=np.float32)
     for name in OVERLAY_LABELS:
         entry = label_by_name(name)
@@ -135,7 +143,7 @@ def _overlay(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
 
 def _draw_slice(ax: Axes, key: KeySlice) -> None:
     ax.imshow(key.ct, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], aspect=key.aspect)
-    ax.imshow(_overlay(key.labels), aspect=key.aspect, interpolation="nearest")
+    ax.imshow(overlay(key.labels), aspect=key.aspect, interpolation="nearest")
     pancreas = label_by_name("pancreas")
     tumor = label_by_name("tumor")
     for entry, width in ((pancreas, 0.6), (tumor, 1.0)):
@@ -164,7 +172,7 @@ def _draw_slice(ax: Axes, key: KeySlice) -> None:
     )
 
 
-def _legend(fig: Figure, y: float) -> None:
+def legend(fig: Figure, y: float) -> None:
     names = ("tumor", "sma", "celiac_trunk", "cha", "smv", "portal_vein", "pancreas")
     for n, name in enumerate(names):
         entry = label_by_name(name)
@@ -188,7 +196,7 @@ def _rows(
     return y
 
 
-def _section(fig: Figure, x: float, y: float, title: str, width: float = 0.42) -> float:
+def section(fig: Figure, x: float, y: float, title: str, width: float = 0.42) -> float:
     fig.text(x, y, title, fontsize=10.5, fontweight="bold", va="top")
     fig.add_artist(
         mpl.lines.Line2D([x, x + width], [y - 0.018, y - 0.018], color="#999999", linewidth=0.6)
@@ -200,8 +208,8 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return "not measured" if value is None else f"{value:.{digits}f} {unit}"
 
 
-def _category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
-    y = _section(fig, x, y, "Resectability (NCCN)")
+def category_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
+    y = section(fig, x, y, "Resectability (NCCN)")
     category = result.category
     if category is None:  # outcome no-tumor (nothing to stage) or out-of-domain (withheld)
         sentence = {
@@ -263,8 +271,8 @@ def _domain_rows(fig: Figure, result: AnalysisResult, y: float, x: float) -> flo
     return y
 
 
-def _vessel_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
-    y = _section(fig, x, y, "Tumor and vessel contact")
+def vessel_block(fig: Figure, result: AnalysisResult, x: float, y: float) -> float:
+    y = section(fig, x, y, "Tumor and vessel contact")
     values = result.measurements
     y = _rows(
         fig,
@@ -317,7 +325,7 @@ def _task_lines(section: TaskSection) -> list[str]:
 
 
 def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
-    y = _section(fig, 0.06, y, "Clinical inputs and localisation", width=0.88)
+    y = section(fig, 0.06, y, "Clinical inputs and localisation", width=0.88)
     clinical = result.clinical
     local = result.localisation
     lines = [
@@ -342,8 +350,8 @@ def _inputs_block(fig: Figure, result: AnalysisResult, y: float) -> float:
         wrapped = _wrap(line)
         fig.text(0.06, y, wrapped, fontsize=8, va="top")
         y -= 0.0145 * (wrapped.count("\n") + 1)
-    for section in result.tasks.values():
-        for line in _task_lines(section):
+    for task_section in result.tasks.values():
+        for line in _task_lines(task_section):
             wrapped = _wrap(line)
             fig.text(0.06, y, wrapped, fontsize=8, va="top")
             y -= 0.0145 * (wrapped.count("\n") + 1)
@@ -420,9 +428,9 @@ def draw_report(
             _draw_slice(ax, key)
         if not slices:
             fig.text(0.5, 0.77, "No image available", ha="center", fontsize=10, color=_GREY)
-        _legend(fig, 0.62)
-        y_left = _category_block(fig, result, 0.06, 0.575)
-        y_right = _vessel_block(fig, result, 0.52, 0.575)
+        legend(fig, 0.62)
+        y_left = category_block(fig, result, 0.06, 0.575)
+        y_right = vessel_block(fig, result, 0.52, 0.575)
         y = _inputs_block(fig, result, min(y_left, y_right) - 0.012)
         fig.text(0.06, y - 0.01, _wrap(_READING_NOTES, 125), fontsize=7, color=_GREY, va="top")
         _footer(fig, result, software, generated)
