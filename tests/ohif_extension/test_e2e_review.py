@@ -8,19 +8,22 @@ category and reason, then "Correct segmentation" with OHIF's brush (a mouse drag
 and "Save correction"; in the worklist: a new board, the study added to it, the board's
 decision, the board filter, the failed study's reason.
 
-This test plays the node's correction writer (as the plugin tests play the worker): once the
-browser has shown the correction as pending, it records the new SEG version as written, and
-the panel must turn to "written" with that SEG's UID. It then checks the stored correction
-(``<data>/corrections/*.json``, what the plugin accepted with 202) against the AI SEG itself
-(read with pydicom): it differs exactly on the painted slice, around the dragged stroke, with
-the brush's segment, and nowhere else. Artifacts go to ``test-artifacts/ohif-e2e-review/``.
+Once the browser has shown the correction as pending, the node's own correction writer
+(:class:`pancreas_node.correction_runner.CorrectionRunner`, run here instead of by ``serve``)
+writes the corrected SEG and the SR amendment and C-STOREs them to this Orthanc; the panel must
+turn to "written" with that SEG's UID. The test then checks the stored correction
+(``<data>/corrections/*.json``, what the plugin accepted with 202) and the corrected SEG the
+node wrote against the AI SEG itself (read with pydicom): each differs exactly on the painted
+slice, around the dragged stroke, with the brush's segment, and nowhere else. Artifacts go to
+``test-artifacts/ohif-e2e-review/``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,6 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 
 from db import (
     NewResult,
@@ -39,12 +41,13 @@ from db import (
     enqueue_job,
     fail_job,
     list_reviews,
-    mark_correction_written,
     pending_corrections,
     record_instance,
 )
+from inference.sr_amendment import AI_SEG_NAME, AI_SR_NAME
 from pancreas_contracts import Settings
 from pancreas_contracts.result import CATEGORY_LABELS
+from pancreas_node.correction_runner import CorrectionRunner
 from pancreas_node.orthanc_server import (
     PYTHON_PLUGIN,
     OrthancConfig,
@@ -68,8 +71,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 Labels = npt.NDArray[np.uint16]
 
 
-def _record_analysis(db: NodeDatabase, study: ProcessedStudy) -> None:
-    """Play the node: the study's CT received, its job run and its result stored."""
+def _record_analysis(db: NodeDatabase, study: ProcessedStudy, settings: Settings) -> str:
+    """Play the node: the study's CT received, its job run and its result stored; the job id.
+
+    The AI SEG and SR go where the worker leaves them (``<results>/<job id>/``): the correction
+    writer reads them there.
+    """
     result = study.result
     for path in study.ct_files:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -104,6 +111,11 @@ def _record_analysis(db: NodeDatabase, study: ProcessedStudy) -> None:
             outcome="done",
         ),
     )
+    results = settings.results_dir / job.id
+    results.mkdir(parents=True)
+    shutil.copyfile(study.seg_path, results / AI_SEG_NAME)
+    shutil.copyfile(study.sr_path, results / AI_SR_NAME)
+    return job.id
 
 
 def _record_failure(db: NodeDatabase) -> None:
@@ -126,23 +138,18 @@ def _record_failure(db: NodeDatabase) -> None:
 
 
 @contextmanager
-def _correction_writer(db: NodeDatabase, mark: Path, written: dict[str, str]) -> Iterator[None]:
-    """Play the node's correction writer: mark the pending correction written (new SEG UID)."""
+def _correction_writer(runner: CorrectionRunner, db: NodeDatabase, mark: Path) -> Iterator[None]:
+    """The node's correction writer, started once the browser has seen the correction pending.
+
+    ``pancreas-node serve`` runs it on a loop; here it waits for the browser's mark so that the
+    panel's "pending" state is seen before the node answers.
+    """
     stop = threading.Event()
 
     def run() -> None:
         while not stop.wait(0.2):
-            if not mark.exists():
-                continue
-            for review in pending_corrections(db):
-                seg_uid = generate_uid()
-                mark_correction_written(
-                    db,
-                    review.id,
-                    corrected_seg_sop_uid=seg_uid,
-                    amendment_sr_sop_uid=generate_uid(),
-                )
-                written[str(review.id)] = seg_uid
+            if mark.exists() and pending_corrections(db):
+                runner.run_once()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -150,7 +157,7 @@ def _correction_writer(db: NodeDatabase, mark: Path, written: dict[str, str]) ->
         yield
     finally:
         stop.set()
-        thread.join(timeout=10)
+        thread.join(timeout=30)
 
 
 def _seg_labels(seg_path: Path, sops: list[str], rows: int, columns: int) -> dict[str, Labels]:
@@ -181,8 +188,37 @@ def _stroke_pixels(ct: pydicom.Dataset, points_lps: list[list[float]]) -> npt.ND
     return np.stack([offsets @ along_column / row_spacing, offsets @ along_row / column_spacing], 1)
 
 
-def _check_correction(study: ProcessedStudy, settings: Settings, painted: dict[str, Any]) -> None:
-    """The stored correction equals the AI SEG except on the painted slice around the stroke."""
+def _check_painted(
+    name: str,
+    corrected: Mapping[str, Labels],
+    ai: Mapping[str, Labels],
+    headers: Mapping[str, pydicom.Dataset],
+    painted: dict[str, Any],
+) -> None:
+    """``corrected`` equals ``ai`` except on the painted slice, around the stroke, as painted."""
+    changed = {sop: np.argwhere(corrected[sop] != ai[sop]) for sop in headers}
+    assert [sop for sop, where in changed.items() if where.size] == [painted["sop_instance_uid"]], (
+        f"{name}: only the painted slice changed"
+    )
+    sop = painted["sop_instance_uid"]
+    where = changed[sop]
+    assert len(where) >= 20, f"{name}: only {len(where)} pixels changed"
+    labels = corrected[sop]
+    assert set(labels[where[:, 0], where[:, 1]].tolist()) == {painted["segment"]}, name
+    stroke = _stroke_pixels(headers[sop], painted["points_lps"])
+    # Every changed pixel lies within the brush's reach of the dragged stroke...
+    distance = np.min(np.linalg.norm(where[:, None, :] - stroke[None, :, :], axis=2), axis=1)
+    reach = painted["radius_px"] + 2.0
+    assert float(distance.max()) <= reach, f"{name}: a change {distance.max():.1f} px away"
+    # ...and the stroke itself now carries the painted segment.
+    for r, c in np.rint(stroke).astype(int):
+        assert labels[r, c] == painted["segment"], (name, r, c)
+
+
+def _check_correction(
+    study: ProcessedStudy, settings: Settings, job_id: str, review_id: int, painted: dict[str, Any]
+) -> None:
+    """The stored correction and the node's corrected SEG differ from the AI SEG as painted."""
     stored = list((settings.data_dir / "corrections").glob("*.json"))
     assert len(stored) == 1, stored
     correction = json.loads(stored[0].read_text())
@@ -198,25 +234,12 @@ def _check_correction(study: ProcessedStudy, settings: Settings, painted: dict[s
     frames = {f["sop_instance_uid"]: f["rle"] for f in correction["frames"]}
     assert set(frames) == set(headers), "one frame per CT image"
     ai = _seg_labels(study.seg_path, list(headers), rows, columns)
-    changed: dict[str, npt.NDArray[np.intp]] = {}
-    for sop, runs in frames.items():
-        diff = np.argwhere(_decode(runs, rows, columns) != ai[sop])
-        if diff.size:
-            changed[sop] = diff
-    assert list(changed) == [painted["sop_instance_uid"]], "only the painted slice changed"
-    sop = painted["sop_instance_uid"]
-    corrected = _decode(frames[sop], rows, columns)
-    where = changed[sop]
-    assert len(where) >= 20, f"only {len(where)} pixels changed"
-    assert set(corrected[where[:, 0], where[:, 1]].tolist()) == {painted["segment"]}
-    stroke = _stroke_pixels(headers[sop], painted["points_lps"])
-    # Every changed pixel lies within the brush's reach of the dragged stroke...
-    distance = np.min(np.linalg.norm(where[:, None, :] - stroke[None, :, :], axis=2), axis=1)
-    reach = painted["radius_px"] + 2.0
-    assert float(distance.max()) <= reach, f"a change {distance.max():.1f} px from the stroke"
-    # ...and the stroke itself now carries the painted segment.
-    for r, c in np.rint(stroke).astype(int):
-        assert corrected[r, c] == painted["segment"], (r, c)
+    posted = {sop: _decode(runs, rows, columns) for sop, runs in frames.items()}
+    _check_painted("posted label map", posted, ai, headers, painted)
+    seg = settings.results_dir / job_id / "corrections" / str(review_id) / AI_SEG_NAME
+    _check_painted(
+        "corrected SEG", _seg_labels(seg, list(headers), rows, columns), ai, headers, painted
+    )
 
 
 def test_review_correction_and_board_in_the_browser(tmp_path: Path) -> None:
@@ -224,22 +247,25 @@ def test_review_correction_and_board_in_the_browser(tmp_path: Path) -> None:
     if not PYTHON_PLUGIN.exists():
         unavailable(f"{PYTHON_PLUGIN} is absent (install the Debian package orthanc-python)")
     study = make_processed_study(tmp_path / "study")
-    settings = node_settings(tmp_path / "node")
+    dicom_port = free_port()
+    # The node sends its corrected SEG and SR amendment to this Orthanc (C-STORE).
+    destination = {"ae_title": "ORTHANC", "host": "127.0.0.1", "port": dicom_port}
+    settings = node_settings(tmp_path / "node", destinations=[destination])
     database = NodeDatabase(settings.resolved_database_url)
     database.upgrade()
-    _record_analysis(database, study)
+    job_id = _record_analysis(database, study, settings)
     _record_failure(database)
     node_toml = tmp_path / "node.toml"
     node_toml.write_text(f'data_dir = "{settings.data_dir}"\nport = {settings.port}\n')
     config = OrthancConfig(
         work_dir=tmp_path / "orthanc",
         http_port=free_port(),
-        dicom_port=free_port(),
+        dicom_port=dicom_port,
         node_port=settings.port,
         serve_folders={"/ohif": VIEWER},
         python_plugin=PythonPluginConfig(node_config=node_toml, submit=False, sync_interval_s=0.5),
     )
-    written: dict[str, str] = {}
+    runner = CorrectionRunner(settings, database)
     try:
         with OrthancServer(config) as server:
             status, _ = server.request("/pancreas-ai/vocabulary")
@@ -260,8 +286,19 @@ def test_review_correction_and_board_in_the_browser(tmp_path: Path) -> None:
                 "failed_reason": FAILED_REASON,
                 "pending_mark": PENDING_MARK,
             }
-            with _correction_writer(database, ARTIFACTS / PENDING_MARK, written):
+            with _correction_writer(runner, database, ARTIFACTS / PENDING_MARK):
                 checks = run_script(node, "review.mjs", description, ARTIFACTS, timeout_s=300)
+            reviews = list_reviews(database, study.result.study_uid)
+            corrected_seg = reviews[-1].corrected_seg_sop_uid
+            amendment = reviews[-1].amendment_sr_sop_uid
+            for uid in (corrected_seg, amendment):
+                status, found = server.request(
+                    "/tools/lookup",
+                    method="POST",
+                    data=str(uid).encode(),
+                    content_type="text/plain",
+                )
+                assert status == 200 and b"Instance" in found, f"{uid} not in Orthanc"
         names = {c["name"] for c in checks}
         assert all(c["ok"] for c in checks) and len(checks) >= 20
         assert {
@@ -272,13 +309,11 @@ def test_review_correction_and_board_in_the_browser(tmp_path: Path) -> None:
             "worklist: the decision is shown on the board",
             "worklist: the failed study shows its reason",
         } <= names
-        reviews = list_reviews(database, study.result.study_uid)
         assert [r.verdict.value for r in reviews] == ["agree", "override", "correct"]
         assert reviews[1].disagrees and reviews[1].reviewer.endswith("admin")
-        (seg_uid,) = written.values()
-        assert reviews[2].corrected_seg_sop_uid == seg_uid
+        assert reviews[2].correction_state == "written" and corrected_seg is not None
         painted = json.loads((ARTIFACTS / "painted.json").read_text())
-        _check_correction(study, settings, painted)
+        _check_correction(study, settings, job_id, reviews[2].id, painted)
         for shot in ("viewer-review.png", "worklist-board.png"):
             assert (ARTIFACTS / shot).stat().st_size > 10_000
     finally:
