@@ -19,6 +19,8 @@ import { openSession } from "./session.mjs";
 
 const { cfg, artifacts, page, context, timeout, log, check, finish } = await openSession("e2e/review.mjs");
 let failed = false;
+/** Pages whose screenshot a failure keeps (besides the main page). */
+const failureShots = [];
 const api = (path) => `${cfg.base_url}/pancreas-ai${path}`;
 const study = cfg.study_uid;
 
@@ -264,9 +266,14 @@ try {
   check("remove from board: the API has no case left", (await apiGet(`/boards/${board.id}`)).cases.length === 0);
 
   // --- a user without write rights ------------------------------------------------------------
-  const reader = await context.browser().newContext({ httpCredentials: { username: cfg.viewer_username, password: cfg.viewer_password } });
+  const reader = await context.browser().newContext({
+    viewport: { width: 1600, height: 1000 },
+    httpCredentials: { username: cfg.viewer_username, password: cfg.viewer_password },
+  });
   const readerPage = await reader.newPage();
   readerPage.setDefaultTimeout(timeout);
+  readerPage.on("pageerror", (e) => log.push(`[reader pageerror] ${e.message}`));
+  failureShots.push(readerPage);
   await readerPage.goto(`${cfg.base_url}/ohif/pancreas-ai-worklist`);
   await readerPage.locator('[data-testid="worklist-table"][data-state="ready"]').waitFor();
   await readerPage.getByTestId("worklist-new-board").click();
@@ -277,11 +284,22 @@ try {
   await refused.waitFor();
   const refusal = (await refused.innerText()).trim();
   check("a user without write rights is told why (403)", /write users/.test(refusal) && (await apiGet("/boards")).boards.length === 1, refusal);
+  const before = (await apiGet(`/studies/${study}/reviews`)).reviews.length;
+  await readerPage.goto(`${cfg.base_url}/ohif/pancreas-ai?StudyInstanceUIDs=${study}`);
+  await readerPage.locator('[data-testid="pancreas-ai-review"][data-state="ready"]').waitFor();
+  await readerPage.getByTestId("pancreas-ai-review-agree").click();
+  const panelRefusal = readerPage.locator('[data-testid="pancreas-ai-review-message"][data-kind="error"]');
+  await panelRefusal.waitFor();
+  const panelText = (await panelRefusal.innerText()).trim();
+  check("the panel tells a user without write rights why (403)", /write users/.test(panelText) && (await apiGet(`/studies/${study}/reviews`)).reviews.length === before, panelText);
   await reader.close();
 } catch (error) {
   failed = true;
   console.error(`e2e failed: ${error instanceof Error ? error.message : error}`);
   await page.screenshot({ path: join(artifacts, "failure.png") }).catch(() => undefined);
+  for (const [i, other] of failureShots.entries()) {
+    await other.screenshot({ path: join(artifacts, `failure-${i + 1}.png`) }).catch(() => undefined);
+  }
 } finally {
   await finish(failed);
 }

@@ -61,10 +61,19 @@ export async function loadReportFromSr(
     const uid = str(s, Tags.SeriesInstanceUID);
     if (uid === undefined) continue;
     const instances = datasets(await getJson(fetcher, `${study}/series/${encodeURIComponent(uid)}/metadata`));
-    reports.push(...instances.filter(isPancreasReport));
+    reports.push(...instances.filter((ds) => isPancreasReport(ds) && !isAmendment(ds)));
   }
   const newest = reports.sort(newestFirst)[0];
   return newest === undefined ? undefined : parseMeasurementReport(newest);
+}
+
+/**
+ * An SR that amends an earlier one (Predecessor Documents Sequence, 0040,A360): the node's SR
+ * amendment of a radiologist's segmentation correction (inference/sr_amendment.py) holds the
+ * review and the corrected volumes, not the AI's assessment, so it never stands for the result.
+ */
+export function isAmendment(ds: DicomJsonDataset): boolean {
+  return (ds["0040A360"]?.Value?.length ?? 0) > 0;
 }
 
 /** The plugin's results for a study; undefined without the plugin or without a result. */
@@ -154,9 +163,14 @@ export async function loadResult(
 ): Promise<PancreasResult | undefined> {
   const [plugin, sr] = await Promise.all([
     loadReportFromPlugin(studyUid, fetcher, endpoints),
-    loadReportFromSr(studyUid, fetcher, endpoints),
+    loadReportFromSr(studyUid, fetcher, endpoints).then(
+      (report) => ({ report, error: undefined }),
+      (error: unknown) => ({ report: undefined, error }),
+    ),
   ]);
-  return mergeResults(plugin, sr);
+  // An SR the panel cannot read does not hide the node's own record of the result.
+  if (sr.error !== undefined && plugin === undefined) throw sr.error;
+  return mergeResults(plugin, sr.report);
 }
 
 // --- worklist ------------------------------------------------------------------------------

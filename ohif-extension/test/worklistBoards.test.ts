@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { decisionSummary, type Fetcher, loadWorklist, reviewSummary } from "../src/api";
+import { decisionSummary, type Fetcher, isAmendment, loadResult, loadWorklist, reviewSummary } from "../src/api";
+import type { DicomJsonDataset } from "../src/dicomJson";
 import { withBoardDecisions } from "../src/worklist/Worklist";
 import { decisionCellText, filterRows, reasonCellText, reviewCellText, sortRows, type WorklistRow } from "../src/viewModel";
 
@@ -108,5 +110,36 @@ describe("a board's cases", () => {
     expect(merged[0]?.decisionInfo?.text).toBe("fit for surgery");
     expect(merged[0]?.decisionTreatments).toEqual(["upfront-surgery"]);
     expect(merged[1]).toBe(rows[1]);
+  });
+});
+
+describe("the panel's result after a correction", () => {
+  const metadata = JSON.parse(readFileSync(new URL("./fixtures/sr-metadata.json", import.meta.url), "utf8")) as DicomJsonDataset[];
+  const ai = metadata[0]!;
+  // The node's SR amendment: a newer PancreasAI SR naming the AI SR as its predecessor, without
+  // the AI's assessment.
+  const amendment: DicomJsonDataset = {
+    ...ai,
+    "00080023": { vr: "DA", Value: ["20261207"] },
+    "0040A360": { vr: "SQ", Value: [{}] },
+    "0040A730": { vr: "SQ", Value: [] },
+  };
+  const fetcher = (sr: DicomJsonDataset[]): Fetcher => async (url) => {
+    if (url.includes("/series?Modality=SR")) return new Response(JSON.stringify([{ "0020000E": { vr: "UI", Value: ["9.1"] } }]));
+    if (url.endsWith("/series/9.1/metadata")) return new Response(JSON.stringify(sr));
+    return new Response("", { status: 404 });
+  };
+
+  it("comes from the AI's SR, not from the newer amendment", async () => {
+    expect(isAmendment(amendment)).toBe(true);
+    expect(isAmendment(ai)).toBe(false);
+    const result = await loadResult("1.2", fetcher([ai, amendment]));
+    expect(result?.category?.label).toBeDefined();
+    expect(result?.source).toBe("sr");
+  });
+
+  it("is still refused when the only SR cannot be read and the plugin has none", async () => {
+    const unreadable = { ...ai, "0040A730": { vr: "SQ", Value: [] } };
+    await expect(loadResult("1.2", fetcher([unreadable]))).rejects.toThrow(/resectability/);
   });
 });

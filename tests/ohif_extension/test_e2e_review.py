@@ -308,6 +308,10 @@ def test_review_correction_and_board_in_the_browser(tmp_path: Path) -> None:
             "correction: the panel turns to written with the new SEG",
             "worklist: the decision is shown on the board",
             "worklist: the failed study shows its reason",
+            "a user without write rights is told why (403)",
+            # The viewer opened again after the node stored its SR amendment: the panel still
+            # reads the AI's result (the amendment is not the result).
+            "the panel tells a user without write rights why (403)",
         } <= names
         assert [r.verdict.value for r in reviews] == ["agree", "override", "correct"]
         assert reviews[1].disagrees and reviews[1].reviewer.endswith("admin")
