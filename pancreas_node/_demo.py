@@ -205,10 +205,10 @@ def _run_node(
                 _wait_for_notification(inbox, options.timeout_s)
             _print_summary(demo.server, demo.study_uid, options.keep, console)
             if options.keep:
+                console.print("The tumor board's loop on this demo: scripts/board_demo.sh")
                 console.print(
                     f"Orthanc and the node keep running (Orthanc admin password: {password}); "
-                    "the tumor board's loop: docs/tumor-board.md, scripts/board_demo.sh. "
-                    "Press Ctrl-C to stop.",
+                    "press Ctrl-C to stop.",
                     soft_wrap=True,
                 )
                 _wait_forever()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The tumor board on the demo (issue 26): schedule a board, put the demo study on it, record the
-# board's decision, build the board packet (PDF) and the decision CSV, and say where each is.
+# The tumor board's loop on the demo (issue 26): schedule a board, put the demo study on it, record
+# a radiologist's override through the plugin's API (the request OHIF's "Override" button sends),
+# record the board's decision, build the board packet (PDF) and the decision CSV, wait for the
+# notifications to reach the demo's webhook inbox, and export the reviewed case for training.
 #
 #   make demo KEEP=1                 # in one terminal: the demo's Orthanc and node keep running
 #   scripts/board_demo.sh            # in another (or after the demo stopped: the files stay)
@@ -59,12 +61,55 @@ echo "$created"
 board=$(sed -E 's/^board ([0-9]+):.*/\1/' <<<"$created")
 
 run board add "$board" "$study"
+
+# The radiologist overrides the AI category, as OHIF's Override button does (POST .../reviews as
+# an Orthanc user with write rights). "metastatic" always disagrees with the NCCN category.
+echo "\$ POST $ORTHANC_URL/pancreas-ai/studies/<study>/reviews (override)" >&2
+"$BIN/python" - "$DEMO_DIR/orthanc/orthanc.json" "$ORTHANC_URL" "$study" <<'EOF'
+import base64, json, sys, urllib.request
+from pathlib import Path
+
+config, url, study = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+password = json.loads(config.read_text(encoding="utf-8"))["RegisteredUsers"]["admin"]
+body = {"verdict": "override", "category": "metastatic",
+        "reason": "Demo: liver lesion suspicious for a metastasis"}
+request = urllib.request.Request(
+    f"{url}/pancreas-ai/studies/{study}/reviews", data=json.dumps(body).encode(), method="POST",
+    headers={"Content-Type": "application/json",
+             "Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()},
+)
+with urllib.request.urlopen(request, timeout=30) as answer:
+    review = json.loads(answer.read())
+print(f"review {review['id']}: {review['verdict']} to {review['category']} by {review['reviewer']}"
+      f" (disagrees with the AI: {review['disagrees']})")
+EOF
+
 run board decide "$board" "$study" --category borderline \
     --treatment neoadjuvant-then-surgery --treatment biopsy \
     --text "Demo: neoadjuvant therapy, then re-staging CT"
 run board list
 run board packet "$board" --out "$DEMO_DIR/board-$board-packet.pdf"
 run board csv "$board" --out "$DEMO_DIR/board-$board-decisions.csv"
+
+# The node's notifier sends the disagreement and the packet-ready notification to the demo's
+# webhook inbox (make demo prints them as they arrive, and appends them to notifications.jsonl).
+inbox="$DEMO_DIR/notifications.jsonl"
+for _ in $(seq 1 120); do
+    if grep -q "packet ready" "$inbox" 2>/dev/null && grep -q "review disagrees" "$inbox"; then
+        break
+    fi
+    sleep 0.5
+done
+if ! grep -q "packet ready" "$inbox" 2>/dev/null; then
+    echo "board_demo: no packet-ready notification in $inbox within 60 s (is the demo running?)" >&2
+    exit 1
+fi
+echo "notifications received by the demo's inbox:" >&2
+"$BIN/python" -c 'import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    print("  " + json.loads(line).get("title", ""))' "$inbox"
+
+run export-cases --reviewed --out "$DEMO_DIR/reviewed-cases"
 
 data_dir=$("$BIN/python" -c \
     'import sys, pathlib; from pancreas_contracts import load_settings
@@ -79,5 +124,6 @@ Board $board: study $study decided (borderline; neoadjuvant therapy then surgery
   Served by the plugin: $ORTHANC_URL/pancreas-ai/boards/$board/packet.pdf
                         $ORTHANC_URL/pancreas-ai/boards/$board/decisions.csv
   Worklist (OHIF):      $ORTHANC_URL/ohif/pancreas-ai-worklist
-A packet-ready notification is queued; the node's notifier sends it to the channels configured.
+  Notifications:        $inbox
+  Reviewed cases:       $DEMO_DIR/reviewed-cases (pancreas-node train --data $DEMO_DIR/reviewed-cases ...)
 EOF

@@ -23,6 +23,8 @@ from tests.conftest import free_port, require_executable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+_REPO = Path(__file__).resolve().parents[2]
+
 
 def _ports() -> dict[str, int]:
     return {"--http-port": free_port(), "--dicom-port": free_port(), "--node-port": free_port()}
@@ -89,6 +91,40 @@ def _read_until(lines: queue.Queue[str | None], marker: str, timeout_s: float) -
     raise AssertionError(f"no {marker!r} within {timeout_s:.0f} s:\n{text}")
 
 
+def _board_loop(work_dir: Path, orthanc_url: str) -> None:
+    """``scripts/board_demo.sh`` on the running demo: the tumor board's loop (issue 26)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PANCREAS_AI_")},
+        "DEMO_DIR": str(work_dir),
+        "BIN": str(Path(sys.executable).parent),
+        "ORTHANC_URL": orthanc_url,
+    }
+    run = subprocess.run(
+        ["bash", str(_REPO / "scripts" / "board_demo.sh")],
+        cwd=_REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    board = re.search(r"^Board (\d+): study ", run.stdout, re.MULTILINE)
+    assert board is not None, run.stdout
+    # The override went through the plugin's API and disagrees with the AI category.
+    assert "override to metastatic by orthanc:admin (disagrees with the AI: True)" in run.stdout
+    packet = work_dir / "node" / "boards" / board.group(1) / "packet.pdf"
+    assert packet.read_bytes().startswith(b"%PDF")
+    rows = (work_dir / f"board-{board.group(1)}-decisions.csv").read_text().splitlines()
+    assert len(rows) == 2 and ",borderline," in rows[1] and ",override," in rows[1]
+    # The notifier delivered the disagreement and the packet to the demo's webhook inbox.
+    inbox = (work_dir / "notifications.jsonl").read_text(encoding="utf-8")
+    assert "review disagrees" in inbox and "packet ready" in inbox
+    assert "Demo: liver lesion" not in inbox  # free text never leaves in a notification
+    # The reviewed case is exported for training, the board's decision as its label.
+    exported = work_dir / "reviewed-cases"
+    truth = (exported / "truth.csv").read_text(encoding="utf-8").splitlines()
+    assert len(truth) == 2 and ",1,1,board,ai-reviewed,override,borderline," in truth[1]
+    case = truth[1].split(",")[0]
+    assert (exported / case / "label.nii.gz").is_file()
+    assert (exported / case / "image.nii.gz").is_file()
+
+
 def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
     require_executable("storescu")
     require_executable("/usr/sbin/Orthanc")
@@ -120,6 +156,7 @@ def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
             assert json.loads(response.read())  # the study's series
+        _board_loop(tmp_path, f"http://127.0.0.1:{ports['--http-port']}")
         demo.send_signal(signal.SIGINT)
         out += _read_until(lines, "Orthanc and the node have stopped", timeout_s=120)
         assert demo.wait(timeout=120) == 0
