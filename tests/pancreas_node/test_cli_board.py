@@ -9,10 +9,8 @@ on a board, decided, listed, packed, exported and removed through :func:`pancrea
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,35 +273,7 @@ def test_a_database_without_migrations_says_so(
     assert "run `pancreas-node db upgrade`" in err
 
 
-@pytest.mark.slow
-def test_the_board_demo_script(node: Node) -> None:
-    """``scripts/board_demo.sh`` on a demo-like work dir: board, case, decision, packet, CSV."""
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("bash not installed")
-    script = REPO_ROOT / "scripts" / "board_demo.sh"
-    env = {
-        **os.environ,
-        "DEMO_DIR": str(node.config.parent),
-        "BIN": str(Path(sys.executable).parent),
-        "ORTHANC_URL": "http://orthanc.test:8042",
-    }
-    run = subprocess.run(
-        [bash, str(script)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stderr
-    board_id = re.search(r"^Board (\d+): study ", run.stdout, re.MULTILINE)
-    assert board_id is not None, run.stdout
-    board = board_id.group(1)
-    packet = node.data / "boards" / board / "packet.pdf"
-    copy = node.config.parent / f"board-{board}-packet.pdf"
-    decisions = node.config.parent / f"board-{board}-decisions.csv"
-    assert f"Board packet (PDF):   {packet}" in run.stdout
-    assert packet.read_bytes().startswith(b"%PDF") and copy.read_bytes() == packet.read_bytes()
-    rows = decisions.read_text(encoding="utf-8").splitlines()
-    assert len(rows) == 2 and f"1,{node.study_uid}," in rows[1] and ",borderline," in rows[1]
-    assert f"http://orthanc.test:8042/pancreas-ai/boards/{board}/packet.pdf" in run.stdout
-    assert "$ pancreas-node board packet" in run.stderr  # the commands are shown as run
+# The script on the running demo, end to end: tests/pancreas_node/test_demo.py.
 
 
 def test_the_board_demo_script_needs_the_demo(tmp_path: Path) -> None:
