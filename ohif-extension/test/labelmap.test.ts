@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DisplaySet, Services } from "../src/ohifTypes";
-import { type CornerstoneGlobal, editTarget, paintableSegments, readLabelmap, sopOfImageId, startEditing, stopEditing } from "../src/review/labelmap";
+import { type CornerstoneGlobal, editTarget, ensureShown, paintableSegments, readLabelmap, sopOfImageId, startEditing, stopEditing } from "../src/review/labelmap";
 import { correctionFrames, decodeRle } from "../src/review/rle";
 
 const ct = (sop: string): string => `wadors:/dicom-web/studies/1.2/series/1.2.1/instances/${sop}/frames/1`;
@@ -121,5 +121,29 @@ describe("OHIF's brush and eraser", () => {
     const target = editTarget(services, seg)!;
     expect(startEditing(services, target, 1, "SculptorTool")).toBe(false);
     expect(startEditing(services, { ...target, segmentationId: "other" }, 1)).toBe(false);
+  });
+});
+
+describe("an AI SEG that is not the one hung", () => {
+  it("is loaded and shown in the viewport before the brush paints it", async () => {
+    const loaded = new Set<string>();
+    const shown: string[] = [];
+    const services = {
+      viewportGridService: { getState: () => ({ activeViewportId: "vp" }) },
+      segmentationService: {
+        getSegmentation: (id: string) => (loaded.has(id) ? { segmentationId: id } : undefined),
+        getSegmentationRepresentations: (_vp: string, { segmentationId }: { segmentationId: string }) => shown.filter((s) => s === segmentationId),
+        addSegmentationRepresentation: async (vp: string, { segmentationId }: { segmentationId: string }) => {
+          shown.push(segmentationId);
+          return vp;
+        },
+      },
+    } as unknown as Services;
+    const seg: DisplaySet = { displaySetInstanceUID: "ai-seg", load: async () => loaded.add("ai-seg") };
+    expect(await ensureShown(services, seg)).toBe(true);
+    expect(shown).toEqual(["ai-seg"]);
+    expect(await ensureShown(services, seg)).toBe(true);
+    expect(shown).toEqual(["ai-seg"]); // shown once
+    expect(await ensureShown(services, { displaySetInstanceUID: "other" })).toBe(false); // nothing to load it with
   });
 });

@@ -11,6 +11,7 @@ import { ApiError, BoardApi, errorText } from "./boardApi";
 import {
   BRUSH_TOOL,
   editTarget,
+  ensureShown,
   ERASER_TOOL,
   paintableSegments,
   readLabelmap,
@@ -159,9 +160,9 @@ export function ReviewSection({
       "Override recorded.",
     );
   };
-  const onTool = (name: string): void => {
-    if (target === undefined) {
-      setMessage({ kind: "error", text: "The AI segmentation is not loaded in the viewport." });
+  const onTool = async (name: string): Promise<void> => {
+    if (target === undefined || seg === undefined || !(await ensureShown(services, seg).catch(() => false))) {
+      setMessage({ kind: "error", text: "The AI segmentation could not be loaded in the viewport." });
       return;
     }
     const index = segment ?? paintableSegments(services, target.segmentationId)[0]?.index;
@@ -285,8 +286,8 @@ export function ReviewSection({
             </select>
           </label>
           <div className="pai-actions">
-            <button type="button" data-testid="pancreas-ai-correct-brush" aria-pressed={tool === BRUSH_TOOL} onClick={() => onTool(BRUSH_TOOL)}>Brush</button>
-            <button type="button" data-testid="pancreas-ai-correct-eraser" aria-pressed={tool === ERASER_TOOL} onClick={() => onTool(ERASER_TOOL)}>Eraser</button>
+            <button type="button" data-testid="pancreas-ai-correct-brush" aria-pressed={tool === BRUSH_TOOL} onClick={() => void onTool(BRUSH_TOOL)}>Brush</button>
+            <button type="button" data-testid="pancreas-ai-correct-eraser" aria-pressed={tool === ERASER_TOOL} onClick={() => void onTool(ERASER_TOOL)}>Eraser</button>
           </div>
           <label>
             Reason

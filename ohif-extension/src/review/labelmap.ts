@@ -91,6 +91,28 @@ export function editTarget(services: Services, seg: DisplaySet | undefined): Edi
   return { segmentationId: seg.displaySetInstanceUID, segSopInstanceUid: sop, referencedSeriesInstanceUid: referenced };
 }
 
+/**
+ * Load the AI SEG's segmentation and show it in the active viewport when it is not there yet
+ * (another SEG of the study, e.g. an earlier corrected version, may be the one hung): OHIF's
+ * own way, as the lesion overlay does (`load`, then a labelmap representation). True when the
+ * segmentation is loaded and shown.
+ */
+export async function ensureShown(services: Services, seg: DisplaySet): Promise<boolean> {
+  const segmentation = services.segmentationService;
+  const viewportId = activeViewportId(services);
+  if (segmentation === undefined || viewportId === undefined) return false;
+  const id = seg.displaySetInstanceUID;
+  if (segmentation.getSegmentation(id) === undefined) {
+    if (seg.load === undefined) return false;
+    await seg.load({ headers: services.userAuthenticationService?.getAuthorizationHeader() ?? {} });
+  }
+  if (segmentation.getSegmentation(id) === undefined) return false;
+  if (segmentation.getSegmentationRepresentations(viewportId, { segmentationId: id }).length === 0) {
+    await segmentation.addSegmentationRepresentation(viewportId, { segmentationId: id, type: "Labelmap" });
+  }
+  return true;
+}
+
 function toolGroupOf(services: Services): ToolGroup | undefined {
   const viewportId = activeViewportId(services);
   if (viewportId === undefined) return undefined;
