@@ -246,6 +246,14 @@ def study_job(session: Session, study_instance_uid: str) -> tuple[Job, Result] |
     return None if row is None else (row[0], row[1])
 
 
+def _find_case(session: Session, board_id: int, study_instance_uid: str) -> BoardCase | None:
+    return session.scalars(
+        select(BoardCase).where(
+            BoardCase.board_id == board_id, BoardCase.study_instance_uid == study_instance_uid
+        )
+    ).one_or_none()
+
+
 def _insert_case(
     session: Session,
     board_id: int,
@@ -297,12 +305,7 @@ def add_case(
     with db.session() as session:
         if session.get(TumorBoard, board_id) is None:
             raise LookupError(f"no board {board_id}")
-        existing = session.scalars(
-            select(BoardCase).where(
-                BoardCase.board_id == board_id,
-                BoardCase.study_instance_uid == case.study_instance_uid,
-            )
-        ).one_or_none()
+        existing = _find_case(session, board_id, case.study_instance_uid)
         if existing is not None:
             return _case_info(existing), False
         found = study_job(session, case.study_instance_uid)
@@ -323,12 +326,7 @@ def remove_case(
 ) -> bool:
     """Take a study off a board (its decision goes with it; the audit trail keeps both)."""
     with db.session() as session:
-        case = session.scalars(
-            select(BoardCase).where(
-                BoardCase.board_id == board_id,
-                BoardCase.study_instance_uid == study_instance_uid,
-            )
-        ).one_or_none()
+        case = _find_case(session, board_id, study_instance_uid)
         if case is None:
             return False
         detail = {
@@ -364,12 +362,7 @@ def record_decision(
     """
     now = utcnow()
     with db.session() as session:
-        case = session.scalars(
-            select(BoardCase).where(
-                BoardCase.board_id == board_id,
-                BoardCase.study_instance_uid == study_instance_uid,
-            )
-        ).one_or_none()
+        case = _find_case(session, board_id, study_instance_uid)
         if case is None:
             raise LookupError(f"study is not on board {board_id}")
         previous = case.decision_category

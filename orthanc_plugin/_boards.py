@@ -18,7 +18,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +46,7 @@ from orthanc_plugin._node import NodeContext
 from orthanc_plugin._reviews import ReviewRoutes
 from orthanc_plugin._routes import Request, Response, Routes, RouteTable
 from orthanc_plugin._store import Submission, SubmissionStore
+from orthanc_plugin._worklist import query_date
 from pancreas_contracts.boards import (
     BOARD_CATEGORY_TEXT,
     TREATMENT_TEXT,
@@ -110,16 +111,6 @@ def _openapi_bytes() -> bytes:
 
 def _board_id(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 10 else None
-
-
-def _date(query: Mapping[str, str], key: str) -> date | None:
-    raw = query.get(key)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValueError(f"{key}: expected YYYY-MM-DD, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -202,7 +193,7 @@ class BoardRoutes:
     def boards(self, request: Request) -> Response:
         """``GET /pancreas-ai/boards?from=&to=``: boards by date."""
         try:
-            start, end = _date(request.query, "from"), _date(request.query, "to")
+            start, end = query_date(request.query, "from"), query_date(request.query, "to")
         except ValueError as exc:
             return error(400, str(exc))
         boards = list_boards(self.node.database, date_from=start, date_to=end)

@@ -55,7 +55,7 @@ from orthanc_plugin._status import category_name, job_reason, job_status, routin
 from pancreas_contracts.result import CATEGORY_LABELS
 from pancreas_contracts.status import STATUS_TEXT, StudyStatus
 
-__all__ = ["WorklistQuery", "parse_worklist_query", "worklist_page"]
+__all__ = ["WorklistQuery", "parse_worklist_query", "query_date", "worklist_page"]
 
 _STATUSES = tuple(status.value for status in StudyStatus)
 _CATEGORIES = ("resectable", "borderline", "locally-advanced", "none")
@@ -125,7 +125,14 @@ def _board_ids(query: Mapping[str, str]) -> frozenset[int] | None:
     return frozenset(int(w) for w in words)
 
 
-def _date(query: Mapping[str, str], key: str) -> date | None:
+def query_date(query: Mapping[str, str], key: str) -> date | None:
+    """The ISO date of query parameter ``key`` (``None`` when absent or empty).
+
+    Raises
+    ------
+    ValueError
+        If the value is not ``YYYY-MM-DD``.
+    """
     raw = query.get(key)
     if not raw:
         return None
@@ -181,8 +188,8 @@ def parse_worklist_query(query: Mapping[str, str]) -> WorklistQuery:
         decision=_choices(query, "decision", _DECISIONS),
         review=_choices(query, "review", _REVIEWS),
         board=_board_ids(query),
-        board_from=_date(query, "board_from"),
-        board_to=_date(query, "board_to"),
+        board_from=query_date(query, "board_from"),
+        board_to=query_date(query, "board_to"),
         min_pdac=_likelihood(query, "min_pdac"),
         n_status=_n_statuses(query),
         risk=_choices(query, "risk", _RISK_GROUPS),
