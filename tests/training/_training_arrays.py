@@ -13,6 +13,7 @@ from inference.clinical_preprocessing import clinical_matrix
 from phantom import plan_cohort
 from training._loop import CohortArrays
 from training.config import TrainConfig
+from training.dataset import CaseRecord
 
 
 def tiny_arrays(n: int = 8) -> CohortArrays:
@@ -36,7 +37,11 @@ def train_in_memory(
     monkeypatch: pytest.MonkeyPatch, arrays: CohortArrays, config: TrainConfig, out: Path
 ) -> training.TrainingRun:
     """``train_cohort`` on ``arrays`` (cohort discovery, loading and domain statistics patched)."""
-    monkeypatch.setattr(training, "discover_cases", lambda _: list(arrays.patient_ids))
+    records = [
+        CaseRecord(pid, None, None, None, {}, int(target))
+        for pid, target in zip(arrays.patient_ids, arrays.targets, strict=True)
+    ]
+    monkeypatch.setattr(training, "discover_cases", lambda _: records)
     monkeypatch.setattr(training, "load_cohort", lambda *_args, **_kwargs: arrays)
     # The in-memory cohort has no files to measure: no domain section (tested on a real
     # cohort in tests/training/test_augment.py and tests/inference/test_domain.py).
