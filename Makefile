@@ -14,6 +14,9 @@ DEMO_DIR ?= .demo
 # More options for `pancreas-node demo`, e.g. DEMO_ARGS='--node-port 11113' when a port is taken.
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers (2: the CI machine's cores; `auto`: one per core; 0: serial, in-process).
+# --dist loadfile keeps a test file on one worker, so a module's servers start once.
+PYTEST_WORKERS ?= 2
 # The bench-* targets write to bench/results/local/ (untracked, in .gitignore) so a run on a
 # developer machine does not rewrite the committed reference results; PUBLISH=1 writes those
 # (bench/results/*.md), for a deliberate update of the published numbers.
@@ -92,7 +95,7 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 pytest: install-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # npm ci only when package-lock.json changes (idempotent, CI-friendly).
 # The build tools (vite 8) need Node.js 20 or newer; Debian 12's own nodejs is 18.
