@@ -38,7 +38,7 @@ VIEWER_INPUTS := $(shell find $(OHIF_EXT)/src $(OHIF_EXT)/scripts -type f 2>/dev
   $(OHIF_EXT)/package.json $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/vite.config.ts \
   $(OHIF_EXT)/tsconfig.json deploy/ohif/app-config.js.in
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-robustness
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-packet bench-robustness
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -143,6 +143,9 @@ bench-robustness: install
 
 bench-seg: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/seg_write_bench.py
+
+bench-packet: install
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/packet_bench.py
 
 bench-inference: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/inference_bench.py
