@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset
 
-from inference.volume import LPS_TO_RAS, Volume, to_canonical
+from inference.volume import Volume, to_canonical
 from inference.volume_io import DicomVolume
 from pancreas_contracts.labels import LABELS, label_by_name
 
@@ -92,29 +92,14 @@ def label_volume_from_seg(seg: Dataset | Path, ct: DicomVolume) -> Volume:
         )
     except (ValueError, KeyError, RuntimeError) as exc:
         raise SegReadError(f"the SEG does not fit the CT series: {exc}") from exc
-    columns, rows, slices = _native_shape(ct)
-    if frames.shape[1:3] != (rows, columns):
-        raise SegReadError(
-            f"SEG frames are {frames.shape[1]}x{frames.shape[2]}, the CT is {rows}x{columns}"
-        )
+    slices, rows, columns = frames.shape[:3]
     native = np.zeros((columns, rows, slices), dtype=np.uint8)
     numbers = [int(n) for n in dataset.segment_numbers]
     for position, number in sorted(enumerate(numbers), key=lambda item: lookup[item[1]]):
         # frames: (slice, row, column, segment); native: (column, row, slice)
         mask = np.transpose(frames[..., position] > 0, (2, 1, 0))
         native[mask] = lookup[number]
-    label = to_canonical(Volume(native, LPS_TO_RAS @ ct.dicom_affine))
+    label = to_canonical(Volume(native, ct.native_affine))
     if label.shape != ct.volume.shape or not np.allclose(label.affine, ct.volume.affine, atol=1e-3):
-        raise SegReadError("the SEG's grid does not reproduce the CT's")  # pragma: no cover
+        raise SegReadError(f"the SEG's {rows} x {columns} frames do not fit the CT's images")
     return label
-
-
-def _native_shape(ct: DicomVolume) -> tuple[int, int, int]:
-    """``(columns, rows, slices)`` of the series as stored (before reorientation)."""
-    inverse = np.linalg.inv(LPS_TO_RAS @ ct.dicom_affine) @ ct.volume.affine
-    permutation = np.abs(np.round(inverse[:3, :3])).argmax(axis=1)
-    shape = ct.volume.shape
-    native = [0, 0, 0]
-    for native_axis, canonical_axis in enumerate(permutation):
-        native[native_axis] = shape[canonical_axis]
-    return native[0], native[1], native[2]
