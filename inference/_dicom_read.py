@@ -40,6 +40,7 @@ from inference._volume_errors import (
 )
 
 __all__ = [
+    "PARSE_ERRORS",
     "FrameRef",
     "ImageInstance",
     "ScanResult",
@@ -54,7 +55,7 @@ __all__ = [
 _DEFER_SIZE: Final = 8192
 _PIXEL_KEYWORDS: Final = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 #: Parsing failures pydicom raises on damaged files (IO errors propagate unchanged).
-_PARSE_ERRORS: Final = (
+PARSE_ERRORS: Final = (
     InvalidDicomError,
     EOFError,
     ValueError,
@@ -179,7 +180,7 @@ def _read_header(path: Path, *, explicit: bool) -> Dataset | None:
         ds = pydicom.dcmread(path, force=True, defer_size=_DEFER_SIZE)
         claims_dicom = ds.preamble is not None or "TransferSyntaxUID" in ds.file_meta
         looks_dicom = "SOPClassUID" in ds or ("Rows" in ds and "PixelData" in ds)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise CorruptDicomError(f"{path.name}: unreadable DICOM ({type(exc).__name__})") from exc
     if not claims_dicom and not looks_dicom:
         if explicit:
@@ -362,7 +363,7 @@ def decode_frames(instance: ImageInstance) -> npt.NDArray[np.generic]:
         )
     try:
         array, _ = decoder.as_array(instance.dataset)
-    except (*_PARSE_ERRORS, RuntimeError) as exc:
+    except (*PARSE_ERRORS, RuntimeError) as exc:
         raise CorruptDicomError(f"{name}: pixel data cannot be decoded ({_short(exc)})") from exc
     if array.ndim == 2:
         array = array[np.newaxis]

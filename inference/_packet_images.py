@@ -25,11 +25,11 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 
 from inference._dicom_geometry import StackGeometry, stack_geometry
 from inference._dicom_read import (
+    PARSE_ERRORS,
     FrameRef,
     ImageInstance,
     collect_files,
@@ -50,8 +50,6 @@ CROP_MARGIN_MM: Final = 30.0
 _SHOWN: Final = frozenset(("pancreas", "tumor", *OVERLAY_LABELS))
 #: A SEG frame further than this (in slice steps) from every CT slice is not placed.
 _SLICE_TOLERANCE: Final = 0.25
-#: pydicom's failures on a damaged or unexpected SEG (IO errors propagate unchanged).
-_SEG_ERRORS: Final = (InvalidDicomError, AttributeError, KeyError, IndexError, TypeError)
 
 
 class PacketImageError(ValueError):
@@ -124,7 +122,7 @@ def _read_seg(seg_file: Path) -> tuple[Dataset, dict[int, int], Decoder]:
     try:
         seg = pydicom.dcmread(seg_file)
         return seg, _segment_values(seg), get_decoder(seg.file_meta.TransferSyntaxUID)
-    except (*_SEG_ERRORS, ValueError, NotImplementedError) as exc:
+    except PARSE_ERRORS as exc:
         raise PacketImageError(f"unreadable SEG ({type(exc).__name__})") from exc
 
 
@@ -149,7 +147,7 @@ def _frame_slots(
             k = round(offset)
             if abs(offset - k) <= _SLICE_TOLERANCE and 0 <= k < stack.shape[2]:
                 yield index, k, value
-    except (*_SEG_ERRORS, ValueError) as exc:
+    except PARSE_ERRORS as exc:
         raise PacketImageError(f"SEG frame geometry unreadable ({type(exc).__name__})") from exc
 
 
@@ -162,7 +160,7 @@ def _seg_labels(seg_file: Path, stack: _Stack) -> npt.NDArray[np.uint8]:
     for index, k, value in _frame_slots(seg, values, stack):
         try:
             frame, _ = decoder.as_array(seg, index=index)
-        except (*_SEG_ERRORS, ValueError, RuntimeError) as exc:
+        except (*PARSE_ERRORS, RuntimeError) as exc:
             raise PacketImageError(f"SEG frame undecodable ({type(exc).__name__})") from exc
         labels[:, :, k][frame.T > 0] = value
     return labels
