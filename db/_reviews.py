@@ -202,8 +202,15 @@ def list_reviews(db: NodeDatabase, study_instance_uid: str) -> list[ReviewInfo]:
 
 def latest_review(db: NodeDatabase, study_instance_uid: str) -> ReviewInfo | None:
     """The study's newest review (``None``: not reviewed)."""
-    reviews = list_reviews(db, study_instance_uid)
-    return reviews[-1] if reviews else None
+    stmt = (
+        select(Review)
+        .where(Review.study_instance_uid == study_instance_uid)
+        .order_by(Review.created_at.desc(), Review.id.desc())
+        .limit(1)
+    )
+    with db.session() as session:
+        row = session.scalars(stmt).first()
+        return None if row is None else _info(row)
 
 
 def pending_corrections(db: NodeDatabase, *, limit: int = 20) -> list[ReviewInfo]:
