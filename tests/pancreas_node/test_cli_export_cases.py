@@ -49,26 +49,15 @@ from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.result import BundleRef
 from pancreas_node.cli import main
 from phantom import PhantomOptions, PhantomPatient, generate_cohort
+from tests.pancreas_node.test_cli_train import _CONFIG as TINY_TRAIN
 
 torch.set_num_threads(1)
 
 _BUNDLE = BundleRef(name="test-bundle", version="0.0.1", sha256="0" * 64)
 _TUMOR = label_by_name("tumor").value
-_TRAIN = """
-target_size = 64
-outer_folds = 2
-folds_to_run = 1
-max_epochs = 1
-patience = 1
-lr = [1e-3]
-feature_size = [12]
-batch_size = [2]
-window_size = 4
-augment = false
-localiser_epochs = 0
-device = "cpu"
-num_threads = 1
-"""
+# The tiny CPU configuration of the train command's own test, without the localiser.
+_TRAIN = TINY_TRAIN.replace("localiser_epochs = 1", "localiser_epochs = 0")
+assert _TRAIN != TINY_TRAIN
 
 
 def _analysed(db: NodeDatabase, data: Path, patient: PhantomPatient, index: int) -> str:
