@@ -40,6 +40,7 @@ __all__ = [
     "auto_add_cases",
     "create_board",
     "get_board",
+    "job_study",
     "list_board_cases",
     "list_boards",
     "record_decision",
@@ -232,6 +233,15 @@ def list_board_cases(db: NodeDatabase, board_id: int) -> list[BoardCaseInfo]:
         return [_case_info(c) for c in session.scalars(stmt)]
 
 
+def job_study(session: Session, job: Job) -> Study | None:
+    """The study of ``job``'s series (``None`` if the series is unknown)."""
+    return session.scalars(
+        select(Study)
+        .join(Series, Series.study_id == Study.id)
+        .where(Series.series_instance_uid == job.series_instance_uid)
+    ).first()
+
+
 def study_job(session: Session, study_instance_uid: str) -> tuple[Job, Result] | None:
     """The study's newest job with a stored result (what a board or a reviewer sees)."""
     row = session.execute(
@@ -416,11 +426,7 @@ def auto_add_cases(session: Session, job: Job, result: Result, now: datetime) ->
     list of int
         The ids of the boards the study was added to (empty or one).
     """
-    study = session.execute(
-        select(Study)
-        .join(Series, Series.study_id == Study.id)
-        .where(Series.series_instance_uid == job.series_instance_uid)
-    ).scalar_one_or_none()
+    study = job_study(session, job)
     if study is None:
         return []
     boards = session.scalars(

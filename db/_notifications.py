@@ -26,8 +26,9 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from db._audit import insert_ignore
+from db._boards import job_study
 from db._database import NodeDatabase
-from db._models import UID, Base, Job, Result, Series, Study
+from db._models import UID, Base, Job, Result
 from db._types import StrEnumType, utcnow
 from pancreas_contracts.boards import NotificationEvent, nccn_board_category
 from pancreas_contracts.job_states import failed_stage
@@ -243,12 +244,8 @@ def queue_notification(
 
 def job_study_uid(session: Session, job: Job) -> str | None:
     """The StudyInstanceUID of ``job``'s series (``None`` if the series is unknown)."""
-    stmt = (
-        select(Study.study_instance_uid)
-        .join(Series, Series.study_id == Study.id)
-        .where(Series.series_instance_uid == job.series_instance_uid)
-    )
-    return session.scalars(stmt).first()
+    study = job_study(session, job)
+    return None if study is None else study.study_instance_uid
 
 
 def notify_job_done(
