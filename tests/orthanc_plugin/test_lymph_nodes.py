@@ -9,7 +9,7 @@ from orthanc_plugin._lymph_nodes import lymph_nodes_json
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment, LymphNodeFinding
-from tests.orthanc_plugin.test_plugin_units import entry
+from tests.orthanc_plugin.unit_helpers import entry
 
 
 def _entries() -> list[WorklistEntry]:

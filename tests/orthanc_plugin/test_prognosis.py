@@ -14,7 +14,7 @@ from pancreas_contracts.prognosis import (
     StageInput,
     SurvivalPrognosis,
 )
-from tests.orthanc_plugin.test_plugin_units import entry
+from tests.orthanc_plugin.unit_helpers import entry
 
 #: A hand-made high-risk answer (result.json 1.7), as the survival model would write it.
 PROGNOSIS = SurvivalPrognosis(

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import pytest
 
 from db import RoutingDecision
-from db import WorklistEntry as Entry
 from orthanc_plugin._worklist import parse_worklist_query, worklist_page
 from pancreas_contracts import JobState
 from pancreas_contracts.status import StudyStatus
-from tests.orthanc_plugin.unit_helpers import T0, job
-
-
-def entry(uid: str, state: JobState | None, **values: Any) -> Entry:
-    defaults: dict[str, Any] = {
-        "study_instance_uid": uid,
-        "accession_number": None,
-        "study_date": None,
-        "study_created_at": T0,
-        "job": None if state is None else job(state, minutes=int(uid)),
-        "category": None,
-        "category_label": None,
-        "probabilities": (),
-        "board_id": None,
-        "board_date": None,
-        "board_title": None,
-        "decision_category": None,
-        "decided_at": None,
-        "review_verdict": None,
-        "reviewer": None,
-        "review_category": None,
-        "series_routing": (),
-    }
-    defaults.update(values)
-    return Entry(**defaults)
+from tests.orthanc_plugin.unit_helpers import T0, entry, job
 
 
 def test_worklist_lists_every_status_word_with_its_reason() -> None:

@@ -1,10 +1,12 @@
-"""Job records for the plugin's unit tests (status words and the worklist)."""
+"""Job records and worklist entries for the plugin's unit tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from db import JobInfo
+from db import WorklistEntry as Entry
 from pancreas_contracts import JobState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -34,3 +36,27 @@ def job(
         created_at=at,
         updated_at=at,
     )
+
+
+def entry(uid: str, state: JobState | None, **values: Any) -> Entry:
+    defaults: dict[str, Any] = {
+        "study_instance_uid": uid,
+        "accession_number": None,
+        "study_date": None,
+        "study_created_at": T0,
+        "job": None if state is None else job(state, minutes=int(uid)),
+        "category": None,
+        "category_label": None,
+        "probabilities": (),
+        "board_id": None,
+        "board_date": None,
+        "board_title": None,
+        "decision_category": None,
+        "decided_at": None,
+        "review_verdict": None,
+        "reviewer": None,
+        "review_category": None,
+        "series_routing": (),
+    }
+    defaults.update(values)
+    return Entry(**defaults)
