@@ -59,8 +59,9 @@ def apply_labels(api: RestApi, study_id: str, labels: StudyLabels, *, use_labels
         If Orthanc refuses a write (``not_found`` when the study was deleted).
     """
     status = None if labels.status is AiStatus.NONE else labels.status.value
-    _put_metadata(api, study_id, STATUS_METADATA, status)
+    # The category first: a reader that sees the new status also sees its category.
     _put_metadata(api, study_id, CATEGORY_METADATA, labels.category)
+    _put_metadata(api, study_id, STATUS_METADATA, status)
     if not use_labels_api:
         return
     current = set(get_json(api, f"/studies/{study_id}/labels"))

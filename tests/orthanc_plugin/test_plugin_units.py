@@ -393,6 +393,30 @@ def test_labels_as_metadata_and_as_labels_from_1_12() -> None:
     assert api.metadata == {} and api.labels == {"teaching"}
 
 
+class RecordingStudyApi(InMemoryStudyApi):
+    """The in-memory study that also keeps the metadata as it stood after every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: list[dict[str, str]] = []
+
+    def put(self, path: str, body: bytes) -> bytes:
+        answer = super().put(path, body)
+        self.history.append(dict(self.metadata))
+        return answer
+
+
+def test_the_category_is_written_before_the_status() -> None:
+    # A reader polling for PancreasAiStatus == ai-done must find the category already there
+    # (the CI run of 2026-12-07 read the status between the two writes).
+    api = RecordingStudyApi()
+    done = StudyLabels(AiStatus.DONE, "nccn-borderline", final=True)
+    apply_labels(api, "s", done, use_labels_api=False)
+    assert api.history and all(
+        "PancreasAiCategory" in m for m in api.history if m.get("PancreasAiStatus") == "ai-done"
+    )
+
+
 def test_a_done_job_without_a_category_is_no_tumor() -> None:
     # result.json outcome no-tumor: the result row has no category (issue 20, item 4).
     for state in (JobState.DONE, JobState.DELIVERED):

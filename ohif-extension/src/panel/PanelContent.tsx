@@ -24,7 +24,7 @@ export interface PanelContentProps {
 type State =
   | { kind: "waiting" }
   | { kind: "loading"; studyUid: string }
-  | { kind: "none"; studyUid: string; status?: StudyStatusInfo }
+  | { kind: "none"; studyUid: string; status?: StudyStatusInfo | undefined }
   | { kind: "error"; message: string }
   | { kind: "ready"; result: PancreasResult };
 
@@ -229,13 +229,16 @@ export function PanelContent({
           setState({ kind: "ready", result });
           return;
         }
-        setState({ kind: "none", studyUid });
-        // No result: the plugin says why (refused with its numbers, failed, skipped, pending).
+        // No result: the plugin (or the node's outcome document) says why: refused with its
+        // numbers, failed, skipped, pending. The panel stays "loading" until it has asked, so it
+        // never flashes "no result yet" for a study the node refused.
         loadStatus(studyUid).then(
           (status) => {
-            if (!cancelled && status !== undefined) setState({ kind: "none", studyUid, status });
+            if (!cancelled) setState({ kind: "none", studyUid, status });
           },
-          () => undefined,
+          () => {
+            if (!cancelled) setState({ kind: "none", studyUid });
+          },
         );
       },
       (error: unknown) => {
