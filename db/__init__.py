@@ -47,6 +47,13 @@ from db._ingest import (
     store_instance,
     stored_spool_paths,
 )
+from db._job_claim import (
+    ClaimOutcome,
+    ClaimStatus,
+    PublishableJob,
+    claim_job,
+    publishable_jobs,
+)
 from db._jobs import (
     EnqueueResult,
     InvalidTransitionError,
@@ -114,6 +121,8 @@ __all__ = [
     "AuditEventInfo",
     "BoardCaseInfo",
     "BoardInfo",
+    "ClaimOutcome",
+    "ClaimStatus",
     "CorrectionState",
     "DecisionInfo",
     "DeliveryAttemptInfo",
@@ -129,6 +138,7 @@ __all__ = [
     "NodeDatabase",
     "NotificationDeliveryInfo",
     "NotificationInfo",
+    "PublishableJob",
     "RegistryBridge",
     "RegistryConfig",
     "RegistryLookupStatus",
@@ -147,6 +157,7 @@ __all__ = [
     "backoff_delay",
     "claim_delivery",
     "claim_due_deliveries",
+    "claim_job",
     "claim_next_job",
     "complete_job",
     "create_board",
@@ -181,6 +192,7 @@ __all__ = [
     "mark_delivery_sent",
     "mark_series_complete",
     "pending_corrections",
+    "publishable_jobs",
     "queue_counts",
     "queue_notification",
     "reclaim_node_leases",

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from db import JobInfo, NodeDatabase, reclaim_node_leases
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
+from dicom_node.job_queue import JobPublisher
 from dicom_node.notify import Notifier
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
@@ -63,7 +64,9 @@ class Node:
         The node's settings.
     runner
         Runs analysis jobs; ``None`` leaves jobs queued (they run once a bundle is deployed and
-        the node restarted: no job is lost).
+        the node restarted: no job is lost). Not used with ``worker_mode = "celery"``: the node
+        then publishes its jobs to the broker for ``pancreas-node worker`` processes
+        (:mod:`dicom_node.job_queue`) and runs no analysis itself.
     phase_estimator
         Measures a series' contrast phase for the routing rules that ask for it; ``None``
         makes the phase ``unknown`` (see :data:`dicom_node.series_assembly.PhaseEstimator`).
@@ -93,6 +96,7 @@ class Node:
         self.dispatcher = Dispatcher(
             settings, self.database, lease_owner=f"{self.incarnation}dispatch"
         )
+        distributed = settings.worker_mode == "celery"
         self.worker = (
             Worker(
                 self.database,
@@ -101,9 +105,10 @@ class Node:
                 lease_s=settings.job_lease_s,
                 worker_id=f"{self.incarnation}worker",
             )
-            if runner is not None
+            if runner is not None and not distributed
             else None
         )
+        self.publisher = JobPublisher(settings, self.database) if distributed else None
         self._stop = threading.Event()
         self._delivery_thread: threading.Thread | None = None
         # Notifications (issue 26): the outbox rows the database writes, sent to e-mail/webhooks.
@@ -116,7 +121,9 @@ class Node:
         # mistake fails to bind before it could take the running node's leases.
         reclaim_node_leases(self.database, self.lease_prefix, self.incarnation)
         self.assembler.start(interval_s=min(1.0, max(self.settings.quiet_period_s / 4, 0.1)))
-        if self.worker is None:
+        if self.publisher is not None:
+            self.publisher.start()
+        elif self.worker is None:
             _log.warning("no model bundle configured: series are queued but not analysed")
         else:
             self.worker.start()
@@ -133,6 +140,8 @@ class Node:
         self.assembler.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         self._stop.set()
         if self._delivery_thread is not None:
             self._delivery_thread.join(timeout=60)

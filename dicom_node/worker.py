@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +27,13 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import (
+    ClaimStatus,
     JobInfo,
     LeaseLostError,
     NewResult,
     NodeDatabase,
     backoff_delay,
+    claim_job,
     claim_next_job,
     complete_job,
     fail_job,
@@ -127,6 +130,53 @@ class Worker:
         job = claim_next_job(self._db, self.worker_id, self._lease_s, now=self._clock())
         if job is None:
             return None
+        return self.run_claimed(job)
+
+    def run_job(self, job_id: str) -> ClaimStatus:
+        """Claim job ``job_id`` (a broker message named it) and run it if it is due.
+
+        The message may be a duplicate, early or late (:func:`db.claim_job`). When another
+        worker holds the job's lease, this waits while the lease runs out: a holder that renews
+        it is alive (``BUSY`` is returned at its first heartbeat, its own message covers the
+        job), a holder that does not is dead and the job is taken over as its lease expires.
+
+        Returns
+        -------
+        ClaimStatus
+            ``CLAIMED`` when this worker ran the job (whatever the run's outcome), else why not.
+        """
+        interval = max(self._lease_s / 3.0, 0.05)
+        give_up = time.monotonic() + self._lease_s + 2 * interval
+        seen_beat: datetime | None = None
+        while True:
+            claim = claim_job(self._db, job_id, self.worker_id, self._lease_s, now=self._clock())
+            if claim.status is ClaimStatus.CLAIMED and claim.job is not None:
+                self.run_claimed(claim.job)
+                return claim.status
+            if claim.status is not ClaimStatus.BUSY or claim.job is None:
+                _log.info("job %s not run here: %s", job_id, claim.status.value)
+                return claim.status
+            beat = claim.job.heartbeat_at
+            if (seen_beat is not None and beat != seen_beat) or time.monotonic() > give_up:
+                _log.info("job %s is running on a live worker", job_id)
+                return claim.status
+            seen_beat = beat
+            expires = claim.job.lease_expires_at
+            until_expiry = (
+                interval if expires is None else (expires - self._clock()).total_seconds()
+            )
+            if self._stop.wait(min(interval, max(until_expiry, 0.0) + 0.05)):
+                return claim.status
+
+    def run_claimed(self, job: JobInfo) -> JobInfo | None:
+        """Run a job this worker has claimed, with its heartbeat, and store the outcome.
+
+        Returns
+        -------
+        JobInfo or None
+            The job as stored (done, or failed with or without a retry), ``None`` when the
+            lease was lost before the outcome could be stored (the new holder redoes it).
+        """
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job.id, beat_stop), daemon=True)
         beat.start()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pancreas_contracts.boards import NotificationEvent
@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     stow_password: SecretStr | None = None
     dispatch_max_age_h: float = Field(default=24.0, gt=0)
     job_lease_s: float = Field(default=300.0, gt=0)
+    # Scale-out (issue 27): "embedded" runs one analysis worker inside `serve` (SQLite is
+    # enough); "celery" leaves analysis to `pancreas-node worker` processes fed through a
+    # RabbitMQ broker (broker_url, an AMQP URL that may carry a password), with the database
+    # (PostgreSQL) the record of truth. A killed worker's job restarts once its lease expires:
+    # the distributed mode wants a short job_lease_s (docs/scale-out.md: 6 s).
+    worker_mode: Literal["embedded", "celery"] = "embedded"
+    broker_url: SecretStr | None = None
+    celery_queue: str = Field(
+        default="pancreas-analysis", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
     destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
     database_url: str | None = None
     registry_config: Path | None = None
@@ -188,6 +198,12 @@ class Settings(BaseSettings):
         if len(set(names)) != len(names):
             raise ValueError("notification channel names must be unique")
         return values
+
+    @model_validator(mode="after")
+    def _celery_needs_a_broker(self) -> Self:
+        if self.worker_mode == "celery" and self.broker_url is None:
+            raise ValueError("worker_mode 'celery' needs broker_url (PANCREAS_AI_BROKER_URL)")
+        return self
 
     @property
     def resolved_database_url(self) -> str:
