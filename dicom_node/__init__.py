@@ -4,4 +4,6 @@ Owns the SCP, association policy, spool, series assembly, routing rules and disp
 Never imports torch: analysis is reached through the ``inference`` package's public API.
 """
 
-__all__: list[str] = []
+from dicom_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
+
+__all__: list[str] = ["MetricsServer", "NodeMetrics", "start_metrics_server"]

@@ -82,6 +82,7 @@ from dicom_node._dispatch_types import (
     describe_store_status,
     is_store_success,
 )
+from dicom_node.metrics import NodeMetrics
 from pancreas_contracts import Settings
 from pancreas_contracts.job_states import JobState
 
@@ -237,6 +238,9 @@ class Dispatcher:
         Names this dispatcher in the jobs' delivery leases (the node passes its host, node id
         and incarnation, see :func:`db.reclaim_node_leases`); default: ``actor`` and a random
         suffix.
+    metrics
+        Counts each recorded attempt by destination kind and each failed one by its status;
+        ``None``: no counting.
 
     Raises
     ------
@@ -253,8 +257,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         actor: str = "dispatch",
         lease_owner: str | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._db = database
         chosen = destinations_from_settings(settings) if destinations is None else destinations
         self._destinations: tuple[Destination, ...] = tuple(chosen)
@@ -422,7 +428,12 @@ class Dispatcher:
                     error=error,
                     actor=self._actor,
                 )
+                self._count(destination.protocol, DispatchStatus.INTERNAL_ERROR)
         return DeliveryOutcome(due.job_id, DispatchStatus.INTERNAL_ERROR)
+
+    def _count(self, protocol: DeliveryProtocol, failure: str | None) -> None:
+        if self._metrics is not None:
+            self._metrics.delivery_attempt(protocol, failure)
 
     def _not_claimed(self, job_id: str) -> DeliveryOutcome:
         job = get_job(self._db, job_id)
@@ -462,6 +473,7 @@ class Dispatcher:
                 error=None if outcome.succeeded else f"{outcome.status.value}: {outcome.error}",
                 actor=self._actor,
             )
+            self._count(destination.protocol, None if outcome.succeeded else outcome.status)
 
         after = self._plan(job_id, ready_at)
         if not after.pending:

@@ -35,6 +35,7 @@ from dicom_node._instance_checks import (
     inflated_size_exceeds,
     same_content,
 )
+from dicom_node.metrics import NodeMetrics
 from dicom_node.spool import Spool, SpoolFullError, is_valid_uid
 from dicom_node.statuses import StoreStatus
 from pancreas_contracts.settings import clean_ae_title
@@ -66,6 +67,8 @@ class IntakeContext:
     max_instance_bytes: int
     #: Calling AE titles trusted to name the originating AE (Move Originator AE Title).
     relay_ae_titles: frozenset[str] = frozenset()
+    #: Counts every answered request and each refusal by status name; ``None``: no counting.
+    metrics: NodeMetrics | None = None
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,15 @@ def handle_store(event: Any, context: IntakeContext) -> int:
     unexpected error is one log line (the traceback only at DEBUG) and a Processing failure;
     no file is left without its row.
     """
+    status = _answer(event, context)
+    if context.metrics is not None:
+        context.metrics.instance_received(status)
+    return int(status)
+
+
+def _answer(event: Any, context: IntakeContext) -> StoreStatus:
     try:
-        return int(_store(event, context))
+        return _store(event, context)
     # The handler's last line of defence: pynetdicom would answer 0xC211 and log the whole
     # chained traceback; one line and a named status instead.
     except Exception as exc:  # noqa: BLE001
@@ -157,7 +167,7 @@ def handle_store(event: Any, context: IntakeContext) -> int:
             type(exc).__name__,
             exc_info=_log.isEnabledFor(logging.DEBUG),
         )
-        return int(StoreStatus.PROCESSING_FAILURE)
+        return StoreStatus.PROCESSING_FAILURE
 
 
 def _store(event: Any, context: IntakeContext) -> StoreStatus:

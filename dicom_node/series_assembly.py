@@ -56,6 +56,7 @@ from db import (
     series_instance_paths,
     series_quiet_since,
 )
+from dicom_node.metrics import ASSEMBLY_FAILED, NodeMetrics
 from dicom_node.routing import RoutingDecisionResult, RuleAction, RuleSet, SeriesFacts
 from pancreas_contracts.job_states import ASSEMBLY_STAGE, failure_reason
 
@@ -285,6 +286,9 @@ class SeriesAssembler:
         Measures the contrast phase when a rule asks for it (see :data:`PhaseEstimator`).
     clock
         Returns the current UTC time (injectable for tests).
+    metrics
+        Counts each closed series version by decision (``assembly_failed`` for a series whose
+        assembly raised); ``None``: no counting.
     """
 
     def __init__(
@@ -295,8 +299,11 @@ class SeriesAssembler:
         bundle_sha256: str,
         phase_estimator: PhaseEstimator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self._db = database
+        self._metrics = metrics
         self._rules = rules
         self._quiet = timedelta(seconds=quiet_period_s)
         self._bundle_sha256 = bundle_sha256
@@ -339,6 +346,8 @@ class SeriesAssembler:
             quiet_since=cutoff,
         ):
             return None  # a new instance arrived meanwhile: the next poll tries again
+        if self._metrics is not None:
+            self._metrics.series_routed(ASSEMBLY_FAILED)
         job = enqueue_job(
             self._db,
             uid,
@@ -372,6 +381,8 @@ class SeriesAssembler:
             quiet_since=cutoff,
         ):
             return None  # a new instance arrived meanwhile: the series stays open
+        if self._metrics is not None:
+            self._metrics.series_routed(decision.action)
         job_id = None
         if decision.action is RuleAction.ANALYZE:
             job_id = enqueue_job(

@@ -28,6 +28,7 @@ from db import (
     get_study,
     series_instance_paths,
 )
+from dicom_node import NodeMetrics
 from dicom_node.worker import JobFailedError, JobOutcome
 from pancreas_contracts import Settings
 from pancreas_contracts.clinical import ClinicalVariables
@@ -123,6 +124,9 @@ class AnalysisRunner:
         Node settings (for ``results_dir``).
     registry
         The clinical registry bridge, or ``None`` when none is configured (knock-out path).
+    metrics
+        Counts each registry lookup by its status (``pancreas_ai_registry_lookups_total``);
+        ``None``: no counting.
     """
 
     def __init__(
@@ -131,11 +135,14 @@ class AnalysisRunner:
         analyzer: AnalyzerLike,
         settings: Settings,
         registry: RegistryBridge | None = None,
+        *,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self._db = database
         self._analyzer = analyzer
         self._settings = settings
         self._registry = registry
+        self._metrics = metrics
 
     def __call__(self, job: JobInfo) -> JobOutcome:
         """Analyse the job's series.
@@ -178,6 +185,8 @@ class AnalysisRunner:
             object_id=job.id,
             detail={"status": lookup.status.value},
         )
+        if self._metrics is not None:
+            self._metrics.registry_lookup(lookup.status)
         return lookup
 
     def _analyze(
@@ -253,8 +262,12 @@ class AnalysisRunner:
             self._registry.close()
 
 
-def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner | None:
+def build_runner(
+    settings: Settings, database: NodeDatabase, metrics: NodeMetrics | None = None
+) -> AnalysisRunner | None:
     """The runner ``serve`` uses: ``None`` without a bundle (jobs then wait in the queue).
+
+    ``metrics`` (the node's :class:`dicom_node.NodeMetrics`) counts the registry lookups.
 
     Raises
     ------
@@ -302,4 +315,4 @@ def build_runner(settings: Settings, database: NodeDatabase) -> AnalysisRunner |
         if settings.registry_config is not None
         else None
     )
-    return AnalysisRunner(database, analyzer, settings, registry)
+    return AnalysisRunner(database, analyzer, settings, registry, metrics=metrics)
