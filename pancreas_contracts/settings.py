@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     celery_queue: str = Field(
         default="pancreas-analysis", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$"
     )
+    # Prometheus metrics (issue 27, docs/metrics.md): GET /metrics on this port, by
+    # convention 9464; None or 0: not served (the default, so that no process opens a second
+    # port unasked: test nodes run side by side, and each Celery worker needs its own port).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_bind_address: str = "127.0.0.1"
     destinations: list[DicomDestination] = Field(default_factory=lambda: [DicomDestination()])
     database_url: str | None = None
     registry_config: Path | None = None
