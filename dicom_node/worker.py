@@ -40,6 +40,7 @@ from db import (
     heartbeat_job,
     requeue_expired_leases,
 )
+from dicom_node.metrics import NodeMetrics
 from pancreas_contracts.job_states import failure_reason
 
 __all__ = ["JobFailedError", "JobOutcome", "JobRunner", "Worker"]
@@ -101,6 +102,9 @@ class Worker:
         Returns the current UTC time (injectable for tests).
     worker_id
         Names the worker in the leases it holds; default: ``worker-`` and a random suffix.
+    metrics
+        Counts each stored outcome and observes the result's stage timings (issue 27);
+        ``None``: no counting.
     """
 
     def __init__(
@@ -113,7 +117,9 @@ class Worker:
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         worker_id: str | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._db = database
         self._runner = runner
         self._on_done = on_done
@@ -208,6 +214,9 @@ class Worker:
                 "job %s: lease lost before completion; another worker will redo it", job.id
             )
             return None
+        if self._metrics is not None:
+            timings = {} if outcome.result is None else outcome.result.timings_s
+            self._metrics.job_finished("refused" if outcome.refusal else "done", timings)
         if self._on_done is not None:
             try:
                 self._on_done(done, outcome)
@@ -229,7 +238,7 @@ class Worker:
                 f"retry scheduled): {reason}"
             )
         try:
-            return fail_job(
+            failed = fail_job(
                 self._db,
                 job.id,
                 stored,
@@ -240,6 +249,9 @@ class Worker:
         except LeaseLostError:
             _log.warning("job %s: lease lost before recording the failure", job.id)
             return None
+        if self._metrics is not None:
+            self._metrics.job_finished("failed" if retry_at is None else "retry", {})
+        return failed
 
     def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
         interval = max(self._lease_s / 3.0, 0.05)
