@@ -38,6 +38,7 @@ from dicom_node.handlers import (
     handle_echo,
     handle_store,
 )
+from dicom_node.metrics import NodeMetrics
 from dicom_node.spool import Spool
 from pancreas_contracts import Settings
 
@@ -75,15 +76,20 @@ class StorageSCP:
         AE title, port, allow-lists, TLS, timeouts and limits.
     database
         The node database, where every instance is recorded before it is acknowledged.
+    metrics
+        Counts the C-STORE answers and refusals (issue 27); ``None``: no counting.
     """
 
-    def __init__(self, settings: Settings, database: NodeDatabase) -> None:
+    def __init__(
+        self, settings: Settings, database: NodeDatabase, metrics: NodeMetrics | None = None
+    ) -> None:
         self._settings = settings
         self._context = IntakeContext(
             spool=Spool(settings.spool_dir),
             database=database,
             max_instance_bytes=int(settings.max_instance_mb * 1024 * 1024),
             relay_ae_titles=frozenset(settings.relay_ae_titles),
+            metrics=metrics,
         )
         self._policy = AssociationPolicy.from_addresses(settings.allowed_addresses)
         self._database = database
