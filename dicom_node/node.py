@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import JobInfo, NodeDatabase, reclaim_node_leases
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
 from dicom_node.job_queue import JobPublisher
+from dicom_node.metrics import MetricsServer, NodeMetrics, start_metrics_server
 from dicom_node.notify import Notifier
 from dicom_node.routing import load_rules
 from dicom_node.scp import StorageSCP
@@ -70,6 +71,10 @@ class Node:
     phase_estimator
         Measures a series' contrast phase for the routing rules that ask for it; ``None``
         makes the phase ``unknown`` (see :data:`dicom_node.series_assembly.PhaseEstimator`).
+    metrics
+        The node's Prometheus metrics (issue 27), shared with whoever else records (``serve``
+        passes the one its analysis runner counts registry lookups in); default: new ones.
+        Served at ``/metrics`` when ``settings.metrics_port`` is set.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class Node:
         settings: Settings,
         runner: JobRunner | None = None,
         phase_estimator: PhaseEstimator | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,16 +91,25 @@ class Node:
         # Lease owners: "<host>/<node id>/" is this node, the random part this start of it.
         self.lease_prefix = f"{socket.gethostname()[:40]}/{node_id(settings.data_dir)}/"
         self.incarnation = f"{self.lease_prefix}{uuid.uuid4().hex[:12]}/"
-        self.scp = StorageSCP(settings, self.database)
+        # --- metrics (issue 27): one NodeMetrics for every part; the job gauge reads this db.
+        self.metrics = metrics if metrics is not None else NodeMetrics()
+        self.metrics.watch_queue(self.database)
+        self._metrics_server: MetricsServer | None = None
+        # --- end metrics
+        self.scp = StorageSCP(settings, self.database, self.metrics)
         self.assembler = SeriesAssembler(
             self.database,
             load_rules(settings.routing_rules),
             settings.quiet_period_s,
             bundle_sha256(settings.bundle_path),
             phase_estimator,
+            metrics=self.metrics,
         )
         self.dispatcher = Dispatcher(
-            settings, self.database, lease_owner=f"{self.incarnation}dispatch"
+            settings,
+            self.database,
+            lease_owner=f"{self.incarnation}dispatch",
+            metrics=self.metrics,
         )
         distributed = settings.worker_mode == "celery"
         self.worker = (
@@ -104,6 +119,7 @@ class Node:
                 on_done=self._deliver_now,
                 lease_s=settings.job_lease_s,
                 worker_id=f"{self.incarnation}worker",
+                metrics=self.metrics,
             )
             if runner is not None and not distributed
             else None
@@ -115,7 +131,14 @@ class Node:
         self.notifier = Notifier(settings, self.database)
 
     def start(self) -> None:
-        """Take back the previous run's leases, start the SCP, assembly, worker and delivery."""
+        """Take back the previous run's leases, start the SCP, assembly, worker and delivery.
+
+        Raises
+        ------
+        OSError
+            If the DICOM port or the metrics port cannot be bound.
+        """
+        self._serve_metrics()  # first: a port it cannot bind leaves nothing else running
         self.scp.start()
         # After the SCP holds the port: a second process started on the same data folder by
         # mistake fails to bind before it could take the running node's leases.
@@ -147,7 +170,31 @@ class Node:
             self._delivery_thread.join(timeout=60)
             self._delivery_thread = None
         self.notifier.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+            self._metrics_server = None
         self.database.dispose()
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` is served on, ``None`` when not served."""
+        return None if self._metrics_server is None else self._metrics_server.port
+
+    def _serve_metrics(self) -> None:
+        s = self.settings
+        if not s.metrics_port or self._metrics_server is not None:
+            return  # None or 0: not served
+        try:
+            self._metrics_server = start_metrics_server(
+                self.metrics, s.metrics_bind_address, s.metrics_port
+            )
+        except OSError as exc:
+            # No errno on purpose: the caller's bind message would name the DICOM port.
+            raise OSError(
+                f"cannot serve metrics on {s.metrics_bind_address}:{s.metrics_port} "
+                f"({exc.strerror or type(exc).__name__}): choose another with "
+                "PANCREAS_AI_METRICS_PORT or `metrics_port` in the --config file"
+            ) from exc
 
     def _deliver_now(self, job: JobInfo, outcome: JobOutcome) -> None:
         # First attempt right after the analysis; retries come from the delivery loop.
