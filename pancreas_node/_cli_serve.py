@@ -69,7 +69,10 @@ def serve_command(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runner_db = NodeDatabase(settings.resolved_database_url)
-    runner = build_runner(settings, runner_db)  # None without a bundle: jobs wait queued
+    # None without a bundle (jobs wait queued), and in the distributed mode: the node only
+    # publishes its jobs, `pancreas-node worker` processes analyse them (issue 27).
+    distributed = settings.worker_mode == "celery"
+    runner = None if distributed else build_runner(settings, runner_db)
     try:
         # After the node (it migrates the database); own thread (issue 26 reviewer corrections).
         with started_node(settings, runner, _PORT_CHANGE), correction_loop(settings, runner_db):

@@ -26,6 +26,7 @@ from pancreas_node._cli_phantom import phantom_command
 from pancreas_node._cli_serve import rules_app, serve_command, status_command
 from pancreas_node._cli_train import train_command
 from pancreas_node._cli_volume import volume_app
+from pancreas_node._cli_worker import worker_command
 
 __all__ = ["CliError", "app", "main"]
 
@@ -44,6 +45,7 @@ app.command("demo")(demo_command)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 app.command("status")(status_command)
 app.add_typer(rules_app, name="rules")
 app.command("train")(train_command)
