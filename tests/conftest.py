@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pancreas_node.orthanc_server import OrthancConfig, OrthancError, OrthancServer
+from pancreas_node.rabbitmq_server import RabbitMQConfig, RabbitMQError, RabbitMQServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The variable that points the tests at the shared public CT examples.
@@ -103,5 +104,18 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
         server.start()
     except OrthancError as exc:
         unavailable(f"Orthanc did not start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    """A private RabbitMQ (Debian package) on free loopback ports, never the machine's own."""
+    require_executable("erl")
+    server = RabbitMQServer(RabbitMQConfig(work_dir=tmp_path_factory.mktemp("rabbitmq")))
+    try:
+        server.start()
+    except RabbitMQError as exc:
+        unavailable(f"RabbitMQ did not start: {exc}")
     yield server
     server.stop()
