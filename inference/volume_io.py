@@ -35,7 +35,7 @@ from inference._dicom_read import (
     scan,
     single_slice_step,
 )
-from inference._resample import check_order, exact_index_map, sample
+from inference._resample import check_order, exact_index_map, sample, smoothed_sample
 from inference._volume_errors import (
     CorruptDicomError,
     DuplicateSliceError,
@@ -396,6 +396,8 @@ def resample_to_spacing(
     volume: Volume,
     spacing_mm: float | Sequence[float] = (1.0, 1.0, 1.0),
     order: int = 1,
+    *,
+    smooth_sigma: Sequence[float] | None = None,
 ) -> Volume:
     """Resample onto a grid with the given voxel size, keeping axes and field of view.
 
@@ -413,6 +415,12 @@ def resample_to_spacing(
     order
         Spline order: 0 (nearest neighbour, for label maps; keeps the dtype) to 5; 1 is linear.
         For ``order >= 1`` the result is float32 (float64 input stays float64).
+    smooth_sigma
+        Gaussian anti-aliasing before linear sampling (``order`` 1 only), in voxels of
+        ``volume`` per axis: the result equals sampling
+        ``scipy.ndimage.gaussian_filter(volume, smooth_sigma, mode="nearest")`` (float32),
+        but only the voxels the samples read are smoothed
+        (:func:`inference._resample.smoothed_sample`).
 
     Returns
     -------
@@ -439,14 +447,39 @@ def resample_to_spacing(
     step[:3, 3] = offset
     affine = volume.affine @ step
     out_shape = (int(shape_new[0]), int(shape_new[1]), int(shape_new[2]))
+    smooth = _smoothing(smooth_sigma, order)
+    if smooth is not None:
+        smoothed = smoothed_sample(
+            volume.array, smooth, zoom, offset, out_shape, mode="nearest", cval=0.0
+        )
+        return Volume(smoothed, affine)
     if np.allclose(zoom, 1.0, atol=1e-9) and out_shape == volume.shape:
         return Volume(volume.array.copy(), volume.affine.copy())
     array = sample(volume.array, zoom, offset, out_shape, order, mode="nearest", cval=0.0)
     return Volume(array, affine)
 
 
+def _smoothing(sigma: Sequence[float] | None, order: int) -> list[float] | None:
+    """The anti-aliasing sigmas when any is positive, else ``None`` (plain sampling)."""
+    if sigma is None:
+        return None
+    values = [float(s) for s in sigma]
+    if len(values) != 3 or not all(np.isfinite(values)) or min(values) < 0:
+        raise ValueError(f"smooth_sigma must be three non-negative numbers, got {sigma}")
+    if max(values) <= 0:
+        return None
+    if order != 1:
+        raise ValueError("smooth_sigma needs linear sampling (order 1)")
+    return values
+
+
 def resample_to_reference(
-    moving: Volume, reference: Volume, order: int = 1, *, fill_value: float = 0.0
+    moving: Volume,
+    reference: Volume,
+    order: int = 1,
+    *,
+    fill_value: float = 0.0,
+    smooth_sigma: Sequence[float] | None = None,
 ) -> Volume:
     """Resample ``moving`` onto ``reference``'s grid through world (RAS+) coordinates.
 
@@ -466,6 +499,10 @@ def resample_to_reference(
     fill_value
         Value for reference voxels outside ``moving``'s field of view (use e.g. -1024 for CT),
         cast to the output dtype.
+    smooth_sigma
+        Gaussian anti-aliasing before linear sampling (``order`` 1 only), in voxels of
+        ``moving`` per axis, as for :func:`resample_to_spacing`: only the voxels the samples
+        read are smoothed.
 
     Returns
     -------
@@ -474,6 +511,18 @@ def resample_to_reference(
     """
     check_order(order)
     mapping = np.linalg.inv(moving.affine) @ reference.affine
+    smooth = _smoothing(smooth_sigma, order)
+    if smooth is not None:
+        smoothed = smoothed_sample(
+            moving.array,
+            smooth,
+            mapping[:3, :3],
+            mapping[:3, 3],
+            reference.shape,
+            mode="constant",
+            cval=fill_value,
+        )
+        return Volume(smoothed, reference.affine.copy())
     exact = exact_index_map(moving, reference, mapping, order, fill_value)
     if exact is not None:
         return Volume(exact, reference.affine.copy())
