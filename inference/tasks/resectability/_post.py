@@ -28,7 +28,8 @@ cancer reports as a mass.
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -41,12 +42,15 @@ from pancreas_contracts.labels import label_by_name
 __all__ = [
     "DEFAULT_MIN_TUMOR_ML",
     "SINGLE_COMPONENT",
+    "CtWindow",
     "clean_labels",
+    "ct_window",
     "cube_reference",
     "field_of_view",
     "filter_tumor",
     "has_pancreas",
     "pancreas_is_cut",
+    "paste",
     "to_ct_grid",
 ]
 
@@ -73,6 +77,22 @@ _PANCREAS_ONLY: Final = label_by_name("pancreas").value
 _TUMOR: Final = label_by_name("tumor").value
 #: Smallest tumor component in mL when the bundle sets no ``inference.min_tumor_ml``.
 DEFAULT_MIN_TUMOR_ML: Final = 0.1
+
+
+@dataclass(frozen=True)
+class CtWindow:
+    """The part of the CT grid a cube's labels reach (:func:`ct_window`).
+
+    Attributes
+    ----------
+    labels
+        The labels on that box of the CT grid (its affine places the box).
+    window
+        The box's slices of the CT grid.
+    """
+
+    labels: Volume
+    window: tuple[slice, ...]
 
 
 def cube_reference(centre: npt.NDArray[np.float64], size: int, spacing: float) -> Volume:
@@ -127,9 +147,53 @@ def has_pancreas(labels: npt.NDArray[np.generic]) -> bool:
 
 def to_ct_grid(labels: npt.NDArray[np.uint8], cube: Volume, image: Volume) -> Volume:
     """Nearest-neighbour map of the cube's label map onto the CT grid (background outside)."""
-    moving = Volume(labels, cube.affine)
-    out = resample_to_reference(moving, image, 0, fill_value=0)
-    return Volume(np.asarray(out.array, dtype=np.uint8), image.affine.copy())
+    return paste(ct_window(labels, cube, image), image)
+
+
+def ct_window(labels: npt.NDArray[np.uint8], cube: Volume, image: Volume) -> CtWindow:
+    """:func:`to_ct_grid` computed only in the CT box that the labelled voxels can reach.
+
+    A CT voxel outside the box reads (nearest neighbour) a cube voxel outside the labels'
+    bounding box, which is background, so resampling the whole CT grid (a second for 300
+    slices of 479 x 479) gives the same map as resampling the box and padding with zeros.
+
+    Returns
+    -------
+    CtWindow
+        The box's labels (``uint8``, with the box's own affine) and its slices of the CT grid.
+    """
+    shape = np.asarray(image.shape)
+    if not labels.any():
+        empty = (slice(0, 0), slice(0, 0), slice(0, 0))
+        return CtWindow(Volume(np.zeros((0, 0, 0), np.uint8), image.affine.copy()), empty)
+    nonzero = np.argwhere(labels)
+    # One background voxel around the labels: a CT voxel reading it gets 0 either way.
+    low = np.maximum(nonzero.min(axis=0) - 1, 0)
+    high = np.minimum(nonzero.max(axis=0) + 1, np.asarray(labels.shape) - 1)
+    part = labels[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1]
+    moving = Volume(part, cube.affine @ _shift(low))
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in part.shape], indexing="ij"))
+    at = image.world_to_voxel(moving.voxel_to_world(corners.reshape(3, -1).T))
+    start = np.clip(np.floor(at.min(axis=0)).astype(int), 0, shape)
+    stop = np.clip(np.ceil(at.max(axis=0)).astype(int) + 1, 0, shape)
+    stop = np.maximum(stop, start)
+    window = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+    reference = Volume(np.zeros(tuple(stop - start), dtype=np.uint8), image.affine @ _shift(start))
+    out = resample_to_reference(moving, reference, 0, fill_value=0)
+    return CtWindow(Volume(np.asarray(out.array, dtype=np.uint8), reference.affine), window)
+
+
+def paste(part: CtWindow, image: Volume) -> Volume:
+    """The full CT-grid label map of a :func:`ct_window` (zeros outside its box)."""
+    out = np.zeros(image.shape, dtype=np.uint8)
+    out[part.window] = part.labels.array
+    return Volume(out, image.affine.copy())
+
+
+def _shift(start: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
+    step = np.eye(4)
+    step[:3, 3] = start
+    return step
 
 
 def _box(mask: npt.NDArray[np.bool_], shape: tuple[int, ...]) -> tuple[slice, ...]:

@@ -47,13 +47,15 @@ from inference.tasks.protocol import AnalysisError, TaskContext, TaskOutput
 from inference.tasks.resectability._ensemble import EnsembleOutput, run_ensemble
 from inference.tasks.resectability._post import (
     DEFAULT_MIN_TUMOR_ML,
+    CtWindow,
     clean_labels,
+    ct_window,
     cube_reference,
     field_of_view,
     filter_tumor,
     has_pancreas,
     pancreas_is_cut,
-    to_ct_grid,
+    paste,
 )
 from inference.tasks.resectability.measurements import MeasurementResult, measure
 from inference.timing import timed
@@ -290,10 +292,12 @@ class ResectabilityTask:
             raise AnalysisError("no-pancreas", "the network found no pancreas in the cube")
         if pancreas_is_cut(labels, inside):
             raise AnalysisError("pancreas-cut", "the pancreas is cut by the end of the scan")
-        label_ct, _ = filter_tumor(to_ct_grid(labels, cube, image), self._min_tumor_ml)
-        if not has_pancreas(label_ct.array):
+        # Mapped back and filtered only in the CT box the labels reach (zeros elsewhere).
+        window = ct_window(labels, cube, image)
+        part, _ = filter_tumor(window.labels, self._min_tumor_ml)
+        if not has_pancreas(part.array):
             raise AnalysisError("no-pancreas", "the pancreas is too small for the CT grid")
-        return label_ct
+        return paste(CtWindow(part, window.window), image)
 
     @staticmethod
     def _fields(
