@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from db import NodeDatabase, list_recent_jobs, queue_counts, redact_url
+from dicom_node import NodeMetrics
 from dicom_node.routing import load_rules
 from dicom_node.series_assembly import gather_facts
 from inference import estimate_series_phase
@@ -72,10 +73,14 @@ def serve_command(
     # None without a bundle (jobs wait queued), and in the distributed mode: the node only
     # publishes its jobs, `pancreas-node worker` processes analyse them (issue 27).
     distributed = settings.worker_mode == "celery"
-    runner = None if distributed else build_runner(settings, runner_db)
+    metrics = NodeMetrics()  # one for the node and its runner (registry lookups), issue 27
+    runner = None if distributed else build_runner(settings, runner_db, metrics)
     try:
         # After the node (it migrates the database); own thread (issue 26 reviewer corrections).
-        with started_node(settings, runner, _PORT_CHANGE), correction_loop(settings, runner_db):
+        with (
+            started_node(settings, runner, _PORT_CHANGE, metrics),
+            correction_loop(settings, runner_db),
+        ):
             typer.echo(
                 f"{settings.ae_title} listening on {settings.bind_address}:{settings.port}",
                 err=True,

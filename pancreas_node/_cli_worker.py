@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from db import NodeDatabase
+from dicom_node import NodeMetrics
 from pancreas_contracts import Settings, load_settings
 from pancreas_node._cli_errors import CliError
 from pancreas_node.analysis_runner import build_runner
@@ -41,13 +42,22 @@ def worker_command(
     name: Annotated[
         str | None, typer.Option(help="Celery node name (default pancreas@<host>-<pid>).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve /metrics on this port (overrides PANCREAS_AI_METRICS_PORT; 0: off). "
+            "Each worker process on a host needs its own.",
+        ),
+    ] = None,
 ) -> None:
     """Run one analysis worker: take jobs from the broker one at a time, until SIGTERM.
 
     Needs the node's settings (database, data folder, bundle, destinations) and
     PANCREAS_AI_BROKER_URL; see docs/scale-out.md.
     """
-    settings = load_settings(config)
+    settings = load_settings(config, metrics_port=metrics_port)
     if settings.broker_url is None:
         raise CliError("a worker needs the broker: set PANCREAS_AI_BROKER_URL or broker_url")
     if settings.bundle_path is None:
@@ -57,11 +67,12 @@ def worker_command(
 
     torch.set_num_threads(threads)
     database = NodeDatabase(settings.resolved_database_url)
-    runner = build_runner(settings, database)
+    metrics = NodeMetrics()  # this process' own (issue 27); the queue gauge is the node's
+    runner = build_runner(settings, database, metrics)
     if runner is None:  # pragma: no cover - excluded by the bundle check above
         raise CliError("no model bundle configured")
     try:
-        run_worker(settings, runner, database, name=name)
+        run_worker(settings, runner, database, name=name, metrics=metrics)
     finally:
         runner.close()
         database.dispose()

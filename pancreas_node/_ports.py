@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from dicom_node import NodeMetrics
 from dicom_node.node import Node
 from dicom_node.worker import JobRunner
 from inference import estimate_series_phase
@@ -83,7 +84,12 @@ def check_can_listen(what: str, address: str, port: int, change: str) -> None:
 
 
 @contextmanager
-def started_node(settings: Settings, runner: JobRunner | None, change: str) -> Iterator[Node]:
+def started_node(
+    settings: Settings,
+    runner: JobRunner | None,
+    change: str,
+    metrics: NodeMetrics | None = None,
+) -> Iterator[Node]:
     """The node, started, and stopped on leaving; a port it cannot bind is named.
 
     Parameters
@@ -93,13 +99,15 @@ def started_node(settings: Settings, runner: JobRunner | None, change: str) -> I
         :func:`inference.estimate_series_phase`).
     change
         The setting or option that picks another port, for the error message.
+    metrics
+        The node's metrics (issue 27), shared with the runner; default: the node's own.
 
     Raises
     ------
     CliError
         If the SCP cannot bind ``settings.bind_address:settings.port``.
     """
-    node = Node(settings, runner, estimate_series_phase)
+    node = Node(settings, runner, estimate_series_phase, metrics)
     try:
         node.start()
     except OSError as exc:

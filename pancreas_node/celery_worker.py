@@ -23,6 +23,7 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import JobInfo, NodeDatabase
+from dicom_node import NodeMetrics, start_metrics_server
 from dicom_node.dispatch import Dispatcher, NotDeliverableError
 from dicom_node.job_queue import ANALYSE_TASK, celery_app
 from dicom_node.worker import JobOutcome, JobRunner, Worker
@@ -45,6 +46,7 @@ def worker_app(
     *,
     worker_id: str | None = None,
     deliver: bool = True,
+    metrics: NodeMetrics | None = None,
 ) -> tuple[Celery, Worker]:
     """The Celery application with its ``analyse(job_id)`` task, and the worker it runs jobs on.
 
@@ -62,10 +64,14 @@ def worker_app(
     deliver
         Whether a stored result is sent to the destinations at once (else the node's delivery
         loop sends it).
+    metrics
+        This process' metrics (issue 27): job outcomes, stage timings and delivery attempts.
     """
     owner = worker_id or default_worker_id()
     dispatcher = (
-        Dispatcher(settings, database, lease_owner=f"{owner}/dispatch") if deliver else None
+        Dispatcher(settings, database, lease_owner=f"{owner}/dispatch", metrics=metrics)
+        if deliver
+        else None
     )
 
     def deliver_now(job: JobInfo, outcome: JobOutcome) -> None:
@@ -77,7 +83,12 @@ def worker_app(
             _log.error("job %s: delivery not attempted (%s)", job.id, type(exc).__name__)
 
     worker = Worker(
-        database, runner, on_done=deliver_now, lease_s=settings.job_lease_s, worker_id=owner
+        database,
+        runner,
+        on_done=deliver_now,
+        lease_s=settings.job_lease_s,
+        worker_id=owner,
+        metrics=metrics,
     )
     app = celery_app(settings)
 
@@ -117,18 +128,31 @@ def run_worker(
     *,
     name: str | None = None,
     deliver: bool = True,
+    metrics: NodeMetrics | None = None,
 ) -> None:
     """Consume ``analyse`` messages until the process is told to stop (SIGTERM: warm shutdown).
 
     Parameters
     ----------
-    settings, runner, database, deliver
-        As for :func:`worker_app`.
+    settings, runner, database, deliver, metrics
+        As for :func:`worker_app`; ``metrics`` is served on ``settings.metrics_port`` (each
+        worker process needs its own port) when that is set.
     name
         The Celery node name (default ``pancreas@<host>-<pid>``).
     """
     worker_id = default_worker_id()
-    app, _ = worker_app(settings, runner, database, worker_id=worker_id, deliver=deliver)
+    app, _ = worker_app(
+        settings, runner, database, worker_id=worker_id, deliver=deliver, metrics=metrics
+    )
     node_name = name or f"pancreas@{socket.gethostname()[:40]}-{os.getpid()}"
+    server = (
+        start_metrics_server(metrics, settings.metrics_bind_address, settings.metrics_port)
+        if metrics is not None and settings.metrics_port
+        else None
+    )
     _log.info("worker %s consuming queue %s", worker_id, settings.celery_queue)
-    app.worker_main(list(worker_argv(settings, node_name)))
+    try:
+        app.worker_main(list(worker_argv(settings, node_name)))
+    finally:
+        if server is not None:
+            server.stop()
