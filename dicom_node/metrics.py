@@ -384,9 +384,17 @@ def start_metrics_server(metrics: NodeMetrics, host: str, port: int) -> MetricsS
     Raises
     ------
     OSError
-        If the address cannot be bound.
+        If the address cannot be bound; the message names the metrics address and the setting
+        (no errno: a caller's translation of bind errors for its DICOM port must not claim it).
     """
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise OSError(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror or type(exc).__name__}): "
+            "choose another port with PANCREAS_AI_METRICS_PORT, `metrics_port` in the --config "
+            "file or `pancreas-node worker --metrics-port`"
+        ) from exc
     thread.name = "metrics-http"
     _log.info("metrics served on http://%s:%d/metrics", host, int(server.server_address[1]))
     return MetricsServer(server, thread)

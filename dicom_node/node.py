@@ -184,17 +184,9 @@ class Node:
         s = self.settings
         if not s.metrics_port or self._metrics_server is not None:
             return  # None or 0: not served
-        try:
-            self._metrics_server = start_metrics_server(
-                self.metrics, s.metrics_bind_address, s.metrics_port
-            )
-        except OSError as exc:
-            # No errno on purpose: the caller's bind message would name the DICOM port.
-            raise OSError(
-                f"cannot serve metrics on {s.metrics_bind_address}:{s.metrics_port} "
-                f"({exc.strerror or type(exc).__name__}): choose another with "
-                "PANCREAS_AI_METRICS_PORT or `metrics_port` in the --config file"
-            ) from exc
+        self._metrics_server = start_metrics_server(
+            self.metrics, s.metrics_bind_address, s.metrics_port
+        )
 
     def _deliver_now(self, job: JobInfo, outcome: JobOutcome) -> None:
         # First attempt right after the analysis; retries come from the delivery loop.
