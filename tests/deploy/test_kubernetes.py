@@ -128,7 +128,8 @@ def test_references_resolve(objects: dict[tuple[str, str], Any]) -> None:
     for name, workload in _workloads(objects).items():
         pod = workload["spec"]["template"]["spec"]
         claims = {v["name"]: v for v in pod.get("volumes", [])}
-        templates = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+        claim_templates = workload["spec"].get("volumeClaimTemplates", [])
+        templates = {t["metadata"]["name"] for t in claim_templates}
         for volume in claims.values():
             if "persistentVolumeClaim" in volume:
                 claim = volume["persistentVolumeClaim"]["claimName"]

@@ -29,7 +29,11 @@ PREFIX = "/opt/pancreas-ai"
 UNITS = ("pancreas-ai-node.service", "pancreas-ai-orthanc.service", "pancreas-ai-worker@.service")
 #: What verify checks for the template: an instance of it (``verify`` of the template file
 #: itself checks nothing of its [Service] section).
-VERIFIED = ("pancreas-ai-node.service", "pancreas-ai-orthanc.service", "pancreas-ai-worker@0.service")
+VERIFIED = (
+    "pancreas-ai-node.service",
+    "pancreas-ai-orthanc.service",
+    "pancreas-ai-worker@0.service",
+)
 #: systemd-analyze security's overall exposure (0 = fully sandboxed, 10 = none); the units
 #: reach 1.4-1.7. A change that drops a protection fails here rather than passing silently.
 MAX_EXPOSURE = 2.0
