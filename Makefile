@@ -24,7 +24,7 @@ PUBLISH ?=
 BENCH_RESULTS := $(CURDIR)/bench/results$(if $(PUBLISH),,/local)
 
 # Debian packages the node, its tests and the demo need; installed only where missing.
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils rabbitmq-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The OHIF extension (npm) and the viewer folder Orthanc serves at /ohif/ (see ohif-extension/README.md).
@@ -38,7 +38,7 @@ VIEWER_INPUTS := $(shell find $(OHIF_EXT)/src $(OHIF_EXT)/scripts -type f 2>/dev
   $(OHIF_EXT)/package.json $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/vite.config.ts \
   $(OHIF_EXT)/tsconfig.json deploy/ohif/app-config.js.in
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-packet bench-robustness
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-packet bench-robustness bench-scale
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -149,6 +149,12 @@ bench-packet: install
 
 bench-inference: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/inference_bench.py
+
+# Distributed workers (issue 27): 40 phantom studies with 1 and 2 `pancreas-node worker`
+# processes, and a worker killed mid-job; a private RabbitMQ, PostgreSQL at
+# $$PANCREAS_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432). Writes scale.md.
+bench-scale: install
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/scale_bench.py
 
 # On a machine with an NVIDIA GPU and CUDA torch: writes inference-gpu.md.
 bench-inference-gpu: install
