@@ -38,7 +38,7 @@ VIEWER_INPUTS := $(shell find $(OHIF_EXT)/src $(OHIF_EXT)/scripts -type f 2>/dev
   $(OHIF_EXT)/package.json $(OHIF_EXT)/package-lock.json $(OHIF_EXT)/vite.config.ts \
   $(OHIF_EXT)/tsconfig.json deploy/ohif/app-config.js.in
 
-.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-packet bench-robustness bench-scale
+.PHONY: help demo test lint typecheck pytest install install-dev system-deps clean ohif-deps ohif-test viewer bench-phantom bench-intake bench-measurements bench-inference bench-inference-gpu bench-seg bench-packet bench-robustness bench-scale deploy-check deploy-smoke
 
 help:
 	@echo "make demo   install what is missing, then run the phantom study end to end (KEEP=1 keeps servers up)"
@@ -159,6 +159,22 @@ bench-scale: install
 # On a machine with an NVIDIA GPU and CUDA torch: writes inference-gpu.md.
 bench-inference-gpu: install
 	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/inference_bench.py --device cuda
+
+# Deployment files (issue 27): systemd-analyze verify and security on the units, the compose
+# file through `docker-compose config` (Debian's docker-compose, installed here when missing:
+# the compose tool needs no Docker daemon), the Kubernetes manifests against the API schemas,
+# and every PANCREAS_AI_* variable in deploy/ a setting (docs/deployment.md).
+deploy-check: install-dev
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose; }
+	$(BIN)/pytest -q tests/deploy $(PYTEST_ARGS)
+
+# The compose stack started for real (needs a running Docker daemon): builds the images, sends
+# a phantom CT end to end, removes the stack. SMOKE_ARGS e.g. '--keep' or '--workers 1'.
+SMOKE_ARGS ?=
+deploy-smoke: install viewer
+	$(BIN)/python deploy/compose/smoke/smoke.py --build $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
