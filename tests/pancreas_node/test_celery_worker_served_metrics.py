@@ -15,6 +15,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from db import NodeDatabase, enqueue_job
 from dicom_node.job_queue import JobPublisher
@@ -40,7 +41,7 @@ def test_worker_process_serves_its_metrics(rabbitmq: RabbitMQServer, tmp_path: P
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'node.db'}",
         worker_mode="celery",
-        broker_url=rabbitmq.url,
+        broker_url=SecretStr(rabbitmq.url),
         celery_queue=f"metrics-{tmp_path.name[-20:]}".replace("_", "-"),
         metrics_port=port,
     )
