@@ -22,6 +22,7 @@ from db import NodeDatabase, enqueue_job, get_job
 from dicom_node.job_queue import JobPublisher
 from pancreas_contracts import JobState, Settings
 from pancreas_node.celery_worker import worker_argv
+from pancreas_node.cli import main
 from pancreas_node.rabbitmq_server import RabbitMQServer
 from tests.conftest import REPO_ROOT, unavailable
 from tests.db.conftest import create_pg_database, drop_pg_database, new_pg_schema, pg_url
@@ -184,3 +185,21 @@ def test_a_worker_killed_mid_job_hands_it_to_another_within_10_s(cluster: Cluste
     assert cluster.result_rows(job_id) == 1
     job = get_job(cluster.database, job_id)
     assert job is not None and job.attempts == 2
+
+
+def test_the_distributed_mode_needs_a_broker() -> None:
+    with pytest.raises(ValueError, match="broker_url"):
+        Settings(worker_mode="celery")
+
+
+def test_the_worker_command_names_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PANCREAS_AI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PANCREAS_AI_BROKER_URL", raising=False)
+    assert main(["worker"]) == 1
+    assert "PANCREAS_AI_BROKER_URL" in capsys.readouterr().err
+    monkeypatch.setenv("PANCREAS_AI_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
+    monkeypatch.delenv("PANCREAS_AI_BUNDLE_PATH", raising=False)
+    assert main(["worker"]) == 1
+    assert "PANCREAS_AI_BUNDLE_PATH" in capsys.readouterr().err
