@@ -10,6 +10,11 @@ the node names its workers after itself, see :func:`db.reclaim_node_leases`).
 The loop is supervised: an unexpected error in one job fails that job alone (its reason names
 the error), an error after the job was stored (the first delivery) is logged, and the loop goes
 on; each is one log line with the job id, the traceback only at DEBUG.
+
+Two ways in (issue 27): the embedded node's thread polls for the oldest due job
+(:meth:`Worker.run_once`); a distributed worker is handed a job id by a broker message
+(:meth:`Worker.run_job`, see :mod:`dicom_node.job_queue`). Both run the claimed job the same
+way (:meth:`Worker.run_claimed`).
 """
 
 from __future__ import annotations
