@@ -32,7 +32,12 @@ from inference.dicom_codes import (
     LYMPH_NODE_SEG_SERIES_DESCRIPTION,
     LYMPH_NODE_SEG_SERIES_NUMBER,
 )
-from inference.seg_writer import SeriesText, label_frames, segmentation_from_frames
+from inference.seg_writer import (
+    SeriesText,
+    label_frames,
+    present_values,
+    segmentation_from_frames,
+)
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeFinding
 from pancreas_contracts.result import BundleRef
@@ -85,7 +90,7 @@ def build_lymph_node_seg(
         If no node voxel falls on the source images, or a value is no reported node's id.
     """
     frames = label_frames(nodes, headers)
-    present = sorted(int(v) for v in np.unique(frames) if v != 0)
+    present = present_values(frames)
     if not present:
         raise ValueError("no lymph node lies on the source images")
     by_id = {finding.node_id: finding for finding in findings}

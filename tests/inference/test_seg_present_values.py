@@ -1,0 +1,21 @@
+"""The values on the SEG frames from a histogram, as ``np.unique`` gave them (issue 27)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.seg_writer import present_values
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.bool_])
+@pytest.mark.parametrize("seed", range(3))
+def test_present_values_match_unique(dtype: type[np.generic], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    top = 2 if dtype is np.bool_ else 300
+    array = np.zeros((40, 30, 1000), dtype=dtype)  # more than one 1 Mi chunk
+    array.flat[rng.integers(0, array.size, 20)] = rng.integers(0, top, 20)
+    if dtype in (np.int16, np.int32) and seed == 1:
+        array.flat[5] = -3  # negative values take np.unique
+    expected = sorted(int(v) for v in np.unique(array) if v != 0)
+    assert present_values(array) == expected
