@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 from scipy import ndimage
 
-from inference._resample import sample, smoothed_sample
+from inference._resample import _filter_at, sample, smoothed_sample
 from inference.localiser import coarse_volume
 from inference.preprocessing import PreprocessConfig, preprocess_volume
 from inference.volume import Volume, to_canonical
@@ -89,3 +89,31 @@ def test_smooth_sigma_needs_linear_sampling() -> None:
         resample_to_spacing(image, 2.0, order=0, smooth_sigma=(1.0, 1.0, 0.0))
     with pytest.raises(ValueError, match="non-negative"):
         resample_to_spacing(image, 2.0, smooth_sigma=(1.0, -1.0, 0.0))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("sigma", [0.7, 3.5, 6.0])
+def test_filter_at_few_indices_equals_the_full_pass(axis: int, sigma: float) -> None:
+    rng = np.random.default_rng(int(10 * sigma) + axis)
+    shape = [12, 14, 10]
+    shape[axis] = 90
+    work = rng.normal(0.0, 300.0, shape).astype(np.float32)
+    index = np.unique(rng.integers(0, 90, 12)).astype(np.intp)
+    index[0], index[-1] = 0, 89  # both edges (mode "nearest")
+    full = ndimage.gaussian_filter1d(work, sigma, axis=axis, mode="nearest", output=np.float32)
+    got = _filter_at(work, sigma, axis, index, 4.0)
+    np.testing.assert_allclose(_f64(got), _f64(np.take(full, index, axis=axis)), rtol=1e-6)
+
+
+def test_coarse_grid_of_a_long_axis_unchanged() -> None:
+    # A grid 6x coarser than the input: the first pass is computed at the sampled rows only.
+    rng = np.random.default_rng(7)
+    array = rng.normal(0.0, 300.0, (120, 40, 30)).astype(np.float32)
+    sigma = [2.5, 1.0, 0.5]
+    zoom = np.array([6.0, 2.0, 1.5])
+    shape = (20, 20, 20)
+    offset = np.array([0.3, -0.5, 0.2])
+    smoothed = ndimage.gaussian_filter(array, sigma, mode="nearest")
+    expected = sample(smoothed, np.diag(zoom), offset, shape, 1, mode="constant", cval=-1024.0)
+    got = smoothed_sample(array, sigma, zoom, offset, shape, mode="constant", cval=-1024.0)
+    np.testing.assert_allclose(_f64(got), _f64(expected), rtol=0, atol=1e-3)
