@@ -247,14 +247,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["result"] = "passed"
     except (SmokeError, subprocess.SubprocessError) as exc:
         report["result"] = f"failed: {exc}"
-        logs = subprocess.run(
-            [*base, "logs", "--no-color", "--tail", "40"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        sys.stderr.write(logs.stdout[-12000:])
+        for service in SERVICES:  # one by one: a chatty service hides no other's lines
+            logs = subprocess.run(
+                [*base, "logs", "--no-color", "--tail", "25", service],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+            sys.stderr.write(logs.stdout[-6000:])
     finally:
         if args.keep:
             sys.stderr.write(f"kept: {' '.join(base)} ps\n")
