@@ -151,6 +151,9 @@ def test_services_reach_each_other_by_name(compose: dict[str, Any]) -> None:
     # Orthanc sends stable series to the node's service, on the node's DICOM port.
     orthanc_command = " ".join(services["orthanc"]["command"])
     assert "--node-host node " in orthanc_command
+    # `exec` only for Orthanc: an exec'd renderer would end the container once it has written.
+    assert orthanc_command.count("exec ") == 1
+    assert "&& exec /usr/sbin/Orthanc " in orthanc_command
     assert "/opt/pancreas-ai/deploy/systemd/render-orthanc-config.py" in orthanc_command
     assert (REPO_ROOT / "deploy/systemd/render-orthanc-config.py").is_file()
     published = {p.rsplit(":", 1)[1] for p in services["node"]["ports"]}

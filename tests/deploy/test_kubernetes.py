@@ -190,6 +190,7 @@ def test_services_reach_each_other_by_name(objects: dict[tuple[str, str], Any]) 
     assert [d["host"] for d in destinations] == ["orthanc"]
     orthanc = " ".join(_containers(objects[("Deployment", "orthanc")])[0]["args"])
     assert "--node-host pancreas-ai-node " in orthanc
+    assert orthanc.count("exec ") == 1 and "&& exec /usr/sbin/Orthanc " in orthanc
     node = objects[("Service", "pancreas-ai-node")]
     ports = {p["name"]: p["port"] for p in node["spec"]["ports"]}
     assert ports == {
