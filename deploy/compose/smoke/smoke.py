@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.timeout,
             lambda: _http(f"{orthanc}/pancreas-ai/queue", admin)[0] == 200,
         )
-        status, _ = _http(f"{orthanc}/ohif/", admin)
+        status, _ = _http(f"{orthanc}/ohif/index.html", admin)
         report["ohif_http_status"] = status
         prometheus = f"http://127.0.0.1:{values['PROMETHEUS_PORT']}"
         wanted = {"pancreas-ai-node": 1, "pancreas-ai-worker": args.workers}
@@ -306,7 +306,7 @@ def _send_study(
     return {
         "study_status": answer.get("status"),
         "study_reason": answer.get("reason"),
-        "study_category": answer.get("category"),
+        "study_labels": answer.get("labels"),
         "study_done_s": round(time.monotonic() - sent, 1),
         "study_wait_s": round(waited, 1),
     }
