@@ -36,6 +36,7 @@ from inference.seg_writer import (
     SeriesText,
     label_frames,
     present_values,
+    renumber,
     segmentation_from_frames,
 )
 from inference.volume import Volume
@@ -119,7 +120,7 @@ def build_lymph_node_seg(
         )
     text = LYMPH_NODE_SEG_SERIES_DESCRIPTION
     return segmentation_from_frames(
-        lookup[frames],
+        renumber(frames, lookup),
         descriptions,
         headers,
         model,

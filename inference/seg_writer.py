@@ -49,7 +49,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import highdicom as hd
 import numpy as np
@@ -90,6 +90,7 @@ __all__ = [
     "build_seg",
     "label_frames",
     "present_values",
+    "renumber",
     "segmentation_encoding",
     "segmentation_from_frames",
     "write_seg",
@@ -183,7 +184,7 @@ def build_seg(
     lookup = np.zeros(len(LABELS), dtype=np.uint8)
     for number, entry in enumerate(labels, start=1):
         lookup[entry.value] = number
-    pixel_array = lookup[frames]
+    pixel_array = renumber(frames, lookup)
     algorithm = algorithm_sequence(bundle)
     descriptions = [
         hd.seg.SegmentDescription(
@@ -257,7 +258,7 @@ def build_lesion_seg(
             )
         )
     return segmentation_from_frames(
-        lookup[frames],
+        renumber(frames, lookup),
         descriptions,
         headers,
         detector,
@@ -447,6 +448,18 @@ def _values_of(array: npt.NDArray[np.generic]) -> set[int]:
                 counts += np.bincount(flat[begin : begin + (1 << 20)], minlength=high + 1)
             return {int(v) for v in np.flatnonzero(counts)}
     return {int(v) for v in np.unique(array)}
+
+
+def renumber(frames: npt.NDArray[np.generic], lookup: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+    """``lookup[frames]``: the frames' values as segment numbers (none beyond ``lookup``).
+
+    When the lookup is the identity (lesions 1..n are segments 1..n) the frames are already
+    the answer and the gather over the whole stack (0.1 s at 300 x 479 x 479) is skipped.
+    """
+    if frames.dtype == lookup.dtype and np.array_equal(lookup, np.arange(len(lookup))):
+        return frames
+    renumbered: npt.NDArray[np.uint8] = lookup[frames]
+    return renumbered
 
 
 def present_values(frames: npt.NDArray[np.generic]) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.seg_writer import present_values
+from inference.seg_writer import present_values, renumber
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.bool_])
@@ -19,3 +19,14 @@ def test_present_values_match_unique(dtype: type[np.generic], seed: int) -> None
         array.flat[5] = -3  # negative values take np.unique
     expected = sorted(int(v) for v in np.unique(array) if v != 0)
     assert present_values(array) == expected
+
+
+def test_renumber_is_the_lookup_and_skips_an_identity() -> None:
+    frames = np.zeros((3, 4, 5), dtype=np.uint8)
+    frames[0, 1, 2], frames[2, 3, 4] = 1, 3
+    identity = np.arange(4, dtype=np.uint8)
+    assert renumber(frames, identity) is frames
+    lookup = np.array([0, 1, 0, 2], dtype=np.uint8)
+    np.testing.assert_array_equal(renumber(frames, lookup), lookup[frames])
+    wide = frames.astype(np.int32)  # another dtype: the lookup's uint8 result
+    assert renumber(wide, identity).dtype == np.uint8
