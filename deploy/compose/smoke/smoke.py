@@ -107,6 +107,39 @@ def _context(folder: Path, wheels: Path | None) -> Path:
     return folder
 
 
+def _debian_base() -> None:
+    """``debian:bookworm`` from Debian's mirror when no registry can give it (needs root).
+
+    ``debootstrap`` (Debian package) writes a minimal Debian 12 into a folder and ``docker
+    import`` makes the image the Dockerfiles start FROM.
+    """
+    present = subprocess.run(
+        ["docker", "image", "inspect", "debian:bookworm"], capture_output=True, check=False
+    )
+    if present.returncode == 0:
+        return
+    if shutil.which("debootstrap") is None:
+        raise SmokeError("debian:bookworm is missing and debootstrap is not installed")
+    with tempfile.TemporaryDirectory(prefix="pancreas-ai-rootfs-") as folder:
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "bookworm",
+                folder,
+                "http://deb.debian.org/debian",
+            ],
+            check=True,
+            timeout=1800,
+        )
+        tar = subprocess.Popen(["tar", "-C", folder, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "import", "-", "debian:bookworm"], stdin=tar.stdout, check=True, timeout=900
+        )
+        if tar.wait(timeout=60) != 0:
+            raise SmokeError("tar of the debootstrap folder failed")
+
+
 def _build(args: argparse.Namespace, image: str) -> None:
     build_args = ["--build-arg", f"TORCH_INDEX_URL={args.torch_index_url}"]
     if args.extra_ca is not None:
@@ -193,6 +226,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start, check and (unless ``--keep``) remove the stack; the measurements."""
     compose = _compose_command()
     if args.build:
+        if args.debootstrap:
+            _debian_base()
         _build(args, args.image)
     work = Path(tempfile.mkdtemp(prefix="pancreas-ai-smoke-"))
     env_file, values = _env_file(work, args)
@@ -319,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheels", type=Path, default=None, help="wheels for .whl/ (offline)")
     parser.add_argument("--torch-index-url", default="https://download.pytorch.org/whl/cpu")
     parser.add_argument("--extra-ca", type=Path, default=None, help="PEM of a TLS proxy's CA")
+    parser.add_argument(
+        "--debootstrap",
+        action="store_true",
+        help="make debian:bookworm with debootstrap when it is missing (no registry)",
+    )
     parser.add_argument("--project", default="pancreas-ai-smoke")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per check")
