@@ -24,7 +24,7 @@ PUBLISH ?=
 BENCH_RESULTS := $(CURDIR)/bench/results$(if $(PUBLISH),,/local)
 
 # Debian packages the node, its tests and the demo need; installed only where missing.
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils rabbitmq-server
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-python dcmtk dicom3tools python3-venv chromium poppler-utils rabbitmq-server docker-compose
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The OHIF extension (npm) and the viewer folder Orthanc serves at /ohif/ (see ohif-extension/README.md).
