@@ -515,18 +515,48 @@ def label_frames(label: Volume, headers: Sequence[Dataset]) -> npt.NDArray[np.ge
         If a source pixel centre is off the label grid or outside the label map.
     """
     planes = _source_planes(headers)
-    frames = np.empty((len(planes), planes[0].rows, planes[0].columns), dtype=label.array.dtype)
+    frames = np.zeros((len(planes), planes[0].rows, planes[0].columns), dtype=label.array.dtype)
     inverse = np.linalg.inv(label.affine).astype(np.float64)
+    # Frames that miss the labels' bounding box stay zero: copying them (most of a lesion
+    # SEG's frames, half of a label map's) is the strided gather this function spends on.
+    box = _occupied_box(label.array)
     for f, plane in enumerate(planes):
         if (plane.rows, plane.columns) != frames.shape[1:]:
             raise ValueError("source frames differ in Rows/Columns")
-        frames[f] = _cut_plane(label, inverse, plane)
+        frame = _cut_plane(label, inverse, plane, box)
+        if frame is not None:
+            frames[f] = frame
     return frames
 
 
+def _occupied_box(
+    array: npt.NDArray[np.generic],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """Lowest and highest index per axis of the non-zero voxels (``None``: all zero)."""
+    low = np.zeros(3, dtype=np.int64)
+    high = np.asarray(array.shape, dtype=np.int64) - 1
+    part = array
+    # The last axis first (one pass over the map), then the others within its extent.
+    for axis in (2, 0, 1):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(part.any(axis=others))
+        if len(hits) == 0:
+            return None
+        low[axis] += hits[0]
+        high[axis] = low[axis] + hits[-1] - hits[0]
+        window = [slice(None)] * 3
+        window[axis] = slice(int(hits[0]), int(hits[-1]) + 1)
+        part = part[tuple(window)]
+    return low, high
+
+
 def _cut_plane(
-    label: Volume, inverse: npt.NDArray[np.float64], plane: PlaneGeometry
-) -> npt.NDArray[np.generic]:
+    label: Volume,
+    inverse: npt.NDArray[np.float64],
+    plane: PlaneGeometry,
+    box: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None,
+) -> npt.NDArray[np.generic] | None:
+    """The frame of ``plane`` cut from ``label``; ``None`` when it misses ``box`` (all zero)."""
     # PS3.3 C.7.6.2.1.1: pixel (row y, column x) lies at P + x * dc * R + y * dr * C (LPS+).
     row_cosine = np.asarray(plane.orientation[:3], dtype=np.float64)
     column_cosine = np.asarray(plane.orientation[3:], dtype=np.float64)
@@ -549,6 +579,8 @@ def _cut_plane(
     corners = np.stack([i0, i0 + last_x, i0 + last_y, i0 + last_x + last_y])
     if np.any(corners < 0) or np.any(corners >= np.asarray(label.shape)):
         raise ValueError("source frame extends beyond the label map")
+    if box is None or np.any(corners.max(axis=0) < box[0]) or np.any(corners.min(axis=0) > box[1]):
+        return None
     # The voxel index is affine in (row, column) and its corners lie inside the map, so the
     # frame is a strided view starting at voxel i0 (a copy is returned).
     array = label.array
