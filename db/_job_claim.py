@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import and_, or_, select
 
 from db._database import NodeDatabase
-from db._jobs import JobInfo, _info, _transition
+from db._jobs import JobInfo, _due, _info, _lease_to, _requeue_due_retry, _transition
 from db._models import Job
 from db._types import utcnow
 from pancreas_contracts.job_states import JobState
@@ -87,8 +87,7 @@ def claim_job(
                 return ClaimOutcome(ClaimStatus.FINISHED, _info(job))
             if job.next_attempt_at > now:
                 return ClaimOutcome(ClaimStatus.NOT_DUE, _info(job))
-            job.next_attempt_at = None
-            _transition(session, job, JobState.QUEUED, actor=worker_id, now=now, reason="retry due")
+            _requeue_due_retry(session, job, worker_id, now)
         elif job.state is JobState.RUNNING:
             if job.lease_expires_at is not None and job.lease_expires_at >= now:
                 return ClaimOutcome(ClaimStatus.BUSY, _info(job))
@@ -104,11 +103,7 @@ def claim_job(
         if job.next_attempt_at is not None and job.next_attempt_at > now:
             return ClaimOutcome(ClaimStatus.NOT_DUE, _info(job))
         job.attempts += 1
-        _transition(session, job, JobState.RUNNING, actor=worker_id, now=now)
-        job.lease_owner = worker_id
-        job.lease_expires_at = now + timedelta(seconds=lease_s)
-        job.heartbeat_at = now
-        job.next_attempt_at = None
+        _lease_to(session, job, worker_id, lease_s, now)
         return ClaimOutcome(ClaimStatus.CLAIMED, _info(job))
 
 
@@ -122,12 +117,11 @@ def publishable_jobs(
     message the broker lost. Oldest first, at most ``limit``.
     """
     now = now or utcnow()
-    due = or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now)
     stmt = (
         select(Job.id, Job.attempts)
         .where(
             or_(
-                and_(Job.state == JobState.QUEUED, due),
+                and_(Job.state == JobState.QUEUED, _due(now)),
                 and_(Job.state == JobState.FAILED, Job.next_attempt_at <= now),
                 and_(
                     Job.state == JobState.RUNNING,

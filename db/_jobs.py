@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db._audit import NewResult, affected, insert_ignore, result_row, write_audit
@@ -306,8 +306,27 @@ def _promote_due_retries(session: Session, now: datetime, actor: str) -> None:
         .with_for_update(skip_locked=True)
     )
     for job in session.scalars(stmt):
-        job.next_attempt_at = None
-        _transition(session, job, JobState.QUEUED, actor=actor, now=now, reason="retry due")
+        _requeue_due_retry(session, job, actor, now)
+
+
+def _requeue_due_retry(session: Session, job: Job, actor: str, now: datetime) -> None:
+    """A failed job whose retry time has come goes back to ``queued``."""
+    job.next_attempt_at = None
+    _transition(session, job, JobState.QUEUED, actor=actor, now=now, reason="retry due")
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """The condition of a queued job that may run at ``now`` (no retry time ahead)."""
+    return or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now)
+
+
+def _lease_to(session: Session, job: Job, worker_id: str, lease_s: float, now: datetime) -> None:
+    """Mark a claimed job ``running`` and lease it to ``worker_id`` for ``lease_s`` seconds."""
+    _transition(session, job, JobState.RUNNING, actor=worker_id, now=now)
+    job.lease_owner = worker_id
+    job.lease_expires_at = now + timedelta(seconds=lease_s)
+    job.heartbeat_at = now
+    job.next_attempt_at = None
 
 
 def claim_next_job(
@@ -330,10 +349,7 @@ def claim_next_job(
         _promote_due_retries(session, now, worker_id)
         candidates = (
             select(Job.id)
-            .where(
-                Job.state == JobState.QUEUED,
-                or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
-            )
+            .where(Job.state == JobState.QUEUED, _due(now))
             .order_by(Job.created_at, Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -350,11 +366,7 @@ def claim_next_job(
         if not affected(session, guarded):
             return None  # pragma: no cover - excluded by the row lock / write lock
         job = session.get_one(Job, job_id, populate_existing=True)
-        _transition(session, job, JobState.RUNNING, actor=worker_id, now=now)
-        job.lease_owner = worker_id
-        job.lease_expires_at = now + timedelta(seconds=lease_s)
-        job.heartbeat_at = now
-        job.next_attempt_at = None
+        _lease_to(session, job, worker_id, lease_s, now)
         _log.info("job %s claimed (attempt %d)", job.id, job.attempts)
         return _info(job)
 

@@ -394,6 +394,17 @@ class Dispatcher:
         finally:
             release_delivery(self._db, job_id, self._owner)
 
+    def deliver_first(self, job_id: str, files: Iterable[Path]) -> None:
+        """The first delivery attempt, right after the analysis stored the job.
+
+        What cannot be attempted is logged with the job id and left to :meth:`deliver_due`
+        (the delivery loop), which retries; nothing is raised to the worker that ran the job.
+        """
+        try:
+            self.deliver(job_id, files)
+        except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
+            _log.error("job %s: delivery not attempted (%s)", job_id, type(exc).__name__)
+
     def deliver_due(self, now: datetime | None = None) -> list[DeliveryOutcome]:
         """Deliver every due job (:meth:`due_deliveries`), one failing job never stopping it.
 

@@ -190,10 +190,7 @@ class Node:
 
     def _deliver_now(self, job: JobInfo, outcome: JobOutcome) -> None:
         # First attempt right after the analysis; retries come from the delivery loop.
-        try:
-            self.dispatcher.deliver(job.id, outcome.files)
-        except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
-            _log.error("job %s: delivery not attempted (%s)", job.id, type(exc).__name__)
+        self.dispatcher.deliver_first(job.id, outcome.files)
 
     def _delivery_loop(self, interval_s: float = 5.0) -> None:
         """Retry due deliveries (exponential backoff, up to ``dispatch_max_age_h``).

@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Sequence
 
 from celery import Celery
-from sqlalchemy.exc import SQLAlchemyError
 
 from db import JobInfo, NodeDatabase
 from dicom_node import NodeMetrics, start_metrics_server
-from dicom_node.dispatch import Dispatcher, NotDeliverableError
+from dicom_node.dispatch import Dispatcher
 from dicom_node.job_queue import ANALYSE_TASK, celery_app
 from dicom_node.worker import JobOutcome, JobRunner, Worker
 from pancreas_contracts import Settings
@@ -75,12 +74,8 @@ def worker_app(
     )
 
     def deliver_now(job: JobInfo, outcome: JobOutcome) -> None:
-        if dispatcher is None:
-            return
-        try:
-            dispatcher.deliver(job.id, outcome.files)
-        except (NotDeliverableError, LookupError, SQLAlchemyError) as exc:
-            _log.error("job %s: delivery not attempted (%s)", job.id, type(exc).__name__)
+        if dispatcher is not None:
+            dispatcher.deliver_first(job.id, outcome.files)
 
     worker = Worker(
         database,
