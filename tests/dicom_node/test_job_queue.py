@@ -18,7 +18,6 @@ from kombu import Connection, Exchange, Queue
 from db import (
     ClaimStatus,
     JobInfo,
-    NewResult,
     NodeDatabase,
     claim_job,
     enqueue_job,
@@ -31,6 +30,7 @@ from dicom_node.worker import JobOutcome, Worker
 from pancreas_contracts import JobState, Settings
 from pancreas_node.rabbitmq_server import RabbitMQServer
 from tests.conftest import free_port
+from tests.dicom_node.fake_results import fake_outcome
 from tests.dicom_node.test_scp import wait_for
 
 SHA = "c" * 64
@@ -124,17 +124,7 @@ def test_a_node_in_the_distributed_mode_publishes_and_runs_nothing(
 
 
 def _result(tmp_path: Path) -> JobOutcome:
-    return JobOutcome(
-        NewResult(
-            result_json_path=str(tmp_path / "result.json"),
-            bundle_name="test",
-            bundle_version="0",
-            bundle_sha256=SHA,
-            category=1,
-            category_label="borderline",
-            probabilities=(0.2, 0.7, 0.1),
-        )
-    )
+    return fake_outcome(tmp_path / "result.json", SHA)
 
 
 def test_run_job_takes_over_a_dead_holders_job_as_its_lease_expires(

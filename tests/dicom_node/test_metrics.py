@@ -17,7 +17,7 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from db import JobInfo, NewResult, NodeDatabase, enqueue_job, list_recent_jobs
+from db import JobInfo, NodeDatabase, enqueue_job, list_recent_jobs
 from dicom_node import NodeMetrics, start_metrics_server
 from dicom_node.metrics import ANALYSIS_BUCKETS_S
 from dicom_node.node import Node
@@ -27,6 +27,7 @@ from dicom_node.worker import JobOutcome
 from pancreas_contracts import JobState
 from tests.conftest import free_port
 from tests.dicom_node.conftest import PhantomSeries, node_settings
+from tests.dicom_node.fake_results import fake_outcome
 from tests.dicom_node.test_scp import read, storescu, wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -210,18 +211,7 @@ class _TimedRunner:
 
     def __call__(self, job: JobInfo) -> JobOutcome:
         timings = {"read": 0.12, "localise": 0.3, "inference": 1.5, "write_sr": 0.07, "total": 2.1}
-        return JobOutcome(
-            NewResult(
-                result_json_path=str(self._tmp / f"{job.id}.json"),
-                bundle_name="test",
-                bundle_version="0",
-                bundle_sha256="bundle-a",
-                category=1,
-                category_label="borderline",
-                probabilities=(0.2, 0.7, 0.1),
-                timings_s=timings,
-            )
-        )
+        return fake_outcome(self._tmp / f"{job.id}.json", "bundle-a", timings)
 
 
 def _undecodable(ct_series: PhantomSeries, out: Path) -> Path:

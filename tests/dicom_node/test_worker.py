@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from db import JobInfo, NewResult, NodeDatabase, claim_next_job, enqueue_job, get_job, get_result
+from db import JobInfo, NodeDatabase, claim_next_job, enqueue_job, get_job, get_result
 from dicom_node.worker import JobFailedError, JobOutcome, Worker
 from pancreas_contracts import JobState
+from tests.dicom_node.fake_results import fake_outcome
 from tests.dicom_node.test_scp import wait_for
 
 
@@ -29,17 +30,7 @@ def database(tmp_path: Path) -> NodeDatabase:
 
 
 def outcome(tmp_path: Path) -> JobOutcome:
-    return JobOutcome(
-        NewResult(
-            result_json_path=str(tmp_path / "result.json"),
-            bundle_name="test",
-            bundle_version="0",
-            bundle_sha256="bundle-a",
-            category=1,
-            category_label="borderline",
-            probabilities=(0.2, 0.7, 0.1),
-        )
-    )
+    return fake_outcome(tmp_path / "result.json", "bundle-a")
 
 
 def test_successful_job_is_done_with_its_result(tmp_path: Path, database: NodeDatabase) -> None:

@@ -12,10 +12,11 @@ import os
 import time
 from pathlib import Path
 
-from db import JobInfo, NewResult, NodeDatabase
+from db import JobInfo, NodeDatabase
 from dicom_node.worker import JobOutcome
 from pancreas_contracts import load_settings
 from pancreas_node.celery_worker import run_worker
+from tests.dicom_node.fake_results import fake_outcome
 
 
 class HoldingRunner:
@@ -30,17 +31,7 @@ class HoldingRunner:
             f"{time.time():.3f}\n", encoding="ascii"
         )
         time.sleep(self._hold_s if job.attempts == 1 else 0.2)
-        return JobOutcome(
-            NewResult(
-                result_json_path=str(self._marks / f"{job.id}.json"),
-                bundle_name="fake",
-                bundle_version="0",
-                bundle_sha256=job.bundle_sha256,
-                category=0,
-                category_label="resectable",
-                probabilities=(0.8, 0.1, 0.1),
-            )
-        )
+        return fake_outcome(self._marks / f"{job.id}.json", job.bundle_sha256)
 
 
 def main() -> None:

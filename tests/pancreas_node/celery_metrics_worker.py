@@ -7,29 +7,19 @@ whose stage timings are fixed, so a scrape can check them.
 
 from __future__ import annotations
 
-from db import JobInfo, NewResult, NodeDatabase
+from db import JobInfo, NodeDatabase
 from dicom_node import NodeMetrics
 from dicom_node.worker import JobOutcome
 from pancreas_contracts import load_settings
 from pancreas_node.celery_worker import run_worker
+from tests.dicom_node.fake_results import fake_outcome
 
 #: The stage timings every fake run reports.
 TIMINGS_S = {"read": 0.3, "inference": 7.0, "write_seg": 0.2, "total": 7.6}
 
 
 def _run(job: JobInfo) -> JobOutcome:
-    return JobOutcome(
-        NewResult(
-            result_json_path=f"/nonexistent/{job.id}.json",
-            bundle_name="fake",
-            bundle_version="0",
-            bundle_sha256=job.bundle_sha256,
-            category=0,
-            category_label="resectable",
-            probabilities=(0.8, 0.1, 0.1),
-            timings_s=dict(TIMINGS_S),
-        )
-    )
+    return fake_outcome(f"/nonexistent/{job.id}.json", job.bundle_sha256, TIMINGS_S)
 
 
 def main() -> None:

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db import ClaimStatus, JobInfo, NewResult, NodeDatabase, enqueue_job
+from db import ClaimStatus, JobInfo, NodeDatabase, enqueue_job
 from dicom_node import NodeMetrics
 from dicom_node.worker import JobOutcome
 from pancreas_node.celery_worker import worker_app
 from tests.conftest import free_port
 from tests.dicom_node.conftest import node_settings
+from tests.dicom_node.fake_results import fake_outcome
 from tests.dicom_node.test_metrics import samples, value
 
 
 def _runner(job: JobInfo) -> JobOutcome:
-    return JobOutcome(
-        NewResult(
-            result_json_path=f"/nonexistent/{job.id}.json",
-            bundle_name="fake",
-            bundle_version="0",
-            bundle_sha256=job.bundle_sha256,
-            category=0,
-            category_label="resectable",
-            probabilities=(0.8, 0.1, 0.1),
-            timings_s={"read": 0.5, "inference": 12.0, "total": 13.0},
-        )
-    )
+    timings = {"read": 0.5, "inference": 12.0, "total": 13.0}
+    return fake_outcome(f"/nonexistent/{job.id}.json", job.bundle_sha256, timings)
 
 
 def test_worker_process_counts_its_jobs_stages_and_deliveries(tmp_path: Path) -> None:
