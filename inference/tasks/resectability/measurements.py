@@ -93,7 +93,7 @@ from inference.tasks.resectability._measure_fields import (
     spacing_of,
 )
 from inference.tasks.resectability._measure_size import max_diameter_mm, volume_ml
-from inference.volume import Volume
+from inference.volume import Volume, value_counts
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.nccn import ARTERIAL_VESSELS, VENOUS_VESSELS, nccn_rule_category
 from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSEL_LABELS, KEY_VESSELS, Measurements
@@ -221,12 +221,7 @@ def _vessel_contact(
 def _present(values: npt.NDArray[np.generic]) -> dict[str, bool]:
     """Which key vessels have at least one voxel (one pass over an unsigned label map)."""
     if values.dtype.kind == "u" and values.dtype.itemsize <= 2:
-        # In chunks: bincount widens its input to int64, a 550 MB copy of a 300-slice map in
-        # one go (about a second with its page faults) against a cache-sized copy per chunk.
-        flat = values.reshape(-1)
-        counts = np.zeros(16, dtype=np.int64)
-        for begin in range(0, flat.size, 1 << 20):
-            counts += np.bincount(flat[begin : begin + (1 << 20)], minlength=16)[:16]
+        counts = value_counts(values, 16)
         return {k: bool(counts[v]) for k, v in VESSEL_LABEL_VALUES.items()}
     return {k: bool((values == v).any()) for k, v in VESSEL_LABEL_VALUES.items()}
 
