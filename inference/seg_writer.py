@@ -79,7 +79,7 @@ from inference.dicom_codes import (
     SEG_SERIES_DESCRIPTION,
     SEG_SERIES_NUMBER,
 )
-from inference.volume import LPS_TO_RAS, Volume, value_counts
+from inference.volume import LPS_TO_RAS, Volume, nonzero_box, value_counts
 from pancreas_contracts.labels import LABELS, Label
 from pancreas_contracts.result import AnalysisResult, BundleRef
 
@@ -527,21 +527,13 @@ def _occupied_box(
     array: npt.NDArray[np.generic],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
     """Lowest and highest index per axis of the non-zero voxels (``None``: all zero)."""
-    low = np.zeros(3, dtype=np.int64)
-    high = np.asarray(array.shape, dtype=np.int64) - 1
-    part = array
-    # The last axis first (one pass over the map), then the others within its extent.
-    for axis in (2, 0, 1):
-        others = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(part.any(axis=others))
-        if len(hits) == 0:
-            return None
-        low[axis] += hits[0]
-        high[axis] = low[axis] + hits[-1] - hits[0]
-        window = [slice(None)] * 3
-        window[axis] = slice(int(hits[0]), int(hits[-1]) + 1)
-        part = part[tuple(window)]
-    return low, high
+    box = nonzero_box(array)
+    if box is None:
+        return None
+    return (
+        np.array([b.start for b in box], dtype=np.int64),
+        np.array([b.stop - 1 for b in box], dtype=np.int64),
+    )
 
 
 def _cut_plane(

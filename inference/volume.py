@@ -18,7 +18,15 @@ import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LPS_TO_RAS", "Volume", "read_nifti", "to_canonical", "value_counts", "write_nifti"]
+__all__ = [
+    "LPS_TO_RAS",
+    "Volume",
+    "nonzero_box",
+    "read_nifti",
+    "to_canonical",
+    "value_counts",
+    "write_nifti",
+]
 
 #: Values per ``np.bincount`` call in :func:`value_counts`.
 _COUNT_CHUNK = 1 << 20
@@ -131,3 +139,32 @@ def value_counts(values: npt.NDArray[np.generic], length: int) -> npt.NDArray[np
     for begin in range(0, flat.size, _COUNT_CHUNK):
         counts += np.bincount(flat[begin : begin + _COUNT_CHUNK], minlength=length)[:length]
     return counts
+
+
+def nonzero_box(
+    array: npt.NDArray[np.generic], margin: tuple[int, int, int] = (0, 0, 0)
+) -> tuple[slice, slice, slice] | None:
+    """The bounding box of the non-zero voxels of a 3D array, grown by ``margin`` voxels.
+
+    The box is clipped to the array; ``None`` when every voxel is zero. The last axis is
+    found first, in one pass over the array, and the others only within its extent, so a
+    small structure in a large grid costs little more than that pass.
+    """
+    start = [0, 0, 0]
+    stop = list(array.shape)
+    part = array
+    for axis in (2, 0, 1):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(part.any(axis=others))
+        if len(hits) == 0:
+            return None
+        first, last = start[axis] + int(hits[0]), start[axis] + int(hits[-1])
+        window: list[slice] = [slice(None)] * 3
+        window[axis] = slice(int(hits[0]), int(hits[-1]) + 1)
+        part = part[tuple(window)]
+        start[axis], stop[axis] = first, last + 1
+    return (
+        slice(max(start[0] - margin[0], 0), min(stop[0] + margin[0], array.shape[0])),
+        slice(max(start[1] - margin[1], 0), min(stop[1] + margin[1], array.shape[1])),
+        slice(max(start[2] - margin[2], 0), min(stop[2] + margin[2], array.shape[2])),
+    )

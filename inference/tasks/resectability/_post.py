@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from inference.volume import Volume
+from inference.volume import Volume, nonzero_box
 from inference.volume_io import resample_to_reference
 from pancreas_contracts.labels import label_by_name
 
@@ -163,15 +163,13 @@ def ct_window(labels: npt.NDArray[np.uint8], cube: Volume, image: Volume) -> CtW
         The box's labels (``uint8``, with the box's own affine) and its slices of the CT grid.
     """
     shape = np.asarray(image.shape)
-    if not labels.any():
+    # One background voxel around the labels: a CT voxel reading it gets 0 either way.
+    box = nonzero_box(labels, (1, 1, 1))
+    if box is None:
         empty = (slice(0, 0), slice(0, 0), slice(0, 0))
         return CtWindow(Volume(np.zeros((0, 0, 0), np.uint8), image.affine.copy()), empty)
-    nonzero = np.argwhere(labels)
-    # One background voxel around the labels: a CT voxel reading it gets 0 either way.
-    low = np.maximum(nonzero.min(axis=0) - 1, 0)
-    high = np.minimum(nonzero.max(axis=0) + 1, np.asarray(labels.shape) - 1)
-    part = labels[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1]
-    moving = Volume(part, cube.affine @ _shift(low))
+    part = labels[box]
+    moving = Volume(part, cube.affine @ _shift(np.array([b.start for b in box])))
     corners = np.array(np.meshgrid(*[[0, n - 1] for n in part.shape], indexing="ij"))
     at = image.world_to_voxel(moving.voxel_to_world(corners.reshape(3, -1).T))
     start = np.clip(np.floor(at.min(axis=0)).astype(int), 0, shape)
@@ -196,14 +194,6 @@ def _shift(start: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.float64]:
     return step
 
 
-def _box(mask: npt.NDArray[np.bool_], shape: tuple[int, ...]) -> tuple[slice, ...]:
-    """The bounding box of ``mask`` grown by one voxel, clipped to ``shape``."""
-    coords = np.argwhere(mask)
-    low = np.maximum(coords.min(axis=0) - 1, 0)
-    high = np.minimum(coords.max(axis=0) + 2, shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
-
-
 def filter_tumor(label: Volume, min_tumor_ml: float) -> tuple[Volume, int]:
     """Keep the tumor components that are tumors (see the module docstring).
 
@@ -222,12 +212,12 @@ def filter_tumor(label: Volume, min_tumor_ml: float) -> tuple[Volume, int]:
     """
     values = np.asarray(label.array)
     tumor_anywhere = values == _TUMOR
-    if not tumor_anywhere.any():
-        return label, 0
     # Work in the tumor's bounding box plus one voxel: every tumor component and every pancreas
     # voxel that can touch one lie there, so labelling and dilating the whole CT grid (seconds
     # at 512 x 512 x 300) is not needed; the answer is the same.
-    window = _box(tumor_anywhere, values.shape)
+    window = nonzero_box(tumor_anywhere, (1, 1, 1))
+    if window is None:
+        return label, 0
     part, tumor = values[window], tumor_anywhere[window]
     components, count = ndimage.label(tumor, structure=_CONNECTIVITY)
     voxel_ml = abs(float(np.linalg.det(label.affine[:3, :3]))) / 1000.0
