@@ -11,8 +11,10 @@ at analysis (:func:`inference.preprocessing.preprocess_volume`):
 * the organ cube around the scan's middle and its truth structures (channel ``k`` =
   ``ATTENTION_STRUCTURES[k - 1]``);
 * the node cube, centred on the truth structures' bounding box (on the organ cube) plus a
-  per-patient jitter, with ``A^all`` computed from the **truth** structures on the organ cube
-  and resampled onto it (the analysis uses the predicted ones) and the truth node mask;
+  per-patient jitter (its centre is kept), with ``A^all`` computed from the **truth**
+  structures on the organ cube and resampled onto it (training replaces it with the predicted
+  structures' once the organ segmenter is trained, as the analysis uses those) and the truth
+  node instances (``nodes.nii.gz``'s ids, so that sampling can pick a node, not a voxel);
 * one crop per truth node, centred on its centre of mass, at the node grid's spacing, with
   its metastatic flag;
 * the tumor slices of the truth PDAC mask (none for a tumor-free patient).
@@ -62,6 +64,7 @@ __all__ = [
     "node_centres",
     "node_crop",
     "read_case_volumes",
+    "seg_attention",
 ]
 
 TUMOR_LABEL = label_by_name("tumor").value
@@ -239,6 +242,7 @@ class CaseArrays:
     seg_image: FloatArray
     seg_attention: FloatArray
     seg_nodes: npt.NDArray[np.uint8]
+    seg_centre: npt.NDArray[np.float64]
     crops: FloatArray
     crop_labels: npt.NDArray[np.int64]
     slice_images: FloatArray
@@ -271,9 +275,19 @@ def _organ_cube(volumes: CaseVolumes, config: LymphNodeConfig) -> tuple[Volume, 
     return labels, cube.image
 
 
+def seg_attention(organs: Volume, centre: Sequence[float], config: LymphNodeConfig) -> FloatArray:
+    """``A^all`` of the structures in ``organs`` on the node cube centred at ``centre``."""
+    seg = config.segmenter
+    combined = attention_maps(np.asarray(organs.array), organs.spacing).combined
+    reference = Volume(np.zeros((seg.cube_size,) * 3, np.float32),
+                       cube_affine(centre, seg.cube_size, seg.cube_mm))  # fmt: skip
+    moved = resample_to_reference(Volume(combined, organs.affine), reference, 1)
+    return np.clip(np.asarray(moved.array, dtype=np.float32), 0.0, 1.0)
+
+
 def _seg_cube(
     volumes: CaseVolumes, organs: Volume, config: LymphNodeConfig, jitter: Sequence[float]
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.uint8]]:
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
     seg = config.segmenter
     found = _structures_centre(np.asarray(organs.array, dtype=np.uint8), organs.affine)
     centre = (found if found is not None else np.asarray(scan_middle(organs))) + np.asarray(jitter)
@@ -281,11 +295,8 @@ def _seg_cube(
         volumes.image, PreprocessConfig(seg.cube_size, seg.cube_mm), volumes.nodes, centre
     )
     assert cube.label is not None
-    combined = attention_maps(np.asarray(organs.array), organs.spacing).combined
-    reference = Volume(cube.image, cube_affine(centre, seg.cube_size, seg.cube_mm))
-    moved = resample_to_reference(Volume(combined, organs.affine), reference, 1)
-    attention = np.clip(np.asarray(moved.array, dtype=np.float32), 0.0, 1.0)
-    return cube.image, attention, (cube.label > 0).astype(np.uint8)
+    attention = seg_attention(organs, centre, config)
+    return cube.image, attention, cube.label.astype(np.uint8), centre.astype(np.float64)
 
 
 def _slices(volumes: CaseVolumes, config: LymphNodeConfig) -> tuple[FloatArray, FloatArray]:
@@ -309,7 +320,7 @@ def case_arrays(
     """Read one patient and cut its training arrays."""
     volumes = read_case_volumes(case)
     organs, organ_image = _organ_cube(volumes, config)
-    seg_image, attention, seg_nodes = _seg_cube(volumes, organs, config, jitter)
+    seg_image, attention, seg_nodes, seg_centre = _seg_cube(volumes, organs, config, jitter)
     size = config.classifier.crop_size
     crop_mm = size * config.segmenter.spacing_mm
     centres = node_centres(volumes.nodes, case.truth)
@@ -318,7 +329,7 @@ def case_arrays(
     return CaseArrays(
         organ_image=organ_image,
         organ_labels=_CHANNEL[np.asarray(organs.array, dtype=np.uint8)],
-        seg_image=seg_image, seg_attention=attention, seg_nodes=seg_nodes,
+        seg_image=seg_image, seg_attention=attention, seg_nodes=seg_nodes, seg_centre=seg_centre,
         crops=np.stack(crops).astype(np.float32) if crops else np.zeros((0, size, size, size),
                                                                          np.float32),
         crop_labels=np.array([int(n.metastatic) for n in case.truth], dtype=np.int64),
@@ -326,8 +337,12 @@ def case_arrays(
     )  # fmt: skip
 
 
+#: Bumped when :class:`CaseArrays` changes, so that older cache files are not read.
+_ARRAYS_VERSION = 2
+
+
 def _fingerprint(case: LymphNodeCase, config: LymphNodeConfig) -> str:
-    digest = hashlib.sha256(source_fingerprint(case.record).encode())
+    digest = hashlib.sha256(f"{_ARRAYS_VERSION}\0{source_fingerprint(case.record)}".encode())
     for path in (case.organs, case.nodes):
         stat = path.stat()
         digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

@@ -25,13 +25,13 @@ from inference.tasks.lymph_nodes.bundle import LymphNodeBundle
 from inference.tasks.lymph_nodes.nodes import match_instances
 from inference.tasks.lymph_nodes.task import LymphNodeAnalysis, LymphNodeModel
 from inference.volume import Volume
-from inference.volume_io import resample_to_reference
 from training._lymph_node_data import (
     LymphNodeCase,
     node_centres,
     node_crop,
     read_case_volumes,
 )
+from training._lymph_node_mining import on_truth_grid
 from training.lymph_node_metrics import (
     NodeCounts,
     auroc,
@@ -41,9 +41,12 @@ from training.lymph_node_metrics import (
 )
 
 __all__ = [
+    "FROC_FP_RATES",
     "CaseOutcome",
+    "choose_node_threshold",
     "choose_thresholds",
     "evaluate_cases",
+    "froc",
     "outcome_rows",
     "summarise",
     "summarise_nodes",
@@ -72,6 +75,9 @@ class CaseOutcome:
         Volume of the largest suspicious node (the node-only patient score).
     tumor_used
         Whether the patient model saw tumor slices.
+    candidates
+        ``(node probability, hit)`` of every candidate before the bundle's node threshold
+        (hits matched one-to-one among the candidates): the detection's FROC.
     """
 
     patient_id: str
@@ -83,6 +89,7 @@ class CaseOutcome:
     probability: float
     largest_positive_ml: float
     tumor_used: bool
+    candidates: tuple[tuple[float, bool], ...] = ()
 
 
 def _truth_scores(
@@ -95,21 +102,28 @@ def _truth_scores(
     crops = np.stack([node_crop(image, c, size, mm) for c in node_centres(nodes, case.truth)])
     with torch.no_grad():
         logits = classifier(torch.from_numpy(crops[:, None]))
-    probabilities = torch.softmax(logits.float(), dim=1)[:, 1].tolist()
+    probabilities = classifier.probabilities(logits)[1].tolist()
     return tuple(
         (int(n.metastatic), round(float(p), 6))
         for n, p in zip(case.truth, probabilities, strict=True)
     )
 
 
+def _candidates(analysis: LymphNodeAnalysis, nodes: Volume) -> tuple[tuple[float, bool], ...]:
+    """``(node probability, hit)`` of every candidate before the node threshold."""
+    on_grid = on_truth_grid(analysis.candidates, analysis.probability, nodes)
+    matching = match_instances(on_grid, np.asarray(nodes.array, dtype=np.int64))
+    hits = {p for p, _, _ in matching.hits}
+    return tuple(
+        (round(p, 6), k + 1 in hits) for k, p in enumerate(analysis.candidate_node_probability)
+    )
+
+
 def _judge(
     analysis: LymphNodeAnalysis, case: LymphNodeCase, nodes: Volume
 ) -> tuple[NodeCounts, tuple[tuple[str, bool], ...], tuple[tuple[int, float], ...]]:
-    predicted = Volume(analysis.instances, analysis.probability.affine)
-    on_grid = resample_to_reference(predicted, nodes, 0, fill_value=0)
-    matching = match_instances(
-        np.asarray(on_grid.array, dtype=np.int64), np.asarray(nodes.array, dtype=np.int64)
-    )
+    on_grid = on_truth_grid(analysis.instances, analysis.probability, nodes)
+    matching = match_instances(on_grid, np.asarray(nodes.array, dtype=np.int64))
     truth = {n.node_id: n for n in case.truth}
     found = {t for _, t, _ in matching.hits}
     kinds = tuple((n.kind, n.node_id in found) for n in case.truth)
@@ -141,6 +155,7 @@ def evaluate_case(bundle: LymphNodeBundle, case: LymphNodeCase) -> CaseOutcome:
         detected_scores=detected, probability=result.n_positive_probability,
         largest_positive_ml=result.largest_suspicious_volume_ml,
         tumor_used="tumor_mask" in result.inputs,
+        candidates=_candidates(analysis, volumes.nodes),
     )  # fmt: skip
 
 
@@ -163,6 +178,46 @@ def _labels(outcomes: Sequence[CaseOutcome]) -> list[int]:
     return [o.n_status for o in outcomes]
 
 
+#: The false positives per patient at which the FROC's recall is reported.
+FROC_FP_RATES = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _sweep(outcomes: Sequence[CaseOutcome]) -> list[tuple[float, float, float]]:
+    """``(threshold, recall, false positives per patient)`` at each candidate's probability."""
+    pairs = sorted((p for o in outcomes for p in o.candidates), key=lambda c: -c[0])
+    truth = max(1, sum(o.counts.truth for o in outcomes))
+    patients = max(1, len(outcomes))
+    points, hits, false = [], 0, 0
+    for n, (probability, hit) in enumerate(pairs):
+        hits, false = hits + hit, false + (not hit)
+        if n + 1 == len(pairs) or pairs[n + 1][0] < probability:
+            points.append((probability, hits / truth, false / patients))
+    return points
+
+
+def froc(outcomes: Sequence[CaseOutcome]) -> dict[str, float]:
+    """Recall at :data:`FROC_FP_RATES` false positives per patient (candidates' sweep).
+
+    Counted on the candidates before the node threshold; a truth node counts once (the
+    candidates' one-to-one matching).
+    """
+    points = _sweep(outcomes)
+    return {
+        f"{rate:g}": max((r for _, r, fp in points if fp <= rate), default=0.0)
+        for rate in FROC_FP_RATES
+    }
+
+
+def choose_node_threshold(validation: Sequence[CaseOutcome], fp_per_patient: float) -> float:
+    """The lowest node threshold with at most ``fp_per_patient`` false positives (validation).
+
+    The detection's operating point, as CAD systems state one (sensitivity at a number of
+    false positives per patient); 1.0 when no threshold gets there.
+    """
+    allowed = [t for t, _, fp in _sweep(validation) if fp <= fp_per_patient]
+    return min(allowed, default=1.0)
+
+
 def choose_thresholds(validation: Sequence[CaseOutcome]) -> dict[str, float]:
     """The patient thresholds of best balanced accuracy on the validation rows.
 
@@ -183,7 +238,8 @@ def summarise_nodes(outcomes: Sequence[CaseOutcome], nodes_only_threshold: float
     scores = [o.largest_positive_ml for o in outcomes]
     return {
         "detection": {**detection_summary([o.counts for o in outcomes]),
-                      "recall_by_kind": _recall_by_kind(outcomes)},
+                      "recall_by_kind": _recall_by_kind(outcomes),
+                      "froc": froc(outcomes)},
         "node_auc_truth": _node_auc([p for o in outcomes for p in o.truth_scores]),
         "node_auc_detected": _node_auc([p for o in outcomes for p in o.detected_scores]),
         "nodes_only": score_metrics(_labels(outcomes), scores, nodes_only_threshold),

@@ -7,11 +7,13 @@
    alpha = beta = 1 is the Dice loss), equal weights; deep-supervision outputs (when
    configured) against max-pooled targets, weighted 1/2 per level and normalised as
    nnU-Net does. Patches are cut from each patient's node cube: with probability
-   ``foreground_fraction`` one holding a node voxel, else a random one; with attention, a
+   ``foreground_fraction`` one holding a node (a node drawn uniformly, then one of its
+   voxels), else a random one; with attention, a
    random patch must hold an attention value > 0 (informative negative selection; up to 20
    draws, then the cube's most attended patch position is used);
 3. :func:`fit_classifier`: the node classifier, its encoder copied from the segmenter, cross-
-   entropy on the truth nodes' crops;
+   entropy on the truth nodes' crops (and, with a not-node class, on the segmenter's false
+   positives);
 4. :func:`fit_patient`: the patient model, cross-entropy on the N status; each patient's
    tumor slices (all patches with the patient's label and node volume) or, without a tumor
    or when its tumor branch is dropped, the node branch alone.
@@ -173,8 +175,11 @@ def _patch_origin(
     case: CaseArrays, size: int, foreground: bool, informative: bool, rng: np.random.Generator
 ) -> tuple[int, int, int]:
     limit = np.asarray(case.seg_image.shape) - size
-    if foreground and case.seg_nodes.any():
-        voxels = np.argwhere(case.seg_nodes)
+    ids = np.unique(case.seg_nodes)[1:] if foreground else ()
+    if len(ids):
+        # a node first, then one of its voxels: sampling voxels would pick the large nodes
+        # and leave the small benign majority nearly unseen
+        voxels = np.argwhere(case.seg_nodes == ids[rng.integers(len(ids))])
         voxel = voxels[rng.integers(len(voxels))]
         low = np.clip(voxel - size + 1, 0, limit)
         high = np.clip(voxel, 0, limit)
@@ -207,7 +212,7 @@ def _seg_samples(
             images.append(_cut(case.seg_image, origin, size))
             attention.append(_cut(case.seg_attention, origin, size))
             masks.append(_cut(case.seg_nodes, origin, size))
-    return np.stack(images), np.stack(attention), np.stack(masks).astype(np.int64)
+    return np.stack(images), np.stack(attention), (np.stack(masks) > 0).astype(np.int64)
 
 
 def _deep_loss(output: SegOutput, mask: torch.Tensor, config: LymphNodeConfig) -> torch.Tensor:
@@ -262,8 +267,13 @@ def fit_classifier(
     config: LymphNodeConfig,
     device: torch.device,
     status: Status | None = None,
+    not_nodes: npt.NDArray[np.float32] | None = None,
 ) -> tuple[NodeClassifier, PhaseLog]:
     """Train the node classifier on the truth nodes' crops, initialised from ``segmenter``.
+
+    With a not-node class (``config.classifier.not_node_class``), ``not_nodes`` are crops of
+    the segmenter's false positives on the same rows (:mod:`training._lymph_node_mining`),
+    labelled *not a node*; the truth nodes are then *negative* or *positive* nodes.
 
     Raises
     ------
@@ -278,6 +288,10 @@ def fit_classifier(
     labels = np.concatenate([a.crop_labels for a in arrays])
     if len(crops) == 0:
         raise ValueError("no truth node among the training rows")
+    if config.classifier.not_node_class:
+        extra = np.zeros((0, *crops.shape[1:]), np.float32) if not_nodes is None else not_nodes
+        crops = np.concatenate([crops, extra.astype(np.float32)])
+        labels = np.concatenate([labels + 1, np.zeros(len(extra), np.int64)])
     rng = np.random.default_rng(config.seed + 2)
 
     def batches(_: int) -> Iterator[Batch]:

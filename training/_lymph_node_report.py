@@ -61,6 +61,25 @@ def _detection_rows(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _froc_rows(summary: Mapping[str, Any]) -> list[str]:
+    variants = [(k, n) for k, n in (("no_attention", "without attention"),
+                                   ("attention", "with attention")) if k in summary]  # fmt: skip
+    rates = list(summary["attention"]["detection"].get("froc", {}))
+    if not rates:
+        return []
+    lines = [
+        "Candidates before the node threshold, swept over their node probability (FROC): "
+        "recall at false positives per patient",
+        "",
+        f"| node segmenter | {' | '.join(f'{r} FP' for r in rates)} |",
+        f"| --- | {' | '.join('---' for _ in rates)} |",
+    ]
+    for key, name in variants:
+        curve = summary[key]["detection"].get("froc", {})
+        lines.append(f"| {name} | {' | '.join(_f(curve.get(r)) for r in rates)} |")
+    return [*lines, ""]
+
+
 def _patient_row(name: str, row: Mapping[str, Any], paper: Mapping[str, float]) -> str:
     return (
         f"| {name} | {_f(row['balanced_accuracy'])} | {_f(row['auc'])} | {_f(row['accuracy'])} "
@@ -104,6 +123,7 @@ def metrics_section(title: str, summary: Mapping[str, Any], threshold_note: str)
         "",
         f"Recall by node kind (with attention): {kinds or 'no truth node'}.",
         "",
+        *_froc_rows(summary),
         "### Ablation: patient N status (the paper's Table VI)",
         "",
         *_ablation_rows(summary),

@@ -64,6 +64,13 @@ class LymphNodeConfig:
     The node segmenter's cube is centred on the truth structures' bounding box, shifted by
     up to ``roi_jitter_mm`` per axis (drawn once per patient), as the analysis centres it on
     the predicted ones. ``patch_size`` 0: the whole cube.
+
+    With ``predicted_attention`` the node segmenter trains on the attention of the trained
+    organ segmenter's structures (the paper's way, and what the analysis gives it), else on
+    the truth structures'. With ``[classifier] not_node_class`` the classifier also learns
+    *not a node* from up to ``false_positives_per_case`` of the segmenter's false positives
+    per training row, and the node threshold is chosen on the validation rows as the lowest
+    with at most ``target_fp_per_patient`` false positives per patient.
     """
 
     organs: UNetConfig = field(default_factory=_organs)
@@ -100,6 +107,9 @@ class LymphNodeConfig:
     min_voxels: int = 3
     max_nodes: int = 30
     suspicious_threshold: float = 0.5
+    predicted_attention: bool = True
+    false_positives_per_case: int = 40
+    target_fp_per_patient: float = 2.0
 
     def __post_init__(self) -> None:
         epochs = (self.organ_epochs, self.seg_epochs, self.classifier_epochs,
@@ -122,6 +132,8 @@ class LymphNodeConfig:
             raise ValueError("device must be auto, cpu or cuda and workers >= 1")
         if self.weights_dtype not in ("float32", "float16"):
             raise ValueError("weights_dtype must be float32 or float16")
+        if self.false_positives_per_case < 0 or self.target_fp_per_patient < 0:
+            raise ValueError("false_positives_per_case and target_fp_per_patient must be >= 0")
         self.settings()  # refuses bad thresholds now
 
     def _check_patch(self) -> None:
@@ -138,10 +150,13 @@ class LymphNodeConfig:
         """Voxels per side of a node-segmenter training patch."""
         return self.patch_size or self.segmenter.cube_size
 
-    def settings(self, patient_threshold: float = 0.5) -> LymphNodeSettings:
-        """The thresholds the bundle records (``patient_threshold``: chosen on validation)."""
+    def settings(
+        self, patient_threshold: float = 0.5, node_threshold: float = 0.0
+    ) -> LymphNodeSettings:
+        """The thresholds the bundle records (patient and node ones: chosen on validation)."""
         return LymphNodeSettings(self.seg_threshold, self.min_voxels, self.max_nodes,
-                                 self.suspicious_threshold, patient_threshold)  # fmt: skip
+                                 self.suspicious_threshold, patient_threshold,
+                                 node_threshold)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from inference.tasks.lymph_nodes.bundle import (
@@ -39,6 +40,7 @@ from inference.tasks.lymph_nodes.bundle import (
     load_lymph_node_bundle,
     save_lymph_node_bundle,
 )
+from inference.tasks.lymph_nodes.model import LymphNodeSegNet
 from inference.tasks.lymph_nodes.patient import PatientNet
 from inference.tasks.lymph_nodes.task import LymphNodeModel
 from training._loop import pick_device
@@ -51,6 +53,7 @@ from training._lymph_node_data import (
 )
 from training._lymph_node_eval import (
     CaseOutcome,
+    choose_node_threshold,
     choose_thresholds,
     evaluate_cases,
     outcome_rows,
@@ -64,6 +67,7 @@ from training._lymph_node_fit import (
     fit_patient,
     fit_segmenter,
 )
+from training._lymph_node_mining import false_positive_crops, with_predicted_attention
 from training._lymph_node_report import metrics_section, write_report
 from training._splits import FoldSplit, nested_splits
 from training.lymph_node_config import LymphNodeConfig
@@ -79,6 +83,8 @@ _VALIDATION_NOTE = (
     "Thresholds (the full model's N+ probability, the largest positive node's volume) were "
     "chosen on the fold's validation rows (best balanced accuracy) and applied here."
 )
+#: The node threshold while the patient model's training inputs are made (see _patient_inputs).
+_TRAINING_NODE_THRESHOLD = 0.5
 _RECORDED_NOTE = "Thresholds: the ones the bundle recorded, chosen on its validation rows."
 
 
@@ -110,9 +116,36 @@ def _data_hash(cases: Sequence[LymphNodeCase], arrays: Sequence[CaseArrays]) -> 
     return digest.hexdigest()
 
 
-def _in_memory(networks: LymphNodeNetworks, config: LymphNodeConfig) -> LymphNodeBundle:
+def _in_memory(
+    networks: LymphNodeNetworks, config: LymphNodeConfig, node_threshold: float = 0.0
+) -> LymphNodeModel:
     meta = {"model": {"name": MODEL_NAME, "version": "training"}}
-    return LymphNodeBundle(Path(), meta, networks, config.settings())
+    settings = config.settings(node_threshold=node_threshold)
+    return LymphNodeModel(LymphNodeBundle(Path(), meta, networks, settings))
+
+
+def _partial(
+    config: LymphNodeConfig,
+    organs: torch.nn.Module,
+    segmenter: LymphNodeSegNet | None = None,
+) -> LymphNodeNetworks:
+    """Networks for running the stages trained so far (the later ones untrained)."""
+    seg_config = config.segmenter if segmenter is None else segmenter.config
+    fresh = LymphNodeNetworks.build(config.organs, seg_config, config.classifier, config.patient)
+    return replace(fresh, organs=organs, segmenter=segmenter or fresh.segmenter)
+
+
+def _not_nodes(
+    config: LymphNodeConfig,
+    organs: torch.nn.Module,
+    segmenter: LymphNodeSegNet,
+    cases: Sequence[LymphNodeCase],
+) -> npt.NDArray[np.float32] | None:
+    """The segmenter's false positives on its training rows (with a not-node class)."""
+    if not config.classifier.not_node_class:
+        return None
+    model = _in_memory(_partial(config, organs, segmenter), config)
+    return false_positive_crops(model, cases, config, config.false_positives_per_case)
 
 
 def _patient_inputs(
@@ -122,7 +155,9 @@ def _patient_inputs(
     config: LymphNodeConfig,
 ) -> PatientInputs:
     """Truth tumor slices and the largest positive node volume the model finds (mm^3)."""
-    model = LymphNodeModel(_in_memory(networks, config))
+    # the node threshold is chosen later, on the validation rows: here the classifier's own
+    # decision (a node more likely than not)
+    model = _in_memory(networks, config, _TRAINING_NODE_THRESHOLD)
     volumes = [
         model.analyse(read_case_volumes(case).image).largest_suspicious_volume_ml * 1000.0
         for case in cases
@@ -142,8 +177,12 @@ def _fit(
     status: Status | None,
 ) -> _Fitted:
     organs, log_organs = fit_organs(arrays, config, device, status)
+    if config.predicted_attention:
+        arrays = with_predicted_attention(_in_memory(_partial(config, organs), config), cases,
+                                          arrays, config)  # fmt: skip
     segmenter, log_seg = fit_segmenter(arrays, config, config.segmenter, device, status)
-    classifier, log_cls = fit_classifier(arrays, segmenter, config, device, status)
+    classifier, log_cls = fit_classifier(arrays, segmenter, config, device, status,
+                                         _not_nodes(config, organs, segmenter, cases))  # fmt: skip
     placeholder = PatientNet(config.patient).eval()
     networks = LymphNodeNetworks(config.organs, organs, segmenter, classifier, placeholder)
     patient, log_patient = fit_patient(
@@ -155,7 +194,8 @@ def _fit(
     if config.ablation:
         plain = replace(config.segmenter, attention=False)
         seg0, log_seg0 = fit_segmenter(arrays, config, plain, device, status)
-        cls0, log_cls0 = fit_classifier(arrays, seg0, config, device, status)
+        cls0, log_cls0 = fit_classifier(arrays, seg0, config, device, status,
+                                        _not_nodes(config, organs, seg0, cases))  # fmt: skip
         ablation = LymphNodeNetworks(config.organs, organs, seg0, cls0, patient)
         logs += [log_seg0, log_cls0]
     return _Fitted(networks, ablation, tuple(logs))
@@ -187,6 +227,22 @@ def _score(
     )
 
 
+def _operating_point(
+    target: Path,
+    networks: LymphNodeNetworks,
+    config: LymphNodeConfig,
+    provenance: tuple[str, dict[str, Any], dict[str, Any]],
+    validation: Sequence[LymphNodeCase],
+) -> tuple[LymphNodeBundle, float]:
+    """Save the model, choose its node threshold on the validation rows, save it with it."""
+    bundle = _save(target, networks, config.settings(), config, provenance)
+    if not config.classifier.not_node_class:
+        return bundle, 0.0
+    chosen = choose_node_threshold(evaluate_cases(bundle, validation), config.target_fp_per_patient)
+    return _save(target, networks, config.settings(node_threshold=chosen), config,
+                 provenance), chosen  # fmt: skip
+
+
 def _fold(
     cases: Sequence[LymphNodeCase],
     arrays: Sequence[CaseArrays],
@@ -204,24 +260,27 @@ def _fold(
         "rows": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "train_seconds": round(time.monotonic() - started, 1),
         "losses": {log.phase: [round(v, 5) for v in log.losses] for log in fitted.logs},
-        "attention_at_training": "truth organs", "attention_at_evaluation": "predicted organs",
+        "attention_at_training": "predicted organs" if config.predicted_attention
+                                 else "truth organs",
+        "attention_at_evaluation": "predicted organs",
     }  # fmt: skip
     provenance: tuple[str, dict[str, Any], dict[str, Any]] = (
         _data_hash(cases, arrays),
         {},
         training,
     )
-    bundle = _save(target, fitted.networks, config.settings(), config, provenance)
+    validation = [cases[i] for i in split.val]
+    bundle, node = _operating_point(target, fitted.networks, config, provenance, validation)
     val, test = _score(bundle, cases, split)
-    thresholds = choose_thresholds(val)
+    thresholds = {**choose_thresholds(val), "node": node}
     ablation = None
     if fitted.ablation is not None:
-        plain = _save(target / ABLATION_DIR, fitted.ablation, config.settings(), config,
-                      provenance)  # fmt: skip
+        plain, node0 = _operating_point(target / ABLATION_DIR, fitted.ablation, config,
+                                        provenance, validation)  # fmt: skip
         val0, test0 = _score(plain, cases, split)
-        ablation = (val0, test0, choose_thresholds(val0))
-        _save(target / ABLATION_DIR, fitted.ablation, config.settings(), config,
-              (provenance[0], {"thresholds": ablation[2]}, training))  # fmt: skip
+        ablation = (val0, test0, {**choose_thresholds(val0), "node": node0})
+        _save(target / ABLATION_DIR, fitted.ablation, config.settings(node_threshold=node0),
+              config, (provenance[0], {"thresholds": ablation[2]}, training))  # fmt: skip
     metrics = {
         "thresholds": thresholds,
         "validation": summarise(val, thresholds,
@@ -231,7 +290,9 @@ def _fold(
         "patients": {"validation": outcome_rows(val), "test": outcome_rows(test)},
     }  # fmt: skip
     patient_threshold = thresholds["patient"]
-    settings = config.settings(patient_threshold if patient_threshold == patient_threshold else 0.5)
+    settings = config.settings(
+        patient_threshold if patient_threshold == patient_threshold else 0.5, node
+    )
     shipped = _save(target, fitted.networks, settings, config, (provenance[0], metrics, training))
     assert shipped.settings == settings
     return target / "bundle.json", metrics, fitted.logs

@@ -17,8 +17,8 @@ from inference.bundle import BundleError
 from inference.tasks.lymph_nodes.bundle import load_lymph_node_bundle
 from phantom import PhantomOptions, generate_cohort
 from tests.training._lymph_node_cohort import write_cohort
-from training._lymph_node_data import discover_lymph_node_cases, load_case_arrays
-from training._lymph_node_fit import tversky_ce_loss
+from training._lymph_node_data import CaseArrays, discover_lymph_node_cases, load_case_arrays
+from training._lymph_node_fit import _patch_origin, tversky_ce_loss
 from training.lymph_node_config import LymphNodeConfig, load_lymph_node_config
 from training.lymph_nodes import ABLATION_DIR, evaluate_lymph_nodes, train_lymph_nodes
 
@@ -49,6 +49,7 @@ head_channels = 4
 deep_supervision = 1
 [classifier]
 crop_size = 16
+not_node_class = true
 [patient]
 patch_size = 16
 patch_mm = 64.0
@@ -163,13 +164,20 @@ def test_tiny_run_ships_bundles_report_and_evaluation(cohort: Path, tmp_path: Pa
     recorded = bundle.meta["metrics"]["thresholds"]
     threshold = recorded["patient"]
     assert bundle.settings.patient_threshold == (threshold if threshold == threshold else 0.5)
-    assert set(plain.meta["metrics"]["thresholds"]) == {"patient", "nodes_only"}
+    assert set(plain.meta["metrics"]["thresholds"]) == {"patient", "nodes_only", "node"}
+    # the false-positive reduction: a not-node class and the node threshold chosen on validation
+    assert bundle.meta["classes"]["nodes"] == ["not-node", "negative", "positive"]
+    assert bundle.settings.node_threshold == recorded["node"]
+    assert plain.settings.node_threshold == plain.meta["metrics"]["thresholds"]["node"]
+    assert bundle.meta["training"]["attention_at_training"] == "predicted organs"
+    assert set(test["attention"]["detection"]["froc"]) == {"0.5", "1", "2", "4", "8"}
     saved = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert saved["folds"][0]["test"]["patients"] == 4
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "show that the code runs, not that the model works" in report
     assert "Ablation: patient N status" in report and "ClsbyLNSeg w/o Attn" in report
     assert "| 0.633 | 0.682 |" in report and "without attention (nnU-Net baseline)" in report
+    assert "(FROC)" in report and "| with attention |" in report
     again = evaluate_lymph_nodes(out, cohort, tmp_path / "eval.md", "fresh phantoms")
     assert again["patients"] == 8 and "no_attention" in again
     assert "## fresh phantoms" in (tmp_path / "eval.md").read_text(encoding="utf-8")
@@ -178,3 +186,25 @@ def test_tiny_run_ships_bundles_report_and_evaluation(cohort: Path, tmp_path: Pa
 def test_evaluation_refuses_a_foreign_bundle(cohort: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleError):
         evaluate_lymph_nodes(tmp_path, cohort)
+
+
+def test_foreground_patches_pick_a_node_not_a_voxel() -> None:
+    """A 2-voxel node beside a 1000-voxel one still gets about half the foreground patches."""
+    nodes = np.zeros((48, 48, 48), np.uint8)
+    nodes[2:12, 2:12, 2:12] = 1
+    nodes[40:42, 40, 40] = 2
+    empty = np.zeros((0, 16, 16, 16), np.float32)
+    case = CaseArrays(
+        organ_image=np.zeros((1, 1, 1), np.float32), organ_labels=np.zeros((1, 1, 1), np.uint8),
+        seg_image=np.zeros(nodes.shape, np.float32), seg_attention=np.ones(nodes.shape, np.float32),
+        seg_nodes=nodes, seg_centre=np.zeros(3), crops=empty, crop_labels=np.zeros(0, np.int64),
+        slice_images=empty[:, 0], slice_masks=empty[:, 0],
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    small = 0
+    for _ in range(200):
+        i, j, k = _patch_origin(case, 16, True, True, rng)
+        patch = nodes[i : i + 16, j : j + 16, k : k + 16]
+        assert patch.any()
+        small += bool((patch == 2).any())
+    assert 70 <= small <= 130

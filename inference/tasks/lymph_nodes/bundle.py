@@ -34,7 +34,6 @@ from inference.bundle import (
     write_bundle_meta,
 )
 from inference.tasks.lymph_nodes.model import (
-    NODE_CLASSES,
     ORGAN_CLASSES,
     LymphNodeSegNet,
     NodeClassifier,
@@ -82,6 +81,11 @@ class LymphNodeSettings:
         for the patient model's largest positive node).
     patient_threshold
         Patient N+ probability at or above which the patient is called N+.
+    node_threshold
+        Candidates whose *node* probability (a classifier with a not-node class) is below it
+        are dropped: the detection's operating point, chosen on the validation rows for a
+        number of false positives per patient. 0 keeps every candidate (and a bundle
+        without that class always gives 1).
     """
 
     seg_threshold: float = 0.5
@@ -89,12 +93,18 @@ class LymphNodeSettings:
     max_nodes: int = 30
     suspicious_threshold: float = 0.5
     patient_threshold: float = 0.5
+    node_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.seg_threshold <= 1.0 or self.min_voxels < 1 or self.max_nodes < 1:
             raise ValueError("need seg_threshold in (0, 1], min_voxels and max_nodes >= 1")
-        if not 0.0 <= self.suspicious_threshold <= 1.0 or not 0.0 <= self.patient_threshold <= 1:
-            raise ValueError("suspicious_threshold and patient_threshold must lie in [0, 1]")
+        if not all(
+            0.0 <= t <= 1.0
+            for t in (self.suspicious_threshold, self.patient_threshold, self.node_threshold)
+        ):
+            raise ValueError(
+                "suspicious_threshold, patient_threshold and node_threshold must lie in [0, 1]"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -226,7 +236,7 @@ def save_lymph_node_bundle(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": {
             "organs": list(ORGAN_CLASSES),
-            "nodes": list(NODE_CLASSES),
+            "nodes": list(networks.classifier.config.classes),
             "patient": list(PATIENT_CLASSES),
         },
         "config_sha256": config_sha256,

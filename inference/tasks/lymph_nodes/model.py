@@ -37,6 +37,7 @@ from inference.tasks.detection.planning import NetworkPlan, plan_network
 from pancreas_contracts.lymph_nodes import ATTENTION_STRUCTURES
 
 __all__ = [
+    "CANDIDATE_CLASSES",
     "NODE_CLASSES",
     "ORGAN_CLASSES",
     "LymphNodeSegNet",
@@ -52,6 +53,8 @@ __all__ = [
 ORGAN_CLASSES: Final = ("background", *(s.name for s in ATTENTION_STRUCTURES))
 #: The node classifier's logits, in order.
 NODE_CLASSES: Final = ("negative", "positive")
+#: The logits of a classifier that also rejects candidates (``not_node_class``), in order.
+CANDIDATE_CLASSES: Final = ("not-node", *NODE_CLASSES)
 
 _NORM = ("INSTANCE", {"affine": True})
 _ACT = ("leakyrelu", {"negative_slope": 0.01})
@@ -257,10 +260,21 @@ class NodeClassifierConfig:
         80 voxels, about 65 mm).
     dropout
         Dropout before the linear layer.
+    not_node_class
+        A third logit, *not a node*, trained on the segmenter's false positives: the
+        false-positive reduction stage of two-stage lymph-node detection (candidates, then a
+        classifier on each; Roth et al., MICCAI 2014; Setio et al., IEEE TMI 2016). The paper
+        has no such stage; ``False`` is its classifier.
     """
 
     crop_size: int = 16
     dropout: float = 0.0
+    not_node_class: bool = False
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The logits, in order."""
+        return CANDIDATE_CLASSES if self.not_node_class else NODE_CLASSES
 
     def __post_init__(self) -> None:
         if self.crop_size < 16 or self.crop_size % 16 or not 0.0 <= self.dropout < 1.0:
@@ -300,7 +314,7 @@ class NodeClassifier(nn.Module):
         self.seg_config, self.config = seg_config, config
         self.encoder = _Encoder(plan)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(2 * plan.filters[-1], len(NODE_CLASSES))
+        self.fc = nn.Linear(2 * plan.filters[-1], len(config.classes))
 
     @property
     def crop_mm(self) -> float:
@@ -319,8 +333,20 @@ class NodeClassifier(nn.Module):
             raise ValueError("the segmenter's plan differs from this classifier's")
         self.encoder.load_state_dict(segmenter.encoder.state_dict(), strict=True)
 
+    def probabilities(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(node, metastasis)`` probabilities, each ``(B,)``, of :meth:`forward`'s logits.
+
+        *node*: the candidate is a lymph node (1 without ``not_node_class``); *metastasis*:
+        positive given that it is a node.
+        """
+        p = torch.softmax(logits.float(), dim=1)
+        if not self.config.not_node_class:
+            return torch.ones_like(p[:, 0]), p[:, 1]
+        node = p[:, 1] + p[:, 2]
+        return 1.0 - p[:, 0], p[:, 2] / node.clamp_min(1e-12)
+
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        """``(B, 2)`` logits of ``(B, 1, C, C, C)`` node crops."""
+        """``(B, K)`` logits (:attr:`NodeClassifierConfig.classes`) of ``(B, 1, C, C, C)`` crops."""
         bottleneck = self.encoder(crops)[-1]
         pooled = torch.cat(
             [

@@ -11,8 +11,10 @@ Stages (timed in :attr:`LymphNodeResult.timings_s`):
    (trilinear, 0 beyond the organ cube), the node probability map (0 outside the scan);
 4. ``nodes``: instances, measurements and stations
    (:mod:`~inference.tasks.lymph_nodes.nodes`, :mod:`~inference.tasks.lymph_nodes.stations`);
-5. ``classification``: each node's crop through the node classifier: its probability of
-   metastasis and the ``suspicious`` flag;
+5. ``classification``: each candidate's crop through the node classifier: its probability of
+   metastasis and the ``suspicious`` flag; with a not-node class, its probability of being a
+   node, and the candidates below the bundle's ``node_threshold`` are dropped (the detection's
+   false-positive reduction);
 6. ``patient``: the patient model on the tumor slices (when a tumor mask is given) and the
    largest suspicious node's volume; without a mask (or with an empty one), on the node branch
    alone, and the result says so.
@@ -144,6 +146,11 @@ class LymphNodeAnalysis:
         The node probability map on the node cube (its affine is the cube's).
     instances
         The node instances on the node cube (instance ``n`` = ``result.nodes[n - 1]``).
+    candidates
+        The instances before the node threshold (the same as ``instances`` when it drops
+        nothing), on the node cube.
+    candidate_node_probability
+        The node probability of each candidate (candidate ``n`` = entry ``n - 1``).
     """
 
     result: LymphNodeResult
@@ -151,6 +158,8 @@ class LymphNodeAnalysis:
     attention: npt.NDArray[np.float32]
     probability: Volume
     instances: npt.NDArray[np.int32]
+    candidates: npt.NDArray[np.int32]
+    candidate_node_probability: tuple[float, ...]
 
 
 def _cube_affine(centre: Sequence[float], size: int, cube_mm: float) -> npt.NDArray[np.float64]:
@@ -261,13 +270,30 @@ class LymphNodeModel:
             "nodes",
             lambda: self._instances(image, probability, (organs, attention), warnings),
         )
-        scores = timed(timings, "classification", lambda: self._classify(image, geometry))
-        nodes = self._nodes(geometry, stations, scores)
+        node_p, metastasis_p = timed(
+            timings, "classification", lambda: self._classify(image, geometry)
+        )
+        kept = [n for n, p in enumerate(node_p) if p >= self._bundle.settings.node_threshold]
+        nodes = self._nodes([geometry[n] for n in kept], [stations[n] for n in kept],
+                            [metastasis_p[n] for n in kept])  # fmt: skip
         result = timed(
             timings, "patient", lambda: self._patient(image, tumor_mask, nodes, warnings)
         )
         result = replace(result, timings_s=timings)
-        return LymphNodeAnalysis(result, organs, cube_attention, probability, instances)
+        renumber = np.zeros(len(node_p) + 1, dtype=np.int32)
+        renumber[[n + 1 for n in kept]] = np.arange(1, len(kept) + 1, dtype=np.int32)
+        return LymphNodeAnalysis(result, organs, cube_attention, probability,
+                                 renumber[instances], instances, tuple(node_p))  # fmt: skip
+
+    def organ_map(self, image: Volume) -> Volume:
+        """The organ segmenter's label map (``organs.nii.gz`` values) on its cube.
+
+        Raises
+        ------
+        AnalysisError
+            ``non-finite`` when the CT holds NaN or infinite values after preprocessing.
+        """
+        return self._organs(image)
 
     def _run(self, network: torch.nn.Module, *inputs: torch.Tensor) -> object:
         with torch.no_grad():
@@ -323,15 +349,19 @@ class LymphNodeModel:
         ]  # fmt: skip
         return instances, geometry, stations
 
-    def _classify(self, image: Volume, geometry: Sequence[NodeGeometry]) -> list[float]:
+    def _classify(
+        self, image: Volume, geometry: Sequence[NodeGeometry]
+    ) -> tuple[list[float], list[float]]:
+        """Each candidate's node and metastasis probability."""
         if not geometry:
-            return []
+            return [], []
         classifier = self._bundle.networks.classifier
         size, mm = classifier.config.crop_size, classifier.crop_mm
         crops = np.stack([_cube(image, size, mm, g.centre_ras_mm).array for g in geometry])
         logits = self._run(classifier, torch.from_numpy(crops[:, None]))
         assert isinstance(logits, torch.Tensor)
-        return [float(p) for p in torch.softmax(logits.float(), dim=1)[:, 1].cpu()]
+        node, metastasis = classifier.probabilities(logits)
+        return [float(p) for p in node.cpu()], [float(p) for p in metastasis.cpu()]
 
     def _nodes(
         self,

@@ -85,3 +85,19 @@ def test_configs_round_trip_and_refuse_bad_sizes() -> None:
             SegConfig(**bad)
     with pytest.raises(ValueError):
         NodeClassifierConfig(crop_size=24)
+
+
+def test_a_not_node_class_gives_node_and_metastasis_probabilities() -> None:
+    seg = SegConfig(cube_size=32, cube_mm=64.0, base_filters=4, max_filters=16)
+    plain = NodeClassifier(seg, NodeClassifierConfig(crop_size=16))
+    three = NodeClassifier(seg, NodeClassifierConfig(crop_size=16, not_node_class=True))
+    assert plain.config.classes == ("negative", "positive")
+    assert three.config.classes == ("not-node", "negative", "positive")
+    assert three(torch.zeros(2, 1, 16, 16, 16)).shape == (2, 3)
+    node, metastasis = plain.probabilities(torch.tensor([[0.0, 0.0]]))
+    assert node.tolist() == [1.0] and metastasis.tolist() == [0.5]
+    # softmax of (log 2, log 1, log 1) = (0.5, 0.25, 0.25): node 0.5, positive given node 0.5
+    logits = torch.log(torch.tensor([[2.0, 1.0, 1.0], [1.0, 1.0, 3.0]]))
+    node, metastasis = three.probabilities(logits)
+    assert torch.allclose(node, torch.tensor([0.5, 0.8]))
+    assert torch.allclose(metastasis, torch.tensor([0.5, 0.75]))

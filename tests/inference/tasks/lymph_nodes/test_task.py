@@ -27,19 +27,27 @@ torch.set_num_threads(1)
 _STAGES = {"organs", "attention", "segmentation", "nodes", "classification", "patient"}
 
 
-def _model(tmp_path: Path, node_bias: float, attention: bool = True) -> LymphNodeModel:
+def _model(
+    tmp_path: Path, node_bias: float, attention: bool = True, not_node_bias: float | None = None
+) -> LymphNodeModel:
+    """``not_node_bias``: a classifier with a not-node class, that class's logit bias."""
     torch.manual_seed(0)
     seg = SegConfig(cube_size=32, cube_mm=64.0, base_filters=4, max_filters=16,
                     attention=attention)  # fmt: skip
+    classifier = NodeClassifierConfig(crop_size=16, not_node_class=not_node_bias is not None)
     networks = LymphNodeNetworks.build(
         UNetConfig(cube_size=32, cube_mm=128.0, base_filters=4, max_filters=16), seg,
-        NodeClassifierConfig(crop_size=16), PatientNetConfig(patch_size=16, patch_mm=48.0),
+        classifier, PatientNetConfig(patch_size=16, patch_mm=48.0),
     )  # fmt: skip
     with torch.no_grad():  # every voxel a node (one instance) or none at all
         output = networks.segmenter.head[1].conv.conv  # type: ignore[union-attr]
         output.bias.copy_(torch.tensor([0.0, node_bias]))  # type: ignore[union-attr, operator]
+        if not_node_bias is not None:
+            networks.classifier.fc.weight.zero_()
+            networks.classifier.fc.bias.copy_(torch.tensor([not_node_bias, 0.0, 0.0]))
+    settings = LymphNodeSettings(suspicious_threshold=0.0, node_threshold=0.5)
     save_lymph_node_bundle(
-        tmp_path / "b", networks, LymphNodeSettings(suspicious_threshold=0.0), name="test",
+        tmp_path / "b", networks, settings, name="test",
         version="0", config_sha256="c" * 64, data_hash="d" * 64, metrics={},
         weights_dtype="float16",
     )  # fmt: skip
@@ -91,3 +99,20 @@ def test_non_finite_ct_is_refused(tmp_path: Path) -> None:
     broken[0, 0, 0] = np.nan
     with pytest.raises(AnalysisError, match="non-finite"):
         _model(tmp_path, node_bias=0.0).analyse(Volume(broken, ct.affine))
+
+
+@pytest.mark.parametrize(("not_node_bias", "kept"), [(8.0, 0), (-8.0, 1)])
+def test_the_node_threshold_drops_what_the_classifier_calls_no_node(
+    tmp_path: Path, not_node_bias: float, kept: int
+) -> None:
+    """False-positive reduction: a candidate below the bundle's node threshold (0.5) is gone."""
+    ct, tumor = _ct()
+    analysis = _model(tmp_path, node_bias=50.0, not_node_bias=not_node_bias).analyse_with_maps(
+        ct, tumor
+    )
+    assert analysis.candidates.max() == 1 and len(analysis.candidate_node_probability) == 1
+    node_p = analysis.candidate_node_probability[0]
+    assert (node_p < 0.01) if kept == 0 else (node_p > 0.99)
+    assert len(analysis.result.nodes) == kept == int(analysis.instances.max())
+    # metastasis given a node: the two node logits are equal, so one half
+    assert all(abs(n.metastasis_probability - 0.5) < 1e-3 for n in analysis.result.nodes)
