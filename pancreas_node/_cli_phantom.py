@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from phantom import POSITIONS, TRANSFER_SYNTAXES, VARIATIONS, PhantomOptions, generate_cohort
-from phantom.holdout import generate_holdout_cohort
+from phantom.holdout import HoldoutOptions, generate_holdout_cohort
 
 GENERATORS: tuple[str, ...] = ("standard", "holdout")
 
@@ -156,8 +156,8 @@ def phantom_command(
         typer.Option(
             "--lymph-nodes/--no-lymph-nodes",
             help="Lymph nodes at the JPS stations with N-status truth, the ten attention"
-            " structures (organs.nii.gz, nodes.nii.gz, lymph_nodes.json) [on for wide and"
-            " synth, off for standard].",
+            " structures (organs.nii.gz, nodes.nii.gz, lymph_nodes.json) [on for wide,"
+            " synth and --generator holdout, off for standard].",
             show_default=False,
         ),
     ] = None,
@@ -176,8 +176,8 @@ def phantom_command(
         typer.Option(
             "--generator",
             help="standard: the training generator; holdout: the separately written held-out"
-            " generator, for evaluation only (only --patients, --seed, --out and --workers"
-            " apply).",
+            " generator, for evaluation only (only --patients, --seed, --out, --workers and"
+            " --lymph-nodes/--no-lymph-nodes apply).",
         ),
     ] = "standard",
 ) -> None:
@@ -220,8 +220,9 @@ def phantom_command(
 
     try:
         if generator == "holdout":
+            held_out = HoldoutOptions(lymph_nodes=lymph_nodes is not False)
             written = len(
-                generate_holdout_cohort(out, patients, seed, None, advance, workers=workers)
+                generate_holdout_cohort(out, patients, seed, held_out, advance, workers=workers)
             )
         else:
             written = len(generate_cohort(out, patients, seed, options, advance, workers=workers))

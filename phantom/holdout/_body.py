@@ -58,6 +58,11 @@ class Anatomy:
         The duodenal C-loop (lumen plus wall).
     variant
         Anatomical variant name (``"standard"`` or ``"long-celiac"``...).
+    parts
+        Organ name (``"visceral_fat"``, ``"spleen"``, ``"stomach"``, ``"duodenum"``) ->
+        indices of its solids in ``tissues`` (wall and lumen for the hollow organs).
+    stomach
+        The stomach's outer surface (before the abdominal wall cuts it).
     """
 
     tissues: tuple[tuple[Shape, str], ...]
@@ -68,6 +73,8 @@ class Anatomy:
     sites: Mapping[str, FloatArray]
     duodenum: Tube
     variant: str
+    parts: Mapping[str, tuple[int, ...]]
+    stomach: Superquadric
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -247,8 +254,13 @@ def _splenic_vein(rng: np.random.Generator, axis: Tube, conf: FloatArray) -> Tub
     return Tube.through(nodes, (_u(rng, 3.5, 4.5), _u(rng, 4.5, 5.5)))
 
 
-def _organs(rng: np.random.Generator, hilum: FloatArray, duodenum: Tube) -> list[tuple[Shape, str]]:
-    """Body wall, spine, liver, spleen, kidneys, stomach and bowel (unlabelled)."""
+def _organs(
+    rng: np.random.Generator, hilum: FloatArray, duodenum: Tube
+) -> tuple[list[tuple[Shape, str]], dict[str, tuple[int, ...]], Superquadric]:
+    """Body wall, spine, liver, spleen, kidneys, stomach and bowel (unlabelled).
+
+    Also returns where the lymph-node truth's organs are in the list, and the stomach.
+    """
     eye = np.eye(3)
     half_w, half_d = _u(rng, 125.0, 150.0), _u(rng, 95.0, 120.0)
     centre = _p(0.0, _u(rng, 5.0, 20.0), 0.0)
@@ -307,9 +319,16 @@ def _organs(rng: np.random.Generator, hilum: FloatArray, duodenum: Tube) -> list
         )
         viscera += [(loop, "bowel_wall"), (_Offset(loop, 3.0), "fluid")]
     # Organs drawn near the flanks are cut by the abdominal wall, never poke through it.
+    first = len(out)
     out += [(_Within(shape, cavity), tissue) for shape, tissue in viscera]
     out += [(duodenum, "bowel_wall"), (_Offset(duodenum, 2.5), "fluid")]
-    return out
+    parts = {
+        "visceral_fat": (2,),
+        "spleen": (first + 1,),
+        "stomach": (first + 2, first + 3),
+        "duodenum": (len(out) - 2, len(out) - 1),
+    }
+    return out, parts, stomach
 
 
 @dataclass(frozen=True)
@@ -364,7 +383,7 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     conf = vessels["smv"].points[-1]
     pancreas, axis, sites, bile, duodenum = _pancreas(rng, vessels, hilum, conf)
     vessels["splenic_vein"] = _splenic_vein(rng, axis, conf)
-    tissues = _organs(rng, hilum, duodenum)
+    tissues, parts, stomach = _organs(rng, hilum, duodenum)
     return Anatomy(
         tissues=tuple(tissues),
         vessels=MappingProxyType(vessels),
@@ -374,6 +393,8 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
         sites=MappingProxyType(sites),
         duodenum=duodenum,
         variant=variant,
+        parts=MappingProxyType(parts),
+        stomach=stomach,
     )
 
 

@@ -3,25 +3,29 @@
 ``<out>/clinical.csv`` and ``<out>/truth.csv`` (the training generator's columns, then
 ``has_tumor``, ``tumor_attenuation`` (tumor minus pancreas HU), ``tumor_shape`` (``round`` or
 ``lobulated``), ``contrast_phase``, ``variant`` (empty, or ``long-celiac``) and ``generator``
-= ``holdout``, the conventions of the wide-variation generator, then ``n_status`` and the
-follow-up columns :data:`phantom.FOLLOW_UP_TRUTH_COLUMNS`), and per patient
-``<out>/<patient_id>/dicom/*.dcm``, ``image.nii.gz`` and ``label.nii.gz`` (the NIfTI files
-hold the DICOM voxels, canonical RAS+ by flips only).
+= ``holdout``, the conventions of the wide-variation generator, then ``n_status``, with lymph
+nodes on ``node_count`` and ``positive_nodes``, and the follow-up columns
+:data:`phantom.FOLLOW_UP_TRUTH_COLUMNS`), and per patient ``<out>/<patient_id>/dicom/*.dcm``,
+``image.nii.gz`` and ``label.nii.gz`` (the NIfTI files hold the DICOM voxels, canonical RAS+
+by flips only), with lymph nodes on also ``organs.nii.gz``, ``nodes.nii.gz`` and
+``lymph_nodes.json`` (the training generator's files, same meaning; ``docs/lymph_nodes.md``).
 For a tumor-free patient ``nccn_label``, ``rule_category`` and the contact angles are empty,
 ``tumor_location`` is ``none``, ``tumor_volume_ml`` is 0 and the tumor's own cells are empty.
 
-This generator draws no lymph nodes. A tumor patient gets a hidden registry N status instead,
-N+ with probability ``0.25 + 0.2 * rule_category`` (its own ``registry`` stream; the CT does
-not show it), and every tumor patient's overall survival follows the training generator's
+With lymph nodes on (the default), ``n_status`` is 1 exactly when a positive node was placed.
+With them off, a tumor patient gets a hidden registry N status instead, N+ with probability
+``0.25 + 0.2 * rule_category`` (its own ``registry`` stream; the CT does not show it). Either
+way every tumor patient's overall survival follows the training generator's
 :class:`phantom.HazardModel` on this generator's own truth (tumor volume, rule category,
-registry N status, the true CA 19-9 and age drawn for ``clinical.csv`` before cells are
-blanked), from its own ``follow_up`` stream. Tumor-free patients are N0 with empty follow-up.
+N status, the true CA 19-9 and age drawn for ``clinical.csv`` before cells are blanked), from
+its own ``follow_up`` stream. Tumor-free patients are N0 with empty follow-up.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ import numpy as np
 from inference.parallel import ordered_map
 from inference.volume import LPS_TO_RAS, Volume, to_canonical, write_nifti
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, VariableKind
+from pancreas_contracts.lymph_nodes import LYMPH_NODES_FILE, NODES_FILE, ORGANS_FILE
 from pancreas_contracts.result import KEY_VESSELS
 from phantom import CLINICAL_COLUMNS, FOLLOW_UP_TRUTH_COLUMNS, TRUTH_COLUMNS, follow_up_cells
 from phantom.holdout._dicom import SeriesIdentity, holdout_uid, write_ct_series
@@ -49,10 +54,13 @@ __all__ = [
     "HoldoutCohort",
     "HoldoutRecord",
     "generate_holdout_cohort",
+    "holdout_truth_columns",
     "scan_volumes",
 ]
 
-HOLDOUT_TRUTH_COLUMNS: tuple[str, ...] = (
+#: ``truth.csv``'s node columns with lymph nodes on (the training generator's names).
+NODE_COUNT_COLUMNS: tuple[str, ...] = ("node_count", "positive_nodes")
+_BASE_COLUMNS: tuple[str, ...] = (
     *TRUTH_COLUMNS,
     "has_tumor",
     "tumor_attenuation",
@@ -61,22 +69,40 @@ HOLDOUT_TRUTH_COLUMNS: tuple[str, ...] = (
     "variant",
     "generator",
     "n_status",
+)
+#: ``truth.csv``'s columns with the default options (lymph nodes on).
+HOLDOUT_TRUTH_COLUMNS: tuple[str, ...] = (
+    *_BASE_COLUMNS,
+    *NODE_COUNT_COLUMNS,
     *FOLLOW_UP_TRUTH_COLUMNS,
 )
+_NODE_FILES = (ORGANS_FILE, NODES_FILE, LYMPH_NODES_FILE)
 #: P(registry N+) of a tumor patient: intercept and per NCCN rule category.
 REGISTRY_N_MODEL = (0.25, 0.2)
 Progress = Callable[[int, int], None]
 
 
+def holdout_truth_columns(options: HoldoutOptions) -> tuple[str, ...]:
+    """``truth.csv``'s columns: without the node counts when lymph nodes are off."""
+    if options.lymph_nodes:
+        return HOLDOUT_TRUTH_COLUMNS
+    return (*_BASE_COLUMNS, *FOLLOW_UP_TRUTH_COLUMNS)
+
+
 @dataclass(frozen=True)
 class HoldoutRecord:
-    """One written patient: where its files are and its ``truth.csv`` row."""
+    """One written patient: where its files are and its ``truth.csv`` row.
+
+    ``node_files`` are ``organs.nii.gz``, ``nodes.nii.gz`` and ``lymph_nodes.json`` (empty
+    with lymph nodes off).
+    """
 
     patient_id: str
     dicom: tuple[Path, ...]
     image: Path
     label: Path
     truth: Mapping[str, str]
+    node_files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,14 +116,37 @@ class HoldoutCohort:
         return len(self.records)
 
 
-def scan_volumes(scan: RenderedScan) -> tuple[Volume, Volume]:
-    """Image (int16 HU) and labels (uint8) as written to NIfTI, canonical RAS+."""
+def _grid_volume(scan: RenderedScan, array: np.ndarray) -> Volume:
+    """A ``[k, r, c]`` array on the scan's grid as written to NIfTI, canonical RAS+."""
     (x0, y0, z0), (dx, dy, dz) = scan.grid.origin, scan.grid.spacing
     lps = np.array([[dx, 0, 0, x0], [0, dy, 0, y0], [0, 0, dz, z0], [0, 0, 0, 1]], dtype=float)
-    affine = LPS_TO_RAS @ lps
-    image = Volume(np.ascontiguousarray(scan.hu.transpose(2, 1, 0)), affine)
-    label = Volume(np.ascontiguousarray(scan.labels.transpose(2, 1, 0)), affine)
-    return to_canonical(image), to_canonical(label)
+    return to_canonical(Volume(np.ascontiguousarray(array.transpose(2, 1, 0)), LPS_TO_RAS @ lps))
+
+
+def scan_volumes(scan: RenderedScan) -> tuple[Volume, Volume]:
+    """Image (int16 HU) and labels (uint8) as written to NIfTI, canonical RAS+."""
+    return _grid_volume(scan, scan.hu), _grid_volume(scan, scan.labels)
+
+
+def write_node_files(patient: HoldoutPatient, root: Path) -> tuple[Path, ...]:
+    """Write the patient's lymph-node files into ``root``, or remove stale ones (nodes off).
+
+    Returns
+    -------
+    tuple of Path
+        ``organs.nii.gz``, ``nodes.nii.gz`` and ``lymph_nodes.json``; empty with nodes off.
+    """
+    scan = patient.scan
+    if patient.nodes is None or scan.organs is None or scan.nodes is None:
+        for name in _NODE_FILES:
+            (root / name).unlink(missing_ok=True)
+        return ()
+    paths = tuple(root / name for name in _NODE_FILES)
+    write_nifti(_grid_volume(scan, scan.organs), paths[0])
+    write_nifti(_grid_volume(scan, scan.nodes), paths[1])
+    document = [node.model_dump(mode="json") for node in patient.nodes]
+    paths[2].write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return paths
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
@@ -135,26 +184,41 @@ def _clinical_values(rng: np.random.Generator, patient: HoldoutPatient) -> dict[
     return values
 
 
-def follow_up_row(seed: int, patient: HoldoutPatient) -> dict[str, str]:
-    """``n_status`` (registry N status) and the follow-up cells of one patient.
+def _node_cells(patient: HoldoutPatient) -> dict[str, str]:
+    """``node_count`` and ``positive_nodes`` (nothing with lymph nodes off)."""
+    if patient.nodes is None:
+        return {}
+    positive = sum(node.metastatic for node in patient.nodes)
+    return {"node_count": str(len(patient.nodes)), "positive_nodes": str(positive)}
 
-    The N status and the follow-up draw come from the patient's own ``registry`` and
-    ``follow_up`` streams, so they change no other draw; CA 19-9 and age are the true values of
-    ``clinical.csv`` (redrawn from the ``clinical`` stream, which draws them first).
+
+def follow_up_row(seed: int, patient: HoldoutPatient) -> dict[str, str]:
+    """``n_status``, the node counts and the follow-up cells of one patient.
+
+    With lymph nodes on, the N status is the scan's (1 exactly when a positive node was
+    placed); off, a registry N status from the patient's own ``registry`` stream. The
+    follow-up draw comes from its own ``follow_up`` stream, so neither changes another draw;
+    CA 19-9 and age are the true values of ``clinical.csv`` (redrawn from the ``clinical``
+    stream, which draws them first).
     """
     category = patient.rule_category
+    nodes = _node_cells(patient)
     if patient.tumor is None or category is None:
-        return {"n_status": "0", **follow_up_cells(None, stream(seed, patient.index, "follow_up"))}
-    intercept, per_category = REGISTRY_N_MODEL
-    p_positive = intercept + per_category * category
-    n_status = int(stream(seed, patient.index, "registry").random() < p_positive)
+        cells = follow_up_cells(None, stream(seed, patient.index, "follow_up"))
+        return {"n_status": "0", **nodes, **cells}
+    if patient.nodes is not None:
+        n_status = int(any(node.metastatic for node in patient.nodes))
+    else:
+        intercept, per_category = REGISTRY_N_MODEL
+        p_positive = intercept + per_category * category
+        n_status = int(stream(seed, patient.index, "registry").random() < p_positive)
     truth = _clinical_values(stream(seed, patient.index, "clinical"), patient)
     covariates = (
         round(patient.scan.tumor_volume_ml, 4), category, n_status,
         truth["ca19_9_baseline"], truth["age"],
     )  # fmt: skip
     cells = follow_up_cells(covariates, stream(seed, patient.index, "follow_up"))
-    return {"n_status": str(n_status), **cells}
+    return {"n_status": str(n_status), **nodes, **cells}
 
 
 def clinical_row(seed: int, patient: HoldoutPatient) -> dict[str, str]:
@@ -209,9 +273,9 @@ def _number(value: float) -> str:
 
 
 def truth_row(patient: HoldoutPatient, series_uid: str, study_uid: str) -> dict[str, str]:
-    """One ``truth.csv`` row."""
+    """One ``truth.csv`` row (the node and follow-up cells: :func:`follow_up_row`)."""
     grid, tumor = patient.scan.grid, patient.tumor
-    row = dict.fromkeys(HOLDOUT_TRUTH_COLUMNS, "")
+    row = dict.fromkeys(_BASE_COLUMNS, "")
     row.update(
         patient_id=patient.patient_id,
         StudyInstanceUID=study_uid,
@@ -260,12 +324,18 @@ def _write_one(
     image, label = scan_volumes(patient.scan)
     write_nifti(image, root / "image.nii.gz")
     write_nifti(label, root / "label.nii.gz")
+    node_files = write_node_files(patient, root)
     truth = {
         **truth_row(patient, ident.series_uid, ident.study_uid),
         **follow_up_row(seed, patient),
     }
     record = HoldoutRecord(
-        patient.patient_id, tuple(paths), root / "image.nii.gz", root / "label.nii.gz", truth
+        patient.patient_id,
+        tuple(paths),
+        root / "image.nii.gz",
+        root / "label.nii.gz",
+        truth,
+        node_files,
     )
     return record, clinical
 
@@ -342,5 +412,5 @@ def generate_holdout_cohort(
         if progress is not None:
             progress(done, n)
     _write_csv(out / "clinical.csv", CLINICAL_COLUMNS, clinical)
-    _write_csv(out / "truth.csv", HOLDOUT_TRUTH_COLUMNS, [r.truth for r in records])
+    _write_csv(out / "truth.csv", holdout_truth_columns(opts), [r.truth for r in records])
     return HoldoutCohort(out, tuple(records))

@@ -7,15 +7,23 @@ patient is the same whatever the cohort size or the number of worker processes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
 
+from pancreas_contracts.lymph_nodes import NodeTruth
 from pancreas_contracts.nccn import nccn_rule_category
 from pancreas_contracts.result import KEY_VESSELS
 from phantom.holdout._body import Anatomy, draw_anatomy, vertebral_angle
 from phantom.holdout._lesion import TumorDesign, contact_angles, design_tumor
+from phantom.holdout._node_place import place_nodes
+from phantom.holdout._nodes import (
+    draw_extra_structures,
+    organ_lookup,
+    plan_nodes,
+    station_sites,
+)
 from phantom.holdout._raster import (
     Frame,
     RenderedScan,
@@ -23,7 +31,8 @@ from phantom.holdout._raster import (
     Scene,
     build_scene,
     draw_hu,
-    render,
+    finish,
+    paint,
 )
 from phantom.holdout._sdf import rotation_xyz
 
@@ -33,6 +42,7 @@ _TUMOR_LABEL = 2
 # New streams go at the end: a stream's seed is its position here.
 _STREAMS = (
     "cohort", "anatomy", "tumor", "render", "noise", "clinical", "files", "registry", "follow_up",
+    "nodes", "node_layout",
 )  # fmt: skip
 
 
@@ -54,6 +64,10 @@ class HoldoutOptions:
         ``"HFS"``, ``"FFS"`` or ``"random"``; ``"uncompressed"``, ``"rle"`` or ``"random"``.
     shuffle
         Random file names (their order says nothing about the slice order).
+    lymph_nodes
+        Draw lymph nodes, the oesophagus and the left gastric artery, and write
+        ``organs.nii.gz``, ``nodes.nii.gz`` and ``lymph_nodes.json`` (their draws come from
+        streams of their own: off, the scan is the one drawn before nodes existed).
     """
 
     matrix: int = 384
@@ -64,6 +78,7 @@ class HoldoutOptions:
     position: str = "random"
     transfer_syntax: str = "random"
     shuffle: bool = True
+    lymph_nodes: bool = True
 
     def __post_init__(self) -> None:
         if self.matrix < 16 or self.slices < 4:
@@ -88,7 +103,8 @@ class HoldoutPatient:
     """A rendered patient and its truth.
 
     ``angles``, ``rule_category`` and ``tumor_contrast_hu`` (tumor minus pancreas HU, before
-    noise and partial volume) are ``None`` for a tumor-free patient.
+    noise and partial volume) are ``None`` for a tumor-free patient; ``nodes`` is ``None`` with
+    lymph nodes off (``scan.organs`` and ``scan.nodes`` too).
     """
 
     index: int
@@ -103,6 +119,7 @@ class HoldoutPatient:
     angles: Mapping[str, float] | None
     rule_category: int | None
     tumor_contrast_hu: float | None
+    nodes: tuple[NodeTruth, ...] | None = None
 
     @property
     def location(self) -> str:
@@ -147,7 +164,9 @@ def make_patient(
     obstructed = tumor is not None and tumor.site in ("head", "uncinate")
     duct = float(tumor_rng.uniform(2.5, 4.0) if obstructed else tumor_rng.uniform(1.2, 1.8))
     bile = float(tumor_rng.uniform(5.0, 6.5) if obstructed else tumor_rng.uniform(2.5, 3.5))
-    scene = build_scene(anatomy, tumor, duct, bile)
+    layout = stream(seed, index, "node_layout") if options.lymph_nodes else None
+    extra = None if layout is None else draw_extra_structures(anatomy, layout)
+    scene = build_scene(anatomy, tumor, duct, bile, () if extra is None else extra.layers)
     rng = stream(seed, index, "render")
     yaw = vertebral_angle(rng)
     offset = np.array([rng.uniform(-30, 30), rng.uniform(-40, 40), rng.uniform(-600, -100)])
@@ -157,10 +176,25 @@ def make_patient(
     syntax = _choice(rng, options.transfer_syntax, ("uncompressed", "rle"))
     hu_table = draw_hu(rng, "hypo" if tumor is None else tumor.attenuation)
     noise = (float(rng.uniform(8.0, 18.0)), float(rng.uniform(0.15, 0.35)))
-    scan = render(scene, hu_table, frame, grid, noise, stream(seed, index, "noise"))
+    painted = paint(scene, hu_table, frame, grid)
     angles = None if tumor is None else contact_angles(tumor, scene.label_at, _TUMOR_LABEL)
     category = None if angles is None else nccn_rule_category(angles)
     assert angles is None or set(angles) == set(KEY_VESSELS)
+    nodes = organs = node_map = None
+    if extra is not None and layout is not None:
+        organs = organ_lookup(scene, anatomy, extra)[painted.owner]
+        touched = 0 if angles is None else sum(a > 0.0 for a in angles.values())
+        designs = plan_nodes(
+            stream(seed, index, "nodes"),
+            None if tumor is None else tumor.site,
+            0.0 if tumor is None else tumor.diameter_mm,
+            touched,
+        )
+        fat_owner = anatomy.parts["visceral_fat"][0] + 1
+        sites = station_sites(anatomy, extra)
+        node_map, nodes = place_nodes(painted, organs, frame, designs, sites, fat_owner, layout)
+    scan = finish(painted, noise, stream(seed, index, "noise"))
+    scan = replace(scan, organs=organs, nodes=node_map)
     return HoldoutPatient(
         index=index,
         patient_id=f"HOLDOUT-{index + 1:04d}",
@@ -174,6 +208,7 @@ def make_patient(
         angles=None if angles is None else MappingProxyType(angles),
         rule_category=category,
         tumor_contrast_hu=None if tumor is None else hu_table["tumor"] - hu_table["pancreas"],
+        nodes=nodes,
     )
 
 

@@ -23,7 +23,18 @@ from phantom.holdout._body import Anatomy
 from phantom.holdout._lesion import TumorDesign
 from phantom.holdout._sdf import FloatArray, Shape, Superquadric, Tube
 
-__all__ = ["Frame", "Layer", "RenderedScan", "ScanGrid", "Scene", "draw_hu", "render"]
+__all__ = [
+    "Frame",
+    "Layer",
+    "PaintedScan",
+    "RenderedScan",
+    "ScanGrid",
+    "Scene",
+    "draw_hu",
+    "finish",
+    "paint",
+    "render",
+]
 
 _CHUNK_SLICES = 6
 # Vessels after the tumor (a vessel stays a vessel inside an encasing tumor); veins first,
@@ -108,15 +119,24 @@ class Scene:
 
 
 def build_scene(
-    anatomy: Anatomy, tumor: TumorDesign | None, duct_mm: float, bile_mm: float
+    anatomy: Anatomy,
+    tumor: TumorDesign | None,
+    duct_mm: float,
+    bile_mm: float,
+    extra: Sequence[Layer] = (),
 ) -> Scene:
-    """The paint order: tissues, pancreas, ducts, tumor, vessels."""
+    """The paint order: tissues, ``extra`` (unlabelled), pancreas, ducts, tumor, vessels.
+
+    ``extra`` holds the structures only the lymph-node truth needs (the oesophagus and the
+    left gastric artery); pancreas, tumor and vessels are painted over them.
+    """
     axis = anatomy.pancreas_axis
     start = axis.index_at(0.1)
     stop = axis.index_at(0.95)
     duct = Tube(axis.points[start:stop], np.full(stop - start, duct_mm))
     bile = Tube.through(anatomy.bile_duct, (bile_mm, bile_mm * 0.8))
     layers = [Layer(shape, tissue) for shape, tissue in anatomy.tissues]
+    layers += list(extra)
     layers += [
         Layer(anatomy.pancreas, "pancreas", label_by_name("pancreas").value),
         Layer(duct, "duct", label_by_name("pancreatic_duct").value),
@@ -149,11 +169,17 @@ def draw_hu(rng: np.random.Generator, attenuation: str) -> Mapping[str, float]:
 
 @dataclass(frozen=True, eq=False)
 class RenderedScan:
-    """HU (int16) and labels (uint8), both ``[k, r, c]`` on ``grid``."""
+    """HU (int16) and labels (uint8), both ``[k, r, c]`` on ``grid``.
+
+    With lymph nodes on, ``organs`` holds the ten attention structures (values of
+    ``ATTENTION_STRUCTURES``) and ``nodes`` the node instances (k: the node with id k).
+    """
 
     grid: ScanGrid
     hu: npt.NDArray[np.int16]
     labels: npt.NDArray[np.uint8]
+    organs: npt.NDArray[np.uint8] | None = None
+    nodes: npt.NDArray[np.uint8] | None = None
 
     @property
     def tumor_volume_ml(self) -> float:
@@ -216,18 +242,24 @@ def _is_column(shape: Shape) -> bool:
 
 def _paint_columns(
     layers: Sequence[Layer], hu_table: Mapping[str, float], frame: Frame, grid: ScanGrid
-) -> npt.NDArray[np.float32]:
-    """One slice of the leading solids that are the same on every slice (body wall, spine)."""
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+    """One slice of the leading solids that are the same on every slice (body wall, spine).
+
+    Returns the HU and the owner (1 + index of the last layer filling each pixel at least
+    half, 0 for none).
+    """
     yy, xx = np.meshgrid(grid.axis(1), grid.axis(0), indexing="ij")
     world = np.stack([xx.ravel(), yy.ravel(), np.full(xx.size, grid.origin[2])], axis=1)
     offsets = _offsets(grid.spacing)
     offsets[:, 2] = 0.0
     flat = ScanGrid(grid.origin, (grid.spacing[0], grid.spacing[1], 1e-3), (1, *grid.shape[1:]))
     hu = np.full(xx.shape, hu_table["air"], dtype=np.float32)
-    for layer in layers:
+    owner = np.zeros(xx.shape, dtype=np.uint8)
+    for index, layer in enumerate(layers, start=1):
         frac = _fraction(layer.shape, world, frame, flat, offsets).reshape(xx.shape)
         hu += frac * (np.float32(hu_table[layer.tissue]) - hu)
-    return hu
+        owner[frac >= 0.5] = index
+    return hu, owner
 
 
 def _paint_chunk(
@@ -238,10 +270,13 @@ def _paint_chunk(
     ks: tuple[int, int],
     hu: npt.NDArray[np.float32],
     labels: npt.NDArray[np.uint8],
+    owner: tuple[int, npt.NDArray[np.uint8]],
 ) -> None:
+    """Paint ``layers`` on slices ``ks``; ``owner`` is (index of the first layer, owner map)."""
     offsets = _offsets(grid.spacing)
     z = grid.axis(2)[ks[0] : ks[1]]
-    for layer in layers:
+    first, owners = owner
+    for index, layer in enumerate(layers, start=first):
         box = _world_box(layer.shape, frame, grid, ks)
         if box is None:
             continue
@@ -253,8 +288,10 @@ def _paint_chunk(
             continue
         view = hu[ks[0] : ks[1], rows, cols]
         view += frac * (np.float32(hu_table[layer.tissue]) - view)
+        filled = frac >= 0.5
+        owners[ks[0] : ks[1], rows, cols][filled] = index
         if layer.label:
-            labels[ks[0] : ks[1], rows, cols][frac >= 0.5] = layer.label
+            labels[ks[0] : ks[1], rows, cols][filled] = layer.label
 
 
 def ct_noise(
@@ -274,6 +311,49 @@ def ct_noise(
     return (shaped * scale).astype(np.float32)
 
 
+@dataclass(frozen=True, eq=False)
+class PaintedScan:
+    """A painted scan before noise: HU (float32), labels and the owner of each voxel.
+
+    ``owner`` is 1 + the index in ``Scene.layers`` of the last solid that fills the voxel at
+    least half (0: none), the rule the labels follow, so any tissue can be told apart.
+    """
+
+    grid: ScanGrid
+    hu: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.uint8]
+    owner: npt.NDArray[np.uint8]
+
+
+def paint(scene: Scene, hu_table: Mapping[str, float], frame: Frame, grid: ScanGrid) -> PaintedScan:
+    """Paint ``scene`` on ``grid`` (no noise yet)."""
+    if len(scene.layers) > 254:
+        raise ValueError("too many layers for the uint8 owner map")
+    columns = 0
+    while columns < len(scene.layers) and _is_column(scene.layers[columns].shape):
+        columns += 1
+    base, base_owner = _paint_columns(scene.layers[:columns], hu_table, frame, grid)
+    hu = np.repeat(base[None, :, :], grid.shape[0], axis=0)
+    owner = np.repeat(base_owner[None, :, :], grid.shape[0], axis=0)
+    labels = np.zeros(grid.shape, dtype=np.uint8)
+    for start in range(0, grid.shape[0], _CHUNK_SLICES):
+        ks = (start, min(grid.shape[0], start + _CHUNK_SLICES))
+        rest = scene.layers[columns:]
+        _paint_chunk(rest, hu_table, frame, grid, ks, hu, labels, (columns + 1, owner))
+    return PaintedScan(grid, hu, labels, owner)
+
+
+def finish(
+    painted: PaintedScan, noise: tuple[float, float], rng: np.random.Generator
+) -> RenderedScan:
+    """Add noise ``(sigma HU, cutoff cycles/pixel)`` and round to int16 HU."""
+    grid, hu = painted.grid, painted.hu
+    body = hu > -950.0
+    hu += ct_noise(rng, grid.shape, noise[0], noise[1]) * np.where(body, 1.0, 0.3)
+    out = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    return RenderedScan(grid, out, painted.labels)
+
+
 def render(
     scene: Scene,
     hu_table: Mapping[str, float],
@@ -283,16 +363,4 @@ def render(
     rng: np.random.Generator,
 ) -> RenderedScan:
     """Paint ``scene`` on ``grid`` and add noise ``(sigma HU, cutoff cycles/pixel)``."""
-    columns = 0
-    while columns < len(scene.layers) and _is_column(scene.layers[columns].shape):
-        columns += 1
-    base = _paint_columns(scene.layers[:columns], hu_table, frame, grid)
-    hu = np.repeat(base[None, :, :], grid.shape[0], axis=0)
-    labels = np.zeros(grid.shape, dtype=np.uint8)
-    for start in range(0, grid.shape[0], _CHUNK_SLICES):
-        ks = (start, min(grid.shape[0], start + _CHUNK_SLICES))
-        _paint_chunk(scene.layers[columns:], hu_table, frame, grid, ks, hu, labels)
-    body = hu > -950.0
-    hu += ct_noise(rng, grid.shape, noise[0], noise[1]) * np.where(body, 1.0, 0.3)
-    out = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-    return RenderedScan(grid, out, labels)
+    return finish(paint(scene, hu_table, frame, grid), noise, rng)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 
 from phantom import FOLLOW_UP_TRUTH_COLUMNS, linear_predictor
-from phantom.holdout import HOLDOUT_TRUTH_COLUMNS, HoldoutCohort
+from phantom.holdout import (
+    HOLDOUT_TRUTH_COLUMNS,
+    HoldoutCohort,
+    HoldoutOptions,
+    holdout_truth_columns,
+)
 from tests.phantom.holdout.conftest import read_rows
 
 
-def test_truth_ends_with_n_status_and_follow_up() -> None:
-    assert HOLDOUT_TRUTH_COLUMNS[-4:] == ("n_status", *FOLLOW_UP_TRUTH_COLUMNS)
+def test_truth_ends_with_n_status_node_counts_and_follow_up() -> None:
+    tail = ("n_status", "node_count", "positive_nodes", *FOLLOW_UP_TRUTH_COLUMNS)
+    assert HOLDOUT_TRUTH_COLUMNS[-6:] == tail
+    off = holdout_truth_columns(HoldoutOptions(lymph_nodes=False))
+    assert off[-4:] == ("n_status", *FOLLOW_UP_TRUTH_COLUMNS)
 
 
 def test_tumor_free_patient_is_n0_without_follow_up(
