@@ -26,7 +26,7 @@ from training._frozen import fit_heads
 from training._init_from import load_image_branch
 from training._metrics import DICE_GROUPS, selection_score
 from training.config import HyperParams, TrainConfig
-from training.dataset import NO_TUMOR, make_augmentation
+from training.dataset import has_category, make_augmentation
 from training.losses import (
     ClassificationLoss,
     MultitaskLoss,
@@ -40,6 +40,7 @@ __all__ = [
     "Prediction",
     "checkpoint_finished",
     "fit_model",
+    "labels_tumor",
     "pick_device",
     "predict",
     "with_tumor",
@@ -64,14 +65,35 @@ class CohortArrays:
     images: npt.NDArray[np.float32]  # (N, S, S, S)
     labels: npt.NDArray[np.uint8]  # (N, S, S, S)
     clinical: npt.NDArray[np.float64]  # (N, 17) raw, NaN missing
-    targets: IntArray  # (N,) NCCN class, NO_TUMOR for a tumor-free patient
+    targets: IntArray  # (N,) NCCN class, NO_TUMOR (tumor-free) or NCCN_UNKNOWN
     patient_ids: tuple[str, ...]
+    labelled: npt.NDArray[np.bool_] | None = None
+    """``(N, NUM_CLASSES)``: which classes each label map annotates; ``None``: all of them."""
+
+    def labelled_rows(self, idx: IntArray) -> npt.NDArray[np.bool_] | None:
+        """``(len(idx), NUM_CLASSES)`` labelled classes of ``idx``; ``None`` when all are."""
+        if self.labelled is None:
+            return None
+        rows: npt.NDArray[np.bool_] = self.labelled[np.asarray(idx, dtype=np.int64)]
+        return None if bool(rows.all()) else rows
 
 
 def with_tumor(arrays: CohortArrays, idx: IntArray) -> IntArray:
-    """The rows of ``idx`` whose patient has a tumor (an NCCN category to learn and score)."""
-    kept: IntArray = idx[arrays.targets[idx] != NO_TUMOR]
+    """The rows of ``idx`` with an NCCN category to learn and score.
+
+    Neither tumor-free patients nor those whose category is unknown have one.
+    """
+    kept: IntArray = idx[has_category(arrays.targets[idx])]
     return kept
+
+
+def labels_tumor(arrays: CohortArrays, idx: IntArray) -> npt.NDArray[np.bool_]:
+    """Which rows of ``idx`` have their tumor labelled (so count in the tumor Dice)."""
+    rows = arrays.labelled_rows(idx)
+    if rows is None:
+        return np.ones(len(idx), dtype=bool)
+    tumor: npt.NDArray[np.bool_] = rows[:, _TUMOR]
+    return tumor
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,14 @@ class _Batches:
     def label_maps(self, idx: IntArray) -> torch.Tensor:
         """``(B, S, S, S)`` uint8 label maps of cases ``idx``, as stored."""
         return self.labels[self._where(idx)]
+
+    def labelled(self, arrays: CohortArrays, idx: IntArray) -> torch.Tensor | None:
+        """``(B, C)`` labelled classes of cases ``idx`` on the device; ``None`` when all are.
+
+        Per case, so augmentation (which moves voxels, not structures) leaves it as it is.
+        """
+        rows = arrays.labelled_rows(idx)
+        return None if rows is None else torch.from_numpy(rows).to(self.device)
 
     def plain(self, idx: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 1, S, S, S)`` float images and int64 label maps of cases ``idx``, as stored."""
@@ -212,8 +242,8 @@ def _validate(
 ) -> tuple[float, float]:
     """Inner-validation score (macro-F1, AUC as tie-break) and tumor Dice.
 
-    The score is over the tumor-bearing rows (tumor-free ones have no category; 0 when there
-    is none); the tumor Dice over every row, so false tumors in tumor-free patients lower it.
+    The score is over the rows with an NCCN category (0 when there is none); the tumor Dice
+    over every row that labels its tumor, so false tumors in tumor-free patients lower it.
     The tumor Dice, the only Dice the loss schedule needs, is counted on the device rather
     than copying every validation segmentation to the host; with ``cubes`` the validation
     cubes are read from the device-resident set as well.
@@ -223,23 +253,26 @@ def _validate(
     with torch.no_grad():
         for chunk, out in _forward(model, arrays, idx, features, device, cubes):
             probs.append(_probabilities(out))
-            if out.seg_logits is not None:
-                pred = out.seg_logits.argmax(dim=1) == _TUMOR
+            counted = labels_tumor(arrays, chunk)
+            if out.seg_logits is not None and counted.any():
+                keep = torch.from_numpy(counted).to(device)
+                pred = (out.seg_logits.argmax(dim=1) == _TUMOR)[keep]
                 labels = (
                     cubes.label_maps(chunk)
                     if cubes is not None
                     else torch.from_numpy(arrays.labels[chunk].copy()).to(device)
                 )
-                truth = labels == _TUMOR
+                truth = labels[keep] == _TUMOR
                 overlap += torch.stack(
                     [2.0 * (pred & truth).sum(), pred.sum() + truth.sum().float()]
                 )
     counts = overlap.cpu().tolist()
     tau = float(counts[0] / counts[1]) if counts[1] else 0.0
-    scored = arrays.targets[idx] != NO_TUMOR
+    scored = has_category(arrays.targets[idx])
     if not scored.any():
         return 0.0, tau
-    return selection_score(arrays.targets[idx][scored].tolist(), np.concatenate(probs)[scored]), tau
+    scored_probs = np.concatenate(probs)[scored].astype(np.float64)  # float32: exact
+    return selection_score(arrays.targets[idx][scored].tolist(), scored_probs), tau
 
 
 def checkpoint_finished(checkpoint: Path, config: TrainConfig) -> bool:
@@ -419,9 +452,12 @@ def fit_model(
             if len(chunk) < 2 and len(order) > 1:
                 continue  # LayerNorm / instance norm are fine, but a 1-case batch is noisy
             image, seg = batches(chunk) if batches is not None else (None, None)
+            known = batches.labelled(arrays, chunk) if batches is not None else None
             with torch.autocast(device.type, enabled=use_amp):
                 out = model(image, feats[chunk].to(device))
-                terms = loss_fn(out.class_logits, targets[chunk].to(device), out.seg_logits, seg)
+                terms = loss_fn(
+                    out.class_logits, targets[chunk].to(device), out.seg_logits, seg, known
+                )
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(terms.total).backward()
             scaler.step(optimiser)

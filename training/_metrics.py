@@ -14,6 +14,8 @@ __all__ = [
     "confusion_matrix",
     "dice_counts",
     "expected_calibration_error",
+    "group_labelled",
+    "labelled_dice_counts",
     "macro_auc",
     "roc_curve",
     "selection_score",
@@ -33,6 +35,22 @@ DICE_GROUPS: Mapping[str, tuple[int, ...]] = {
     # advanced, and the large veins would otherwise dominate the group above.
     "key_arteries": (6, 7, 10),
 }
+
+
+#: Which of a group's labels a case must annotate to count in its Dice (default: all). The
+#: gland group needs only the pancreas: a pancreas-only annotation (NIH Pancreas-CT) outlines
+#: the whole gland, and a predicted tumor inside it is still gland.
+DICE_GROUP_NEEDS: Mapping[str, tuple[int, ...]] = {"pancreas": (1,)}
+
+
+def group_labelled(labelled: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.bool_]:
+    """Which :data:`DICE_GROUPS` a case with ``labelled`` classes (``None``: all) counts in."""
+    if labelled is None:
+        return np.ones(len(DICE_GROUPS), dtype=bool)
+    return np.array(
+        [bool(labelled[list(DICE_GROUP_NEEDS.get(name, labels))].all())
+         for name, labels in DICE_GROUPS.items()]
+    )  # fmt: skip
 
 
 def confusion_matrix(truth: Sequence[int], pred: Sequence[int], n: int = 3) -> IntArray:
@@ -145,6 +163,34 @@ def total_dice_counts(
     for pred, truth in zip(preds, truths, strict=True):
         out += dice_counts(pred, truth)
     return out
+
+
+def labelled_dice_counts(
+    preds: Sequence[npt.NDArray[np.integer[Any]]],
+    truths: Sequence[npt.NDArray[np.integer[Any]]],
+    labelled: npt.NDArray[np.bool_] | None,
+) -> tuple[FloatArray, IntArray]:
+    """:func:`total_dice_counts` over the cases that label each group, and their numbers.
+
+    Parameters
+    ----------
+    preds, truths
+        Predicted and true label maps, case by case.
+    labelled
+        ``(cases, NUM_CLASSES)`` labelled classes, or ``None`` when every case labels all.
+
+    Returns
+    -------
+    tuple
+        ``(groups, 2)`` Dice numerators and denominators, and ``(groups,)`` case counts.
+    """
+    out = np.zeros((len(DICE_GROUPS), 2))
+    counted = np.zeros(len(DICE_GROUPS), dtype=np.int64)
+    for row, (pred, truth) in enumerate(zip(preds, truths, strict=True)):
+        groups = group_labelled(None if labelled is None else labelled[row])
+        out[groups] += dice_counts(pred, truth)[groups]
+        counted += groups
+    return out, counted
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:

@@ -56,6 +56,11 @@ def share_cohort(arrays: CohortArrays, folder: Path) -> Path:
         partial = folder / f"{name}.partial.npy"
         np.save(partial, getattr(arrays, name))
         partial.replace(folder / f"{name}.npy")
+    labelled = folder / "labelled.npy"
+    if arrays.labelled is not None:
+        np.save(labelled, arrays.labelled)
+    else:
+        labelled.unlink(missing_ok=True)
     (folder / "patients.txt").write_text("\n".join(arrays.patient_ids) + "\n", encoding="utf-8")
     return folder
 
@@ -68,6 +73,7 @@ def _open_cohort(folder: Path) -> CohortArrays:
         clinical=np.load(folder / "clinical.npy"),
         targets=np.load(folder / "targets.npy"),
         patient_ids=tuple(ids),
+        labelled=np.load(folder / "labelled.npy") if (folder / "labelled.npy").is_file() else None,
     )
 
 

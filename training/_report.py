@@ -93,11 +93,14 @@ def write_report(
     dice_rows = [r for r in folds.get("multimodal", []) if "dice" in r]
     if dice_rows:
         lines += ["", "## Table 2: auxiliary segmentation Dice (outer test folds)", ""]
-        lines += ["| structure | Dice |", "|---|---|"]
+        lines += ["| structure | Dice | n labelled |", "|---|---|---|"]
         dice: dict[str, Any] = {}
         for name in dice_rows[0]["dice"]:
             dice[name] = summarise([r["dice"][name] for r in dice_rows])
-            lines.append(f"| {name.replace('_', ' ')} | {_cell(dice[name])} |")
+            # Test-fold patients that label the structure (older folds.json: not recorded).
+            counted = [r["dice_n"][name] for r in dice_rows if "dice_n" in r]
+            n = str(sum(counted)) if counted else "-"
+            lines.append(f"| {name.replace('_', ' ')} | {_cell(dice[name])} | {n} |")
         summary["dice"] = dice
     lines += ["", "## Per fold", ""]
     lines += ["| method | fold | AUC | macro-F1 | accuracy | epochs | hyper-parameters |"]

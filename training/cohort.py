@@ -12,7 +12,11 @@ evaluated on its test rows (:mod:`training.localiser`).
 Tumor-free patients (:data:`training.dataset.NO_TUMOR`) are a stratum of their own in the
 stratified folds, train the segmentation and count in its Dice (a false tumor lowers the
 tumor Dice), and are left out of the classification loss, of model selection and of every
-NCCN metric and figure.
+NCCN metric and figure. Patients whose NCCN category is unknown
+(:data:`training.dataset.NCCN_UNKNOWN`, imported cohorts) are a stratum of their own too
+and are treated alike, except that they are not tumor-free. Partially labelled patients
+(truth.csv's ``labelled``) train with the marginal segmentation loss and count in a
+structure's Dice only where they label it (:mod:`training._partial_labels`).
 
 Everything is resumable: each fit checkpoints every epoch under ``OUT/checkpoints`` and a rerun
 with the same data and config continues where it stopped (finished fits are only reloaded).
@@ -52,12 +56,18 @@ from training._loop import (
     predict,
     with_tumor,
 )
-from training._metrics import DICE_GROUPS, classification_metrics, total_dice_counts
+from training._metrics import DICE_GROUPS, classification_metrics, labelled_dice_counts
 from training._parallel_folds import FitJob, fit_in_parallel, share_cohort
+from training._partial_labels import (
+    check_unlabelled_voxels,
+    labelled_matrix,
+    partial_label_lines,
+)
 from training._report import VARIANT_TITLES, plot_confusion, plot_roc, write_report
 from training._splits import FoldSplit, nested_splits
 from training.config import HyperParams, TrainConfig
 from training.dataset import (
+    NCCN_UNKNOWN,
     NO_TUMOR,
     CaseRecord,
     PreprocessConfig,
@@ -126,8 +136,9 @@ def load_cohort(
     Raises
     ------
     ValueError
-        If a case has no label map (training needs one), or a tumor-free case's label map
-        has tumor voxels in its cube.
+        If a case has no label map (training needs one), a tumor-free case's label map
+        has tumor voxels in its cube, or a partially labelled case's has voxels of a
+        structure it does not label.
     """
     cubes: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]] = []
     for case, cube in zip(
@@ -138,6 +149,7 @@ def load_cohort(
             raise ValueError(
                 f"patient {case.patient_id}: tumor-free in truth.csv, tumor in its labels"
             )
+        check_unlabelled_voxels(case, cube[1])
         cubes.append(cube)
         if status is not None:
             status("preprocessing", len(cubes), len(cases))
@@ -147,11 +159,16 @@ def load_cohort(
         clinical=clinical_matrix([c.clinical for c in cases]),
         targets=np.asarray([c.nccn_label for c in cases], dtype=np.int64),
         patient_ids=tuple(c.patient_id for c in cases),
+        labelled=labelled_matrix(cases),
     )
 
 
 def data_hash(arrays: CohortArrays) -> str:
-    """sha256 over the preprocessed images, labels, clinical table and NCCN labels."""
+    """sha256 over the preprocessed images, labels, clinical table and NCCN labels.
+
+    A partially labelled cohort's labelled matrix is hashed too (a fully labelled cohort's
+    digest is what it was before partial labels existed).
+    """
     digest = hashlib.sha256()
     digest.update("\n".join(arrays.patient_ids).encode())
     for array in (
@@ -161,6 +178,8 @@ def data_hash(arrays: CohortArrays) -> str:
         arrays.targets,
     ):
         digest.update(np.ascontiguousarray(array).tobytes())
+    if arrays.labelled is not None:
+        digest.update(np.ascontiguousarray(arrays.labelled).tobytes())
     return digest.hexdigest()
 
 
@@ -246,7 +265,7 @@ class _Trainer:
     def _record(
         self, variant: str, split: FoldSplit, probs: npt.NDArray[np.float64], **extra: Any
     ) -> None:
-        scored = self.arrays.targets[split.test] != NO_TUMOR  # tumor-free: no category
+        scored = self.arrays.targets[split.test] >= 0  # tumor-free or unknown: no category
         truth, probs = self.arrays.targets[split.test][scored], probs[scored]
         self.folds[variant].append(_row(split.fold, truth, probs, **extra))
         labels, chunks = self.pooled.setdefault(variant, ([], []))
@@ -280,12 +299,18 @@ class _Trainer:
             best.model, self.arrays, split.test, feats, self.device, keep_segmentation=True
         )
         assert pred.segmentation is not None
-        counts = total_dice_counts(
-            list(pred.segmentation), [self.arrays.labels[i] for i in split.test]
-        )
+        labelled = self.arrays.labelled
+        counts, counted = labelled_dice_counts(
+            list(pred.segmentation), [self.arrays.labels[i] for i in split.test],
+            None if labelled is None else labelled[split.test],
+        )  # fmt: skip
         dice = {name: float(counts[g, 0] / counts[g, 1]) if counts[g, 1] else float("nan")
                 for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
-        self._record("multimodal", split, pred.probs, dice=dice, epochs=best.epochs, hp=hp.key())
+        dice_n = {name: int(counted[g]) for g, name in enumerate(DICE_GROUPS)}
+        self._record(
+            "multimodal", split, pred.probs, dice=dice, dice_n=dice_n, epochs=best.epochs,
+            hp=hp.key(),
+        )  # fmt: skip
         if "knockout" in self.folds:
             ko = self._test_probs(best.model, split, None)
             self._record("knockout", split, ko, hp=hp.key())
@@ -333,10 +358,15 @@ def _ship_localiser(
 
 
 def _classes(targets: npt.NDArray[np.int64]) -> str:
-    """The cohort's NCCN class counts, and its tumor-free patients when it has any."""
-    classes = np.bincount(targets[targets != NO_TUMOR], minlength=3).tolist()
+    """The cohort's NCCN class counts, its tumor-free and unknown-category patients if any."""
+    classes = np.bincount(targets[targets >= 0], minlength=3).tolist()
     free = int((targets == NO_TUMOR).sum())
-    return f"classes {classes}" + (f", {free} tumor-free" if free else "")
+    unknown = int((targets == NCCN_UNKNOWN).sum())
+    return (
+        f"classes {classes}"
+        + (f", {free} tumor-free" if free else "")
+        + (f", {unknown} NCCN unknown" if unknown else "")
+    )
 
 
 def _augmentations(config: TrainConfig) -> str:
@@ -424,6 +454,7 @@ def train_cohort(
     header = [
         f"- cohort: {len(cases)} patients, {_classes(arrays.targets)}",
         f"- labels: {label_provenance(cases)}",
+        *partial_label_lines(cases),
         f"- input: {config.target_size}^3 voxels of {preprocess.spacing_mm:g} mm "
         f"({config.cube_mm:g} mm cube); device: {device.type}",
         f"- outer folds run: {config.folds_to_run} of {config.outer_folds}; "

@@ -3,9 +3,11 @@
 Layout (what :func:`phantom.generate_cohort` writes, and what a site provides)::
 
     DIR/clinical.csv            patient_id + the 17 variables (empty cell = missing)
-    DIR/truth.csv               patient_id, nccn_label (0, 1, 2), optionally has_tumor (1, 0)
-                                and label_source (where a reviewed case's labels came from);
-                                other columns ignored
+    DIR/truth.csv               patient_id, nccn_label (0, 1, 2; empty = unknown), optionally
+                                has_tumor (1, 0; empty = unknown), labelled (the structures
+                                label.nii.gz annotates) and label_source (where a reviewed
+                                case's labels came from); other columns (import_source, ...)
+                                ignored
     DIR/<patient_id>/image.nii.gz   CT in HU          (or DIR/<patient_id>/dicom/ a DICOM series)
     DIR/<patient_id>/label.nii.gz   16-label map      (needed for training)
 
@@ -17,6 +19,21 @@ has an empty ``nccn_label`` (there is nothing to stage) and its label map has no
 voxel; its record's ``nccn_label`` is :data:`NO_TUMOR`. Such patients train the segmentation
 (the network learns "no tumor") and are left out of the NCCN classification loss and
 metrics. A truth.csv without the column is read as before: every patient has a tumor.
+
+Partial labels (imported public cohorts: MSD Pancreas labels pancreas and tumor, NIH
+Pancreas-CT the pancreas alone): truth.csv's optional ``labelled`` column names the
+structures (:data:`pancreas_contracts.labels.LABELS` names, background excluded) a case's
+label map annotates, joined by ``;`` (``pancreas;tumor``). An empty cell, or no column, means
+all 15. A structure not named is *not labelled*: its voxels are 0 in the file but mean
+"unknown", not background; training's segmentation loss marginalises it
+(:class:`training.losses.SegmentationLoss`) and every per-structure metric leaves the case out
+for it. A tumor-free case (``has_tumor`` 0) has its tumor labelled whatever the column says:
+"no tumor anywhere" is an annotation.
+
+Unknown NCCN category: an empty ``nccn_label`` where ``has_tumor`` is not 0 (1, or empty =
+unknown) gives :data:`NCCN_UNKNOWN`. Such a case trains the segmentation and, like a
+tumor-free one, is left out of the classification loss, of model selection and of every NCCN
+metric; it is *not* counted as tumor-free, and it is a stratum of its own in the folds.
 """
 
 from __future__ import annotations
@@ -28,19 +45,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from inference.preprocessing import PreprocessConfig, Preprocessed, preprocess_volume
 from inference.volume import read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, variable_by_name
+from pancreas_contracts.labels import LABELS, NUM_CLASSES
 from training.config import Augmentations
 
 __all__ = [
+    "ALL_LABELLED",
+    "NCCN_UNKNOWN",
     "NO_TUMOR",
     "CaseRecord",
     "PreprocessConfig",
     "Preprocessed",
     "discover_cases",
+    "has_category",
     "label_provenance",
+    "labelled_names",
     "make_augmentation",
     "preprocess_case",
     "preprocess_volume",
@@ -52,6 +77,30 @@ NO_TUMOR = -1
 
 Negative, so it is the cross-entropy's ignored class (:class:`training.losses.
 ClassificationLoss`) and a stratum of its own in the stratified folds."""
+
+NCCN_UNKNOWN = -2
+"""``nccn_label`` (and training target) of a patient whose NCCN category is not known.
+
+Imported public cohorts have or may have a tumor but no staging. Like :data:`NO_TUMOR` it is
+ignored by the classification loss and every NCCN metric (:func:`has_category`); unlike it,
+the patient is not tumor-free. Its own stratum in the stratified folds."""
+
+ALL_LABELLED: frozenset[int] = frozenset(range(1, NUM_CLASSES))
+"""The labelled set of a fully annotated case: every structure but the background."""
+
+_BY_NAME = {label.name: label.value for label in LABELS if label.value}
+_NAMES = {value: name for name, value in _BY_NAME.items()}
+
+
+def has_category(targets: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which targets are an NCCN category (not :data:`NO_TUMOR`, not :data:`NCCN_UNKNOWN`)."""
+    known: npt.NDArray[np.bool_] = np.asarray(targets) >= 0
+    return known
+
+
+def labelled_names(labelled: frozenset[int]) -> str:
+    """A labelled set as truth.csv writes it (``pancreas;tumor``), in label order."""
+    return ";".join(_NAMES[value] for value in sorted(labelled))
 
 
 @dataclass(frozen=True)
@@ -71,11 +120,15 @@ class CaseRecord:
     clinical
         Raw clinical values in model units, ``None`` = missing (implausible values dropped).
     nccn_label
-        0 resectable, 1 borderline, 2 locally advanced; :data:`NO_TUMOR` when tumor-free.
+        0 resectable, 1 borderline, 2 locally advanced; :data:`NO_TUMOR` when tumor-free,
+        :data:`NCCN_UNKNOWN` when not known.
     label_source
         Where the labels came from: truth.csv's optional ``label_source`` column (a reviewed
         case's ``board``, ``review-override``, ``review-correction``, ``review-agree``, see
         :mod:`training.review_export`), else ``cohort``.
+    labelled
+        Label values (1 to 15) that ``label`` annotates; :data:`ALL_LABELLED` by default.
+        Voxels of another structure are 0 in the file and mean unknown, not background.
     """
 
     patient_id: str
@@ -85,15 +138,28 @@ class CaseRecord:
     clinical: dict[str, float | None]
     nccn_label: int
     label_source: str = "cohort"
+    labelled: frozenset[int] = ALL_LABELLED
 
     def __post_init__(self) -> None:
-        if self.nccn_label not in (NO_TUMOR, 0, 1, 2):
-            raise ValueError(f"patient {self.patient_id}: nccn_label must be 0, 1, 2 or NO_TUMOR")
+        if self.nccn_label not in (NCCN_UNKNOWN, NO_TUMOR, 0, 1, 2):
+            raise ValueError(
+                f"patient {self.patient_id}: nccn_label must be 0, 1, 2, NO_TUMOR or NCCN_UNKNOWN"
+            )
+        if not isinstance(self.labelled, frozenset) or not self.labelled <= ALL_LABELLED:
+            raise ValueError(
+                f"patient {self.patient_id}: labelled must be a frozenset of label values "
+                f"1 to {NUM_CLASSES - 1}, got {self.labelled!r}"
+            )
 
     @property
     def has_tumor(self) -> bool:
-        """Whether the patient has a tumor (and so an NCCN category)."""
+        """Whether the patient is not known to be tumor-free (a tumor, or it may have one)."""
         return self.nccn_label != NO_TUMOR
+
+    @property
+    def partial(self) -> bool:
+        """Whether the label map annotates only some of the 15 structures."""
+        return self.labelled != ALL_LABELLED
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -135,15 +201,18 @@ def source_fingerprint(case: CaseRecord) -> str:
 
 
 def _nccn_label(pid: str, row: dict[str, str]) -> int:
-    """A truth.csv row's NCCN label, or :data:`NO_TUMOR` where ``has_tumor`` is 0."""
-    has_tumor = (row.get("has_tumor") or "1").strip()
-    if has_tumor not in ("0", "1"):
-        raise ValueError(f"truth.csv: has_tumor of {pid!r} must be 0 or 1")
+    """A truth.csv row's NCCN label: :data:`NO_TUMOR` where ``has_tumor`` is 0, else
+    :data:`NCCN_UNKNOWN` where ``nccn_label`` is empty."""
+    has_tumor = (row.get("has_tumor") or "").strip()
+    if has_tumor not in ("0", "1", ""):
+        raise ValueError(f"truth.csv: has_tumor of {pid!r} must be 0, 1 or empty")
     cell = (row.get("nccn_label") or "").strip()
     if has_tumor == "0":
         if cell:
             raise ValueError(f"truth.csv: tumor-free patient {pid!r} has an nccn_label")
         return NO_TUMOR
+    if not cell:
+        return NCCN_UNKNOWN
     try:
         label = int(cell)
     except ValueError as exc:
@@ -153,17 +222,41 @@ def _nccn_label(pid: str, row: dict[str, str]) -> int:
     return label
 
 
+def _labelled(pid: str, row: dict[str, str], nccn_label: int) -> frozenset[int]:
+    """A truth.csv row's labelled set (empty cell or no column: all)."""
+    cell = (row.get("labelled") or "").strip()
+    if not cell:
+        return ALL_LABELLED
+    values = set()
+    for name in (part.strip() for part in cell.split(";")):
+        if not name:
+            continue
+        if name not in _BY_NAME:
+            known = ", ".join(_BY_NAME)
+            raise ValueError(
+                f"truth.csv: labelled of {pid!r} names {name!r}, not a structure ({known})"
+            )
+        values.add(_BY_NAME[name])
+    if nccn_label == NO_TUMOR:
+        values.add(_BY_NAME["tumor"])  # "no tumor anywhere" is an annotation of the tumor
+    return frozenset(values)
+
+
 def discover_cases(data_dir: Path) -> list[CaseRecord]:
     """Read a cohort folder (see the module docstring) into case records.
 
     Raises
     ------
     ValueError
-        On a missing table, an unknown label, or a patient without an image.
+        On a missing table or column, an unknown label or structure name, or a patient
+        without an image.
     """
     clinical = {r["patient_id"]: r for r in _read_csv(data_dir / "clinical.csv")}
     cases = []
-    for row in _read_csv(data_dir / "truth.csv"):
+    rows = _read_csv(data_dir / "truth.csv")
+    if rows and "nccn_label" not in rows[0]:
+        raise ValueError(f"truth.csv in {data_dir} has no nccn_label column")
+    for row in rows:
         pid = row.get("patient_id", "").strip()
         label = _nccn_label(pid, row)
         folder = data_dir / pid
@@ -184,6 +277,7 @@ def discover_cases(data_dir: Path) -> list[CaseRecord]:
                 },
                 nccn_label=label,
                 label_source=(row.get("label_source") or "").strip() or "cohort",
+                labelled=_labelled(pid, row, label),
             )
         )
     if not cases:

@@ -7,7 +7,16 @@ and ``w_cls = 1 / w_seg``. The fixed-weights ablation uses ``w_seg = w_cls = 1``
 
 Tumor-free patients (target :data:`training.dataset.NO_TUMOR`) have no NCCN category: they
 count in the segmentation term (their label maps teach "no tumor") and not in the
-classification term.
+classification term; so do patients whose category is unknown
+(:data:`training.dataset.NCCN_UNKNOWN`).
+
+Partial labels: a case whose label map annotates only some structures (truth.csv's
+``labelled``) gets the marginal loss (Shi et al., "Marginal loss and exclusion loss for
+partially supervised multi-organ segmentation", MedIA 2021; Fang and Yan, IEEE TMI 2020):
+the softmax probabilities of its unlabelled classes are merged into the background before the
+voxel-wise terms (cross-entropy, focal), since a 0 voxel there may be any of them, and the Dice
+term averages over its labelled foreground classes only. A fully labelled case gets exactly
+the loss it got before.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from monai.losses.focal_loss import FocalLoss
 from torch import nn
 from torch.nn import functional
 
-from training.dataset import NO_TUMOR
+from training.dataset import NCCN_UNKNOWN, NO_TUMOR
 
 __all__ = [
     "CLASS_WEIGHTS",
@@ -33,6 +42,7 @@ __all__ = [
     "SegmentationLoss",
     "loss_weights",
     "median_frequency_weights",
+    "merge_unlabelled",
     "tumor_dice",
 ]
 
@@ -40,6 +50,10 @@ CLASS_WEIGHTS: tuple[float, float, float] = (1.0, 2.0, 2.5)
 """Classification cross-entropy weights for resectable, borderline, locally advanced."""
 
 TUMOR_LABEL = 2
+
+# An unlabelled class's logit after marginalisation: its probability is exactly 0 in float32
+# (exp(-1e4) underflows) and 0 * log p stays finite in the focal term, unlike -inf.
+_ABSENT = -1.0e4
 
 
 def loss_weights(tau: float, *, adaptive: bool = True) -> tuple[float, float]:
@@ -139,19 +153,88 @@ class SegmentationLoss(nn.Module):
         self.dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False)
         self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0, weight=weight)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Loss of ``(B, C, D, H, W)`` logits against ``(B, 1, D, H, W)`` integer labels."""
-        ce = functional.cross_entropy(logits, target[:, 0].long(), weight=self.label_weight)
-        dice = self.dice(logits, target)
-        focal = self.focal(logits, target)
+        self.dice_each = DiceLoss(
+            to_onehot_y=True, softmax=True, include_background=False, reduction="none"
+        )
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss of ``(B, C, D, H, W)`` logits against ``(B, 1, D, H, W)`` integer labels.
+
+        Parameters
+        ----------
+        logits, target
+            Network output and label maps.
+        labelled
+            Optional ``(B, C)`` boolean: which classes each case's label map annotates
+            (column 0, the background, is ignored). ``None`` or all ``True``: every case is
+            fully labelled, the plain loss. Otherwise the marginal loss (module docstring).
+        """
+        if labelled is None or bool(labelled[:, 1:].all()):
+            ce = functional.cross_entropy(logits, target[:, 0].long(), weight=self.label_weight)
+            dice = self.dice(logits, target)
+            focal = self.focal(logits, target)
+            total: torch.Tensor = self.alpha * ce + self.beta * dice + self.omega * focal
+            return total
+        return self.marginal(logits, target, labelled)
+
+    def marginal(
+        self, logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor
+    ) -> torch.Tensor:
+        """The marginal loss for ``(B, C)`` labelled classes (the plain loss when all are).
+
+        Raises
+        ------
+        ValueError
+            If ``labelled`` is not ``(B, C)``.
+        """
+        if labelled.shape != logits.shape[:2]:
+            raise ValueError(f"labelled must be {tuple(logits.shape[:2])}, got {labelled.shape}")
+        known = labelled.to(logits.device, torch.bool).clone()
+        known[:, 0] = True
+        merged = merge_unlabelled(logits, known)
+        ce = functional.cross_entropy(merged, target[:, 0].long(), weight=self.label_weight)
+        focal = self.focal(merged, target)
+        # The foreground probabilities are unchanged by the merge: Dice on the plain logits,
+        # averaged over each case's labelled foreground classes.
+        each = self.dice_each(logits, target).reshape(logits.shape[0], -1)
+        counted = known[:, 1:].to(each.dtype)
+        dice = (each * counted).sum() / counted.sum().clamp(min=1.0)
         total: torch.Tensor = self.alpha * ce + self.beta * dice + self.omega * focal
         return total
+
+
+def merge_unlabelled(logits: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Float32 logits whose softmax merges each case's unlabelled classes into the background.
+
+    The background logit becomes the log-sum-exp of the background's and the unlabelled
+    classes' logits (so its probability is their sum) and the unlabelled classes' logits
+    a large negative number (probability 0); labelled classes keep theirs.
+
+    Parameters
+    ----------
+    logits
+        ``(B, C, ...)`` network output.
+    labelled
+        ``(B, C)`` boolean, ``True`` for the classes each case annotates (column 0 ignored).
+    """
+    out = logits.float()
+    shape = (*labelled.shape, *([1] * (logits.ndim - 2)))
+    absent = ~labelled.to(torch.bool).reshape(shape).expand_as(out).clone()
+    absent[:, 0] = False
+    pooled = absent.clone()
+    pooled[:, 0] = True
+    background = torch.logsumexp(out.masked_fill(~pooled, float("-inf")), dim=1)
+    merged = out.masked_fill(absent, _ABSENT)
+    return torch.cat([background[:, None], merged[:, 1:]], dim=1)
 
 
 class ClassificationLoss(nn.Module):
     """Class-weighted cross-entropy over the three NCCN classes; tumor-free rows ignored.
 
-    Rows whose target is :data:`training.dataset.NO_TUMOR` add nothing, neither to the sum
+    Rows whose target is :data:`training.dataset.NO_TUMOR` or
+    :data:`training.dataset.NCCN_UNKNOWN` (any negative target) add nothing, neither to the sum
     nor to the normaliser (the weighted mean runs over the rows with a category, as PyTorch's
     ``ignore_index``); a batch without such a row has loss 0 and no gradient. Computed
     without a host synchronisation, so a GPU step does not wait on it.
@@ -169,12 +252,14 @@ class ClassificationLoss(nn.Module):
         self.register_buffer("weight", torch.tensor(list(weights), dtype=torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Loss of ``(B, 3)`` logits against ``(B,)`` class indices (or ``NO_TUMOR``)."""
+        """Loss of ``(B, 3)`` logits against ``(B,)`` class indices (or a no-category target)."""
         target = target.long()
+        counted = target >= 0
+        # NCCN_UNKNOWN joins NO_TUMOR, the ignored index: no host synchronisation needed.
+        target = target.masked_fill(target == NCCN_UNKNOWN, NO_TUMOR)
         rows = functional.cross_entropy(
             logits, target, weight=self.weight, ignore_index=NO_TUMOR, reduction="none"
         )
-        counted = target != NO_TUMOR
         norm = (self.weight[target.clamp(min=0)] * counted).sum()
         return rows.sum() / norm.clamp(min=1e-12)
 
@@ -220,13 +305,18 @@ class MultitaskLoss(nn.Module):
         labels: torch.Tensor,
         seg_logits: torch.Tensor | None = None,
         seg_target: torch.Tensor | None = None,
+        seg_labelled: torch.Tensor | None = None,
     ) -> LossTerms:
-        """Total loss; without segmentation logits only the classification term counts."""
+        """Total loss; without segmentation logits only the classification term counts.
+
+        ``seg_labelled``: the ``(B, C)`` classes each case's label map annotates
+        (:meth:`SegmentationLoss.forward`); ``None``: all.
+        """
         cls = self.cls_loss(class_logits, labels)
         if seg_logits is None or seg_target is None:
             return LossTerms(cls, None, cls, 0.0, 1.0)
         w_seg, w_cls = loss_weights(self.tau, adaptive=self.adaptive)
-        seg = self.seg_loss(seg_logits, seg_target)
+        seg = self.seg_loss(seg_logits, seg_target, seg_labelled)
         return LossTerms(w_seg * seg + w_cls * cls, seg, cls, w_seg, w_cls)
 
 
