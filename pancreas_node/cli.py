@@ -21,6 +21,7 @@ from pancreas_node._cli_demo import demo_command
 from pancreas_node._cli_errors import CliError
 from pancreas_node._cli_evaluate import evaluate_command
 from pancreas_node._cli_export import export_cases_command
+from pancreas_node._cli_import import import_command
 from pancreas_node._cli_localiser import train_localiser_command
 from pancreas_node._cli_phantom import phantom_command
 from pancreas_node._cli_serve import rules_app, serve_command, status_command
@@ -54,6 +55,7 @@ app.command("analyze")(analyze_command)
 app.command("evaluate")(evaluate_command)
 app.add_typer(board_app, name="board")
 app.command("export-cases")(export_cases_command)
+app.command("import")(import_command)
 
 
 _DISTRIBUTION = "pancreas-ai-node"
