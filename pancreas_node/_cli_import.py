@@ -169,6 +169,11 @@ def import_command(
         if bridge is not None:
             bridge.close()
     _report(summary.cases, summary.labelled_counts, summary.tumor_cases, lookup, rows)
+    if summary.skipped:
+        err.print(
+            f"skipped {len(summary.skipped)} cases the mapping maps nothing of:"
+            f" {', '.join(summary.skipped)}"
+        )
     typer.echo(f"wrote {len(summary.cases)} cases to {out} (format {kind})")
 
 

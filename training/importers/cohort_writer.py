@@ -135,11 +135,15 @@ class ImportSummary:
         Project label name -> number of cases that label it.
     tumor_cases
         Cases whose label map has tumor voxels.
+    skipped
+        Cases left out because the mapping maps none of their labels (an empty ``labelled``
+        cell would read as "everything labelled").
     """
 
     cases: tuple[str, ...]
     labelled_counts: Mapping[str, int]
     tumor_cases: int
+    skipped: tuple[str, ...] = ()
 
 
 def read_clinical_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -242,6 +246,10 @@ def write_cohort(
     -------
     ImportSummary
 
+    A case whose ``labelled`` is empty (the mapping maps none of its labels) is skipped and
+    listed in the summary and ``import.json``: the trainer reads an empty cell as "all
+    labelled".
+
     Raises
     ------
     ValueError
@@ -255,8 +263,12 @@ def write_cohort(
     counts: dict[str, int] = {label.name: 0 for label in LABELS if label.value != 0}
     tumor_cases = 0
     identifiers: set[str] = set()
+    skipped: list[str] = []
     for case in cases:
         identifiers |= case.identifiers
+        if not case.labelled:
+            skipped.append(case.case_id)
+            continue
         if any(row["patient_id"] == case.case_id for row in truth_rows):
             raise ValueError(f"case id {case.case_id!r} repeated")
         folder = out / case.case_id
@@ -283,7 +295,10 @@ def write_cohort(
         if on_case is not None:
             on_case(case)
     if not truth_rows:
-        raise ValueError("no case was imported")
+        raise ValueError(
+            "no case was imported"
+            + (f" ({len(skipped)} cases: the mapping maps none of their labels)" if skipped else "")
+        )
     _write_csv(out / "truth.csv", TRUTH_COLUMNS, truth_rows)
     _write_csv(out / "clinical.csv", ("patient_id", *_VARIABLES), clinical_rows)
     provenance = {
@@ -299,12 +314,14 @@ def write_cohort(
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "labelled_counts": counts,
         "cases": per_case,
+        "skipped_nothing_mapped": skipped,
     }
     (out / "import.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     return ImportSummary(
         cases=tuple(row["patient_id"] for row in truth_rows),
         labelled_counts=counts,
         tumor_cases=tumor_cases,
+        skipped=tuple(skipped),
     )
 
 

@@ -2,8 +2,9 @@
 
 Each case folder (see :mod:`training.importers._dicom_case`) holds one CT series and one SEG
 that refers to it. The SEG is read with highdicom; each segment is mapped by its
-SegmentLabel, then its SegmentedPropertyType code meaning, then its segment number (the
-mapping's ``[values]``). Frames go on the CT grid by the source instances they refer to
+SegmentLabel, then its SegmentedPropertyType code meaning (the mapping's ``[names]`` and
+``[aliases]``); segment numbers are not looked up in ``[values]``, since tools number segments
+in the order they were drawn. Frames go on the CT grid by the source instances they refer to
 (:meth:`highdicom.seg.Segmentation.get_pixels_by_source_instance`), or, for a SEG that refers
 to none, by its plane positions (:meth:`~highdicom.seg.Segmentation.get_volume`, then
 nearest-neighbour resampling through world coordinates). Fractional segments are thresholded
@@ -44,7 +45,7 @@ def segment_targets(seg: hd.seg.Segmentation, mapping: LabelMapping) -> dict[int
         meaning = getattr(description.segmented_property_type, "meaning", "")
         if meaning:
             names.append(str(meaning))
-        target = mapping.target(number if number in mapping.by_value else None, names)
+        target = mapping.target(None, names)
         if target is not None:
             targets[number] = target
     return targets

@@ -137,5 +137,22 @@ def test_several_cases_get_sequential_ids(tmp_path: Path) -> None:
     mapping = load_mapping("nih-pancreas-ct")
     cases = list(read_dicom_seg(tmp_path / "src", mapping))
     assert [c.case_id for c in cases] == ["case-0001", "case-0002"]
+    # A case whose segments the mapping all leaves out labels nothing: left out, not written
+    # with an empty labelled cell (which the trainer reads as "everything labelled").
+    ct = write_ct_series(
+        tmp_path / "src" / "c" / "ct", np.zeros(SHAPE, np.int16), spacing=SPACING, origin=ORIGIN
+    )
+    write_seg(tmp_path / "src" / "c" / "seg.dcm", ct, {"Liver": pancreas})
+    out = tmp_path / "cohort"
+    summary = write_cohort(
+        out,
+        read_dicom_seg(tmp_path / "src", mapping),
+        import_source="dicom-seg",
+        source_name="src",
+        mapping=mapping,
+    )
+    assert (summary.cases, summary.skipped) == (("case-0001", "case-0002"), ("case-0003",))
+    assert not (out / "case-0003").exists()
+    assert json.loads((out / "import.json").read_text())["skipped_nothing_mapped"] == ["case-0003"]
     with pytest.raises(ValueError, match="names one case"):
         list(read_dicom_seg(tmp_path / "src", mapping, "x"))

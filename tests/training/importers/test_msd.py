@@ -11,6 +11,7 @@ import pytest
 
 from pancreas_contracts.clinical import CLINICAL_VARIABLES
 from tests.training.importers._cohort import read_csv, read_label, write_nifti_array
+from training.dataset import NCCN_UNKNOWN, discover_cases
 from training.importers import load_mapping, read_msd, scan_msd, write_cohort
 
 AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
@@ -106,6 +107,10 @@ def test_dataset_json_styles_import(
     assert provenance["mapping"]["sha256"] == mapping.sha256
     assert provenance["cases"][0] == {"patient_id": cases[0], "labelled": ["pancreas", "tumor"]}
     assert str(tmp_path) not in (out / "import.json").read_text(encoding="utf-8")
+    # The trainer reads the cohort: the labelled set and the unknown NCCN category.
+    records = {record.patient_id: record for record in discover_cases(out)}
+    assert records[cases[0]].labelled == frozenset({1, 2})
+    assert records[cases[0]].nccn_label == NCCN_UNKNOWN
 
 
 def test_a_mapping_without_the_tumor_leaves_it_unknown(tmp_path: Path) -> None:
