@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pydicom
-from rt_utils import RTStruct
 
 from inference.volume import Volume
 from inference.volume_io import DicomVolume
@@ -36,6 +36,9 @@ from training.importers._dicom_case import (
 )
 from training.importers.cohort_writer import ImportedCase
 from training.importers.mapping import LabelMapping
+
+if TYPE_CHECKING:
+    from rt_utils import RTStruct
 
 __all__ = ["read_rtstruct", "roi_targets"]
 
@@ -92,6 +95,9 @@ def read_rtstruct(
         If a case folder holds no RTSTRUCT or several, its CT is not square, or the RTSTRUCT
         refers to another series.
     """
+    # Imported here: rt-utils loads OpenCV, which no other command needs at start-up.
+    from rt_utils import RTStruct
+
     folders = case_folders(source)
     for folder, cid in zip(folders, case_ids(len(folders), case_id), strict=True):
         case = read_case(folder, "RTSTRUCT")
