@@ -70,8 +70,8 @@ __all__ = [
 TUMOR_LABEL = label_by_name("tumor").value
 NO_NODES = (
     "has no lymph-node truth (organs.nii.gz, nodes.nii.gz, lymph_nodes.json and truth.csv's "
-    "n_status): generate it with `pancreas-node phantom --variation wide --lymph-nodes`; the "
-    "held-out generator (phantom/holdout) draws no lymph nodes yet"
+    "n_status): generate it with `pancreas-node phantom --variation wide --lymph-nodes` or "
+    "with the held-out generator (`--generator holdout`, nodes on by default)"
 )
 FloatArray = npt.NDArray[np.float32]
 #: ``organs.nii.gz`` value -> the organ segmenter's channel.

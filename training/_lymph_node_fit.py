@@ -54,6 +54,7 @@ __all__ = [
     "fit_organs",
     "fit_patient",
     "fit_segmenter",
+    "node_voxels",
     "tversky_ce_loss",
 ]
 
@@ -171,16 +172,33 @@ def fit_organs(
     return network, log
 
 
+def node_voxels(seg_nodes: npt.NDArray[np.integer]) -> list[npt.NDArray[np.intp]]:
+    """Flat voxel indices of each node of an instance map (one pass; nodes in id order)."""
+    flat = np.flatnonzero(seg_nodes)
+    ids = seg_nodes.ravel()[flat]
+    order = np.argsort(ids, kind="stable")
+    _, starts = np.unique(ids[order], return_index=True)
+    return np.split(flat[order], starts[1:]) if len(flat) else []
+
+
 def _patch_origin(
-    case: CaseArrays, size: int, foreground: bool, informative: bool, rng: np.random.Generator
+    case: CaseArrays,
+    size: int,
+    foreground: bool,
+    informative: bool,
+    rng: np.random.Generator,
+    nodes: Sequence[npt.NDArray[np.intp]] | None = None,
 ) -> tuple[int, int, int]:
+    """A patch's corner; ``nodes``: :func:`node_voxels` of the case (computed when absent)."""
     limit = np.asarray(case.seg_image.shape) - size
-    ids = np.unique(case.seg_nodes)[1:] if foreground else ()
-    if len(ids):
+    if foreground and nodes is None:
+        nodes = node_voxels(case.seg_nodes)
+    if foreground and nodes:
         # a node first, then one of its voxels: sampling voxels would pick the large nodes
         # and leave the small benign majority nearly unseen
-        voxels = np.argwhere(case.seg_nodes == ids[rng.integers(len(ids))])
-        voxel = voxels[rng.integers(len(voxels))]
+        chosen = nodes[int(rng.integers(len(nodes)))]
+        flat = int(chosen[rng.integers(len(chosen))])
+        voxel = np.asarray(np.unravel_index(flat, case.seg_nodes.shape))
         low = np.clip(voxel - size + 1, 0, limit)
         high = np.clip(voxel, 0, limit)
         return tuple(int(rng.integers(lo, hi + 1)) for lo, hi in zip(low, high, strict=True))  # type: ignore[return-value]
@@ -201,14 +219,14 @@ def _cut(array: npt.NDArray[np.generic], origin: Sequence[int], size: int) -> np
 
 def _seg_samples(
     arrays: Sequence[CaseArrays], config: LymphNodeConfig, informative: bool,
-    rng: np.random.Generator,
+    rng: np.random.Generator, nodes: Sequence[Sequence[npt.NDArray[np.intp]]],
 ) -> tuple[npt.NDArray[np.generic], ...]:  # fmt: skip
     size = config.patch
     images, attention, masks = [], [], []
-    for case in arrays:
+    for case, case_nodes in zip(arrays, nodes, strict=True):
         for _ in range(config.seg_patches):
             fg = bool(rng.random() < config.foreground_fraction)
-            origin = _patch_origin(case, size, fg, informative, rng)
+            origin = _patch_origin(case, size, fg, informative, rng, case_nodes)
             images.append(_cut(case.seg_image, origin, size))
             attention.append(_cut(case.seg_attention, origin, size))
             masks.append(_cut(case.seg_nodes, origin, size))
@@ -242,9 +260,10 @@ def fit_segmenter(
     network = LymphNodeSegNet(seg_config).to(device)
     rng = np.random.default_rng(config.seed + 1)
     informative = seg_config.attention
+    nodes = [node_voxels(a.seg_nodes) for a in arrays]
 
     def batches(_: int) -> Iterator[Batch]:
-        images, attention, masks = _seg_samples(arrays, config, informative, rng)
+        images, attention, masks = _seg_samples(arrays, config, informative, rng, nodes)
         for rows in _batched(len(images), config.batch_size, rng):
             batch = [images[rows], attention[rows], masks[rows]]
             if config.augment:

@@ -382,8 +382,7 @@ def evaluate_lymph_nodes(
     inference.bundle.BundleError
         If a bundle cannot be loaded.
     ValueError
-        On an unreadable cohort or one without lymph-node truth (the held-out generator draws
-        no lymph nodes yet).
+        On an unreadable cohort or one without lymph-node truth.
     """
     loaded = load_lymph_node_bundle(bundle)
     cases = discover_lymph_node_cases(data)

@@ -18,7 +18,7 @@ from inference.tasks.lymph_nodes.bundle import load_lymph_node_bundle
 from phantom import PhantomOptions, generate_cohort
 from tests.training._lymph_node_cohort import write_cohort
 from training._lymph_node_data import CaseArrays, discover_lymph_node_cases, load_case_arrays
-from training._lymph_node_fit import _patch_origin, tversky_ce_loss
+from training._lymph_node_fit import _patch_origin, node_voxels, tversky_ce_loss
 from training.lymph_node_config import LymphNodeConfig, load_lymph_node_config
 from training.lymph_nodes import ABLATION_DIR, evaluate_lymph_nodes, train_lymph_nodes
 
@@ -140,7 +140,7 @@ def test_a_cohort_without_nodes_is_refused_with_the_reason(cohort: Path, tmp_pat
     for case in discover_lymph_node_cases(cohort):
         (other / case.patient_id).mkdir()
         (other / case.patient_id / "image.nii.gz").write_bytes(b"")
-    with pytest.raises(ValueError, match="held-out generator"):
+    with pytest.raises(ValueError, match="--generator holdout"):
         discover_lymph_node_cases(other)
 
 
@@ -208,3 +208,12 @@ def test_foreground_patches_pick_a_node_not_a_voxel() -> None:
         assert patch.any()
         small += bool((patch == 2).any())
     assert 70 <= small <= 130
+
+
+def test_node_voxels_lists_each_node_once() -> None:
+    nodes = np.zeros((4, 4, 4), np.uint8)
+    nodes[0, 0, :2] = 3
+    nodes[3, 3, 3] = 1
+    found = node_voxels(nodes)
+    assert [sorted(v.tolist()) for v in found] == [[63], [0, 1]]
+    assert node_voxels(np.zeros((2, 2, 2), np.uint8)) == []
