@@ -15,6 +15,11 @@ sha256 must differ. Anything else is refused with a one-line reason.
 Only the image branch is copied (the Swin-UNETR encoder, decoder and segmentation head, and
 the bottleneck projection); the clinical MLP and the fusion head start from their seeded
 initialisation in every variant, so the multimodal and CT-only fits start alike.
+
+An ``init_from`` ending in ``.pt`` or ``.pth`` is instead one of MONAI's published Swin-UNETR
+checkpoints (the BTCV-finetuned SwinUNETR, or the self-supervised Swin ViT encoder), which
+:mod:`training._monai_weights` maps onto the Swin-UNETR by key layout (:func:`monai_init`).
+Such weights saw none of the run's patients, so every fold starts from them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from inference.bundle import BundleError, LoadedBundle, load_bundle
-from inference.tasks.resectability.model import ResectabilityNet
+from inference.tasks.resectability.model import ModelConfig, ResectabilityNet
+from training._monai_weights import (
+    is_monai_checkpoint,
+    load_monai_weights,
+    read_monai_checkpoint,
+)
 from training.config import TrainConfig
 
 __all__ = [
@@ -37,6 +47,7 @@ __all__ = [
     "image_branch_weights",
     "load_image_branch",
     "load_init_bundle",
+    "monai_init",
 ]
 
 #: State-dict prefixes of the image branch: what a warm start copies.
@@ -172,8 +183,37 @@ def image_branch_weights(
     return files * config.folds_to_run if independent else files
 
 
+def monai_init(config: TrainConfig) -> tuple[list[Path], dict[str, Any]]:
+    """The weight file of every fold run, and its ``bundle.json`` provenance, for a MONAI
+    checkpoint ``init_from`` (:mod:`training._monai_weights`).
+
+    The file is checked against the network of every feature size of the grid before any
+    training starts.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason when the file is unreadable, of unknown layout, or does not fit
+        the grid's networks.
+    """
+    path = Path(config.init_from)
+    checkpoint = read_monai_checkpoint(path)
+    record: dict[str, Any] = {}
+    for size in config.feature_size:
+        model_config = ModelConfig(
+            clinical_features=1, feature_size=size, window_size=config.window_size,
+            image_pooling=config.image_pooling,
+        )  # fmt: skip
+        loaded = load_monai_weights(ResectabilityNet(model_config), checkpoint)
+        record = record or {**loaded.provenance(checkpoint), "feature_size": size}
+    return [path] * config.folds_to_run, record
+
+
 def load_image_branch(model: ResectabilityNet, weights: Path) -> int:
     """Copy the image branch of ``weights`` into ``model`` (cast to its dtypes).
+
+    A MONAI checkpoint (``.pt``, ``.pth``) copies what fits its Swin-UNETR
+    (:func:`training._monai_weights.load_monai_weights`) instead.
 
     Returns
     -------
@@ -185,6 +225,8 @@ def load_image_branch(model: ResectabilityNet, weights: Path) -> int:
     ValueError
         If ``model`` has no image branch, or the file lacks or mis-shapes one of its tensors.
     """
+    if is_monai_checkpoint(weights):
+        return load_monai_weights(model, weights).copied
     own = model.state_dict()
     wanted = [k for k in own if k.startswith(IMAGE_BRANCH)]
     if not wanted:

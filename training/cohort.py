@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inference.bundle import BundleMember, save_bundle
+from inference.bundle import BundleMember, LoadedBundle, save_bundle
 from inference.clinical_preprocessing import clinical_matrix
 from inference.parallel import ordered_map
 from inference.tasks.resectability.model import ImagePooling, ModelMode, ResectabilityNet
@@ -47,6 +47,7 @@ from training._init_from import (
     image_branch_cohorts,
     image_branch_weights,
     load_init_bundle,
+    monai_init,
 )
 from training._loop import (
     CohortArrays,
@@ -57,6 +58,7 @@ from training._loop import (
     with_tumor,
 )
 from training._metrics import DICE_GROUPS, classification_metrics, labelled_dice_counts
+from training._monai_weights import is_monai_checkpoint
 from training._parallel_folds import FitJob, fit_in_parallel, share_cohort
 from training._partial_labels import (
     check_unlabelled_voxels,
@@ -390,6 +392,18 @@ def _pathway(config: TrainConfig) -> str:
     return pooling
 
 
+def _pretrained(monai: dict[str, Any] | None) -> list[str]:
+    """The report line on MONAI weights the image branch started from (none without)."""
+    if monai is None:
+        return []
+    skipped = len(monai["tensors_skipped"])
+    return [
+        f"- pretrained weights: `{monai['file']}` ({monai['layout']}, sha256 "
+        f"{monai['sha256'][:12]}...): {monai['tensors_copied']} tensors copied, {skipped} "
+        f"skipped; not initialised from it: {', '.join(monai['modules_not_initialised']) or '-'}"
+    ]
+
+
 def _fusion(members: list[BundleMember]) -> str:
     weights = [w for m in members if (w := m.model.clinical_expert_weight) is not None]
     if not weights:
@@ -445,8 +459,14 @@ def train_cohort(
     arrays = load_cohort(cases, preprocess, out / "cache", status, workers=config.workers)
     digest = data_hash(arrays)
     splits = nested_splits(arrays.targets.tolist(), config.outer_folds, config.seed)
-    source = load_init_bundle(Path(config.init_from)) if config.init_from else None
-    init = image_branch_weights(source, digest, config) if source is not None else []
+    monai: dict[str, Any] | None = None
+    source: LoadedBundle | None = None
+    init: list[Path] = []
+    if config.init_from and is_monai_checkpoint(config.init_from):
+        init, monai = monai_init(config)
+    elif config.init_from:
+        source = load_init_bundle(Path(config.init_from))
+        init = image_branch_weights(source, digest, config)
     trainer = _Trainer(arrays, config, out, status, init)
     members = [trainer.run_fold(split) for split in splits[: config.folds_to_run]]
     trainer.figures()
@@ -463,6 +483,7 @@ def train_cohort(
         f"- image pathway: {_pathway(config)}",
         f"- fusion: {_fusion(members)}",
         f"- augmentation: {_augmentations(config)}",
+        *_pretrained(monai),
         f"- training data sha256: {digest}",
     ]
     summary = write_report(out / "report.md", trainer.folds, header)
@@ -475,6 +496,8 @@ def train_cohort(
             config, digest, source.meta if source is not None else None
         ),
     }
+    if monai is not None:
+        training["init_from_monai"] = monai
     bundle_json = save_bundle(
         out, members, preprocess=preprocess, name=bundle_name, version=bundle_version,
         data_hash=digest, metrics=summary, training=training,

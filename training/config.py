@@ -146,7 +146,10 @@ class TrainConfig:
     (another phantom seed, another site), the way the paper's BTCV pretraining is: its
     training data sha256 must then differ from this run's. That check refuses only the
     identical cohort; that no patient is shared is the operator's declaration. Empty: every
-    fit starts from its seeded initialisation.
+    fit starts from its seeded initialisation. A path ending in ``.pt`` or ``.pth`` is a MONAI
+    Swin-UNETR checkpoint instead (the BTCV SwinUNETR or the self-supervised Swin ViT,
+    :mod:`training._monai_weights`): every fold starts from what of it fits the network
+    (``init_from_cohort`` does not apply; ``freeze_image_branch`` is refused).
 
     ``image_pooling``: ``"global"`` (METHOD.md) or ``"contact"``, which adds the contact vector
     of :mod:`inference.tasks.resectability._model_contact`. ``freeze_image_branch``: keep
@@ -236,6 +239,11 @@ class TrainConfig:
             raise ValueError(f"init_from_cohort must be same or independent, got {cohort!r}")
         if self.freeze_image_branch and not self.init_from:
             raise ValueError("freeze_image_branch needs init_from (the image branch to keep)")
+        if self.freeze_image_branch and self.init_from.lower().endswith((".pt", ".pth")):
+            raise ValueError(
+                "freeze_image_branch needs a bundle of this project as init_from, not MONAI "
+                "weights (their segmentation head and decoder do not fit or are absent)"
+            )
         if not (self.lr and self.feature_size and self.batch_size and self.seg_coefficients):
             raise ValueError("every grid axis needs at least one value")
 
