@@ -41,6 +41,7 @@ from inference.tasks import (
 )
 from inference.volume import Volume, read_nifti
 from pancreas_contracts.clinical import ClinicalVariables
+from pancreas_contracts.labels import label_by_name
 from training._evaluation_scores import score_label_map
 from training._evaluation_truth import PatientTruth
 from training.dataset import CaseRecord
@@ -48,6 +49,8 @@ from training.dataset import CaseRecord
 __all__ = ["FORCED_NOTE", "PipelineProbe", "pipeline_case"]
 
 #: The warning added to a result whose localiser refusal was forced past (evaluation only).
+_TUMOR_VALUE = label_by_name("tumor").value
+
 FORCED_NOTE = "evaluation: forced past the localiser refusal (the node would refuse)"
 
 
@@ -202,6 +205,8 @@ def pipeline_case(
     series = dicom if dicom.is_dir() else case.image or case.dicom_dir
     record: dict[str, Any] = {"input": "dicom" if dicom.is_dir() else "nifti"}
     record.update(has_tumor=truth.has_tumor, contact_true=dict(truth.contact_deg), scores=None)
+    # A label map without the tumor (partial labels) cannot tell whether it was found.
+    record["tumor_labelled"] = _TUMOR_VALUE in case.labelled
     if series is None:
         record.update(reason="error", message="no image", category=None, outcome=None)
         return record

@@ -51,6 +51,11 @@ def _num(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"
 
 
+def _over(counted: int | None, scored: int) -> str:
+    """`` (n=k)`` when a Dice is over fewer cases than were scored (partial labels)."""
+    return "" if counted is None or counted >= scored else f" (n={counted})"
+
+
 def _table(rows: list[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| model | n | macro AUC | macro-F1 | accuracy | recall R | recall BR | recall LA | "
@@ -61,7 +66,10 @@ def _table(rows: list[Mapping[str, Any]]) -> list[str]:
         dice = row.get("dice") or {}
         cells = [str(row["n"]), _num(row["auc"]), _num(row["macro_f1"]), _num(row["accuracy"])]
         cells += [_num(r) for r in row["recall"]]
-        cells += [_num(dice.get(k)) for k in DICE_GROUPS]
+        counted = row.get("dice_n") or {}
+        scored = row["cases_total"] - len(row.get("failed") or [])
+        # A structure labelled by fewer of the scored cases says over how many (n=).
+        cells += [_num(dice.get(k)) + _over(counted.get(k), scored) for k in DICE_GROUPS]
         cells.append(_num(row.get("ece")))
         lines.append(f"| {row['label']} | {' | '.join(cells)} |")
     return lines
@@ -106,7 +114,18 @@ def write_outputs(out: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
     lines += [
         f"- cohort: `{cohort['path']}`, generator `{generator}`{own_generator_note(generator)}, "
         f"{cohort['patients']} patients ({cohort.get('tumor_free', 0)} tumor-free), classes "
-        f"(resectable, borderline, locally advanced) {cohort['classes']}",
+        f"(resectable, borderline, locally advanced) {cohort['classes']}"
+        + (
+            f", {cohort['nccn_unknown']} of unknown category (not in the NCCN metrics)"
+            if cohort.get("nccn_unknown")
+            else ""
+        )
+        + (
+            f"; {cohort['partially_labelled']} partially labelled (each structure's Dice over "
+            "the patients that label it)"
+            if cohort.get("partially_labelled")
+            else ""
+        ),
         f"- date: {report['created']}; device: {report['device']}",
     ]
     for i, b in enumerate(report["bundles"], start=1):

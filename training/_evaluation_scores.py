@@ -132,7 +132,8 @@ def _structures(cases: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def _tumor_present(cases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    bearing = [c for c in cases if c["has_tumor"]]
+    # Only where the tumor is labelled (truth.csv's labelled) can it be found or missed.
+    bearing = [c for c in cases if c["has_tumor"] and c.get("tumor_labelled", True)]
     scored = [c["scores"]["tumor"] for c in bearing if c.get("scores")]
     found = sum(bool(s["overlap"]) for s in scored)
     strict = sum((s["dice"] or 0.0) >= FOUND_DICE for s in scored)

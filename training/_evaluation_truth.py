@@ -42,7 +42,9 @@ class PatientTruth:
     has_tumor
         Whether the patient has a tumor.
     nccn_label
-        0 resectable, 1 borderline, 2 locally advanced; ``None`` without a tumor.
+        0 resectable, 1 borderline, 2 locally advanced; ``None`` without a tumor, or with
+        one whose category is unknown (an imported cohort's empty ``nccn_label``): such a
+        patient is left out of the NCCN metrics.
     contact_deg
         True contact angle per key vessel (degrees); only vessels with a value.
     generator
@@ -58,8 +60,6 @@ class PatientTruth:
     def __post_init__(self) -> None:
         if self.nccn_label is not None and self.nccn_label not in (0, 1, 2):
             raise ValueError(f"patient {self.patient_id}: nccn_label must be 0, 1 or 2")
-        if self.has_tumor and self.nccn_label is None:
-            raise ValueError(f"patient {self.patient_id}: a tumor-bearing patient needs a label")
         if not self.has_tumor and self.nccn_label is not None:
             raise ValueError(f"patient {self.patient_id}: a tumor-free patient has no label")
         if any(not 0.0 <= v <= 360.0 for v in self.contact_deg.values()):

@@ -11,8 +11,9 @@ softmax probabilities are averaged, per class and, for models with a segmentatio
 voxel (argmax = the predicted label cube). Multimodal bundles are also run with the clinical
 pathway knocked out (``clinical=None``: the training-mean embedding). Metrics:
 :func:`training._metrics.classification_metrics` (macro AUC one-vs-rest, macro-F1,
-accuracy, recall per class, confusion) and Dice pooled over cases for
-:data:`training._metrics.DICE_GROUPS`.
+accuracy, recall per class, confusion) over the cases with a known NCCN category, and Dice
+pooled over cases for :data:`training._metrics.DICE_GROUPS`, each group over the cases that
+label it (truth.csv's ``labelled``, :func:`training._metrics.group_labelled`; ``dice_n``).
 
 **End to end** (the first bundle). The real :class:`inference.analysis.Analyzer` on each case's
 full CT (its DICOM series when there is one, the node's real input, else ``image.nii.gz``) with
@@ -41,6 +42,7 @@ from inference.bundle import NOTICE, LoadedBundle, load_bundle, sha256_file
 from inference.clinical_preprocessing import clinical_matrix
 from inference.parallel import ordered_map
 from inference.tasks.resectability.model import ModelMode
+from pancreas_contracts.labels import NUM_CLASSES
 from pancreas_contracts.result import CATEGORY_LABELS
 from training._evaluation_pipeline import PipelineProbe, pipeline_case
 from training._evaluation_real_ct import evaluate_real_ct
@@ -52,6 +54,7 @@ from training._metrics import (
     classification_metrics,
     dice_counts,
     expected_calibration_error,
+    group_labelled,
 )
 from training.dataset import (
     CaseRecord,
@@ -101,13 +104,17 @@ class _Row:
     cases: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     counts: FloatArray = field(default_factory=lambda: np.zeros((len(DICE_GROUPS), 2)))
+    counted: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(len(DICE_GROUPS), dtype=np.int64)
+    )
 
     def add(self, pid: str, truth: int | None, probs: FloatArray, extra: dict[str, Any]) -> None:
         self.cases.append({"patient_id": pid, "truth": truth, "probabilities": probs.tolist()})
         self.cases[-1].update(extra)
 
     def summary(self) -> dict[str, Any]:
-        # Tumor-free patients (no NCCN label) are left out of the NCCN metrics.
+        # Tumor-free patients and unknown categories (no NCCN label) are left out of the
+        # NCCN metrics.
         done = [c for c in self.cases if c.get("probabilities") is not None]
         done = [c for c in done if c["truth"] is not None]
         metrics: dict[str, Any] = {"auc": None, "macro_f1": None, "accuracy": None}
@@ -118,10 +125,11 @@ class _Row:
             metrics = classification_metrics(truth, probs)
             metrics["ece"] = expected_calibration_error(truth, probs, ECE_BINS)
         dice = None
+        extra: dict[str, Any] = {}
         if self.segments and self.counts[:, 1].any():
             dice = {name: float(self.counts[g, 0] / self.counts[g, 1]) if self.counts[g, 1]
                     else float("nan") for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
-        extra: dict[str, Any] = {}
+            extra["dice_n"] = {name: int(self.counted[g]) for g, name in enumerate(DICE_GROUPS)}
         if self.kind == "pipeline":
             reasons = [str(c["reason"]) for c in self.cases if c.get("reason")]
             extra["refused"] = {r: reasons.count(r) for r in sorted(set(reasons))}
@@ -250,6 +258,15 @@ def _preprocess_case_all(
     return {config: _preprocess(case, config) for config in configs}
 
 
+def _labelled_row(case: CaseRecord) -> npt.NDArray[np.bool_] | None:
+    """The case's labelled classes as a ``NUM_CLASSES`` mask; ``None`` when it labels all."""
+    if not case.partial:
+        return None
+    mask = np.zeros(NUM_CLASSES, dtype=bool)
+    mask[[0, *sorted(case.labelled)]] = True
+    return mask
+
+
 def _cases(data_dir: Path) -> tuple[list[CaseRecord], dict[str, PatientTruth]]:
     cases = discover_cases(data_dir)
     truths = read_truth(data_dir)
@@ -364,9 +381,12 @@ def evaluate_cohort(
             extra: dict[str, Any] = {}
             if labels is not None and pre.label is not None:
                 counts = dice_counts(labels, pre.label)
-                row.counts += counts
-                extra["dice"] = {name: float(counts[g, 0] / counts[g, 1]) if counts[g, 1]
-                                 else None for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
+                groups = group_labelled(_labelled_row(case))  # only what the case labels
+                row.counts[groups] += counts[groups]
+                row.counted += groups
+                extra["dice"] = {name: float(counts[g, 0] / counts[g, 1])
+                                 if counts[g, 1] and groups[g] else None
+                                 for g, name in enumerate(DICE_GROUPS)}  # fmt: skip
             row.add(case.patient_id, truth.nccn_label, probs, extra)
         if pipeline and probe is not None:
             centre = next((p.centre_mm for p in cubes.values() if not isinstance(p, str)), None)
@@ -385,6 +405,11 @@ def evaluate_cohort(
             "patients": len(cases),
             "classes": np.bincount(labels_known, minlength=3).tolist(),
             "tumor_free": sum(not truths[c.patient_id].has_tumor for c in cases),
+            "nccn_unknown": sum(
+                truths[c.patient_id].has_tumor and truths[c.patient_id].nccn_label is None
+                for c in cases
+            ),
+            "partially_labelled": sum(c.partial for c in cases),
             "generator": cohort_generator([truths[c.patient_id] for c in cases]),
         },
         "device": torch_device.type,

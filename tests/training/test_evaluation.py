@@ -83,7 +83,7 @@ def test_report_fields(evaluation: Evaluation, cohort: Path) -> None:
     truth = [c.nccn_label for c in discover_cases(cohort)]
     assert report["cohort"] == {
         "path": str(cohort), "patients": 3, "classes": np.bincount(truth, minlength=3).tolist(),
-        "tumor_free": 0, "generator": "phantom",
+        "tumor_free": 0, "nccn_unknown": 0, "partially_labelled": 0, "generator": "phantom",
     }  # fmt: skip
     assert report["calibration"] == {"metric": "expected calibration error", "bins": 10}
     assert "real_ct" not in report

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from inference.volume import Volume, write_nifti
+from inference.volume import Volume, read_nifti, write_nifti
 from pancreas_contracts.labels import NUM_CLASSES
+from phantom import PhantomOptions, generate_cohort
 from tests.training._training_arrays import tiny_arrays
+from training._evaluation_scores import summarise_pipeline
+from training._evaluation_truth import read_truth
 from training._loop import CohortArrays, _Batches, labels_tumor, with_tumor
 from training._metrics import group_labelled, labelled_dice_counts, total_dice_counts
 from training._partial_labels import labelled_matrix, partial_label_lines
@@ -25,9 +29,14 @@ from training.dataset import (
     discover_cases,
     make_augmentation,
 )
+from training.evaluation import evaluate_cohort
 from training.losses import ClassificationLoss, SegmentationLoss, merge_unlabelled
+from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(2)
+
+# The test bundle labels its whole 160 mm cube pancreas: the scan must hold the whole cube.
+EVAL_OPTIONS = PhantomOptions(fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0, slice_thickness=4.0)
 
 
 def _cohort(folder: Path, truth: str, organs: dict[str, tuple[int, ...]]) -> Path:
@@ -204,3 +213,42 @@ def test_structure_dice_counts_only_the_patients_that_label_it() -> None:
     np.testing.assert_array_equal(plain, total_dice_counts(list(pred), list(truth)))
     assert everyone.tolist() == [3, 3, 3, 3] and plain[2, 0] < plain[2, 1]
     assert group_labelled(labelled[2]).tolist() == [True, False, False, False]
+
+
+@pytest.mark.slow
+def test_evaluation_scores_structures_where_labelled_and_nccn_where_known(
+    tmp_path: Path,
+) -> None:
+    cohort = tmp_path / "cohort"
+    generate_cohort(cohort, 2, 5, EVAL_OPTIONS)
+    # PHANTOM-0002 becomes an imported case: pancreas only, no NCCN category, no tumor status.
+    label = read_nifti(cohort / "PHANTOM-0002" / "label.nii.gz")
+    kept = np.where(label.array == 1, 1, 0).astype(np.uint8)
+    write_nifti(Volume(kept, label.affine), cohort / "PHANTOM-0002" / "label.nii.gz")
+    with (cohort / "truth.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[1].update(nccn_label="", has_tumor="", labelled="pancreas")
+    with (cohort / "truth.csv").open("w", newline="", encoding="utf-8") as handle:
+        fields = dict.fromkeys([*rows[0], *rows[1]])
+        writer = csv.DictWriter(handle, list(fields), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    truth = read_truth(cohort)["PHANTOM-0002"]
+    assert truth.has_tumor and truth.nccn_label is None  # unknown, not tumor-free
+    bundle = build_test_bundle(tmp_path / "bundle")
+    done = evaluate_cohort(cohort, [bundle], tmp_path / "eval", pipeline=False, device="cpu")
+    cube = done.report["rows"][0]
+    assert cube["n"] == 1 and cube["cases_total"] == 2  # NCCN metrics over the known one
+    assert cube["dice_n"] == {"pancreas": 2, "tumor": 1, "major_vessels": 1, "key_arteries": 1}
+    partial = next(c for c in cube["cases"] if c["patient_id"] == "PHANTOM-0002")
+    assert partial["dice"]["pancreas"] is not None and partial["dice"]["tumor"] is None
+    assert done.report["cohort"]["nccn_unknown"] == 1
+    assert done.report["cohort"]["partially_labelled"] == 1
+    markdown = done.markdown.read_text(encoding="utf-8")
+    assert "1 of unknown category" in markdown and "(n=1)" in markdown
+    # The pipeline's tumor detection counts only patients whose tumor is labelled.
+    cases = [
+        {"has_tumor": True, "tumor_labelled": False, "scores": None, "category": None},
+        {"has_tumor": True, "scores": None, "category": None},
+    ]
+    assert summarise_pipeline(cases)["tumor_present"]["found"]["n"] == 1
