@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 
 from pancreas_node._cli_analyze import analyze_command
 from pancreas_node._cli_board import board_app
+from pancreas_node._cli_cohort import cohort_app
 from pancreas_node._cli_db import db_app, registry_app
 from pancreas_node._cli_demo import demo_command
 from pancreas_node._cli_errors import CliError
@@ -56,6 +57,7 @@ app.command("evaluate")(evaluate_command)
 app.add_typer(board_app, name="board")
 app.command("export-cases")(export_cases_command)
 app.command("import")(import_command)
+app.add_typer(cohort_app, name="cohort")
 
 
 _DISTRIBUTION = "pancreas-ai-node"
