@@ -342,9 +342,15 @@ def _facts(data: Path, cases: Sequence[LymphNodeCase], config: LymphNodeConfig) 
         f"model {MODEL_NAME}, config sha256 `{config.sha256()[:16]}`, weights "
         f"{config.weights_dtype}",
         f"{config.outer_folds}-fold nested CV stratified by N status, {config.folds_to_run} run",
-        "node segmenter trained on attention from the truth organs; evaluated end to end with "
-        "the attention of the predicted organs; the patient model sees the truth PDAC mask",
-    ]
+        f"node segmenter trained on attention from the "
+        f"{'predicted' if config.predicted_attention else 'truth'} organs; evaluated end to end "
+        "with the attention of the predicted organs; the patient model sees the truth PDAC mask",
+        "false-positive reduction: "
+        + (f"a not-node class trained on up to {config.false_positives_per_case} of the "
+           f"segmenter's false positives per training row; node threshold for <= "
+           f"{config.target_fp_per_patient:g} false positives per patient on the validation rows"
+           if config.classifier.not_node_class else "none (every candidate is a node)"),
+    ]  # fmt: skip
 
 
 def _loss_lines(fold: int, logs: Sequence[PhaseLog]) -> list[str]:
