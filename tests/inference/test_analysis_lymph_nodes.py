@@ -266,8 +266,9 @@ def _analysis(probabilities: list[float], inputs: tuple[str, ...]) -> LymphNodeA
                              largest_suspicious_volume_ml=0.5, inputs=inputs,
                              model_version="m 2", warnings=("w",))  # fmt: skip
     empty = Volume(np.zeros((2, 2, 2), dtype=np.float32), np.eye(4))
+    instances = np.zeros((2, 2, 2), dtype=np.int32)
     return LymphNodeAnalysis(result, empty, np.zeros((2, 2, 2), dtype=np.float32), empty,
-                             np.zeros((2, 2, 2), dtype=np.int32))  # fmt: skip
+                             instances, instances, (1.0,) * len(nodes))  # fmt: skip
 
 
 def test_the_assessment_lists_the_most_probable_first_and_says_what_it_lacked() -> None:
