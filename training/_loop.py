@@ -410,7 +410,9 @@ def fit_model(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
     label_weights = None
     if config.seg_label_balance == "median_frequency" and mode is not ModelMode.TABULAR_ONLY:
-        label_weights = median_frequency_weights(arrays.labels[train], NUM_CLASSES)
+        label_weights = median_frequency_weights(
+            arrays.labels[train], NUM_CLASSES, labelled=arrays.labelled_rows(train)
+        )
         _LOG.info("%s: segmentation label weights %s", checkpoint.stem, label_weights)
     loss_fn = MultitaskLoss(
         SegmentationLoss(*hp.seg_coefficients, label_weights=label_weights),

@@ -52,7 +52,7 @@ from inference.preprocessing import PreprocessConfig, Preprocessed, preprocess_v
 from inference.volume import read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.clinical import CLINICAL_VARIABLES, variable_by_name
-from pancreas_contracts.labels import LABELS, NUM_CLASSES
+from pancreas_contracts.labels import LABELS, NUM_CLASSES, label_by_name
 from training.config import Augmentations
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "source_fingerprint",
 ]
 
+_TUMOR_VALUE = label_by_name("tumor").value
 NO_TUMOR = -1
 """``nccn_label`` (and training target) of a tumor-free patient: no NCCN category.
 
@@ -155,6 +156,12 @@ class CaseRecord:
     def has_tumor(self) -> bool:
         """Whether the patient is not known to be tumor-free (a tumor, or it may have one)."""
         return self.nccn_label != NO_TUMOR
+
+    @property
+    def tumor_status_known(self) -> bool:
+        """Whether it is known if the patient has a tumor: an NCCN category or tumor-free, or
+        the tumor labelled (an import's label map says where the tumor is, or that none is)."""
+        return self.nccn_label != NCCN_UNKNOWN or _TUMOR_VALUE in self.labelled
 
     @property
     def partial(self) -> bool:

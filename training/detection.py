@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from training._splits import FoldSplit, nested_splits
 from training.dataset import CaseRecord, discover_cases
 from training.detection_config import DetectionConfig
 
-__all__ = ["MODEL_NAME", "DetectionRun", "evaluate_detection", "train_detection"]
+__all__ = ["MODEL_NAME", "DetectionRun", "detection_cases", "evaluate_detection",
+           "train_detection"]  # fmt: skip
 
 MODEL_NAME = "pdac-detection"
 Status = Callable[[str, int, int], None]
@@ -101,6 +102,24 @@ def _fold(
     return bundle_json, metrics, logs
 
 
+def detection_cases(cases: Sequence[CaseRecord]) -> tuple[list[CaseRecord], list[str]]:
+    """The patients whose tumor status is known, and the IDs of those left out.
+
+    A detector learns and is scored on "PDAC or not": an imported case that labels only the
+    pancreas (``has_tumor`` empty, no NCCN category, :mod:`training.dataset`) may have a tumor
+    nobody drew, so it is neither a positive nor a negative.
+    """
+    kept = [c for c in cases if c.tumor_status_known]
+    return kept, [c.patient_id for c in cases if not c.tumor_status_known]
+
+
+def _left_out(unknown: Sequence[str]) -> list[str]:
+    if not unknown:
+        return []
+    return [f"left out, tumor status unknown (tumor not labelled): {len(unknown)} patient(s): "
+            f"{', '.join(unknown[:12])}{' ...' if len(unknown) > 12 else ''}"]  # fmt: skip
+
+
 def train_detection(
     data: Path, out: Path, config: DetectionConfig, status: Status | None = None
 ) -> DetectionRun:
@@ -113,7 +132,7 @@ def train_detection(
     """
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
-    cases = discover_cases(data)
+    cases, unknown = detection_cases(discover_cases(data))
     labels = [int(c.has_tumor) for c in cases]
     splits = nested_splits(labels, config.outer_folds, config.seed)
     arrays = load_detection_arrays(cases, config, out / "cache")
@@ -136,6 +155,7 @@ def train_detection(
         f"model {MODEL_NAME}, config sha256 `{config.sha256()[:16]}`, "
         f"weights {config.weights_dtype}",
         f"{config.outer_folds}-fold nested CV stratified by PDAC, {config.folds_to_run} run",
+        *_left_out(unknown),
     ]
     report = write_report(out / "report.md", "PDAC detection: training report", facts, sections)
     return DetectionRun(out, bundle_json, report, summary)
@@ -166,7 +186,7 @@ def evaluate_detection(
         On an unreadable cohort.
     """
     loaded = load_detection_bundle(bundle)
-    cases = discover_cases(data)
+    cases, unknown = detection_cases(discover_cases(data))
     started = time.monotonic()
     summary = summarise(evaluate_cases(DetectionModel(loaded), cases))
     seconds = time.monotonic() - started
@@ -174,6 +194,7 @@ def evaluate_detection(
         facts = [
             f"bundle `{bundle.name}` ({loaded.version}), cohort `{data.name}`",
             f"{seconds:.0f} s on CPU for {len(cases)} patients",
+            *_left_out(unknown),
         ]
         sections = [metrics_section(title, summary)]
         write_report(report, f"PDAC detection: {title}", facts, sections)

@@ -83,7 +83,10 @@ def loss_weights(tau: float, *, adaptive: bool = True) -> tuple[float, float]:
 
 
 def median_frequency_weights(
-    label_maps: npt.NDArray[np.uint8], n_labels: int, cap: float = 10.0
+    label_maps: npt.NDArray[np.uint8],
+    n_labels: int,
+    cap: float = 10.0,
+    labelled: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[float, ...]:
     """Per-label voxel weights by median-frequency balancing, floored at 1.
 
@@ -102,6 +105,11 @@ def median_frequency_weights(
         Number of labels, background included.
     cap
         Largest weight.
+    labelled
+        ``(N, n_labels)`` labelled classes of the ``N`` maps (partial labels,
+        :mod:`training._partial_labels`), or ``None`` when every map labels everything. A
+        label's frequency is then its voxels over the voxels of the maps that label it: a map
+        that does not label a structure says nothing about how rare it is.
 
     Returns
     -------
@@ -110,8 +118,14 @@ def median_frequency_weights(
     """
     if cap < 1.0:
         raise ValueError("the weight cap must be at least 1")
-    counts = np.bincount(np.asarray(label_maps).ravel(), minlength=n_labels)[:n_labels]
-    present = counts[counts > 0].astype(np.float64)
+    maps = np.asarray(label_maps)
+    if labelled is None:
+        counts = np.bincount(maps.ravel(), minlength=n_labels)[:n_labels].astype(np.float64)
+    else:
+        per_map = np.stack([np.bincount(m.ravel(), minlength=n_labels)[:n_labels] for m in maps])
+        seen = (np.asarray(labelled, dtype=bool) * (maps.size // max(1, len(maps)))).sum(axis=0)
+        counts = np.where(seen > 0, (per_map * labelled).sum(axis=0) / np.maximum(seen, 1), 0.0)
+    present = counts[counts > 0]
     if present.size == 0:
         raise ValueError("no labelled voxels to balance")
     median = float(np.median(present))

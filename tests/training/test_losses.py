@@ -99,6 +99,25 @@ def test_median_frequency_weights_raise_only_rare_labels() -> None:
         median_frequency_weights(maps, 5, cap=0.5)
 
 
+def test_median_frequency_counts_a_label_only_where_it_is_labelled() -> None:
+    """A map that does not label a structure (partial labels) says nothing of its rarity."""
+    maps = np.zeros((2, 10, 10, 10), dtype=np.uint8)
+    maps[:, :3, :6] = 1  # 360 voxels in each map
+    maps[0, 9, 9, :2] = 2  # 4 voxels, in the first map only: the second does not label it
+    everything = np.ones((2, 3), dtype=bool)
+    assert median_frequency_weights(maps, 3, 100.0, everything) == pytest.approx(
+        median_frequency_weights(maps, 3, 100.0)
+    )
+    partial = everything.copy()
+    partial[1, 2] = False
+    # frequencies per 1000 labelled voxels: background 636 / 1000 and 640 / 1000 -> 638;
+    # label 1: 360; label 2: 4 of the one map that labels it
+    weights = median_frequency_weights(maps, 3, 1000.0, partial)
+    assert weights[2] == pytest.approx(360.0 / 4.0)  # the median (label 1's) over label 2's
+    # counted over both maps, label 2 would look twice as rare as it is
+    assert median_frequency_weights(maps, 3, 1000.0)[2] == pytest.approx(360.0 / 2.0)
+
+
 def test_label_weights_raise_a_missed_rare_label() -> None:
     # The rare label 2 is predicted as background: its weight raises the loss, and with it
     # the gradient that pulls the label back; a label the prediction gets right does not.

@@ -29,6 +29,7 @@ from training.dataset import (
     discover_cases,
     make_augmentation,
 )
+from training.detection import detection_cases
 from training.evaluation import evaluate_cohort
 from training.losses import ClassificationLoss, SegmentationLoss, merge_unlabelled
 from training.structure_bundle import build_test_bundle
@@ -252,3 +253,17 @@ def test_evaluation_scores_structures_where_labelled_and_nccn_where_known(
         {"has_tumor": True, "scores": None, "category": None},
     ]
     assert summarise_pipeline(cases)["tumor_present"]["found"]["n"] == 1
+
+
+def test_a_detector_leaves_out_the_patients_whose_tumor_nobody_labelled() -> None:
+    """An NIH-like import (pancreas only, no category) is neither PDAC nor PDAC-free."""
+    pancreas, tumor = frozenset({1}), frozenset({1, 2})
+    cases = [
+        CaseRecord("staged", None, None, None, {}, 1),
+        CaseRecord("free", None, None, None, {}, NO_TUMOR),
+        CaseRecord("msd", None, None, None, {}, NCCN_UNKNOWN, labelled=tumor),
+        CaseRecord("nih", None, None, None, {}, NCCN_UNKNOWN, labelled=pancreas),
+    ]
+    assert [c.tumor_status_known for c in cases] == [True, True, True, False]
+    kept, left_out = detection_cases(cases)
+    assert [c.patient_id for c in kept] == ["staged", "free", "msd"] and left_out == ["nih"]
