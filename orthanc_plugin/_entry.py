@@ -9,8 +9,9 @@ script, using the standard library only, makes the project importable before any
    else the ``PANCREAS_AI_VENV`` environment variable, else ``<repository>/.venv``;
 3. it checks that the environment was built for the same Python minor version (compiled
    wheels such as pydantic-core and SQLAlchemy's extensions share the CPython 3.11 ABI), and
-   puts the repository and the environment's ``site-packages`` (with its ``.pth`` files)
-   *before* Debian's ``dist-packages``;
+   puts the repository first and the environment's ``site-packages`` (with its ``.pth``
+   files) after the standard library and *before* Debian's ``dist-packages`` (a PyPI backport
+   named like a standard module, such as ``dataclasses`` 0.6, must not shadow it);
 4. it creates the one plugin object and registers its callbacks.
 
 Any failure is written to Orthanc's log; Orthanc keeps running without the plugin.
@@ -57,7 +58,14 @@ def _prepare_path(orthanc: Any) -> None:
     before = list(sys.path)
     site.addsitedir(str(packages))
     added = [p for p in sys.path if p not in before]
-    sys.path[:] = [str(_REPO), *added, *(p for p in before if p != str(_REPO))]
+    rest = [p for p in before if p != str(_REPO)]
+    packages_at = next((n for n, p in enumerate(rest) if _is_packages_dir(p)), len(rest))
+    sys.path[:] = [str(_REPO), *rest[:packages_at], *added, *rest[packages_at:]]
+
+
+def _is_packages_dir(path: str) -> bool:
+    """Whether a ``sys.path`` entry holds installed packages rather than the standard library."""
+    return Path(path).name in ("dist-packages", "site-packages")
 
 
 def _load() -> object:

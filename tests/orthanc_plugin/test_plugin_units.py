@@ -439,3 +439,35 @@ def test_a_done_job_without_a_category_is_no_tumor() -> None:
     assert gated.status is StudyStatus.NO_PDAC and gated.labels == ("ai-no-pdac",)
     assert gated.text == "No PDAC detected: NCCN staging not given"
     assert staged.status is StudyStatus.DONE
+
+
+class _FakeOrthanc:
+    def __init__(self, venv: Path) -> None:
+        self._venv = venv
+
+    def GetConfiguration(self) -> str:  # noqa: N802 (Orthanc's name)
+        return json.dumps({"PancreasAI": {"VirtualEnv": str(self._venv)}})
+
+
+def test_the_venv_comes_after_the_standard_library_and_before_dist_packages(
+    tmp_path: Path,
+) -> None:
+    """A PyPI backport named like a standard module (``dataclasses`` 0.6, which rt-utils pulls
+    in) in the venv must not shadow the standard library inside Orthanc's embedded Python."""
+    import sys
+
+    from orthanc_plugin import _entry
+
+    packages = tmp_path / "venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    (packages / "site-packages").mkdir(parents=True)
+    stdlib = ["/usr/lib/python311.zip", "/usr/lib/python3.11", "/usr/lib/python3.11/lib-dynload"]
+    debian = ["/usr/local/lib/python3.11/dist-packages", "/usr/lib/python3/dist-packages"]
+    saved = list(sys.path)
+    try:
+        sys.path[:] = [*stdlib, *debian]
+        _entry._prepare_path(_FakeOrthanc(tmp_path / "venv"))
+        arranged = list(sys.path)
+    finally:
+        sys.path[:] = saved
+    venv = str(packages / "site-packages")
+    assert arranged == [str(_entry._REPO), *stdlib, venv, *debian]
