@@ -30,7 +30,6 @@ of an encoder-only checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any, Final
 
 import torch
 
+from inference.bundle import sha256_file
 from inference.tasks.resectability.model import ResectabilityNet
 
 __all__ = [
@@ -102,14 +102,6 @@ class MonaiLoad:
         }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The file's tensor mapping (``state_dict`` entry or the whole file)."""
     try:
@@ -171,7 +163,7 @@ def read_monai_checkpoint(path: Path) -> MonaiCheckpoint:
             "MONAI SwinUNETR state_dict (swinViT.*) or MONAI's self-supervised Swin ViT "
             "(module.patch_embed.*, module.layers1.*)"
         )
-    return MonaiCheckpoint(path, _sha256(path), layout, tensors, tuple(sorted(unmapped)))
+    return MonaiCheckpoint(path, sha256_file(path), layout, tensors, tuple(sorted(unmapped)))
 
 
 def _refusal(checkpoint: MonaiCheckpoint, name: str, model: ResectabilityNet) -> str:
