@@ -28,8 +28,9 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from training._cohort_files import require_empty_folder, tool_version
 
 __all__ = ["MergeSource", "MergeSummary", "merge_cohorts"]
 
@@ -170,19 +171,11 @@ def _write_csv(path: Path, columns: tuple[str, ...], tables: Sequence[_Table]) -
 
 
 def _check_out(out: Path, sources: Sequence[_Source]) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} exists and is not an empty folder")
+    require_empty_folder(out)
     target = out.resolve()
     for source in sources:
         if target == source.folder or source.folder in target.parents:
             raise ValueError(f"--out {out} lies inside source {source.folder.name}")
-
-
-def _tool_version() -> str:
-    try:
-        return version("pancreas-ai-node")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def merge_cohorts(sources: Sequence[Path], out: Path, copy: bool = False) -> MergeSummary:
@@ -248,7 +241,7 @@ def merge_cohorts(sources: Sequence[Path], out: Path, copy: bool = False) -> Mer
     merged = tuple(MergeSource(s.folder.name, len(s.ids), s.format) for s in read)
     provenance = {
         "tool": "pancreas-node cohort merge",
-        "tool_version": _tool_version(),
+        "tool_version": tool_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "copy" if copy else "link",
         "cases": sum(s.cases for s in merged),

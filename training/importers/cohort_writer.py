@@ -25,7 +25,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from inference.volume import Volume, write_nifti
 from pancreas_contracts.clinical import CLINICAL_VARIABLES
 from pancreas_contracts.labels import LABELS, label_by_name
+from training._cohort_files import require_empty_folder, tool_version
 from training.importers.mapping import LabelMapping
 
 __all__ = [
@@ -201,18 +201,6 @@ def _image_for_disk(image: Volume) -> Volume:
     return Volume(array.astype(np.float32), image.affine)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} exists and is not an empty folder")
-
-
-def _tool_version() -> str:
-    try:
-        return version("pancreas-ai-node")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def write_cohort(
     out: Path,
     cases: Iterable[ImportedCase],
@@ -255,7 +243,7 @@ def write_cohort(
     ValueError
         If ``out`` holds files, a case id repeats, or no case was imported.
     """
-    _check_out(out)
+    require_empty_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     truth_rows: list[dict[str, str]] = []
     clinical_rows: list[dict[str, str]] = []
@@ -310,7 +298,7 @@ def write_cohort(
             "description": mapping.description,
         },
         "tool": "pancreas-node import",
-        "tool_version": _tool_version(),
+        "tool_version": tool_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "labelled_counts": counts,
         "cases": per_case,
