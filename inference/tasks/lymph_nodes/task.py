@@ -259,7 +259,7 @@ class LymphNodeModel:
         """
         timings: dict[str, float] = {}
         warnings: list[str] = []
-        organs = timed(timings, "organs", lambda: self._organs(image))
+        organs = timed(timings, "organs", lambda: self.organ_map(image))
         labels = np.asarray(organs.array, dtype=np.uint8)
         attention = timed(timings, "attention", lambda: attention_maps(labels, organs.spacing))
         probability, cube_attention = timed(
@@ -285,6 +285,10 @@ class LymphNodeModel:
         return LymphNodeAnalysis(result, organs, cube_attention, probability,
                                  renumber[instances], instances, tuple(node_p))  # fmt: skip
 
+    def _run(self, network: torch.nn.Module, *inputs: torch.Tensor) -> object:
+        with torch.no_grad():
+            return network(*(x.to(self._device) for x in inputs))
+
     def organ_map(self, image: Volume) -> Volume:
         """The organ segmenter's label map (``organs.nii.gz`` values) on its cube.
 
@@ -293,13 +297,6 @@ class LymphNodeModel:
         AnalysisError
             ``non-finite`` when the CT holds NaN or infinite values after preprocessing.
         """
-        return self._organs(image)
-
-    def _run(self, network: torch.nn.Module, *inputs: torch.Tensor) -> object:
-        with torch.no_grad():
-            return network(*(x.to(self._device) for x in inputs))
-
-    def _organs(self, image: Volume) -> Volume:
         config = self._bundle.networks.organ_config
         cube = _cube(image, config.cube_size, config.cube_mm, _middle(image))
         logits = self._run(self._bundle.networks.organs, torch.from_numpy(cube.array[None, None]))
