@@ -20,7 +20,7 @@ from pydicom.uid import generate_uid
 from inference._writer_common import save_atomically
 from inference.lymph_node_seg import build_lymph_node_seg
 from inference.pdf_report import render_report_pdf, write_pdf_report
-from inference.seg_writer import build_lesion_seg, write_seg
+from inference.seg_writer import build_lesion_seg, build_seg
 from inference.sr_writer import write_sr
 from inference.timing import timed
 from inference.volume import Volume, write_nifti
@@ -109,19 +109,20 @@ def write_dicom_outputs(
     outputs = result.outputs
     timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
     seg_path, sr_path, pdf_path = out_dir / SEG_NAME, out_dir / SR_NAME, out_dir / PDF_DICOM_NAME
-    timed(
-        timings,
-        "write_seg",
-        lambda: write_seg(
-            seg_label, headers, result, seg_path, sop_instance_uid=outputs.seg_sop_uid
-        ),
-    )
+
+    def seg() -> Dataset:
+        built = build_seg(seg_label, headers, result.bundle, sop_instance_uid=outputs.seg_sop_uid)
+        save_atomically(built, seg_path)
+        return built
+
+    # The SR cites the SEG object just built, not the file read back (4 MB of frame items).
+    seg_ds = timed(timings, "write_seg", seg)
     timed(
         timings,
         "write_sr",
         lambda: write_sr(
             result,
-            seg_path,
+            seg_ds,
             headers,
             sr_path,
             sop_instance_uid=outputs.sr_sop_uid,

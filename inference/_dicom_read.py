@@ -46,6 +46,7 @@ __all__ = [
     "ScanResult",
     "collect_files",
     "decode_frames",
+    "drop_pixel_data",
     "frames_of",
     "scan",
     "single_slice_step",
@@ -370,6 +371,13 @@ def decode_frames(instance: ImageInstance) -> npt.NDArray[np.generic]:
     if array.ndim != 3:
         raise UnsupportedPixelDataError(f"{name}: decoded pixel data has shape {array.shape}")
     return array
+
+
+def drop_pixel_data(ds: Dataset) -> None:
+    """Remove the pixel data elements of ``ds`` (once decoded), keeping its header."""
+    for keyword in _PIXEL_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
 
 
 def _short(exc: BaseException) -> str:

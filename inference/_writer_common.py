@@ -16,7 +16,7 @@ from typing import TypeGuard
 import highdicom as hd
 from pydicom.dataset import Dataset
 
-from inference._dicom_read import collect_files, scan
+from inference._dicom_read import collect_files, drop_pixel_data, scan
 from inference._volume_errors import MultipleSeriesError, NotAnImageError, SeriesNotFoundError
 from inference.dicom_codes import ALGORITHM_FAMILY, MANUFACTURER
 from pancreas_contracts.result import AnalysisResult, BundleRef
@@ -33,8 +33,6 @@ __all__ = [
 
 #: The source CT series: its directory, its files, or its (header) data sets.
 SourceImages = Path | str | Sequence[Path | str] | Sequence[Dataset]
-
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 def _are_datasets(source: object) -> TypeGuard[Sequence[Dataset]]:
@@ -82,11 +80,8 @@ def load_source_headers(source: SourceImages, series_uid: str | None = None) -> 
             paths = source
         datasets = []
         for inst in scan(collect_files(paths)).images:
-            ds = inst.dataset
-            for keyword in _PIXEL_KEYWORDS:
-                if keyword in ds:
-                    delattr(ds, keyword)
-            datasets.append(ds)
+            drop_pixel_data(inst.dataset)
+            datasets.append(inst.dataset)
     groups: dict[str, list[Dataset]] = defaultdict(list)
     for ds in datasets:
         groups[str(ds.get("SeriesInstanceUID", ""))].append(ds)

@@ -464,7 +464,10 @@ class Analyzer:
         else:
             dicom = source.dicom
             seg_label = dicom.to_native(label_ct)
-            headers = load_source_headers(source.files, dicom.series_instance_uid)
+            # The headers read with the pixels; a volume made elsewhere may come without them.
+            headers = list(dicom.headers) or load_source_headers(
+                source.files, dicom.series_instance_uid
+            )
             node_seg = None
             if extras.nodes is not None and extras.nodes.nodes is not None:
                 node_seg = write_lymph_node_seg(

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from inference._analysis_outputs import RESULT_NAME, SEG_NAME
 from inference._packet_images import KeyPlane, PacketImageError, load_key_planes
 from inference._packet_layout import draw_case_pages, draw_cover, finish_pages
+from inference._pdf_layout import PDF_RC
 from inference._volume_errors import VolumeError
 from pancreas_contracts.boards import BoardCategory, ReviewVerdict, Treatment
 from pancreas_contracts.result import AnalysisResult
@@ -186,7 +187,7 @@ def render_board_packet(packet: BoardPacket) -> bytes:
     """
     generated = packet.generated_at or dt.datetime.now().astimezone()
     stamp = generated.strftime("%Y-%m-%d %H:%M %Z").strip()
-    with mpl.rc_context({"pdf.fonttype": 42, "font.family": "DejaVu Sans"}):
+    with mpl.rc_context(PDF_RC):
         pages: list[tuple[Figure, str]] = [(draw_cover(packet), _versions(packet.cases))]
         for case in packet.cases:
             planes, missing = _key_planes(case)

@@ -109,10 +109,16 @@ def _crop_box(
     labels: npt.NDArray[np.generic], spacing: tuple[float, float, float]
 ) -> tuple[slice, slice]:
     values = [label_by_name(n).value for n in ("pancreas", "tumor")]
-    mask = np.isin(labels, values).any(axis=2)
+    # Searched inside the labels' own box: a pass over the whole grid cost 0.1-0.5 s.
+    box = nonzero_box(labels)
+    if box is None:
+        return slice(None), slice(None)
+    mask = np.isin(labels[box], values).any(axis=2)
     if not mask.any():
         return slice(None), slice(None)
     ii, jj = np.nonzero(mask)
+    ii += box[0].start
+    jj += box[1].start
     margins = [int(np.ceil(CROP_MARGIN_MM / s)) for s in spacing[:2]]
     lo = [max(int(ii.min()) - margins[0], 0), max(int(jj.min()) - margins[1], 0)]
     hi = [

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import numpy.typing as npt
+from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from inference._dicom_geometry import stack_geometry
@@ -31,6 +32,7 @@ from inference._dicom_read import (
     ScanResult,
     collect_files,
     decode_frames,
+    drop_pixel_data,
     frames_of,
     scan,
     single_slice_step,
@@ -111,6 +113,9 @@ class DicomVolume:
         SOP Class UIDs seen in the series, sorted.
     warnings
         Lenient-reading notes (skipped non-image instances, dropped duplicates, ...).
+    headers
+        The series' instance headers as read (one per instance, duplicates dropped), without
+        their pixel data: what the DICOM writers cite, so they need not read the files again.
     """
 
     volume: Volume
@@ -127,6 +132,7 @@ class DicomVolume:
     transfer_syntaxes: tuple[str, ...]
     sop_class_uids: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    headers: tuple[Dataset, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def num_slices(self) -> int:
@@ -362,6 +368,7 @@ def _assemble(
             if frame.intercept != 0.0:
                 values += np.float32(frame.intercept)
             stack[slot[(index, frame.frame)]] = values
+        drop_pixel_data(inst.dataset)
 
     # (slice, row, column) -> (column, row, slice): the index order of ``dicom_affine``.
     native = Volume(stack.transpose(2, 1, 0), LPS_TO_RAS @ geometry.affine_lps)
@@ -384,6 +391,7 @@ def _assemble(
         transfer_syntaxes=tuple(sorted({i.transfer_syntax_uid for i in instances})),
         sop_class_uids=tuple(sorted({i.sop_class_uid for i in instances})),
         warnings=tuple(warnings),
+        headers=tuple(i.dataset for i in instances),
     )
 
 

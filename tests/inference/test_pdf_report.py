@@ -184,3 +184,19 @@ def test_a_one_model_bundle_with_flip_passes_shows_their_spread(written: fx.Writ
     ).stdout.decode()
     assert "0.042 (4 flip passes)" in text
     assert "none (single model)" not in text
+
+
+def test_fonts_are_embedded_subsets_with_a_unicode_map(written: fx.Written) -> None:
+    """Type 3 subsets (no fontTools subsetting per report) that viewers and search still read."""
+    pdffonts = shutil.which("pdffonts")
+    if pdffonts is None:
+        pytest.skip("poppler-utils (pdffonts) not installed")
+    listing = subprocess.run(
+        [pdffonts, str(written.pdf_path)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[2:]  # two heading lines
+    assert listing
+    for line in listing:
+        # name, type ("Type 3"), encoding, then emb / sub / uni and the object id.
+        emb, sub, uni = line.split()[-5:-2]
+        assert "Type 3" in line
+        assert (emb, sub, uni) == ("yes", "yes", "yes"), line

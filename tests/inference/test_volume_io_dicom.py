@@ -201,3 +201,16 @@ def test_compressed_transfer_syntaxes(tmp_path: Path, syntax: str) -> None:
     packed = read_dicom_series(packed_dir)
     assert packed.transfer_syntaxes == (syntax,)
     assert np.array_equal(packed.volume.array, plain.volume.array)
+
+
+def test_headers_come_with_the_volume_once_per_instance_without_pixels(tmp_path: Path) -> None:
+    # The DICOM writers cite these headers instead of reading the files again.
+    files = copy_nih_slices(tmp_path / "series", start=100, count=6)
+    duplicate = tmp_path / "series" / "copy-of-first.dcm"
+    duplicate.write_bytes(files[0].read_bytes())
+    read = read_dicom_series(tmp_path / "series")
+    assert len(read.headers) == 6  # the duplicate SOPInstanceUID is left out, as in the volume
+    assert {str(ds.SOPInstanceUID) for ds in read.headers} == set(read.sop_instance_uids)
+    for ds in read.headers:
+        assert "PixelData" not in ds
+        assert str(ds.SeriesInstanceUID) == read.series_instance_uid
