@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final
 
@@ -44,12 +45,12 @@ from pancreas_contracts.result import (
 )
 
 __all__ = [
-    "PDF_RC",
     "KeySlice",
     "category_block",
     "draw_report",
     "legend",
     "overlay",
+    "pdf_style",
     "section",
     "vessel_block",
 ]
@@ -61,11 +62,6 @@ WINDOW: Final = (-160.0, 240.0)
 OVERLAY_LABELS: Final = ("portal_vein", "smv", "sma", "celiac_trunk", "cha", "tumor")
 _ALPHA: Final = 0.5
 _RED: Final = "#b00020"
-#: Matplotlib settings of every PDF the node draws: DejaVu Sans embedded as subset Type 3
-#: fonts with a ToUnicode map (``pdftotext`` extracts the text, "≥" and "°" included). Type 42
-#: made matplotlib subset the TrueType files with fontTools on every report: 0.4-0.7 s of a
-#: report's 1 s.
-PDF_RC: Final = {"pdf.fonttype": 3, "font.family": "DejaVu Sans"}
 _GREY: Final = "#555555"
 _CATEGORY_TEXT: Final = ("Resectable", "Borderline resectable", "Locally advanced")
 #: What a no-tumor result (outcome no-tumor) shows instead of the category block.
@@ -416,6 +412,16 @@ def _page_head(fig: Figure, result: AnalysisResult, header: Dataset | None) -> N
     fig.text(0.06, 0.912, uids, fontsize=5.5, color=_GREY, va="top", family="monospace")
 
 
+def pdf_style() -> AbstractContextManager[None]:
+    """Matplotlib settings of every PDF the node draws (the report and the board packet).
+
+    DejaVu Sans embedded as subset Type 3 fonts with a ToUnicode map: ``pdftotext`` extracts
+    the text, "≥" and "°" included. Type 42 made matplotlib subset the TrueType files with
+    fontTools on every report: 0.4-0.7 s of a report's 1 s.
+    """
+    return mpl.rc_context({"pdf.fonttype": 3, "font.family": "DejaVu Sans"})
+
+
 def draw_report(
     result: AnalysisResult,
     slices: Sequence[KeySlice],
@@ -425,7 +431,7 @@ def draw_report(
     generated: str,
 ) -> bytes:
     """Draw the A4 page (one more per lymph-node or prognosis section); return the PDF bytes."""
-    with mpl.rc_context(PDF_RC):
+    with pdf_style():
         fig = Figure(figsize=A4_INCHES, dpi=200)
         _page_head(fig, result, header)
         width = 0.88 / max(len(slices), 1)

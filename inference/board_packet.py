@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import matplotlib as mpl
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from inference._analysis_outputs import RESULT_NAME, SEG_NAME
 from inference._packet_images import KeyPlane, PacketImageError, load_key_planes
 from inference._packet_layout import draw_case_pages, draw_cover, finish_pages
-from inference._pdf_layout import PDF_RC
+from inference._pdf_layout import pdf_style
 from inference._volume_errors import VolumeError
 from pancreas_contracts.boards import BoardCategory, ReviewVerdict, Treatment
 from pancreas_contracts.result import AnalysisResult
@@ -187,7 +186,7 @@ def render_board_packet(packet: BoardPacket) -> bytes:
     """
     generated = packet.generated_at or dt.datetime.now().astimezone()
     stamp = generated.strftime("%Y-%m-%d %H:%M %Z").strip()
-    with mpl.rc_context(PDF_RC):
+    with pdf_style():
         pages: list[tuple[Figure, str]] = [(draw_cover(packet), _versions(packet.cases))]
         for case in packet.cases:
             planes, missing = _key_planes(case)
