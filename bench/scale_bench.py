@@ -14,6 +14,10 @@ demo bundle ``bundles/demo/``, and a private Orthanc receiving the results (SEG,
    supervisor would) and more studies are sent; then every study must have exactly one result,
    one successful delivery and its objects once in Orthanc.
 
+For each throughput run, where the CPU went: CPU seconds of the node, the workers, Orthanc,
+RabbitMQ, PostgreSQL, storescu and the benchmark itself, from ``/proc`` (see "CPU accounting"
+below), against the machine's busy and idle time.
+
 Writes ``scale.md`` to ``BENCH_RESULTS_DIR`` (``bench/results/local/`` by default).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -31,13 +36,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import TupleRow
 from pynetdicom import AE
 
 from pancreas_node.orthanc_server import OrthancConfig, OrthancServer
@@ -52,9 +58,263 @@ PG_SERVER = os.environ.get("PANCREAS_BENCH_POSTGRES", "postgresql://postgres@127
 STUDIES = int(os.environ.get("BENCH_SCALE_STUDIES", "40"))
 KILL_STUDIES = min(6, STUDIES)
 LEASE_S = 6.0
+#: How often the benchmark polls the jobs' states (one query on one persistent connection):
+#: the time of the last delivery, a job's takeover, are known to this resolution.
+POLL_S = 0.5
+#: A /proc sample for the CPU accounting every this many polls (and at each run's ends).
+SAMPLE_EVERY = 4
 #: Small phantoms: 300 x 300 x 200 mm at 1.5 mm pixels and 3 mm slices (200 x 200 x 67).
 PHANTOM = PhantomOptions(fov_mm=(300.0, 300.0, 200.0), pixel_spacing=1.5, slice_thickness=3.0)
 PHANTOM_TEXT = "300 x 300 x 200 mm field of view, 1.5 mm pixels, 3 mm slices (200 x 200 x 67)"
+
+
+# --- CPU accounting: CPU seconds per component of a run, read from /proc (Linux) ---
+#
+# A component is a set of process trees: its roots are picked from each `/proc` scan by a
+# `Roots` function, and every descendant (by `ppid`) belongs to it. Membership is sticky:
+# a process once seen in a component stays in it while it lives, even when it is re-parented
+# (a daemon that detaches, an orphan).
+#
+# What a process has used is `utime + stime + cutime + cstime` from `/proc/<pid>/stat`: its own
+# CPU plus that of the children it has reaped (the kernel adds a child's times to its parent's
+# `cutime`/`cstime` when the parent waits for it). So for a run, per component:
+#
+# * a process alive at both ends counts with its end value less its start value;
+# * a process born during the run counts from zero;
+# * a process that vanished during the run was reaped. If its parent (or, where that vanished
+#   too, the first ancestor up the chain of reaped parents) is a tracked process alive at the
+#   end, that one's `cutime`/`cstime` holds all of it: it counts there (less what it had used
+#   before the run) and not again. Otherwise (reaped by an untracked process: init, for an
+#   orphan) it counts with its own `utime + stime` at its largest sample (the per-process
+#   maximum over the samples taken during the run); what it used after its last sample is
+#   lost, and so is a short-lived process that no sample saw.
+#
+# PostgreSQL's backends are the case in point: each connection forks one, and the postmaster
+# reaps it; the postmaster's `cutime` keeps them after they exit.
+#
+# The machine's total comes from the `cpu` line of `/proc/stat`: busy is
+# `user + nice + system + irq + softirq`, idle is `idle + iowait`. Both and the per-process
+# times are in clock ticks (`os.sysconf("SC_CLK_TCK")`), sampled by the kernel, so small
+# components carry a tick or two of noise.
+#
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One line of ``/proc/<pid>/stat``, the fields used here (times in clock ticks)."""
+
+    pid: int
+    ppid: int
+    comm: str
+    start: int  #: starttime: with the pid, tells a reused pid from the process first seen
+    own: int  #: utime + stime
+    reaped: int  #: cutime + cstime: the children it has waited for
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.pid, self.start
+
+    @property
+    def total(self) -> int:
+        return self.own + self.reaped
+
+
+def read_proc(pid: int) -> Proc | None:
+    try:
+        data = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    close = data.rindex(b")")
+    comm = data[data.index(b"(") + 1 : close].decode(errors="replace")
+    fields = data[close + 2 :].split()  # fields[0] is field 3 (state) of proc(5)
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return Proc(
+        pid=pid,
+        ppid=int(fields[1]),
+        comm=comm,
+        start=int(fields[19]),
+        own=utime + stime,
+        reaped=cutime + cstime,
+    )
+
+
+def scan() -> dict[int, Proc]:
+    """Every process now in ``/proc``."""
+    procs: dict[int, Proc] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and (proc := read_proc(int(entry.name))) is not None:
+            procs[proc.pid] = proc
+    return procs
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The machine's busy and idle clock ticks since boot, all CPUs together."""
+    with (PROC / "stat").open("rb") as stat:
+        line = stat.readline().split()
+    user, nice, system, idle, iowait, irq, softirq = (int(x) for x in line[1:8])
+    return user + nice + system + irq + softirq, idle + iowait
+
+
+def environ_has(pid: int, entry: str) -> bool:
+    """Whether the process's environment holds ``entry`` (``NAME=value``); False if unreadable."""
+    try:
+        environ = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return entry.encode() in environ.split(b"\0")
+
+
+def postmasters(procs: dict[int, Proc]) -> list[int]:
+    """PostgreSQL's postmasters: processes named ``postgres`` whose parent is not one."""
+    return [
+        p.pid
+        for p in procs.values()
+        if p.comm == "postgres"
+        and (parent := procs.get(p.ppid)) is not None
+        and parent.comm != "postgres"
+    ]
+
+
+#: A component's root pids, picked from one scan.
+Roots = Callable[[dict[int, Proc]], Iterable[int]]
+
+
+def _descendants(roots: Iterable[int], procs: dict[int, Proc]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for p in procs.values():
+        children.setdefault(p.ppid, []).append(p.pid)
+    found: set[int] = set()
+    todo = [pid for pid in roots if pid in procs]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """CPU seconds used during one run."""
+
+    wall_s: float
+    components: dict[str, float]  #: per component, in the order given, then the extras
+    machine_busy_s: float
+    machine_idle_s: float
+    #: The largest consumers outside every component, by command name: their own CPU as the
+    #: samples saw it (a process that no sample saw is missing).
+    others: list[tuple[str, float]]
+
+    @property
+    def other_s(self) -> float:
+        """The machine's busy time that no component accounts for (kernel, other processes)."""
+        return self.machine_busy_s - sum(self.components.values())
+
+
+@dataclass
+class CpuAccount:
+    """Samples ``/proc`` at :meth:`start`, :meth:`sample` and :meth:`stop` of one run.
+
+    ``roots`` maps each component's name to its :data:`Roots`; the benchmark's own process is
+    added as ``benchmark`` (``RUSAGE_SELF``: all its threads).
+    """
+
+    roots: dict[str, Roots]
+    _owner: dict[tuple[int, int], str] = field(default_factory=dict)
+    _first: dict[tuple[int, int], Proc] = field(default_factory=dict)
+    _last: dict[tuple[int, int], Proc] = field(default_factory=dict)
+    _start_all: dict[tuple[int, int], Proc] = field(default_factory=dict)
+    _seen: dict[tuple[int, int], Proc] = field(default_factory=dict)
+    _machine: tuple[int, int] = (0, 0)
+    _self_s: float = 0.0
+    _t0: float = 0.0
+
+    def start(self, now: float) -> None:
+        procs = self.sample()
+        self._start_all = {p.key: p for p in procs.values()}
+        for key in self._owner:
+            self._first[key] = self._last[key]
+        self._machine = machine_ticks()
+        self._self_s = _self_cpu_s()
+        self._t0 = now
+
+    def sample(self) -> dict[int, Proc]:
+        procs = scan()
+        for name, roots in self.roots.items():
+            for pid in _descendants(roots(procs), procs):
+                self._owner.setdefault(procs[pid].key, name)
+        for p in procs.values():
+            self._seen[p.key] = p
+            if p.key in self._owner:
+                last = self._last.get(p.key)
+                if last is None or p.total >= last.total:
+                    self._last[p.key] = p
+        return procs
+
+    def _landing(self, key: tuple[int, int], alive: set[tuple[int, int]]) -> tuple[int, int] | None:
+        """The live tracked process whose cutime/cstime holds a vanished one, if any."""
+        seen: set[tuple[int, int]] = set()
+        while key not in seen:
+            seen.add(key)
+            child = self._last[key]
+            parents = [k for k in self._owner if k[0] == child.ppid and k[1] <= child.start]
+            if not parents:
+                return None
+            key = max(parents, key=lambda k: k[1])
+            if key in alive:
+                return key
+        return None
+
+    def stop(self, now: float, extra: dict[str, float]) -> CpuUsage:
+        """The usage since :meth:`start`; ``extra`` adds components measured elsewhere."""
+        procs = self.sample()
+        busy, idle = machine_ticks()
+        self_s = _self_cpu_s() - self._self_s
+        alive = {key for key in self._owner if (p := procs.get(key[0])) and p.key == key}
+        used = dict.fromkeys(self.roots, 0)
+        for key, name in self._owner.items():
+            first = self._first.get(key)
+            if key in alive:
+                used[name] += procs[key[0]].total - (first.total if first else 0)
+                continue
+            landed = self._landing(key, alive)
+            if landed is not None:
+                # Reaped into a tracked process alive now (its parent, or up a chain of reaped
+                # parents): all of it is in that one's cutime/cstime, also what it had used
+                # before the run.
+                used[self._owner[landed]] -= first.total if first else 0
+                continue
+            # Reaped by an untracked process (init, for an orphan): its own last sample;
+            # its reaped children count by theirs.
+            used[name] += self._last[key].own - (first.own if first else 0)
+        components = {name: ticks / CLK_TCK for name, ticks in used.items()}
+        components.update(extra)
+        components["benchmark"] = self_s
+        me = os.getpid()
+        by_name: dict[str, int] = {}
+        for key, p in self._seen.items():
+            # Not the benchmark, nor its children outside the components (storescu, counted
+            # by its rusage).
+            if key not in self._owner and me not in (p.pid, p.ppid):
+                before = self._start_all.get(key)
+                by_name[p.comm] = by_name.get(p.comm, 0) + p.own - (before.own if before else 0)
+        others = sorted(((n, t / CLK_TCK) for n, t in by_name.items()), key=lambda x: -x[1])
+        return CpuUsage(
+            wall_s=now - self._t0,
+            components=components,
+            machine_busy_s=(busy - self._machine[0]) / CLK_TCK,
+            machine_idle_s=(idle - self._machine[1]) / CLK_TCK,
+            others=others[:3],
+        )
+
+
+def _self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -63,12 +323,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.1)
+        time.sleep(poll_s)
     raise RuntimeError(f"not within {timeout_s:.0f} s: {what}")
 
 
@@ -94,6 +356,10 @@ class Stack:
     queue: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
     node: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: The benchmark's own connection for its polling and checks: opened on the first query,
+    #: kept (a new connection per poll would fork a PostgreSQL backend each time), closed by
+    #: :meth:`stop`.
+    conn: psycopg.Connection[TupleRow] | None = None
 
     @property
     def url(self) -> str:
@@ -164,10 +430,16 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        with psycopg.connect(f"{PG_SERVER}/{self.database}", connect_timeout=5) as conn:
-            return list(conn.execute(sql, args).fetchall())
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(
+                f"{PG_SERVER}/{self.database}", connect_timeout=5, autocommit=True
+            )
+        return list(self.conn.execute(sql, args).fetchall())
 
     def states(self) -> dict[str, int]:
         return {str(s): int(str(n)) for s, n in self.query(self._STATES)}
@@ -195,14 +467,27 @@ def stack(work: Path, broker: str) -> Iterator[Stack]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def send(port: int, series: list[Path]) -> None:
+def send(port: int, series: list[Path]) -> float:
+    """Send the series with ``storescu`` in one association; the CPU seconds it used.
+
+    The process is reaped with ``os.wait4``, whose rusage is storescu's own (user + system),
+    exact whatever else the benchmark does meanwhile.
+    """
     files = [str(f) for folder in series for f in sorted(folder.glob("*.dcm"))]
-    subprocess.run(
-        ["storescu", "-aet", "BENCH", "-aec", "PANCREAS_AI", "127.0.0.1", str(port), *files],
-        check=True,
-        capture_output=True,
-        timeout=1800,
-    )
+    command = ["storescu", "-aet", "BENCH", "-aec", "PANCREAS_AI", "127.0.0.1", str(port)]
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen([*command, *files], stdout=out, stderr=subprocess.STDOUT)
+        timer = threading.Timer(1800, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            out.seek(0)
+            raise subprocess.CalledProcessError(process.returncode, command, out.read())
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass(frozen=True)
@@ -257,23 +542,70 @@ class Throughput:
     first_claim_s: float
     load: float
     check: Check
+    cpu: CpuUsage
 
     @property
     def per_hour(self) -> float:
         return STUDIES / self.total_s * 3600.0
 
 
-def throughput(work: Path, broker: str, series: list[Path], workers: int) -> Throughput:
-    with stack(work, broker) as run:
+#: The private broker's processes that carry its epmd port in their environment (the start
+#: script, the Erlang VM, and epmd, which detaches from the VM's tree).
+BROKER_COMMANDS = ("rabbitmq-server", "beam.smp", "epmd")
+
+
+def accounting(run: Stack, broker: RabbitMQServer) -> CpuAccount:
+    """Per-component CPU of one run: node, workers, Orthanc, RabbitMQ, PostgreSQL trees."""
+    me = os.getpid()
+    marker = f"ERL_EPMD_PORT={broker.config.epmd_port}"
+
+    def node(_: dict[int, Proc]) -> list[int]:
+        return [run.node.pid] if run.node is not None else []
+
+    def workers(_: dict[int, Proc]) -> list[int]:
+        return [worker.pid for worker in run.workers]
+
+    def orthanc(procs: dict[int, Proc]) -> list[int]:
+        return [p.pid for p in procs.values() if p.ppid == me and p.comm == "Orthanc"]
+
+    def rabbitmq(procs: dict[int, Proc]) -> list[int]:
+        return [
+            p.pid
+            for p in procs.values()
+            if p.comm in BROKER_COMMANDS and environ_has(p.pid, marker)
+        ]
+
+    return CpuAccount(
+        {
+            "node (`serve`)": node,
+            "workers": workers,
+            "Orthanc": orthanc,
+            "RabbitMQ": rabbitmq,
+            "PostgreSQL": postmasters,
+        }
+    )
+
+
+def throughput(work: Path, broker: RabbitMQServer, series: list[Path], workers: int) -> Throughput:
+    with stack(work, broker.url) as run:
         run.start_node()
         for _ in range(workers):
             run.start_worker()
+        run.states()  # the polling connection, opened before the run
+        account = accounting(run, broker)
+        storescu_s: list[float] = []
+
+        def sending() -> None:
+            storescu_s.append(send(run.port, series))
+
+        sender = threading.Thread(target=sending, daemon=True)
+        account.start(time.monotonic())
         start = time.monotonic()
-        sender = threading.Thread(target=send, args=(run.port, series), daemon=True)
         sender.start()
         send_s = first_claim_s = 0.0
         loads: list[float] = []
         deadline = start + 3600
+        polls = 0
         while time.monotonic() < deadline:
             states = run.states()
             now = time.monotonic() - start
@@ -287,12 +619,17 @@ def throughput(work: Path, broker: str, series: list[Path], workers: int) -> Thr
                 raise RuntimeError(f"a job failed: {reasons}")
             if states.get("delivered", 0) == len(series):
                 break
-            time.sleep(0.2)
+            polls += 1
+            if polls % SAMPLE_EVERY == 0:
+                account.sample()
+            time.sleep(POLL_S)
         else:
             raise RuntimeError(f"{len(series)} studies not delivered within an hour")
         total_s = time.monotonic() - start
+        sender.join(timeout=60)  # storescu has sent everything; its release and exit
+        cpu = account.stop(time.monotonic(), {"storescu": sum(storescu_s)})
         load = sum(loads) / len(loads) if loads else 0.0
-        return Throughput(workers, send_s, total_s, first_claim_s, load, check(run))
+        return Throughput(workers, send_s, total_s, first_claim_s, load, check(run), cpu)
 
 
 @dataclass(frozen=True)
@@ -307,7 +644,7 @@ def killed_worker(work: Path, broker: str, series: list[Path]) -> Kill:
         run.start_node()
         first, _second = run.start_worker(), run.start_worker()
         send(run.port, series[:1])
-        wait_until(lambda: run.states().get("running", 0) == 1, 120, "the first job runs")
+        wait_until(lambda: run.states().get("running", 0) == 1, 120, "the first job runs", POLL_S)
         job_id, owner = run.query("SELECT id, lease_owner FROM jobs WHERE state = 'running'")[0]
         holder = int(str(owner).split("/")[2])  # <host>/worker/<pid>/<random>
         running_since = time.monotonic()
@@ -321,13 +658,72 @@ def killed_worker(work: Path, broker: str, series: list[Path]) -> Kill:
             state, now_owner = rows[0]
             return state != "running" or now_owner != owner
 
-        wait_until(taken_over, 120, "another worker takes the killed worker's job")
+        wait_until(taken_over, 120, "another worker takes the killed worker's job", POLL_S)
         restart = time.monotonic() - killed
         assert holder in {first.pid, _second.pid}
         run.start_worker()  # the supervisor's replacement (systemd Restart=always)
         send(run.port, series[1:KILL_STUDIES])
-        wait_until(lambda: run.states().get("delivered", 0) == KILL_STUDIES, 1800, "all delivered")
+        wait_until(
+            lambda: run.states().get("delivered", 0) == KILL_STUDIES, 1800, "all delivered", POLL_S
+        )
         return Kill(killed_after, restart, check(run))
+
+
+def cpu_section(runs: list[Throughput]) -> list[str]:
+    """Where each throughput run's CPU went: per component, per study, share of the busy CPU."""
+    cores = os.cpu_count() or 1
+    names = list(runs[0].cpu.components)
+    head = " | ".join(f"{r.workers} worker(s): CPU s | per study s | share" for r in runs)
+    lines = [
+        "",
+        "## Where the CPU goes",
+        "",
+        "CPU seconds (user + system) each component used from the start of the send to the "
+        "last delivery, per study, and its share of the machine's busy CPU in that time. Process "
+        "trees from `/proc/<pid>/stat` (`utime + stime`, with `cutime + cstime` for the "
+        "children a process reaped), sampled at each run's ends and every "
+        f"{POLL_S * SAMPLE_EVERY:.0f} s; PostgreSQL is the postmaster's tree (its `cutime` "
+        "keeps the backends that exited, the benchmark's own polling backend among them). "
+        "storescu: its rusage from `os.wait4`; the benchmark: its own `RUSAGE_SELF` (polling "
+        f"the jobs' states every {POLL_S:.1f} s on one connection, and these samples). Machine: "
+        "`/proc/stat`, busy = user + nice + system + irq + softirq; other = machine busy less "
+        "the components (kernel threads, other processes on the machine).",
+        "",
+        f"| component | {head} |",
+        "|---" + "|---:" * (3 * len(runs)) + "|",
+    ]
+
+    def row(label: str, values: list[float]) -> str:
+        cells = []
+        for run, value in zip(runs, values, strict=True):
+            busy = max(run.cpu.machine_busy_s, 1e-9)
+            cells += [f"{value:.1f}", f"{value / STUDIES:.2f}", f"{100 * value / busy:.0f} %"]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    for name in names:
+        lines.append(row(name, [r.cpu.components[name] for r in runs]))
+    lines += [
+        row("other (machine busy less the above)", [r.cpu.other_s for r in runs]),
+        row("**machine busy**", [r.cpu.machine_busy_s for r in runs]),
+        "",
+    ]
+    for run in runs:
+        cpu = run.cpu
+        capacity = cores * cpu.wall_s
+        w = cpu.components["workers"] / STUDIES
+        o = (cpu.machine_busy_s - cpu.components["workers"]) / STUDIES
+        best = cores * 3600.0 / (w + o)
+        others = ", ".join(f"`{name}` {s:.1f} s" for name, s in cpu.others) or "none"
+        lines.append(
+            f"- {run.workers} worker(s): {cpu.wall_s:.1f} s x {cores} cores = {capacity:.1f} "
+            f"CPU s; busy {cpu.machine_busy_s:.1f} s, idle {cpu.machine_idle_s:.1f} s "
+            f"({100 * cpu.machine_idle_s / max(capacity, 1e-9):.0f} %). Per study: workers "
+            f"W = {w:.2f} s, everything else O = {o:.2f} s; {cores} cores / (W + O) = "
+            f"**{best:.0f} studies/hour** with every core busy, measured {run.per_hour:.0f}. "
+            f"Largest others by command name, own CPU as the {POLL_S * SAMPLE_EVERY:.0f}-s "
+            f"samples saw it: {others}."
+        )
+    return lines
 
 
 def report(runs: list[Throughput], kill: Kill, load: str, seconds: float) -> str:
@@ -347,6 +743,9 @@ def report(runs: list[Throughput], kill: Kill, load: str, seconds: float) -> str
         "(SEG, SR, PDF) delivered by the worker to a private Orthanc.",
         "Model: the trained demo bundle `bundles/demo/` (no detection, lymph-node or survival "
         "bundle).",
+        f"The benchmark polls the jobs' states every {POLL_S:.1f} s (one query on one "
+        "connection): the last delivery and the takeover of a killed worker's job are timed "
+        "to that resolution.",
         "",
         "| workers | send s | first job claimed s | send to last delivery s | studies/hour "
         "| mean analysis s per study | mean 1-min load average |",
@@ -380,6 +779,7 @@ def report(runs: list[Throughput], kill: Kill, load: str, seconds: float) -> str
             f"{c.jobs_with_one_success} | {c.objects} | {c.orthanc_instances} | "
             f"{c.orthanc_studies} | {'yes' if c.exactly_once else 'NO'} |"
         )
+    lines += cpu_section(runs)
     c = kill.check
     lines += [
         "",
@@ -424,7 +824,7 @@ def main() -> int:
         generate_cohort(work / "phantom", STUDIES, 27, PHANTOM)
         series = sorted(p for p in (work / "phantom").glob("*/dicom") if p.is_dir())
         with RabbitMQServer(RabbitMQConfig(work / "rabbitmq")) as broker:
-            runs = [throughput(work / f"run-{n}", broker.url, series, n) for n in (1, 2)]
+            runs = [throughput(work / f"run-{n}", broker, series, n) for n in (1, 2)]
             for run in runs:
                 print(f"{run.workers} worker(s): {run.per_hour:.0f} studies/hour", flush=True)
             kill = killed_worker(work / "kill", broker.url, series)
