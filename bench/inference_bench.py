@@ -274,8 +274,8 @@ def write_report(files: list[Path], report: dict[str, Any]) -> Path:
         "Around the networks (`total` minus "
         + ", ".join(f"`{n}`" for n in NETWORK_STAGES)
         + f"; issue 27's target <= 3 s): median {statistics.median(around):.2f} s "
-        f"(min {min(around):.2f}, max {max(around):.2f}); it includes the header re-read "
-        "for the DICOM writers, which has no row of its own.",
+        f"(min {min(around):.2f}, max {max(around):.2f}); besides the rows it holds the "
+        "small steps that have none (the gate, the result, `result.json`).",
         "",
         f"Bundle load (once, not in `total`): {report['load_s']:.2f} s.",
         f"Peak RSS of the analysing process: {report['peak_rss_mb']:.0f} MB "
