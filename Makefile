@@ -154,7 +154,7 @@ bench-inference: install
 # processes, and a worker killed mid-job; a private RabbitMQ, PostgreSQL at
 # $$PANCREAS_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432). Writes scale.md.
 bench-scale: install
-	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python bench/scale_bench.py
+	BENCH_RESULTS_DIR=$(BENCH_RESULTS) $(BIN)/python -m bench.scale_bench
 
 # On a machine with an NVIDIA GPU and CUDA torch: writes inference-gpu.md.
 bench-inference-gpu: install
