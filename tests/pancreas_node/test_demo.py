@@ -158,10 +158,7 @@ def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
             assert json.loads(response.read())  # the study's series
         _board_loop(tmp_path, f"http://127.0.0.1:{ports['--http-port']}")
         demo.send_signal(signal.SIGINT)
-        # Shutdown is bounded, not instant: the node waits up to 60 s each for the worker's
-        # current job, the delivery thread and the correction loop's pass before Orthanc stops.
-        # 120 s was once too short on the 2-core machine running the rest of the suite beside it.
-        out += _read_until(lines, "Orthanc and the node have stopped", timeout_s=240)
+        out += _read_until(lines, "Orthanc and the node have stopped", timeout_s=120)
         assert demo.wait(timeout=120) == 0
         assert "make demo KEEP=1" not in out
     finally:
