@@ -36,8 +36,13 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """While inside, the first SIGTERM raises KeyboardInterrupt in the main thread."""
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """While inside, SIGINT and the first SIGTERM raise KeyboardInterrupt in the main thread.
+
+    SIGINT too, because a shell starts a background job (``make demo KEEP=1 &``, a CI step
+    run with ``&``) with SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler: a kept demo would never stop on Ctrl-C or ``kill -INT``.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
@@ -49,10 +54,12 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @contextmanager
@@ -101,7 +108,7 @@ def demo_command(
     try:
         # A taken port fails before anything is written (not even the log's folder).
         check_ports(options)
-        with _sigterm_as_ctrl_c(), _node_log(workdir / "node.log"):
+        with _stop_signals_as_ctrl_c(), _node_log(workdir / "node.log"):
             run_demo(options, Console())
     except (DemoError, OrthancError) as exc:
         raise ValueError(str(exc)) from exc

@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -132,8 +133,12 @@ def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANCREAS_AI_")}
     env["COLUMNS"] = "250"  # rich wraps at the terminal width; one URL per line here
     argv = [sys.executable, "-m", "pancreas_node", "demo", "--keep", "--workdir", str(tmp_path)]
+    # Started as a shell starts a background job (`make demo KEEP=1 &`): with SIGINT ignored,
+    # which Python inherits and then installs no KeyboardInterrupt handler. Ctrl-C must still
+    # stop it (a clean-clone `make test` run in the background once failed here).
+    command = shlex.join([*argv, *_port_args(ports)])
     demo = subprocess.Popen(
-        [*argv, *_port_args(ports)],
+        ["bash", "-c", f"trap '' INT; exec {command}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
