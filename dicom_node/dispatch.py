@@ -321,12 +321,18 @@ class Dispatcher:
         due: list[DueDelivery] = []
         for job in list_recent_jobs(self._db, limit=limit, states=[JobState.DONE]):
             plan = self._plan(job.id, job.updated_at)
-            if plan.next_attempt_at is None or not plan.is_due(now):
+            if not plan.pending:
+                # Every destination confirmed, but the dispatcher died before it marked the
+                # job delivered: due now, and :meth:`deliver` only marks it.
+                due_at = now
+            elif plan.next_attempt_at is None or not plan.is_due(now):
                 continue
+            else:
+                due_at = plan.next_attempt_at
             due.append(
                 DueDelivery(
                     job_id=job.id,
-                    due_at=plan.next_attempt_at,
+                    due_at=due_at,
                     pending=tuple(name for name, _ in plan.pending),
                     files=self.result_files(job.id),
                     expired=plan.is_expired(now),

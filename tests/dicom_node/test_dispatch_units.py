@@ -21,6 +21,7 @@ from db import (
     enqueue_job,
     get_job,
     list_delivery_attempts,
+    record_delivery_attempt,
 )
 from dicom_node._dispatch_schedule import plan_delivery
 from dicom_node.dispatch import (
@@ -38,6 +39,7 @@ from dicom_node.dispatch import (
     destinations_from_settings,
     parse_store_response,
 )
+from pancreas_contracts import JobState
 from pancreas_contracts.settings import DicomDestination
 from tests.conftest import free_port
 from tests.dicom_node._dispatch_helpers import (
@@ -235,3 +237,34 @@ def test_a_superseded_job_is_never_delivered(tmp_path: Path, node_db: NodeDataba
     assert dispatcher.deliver(old, []).status is DispatchStatus.SUPERSEDED
     assert dispatcher.deliver_due() == []
     assert list_delivery_attempts(node_db, old) == []
+
+
+def test_a_job_killed_after_its_last_success_is_marked_delivered_without_resending(
+    tmp_path: Path, node_db: NodeDatabase
+) -> None:
+    """A kill between recording the last destination's success and marking the job delivered
+    left it ``done`` for ever: the delivery loop only looked at jobs with a destination pending
+    (found by ``make bench-robustness``'s kill during delivery)."""
+    settings = settings_for(tmp_path)
+    job_id = done_job(node_db)
+    make_result_set(settings.results_dir / job_id)
+    never = _BreaksOnOneJob(job_id)
+    record_delivery_attempt(
+        node_db,
+        job_id,
+        destination=never.name,
+        protocol=never.protocol,
+        status=DeliveryStatus.SUCCESS,
+        error=None,
+        actor="test",
+    )
+    dispatcher = Dispatcher(settings, node_db, destinations=[never])
+
+    (outcome,) = dispatcher.deliver_due()
+
+    assert outcome.status is DispatchStatus.DELIVERED and outcome.attempts == ()
+    assert never.sent == []
+    job = get_job(node_db, job_id)
+    assert job is not None and job.state is JobState.DELIVERED
+    assert len(list_delivery_attempts(node_db, job_id)) == 1
+    assert dispatcher.deliver_due() == []
