@@ -74,6 +74,8 @@ class Scale:
     memory_senders: int
     inflated_mb: int
     oversize_mb: int
+    #: How long the re-sent series may take to drain before the audit counts what is left.
+    drain_s: float = 900.0
 
 
 FULL = Scale(
@@ -82,7 +84,7 @@ FULL = Scale(
 )  # fmt: skip
 FAST = Scale(
     kills=2, kill_phases=("analysis", "delivery"), fuzzed=300, pdu_streams=80, half_open=20,
-    memory_senders=4, inflated_mb=128, oversize_mb=80,
+    memory_senders=4, inflated_mb=128, oversize_mb=80, drain_s=240.0,
 )  # fmt: skip
 
 
@@ -246,7 +248,9 @@ def run_campaign(workdir: Path, scale: Scale, seed: int = 22) -> Campaign:
         if scale.kills:
             bundle = DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None
             killed = NodeUnderTest(workdir / "kill-node", destination_port, bundle)
-            campaign.kills = KillCampaign(killed, received, seed, scale.kill_phases).run(series)
+            campaign.kills = KillCampaign(killed, received, seed, scale.kill_phases).run(
+                series, scale.drain_s
+            )
             _write(report(campaign, 0.0) + "\n(kill part only; the abuse part is running)\n")
         node = NodeUnderTest(workdir / "abuse-node", destination_port, None)
         node.start()
