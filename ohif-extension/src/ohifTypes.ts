@@ -35,6 +35,11 @@ export interface Segment {
   segmentIndex?: number;
   label?: string;
   active?: boolean;
+  /** The SEG loader's centroid (`center.world`, LPS mm) or a tool's named centre. */
+  cachedStats?: {
+    center?: { world?: number[] };
+    namedStats?: { center?: { value?: number[] } };
+  };
 }
 
 export interface Segmentation {

@@ -2,13 +2,14 @@
  * The panel's content. It is rendered by the extension's own React root (see PanelHost.ts), so
  * its hooks belong to the extension's React and never run inside the host's tree.
  */
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { loadResult, loadStudyStatus } from "../api";
 import { isLesionSeg, lesionButtonText, lesionSegOf, lesionSegmentNumbers, nextLesion, type LesionState } from "../lesions";
 import { isNodeSeg, type LymphNodeAssessment, nEstimateText, nodeRows, nodeSegmentFor, nodeSegOf, type NodeRow, type NodeState } from "../lymphNodes";
 import type { DisplaySet, Services } from "../ohifTypes";
 import type { PancreasResult } from "../result";
 import { PrognosisSection } from "./PrognosisSection";
+import { DEFAULT_JUMP_TIMING, jumpToSegmentWhenReady, type JumpTiming } from "./segmentJump";
 import { ReviewSection } from "../review/ReviewSection";
 import { noResultLines, panelViewModel, type StudyStatusInfo, type VesselRow } from "../viewModel";
 
@@ -36,16 +37,23 @@ function segDisplaySet(services: Services, result: PancreasResult): DisplaySet |
   return segs.find((ds) => ds.instances?.some((i) => i.SOPInstanceUID === wanted)) ?? segs[0];
 }
 
-/** Show and highlight one segment of the analysis SEG (make it active, jump to its centre, flash it). */
-export function highlightSegment(services: Services, result: PancreasResult, segmentNumber: number): boolean {
+/**
+ * Show and highlight one segment of the analysis SEG: make it active, jump to its centre and flash
+ * it, as soon as OHIF can (`jumpToSegmentWhenReady`). Returns the cancel of a jump still waiting,
+ * undefined when the SEG is not loaded.
+ */
+export function highlightSegment(
+  services: Services,
+  result: PancreasResult,
+  segmentNumber: number,
+  timing: JumpTiming = DEFAULT_JUMP_TIMING,
+): (() => void) | undefined {
   const segmentation = services.segmentationService;
   const seg = segDisplaySet(services, result);
-  if (segmentation === undefined || seg === undefined) return false;
+  if (segmentation === undefined || seg === undefined) return undefined;
   const loaded = segmentation.getSegmentations().some((s) => s.segmentationId === seg.displaySetInstanceUID);
-  if (!loaded) return false;
-  segmentation.setActiveSegment(seg.displaySetInstanceUID, segmentNumber);
-  segmentation.jumpToSegmentCenter(seg.displaySetInstanceUID, segmentNumber, undefined, 0.9, true, 400, false);
-  return true;
+  if (!loaded) return undefined;
+  return jumpToSegmentWhenReady(services, seg.displaySetInstanceUID, segmentNumber, timing);
 }
 
 /**
@@ -251,16 +259,24 @@ export function PanelContent({
   }, [studyUid, load, loadStatus]);
 
   const view = useMemo(() => (state.kind === "ready" ? panelViewModel(state.result) : undefined), [state]);
+  // A jump still waiting for OHIF (see segmentJump.ts) is dropped by the next selection.
+  const pendingJump = useRef<(() => void) | undefined>(undefined);
+  useEffect(() => () => pendingJump.current?.(), []);
+  const select = useCallback((key: string) => {
+    setSelected(key);
+    pendingJump.current?.();
+    pendingJump.current = undefined;
+  }, []);
   const onSelect = useCallback(
     (key: string, segmentNumber: number | undefined) => {
-      setSelected(key);
-      if (state.kind === "ready" && segmentNumber !== undefined) highlightSegment(services, state.result, segmentNumber);
+      select(key);
+      if (state.kind === "ready" && segmentNumber !== undefined) pendingJump.current = highlightSegment(services, state.result, segmentNumber);
     },
-    [services, state],
+    [services, state, select],
   );
   const onShowLesions = useCallback(() => {
     if (lesionSeg === undefined || lesion.state === "loading") return;
-    setSelected("detection");
+    select("detection");
     // Each further click shows the next lesion.
     const wanted = lesion.state === "shown" ? nextLesion(lesion.shown, lesion.numbers) : undefined;
     setLesion((previous) => ({ ...previous, state: "loading" }));
@@ -268,10 +284,10 @@ export function PanelContent({
       (answer) => setLesion(answer === undefined ? { state: "failed", numbers: [] } : { state: "shown", ...answer }),
       () => setLesion({ state: "failed", numbers: [] }),
     );
-  }, [services, lesionSeg, lesion]);
+  }, [services, lesionSeg, lesion, select]);
   const onSelectNode = useCallback(
     (row: NodeRow) => {
-      setSelected(row.key);
+      select(row.key);
       setNode({ state: "loading", nodeId: row.nodeId });
       showNode(services, row, nodeSeg).then(
         ({ jumped, segment }) =>
@@ -279,7 +295,7 @@ export function PanelContent({
         () => setNode({ state: "failed", nodeId: row.nodeId }),
       );
     },
-    [services, nodeSeg],
+    [services, nodeSeg, select],
   );
 
   if (state.kind !== "ready") {
