@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from inference.bundle import sha256_file
 from inference.tasks.detection.bundle import load_detection_bundle
 from inference.tasks.detection.task import DetectionAnalysis, DetectionModel, DetectionResult
-from inference.volume import Volume
+from inference.volume import Volume, nonzero_box
 from inference.volume_io import resample_to_reference
 from pancreas_contracts.detection import NO_PDAC_NOTE, DetectedLesion, Detection
 from pancreas_contracts.labels import label_by_name
@@ -158,6 +159,16 @@ def labels_on_image(labels: Volume, image: Volume) -> Volume | None:
     return Volume(out, image.affine.copy()) if out.any() else None
 
 
+def _voxels_of(array: npt.NDArray[np.generic], value: int) -> npt.NDArray[np.intp]:
+    """``np.argwhere(array == value)``, searched only inside the labels' box (a 300-slice
+    grid is 69 M voxels: 0.2-0.3 s for the whole grid, about 0.02 s for the box)."""
+    box = nonzero_box(array)
+    if box is None:
+        return np.empty((0, 3), dtype=np.intp)
+    found: npt.NDArray[np.intp] = np.argwhere(array[box] == value)
+    return found + np.array([box[0].start, box[1].start, box[2].start], dtype=np.intp)
+
+
 def apply_gate(
     fields: dict[str, Any], notes: list[str], detection: Detection, label: Volume
 ) -> Detection:
@@ -166,7 +177,7 @@ def apply_gate(
     ``fields`` (the tasks' result fields) and ``notes`` (the warnings) are updated in place
     when the detector found no PDAC. Returns the detection with its agreement.
     """
-    tumor = np.argwhere(label.array == label_by_name("tumor").value)
+    tumor = _voxels_of(label.array, label_by_name("tumor").value)
     distance = None
     if detection.lesions and len(tumor):
         x, y, z = detection.lesions[0].centre_lps_mm

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 import torch
 
-from inference._analysis_detection import PdacDetector, apply_gate
+from inference._analysis_detection import PdacDetector, _voxels_of, apply_gate
 from inference.analysis import AnalysisOutput, Analyzer
 from inference.dicom_codes import NO_PDAC_STAGING, PDAC_DETECTION
 from inference.tasks.detection.bundle import DetectionSettings, save_detection_bundle
@@ -180,3 +180,14 @@ def test_the_gate_compares_the_detector_with_the_staging_segmentation(
     if lesion is not None and tumor is not None:
         assert checked.distance_mm is not None
         assert (checked.distance_mm <= 10.0) is (agreement == "agree")
+
+
+def test_the_gate_finds_the_same_tumor_voxels_inside_the_labels_box() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        array = np.zeros(tuple(int(n) for n in rng.integers(5, 40, 3)), dtype=np.uint8)
+        count = int(rng.integers(0, 60))
+        where = tuple(rng.integers(0, n, count) for n in array.shape)
+        array[where] = rng.integers(1, 4, count)
+        for value in (1, 2, 3, 9):
+            np.testing.assert_array_equal(_voxels_of(array, value), np.argwhere(array == value))
