@@ -15,8 +15,8 @@ demo bundle ``bundles/demo/``, and a private Orthanc receiving the results (SEG,
    one successful delivery and its objects once in Orthanc.
 
 For each throughput run, where the CPU went: CPU seconds of the node, the workers, Orthanc,
-RabbitMQ, PostgreSQL, storescu and the benchmark itself, from ``/proc`` (see "CPU accounting"
-below), against the machine's busy and idle time.
+RabbitMQ, PostgreSQL, storescu and the benchmark itself, from ``/proc`` (see
+:mod:`bench._cpu_accounting`), against the machine's busy and idle time.
 
 Writes ``scale.md`` to ``BENCH_RESULTS_DIR`` (``bench/results/local/`` by default).
 """
