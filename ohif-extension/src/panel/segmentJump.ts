@@ -29,8 +29,11 @@ export function segmentCentre(segment: Segment | undefined): [number, number, nu
   return [world[0] as number, world[1] as number, world[2] as number];
 }
 
-/** Whether the active viewport shows `segmentationId` and OHIF knows where `segmentIndex` is. */
-export function canJump(services: Services, segmentationId: string, segmentIndex: number): string | undefined {
+/**
+ * The active viewport when it shows `segmentationId` and OHIF knows where `segmentIndex` is;
+ * undefined while either is missing.
+ */
+export function readyViewport(services: Services, segmentationId: string, segmentIndex: number): string | undefined {
   const segmentation = services.segmentationService;
   const viewportId = services.viewportGridService?.getState().activeViewportId ?? undefined;
   if (segmentation === undefined || viewportId === undefined) return undefined;
@@ -55,17 +58,11 @@ export function jumpToSegmentWhenReady(
   const clearTimer = timing.clearTimer ?? ((handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>));
   let handle: unknown;
   let waited = 0;
-  const jump = (viewportId: string | undefined): void => {
-    const segmentation = services.segmentationService;
-    if (segmentation === undefined) return;
-    if (segmentation.getSegmentation(segmentationId) !== undefined) segmentation.setActiveSegment(segmentationId, segmentIndex);
-    segmentation.jumpToSegmentCenter(segmentationId, segmentIndex, viewportId, 0.9, true, 400, false);
-  };
   const attempt = (): void => {
     handle = undefined;
-    const viewportId = canJump(services, segmentationId, segmentIndex);
+    const viewportId = readyViewport(services, segmentationId, segmentIndex);
     if (viewportId !== undefined || waited >= timing.timeoutMs) {
-      jump(viewportId);
+      services.segmentationService?.jumpToSegmentCenter(segmentationId, segmentIndex, viewportId, 0.9, true, 400, false);
       return;
     }
     waited += timing.intervalMs;
