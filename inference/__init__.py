@@ -20,6 +20,7 @@ from inference.contrast_phase import (
     estimate_series_phase,
     locate_contrast_landmarks,
 )
+from inference.landmark_store import LandmarkStore
 from inference.tasks.resectability.measurements import (
     ContactSettings,
     MeasurementResult,
@@ -63,6 +64,7 @@ __all__ = [
     "GeometryError",
     "InconsistentShapeError",
     "InconsistentSpacingError",
+    "LandmarkStore",
     "MeasurementResult",
     "MissingGeometryError",
     "MissingSliceError",

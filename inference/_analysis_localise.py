@@ -46,7 +46,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from inference.contrast_phase import VesselLandmark, locate_contrast_landmarks
+from inference.contrast_phase import ContrastLandmarks, VesselLandmark, locate_contrast_landmarks
 from inference.volume import Volume
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "LandmarkLocaliser",
     "LocalisationEstimate",
     "Localiser",
+    "with_known_landmarks",
 ]
 
 #: Below this confidence the localisation is reported as not found (and a warning is given).
@@ -146,11 +147,21 @@ def _aorta_at(aorta: VesselLandmark, z: float) -> npt.NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class LandmarkLocaliser:
-    """Anatomical-landmark localiser (no network); see the module notes."""
+    """Anatomical-landmark localiser (no network); see the module notes.
+
+    Parameters
+    ----------
+    known
+        The landmarks of the volume it will be called with, already found (by the node's
+        phase check, :mod:`inference.landmark_store`); ``None``: found from the volume.
+        Made per volume by :func:`with_known_landmarks`.
+    """
+
+    known: ContrastLandmarks | None = None
 
     def __call__(self, volume: Volume) -> LocalisationEstimate:
         """Locate the pancreas region of ``volume``."""
-        marks = locate_contrast_landmarks(volume)
+        marks = locate_contrast_landmarks(volume) if self.known is None else self.known
         aorta, portal = marks.aorta, marks.portal_vein
         if aorta is not None and portal is not None:
             confluence = _confluence(portal)
@@ -214,3 +225,21 @@ class CrossCheckedLocaliser:
             warnings=(*learned.warnings, note),
             disagreement_mm=distance,
         )
+
+
+def with_known_landmarks(localiser: Localiser, marks: ContrastLandmarks) -> Localiser:
+    """``localiser`` for one volume whose contrast landmarks ``marks`` are already found.
+
+    A :class:`LandmarkLocaliser` (also as a :class:`CrossCheckedLocaliser`'s reference) uses
+    ``marks`` instead of finding them again; any other localiser is returned as it is. The
+    result must only be called with the volume ``marks`` were found in.
+    """
+    if isinstance(localiser, LandmarkLocaliser):
+        return dataclasses.replace(localiser, known=marks)
+    if isinstance(localiser, CrossCheckedLocaliser):
+        return dataclasses.replace(
+            localiser,
+            primary=with_known_landmarks(localiser.primary, marks),
+            reference=with_known_landmarks(localiser.reference, marks),
+        )
+    return localiser

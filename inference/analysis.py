@@ -29,6 +29,7 @@ Investigational, not for clinical use.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from inference._analysis_localise import (
     LandmarkLocaliser,
     LocalisationEstimate,
     Localiser,
+    with_known_landmarks,
 )
 from inference._analysis_lymph_nodes import (
     LN_FAILED,
@@ -68,6 +70,7 @@ from inference._analysis_outputs import (
 from inference._analysis_survival import SurvivalAssessor, SurvivalStage, run_survival
 from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
+from inference.landmark_store import LandmarkStore
 from inference.tasks import TASKS, AnalysisError, AnalysisTask, TaskContext, TaskRegistration
 from inference.tasks.resectability.task import clinical_weight_notes
 from inference.timing import timed
@@ -81,6 +84,8 @@ from pancreas_contracts.result import (
     Outputs,
     SourceSeries,
 )
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "LN_FAILED",
@@ -250,6 +255,10 @@ class Analyzer:
     survival
         The survival model, run last (:class:`SurvivalAssessor`; ``None``: the result has no
         ``prognosis``).
+    landmark_store
+        Where the node's phase check kept each series' contrast landmarks
+        (:mod:`inference.landmark_store`): the landmark localiser uses them instead of finding
+        them again when they are there for exactly the files analysed (``None``: always found).
 
     Raises
     ------
@@ -271,8 +280,10 @@ class Analyzer:
         detector: Detector | None = None,
         lymph_nodes: LymphNodeStage | None = None,
         survival: SurvivalStage | None = None,
+        landmark_store: LandmarkStore | None = None,
     ) -> None:
         self._tta_flips = tta_flips
+        self._landmark_store = landmark_store
         self._detector = detector
         self._lymph_nodes = lymph_nodes
         self._survival = survival
@@ -361,7 +372,8 @@ class Analyzer:
             detector = self._detector
             detected = timed(timings, "detection", lambda: detector(source.image))
             notes.extend(detected.detection.warnings)
-        loc = timed(timings, "localise", lambda: self._localiser(source.image))
+        localiser = self._localiser_for(source, job_id)
+        loc = timed(timings, "localise", lambda: localiser(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
             raise AnalysisError(
@@ -406,6 +418,17 @@ class Analyzer:
             outputs = result.outputs.model_copy(update=uids)
             result = result.model_copy(update={"outputs": outputs})
         return self._write(result, source, (label, extras), out_dir, timings, started)
+
+    def _localiser_for(self, source: _Source, job_id: str | None) -> Localiser:
+        """The localiser, with the series' landmarks when the node's phase check kept them."""
+        # The node names a series by its files; a folder (the command line) is never stored.
+        if self._landmark_store is None or not isinstance(source.files, tuple):
+            return self._localiser
+        marks = self._landmark_store.get(source.files)
+        if marks is None:
+            return self._localiser
+        _log.info("job %s: localising with the landmarks of the node's phase check", job_id)
+        return with_known_landmarks(self._localiser, marks)
 
     def _result(
         self,

@@ -89,6 +89,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -107,6 +108,9 @@ from inference._contrast_vessels import (
 from inference.volume import Volume
 from inference.volume_io import read_dicom_series
 
+if TYPE_CHECKING:
+    from inference.landmark_store import LandmarkStore
+
 __all__ = [
     "ContrastLandmarks",
     "ContrastPhase",
@@ -119,6 +123,7 @@ __all__ = [
     "estimate_contrast_phase",
     "estimate_series_phase",
     "locate_contrast_landmarks",
+    "phase_from_landmarks",
 ]
 
 _UNENHANCED_BLOOD_HU = 40.0
@@ -480,7 +485,21 @@ def estimate_contrast_phase(
         The phase with the measured aorta and portal-vein HU, a confidence and a reason;
         UNKNOWN (confidence 0) with the reason when the structures cannot be found.
     """
-    marks = locate_contrast_landmarks(volume)
+    return phase_from_landmarks(locate_contrast_landmarks(volume), rules, header)
+
+
+def phase_from_landmarks(
+    marks: ContrastLandmarks, rules: PhaseRules | None = None, header: PhaseHeader | None = None
+) -> ContrastPhaseEstimate:
+    """:func:`estimate_contrast_phase` from landmarks already found in the volume.
+
+    Parameters
+    ----------
+    marks
+        ``locate_contrast_landmarks(volume)``.
+    rules, header
+        As for :func:`estimate_contrast_phase`.
+    """
     if marks.working_shape[2] < _MIN_SLICES:
         slices = marks.working_shape[2]
         why = f"only {slices} slice(s) at {marks.spacing_mm[2]:.1f} mm: too short a volume"
@@ -498,7 +517,9 @@ def estimate_contrast_phase(
     )
 
 
-def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
+def estimate_series_phase(
+    paths: Sequence[Path], store: LandmarkStore | None = None
+) -> tuple[str, str]:
     """The contrast phase of a DICOM series' files, as the routing rules read it.
 
     This is the node's ``PhaseEstimator`` (``dicom_node.series_assembly``): the series is read
@@ -509,6 +530,9 @@ def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
     ----------
     paths
         The series' DICOM files.
+    store
+        Where to keep the landmarks found, for the worker's localiser to reuse
+        (:mod:`inference.landmark_store`); not kept when ``None``.
 
     Returns
     -------
@@ -527,5 +551,8 @@ def estimate_series_phase(paths: Sequence[Path]) -> tuple[str, str]:
         except (InvalidDicomError, OSError, ValueError, EOFError):
             continue
         break
-    estimate = estimate_contrast_phase(volume, header=header)
+    marks = locate_contrast_landmarks(volume)
+    if store is not None:
+        store.put(paths, marks)
+    estimate = phase_from_landmarks(marks, header=header)
     return str(estimate.phase.value), estimate.reason

@@ -228,6 +228,11 @@ class Settings(BaseSettings):
         return self.data_dir / "results"
 
     @property
+    def landmarks_dir(self) -> Path:
+        """``<data>/cache/landmarks``: the contrast landmarks the node found, for the worker."""
+        return self.data_dir / "cache" / "landmarks"
+
+    @property
     def logs_dir(self) -> Path:
         """``<data>/logs``."""
         return self.data_dir / "logs"

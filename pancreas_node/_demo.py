@@ -275,9 +275,14 @@ def _demo_runner(
     if settings.bundle_path is None:
         return None, 0
     from inference.analysis import Analyzer  # torch only with a bundle
+    from inference.landmark_store import LandmarkStore
 
     console.print(f"Model bundle: {settings.bundle_path}")
-    analyzer = Analyzer(settings.bundle_path, settings.device)
+    analyzer = Analyzer(
+        settings.bundle_path,
+        settings.device,
+        landmark_store=LandmarkStore(settings.landmarks_dir),
+    )
     runner = AnalysisRunner(database, analyzer, settings, RegistryBridge(registry))
     return runner, len(analyzer.bundle.members)
 

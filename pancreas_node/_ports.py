@@ -10,11 +10,12 @@ import errno
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from dicom_node import NodeMetrics
 from dicom_node.node import Node
 from dicom_node.worker import JobRunner
-from inference import estimate_series_phase
+from inference import LandmarkStore, estimate_series_phase
 from pancreas_contracts import Settings
 from pancreas_node._cli_errors import CliError
 
@@ -96,7 +97,8 @@ def started_node(
     ----------
     settings, runner
         As for :class:`dicom_node.node.Node` (the contrast phase comes from
-        :func:`inference.estimate_series_phase`).
+        :func:`inference.estimate_series_phase`, which keeps the landmarks it finds in
+        ``settings.landmarks_dir`` for the worker's localiser).
     change
         The setting or option that picks another port, for the error message.
     metrics
@@ -107,7 +109,8 @@ def started_node(
     CliError
         If the SCP cannot bind ``settings.bind_address:settings.port``.
     """
-    node = Node(settings, runner, estimate_series_phase, metrics)
+    store = LandmarkStore(settings.landmarks_dir)
+    node = Node(settings, runner, partial(estimate_series_phase, store=store), metrics)
     try:
         node.start()
     except OSError as exc:

@@ -285,6 +285,7 @@ def build_runner(
         SurvivalAssessor,
         resolve_device,
     )
+    from inference.landmark_store import LandmarkStore
 
     # torch only when a bundle is configured (the imports above)
     detector = None
@@ -309,6 +310,7 @@ def build_runner(
         detector=detector,
         lymph_nodes=lymph_nodes,
         survival=survival,
+        landmark_store=LandmarkStore(settings.landmarks_dir),
     )
     registry = (
         RegistryBridge.from_toml(settings.registry_config)

@@ -43,9 +43,14 @@ def test_report_rows_and_the_sum_around_the_networks(
         "peak_rss_mb": 1.0,
         "rss_after_load_mb": 1.0,
         "vm_hwm_mb": 1.0,
+        "phase_s": 0.7,
+        "standalone_localise_s": [1.5, 1.7, 1.6],
     }
     text = bench.write_report(_series(tmp_path), report).read_text()
     for stage in ("write_label", "write_detection_seg", "domain", "write_seg"):
         assert f"| {stage} | 0.50 |" in text
     # total minus detection, localise and inference (0.5 each): median of 8.5, 10.5, 9.5.
     assert "median 9.50 s (min 8.50, max 10.50)" in text
+    # The node's phase check and the localiser without its landmarks are reported apart.
+    assert "(0.70 s, once, not in `total`)" in text
+    assert "finds them again: median 1.60 s" in text
