@@ -34,7 +34,7 @@ from inference.dicom_codes import (
 )
 from inference.seg_writer import (
     SeriesText,
-    label_frames,
+    cut_frames,
     present_values,
     renumber,
     segmentation_from_frames,
@@ -90,8 +90,8 @@ def build_lymph_node_seg(
     ValueError
         If no node voxel falls on the source images, or a value is no reported node's id.
     """
-    frames = label_frames(nodes, headers)
-    present = present_values(frames)
+    frames, span = cut_frames(nodes, headers)
+    present = present_values(frames[span])
     if not present:
         raise ValueError("no lymph node lies on the source images")
     by_id = {finding.node_id: finding for finding in findings}
@@ -120,7 +120,7 @@ def build_lymph_node_seg(
         )
     text = LYMPH_NODE_SEG_SERIES_DESCRIPTION
     return segmentation_from_frames(
-        renumber(frames, lookup),
+        renumber(frames, lookup, span),
         descriptions,
         headers,
         model,

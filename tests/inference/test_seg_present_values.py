@@ -30,3 +30,12 @@ def test_renumber_is_the_lookup_and_skips_an_identity() -> None:
     np.testing.assert_array_equal(renumber(frames, lookup), lookup[frames])
     wide = frames.astype(np.int32)  # another dtype: the lookup's uint8 result
     assert renumber(wide, identity).dtype == np.uint8
+
+
+def test_renumber_looks_up_only_the_span_and_keeps_background() -> None:
+    frames = np.zeros((5, 4, 5), dtype=np.uint8)
+    frames[1, 1, 2], frames[3, 3, 4] = 1, 3
+    lookup = np.array([0, 2, 0, 1], dtype=np.uint8)
+    np.testing.assert_array_equal(renumber(frames, lookup, slice(1, 4)), lookup[frames])
+    with pytest.raises(ValueError, match="background"):
+        renumber(frames, np.array([1, 0, 0, 2], dtype=np.uint8))
