@@ -372,8 +372,8 @@ class Analyzer:
             detector = self._detector
             detected = timed(timings, "detection", lambda: detector(source.image))
             notes.extend(detected.detection.warnings)
-        localiser = self._localiser_for(source, job_id)
-        loc = timed(timings, "localise", lambda: localiser(source.image))
+        # Looking the node's landmarks up is part of localising (and timed with it).
+        loc = timed(timings, "localise", lambda: self._localiser_for(source, job_id)(source.image))
         notes.extend(loc.warnings)
         if not loc.found:
             raise AnalysisError(
