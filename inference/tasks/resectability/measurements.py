@@ -68,6 +68,7 @@ degrees or more, is borderline (1); otherwise resectable (0). No tumor, no rule 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -93,7 +94,7 @@ from inference.tasks.resectability._measure_fields import (
     spacing_of,
 )
 from inference.tasks.resectability._measure_size import max_diameter_mm, volume_ml
-from inference.volume import Volume, value_counts
+from inference.volume import Volume, nonzero_box, value_counts
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.nccn import ARTERIAL_VESSELS, VENOUS_VESSELS, nccn_rule_category
 from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSEL_LABELS, KEY_VESSELS, Measurements
@@ -104,6 +105,7 @@ __all__ = [
     "VESSEL_LABEL_VALUES",
     "ContactSettings",
     "MeasurementResult",
+    "labels_region",
     "max_diameter_mm",
     "measure",
     "nccn_rule_category",
@@ -255,6 +257,22 @@ def _largest_component(mask: BoolArray) -> BoolArray:
     return largest
 
 
+def labels_region(label: Volume, margin_mm: float) -> Volume:
+    """The part of ``label`` within its labels' box grown by ``margin_mm`` (clipped to it).
+
+    It holds every label, and the tumor's box grown by ``margin_mm`` and clipped to it is the
+    same world box as in the whole grid (the tumor's box lies inside the labels'), so
+    :func:`measure`'s ROI is unchanged while its passes skip the empty rest of the grid (a
+    300-slice CT holds a model's labels in a fraction of it). All zero: ``label`` itself.
+    """
+    spacing = spacing_of(label.affine)
+    margin = [math.ceil(margin_mm / float(s)) for s in spacing]
+    box = nonzero_box(np.asarray(label.array), (margin[0], margin[1], margin[2]))
+    if box is None:
+        return label
+    return Volume(np.asarray(label.array)[box], crop_affine(label.affine, box))
+
+
 def measure(label: Volume, settings: ContactSettings | None = None) -> MeasurementResult:
     """Tumor volume and diameter, contact angle per key vessel and the NCCN rule category.
 
@@ -272,15 +290,16 @@ def measure(label: Volume, settings: ContactSettings | None = None) -> Measureme
         category.
     """
     opts = settings or ContactSettings()
-    values = np.asarray(label.array)
+    spacing = spacing_of(label.affine)
+    labelled = labels_region(label, opts.roi_margin_mm)
+    values, affine = np.asarray(labelled.array), labelled.affine
     tumor_mask = np.asarray(values == _TUMOR)
     present = _present(values)
-    spacing = spacing_of(label.affine)
     roi = bounding_crop(tumor_mask, spacing, opts.roi_margin_mm)
     if roi is None:
         angles: dict[str, float | None] = dict.fromkeys(KEY_VESSELS)
         return MeasurementResult(None, None, MappingProxyType(angles), None, ("no tumor found",))
-    region = Volume(values[roi], crop_affine(label.affine, roi))
+    region = Volume(values[roi], crop_affine(affine, roi))
     tumor_mask = tumor_mask[roi]
     reach = bounding_crop(tumor_mask, spacing, _TUMOR_FIELD_MARGIN_MM)
     assert reach is not None

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from inference.tasks.resectability._measure_fields import bounding_crop, crop_affine
 from inference.tasks.resectability.measurements import (
     VESSEL_LABEL_VALUES,
     MeasurementResult,
+    labels_region,
     measure,
     nccn_rule_category,
 )
@@ -98,6 +100,14 @@ def test_half_cuff_measures_180_degrees(
     assert result.contact_deg["SMA"] == pytest.approx(180.0, abs=8.0)
 
 
+#: Largest contact-angle error allowed at 1 mm and at 3 mm slices. With 3 mm slices a cuff
+#: around a vessel that runs in the slice plane is voxelised 3 mm coarse across the vessel,
+#: so each edge of the sector can move by half a slice at the wall: hypothesis 6.170 found
+#: 208 degrees measured for 221 (vessel along y, cuff facing the slice axis, radius 4 mm) and
+#: 237 for 220 while shrinking it, with the code before and after issue 27's changes alike.
+_ANGLE_TOLERANCE_DEG = {False: 12.0, True: 18.0}
+
+
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     direction=st.tuples(*[st.floats(-1.0, 1.0)] * 3).filter(lambda v: np.linalg.norm(v) > 0.3),
@@ -106,6 +116,8 @@ def test_half_cuff_measures_180_degrees(
     radius=st.floats(2.5, 6.0),
     thick=st.booleans(),
 )
+@example(direction=(0.0, 1.0, 0.0), facing=(0.0, 0.0, 1.0), angle=220.0, radius=4.0, thick=True)
+@example(direction=(0.0, 1.0, 0.0), facing=(0.0, 0.0, 1.0), angle=214.0, radius=4.0, thick=True)
 def test_cuff_angle_at_any_orientation(
     direction: tuple[float, float, float],
     facing: tuple[float, float, float],
@@ -117,7 +129,7 @@ def test_cuff_angle_at_any_orientation(
     f = np.asarray(facing) - (np.asarray(facing) @ d) * d
     cuff = Cuff(direction, angle, radius, facing=tuple(f) if np.linalg.norm(f) > 0.2 else None)
     result = measure(cuff.volume(SPACINGS["thick-3mm" if thick else "iso-1mm"], vessel=PV))
-    assert result.contact_deg["PV"] == pytest.approx(angle, abs=12.0)
+    assert result.contact_deg["PV"] == pytest.approx(angle, abs=_ANGLE_TOLERANCE_DEG[thick])
 
 
 @pytest.mark.parametrize("radius", [1.0, 1.5])
@@ -153,6 +165,64 @@ def test_result_does_not_depend_on_array_orientation() -> None:
     assert moved.tumor_volume_ml == pytest.approx(base.tumor_volume_ml)
     assert moved.tumor_max_diameter_mm == pytest.approx(base.tumor_max_diameter_mm, abs=0.01)
     assert moved.contact_deg["SMA"] == pytest.approx(base.contact_deg["SMA"], abs=3.0)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**16),
+    margin_mm=st.floats(0.0, 30.0),
+    spacing=st.tuples(*[st.sampled_from([0.7, 1.0, 2.5, 5.0])] * 3),
+)
+def test_the_labels_region_keeps_the_tumor_roi_in_world_space(
+    seed: int, margin_mm: float, spacing: tuple[float, float, float]
+) -> None:
+    """The tumor's ROI cut from the labels' region is the ROI cut from the whole grid."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(8, 40, 3))
+    labels = np.zeros(shape, dtype=np.uint8)
+    for value in (TUMOR, SMA, PV):
+        lo = [int(rng.integers(0, n - 1)) for n in shape]
+        hi = [int(rng.integers(a + 1, n + 1)) for a, n in zip(lo, shape, strict=True)]
+        labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = value
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = rng.normal(0.0, 50.0, 3)
+    whole = Volume(labels, affine)
+    part = labels_region(whole, margin_mm)
+    spacing_array = np.asarray(spacing)
+    full_roi = bounding_crop(labels == TUMOR, spacing_array, margin_mm)
+    part_roi = bounding_crop(np.asarray(part.array) == TUMOR, spacing_array, margin_mm)
+    if full_roi is None:
+        assert part_roi is None
+        return
+    assert part_roi is not None
+    np.testing.assert_array_equal(labels[full_roi], np.asarray(part.array)[part_roi])
+    np.testing.assert_allclose(
+        crop_affine(affine, full_roi), crop_affine(part.affine, part_roi), rtol=0, atol=1e-9
+    )
+
+
+def test_empty_grid_around_the_labels_changes_nothing() -> None:
+    """Measuring inside the labels' box (issue 27) gives what the whole grid gives.
+
+    The cuff touches the grid's faces (the vessel runs through it), so the ROI margin is
+    clipped there; padding the grid with background moves that clipping, and the result must
+    still be the same (the ROI is the labels' box grown by the margin, clipped to the grid).
+    """
+    volume = Cuff((1.0, 0.4, 0.2), 120.0).volume((0.9, 0.9, 2.5))
+    base = measure(volume)
+    array = np.asarray(volume.array)
+    for before, after in (((40, 3, 0), (0, 50, 7)), ((1, 1, 1), (1, 1, 1))):
+        padded = np.pad(array, tuple(zip(before, after, strict=True)))
+        shift = np.eye(4)
+        shift[:3, 3] = [-b for b in before]
+        moved = measure(Volume(padded, volume.affine @ shift))
+        # The same up to the last bit of the shifted affine's world coordinates.
+        assert moved.contact_deg == base.contact_deg and moved.warnings == base.warnings
+        assert moved.rule_category == base.rule_category
+        assert moved.tumor_volume_ml == pytest.approx(base.tumor_volume_ml, rel=1e-12)
+        assert moved.tumor_max_diameter_mm == pytest.approx(base.tumor_max_diameter_mm, rel=1e-12)
+    empty = measure(Volume(np.zeros((5, 6, 7), dtype=np.uint8), volume.affine))
+    assert empty.tumor_volume_ml is None and empty.warnings == ("no tumor found",)
 
 
 # ---------------------------------------------------------------------------------------------
