@@ -135,8 +135,8 @@ class LandmarkStore:
                 if entry.is_file() and entry.stat().st_mtime < oldest:
                     entry.unlink()
                     removed += 1
-            except FileNotFoundError:
-                continue  # pruned by another process at the same time
+            except OSError:
+                continue  # pruned by another process meanwhile, or not ours to remove
         return removed
 
 
