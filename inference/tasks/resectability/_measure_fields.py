@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from inference.volume import nonzero_box
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 Crop = tuple[slice, slice, slice]
@@ -32,33 +34,27 @@ def spacing_of(affine: FloatArray) -> FloatArray:
     return result
 
 
-def bounding_crop(mask: BoolArray, spacing: FloatArray, margin_mm: float) -> Crop | None:
-    """The index box of ``mask``'s voxels grown by ``margin_mm`` (clipped to the array).
+def bounding_crop(
+    mask: npt.NDArray[np.generic], spacing: FloatArray, margin_mm: float
+) -> Crop | None:
+    """The index box of ``mask``'s non-zero voxels grown by ``margin_mm`` (clipped to the array).
 
     Parameters
     ----------
     mask
-        Boolean array.
+        3D array (boolean, or a label map: its non-zero voxels).
     spacing
         Voxel size in mm per axis.
     margin_mm
-        Margin added on every side, in mm.
+        Margin added on every side, in mm (rounded up to whole voxels per axis).
 
     Returns
     -------
     tuple of slice or None
-        ``None`` if ``mask`` has no voxel.
+        ``None`` if ``mask`` has no non-zero voxel.
     """
-    crop: list[slice] = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        if len(hits) == 0:
-            return None
-        pad = math.ceil(margin_mm / float(spacing[axis]))
-        lo, hi = max(0, int(hits[0]) - pad), min(mask.shape[axis], int(hits[-1]) + pad + 1)
-        crop.append(slice(lo, hi))
-    return (crop[0], crop[1], crop[2])
+    pad = [math.ceil(margin_mm / float(spacing[axis])) for axis in range(3)]
+    return nonzero_box(mask, (pad[0], pad[1], pad[2]))
 
 
 def crop_affine(affine: FloatArray, crop: Crop) -> FloatArray:

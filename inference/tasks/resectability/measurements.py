@@ -68,7 +68,6 @@ degrees or more, is borderline (1); otherwise resectable (0). No tumor, no rule 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -94,7 +93,7 @@ from inference.tasks.resectability._measure_fields import (
     spacing_of,
 )
 from inference.tasks.resectability._measure_size import max_diameter_mm, volume_ml
-from inference.volume import Volume, nonzero_box, value_counts
+from inference.volume import Volume, value_counts
 from pancreas_contracts.labels import label_by_name
 from pancreas_contracts.nccn import ARTERIAL_VESSELS, VENOUS_VESSELS, nccn_rule_category
 from pancreas_contracts.result import CATEGORY_LABELS, KEY_VESSEL_LABELS, KEY_VESSELS, Measurements
@@ -265,9 +264,7 @@ def labels_region(label: Volume, margin_mm: float) -> Volume:
     :func:`measure`'s ROI is unchanged while its passes skip the empty rest of the grid (a
     300-slice CT holds a model's labels in a fraction of it). All zero: ``label`` itself.
     """
-    spacing = spacing_of(label.affine)
-    margin = [math.ceil(margin_mm / float(s)) for s in spacing]
-    box = nonzero_box(np.asarray(label.array), (margin[0], margin[1], margin[2]))
+    box = bounding_crop(np.asarray(label.array), spacing_of(label.affine), margin_mm)
     if box is None:
         return label
     return Volume(np.asarray(label.array)[box], crop_affine(label.affine, box))
