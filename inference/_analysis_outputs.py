@@ -40,9 +40,10 @@ __all__ = [
     "WrittenFiles",
     "new_outputs",
     "write_detection_seg",
-    "write_dicom_outputs",
+    "write_label_and_pdf",
     "write_lymph_node_seg",
     "write_result_json",
+    "write_seg_and_sr",
     "write_without_dicom",
 ]
 
@@ -70,34 +71,29 @@ def new_outputs() -> Outputs:
     )
 
 
-def write_dicom_outputs(
+def write_seg_and_sr(
     result: AnalysisResult,
-    image: Volume,
-    label: Volume,
     seg_label: Volume,
     headers: Sequence[Dataset],
     out_dir: Path,
     timings: MutableMapping[str, float],
     *,
     lymph_node_seg: Path | None = None,
-) -> WrittenFiles:
-    """Write SEG, SR and the encapsulated PDF (plus ``report.pdf``) under ``out_dir``.
+) -> tuple[Path, Path]:
+    """Write ``seg.dcm`` and the SR that cites it (``write_seg``, ``write_sr``); their paths.
 
     Parameters
     ----------
     result
         The result with its :class:`~pancreas_contracts.result.Outputs` UIDs already set.
-    image, label
-        CT and label map on the source grid (same axis order; for the PDF).
     seg_label
-        The label map in the source's native index order (for the SEG).
+        The label map in the source's native index order.
     headers
         Source image headers (one per instance).
     out_dir
         Destination folder.
     timings
-        Receives ``write_label`` (``label.nii.gz``, the canonical label map), ``write_seg``,
-        ``write_sr`` and ``write_pdf`` seconds.
+        Receives the ``write_seg`` and ``write_sr`` seconds.
     lymph_node_seg
         The lymph-node SEG already written for this analysis (the SR references it).
 
@@ -107,8 +103,7 @@ def write_dicom_outputs(
         If a writer refuses its input (label off the grid, no foreground, ...).
     """
     outputs = result.outputs
-    timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
-    seg_path, sr_path, pdf_path = out_dir / SEG_NAME, out_dir / SR_NAME, out_dir / PDF_DICOM_NAME
+    seg_path, sr_path = out_dir / SEG_NAME, out_dir / SR_NAME
 
     def seg() -> Dataset:
         built = build_seg(seg_label, headers, result.bundle, sop_instance_uid=outputs.seg_sop_uid)
@@ -129,6 +124,24 @@ def write_dicom_outputs(
             lymph_node_seg=lymph_node_seg,
         ),
     )
+    return seg_path, sr_path
+
+
+def write_label_and_pdf(
+    result: AnalysisResult,
+    image: Volume,
+    label: Volume,
+    headers: Sequence[Dataset],
+    out_dir: Path,
+    timings: MutableMapping[str, float],
+) -> Path:
+    """Write ``label.nii.gz`` and the PDF report, bare and encapsulated; the latter's path.
+
+    ``image`` and ``label`` are the CT and label map on the canonical grid; ``timings``
+    receives ``write_label`` and ``write_pdf``.
+    """
+    timed(timings, "write_label", lambda: write_nifti(label, out_dir / LABEL_NAME))
+    pdf_path = out_dir / PDF_DICOM_NAME
     timed(
         timings,
         "write_pdf",
@@ -139,10 +152,10 @@ def write_dicom_outputs(
             headers,
             pdf_path,
             pdf_path=out_dir / PDF_NAME,
-            sop_instance_uid=outputs.pdf_sop_uid,
+            sop_instance_uid=result.outputs.pdf_sop_uid,
         ),
     )
-    return WrittenFiles((seg_path, sr_path, pdf_path))
+    return pdf_path
 
 
 @dataclass(frozen=True)

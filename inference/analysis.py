@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from inference._analysis_detection import Detector, DetectorOutput, PdacDetector, apply_gate
@@ -62,12 +63,12 @@ from inference._analysis_outputs import (
     WrittenFiles,
     new_outputs,
     write_detection_seg,
-    write_dicom_outputs,
-    write_lymph_node_seg,
+    write_label_and_pdf,
     write_result_json,
     write_without_dicom,
 )
 from inference._analysis_survival import SurvivalAssessor, SurvivalStage, run_survival
+from inference._output_process import LymphNodeSegJob, SegSrJob, WriterProcess, write_seg_sr_job
 from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
 from inference.landmark_store import LandmarkStore
@@ -259,6 +260,10 @@ class Analyzer:
         Where the node's phase check kept each series' contrast landmarks
         (:mod:`inference.landmark_store`): the landmark localiser uses them instead of finding
         them again when they are there for exactly the files analysed (``None``: always found).
+    parallel_writing
+        Write each DICOM analysis' SEG and SR in a spawned helper process while this one
+        writes the label map, the PDF and the detection SEG (:mod:`inference._output_process`;
+        ``Settings.parallel_writing``). :meth:`close` stops the helper.
 
     Raises
     ------
@@ -281,6 +286,7 @@ class Analyzer:
         lymph_nodes: LymphNodeStage | None = None,
         survival: SurvivalStage | None = None,
         landmark_store: LandmarkStore | None = None,
+        parallel_writing: bool = False,
     ) -> None:
         self._tta_flips = tta_flips
         self._landmark_store = landmark_store
@@ -304,6 +310,13 @@ class Analyzer:
         self._localiser: Localiser = (
             default_localiser(self._bundle) if localiser is None else localiser
         )
+        self._writer = WriterProcess() if parallel_writing else None
+
+    def close(self) -> None:
+        """Stop the SEG writer process, if there is one (the analyzer writes in-process after)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @property
     def bundle(self) -> LoadedBundle:
@@ -464,6 +477,74 @@ class Analyzer:
             }
         )
 
+    def _write_dicom(
+        self,
+        result: AnalysisResult,
+        source: _Source,
+        dicom: DicomVolume,
+        labels: tuple[Volume, _Extras],
+        out_dir: Path,
+        timings: dict[str, float],
+    ) -> WrittenFiles:
+        """SEG and SR (in the writer process, if any) beside label, PDF and detection SEG."""
+        label_ct, extras = labels
+        # The headers read with the pixels; a volume made elsewhere may come without them.
+        headers = tuple(dicom.headers) or tuple(
+            load_source_headers(source.files, dicom.series_instance_uid)
+        )
+        nodes = None
+        if extras.nodes is not None and extras.nodes.nodes is not None:
+            nodes = LymphNodeSegJob(
+                dicom.to_native(extras.nodes.nodes),
+                tuple(extras.nodes.assessment.nodes),
+                extras.nodes.bundle,
+                DetectionSegTarget(out_dir, result.outputs.lymph_node_seg_sop_uid),
+            )
+        job = SegSrJob(result, dicom.to_native(label_ct), headers, out_dir, nodes)
+        if self._writer is None:
+            seg_sr = write_seg_sr_job(job)
+            timings.update(seg_sr.timings_s)
+            rest = self._write_rest(result, source.image, dicom, labels, headers, out_dir, timings)
+        else:
+            pending = self._writer.submit(job)
+            try:
+                rest = self._write_rest(
+                    result, source.image, dicom, labels, headers, out_dir, timings
+                )
+            except BaseException:
+                pending.settle()
+                raise
+            seg_sr = pending.result(timings, result.job_id)
+        files = (*seg_sr.files[:2], *rest)
+        if seg_sr.lymph_node_seg is not None:
+            files = (*files, seg_sr.lymph_node_seg)
+        return WrittenFiles(files)
+
+    @staticmethod
+    def _write_rest(
+        result: AnalysisResult,
+        image: Volume,
+        dicom: DicomVolume,
+        labels: tuple[Volume, _Extras],
+        headers: Sequence[Dataset],
+        out_dir: Path,
+        timings: dict[str, float],
+    ) -> tuple[Path, ...]:
+        """``label.nii.gz``, the PDF and the detection SEG: the PDF's and that SEG's paths."""
+        pdf = write_label_and_pdf(result, image, labels[0], headers, out_dir, timings)
+        detected = labels[1].detected
+        if detected is None or detected.lesions is None:
+            return (pdf,)
+        lesion_seg = write_detection_seg(
+            dicom.to_native(detected.lesions),
+            [x.probability for x in detected.detection.lesions],
+            headers,
+            detected.bundle,
+            DetectionSegTarget(out_dir, result.outputs.detection_seg_sop_uid),
+            timings,
+        )
+        return (pdf, lesion_seg)
+
     def _write(
         self,
         result: AnalysisResult,
@@ -473,8 +554,7 @@ class Analyzer:
         timings: dict[str, float],
         started: float,
     ) -> AnalysisOutput:
-        label_ct, extras = labels
-        detected = extras.detected
+        label_ct = labels[0]
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -485,44 +565,7 @@ class Analyzer:
             )
             written = write_without_dicom(result, source.image, label_ct, out_dir, timings)
         else:
-            dicom = source.dicom
-            seg_label = dicom.to_native(label_ct)
-            # The headers read with the pixels; a volume made elsewhere may come without them.
-            headers = list(dicom.headers) or load_source_headers(
-                source.files, dicom.series_instance_uid
-            )
-            node_seg = None
-            if extras.nodes is not None and extras.nodes.nodes is not None:
-                node_seg = write_lymph_node_seg(
-                    dicom.to_native(extras.nodes.nodes),
-                    extras.nodes.assessment.nodes,
-                    headers,
-                    extras.nodes.bundle,
-                    DetectionSegTarget(out_dir, result.outputs.lymph_node_seg_sop_uid),
-                    timings,
-                )
-            written = write_dicom_outputs(
-                result,
-                source.image,
-                label_ct,
-                seg_label,
-                headers,
-                out_dir,
-                timings,
-                lymph_node_seg=node_seg,
-            )
-            if detected is not None and detected.lesions is not None:
-                lesion_seg = write_detection_seg(
-                    dicom.to_native(detected.lesions),
-                    [x.probability for x in detected.detection.lesions],
-                    headers,
-                    detected.bundle,
-                    DetectionSegTarget(out_dir, result.outputs.detection_seg_sop_uid),
-                    timings,
-                )
-                written = WrittenFiles((*written.dicom, lesion_seg))
-            if node_seg is not None:
-                written = WrittenFiles((*written.dicom, node_seg))
+            written = self._write_dicom(result, source, source.dicom, labels, out_dir, timings)
         timings["total"] = round(time.perf_counter() - started, 3)
         final = result.model_copy(update={"timings_s": dict(timings)})
         path = write_result_json(AnalysisResult.model_validate(final.model_dump()), out_dir)

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     # that a one-model bundle otherwise lacks (category and SEG stay the unflipped cube's). Off by
     # default: it runs the networks four times (about 4x the inference stage's CPU time).
     tta_flips: bool = False
+    # Write each analysis' SEG and SR in a spawned helper process while the worker writes the
+    # label map, the PDF and the detection SEG (issue 27): shorter analyses where a core is
+    # free (GPU servers, one worker on a multi-core machine); the same CPU time, so off where
+    # every core already runs a worker.
+    parallel_writing: bool = False
     # PDAC detection gate (issue 23): a detection bundle runs first on every CT; below the
     # threshold (the site's operating point on the patient likelihood) no NCCN category is
     # given (outcome no-pdac). None: no detection.

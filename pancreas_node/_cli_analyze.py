@@ -139,17 +139,21 @@ def analyze_command(
         _bundle_path(bundle, config),
         device,
         tta_flips=settings.tta_flips,
+        parallel_writing=settings.parallel_writing,
         detector=detector,
         lymph_nodes=lymph_nodes,
         survival=survival,
     )
-    output = analyzer.analyze(
-        series,
-        variables,
-        out_dir=out,
-        registry_status="not_configured" if clinical is None else "file",
-        warnings=warnings,
-    )
+    try:
+        output = analyzer.analyze(
+            series,
+            variables,
+            out_dir=out,
+            registry_status="not_configured" if clinical is None else "file",
+            warnings=warnings,
+        )
+    finally:
+        analyzer.close()
     result = output.result
     if result.detection is not None:
         agreement = result.detection.agreement

@@ -282,6 +282,7 @@ def _demo_runner(
         settings.bundle_path,
         settings.device,
         landmark_store=LandmarkStore(settings.landmarks_dir),
+        parallel_writing=settings.parallel_writing,
     )
     runner = AnalysisRunner(database, analyzer, settings, RegistryBridge(registry))
     return runner, len(analyzer.bundle.members)

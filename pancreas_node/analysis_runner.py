@@ -78,6 +78,10 @@ class AnalyzerLike(Protocol):
         """Analyse one series."""
         ...
 
+    def close(self) -> None:
+        """Release what the analyzer holds (its writer process)."""
+        ...
+
 
 def new_result(result: AnalysisResult, result_json: Path) -> NewResult:
     """The job record's result built from an :class:`AnalysisResult`."""
@@ -257,9 +261,10 @@ class AnalysisRunner:
         return JobOutcome(None, (document,), refusal=refusal)
 
     def close(self) -> None:
-        """Close the registry bridge's connections."""
+        """Close the registry bridge's connections and stop the analyzer's writer process."""
         if self._registry is not None:
             self._registry.close()
+        self._analyzer.close()
 
 
 def build_runner(
@@ -307,6 +312,7 @@ def build_runner(
         settings.bundle_path,
         settings.device,
         tta_flips=settings.tta_flips,
+        parallel_writing=settings.parallel_writing,
         detector=detector,
         lymph_nodes=lymph_nodes,
         survival=survival,

@@ -124,6 +124,9 @@ class _NeverCalled:
     def analyze(self, *args: object, **kwargs: object) -> AnalysisOutput:
         raise AssertionError("not reached")
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 def _job(series_uid: str) -> JobInfo:
     now = datetime.now(UTC)

@@ -48,6 +48,9 @@ class _DiskFullAnalyzer:
     ) -> AnalysisOutput:
         raise OSError(28, "No space left on device")
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 def test_registry_lookups_and_retries_are_counted(tmp_path: Path) -> None:
     series = make_series(tmp_path / "phantom", seed=5)

@@ -1,0 +1,203 @@
+"""The SEG and the SR of an analysis, written in a helper process beside the rest.
+
+Building the label-map SEG is the longest CPU step around the networks: highdicom makes one
+functional-group item per frame and pydicom encodes them all (about 1,200 frames for a 300-slice
+CT). Nothing else written waits for it except the SR, which cites it (TID 1500 references the
+SEG's segments, PS3.16 TID 1411). With ``Settings.parallel_writing`` the analyzer hands the
+label map, the source headers and the finished result to one spawned helper process, which
+writes the lymph-node SEG (when there is one), the SEG and then the SR, while the analysing
+process writes ``label.nii.gz``, the PDF and the detection SEG at the same time.
+
+This shortens an analysis by up to the PDF's and the detection SEG's time where a core is free
+(a GPU server; one worker on a CPU machine); it does not lower the CPU time an analysis uses,
+so where every core already analyses (one worker per core) it is left off.
+
+The helper is spawned, never forked (CUDA and forked parents do not mix), when the analyzer is
+made, and it imports its writers then, not during the first job. A helper that dies mid-job
+(killed, out of memory) loses nothing: the job's SEG and SR are written again in the analysing
+process and a new helper is started for the next job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import MutableMapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from inference._analysis_outputs import (
+    DetectionSegTarget,
+    write_lymph_node_seg,
+    write_seg_and_sr,
+)
+from inference.volume import Volume
+from pancreas_contracts.lymph_nodes import LymphNodeFinding
+from pancreas_contracts.result import AnalysisResult, BundleRef
+
+__all__ = ["LymphNodeSegJob", "PendingWrite", "SegSrJob", "SegSrWritten", "WriterProcess"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LymphNodeSegJob:
+    """The lymph-node SEG to write before the SR (which references its segments)."""
+
+    nodes: Volume
+    findings: tuple[LymphNodeFinding, ...]
+    model: BundleRef
+    target: DetectionSegTarget
+
+
+@dataclass(frozen=True)
+class SegSrJob:
+    """Everything the SEG and the SR of one analysis need (picklable: it crosses processes)."""
+
+    result: AnalysisResult
+    seg_label: Volume
+    headers: tuple[Dataset, ...]
+    out_dir: Path
+    lymph_nodes: LymphNodeSegJob | None = None
+
+
+@dataclass(frozen=True)
+class SegSrWritten:
+    """The files a :class:`SegSrJob` wrote (SEG, SR, then the lymph-node SEG if any)."""
+
+    files: tuple[Path, ...]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lymph_node_seg(self) -> Path | None:
+        """The lymph-node SEG, when the job had one."""
+        return self.files[2] if len(self.files) > 2 else None
+
+
+def write_seg_sr_job(job: SegSrJob) -> SegSrWritten:
+    """Write the job's lymph-node SEG (if any), its SEG and its SR; in whichever process.
+
+    Raises
+    ------
+    ValueError
+        If a writer refuses its input (as :func:`inference._analysis_outputs.write_seg_and_sr`).
+    """
+    timings: dict[str, float] = {}
+    node_seg = None
+    if job.lymph_nodes is not None:
+        nodes = job.lymph_nodes
+        node_seg = write_lymph_node_seg(
+            nodes.nodes, nodes.findings, job.headers, nodes.model, nodes.target, timings
+        )
+    seg, sr = write_seg_and_sr(
+        job.result, job.seg_label, job.headers, job.out_dir, timings, lymph_node_seg=node_seg
+    )
+    return SegSrWritten((seg, sr) if node_seg is None else (seg, sr, node_seg), timings)
+
+
+def _ready() -> int:
+    """Run first in a new helper, so its imports (highdicom, the writers) are done; its pid."""
+    return os.getpid()
+
+
+class PendingWrite:
+    """A :class:`SegSrJob` under way in the helper (or already written, if it could not go)."""
+
+    def __init__(
+        self, owner: WriterProcess, job: SegSrJob, future: Future[SegSrWritten] | None
+    ) -> None:
+        self._owner = owner
+        self._job = job
+        self._future = future
+
+    def result(self, timings: MutableMapping[str, float], job_id: str | None) -> SegSrWritten:
+        """Wait for the files; a helper that died has them written here instead.
+
+        The helper's stage times are added to ``timings``, and the time this process waited
+        for it as ``write_wait``.
+
+        Raises
+        ------
+        ValueError
+            If a writer refused its input (raised in the helper, re-raised here).
+        """
+        start = time.perf_counter()
+        written = None
+        if self._future is not None:
+            try:
+                written = self._future.result()
+            except BrokenProcessPool:
+                _log.warning(
+                    "job %s: the SEG writer process ended mid-job; writing the SEG and SR here",
+                    job_id,
+                )
+                self._owner.restart()
+        timings["write_wait"] = round(time.perf_counter() - start, 3)
+        if written is None:
+            written = write_seg_sr_job(self._job)
+        timings.update(written.timings_s)
+        return written
+
+    def settle(self) -> None:
+        """Wait until the helper is done with this job, whatever its outcome (after a failure).
+
+        So that no helper still writes into a job's folder once the analysis has given up.
+        """
+        if self._future is not None:
+            try:
+                self._future.exception()
+            except BrokenProcessPool:
+                self._owner.restart()
+
+
+class WriterProcess:
+    """One spawned helper process that writes :class:`SegSrJob` s (see the module notes)."""
+
+    def __init__(self) -> None:
+        self._pool, self._started = self._start()
+
+    @staticmethod
+    def _start() -> tuple[ProcessPoolExecutor, Future[int]]:
+        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        # Spawns the helper and imports its writers now, not in the first job.
+        return pool, pool.submit(_ready)
+
+    def submit(self, job: SegSrJob) -> PendingWrite:
+        """Start writing ``job`` in the helper; its :class:`PendingWrite`.
+
+        A helper that cannot take the job (it broke since) is replaced, and the job is written
+        in this process when its result is asked for.
+        """
+        try:
+            return PendingWrite(self, job, self._pool.submit(write_seg_sr_job, job))
+        except BrokenProcessPool:
+            _log.warning("the SEG writer process had ended; starting a new one")
+            self.restart()
+            return PendingWrite(self, job, None)
+
+    def restart(self) -> None:
+        """Replace a broken helper with a new one."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool, self._started = self._start()
+
+    def close(self) -> None:
+        """Stop the helper (waiting for a job under way)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def pid(self, timeout_s: float = 60.0) -> int:
+        """The helper's process id, once it has started (for diagnostics and tests).
+
+        Raises
+        ------
+        TimeoutError
+            If the helper has not started within ``timeout_s``.
+        BrokenProcessPool
+            If it could not start.
+        """
+        return self._started.result(timeout_s)

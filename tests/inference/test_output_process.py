@@ -1,0 +1,164 @@
+"""The SEG and SR written in a spawned helper process (``parallel_writing``, issue 27).
+
+The analysis with the helper writes what the analysis without it writes (the same SEG frames
+and segments, an SR that cites the SEGs it wrote, the lymph-node SEG first), all dciodvfy clean;
+a refusal in the helper reaches the caller as the same ``ValueError``; a helper killed before or
+during a job loses nothing (the job is written in the calling process, a warning names the job,
+and a new helper takes the next job).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+
+from inference._output_process import SegSrJob, WriterProcess
+from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor
+from inference.volume import Volume, read_nifti
+from inference.volume_io import read_dicom_series
+from pancreas_contracts.result import AnalysisResult
+from phantom import PhantomOptions, generate_cohort
+from tests.inference._writers_fixtures import dciodvfy_errors
+from tests.inference.test_analysis_lymph_nodes import tiny_lymph_node_bundle
+from training.structure_bundle import build_test_bundle
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    options = PhantomOptions(fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0, slice_thickness=4.0)
+    cohort = generate_cohort(tmp_path_factory.mktemp("phantom"), 1, 3, options)
+    return cohort.patients[0].dicom_dir
+
+
+@pytest.fixture(scope="module")
+def staging_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The staging network segments its whole cube as tumor: the LN model gets a tumor mask.
+    return build_test_bundle(tmp_path_factory.mktemp("staging") / "b", fill_label="tumor",
+                             members=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def serial(
+    staging_bundle: Path, series: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AnalysisOutput:
+    """One analysis written in this process, lymph-node SEG included."""
+    folder = tmp_path_factory.mktemp("ln")
+    stage = LymphNodeAssessor(tiny_lymph_node_bundle(folder / "ln"), torch.device("cpu"))
+    analyzer = Analyzer(staging_bundle, "cpu", lymph_nodes=stage)
+    return analyzer.analyze(series, None, out_dir=folder / "serial", job_id="job-serial")
+
+
+@pytest.fixture(scope="module")
+def job(serial: AnalysisOutput, series: Path) -> SegSrJob:
+    """The SEG and SR part of ``serial`` as a helper gets it (no lymph nodes)."""
+    dicom = read_dicom_series(series)
+    label = read_nifti(serial.result_json.parent / "label.nii.gz")
+    result = AnalysisResult.model_validate_json(serial.result_json.read_text())
+    return SegSrJob(result, dicom.to_native(label), dicom.headers, serial.result_json.parent)
+
+
+def _seg_content(path: Path) -> tuple[list[str], np.typing.NDArray[np.generic]]:
+    seg = pydicom.dcmread(path)
+    return [str(s.SegmentLabel) for s in seg.SegmentSequence], seg.pixel_array
+
+
+def _sr_references(path: Path) -> set[str]:
+    uids: set[str] = set()
+
+    def walk(sequence: pydicom.Sequence) -> None:
+        for item in sequence:
+            if item.ValueType == "IMAGE":
+                uids.add(str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))
+            walk(item.get("ContentSequence", []))
+
+    walk(pydicom.dcmread(path).ContentSequence)
+    return uids
+
+
+def test_the_helper_writes_what_the_analysing_process_writes(
+    serial: AnalysisOutput, staging_bundle: Path, series: Path, tmp_path: Path
+) -> None:
+    stage = LymphNodeAssessor(tiny_lymph_node_bundle(tmp_path / "ln"), torch.device("cpu"))
+    analyzer = Analyzer(staging_bundle, "cpu", lymph_nodes=stage, parallel_writing=True)
+    try:
+        output = analyzer.analyze(series, None, out_dir=tmp_path / "out", job_id="job-helper")
+    finally:
+        analyzer.close()
+    names = [p.name for p in output.files]
+    assert names == [p.name for p in serial.files]
+    assert names == ["seg.dcm", "sr.dcm", "report.dcm", "seg-lymph-nodes.dcm"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in serial.result_json.parent.iterdir()
+    )
+    for name in ("seg.dcm", "seg-lymph-nodes.dcm"):
+        labels, pixels = _seg_content(tmp_path / "out" / name)
+        expected_labels, expected_pixels = _seg_content(serial.result_json.parent / name)
+        assert labels == expected_labels and np.array_equal(pixels, expected_pixels), name
+    result = output.result
+    segs = {str(result.outputs.seg_sop_uid), str(result.outputs.lymph_node_seg_sop_uid)}
+    assert segs <= _sr_references(tmp_path / "out" / "sr.dcm")
+    assert {"write_seg", "write_sr", "write_lymph_node_seg", "write_wait"} <= set(result.timings_s)
+    assert "write_wait" not in serial.result.timings_s
+    for path in output.files:
+        assert dciodvfy_errors(path) == [], path.name
+
+
+def test_a_refusal_in_the_helper_reaches_the_caller(job: SegSrJob, tmp_path: Path) -> None:
+    empty = Volume(np.zeros_like(job.seg_label.array), job.seg_label.affine)
+    writer = WriterProcess()
+    try:
+        pending = writer.submit(replace(job, seg_label=empty, out_dir=tmp_path))
+        with pytest.raises(ValueError, match="no foreground"):
+            pending.result({}, "job-empty")
+    finally:
+        writer.close()
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_settle_returns_once_the_helper_is_done(job: SegSrJob, tmp_path: Path) -> None:
+    writer = WriterProcess()
+    try:
+        writer.submit(replace(job, out_dir=tmp_path)).settle()
+        assert (tmp_path / "seg.dcm").is_file() and (tmp_path / "sr.dcm").is_file()
+    finally:
+        writer.close()
+
+
+def test_a_killed_helper_loses_nothing(
+    job: SegSrJob, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = WriterProcess()
+    try:
+        first = writer.pid()
+        assert first != os.getpid()
+        os.kill(first, signal.SIGKILL)
+        timings: dict[str, float] = {}
+        with caplog.at_level(logging.WARNING, logger="inference._output_process"):
+            written = writer.submit(replace(job, out_dir=tmp_path / "a")).result(
+                timings, "job-killed"
+            )
+        assert [p.name for p in written.files] == ["seg.dcm", "sr.dcm"]
+        for path in written.files:
+            assert dciodvfy_errors(path) == [], path.name
+        assert "write_seg" in timings and "write_wait" in timings
+        assert "SEG writer process" in caplog.text
+        # A new helper takes the next job.
+        second = writer.pid()
+        assert second not in (first, os.getpid())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="inference._output_process"):
+            again = writer.submit(replace(job, out_dir=tmp_path / "b")).result({}, "job-next")
+        assert all(p.is_file() for p in again.files) and caplog.text == ""
+        assert writer.pid() == second
+    finally:
+        writer.close()
