@@ -39,11 +39,13 @@ __all__ = [
     "DetectionSegTarget",
     "WrittenFiles",
     "new_outputs",
+    "seg_header",
     "write_detection_seg",
     "write_label_and_pdf",
+    "write_label_seg",
     "write_lymph_node_seg",
     "write_result_json",
-    "write_seg_and_sr",
+    "write_sr_citing",
     "write_without_dicom",
 ]
 
@@ -71,16 +73,17 @@ def new_outputs() -> Outputs:
     )
 
 
-def write_seg_and_sr(
+def write_label_seg(
     result: AnalysisResult,
     seg_label: Volume,
     headers: Sequence[Dataset],
     out_dir: Path,
     timings: MutableMapping[str, float],
-    *,
-    lymph_node_seg: Path | None = None,
-) -> tuple[Path, Path]:
-    """Write ``seg.dcm`` and the SR that cites it (``write_seg``, ``write_sr``); their paths.
+) -> tuple[Path, Dataset]:
+    """Write ``seg.dcm`` (timed as ``write_seg``): its path and the SEG's header.
+
+    The header is the SEG object without its Per-frame Functional Groups and Pixel Data:
+    what the SR cites (:func:`write_sr_citing`), without the frames it does not read.
 
     Parameters
     ----------
@@ -93,38 +96,67 @@ def write_seg_and_sr(
     out_dir
         Destination folder.
     timings
-        Receives the ``write_seg`` and ``write_sr`` seconds.
-    lymph_node_seg
-        The lymph-node SEG already written for this analysis (the SR references it).
+        Receives the ``write_seg`` seconds.
 
     Raises
     ------
     ValueError
-        If a writer refuses its input (label off the grid, no foreground, ...).
+        If the writer refuses its input (label off the grid, no foreground, ...).
     """
-    outputs = result.outputs
-    seg_path, sr_path = out_dir / SEG_NAME, out_dir / SR_NAME
+    path = out_dir / SEG_NAME
 
     def seg() -> Dataset:
-        built = build_seg(seg_label, headers, result.bundle, sop_instance_uid=outputs.seg_sop_uid)
-        save_atomically(built, seg_path)
-        return built
+        built = build_seg(
+            seg_label, headers, result.bundle, sop_instance_uid=result.outputs.seg_sop_uid
+        )
+        save_atomically(built, path)
+        return seg_header(built)
 
-    # The SR cites the SEG object just built, not the file read back (4 MB of frame items).
-    seg_ds = timed(timings, "write_seg", seg)
+    return path, timed(timings, "write_seg", seg)
+
+
+def seg_header(seg: Dataset) -> Dataset:
+    """``seg`` without its per-frame items and pixels (PS3.3 C.7.6.16, C.8.20.2): small."""
+    header = Dataset()
+    for element in seg:
+        if element.keyword not in _FRAME_KEYWORDS:
+            header.add(element)
+    header.file_meta = seg.file_meta
+    return header
+
+
+#: What a SEG holds per frame, and the SR need not carry across processes.
+_FRAME_KEYWORDS: Final = ("PerFrameFunctionalGroupsSequence", "PixelData")
+
+
+def write_sr_citing(
+    result: AnalysisResult,
+    seg: Dataset,
+    headers: Sequence[Dataset],
+    out_dir: Path,
+    timings: MutableMapping[str, float],
+    *,
+    lymph_node_seg: Path | None = None,
+) -> Path:
+    """Write ``sr.dcm`` (timed as ``write_sr``), citing ``seg`` (the SEG or its header).
+
+    ``lymph_node_seg`` is the lymph-node SEG already written for this analysis, whose
+    segments the SR's node groups reference.
+    """
+    path = out_dir / SR_NAME
     timed(
         timings,
         "write_sr",
         lambda: write_sr(
             result,
-            seg_ds,
+            seg,
             headers,
-            sr_path,
-            sop_instance_uid=outputs.sr_sop_uid,
+            path,
+            sop_instance_uid=result.outputs.sr_sop_uid,
             lymph_node_seg=lymph_node_seg,
         ),
     )
-    return seg_path, sr_path
+    return path
 
 
 def write_label_and_pdf(

@@ -1,20 +1,21 @@
-"""The SEG and the SR of an analysis, written in a helper process beside the rest.
+"""The SEGs of an analysis, written in a helper process beside the rest.
 
 Building the label-map SEG is the longest CPU step around the networks: highdicom makes one
 functional-group item per frame and pydicom encodes them all (about 1,200 frames for a 300-slice
 CT). Nothing else written waits for it except the SR, which cites it (TID 1500 references the
 SEG's segments, PS3.16 TID 1411). With ``Settings.parallel_writing`` the analyzer hands the
 label map, the source headers and the finished result to one spawned helper process, which
-writes the lymph-node SEG (when there is one), the SEG and then the SR, while the analysing
-process writes ``label.nii.gz``, the PDF and the detection SEG at the same time.
+writes the lymph-node SEG (when there is one) and the SEG, while the analysing process writes
+``label.nii.gz``, the PDF and the detection SEG at the same time; the SR follows in the
+analysing process, citing the SEG header the helper sends back (the SEG without its frames).
 
-This shortens an analysis by up to the PDF's and the detection SEG's time where a core is free
-(a GPU server; one worker on a CPU machine); it does not lower the CPU time an analysis uses,
-so where every core already analyses (one worker per core) it is left off.
+This shortens an analysis where a core is free (a GPU server; one worker on a CPU machine); it
+does not lower the CPU time an analysis uses, so where every core already analyses (one worker
+per core) it is left off.
 
 The helper is spawned, never forked (CUDA and forked parents do not mix), when the analyzer is
 made, and it imports its writers then, not during the first job. A helper that dies mid-job
-(killed, out of memory) loses nothing: the job's SEG and SR are written again in the analysing
+(killed, out of memory) loses nothing: the job's SEGs are written again in the analysing
 process and a new helper is started for the next job.
 """
 
@@ -32,23 +33,26 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from inference._analysis_outputs import (
-    DetectionSegTarget,
-    write_lymph_node_seg,
-    write_seg_and_sr,
-)
+from inference._analysis_outputs import DetectionSegTarget, write_label_seg, write_lymph_node_seg
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeFinding
 from pancreas_contracts.result import AnalysisResult, BundleRef
 
-__all__ = ["LymphNodeSegJob", "PendingWrite", "SegSrJob", "SegSrWritten", "WriterProcess"]
+__all__ = [
+    "LymphNodeSegJob",
+    "PendingWrite",
+    "SegJob",
+    "SegWritten",
+    "WriterProcess",
+    "write_seg_job",
+]
 
 _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LymphNodeSegJob:
-    """The lymph-node SEG to write before the SR (which references its segments)."""
+    """The lymph-node SEG of an analysis (its SR references the segments)."""
 
     nodes: Volume
     findings: tuple[LymphNodeFinding, ...]
@@ -57,8 +61,8 @@ class LymphNodeSegJob:
 
 
 @dataclass(frozen=True)
-class SegSrJob:
-    """Everything the SEG and the SR of one analysis need (picklable: it crosses processes)."""
+class SegJob:
+    """Everything the SEGs of one analysis need (picklable: it crosses processes)."""
 
     result: AnalysisResult
     seg_label: Volume
@@ -68,25 +72,22 @@ class SegSrJob:
 
 
 @dataclass(frozen=True)
-class SegSrWritten:
-    """The files a :class:`SegSrJob` wrote (SEG, SR, then the lymph-node SEG if any)."""
+class SegWritten:
+    """What a :class:`SegJob` wrote: the SEG, its header (what the SR cites), the node SEG."""
 
-    files: tuple[Path, ...]
+    seg: Path
+    header: Dataset
+    lymph_node_seg: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def lymph_node_seg(self) -> Path | None:
-        """The lymph-node SEG, when the job had one."""
-        return self.files[2] if len(self.files) > 2 else None
 
-
-def write_seg_sr_job(job: SegSrJob) -> SegSrWritten:
-    """Write the job's lymph-node SEG (if any), its SEG and its SR; in whichever process.
+def write_seg_job(job: SegJob) -> SegWritten:
+    """Write the job's lymph-node SEG (if any) and its SEG; in whichever process.
 
     Raises
     ------
     ValueError
-        If a writer refuses its input (as :func:`inference._analysis_outputs.write_seg_and_sr`).
+        If a writer refuses its input (as :func:`inference._analysis_outputs.write_label_seg`).
     """
     timings: dict[str, float] = {}
     node_seg = None
@@ -95,10 +96,8 @@ def write_seg_sr_job(job: SegSrJob) -> SegSrWritten:
         node_seg = write_lymph_node_seg(
             nodes.nodes, nodes.findings, job.headers, nodes.model, nodes.target, timings
         )
-    seg, sr = write_seg_and_sr(
-        job.result, job.seg_label, job.headers, job.out_dir, timings, lymph_node_seg=node_seg
-    )
-    return SegSrWritten((seg, sr) if node_seg is None else (seg, sr, node_seg), timings)
+    seg, header = write_label_seg(job.result, job.seg_label, job.headers, job.out_dir, timings)
+    return SegWritten(seg, header, node_seg, timings)
 
 
 def _ready() -> int:
@@ -107,16 +106,16 @@ def _ready() -> int:
 
 
 class PendingWrite:
-    """A :class:`SegSrJob` under way in the helper (or already written, if it could not go)."""
+    """A :class:`SegJob` under way in the helper (or already written, if it could not go)."""
 
     def __init__(
-        self, owner: WriterProcess, job: SegSrJob, future: Future[SegSrWritten] | None
+        self, owner: WriterProcess, job: SegJob, future: Future[SegWritten] | None
     ) -> None:
         self._owner = owner
         self._job = job
         self._future = future
 
-    def result(self, timings: MutableMapping[str, float], job_id: str | None) -> SegSrWritten:
+    def result(self, timings: MutableMapping[str, float], job_id: str | None) -> SegWritten:
         """Wait for the files; a helper that died has them written here instead.
 
         The helper's stage times are added to ``timings``, and the time this process waited
@@ -134,13 +133,13 @@ class PendingWrite:
                 written = self._future.result()
             except BrokenProcessPool:
                 _log.warning(
-                    "job %s: the SEG writer process ended mid-job; writing the SEG and SR here",
+                    "job %s: the SEG writer process ended mid-job; writing the SEGs here",
                     job_id,
                 )
                 self._owner.restart()
         timings["write_wait"] = round(time.perf_counter() - start, 3)
         if written is None:
-            written = write_seg_sr_job(self._job)
+            written = write_seg_job(self._job)
         timings.update(written.timings_s)
         return written
 
@@ -157,7 +156,7 @@ class PendingWrite:
 
 
 class WriterProcess:
-    """One spawned helper process that writes :class:`SegSrJob` s (see the module notes)."""
+    """One spawned helper process that writes :class:`SegJob` s (see the module notes)."""
 
     def __init__(self) -> None:
         self._pool, self._started = self._start()
@@ -168,14 +167,14 @@ class WriterProcess:
         # Spawns the helper and imports its writers now, not in the first job.
         return pool, pool.submit(_ready)
 
-    def submit(self, job: SegSrJob) -> PendingWrite:
+    def submit(self, job: SegJob) -> PendingWrite:
         """Start writing ``job`` in the helper; its :class:`PendingWrite`.
 
         A helper that cannot take the job (it broke since) is replaced, and the job is written
         in this process when its result is asked for.
         """
         try:
-            return PendingWrite(self, job, self._pool.submit(write_seg_sr_job, job))
+            return PendingWrite(self, job, self._pool.submit(write_seg_job, job))
         except BrokenProcessPool:
             _log.warning("the SEG writer process had ended; starting a new one")
             self.restart()

@@ -65,10 +65,11 @@ from inference._analysis_outputs import (
     write_detection_seg,
     write_label_and_pdf,
     write_result_json,
+    write_sr_citing,
     write_without_dicom,
 )
 from inference._analysis_survival import SurvivalAssessor, SurvivalStage, run_survival
-from inference._output_process import LymphNodeSegJob, SegSrJob, WriterProcess, write_seg_sr_job
+from inference._output_process import LymphNodeSegJob, SegJob, WriterProcess, write_seg_job
 from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
 from inference.landmark_store import LandmarkStore
@@ -486,7 +487,7 @@ class Analyzer:
         out_dir: Path,
         timings: dict[str, float],
     ) -> WrittenFiles:
-        """SEG and SR (in the writer process, if any) beside label, PDF and detection SEG."""
+        """The SEGs (in the writer process, if any) beside label, PDF and detection SEG; the SR."""
         label_ct, extras = labels
         # The headers read with the pixels; a volume made elsewhere may come without them.
         headers = tuple(dicom.headers) or tuple(
@@ -500,25 +501,25 @@ class Analyzer:
                 extras.nodes.bundle,
                 DetectionSegTarget(out_dir, result.outputs.lymph_node_seg_sop_uid),
             )
-        job = SegSrJob(result, dicom.to_native(label_ct), headers, out_dir, nodes)
+        job = SegJob(result, dicom.to_native(label_ct), headers, out_dir, nodes)
+        rest_args = (result, source.image, dicom, labels, headers, out_dir, timings)
         if self._writer is None:
-            seg_sr = write_seg_sr_job(job)
-            timings.update(seg_sr.timings_s)
-            rest = self._write_rest(result, source.image, dicom, labels, headers, out_dir, timings)
+            segs = write_seg_job(job)
+            timings.update(segs.timings_s)
+            rest = self._write_rest(*rest_args)
         else:
             pending = self._writer.submit(job)
             try:
-                rest = self._write_rest(
-                    result, source.image, dicom, labels, headers, out_dir, timings
-                )
+                rest = self._write_rest(*rest_args)
             except BaseException:
                 pending.settle()
                 raise
-            seg_sr = pending.result(timings, result.job_id)
-        files = (*seg_sr.files[:2], *rest)
-        if seg_sr.lymph_node_seg is not None:
-            files = (*files, seg_sr.lymph_node_seg)
-        return WrittenFiles(files)
+            segs = pending.result(timings, result.job_id)
+        sr = write_sr_citing(
+            result, segs.header, headers, out_dir, timings, lymph_node_seg=segs.lymph_node_seg
+        )
+        nodes_seg = () if segs.lymph_node_seg is None else (segs.lymph_node_seg,)
+        return WrittenFiles((segs.seg, sr, *rest, *nodes_seg))
 
     @staticmethod
     def _write_rest(

@@ -1,10 +1,11 @@
-"""The SEG and SR written in a spawned helper process (``parallel_writing``, issue 27).
+"""The SEGs written in a spawned helper process (``parallel_writing``, issue 27).
 
 The analysis with the helper writes what the analysis without it writes (the same SEG frames
-and segments, an SR that cites the SEGs it wrote, the lymph-node SEG first), all dciodvfy clean;
-a refusal in the helper reaches the caller as the same ``ValueError``; a helper killed before or
-during a job loses nothing (the job is written in the calling process, a warning names the job,
-and a new helper takes the next job).
+and segments, the lymph-node SEG too, an SR that cites the SEGs the helper wrote), all dciodvfy
+clean; the helper sends back the SEG's header without its frames; a refusal in the helper
+reaches the caller as the same ``ValueError``; a helper killed before its job loses nothing (the
+job is written in the calling process, a warning names the job, and a new helper takes the next
+job).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pydicom
 import pytest
 import torch
 
-from inference._output_process import SegSrJob, WriterProcess
+from inference._output_process import SegJob, WriterProcess
 from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor
 from inference.volume import Volume, read_nifti
 from inference.volume_io import read_dicom_series
@@ -59,12 +60,12 @@ def serial(
 
 
 @pytest.fixture(scope="module")
-def job(serial: AnalysisOutput, series: Path) -> SegSrJob:
-    """The SEG and SR part of ``serial`` as a helper gets it (no lymph nodes)."""
+def job(serial: AnalysisOutput, series: Path) -> SegJob:
+    """The SEG part of ``serial`` as a helper gets it (no lymph nodes)."""
     dicom = read_dicom_series(series)
     label = read_nifti(serial.result_json.parent / "label.nii.gz")
     result = AnalysisResult.model_validate_json(serial.result_json.read_text())
-    return SegSrJob(result, dicom.to_native(label), dicom.headers, serial.result_json.parent)
+    return SegJob(result, dicom.to_native(label), dicom.headers, serial.result_json.parent)
 
 
 def _seg_content(path: Path) -> tuple[list[str], np.typing.NDArray[np.generic]]:
@@ -113,7 +114,7 @@ def test_the_helper_writes_what_the_analysing_process_writes(
         assert dciodvfy_errors(path) == [], path.name
 
 
-def test_a_refusal_in_the_helper_reaches_the_caller(job: SegSrJob, tmp_path: Path) -> None:
+def test_a_refusal_in_the_helper_reaches_the_caller(job: SegJob, tmp_path: Path) -> None:
     empty = Volume(np.zeros_like(job.seg_label.array), job.seg_label.affine)
     writer = WriterProcess()
     try:
@@ -125,17 +126,32 @@ def test_a_refusal_in_the_helper_reaches_the_caller(job: SegSrJob, tmp_path: Pat
     assert not (tmp_path / "seg.dcm").exists()
 
 
-def test_settle_returns_once_the_helper_is_done(job: SegSrJob, tmp_path: Path) -> None:
+def test_the_helper_sends_back_the_seg_without_its_frames(job: SegJob, tmp_path: Path) -> None:
+    writer = WriterProcess()
+    try:
+        written = writer.submit(replace(job, out_dir=tmp_path)).result({}, "job-header")
+    finally:
+        writer.close()
+    seg = pydicom.dcmread(written.seg)
+    header = written.header
+    assert "PerFrameFunctionalGroupsSequence" not in header and "PixelData" not in header
+    assert header.SOPInstanceUID == seg.SOPInstanceUID == job.result.outputs.seg_sop_uid
+    assert header.SegmentSequence == seg.SegmentSequence
+    assert header.ReferencedSeriesSequence == seg.ReferencedSeriesSequence
+    assert header.file_meta.TransferSyntaxUID == seg.file_meta.TransferSyntaxUID
+
+
+def test_settle_returns_once_the_helper_is_done(job: SegJob, tmp_path: Path) -> None:
     writer = WriterProcess()
     try:
         writer.submit(replace(job, out_dir=tmp_path)).settle()
-        assert (tmp_path / "seg.dcm").is_file() and (tmp_path / "sr.dcm").is_file()
+        assert (tmp_path / "seg.dcm").is_file()
     finally:
         writer.close()
 
 
 def test_a_killed_helper_loses_nothing(
-    job: SegSrJob, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    job: SegJob, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = WriterProcess()
     try:
@@ -147,9 +163,8 @@ def test_a_killed_helper_loses_nothing(
             written = writer.submit(replace(job, out_dir=tmp_path / "a")).result(
                 timings, "job-killed"
             )
-        assert [p.name for p in written.files] == ["seg.dcm", "sr.dcm"]
-        for path in written.files:
-            assert dciodvfy_errors(path) == [], path.name
+        assert written.seg == tmp_path / "a" / "seg.dcm" and written.lymph_node_seg is None
+        assert dciodvfy_errors(written.seg) == []
         assert "write_seg" in timings and "write_wait" in timings
         assert "SEG writer process" in caplog.text
         # A new helper takes the next job.
@@ -158,7 +173,7 @@ def test_a_killed_helper_loses_nothing(
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="inference._output_process"):
             again = writer.submit(replace(job, out_dir=tmp_path / "b")).result({}, "job-next")
-        assert all(p.is_file() for p in again.files) and caplog.text == ""
+        assert again.seg.is_file() and caplog.text == ""
         assert writer.pid() == second
     finally:
         writer.close()
