@@ -7,6 +7,9 @@ tests check the command's structure (exit status, files, result.json, errors), n
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,3 +244,21 @@ def test_serve_loads_the_lymph_node_bundle_at_start_up(bundle: Path, tmp_path: P
     )
     with pytest.raises(BundleError, match="no-ln-bundle"):  # refused at start-up, not per study
         build_runner(settings, None)  # type: ignore[arg-type]
+
+
+def test_parallel_writing_from_the_command_line(
+    phantom: PhantomSeries, bundle: Path, tmp_path: Path
+) -> None:
+    """The setting spawns the SEG writer from the real entry point (a process of its own)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PANCREAS_AI_PARALLEL_WRITING": "true"}
+    argv = [sys.executable, "-m", "pancreas_node", "analyze", str(phantom.folder),
+            "--bundle", str(bundle), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    for name in _FILES:
+        assert (out / name).is_file(), name
+    result = AnalysisResult.model_validate_json((out / "result.json").read_text())
+    assert {"write_seg", "write_wait", "write_sr"} <= set(result.timings_s)
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert seg.SOPInstanceUID == result.outputs.seg_sop_uid
