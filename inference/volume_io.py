@@ -156,15 +156,44 @@ class DicomVolume:
             If ``volume`` does not lie on this series' grid.
         """
         native = self.native_affine
-        transform = nib.orientations.ornt_transform(
-            nib.orientations.io_orientation(volume.affine),
-            nib.orientations.io_orientation(native),
-        )
+        transform = _axis_transform(volume.affine, native)
         array = nib.orientations.apply_orientation(volume.array, transform)
         affine = volume.affine @ nib.orientations.inv_ornt_aff(transform, volume.array.shape)
         if array.shape[2] != self.num_slices or not np.allclose(affine, native, atol=1e-3):
             raise ValueError("volume is not on this series' grid")
         return Volume(np.ascontiguousarray(array), native.copy())
+
+
+def _axis_transform(
+    affine: npt.NDArray[np.float64], target: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """The axis permutation and flips taking a grid of ``affine`` to one of ``target``.
+
+    Each of ``affine``'s voxel axes is matched with the ``target`` axis whose step vector it
+    equals or reverses. Not through the closest world axes (``io_orientation``): an oblique
+    series whose image axes lie at 45 degrees between two world axes has no single closest
+    axis, and the two grids might then choose differently.
+
+    Raises
+    ------
+    ValueError
+        If the step vectors are not those of ``target``, permuted and reversed.
+    """
+    transform = np.zeros((3, 2))
+    for axis in range(3):
+        step = affine[:3, axis]
+        matches = [
+            (other, sign)
+            for other in range(3)
+            for sign in (1.0, -1.0)
+            if np.allclose(step, sign * target[:3, other], atol=1e-4)
+        ]
+        if len(matches) != 1:
+            raise ValueError("volume is not on this series' grid")
+        transform[axis] = matches[0]
+    if sorted(transform[:, 0]) != [0.0, 1.0, 2.0]:
+        raise ValueError("volume is not on this series' grid")
+    return transform
 
 
 @dataclass(frozen=True)

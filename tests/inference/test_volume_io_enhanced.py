@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydicom.uid import JPEGLSLossless, generate_uid
 
@@ -103,6 +103,21 @@ def _rotation(q: tuple[float, float, float, float]) -> np.ndarray:
     )
 
 
+def _clear_axes(rotation: np.ndarray) -> bool:
+    """Whether each image axis has one closest world axis (and each world axis one image axis).
+
+    Where two candidates tie (an image axis at exactly 45 degrees between two world axes), the
+    closest axis order is not defined: the reader picks one, so only the world positions are
+    checked then.
+    """
+    magnitudes = np.abs(rotation)
+    for table in (magnitudes, magnitudes.T):
+        ranked = np.sort(table, axis=0)
+        if np.any(ranked[-1] - ranked[-2] < 1e-6):
+            return False
+    return True
+
+
 quaternion = st.tuples(*[st.floats(-1, 1) for _ in range(4)]).filter(
     lambda q: float(np.linalg.norm(q)) > 0.2
 )
@@ -119,6 +134,9 @@ quaternion = st.tuples(*[st.floats(-1, 1) for _ in range(4)]).filter(
     descending=st.booleans(),
     seed=st.integers(0, 2**16),
 )
+# Hypothesis 6.170 found this tie (image axes at 45 degrees between world axes).
+@example(q=(0.0, 0.875, 0.8125, 0.8125), rows=2, cols=2, slices=2, spacing=(0.75, 1.0),
+         step=1.0, descending=False, seed=0)  # fmt: skip
 def test_any_orientation_places_every_pixel_at_its_world_position(
     q: tuple[float, float, float, float],
     rows: int,
@@ -159,7 +177,8 @@ def test_any_orientation_places_every_pixel_at_its_world_position(
         dicom = read_dicom_series(files)
         assert dicom.num_slices == slices
         assert dicom.slice_step_mm == pytest.approx(step, rel=1e-4)
-        assert nib.aff2axcodes(dicom.volume.affine) == ("R", "A", "S")
+        if _clear_axes(rotation):
+            assert nib.aff2axcodes(dicom.volume.affine) == ("R", "A", "S")
         assert_pixels_at_world_positions(dicom, files, rng, per_file=4)
         # The canonical grid is the native grid reoriented: to_native gives the stored order.
         native = dicom.to_native(dicom.volume)
