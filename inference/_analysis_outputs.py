@@ -74,7 +74,8 @@ def new_outputs() -> Outputs:
 
 
 def write_label_seg(
-    result: AnalysisResult,
+    bundle: BundleRef,
+    seg_sop_uid: str,
     seg_label: Volume,
     headers: Sequence[Dataset],
     out_dir: Path,
@@ -87,8 +88,10 @@ def write_label_seg(
 
     Parameters
     ----------
-    result
-        The result with its :class:`~pancreas_contracts.result.Outputs` UIDs already set.
+    bundle
+        The model that segmented.
+    seg_sop_uid
+        The SEG's SOP Instance UID (the result's ``outputs.seg_sop_uid``).
     seg_label
         The label map in the source's native index order.
     headers
@@ -106,9 +109,7 @@ def write_label_seg(
     path = out_dir / SEG_NAME
 
     def seg() -> Dataset:
-        built = build_seg(
-            seg_label, headers, result.bundle, sop_instance_uid=result.outputs.seg_sop_uid
-        )
+        built = build_seg(seg_label, headers, bundle, sop_instance_uid=seg_sop_uid)
         save_atomically(built, path)
         return seg_header(built)
 

@@ -36,7 +36,7 @@ from pydicom.dataset import Dataset
 from inference._analysis_outputs import DetectionSegTarget, write_label_seg, write_lymph_node_seg
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeFinding
-from pancreas_contracts.result import AnalysisResult, BundleRef
+from pancreas_contracts.result import BundleRef
 
 __all__ = [
     "LymphNodeSegJob",
@@ -62,10 +62,28 @@ class LymphNodeSegJob:
 
 @dataclass(frozen=True)
 class SegJob:
-    """Everything the SEGs of one analysis need (picklable: it crosses processes)."""
+    """The SEGs of one analysis to write (picklable: it crosses processes).
 
-    result: AnalysisResult
-    seg_label: Volume
+    Attributes
+    ----------
+    bundle
+        The model that segmented (the SEG's algorithm identification).
+    seg_sop_uid
+        The label-map SEG's SOP Instance UID, chosen beforehand (the result names it).
+    seg_label
+        The label map in the source's native index order; ``None``: no label-map SEG in this
+        job (it was started earlier).
+    headers
+        Source image headers (one per instance).
+    out_dir
+        Destination folder.
+    lymph_nodes
+        The lymph-node SEG, if any.
+    """
+
+    bundle: BundleRef
+    seg_sop_uid: str
+    seg_label: Volume | None
     headers: tuple[Dataset, ...]
     out_dir: Path
     lymph_nodes: LymphNodeSegJob | None = None
@@ -73,16 +91,16 @@ class SegJob:
 
 @dataclass(frozen=True)
 class SegWritten:
-    """What a :class:`SegJob` wrote: the SEG, its header (what the SR cites), the node SEG."""
+    """What a :class:`SegJob` wrote: the SEG and its header (what the SR cites), the node SEG."""
 
-    seg: Path
-    header: Dataset
+    seg: Path | None
+    header: Dataset | None
     lymph_node_seg: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def write_seg_job(job: SegJob) -> SegWritten:
-    """Write the job's lymph-node SEG (if any) and its SEG; in whichever process.
+    """Write the job's lymph-node SEG and label-map SEG (each if any); in whichever process.
 
     Raises
     ------
@@ -96,7 +114,11 @@ def write_seg_job(job: SegJob) -> SegWritten:
         node_seg = write_lymph_node_seg(
             nodes.nodes, nodes.findings, job.headers, nodes.model, nodes.target, timings
         )
-    seg, header = write_label_seg(job.result, job.seg_label, job.headers, job.out_dir, timings)
+    seg = header = None
+    if job.seg_label is not None:
+        seg, header = write_label_seg(
+            job.bundle, job.seg_sop_uid, job.seg_label, job.headers, job.out_dir, timings
+        )
     return SegWritten(seg, header, node_seg, timings)
 
 
@@ -119,7 +141,7 @@ class PendingWrite:
         """Wait for the files; a helper that died has them written here instead.
 
         The helper's stage times are added to ``timings``, and the time this process waited
-        for it as ``write_wait``.
+        for it to ``write_wait``.
 
         Raises
         ------
@@ -137,7 +159,8 @@ class PendingWrite:
                     job_id,
                 )
                 self._owner.restart()
-        timings["write_wait"] = round(time.perf_counter() - start, 3)
+        waited = time.perf_counter() - start
+        timings["write_wait"] = round(timings.get("write_wait", 0.0) + waited, 3)
         if written is None:
             written = write_seg_job(self._job)
         timings.update(written.timings_s)

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from inference._analysis_detection import Detector, DetectorOutput, PdacDetector, apply_gate
@@ -59,17 +58,13 @@ from inference._analysis_lymph_nodes import (
     run_lymph_nodes,
 )
 from inference._analysis_outputs import (
-    DetectionSegTarget,
-    WrittenFiles,
     new_outputs,
-    write_detection_seg,
-    write_label_and_pdf,
     write_result_json,
-    write_sr_citing,
     write_without_dicom,
 )
 from inference._analysis_survival import SurvivalAssessor, SurvivalStage, run_survival
-from inference._output_process import LymphNodeSegJob, SegJob, WriterProcess, write_seg_job
+from inference._analysis_writing import SegWriting
+from inference._output_process import WriterProcess
 from inference._writer_common import load_source_headers
 from inference.bundle import LoadedBundle, load_bundle, sha256_file
 from inference.landmark_store import LandmarkStore
@@ -396,7 +391,58 @@ class Analyzer:
                 f"{loc.method}); no category is given",
                 details=_localisation_details(loc),
             )
-        context = TaskContext(source.image, clinical, registry_status, loc, self._tta_flips)
+        writing = self._seg_writing(source, out_dir)
+        # One task's label map is the SEG's: its writing can start before the task measures.
+        early = writing.start if writing is not None and len(self._tasks) == 1 else None
+        context = TaskContext(
+            source.image, clinical, registry_status, loc, self._tta_flips, on_label_map=early
+        )
+        try:
+            fields, label = self._run_tasks(context, notes, timings)
+            if detected is not None:
+                fields["detection"] = apply_gate(fields, notes, detected.detection, label)
+            nodes = None
+            if self._lymph_nodes is not None:
+                nodes = run_lymph_nodes(self._lymph_nodes, source.image, label, notes, timings)
+                fields["lymph_nodes"] = None if nodes is None else nodes.assessment
+            if self._survival is not None:
+                fields["prognosis"] = run_survival(
+                    self._survival, source.image, label, fields, clinical, notes, timings
+                )
+            result = self._result(source, loc, fields, job_id, notes, series_version)
+            extras = _Extras(
+                None if detected is None or detected.lesions is None else detected,
+                None if nodes is None or nodes.nodes is None else nodes,
+            )
+            if writing is not None:
+                uids = {
+                    "seg_sop_uid": writing.seg_sop_uid,
+                    "detection_seg_sop_uid": None if extras.detected is None else generate_uid(),
+                    "lymph_node_seg_sop_uid": None if extras.nodes is None else generate_uid(),
+                }
+                outputs = result.outputs.model_copy(update=uids)
+                result = result.model_copy(update={"outputs": outputs})
+            return self._write(result, source, (label, extras), writing, out_dir, timings, started)
+        except BaseException:
+            if writing is not None:
+                writing.abandon()
+            raise
+
+    def _seg_writing(self, source: _Source, out_dir: Path) -> SegWriting | None:
+        """How this analysis writes its DICOM objects (``None`` for a NIfTI input)."""
+        dicom = source.dicom
+        if dicom is None:
+            return None
+        # The headers read with the pixels; a volume made elsewhere may come without them.
+        headers = tuple(dicom.headers) or tuple(
+            load_source_headers(source.files, dicom.series_instance_uid)
+        )
+        return SegWriting(self._writer, dicom, headers, self.bundle_ref, out_dir)
+
+    def _run_tasks(
+        self, context: TaskContext, notes: list[str], timings: dict[str, float]
+    ) -> tuple[dict[str, Any], Volume]:
+        """Every task on the CT: the result fields they add and their merged label map."""
         fields: dict[str, Any] = {}
         label_maps: list[Volume] = []
         for task in self._tasks:
@@ -408,30 +454,7 @@ class Analyzer:
             timings.update(output.timings_s)
         if not label_maps:
             raise AnalysisError("no-pancreas", "no task produced a label map")
-        label = _merge_labels(label_maps)
-        if detected is not None:
-            fields["detection"] = apply_gate(fields, notes, detected.detection, label)
-        nodes = None
-        if self._lymph_nodes is not None:
-            nodes = run_lymph_nodes(self._lymph_nodes, source.image, label, notes, timings)
-            fields["lymph_nodes"] = None if nodes is None else nodes.assessment
-        if self._survival is not None:
-            fields["prognosis"] = run_survival(
-                self._survival, source.image, label, fields, clinical, notes, timings
-            )
-        result = self._result(source, loc, fields, job_id, notes, series_version)
-        extras = _Extras(
-            None if detected is None or detected.lesions is None else detected,
-            None if nodes is None or nodes.nodes is None else nodes,
-        )
-        if source.dicom is not None:
-            uids = {
-                "detection_seg_sop_uid": None if extras.detected is None else generate_uid(),
-                "lymph_node_seg_sop_uid": None if extras.nodes is None else generate_uid(),
-            }
-            outputs = result.outputs.model_copy(update=uids)
-            result = result.model_copy(update={"outputs": outputs})
-        return self._write(result, source, (label, extras), out_dir, timings, started)
+        return fields, _merge_labels(label_maps)
 
     def _localiser_for(self, source: _Source, job_id: str | None) -> Localiser:
         """The localiser, with the series' landmarks when the node's phase check kept them."""
@@ -478,79 +501,12 @@ class Analyzer:
             }
         )
 
-    def _write_dicom(
-        self,
-        result: AnalysisResult,
-        source: _Source,
-        dicom: DicomVolume,
-        labels: tuple[Volume, _Extras],
-        out_dir: Path,
-        timings: dict[str, float],
-    ) -> WrittenFiles:
-        """The SEGs (in the writer process, if any) beside label, PDF and detection SEG; the SR."""
-        label_ct, extras = labels
-        # The headers read with the pixels; a volume made elsewhere may come without them.
-        headers = tuple(dicom.headers) or tuple(
-            load_source_headers(source.files, dicom.series_instance_uid)
-        )
-        nodes = None
-        if extras.nodes is not None and extras.nodes.nodes is not None:
-            nodes = LymphNodeSegJob(
-                dicom.to_native(extras.nodes.nodes),
-                tuple(extras.nodes.assessment.nodes),
-                extras.nodes.bundle,
-                DetectionSegTarget(out_dir, result.outputs.lymph_node_seg_sop_uid),
-            )
-        job = SegJob(result, dicom.to_native(label_ct), headers, out_dir, nodes)
-        rest_args = (result, source.image, dicom, labels, headers, out_dir, timings)
-        if self._writer is None:
-            segs = write_seg_job(job)
-            timings.update(segs.timings_s)
-            rest = self._write_rest(*rest_args)
-        else:
-            pending = self._writer.submit(job)
-            try:
-                rest = self._write_rest(*rest_args)
-            except BaseException:
-                pending.settle()
-                raise
-            segs = pending.result(timings, result.job_id)
-        sr = write_sr_citing(
-            result, segs.header, headers, out_dir, timings, lymph_node_seg=segs.lymph_node_seg
-        )
-        nodes_seg = () if segs.lymph_node_seg is None else (segs.lymph_node_seg,)
-        return WrittenFiles((segs.seg, sr, *rest, *nodes_seg))
-
     @staticmethod
-    def _write_rest(
-        result: AnalysisResult,
-        image: Volume,
-        dicom: DicomVolume,
-        labels: tuple[Volume, _Extras],
-        headers: Sequence[Dataset],
-        out_dir: Path,
-        timings: dict[str, float],
-    ) -> tuple[Path, ...]:
-        """``label.nii.gz``, the PDF and the detection SEG: the PDF's and that SEG's paths."""
-        pdf = write_label_and_pdf(result, image, labels[0], headers, out_dir, timings)
-        detected = labels[1].detected
-        if detected is None or detected.lesions is None:
-            return (pdf,)
-        lesion_seg = write_detection_seg(
-            dicom.to_native(detected.lesions),
-            [x.probability for x in detected.detection.lesions],
-            headers,
-            detected.bundle,
-            DetectionSegTarget(out_dir, result.outputs.detection_seg_sop_uid),
-            timings,
-        )
-        return (pdf, lesion_seg)
-
     def _write(
-        self,
         result: AnalysisResult,
         source: _Source,
         labels: tuple[Volume, _Extras],
+        writing: SegWriting | None,
         out_dir: Path,
         timings: dict[str, float],
         started: float,
@@ -560,13 +516,15 @@ class Analyzer:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AnalysisError("unwritable-output", f"cannot create {out_dir}") from exc
-        if source.dicom is None:
+        if writing is None:
             result = result.model_copy(
                 update={"warnings": (*result.warnings, "NIfTI input: no DICOM objects written")}
             )
             written = write_without_dicom(result, source.image, label_ct, out_dir, timings)
         else:
-            written = self._write_dicom(result, source, source.dicom, labels, out_dir, timings)
+            written = writing.finish(
+                result, source.image, label_ct, (labels[1].detected, labels[1].nodes), timings
+            )
         timings["total"] = round(time.perf_counter() - started, 3)
         final = result.model_copy(update={"timings_s": dict(timings)})
         path = write_result_json(AnalysisResult.model_validate(final.model_dump()), out_dir)

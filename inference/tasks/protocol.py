@@ -89,6 +89,10 @@ class TaskContext:
         The coarse pancreas localisation the pipeline found (always ``found``).
     tta_flips
         Whether tasks that support it add test-time flip passes (settings ``tta_flips``).
+    on_label_map
+        Called once with the task's label map as soon as it is final, before the task measures
+        it, by tasks that make one; the pipeline may start writing its SEG then (in another
+        process: the task must not change the map afterwards). ``None``: nobody asks.
     """
 
     image: Volume
@@ -96,6 +100,7 @@ class TaskContext:
     registry_status: str
     localisation: LocalisationEstimate
     tta_flips: bool = False
+    on_label_map: Callable[[Volume], None] | None = None
 
 
 @dataclass(frozen=True)

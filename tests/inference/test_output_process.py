@@ -2,10 +2,11 @@
 
 The analysis with the helper writes what the analysis without it writes (the same SEG frames
 and segments, the lymph-node SEG too, an SR that cites the SEGs the helper wrote), all dciodvfy
-clean; the helper sends back the SEG's header without its frames; a refusal in the helper
-reaches the caller as the same ``ValueError``; a helper killed before its job loses nothing (the
-job is written in the calling process, a warning names the job, and a new helper takes the next
-job).
+clean; the label-map SEG starts while the task still runs, and an analysis that fails after it
+started leaves no SEG; the helper sends back the SEG's header without its frames; a refusal in
+the helper reaches the caller as the same ``ValueError``; a helper killed before its job loses
+nothing (the job is written in the calling process, a warning names the job, and a new helper
+takes the next job).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,15 @@ import torch
 
 from inference._output_process import SegJob, WriterProcess
 from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor
+from inference.bundle import LoadedBundle
+from inference.tasks import (
+    TASKS,
+    AnalysisError,
+    AnalysisTask,
+    TaskContext,
+    TaskOutput,
+    TaskRegistration,
+)
 from inference.volume import Volume, read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.result import AnalysisResult
@@ -65,7 +76,13 @@ def job(serial: AnalysisOutput, series: Path) -> SegJob:
     dicom = read_dicom_series(series)
     label = read_nifti(serial.result_json.parent / "label.nii.gz")
     result = AnalysisResult.model_validate_json(serial.result_json.read_text())
-    return SegJob(result, dicom.to_native(label), dicom.headers, serial.result_json.parent)
+    return SegJob(
+        result.bundle,
+        str(result.outputs.seg_sop_uid),
+        dicom.to_native(label),
+        dicom.headers,
+        serial.result_json.parent,
+    )
 
 
 def _seg_content(path: Path) -> tuple[list[str], np.typing.NDArray[np.generic]]:
@@ -114,6 +131,49 @@ def test_the_helper_writes_what_the_analysing_process_writes(
         assert dciodvfy_errors(path) == [], path.name
 
 
+class _StopsOnceTheSegIsWritten:
+    """The staging task, stopping with an AnalysisError once its SEG has appeared."""
+
+    def __init__(self, inner: AnalysisTask, seg: Path) -> None:
+        self._inner = inner
+        self._seg = seg
+        self.seen_while_running = False
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def run(self, context: TaskContext) -> TaskOutput:
+        self._inner.run(context)  # its SEG starts in the helper before it measures
+        deadline = time.monotonic() + 120
+        while not self._seg.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.seen_while_running = self._seg.is_file()
+        raise AnalysisError("pancreas-cut", "stopped by the test after the SEG was written")
+
+
+def test_the_seg_starts_during_the_task_and_a_failed_analysis_leaves_none(
+    staging_bundle: Path, series: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    tasks: list[_StopsOnceTheSegIsWritten] = []
+
+    def build(bundle: LoadedBundle, device: torch.device) -> AnalysisTask:
+        tasks.append(_StopsOnceTheSegIsWritten(TASKS[0].build(bundle, device), out / "seg.dcm"))
+        return tasks[0]
+
+    registration = TaskRegistration(TASKS[0].name, build)
+    analyzer = Analyzer(staging_bundle, "cpu", tasks=(registration,), parallel_writing=True)
+    try:
+        with pytest.raises(AnalysisError, match="stopped by the test"):
+            analyzer.analyze(series, None, out_dir=out, job_id="job-stopped")
+    finally:
+        analyzer.close()
+    assert tasks[0].seen_while_running  # written by the helper before the task returned
+    assert not (out / "seg.dcm").exists()
+    assert not list(out.glob(".*.partial"))
+
+
 def test_a_refusal_in_the_helper_reaches_the_caller(job: SegJob, tmp_path: Path) -> None:
     empty = Volume(np.zeros_like(job.seg_label.array), job.seg_label.affine)
     writer = WriterProcess()
@@ -135,7 +195,7 @@ def test_the_helper_sends_back_the_seg_without_its_frames(job: SegJob, tmp_path:
     seg = pydicom.dcmread(written.seg)
     header = written.header
     assert "PerFrameFunctionalGroupsSequence" not in header and "PixelData" not in header
-    assert header.SOPInstanceUID == seg.SOPInstanceUID == job.result.outputs.seg_sop_uid
+    assert header.SOPInstanceUID == seg.SOPInstanceUID == job.seg_sop_uid
     assert header.SegmentSequence == seg.SegmentSequence
     assert header.ReferencedSeriesSequence == seg.ReferencedSeriesSequence
     assert header.file_meta.TransferSyntaxUID == seg.file_meta.TransferSyntaxUID

@@ -212,6 +212,8 @@ class ResectabilityTask:
         label_ct = timed(
             timings, "postprocess", lambda: self._labels(ensemble, cube, inside, image)
         )
+        if context.on_label_map is not None:
+            context.on_label_map(label_ct)
         measured = timed(timings, "measure", lambda: measure(label_ct))
         no_tumor = measured.tumor_volume_ml is None
         if no_tumor:  # "no tumor found" is said as the note the result requires
