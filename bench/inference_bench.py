@@ -271,12 +271,13 @@ def _parallel_lines(runs: list[dict[str, float]], helped: list[dict[str, float]]
     """The same analysis with ``parallel_writing``, run alternately with the rows above."""
     if not helped:
         return []
-    stages = ("write_seg", "write_label", "write_pdf", "write_detection_seg", "write_wait",
-              "write_sr", "total")  # fmt: skip
+    stages = ("measure", "domain", "write_seg", "write_label", "write_pdf", "write_detection_seg",
+              "write_wait", "write_sr", "total")  # fmt: skip
     lines = [
-        "With `parallel_writing` (the SEG in a spawned helper process while the analysing "
-        "process writes the label map, the PDF and the detection SEG; each repeat right after "
-        "the one above, so both met the same machine):",
+        "With `parallel_writing` (the label-map SEG in a spawned helper process, started as "
+        "soon as the label map exists, while the task measures and this process writes the "
+        "label map, the PDF and the detection SEG; each repeat right after the one above, so "
+        "both met the same machine):",
         "",
         "| stage | median s | min s | max s |",
         "|---|---:|---:|---:|",
@@ -293,9 +294,9 @@ def _parallel_lines(runs: list[dict[str, float]], helped: list[dict[str, float]]
     lines += [
         "",
         f"Around the networks with the helper: median {together:.2f} s against {alone:.2f} s "
-        f"without it ({together - alone:+.2f} s); `write_seg` ran in the helper at the same "
-        "time as `write_label`, `write_pdf` and `write_detection_seg`, then `write_sr` here; "
-        "`write_wait` is how long the analysing process waited for the helper.",
+        f"without it ({together - alone:+.2f} s). `write_seg` is the helper's time, spent "
+        "beside `measure`, `domain`, `write_label`, `write_pdf` and `write_detection_seg`; "
+        "`write_wait` is how long this process then waited for it before writing the SR.",
         "",
     ]
     return lines
