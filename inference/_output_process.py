@@ -3,11 +3,12 @@
 Building the label-map SEG is the longest CPU step around the networks: highdicom makes one
 functional-group item per frame and pydicom encodes them all (about 1,200 frames for a 300-slice
 CT). Nothing else written waits for it except the SR, which cites it (TID 1500 references the
-SEG's segments, PS3.16 TID 1411). With ``Settings.parallel_writing`` the analyzer hands the
-label map, the source headers and the finished result to one spawned helper process, which
-writes the lymph-node SEG (when there is one) and the SEG, while the analysing process writes
-``label.nii.gz``, the PDF and the detection SEG at the same time; the SR follows in the
-analysing process, citing the SEG header the helper sends back (the SEG without its frames).
+SEG's segments, PS3.16 TID 1411), and it needs nothing but the label map. With
+``Settings.parallel_writing`` the analyzer hands a :class:`SegJob` (the label map, the source
+headers, the bundle and the SEG's chosen UID) to one spawned helper process as soon as the task's
+label map exists (:mod:`inference._analysis_writing`), and the lymph-node SEG after it; the
+analysing process measures, writes ``label.nii.gz``, the PDF and the detection SEG meanwhile,
+then the SR, citing the SEG header the helper sends back (the SEG without its frames).
 
 This shortens an analysis where a core is free (a GPU server; one worker on a CPU machine); it
 does not lower the CPU time an analysis uses, so where every core already analyses (one worker

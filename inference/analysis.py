@@ -21,7 +21,9 @@ Pipeline (timed per stage in ``result.timings_s``):
    inputs, timed as ``survival``; no prognosis without a PDAC (a note says why), and its
    failure leaves the rest of the result intact (a warning says why).
 5. ``write_seg``, ``write_sr``, ``write_pdf`` and ``result.json`` (a NIfTI input gets the label
-   map as NIfTI and the bare PDF instead: there is no DICOM source to reference).
+   map as NIfTI and the bare PDF instead: there is no DICOM source to reference). With
+   ``parallel_writing`` the SEG is written in a helper process from the moment the task's label
+   map exists (:mod:`inference._analysis_writing`).
 
 Expected failures raise :class:`AnalysisError` with a named ``reason`` (nothing is written).
 Investigational, not for clinical use.
