@@ -263,6 +263,19 @@ def _series_facts(files: list[Path]) -> str:
     )
 
 
+def _stage_rows(runs: list[dict[str, float]], stages: tuple[str, ...]) -> list[str]:
+    """A table row (median, min, max seconds) for each of ``stages`` that the runs timed."""
+    rows = []
+    for stage in stages:
+        values = [r[stage] for r in runs if stage in r]
+        if values:
+            rows.append(
+                f"| {stage} | {statistics.median(values):.2f} | {min(values):.2f} | "
+                f"{max(values):.2f} |"
+            )
+    return rows
+
+
 def _around(run: dict[str, float]) -> float:
     return run["total"] - sum(run.get(n, 0.0) for n in NETWORK_STAGES)
 
@@ -282,13 +295,7 @@ def _parallel_lines(runs: list[dict[str, float]], helped: list[dict[str, float]]
         "| stage | median s | min s | max s |",
         "|---|---:|---:|---:|",
     ]
-    for stage in stages:
-        values = [r[stage] for r in helped if stage in r]
-        if values:
-            lines.append(
-                f"| {stage} | {statistics.median(values):.2f} | {min(values):.2f} | "
-                f"{max(values):.2f} |"
-            )
+    lines += _stage_rows(helped, stages)
     alone = statistics.median(_around(r) for r in runs)
     together = statistics.median(_around(r) for r in helped)
     lines += [
@@ -325,13 +332,7 @@ def write_report(files: list[Path], report: dict[str, Any]) -> Path:
         "| stage | median s | min s | max s |",
         "|---|---:|---:|---:|",
     ]
-    for stage in STAGES:
-        values = [r[stage] for r in runs if stage in r]
-        if values:
-            lines.append(
-                f"| {stage} | {statistics.median(values):.2f} | {min(values):.2f} | "
-                f"{max(values):.2f} |"
-            )
+    lines += _stage_rows(runs, STAGES)
     around = [_around(r) for r in runs]
     lines += [
         "",

@@ -44,9 +44,8 @@ from inference.tasks.lymph_nodes.task import LymphNode, LymphNodeAnalysis, Lymph
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment, LymphNodeFinding
 from pancreas_contracts.result import RESULT_SCHEMA_VERSION, AnalysisResult, BundleRef
-from phantom import PhantomOptions, generate_cohort
+from tests.inference._staging_fixtures import small_phantom_series, tumor_staging_bundle
 from tests.inference._writers_fixtures import dciodvfy_errors
-from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(1)
 _STAGES = ("organs", "attention", "segmentation", "nodes", "classification", "patient")
@@ -76,16 +75,12 @@ def tiny_lymph_node_bundle(out: Path, node_bias: float = 50.0) -> Path:
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    options = PhantomOptions(fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0, slice_thickness=4.0)
-    cohort = generate_cohort(tmp_path_factory.mktemp("phantom"), 1, 3, options)
-    return cohort.patients[0].dicom_dir
+    return small_phantom_series(tmp_path_factory.mktemp("phantom"))
 
 
 @pytest.fixture(scope="module")
 def staging_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The staging network segments its whole cube as tumor: the LN model gets a tumor mask.
-    return build_test_bundle(tmp_path_factory.mktemp("staging") / "b", fill_label="tumor",
-                             members=1)  # fmt: skip
+    return tumor_staging_bundle(tmp_path_factory.mktemp("staging"))
 
 
 def _analyse(staging: Path, stage: LymphNodeStage, series: Path, out: Path) -> AnalysisOutput:

@@ -32,9 +32,8 @@ from pancreas_contracts.clinical import ClinicalVariables
 from pancreas_contracts.lymph_nodes import LymphNodeAssessment
 from pancreas_contracts.prognosis import StageInput
 from pancreas_contracts.result import RESULT_SCHEMA_VERSION, AnalysisResult, BundleRef, Measurements
-from phantom import PhantomOptions, generate_cohort
+from tests.inference._staging_fixtures import small_phantom_series, tumor_staging_bundle
 from tests.training._survival_cohort import PANCREAS, TUMOR, sphere_case, tiny_bundle
-from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(1)
 _NOTICE = "imputed with the training folds' median"
@@ -42,16 +41,12 @@ _NOTICE = "imputed with the training folds' median"
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    options = PhantomOptions(fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0, slice_thickness=4.0)
-    cohort = generate_cohort(tmp_path_factory.mktemp("phantom"), 1, 3, options)
-    return cohort.patients[0].dicom_dir
+    return small_phantom_series(tmp_path_factory.mktemp("phantom"))
 
 
 @pytest.fixture(scope="module")
 def staging_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The staging network segments its whole cube as tumor: the survival model gets a tumor.
-    return build_test_bundle(tmp_path_factory.mktemp("staging") / "b", fill_label="tumor",
-                             members=1)  # fmt: skip
+    return tumor_staging_bundle(tmp_path_factory.mktemp("staging"))
 
 
 @pytest.fixture(scope="module")

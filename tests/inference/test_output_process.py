@@ -37,26 +37,21 @@ from inference.tasks import (
 from inference.volume import Volume, read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.result import AnalysisResult
-from phantom import PhantomOptions, generate_cohort
+from tests.inference._staging_fixtures import small_phantom_series, tumor_staging_bundle
 from tests.inference._writers_fixtures import dciodvfy_errors
 from tests.inference.test_analysis_lymph_nodes import tiny_lymph_node_bundle
-from training.structure_bundle import build_test_bundle
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    options = PhantomOptions(fov_mm=(320.0, 320.0, 240.0), pixel_spacing=2.0, slice_thickness=4.0)
-    cohort = generate_cohort(tmp_path_factory.mktemp("phantom"), 1, 3, options)
-    return cohort.patients[0].dicom_dir
+    return small_phantom_series(tmp_path_factory.mktemp("phantom"))
 
 
 @pytest.fixture(scope="module")
 def staging_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The staging network segments its whole cube as tumor: the LN model gets a tumor mask.
-    return build_test_bundle(tmp_path_factory.mktemp("staging") / "b", fill_label="tumor",
-                             members=1)  # fmt: skip
+    return tumor_staging_bundle(tmp_path_factory.mktemp("staging"))
 
 
 @pytest.fixture(scope="module")
