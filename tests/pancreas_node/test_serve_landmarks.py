@@ -1,4 +1,8 @@
-"""A real `pancreas-node serve`: the worker localises with the node's phase-check landmarks."""
+"""A real `pancreas-node serve`: the worker localises with the node's phase-check landmarks.
+
+The node runs with ``parallel_writing``: its SEG is written by the helper process the analyzer
+spawned, and that helper ends with the node.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ def test_the_worker_reuses_the_landmarks_of_the_routing_phase_check(tmp_path: Pa
     config.write_text(
         f'data_dir = "{data}"\nport = {port}\nquiet_period_s = 1.0\nrouting_rules = "{rules}"\n'
         f'bundle_path = "{bundle}"\ndevice = "cpu"\ndestinations = []\n'
+        "parallel_writing = true\n"
     )
     node = subprocess.Popen(
         [sys.executable, "-m", "pancreas_node", "serve", "--config", str(config)],
@@ -66,7 +71,36 @@ def test_the_worker_reuses_the_landmarks_of_the_routing_phase_check(tmp_path: Pa
         assert [p.stem for p in entries] == [series_key(spooled)]
         log = (data / "logs" / "node.log").read_text(encoding="utf-8")
         assert f"job {job.id}: localising with the landmarks of the node's phase check" in log
+        (result,) = (data / "results").rglob("result.json")
+        assert '"write_wait"' in result.read_text(encoding="utf-8")  # the helper wrote the SEG
+        helpers = _children(node.pid)
+        assert helpers, "no SEG writer process"
     finally:
         database.dispose()
         node.terminate()
         node.wait(timeout=60)
+    wait_for(lambda: not any(_running(pid) for pid in helpers), timeout_s=30)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper has ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux ``/proc``)."""
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:  # the process ended while we read
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            children.append(int(status.parent.name))
+    return children
