@@ -2,20 +2,22 @@
 
 Without a writer process everything is written here, in order: the lymph-node SEG, the SEG,
 ``label.nii.gz``, the PDF, the detection SEG, then the SR. With one
-(:mod:`inference._output_process`, ``Settings.parallel_writing``) the label-map SEG starts in the
-helper as soon as the task's label map exists (:attr:`TaskContext.on_label_map`), while the task
-measures it and the optional models run; the lymph-node SEG follows it there; this process
-writes the label map, the PDF and the detection SEG meanwhile, then the SR, which cites the SEG
-header the helper sends back.
+(:mod:`inference._output_process`, ``Settings.parallel_writing``) the helper writes the
+detector's lesion SEG as soon as the detector has answered (while the staging networks run),
+the label-map SEG as soon as the task's label map exists (:attr:`TaskContext.on_label_map`,
+while the task measures it and the optional models run), then the lymph-node SEG; this process
+writes the label map and the PDF meanwhile, then the SR, which cites the SEG header the helper
+sends back.
 
-An analysis that fails after its SEG was started waits for the helper and removes that SEG, so
-a failed analysis leaves no SEG behind (as before the helper).
+An analysis that fails after a SEG was started waits for the helper and removes what it wrote,
+so a failed analysis leaves no SEG behind (as before the helper).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -24,6 +26,7 @@ from pydicom.uid import generate_uid
 from inference._analysis_detection import DetectorOutput
 from inference._analysis_lymph_nodes import LymphNodeOutput
 from inference._analysis_outputs import (
+    DETECTION_SEG_NAME,
     SEG_NAME,
     DetectionSegTarget,
     WrittenFiles,
@@ -32,6 +35,7 @@ from inference._analysis_outputs import (
     write_sr_citing,
 )
 from inference._output_process import (
+    LesionSegJob,
     LymphNodeSegJob,
     PendingWrite,
     SegJob,
@@ -78,37 +82,61 @@ class SegWriting:
         self._out_dir = out_dir
         #: The label-map SEG's SOP Instance UID (the result's ``outputs.seg_sop_uid``).
         self.seg_sop_uid = generate_uid()
+        #: The lesion SEG's (``outputs.detection_seg_sop_uid``, when the detector reports one).
+        self.detection_seg_sop_uid = generate_uid()
         self._early: PendingWrite | None = None
+        self._early_lesions: PendingWrite | None = None
         self._finishing = False
+
+    def start_lesions(self, detected: DetectorOutput) -> None:
+        """Start the detector's lesion SEG in the helper, if it reports lesions; once."""
+        if self._writer is None or detected.lesions is None or self._early_lesions is not None:
+            return
+        if not self._made_out_dir():
+            return
+        lesions = self._dicom.to_native(_copied(detected.lesions, detected.lesions.array.dtype))
+        job = SegJob(
+            self._bundle,
+            self.seg_sop_uid,
+            None,
+            self._headers,
+            self._out_dir,
+            lesions=LesionSegJob(
+                lesions,
+                tuple(x.probability for x in detected.detection.lesions),
+                detected.bundle,
+                DetectionSegTarget(self._out_dir, self.detection_seg_sop_uid),
+            ),
+        )
+        self._early_lesions = self._writer.submit(job)
+
+    def _made_out_dir(self) -> bool:
+        try:
+            self._out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False  # written later, where the analysis names the failure
+        return True
 
     def start(self, label: Volume) -> None:
         """Start the label-map SEG in the helper (a task's ``on_label_map``); once, if any.
 
         ``label`` is copied: the task goes on with its own.
         """
-        if self._writer is None or self._early is not None:
+        if self._writer is None or self._early is not None or not self._made_out_dir():
             return
-        try:
-            self._out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return  # written later, where the analysis names the failure (unwritable-output)
-        copy = Volume(np.array(label.array, dtype=np.uint8, copy=True), label.affine)
-        job = SegJob(
-            self._bundle,
-            self.seg_sop_uid,
-            self._dicom.to_native(copy),
-            self._headers,
-            self._out_dir,
-        )
+        native = self._dicom.to_native(_copied(label, np.dtype(np.uint8)))
+        job = SegJob(self._bundle, self.seg_sop_uid, native, self._headers, self._out_dir)
         self._early = self._writer.submit(job)
 
     def abandon(self) -> None:
-        """After a failed analysis: wait for a SEG started early, and remove it if written."""
-        if self._early is None or self._finishing:
+        """After a failed analysis: wait for the SEGs started early, and remove those written."""
+        if self._finishing:
             return
-        self._early.settle()
-        self._early = None
-        (self._out_dir / SEG_NAME).unlink(missing_ok=True)
+        for pending, name in ((self._early, SEG_NAME), (self._early_lesions, DETECTION_SEG_NAME)):
+            if pending is not None:
+                pending.settle()
+                (self._out_dir / name).unlink(missing_ok=True)
+        self._early = self._early_lesions = None
 
     def finish(
         self,
@@ -139,7 +167,7 @@ class SegWriting:
         late = SegJob(
             self._bundle, self.seg_sop_uid, seg_label, self._headers, self._out_dir, node_job
         )
-        pending = [] if self._early is None else [self._early]
+        pending = [p for p in (self._early_lesions, self._early) if p is not None]
         written: list[SegWritten] = []
         if seg_label is not None or node_job is not None:
             if self._writer is None:
@@ -167,14 +195,14 @@ class SegWriting:
         """``label.nii.gz``, the PDF and the detection SEG: the PDF's and that SEG's paths."""
         headers = self._headers
         pdf = write_label_and_pdf(result, image, label, headers, self._out_dir, timings)
-        if detected is None or detected.lesions is None:
+        if detected is None or detected.lesions is None or self._early_lesions is not None:
             return (pdf,)
         lesion_seg = write_detection_seg(
             self._dicom.to_native(detected.lesions),
             [x.probability for x in detected.detection.lesions],
             headers,
             detected.bundle,
-            DetectionSegTarget(self._out_dir, result.outputs.detection_seg_sop_uid),
+            DetectionSegTarget(self._out_dir, self.detection_seg_sop_uid),
             timings,
         )
         return (pdf, lesion_seg)
@@ -189,7 +217,14 @@ class SegWriting:
         """Write the SR citing the SEGs ``written``; every object's path."""
         seg, header = next((w.seg, w.header) for w in written if w.seg and w.header is not None)
         node_seg = next((w.lymph_node_seg for w in written if w.lymph_node_seg is not None), None)
+        lesion_seg = next((w.detection_seg for w in written if w.detection_seg is not None), None)
         sr = write_sr_citing(
             result, header, self._headers, self._out_dir, timings, lymph_node_seg=node_seg
         )
-        return WrittenFiles((seg, sr, *rest, *(() if node_seg is None else (node_seg,))))
+        later = tuple(p for p in (lesion_seg, node_seg) if p is not None)
+        return WrittenFiles((seg, sr, *rest, *later))
+
+
+def _copied(volume: Volume, dtype: np.dtype[Any]) -> Volume:
+    """A copy of ``volume`` as ``dtype``, for the helper: the analysis goes on with its own."""
+    return Volume(np.array(volume.array, dtype=dtype, copy=True), volume.affine)

@@ -34,12 +34,18 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from inference._analysis_outputs import DetectionSegTarget, write_label_seg, write_lymph_node_seg
+from inference._analysis_outputs import (
+    DetectionSegTarget,
+    write_detection_seg,
+    write_label_seg,
+    write_lymph_node_seg,
+)
 from inference.volume import Volume
 from pancreas_contracts.lymph_nodes import LymphNodeFinding
 from pancreas_contracts.result import BundleRef
 
 __all__ = [
+    "LesionSegJob",
     "LymphNodeSegJob",
     "PendingWrite",
     "SegJob",
@@ -57,6 +63,16 @@ class LymphNodeSegJob:
 
     nodes: Volume
     findings: tuple[LymphNodeFinding, ...]
+    model: BundleRef
+    target: DetectionSegTarget
+
+
+@dataclass(frozen=True)
+class LesionSegJob:
+    """The PDAC detector's lesion SEG (known once the detector has run, before the staging)."""
+
+    lesions: Volume
+    probabilities: tuple[float, ...]
     model: BundleRef
     target: DetectionSegTarget
 
@@ -80,6 +96,8 @@ class SegJob:
         Destination folder.
     lymph_nodes
         The lymph-node SEG, if any.
+    lesions
+        The detector's lesion SEG, if any.
     """
 
     bundle: BundleRef
@@ -88,20 +106,22 @@ class SegJob:
     headers: tuple[Dataset, ...]
     out_dir: Path
     lymph_nodes: LymphNodeSegJob | None = None
+    lesions: LesionSegJob | None = None
 
 
 @dataclass(frozen=True)
 class SegWritten:
-    """What a :class:`SegJob` wrote: the SEG and its header (what the SR cites), the node SEG."""
+    """What a :class:`SegJob` wrote: the SEG and its header (what the SR cites), the others."""
 
     seg: Path | None
     header: Dataset | None
     lymph_node_seg: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    detection_seg: Path | None = None
 
 
 def write_seg_job(job: SegJob) -> SegWritten:
-    """Write the job's lymph-node SEG and label-map SEG (each if any); in whichever process.
+    """Write the job's lesion, lymph-node and label-map SEGs (each if any); in any process.
 
     Raises
     ------
@@ -109,6 +129,17 @@ def write_seg_job(job: SegJob) -> SegWritten:
         If a writer refuses its input (as :func:`inference._analysis_outputs.write_label_seg`).
     """
     timings: dict[str, float] = {}
+    lesion_seg = None
+    if job.lesions is not None:
+        lesions = job.lesions
+        lesion_seg = write_detection_seg(
+            lesions.lesions,
+            lesions.probabilities,
+            job.headers,
+            lesions.model,
+            lesions.target,
+            timings,
+        )
     node_seg = None
     if job.lymph_nodes is not None:
         nodes = job.lymph_nodes
@@ -120,7 +151,7 @@ def write_seg_job(job: SegJob) -> SegWritten:
         seg, header = write_label_seg(
             job.bundle, job.seg_sop_uid, job.seg_label, job.headers, job.out_dir, timings
         )
-    return SegWritten(seg, header, node_seg, timings)
+    return SegWritten(seg, header, node_seg, timings, lesion_seg)
 
 
 def _ready() -> int:

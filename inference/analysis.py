@@ -201,6 +201,19 @@ def default_localiser(bundle: LoadedBundle) -> Localiser:
     return CrossCheckedLocaliser(learned, LandmarkLocaliser())
 
 
+def _with_output_uids(
+    result: AnalysisResult, writing: SegWriting, extras: _Extras
+) -> AnalysisResult:
+    """``result`` naming the SEGs' UIDs (chosen before they were written) and the node SEG's."""
+    uids = {
+        "seg_sop_uid": writing.seg_sop_uid,
+        "detection_seg_sop_uid": None if extras.detected is None else writing.detection_seg_sop_uid,
+        "lymph_node_seg_sop_uid": None if extras.nodes is None else generate_uid(),
+    }
+    outputs = result.outputs.model_copy(update=uids)
+    return result.model_copy(update={"outputs": outputs})
+
+
 def _merge_labels(maps: Sequence[Volume]) -> Volume:
     """One label map from the tasks' maps on the CT grid: a later task's labels win."""
     merged = np.array(maps[0].array, dtype=np.uint8, copy=True)
@@ -378,28 +391,32 @@ class Analyzer:
         source = timed(timings, "read", lambda: _read(series))
         if source.dicom is not None:
             notes.extend(source.dicom.warnings)
-        detected = None
-        if self._detector is not None:
-            detector = self._detector
-            detected = timed(timings, "detection", lambda: detector(source.image))
-            notes.extend(detected.detection.warnings)
-        # Looking the node's landmarks up is part of localising (and timed with it).
-        loc = timed(timings, "localise", lambda: self._localiser_for(source, job_id)(source.image))
-        notes.extend(loc.warnings)
-        if not loc.found:
-            raise AnalysisError(
-                "not-localised",
-                f"the pancreas was not located (confidence {loc.confidence:.2f}, "
-                f"{loc.method}); no category is given",
-                details=_localisation_details(loc),
-            )
         writing = self._seg_writing(source, out_dir)
-        # One task's label map is the SEG's: its writing can start before the task measures.
-        early = writing.start if writing is not None and len(self._tasks) == 1 else None
-        context = TaskContext(
-            source.image, clinical, registry_status, loc, self._tta_flips, on_label_map=early
-        )
         try:
+            detected = None
+            if self._detector is not None:
+                detector = self._detector
+                detected = timed(timings, "detection", lambda: detector(source.image))
+                notes.extend(detected.detection.warnings)
+                if writing is not None:
+                    writing.start_lesions(detected)
+            # Looking the node's landmarks up is part of localising (and timed with it).
+            loc = timed(
+                timings, "localise", lambda: self._localiser_for(source, job_id)(source.image)
+            )
+            notes.extend(loc.warnings)
+            if not loc.found:
+                raise AnalysisError(
+                    "not-localised",
+                    f"the pancreas was not located (confidence {loc.confidence:.2f}, "
+                    f"{loc.method}); no category is given",
+                    details=_localisation_details(loc),
+                )
+            # One task's label map is the SEG's: its writing can start before the task measures.
+            early = writing.start if writing is not None and len(self._tasks) == 1 else None
+            context = TaskContext(
+                source.image, clinical, registry_status, loc, self._tta_flips, on_label_map=early
+            )
             fields, label = self._run_tasks(context, notes, timings)
             if detected is not None:
                 fields["detection"] = apply_gate(fields, notes, detected.detection, label)
@@ -417,13 +434,7 @@ class Analyzer:
                 None if nodes is None or nodes.nodes is None else nodes,
             )
             if writing is not None:
-                uids = {
-                    "seg_sop_uid": writing.seg_sop_uid,
-                    "detection_seg_sop_uid": None if extras.detected is None else generate_uid(),
-                    "lymph_node_seg_sop_uid": None if extras.nodes is None else generate_uid(),
-                }
-                outputs = result.outputs.model_copy(update=uids)
-                result = result.model_copy(update={"outputs": outputs})
+                result = _with_output_uids(result, writing, extras)
             return self._write(result, source, (label, extras), writing, out_dir, timings, started)
         except BaseException:
             if writing is not None:

@@ -1,12 +1,12 @@
 """The SEGs written in a spawned helper process (``parallel_writing``, issue 27).
 
 The analysis with the helper writes what the analysis without it writes (the same SEG frames
-and segments, the lymph-node SEG too, an SR that cites the SEGs the helper wrote), all dciodvfy
-clean; the label-map SEG starts while the task still runs, and an analysis that fails after it
-started leaves no SEG; the helper sends back the SEG's header without its frames; a refusal in
-the helper reaches the caller as the same ``ValueError``; a helper killed before its job loses
-nothing (the job is written in the calling process, a warning names the job, and a new helper
-takes the next job).
+and segments, the lesion and lymph-node SEGs too, an SR that cites the SEGs the helper wrote),
+all dciodvfy clean; the lesion and label-map SEGs start while the task still runs, and an
+analysis that fails after they started leaves no SEG; the helper sends back the SEG's header
+without its frames; a refusal in the helper reaches the caller as the same ``ValueError``; a
+helper killed before its job loses nothing (the job is written in the calling process, a
+warning names the job, and a new helper takes the next job).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from inference._output_process import SegJob, WriterProcess
-from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor
+from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor, PdacDetector
 from inference.bundle import LoadedBundle
 from inference.tasks import (
     TASKS,
@@ -39,6 +39,7 @@ from inference.volume_io import read_dicom_series
 from pancreas_contracts.result import AnalysisResult
 from tests.inference._staging_fixtures import small_phantom_series, tumor_staging_bundle
 from tests.inference._writers_fixtures import dciodvfy_errors
+from tests.inference.test_analysis_detection import tiny_detection_bundle
 from tests.inference.test_analysis_lymph_nodes import tiny_lymph_node_bundle
 
 torch.set_num_threads(1)
@@ -58,11 +59,16 @@ def staging_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def serial(
     staging_bundle: Path, series: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AnalysisOutput:
-    """One analysis written in this process, lymph-node SEG included."""
+    """One analysis written in this process, lesion and lymph-node SEGs included."""
     folder = tmp_path_factory.mktemp("ln")
     stage = LymphNodeAssessor(tiny_lymph_node_bundle(folder / "ln"), torch.device("cpu"))
-    analyzer = Analyzer(staging_bundle, "cpu", lymph_nodes=stage)
+    analyzer = Analyzer(staging_bundle, "cpu", lymph_nodes=stage, detector=_detector(folder))
     return analyzer.analyze(series, None, out_dir=folder / "serial", job_id="job-serial")
+
+
+def _detector(folder: Path) -> PdacDetector:
+    """The tiny untrained detector, reporting every candidate (a lesion SEG to write)."""
+    return PdacDetector(tiny_detection_bundle(folder / "detection"), torch.device("cpu"), 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -102,25 +108,45 @@ def test_the_helper_writes_what_the_analysing_process_writes(
     serial: AnalysisOutput, staging_bundle: Path, series: Path, tmp_path: Path
 ) -> None:
     stage = LymphNodeAssessor(tiny_lymph_node_bundle(tmp_path / "ln"), torch.device("cpu"))
-    analyzer = Analyzer(staging_bundle, "cpu", lymph_nodes=stage, parallel_writing=True)
+    analyzer = Analyzer(
+        staging_bundle,
+        "cpu",
+        lymph_nodes=stage,
+        detector=_detector(tmp_path),
+        parallel_writing=True,
+    )
     try:
         output = analyzer.analyze(series, None, out_dir=tmp_path / "out", job_id="job-helper")
     finally:
         analyzer.close()
     names = [p.name for p in output.files]
     assert names == [p.name for p in serial.files]
-    assert names == ["seg.dcm", "sr.dcm", "report.dcm", "seg-lymph-nodes.dcm"]
+    assert names == [
+        "seg.dcm",
+        "sr.dcm",
+        "report.dcm",
+        "seg-detection.dcm",
+        "seg-lymph-nodes.dcm",
+    ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         p.name for p in serial.result_json.parent.iterdir()
     )
-    for name in ("seg.dcm", "seg-lymph-nodes.dcm"):
+    for name in ("seg.dcm", "seg-detection.dcm", "seg-lymph-nodes.dcm"):
         labels, pixels = _seg_content(tmp_path / "out" / name)
         expected_labels, expected_pixels = _seg_content(serial.result_json.parent / name)
         assert labels == expected_labels and np.array_equal(pixels, expected_pixels), name
     result = output.result
     segs = {str(result.outputs.seg_sop_uid), str(result.outputs.lymph_node_seg_sop_uid)}
+    lesion_seg = pydicom.dcmread(tmp_path / "out" / "seg-detection.dcm")
+    assert lesion_seg.SOPInstanceUID == result.outputs.detection_seg_sop_uid
     assert segs <= _sr_references(tmp_path / "out" / "sr.dcm")
-    assert {"write_seg", "write_sr", "write_lymph_node_seg", "write_wait"} <= set(result.timings_s)
+    assert {
+        "write_seg",
+        "write_sr",
+        "write_lymph_node_seg",
+        "write_detection_seg",
+        "write_wait",
+    } <= set(result.timings_s)
     assert "write_wait" not in serial.result.timings_s
     for path in output.files:
         assert dciodvfy_errors(path) == [], path.name
@@ -129,9 +155,9 @@ def test_the_helper_writes_what_the_analysing_process_writes(
 class _StopsOnceTheSegIsWritten:
     """The staging task, stopping with an AnalysisError once its SEG has appeared."""
 
-    def __init__(self, inner: AnalysisTask, seg: Path) -> None:
+    def __init__(self, inner: AnalysisTask, segs: tuple[Path, ...]) -> None:
         self._inner = inner
-        self._seg = seg
+        self._segs = segs
         self.seen_while_running = False
 
     @property
@@ -141,9 +167,9 @@ class _StopsOnceTheSegIsWritten:
     def run(self, context: TaskContext) -> TaskOutput:
         self._inner.run(context)  # its SEG starts in the helper before it measures
         deadline = time.monotonic() + 120
-        while not self._seg.is_file() and time.monotonic() < deadline:
+        while not all(p.is_file() for p in self._segs) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.seen_while_running = self._seg.is_file()
+        self.seen_while_running = all(p.is_file() for p in self._segs)
         raise AnalysisError("pancreas-cut", "stopped by the test after the SEG was written")
 
 
@@ -154,18 +180,25 @@ def test_the_seg_starts_during_the_task_and_a_failed_analysis_leaves_none(
     tasks: list[_StopsOnceTheSegIsWritten] = []
 
     def build(bundle: LoadedBundle, device: torch.device) -> AnalysisTask:
-        tasks.append(_StopsOnceTheSegIsWritten(TASKS[0].build(bundle, device), out / "seg.dcm"))
+        segs = (out / "seg.dcm", out / "seg-detection.dcm")
+        tasks.append(_StopsOnceTheSegIsWritten(TASKS[0].build(bundle, device), segs))
         return tasks[0]
 
     registration = TaskRegistration(TASKS[0].name, build)
-    analyzer = Analyzer(staging_bundle, "cpu", tasks=(registration,), parallel_writing=True)
+    analyzer = Analyzer(
+        staging_bundle,
+        "cpu",
+        tasks=(registration,),
+        detector=_detector(tmp_path),
+        parallel_writing=True,
+    )
     try:
         with pytest.raises(AnalysisError, match="stopped by the test"):
             analyzer.analyze(series, None, out_dir=out, job_id="job-stopped")
     finally:
         analyzer.close()
     assert tasks[0].seen_while_running  # written by the helper before the task returned
-    assert not (out / "seg.dcm").exists()
+    assert not (out / "seg.dcm").exists() and not (out / "seg-detection.dcm").exists()
     assert not list(out.glob(".*.partial"))
 
 
