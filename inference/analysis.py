@@ -398,7 +398,8 @@ class Analyzer:
                 detector = self._detector
                 detected = timed(timings, "detection", lambda: detector(source.image))
                 notes.extend(detected.detection.warnings)
-                if writing is not None:
+                # Beside a network on the GPU; on the CPU it would slow the network as much.
+                if writing is not None and self._device.type == "cuda":
                     writing.start_lesions(detected)
             # Looking the node's landmarks up is part of localising (and timed with it).
             loc = timed(

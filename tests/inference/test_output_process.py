@@ -23,6 +23,8 @@ import pydicom
 import pytest
 import torch
 
+from inference._analysis_outputs import DetectionSegTarget, write_detection_seg
+from inference._analysis_writing import SegWriting
 from inference._output_process import SegJob, WriterProcess
 from inference.analysis import AnalysisOutput, Analyzer, LymphNodeAssessor, PdacDetector
 from inference.bundle import LoadedBundle
@@ -37,6 +39,7 @@ from inference.tasks import (
 from inference.volume import Volume, read_nifti
 from inference.volume_io import read_dicom_series
 from pancreas_contracts.result import AnalysisResult
+from tests.dicom_node.test_scp import wait_for
 from tests.inference._staging_fixtures import small_phantom_series, tumor_staging_bundle
 from tests.inference._writers_fixtures import dciodvfy_errors
 from tests.inference.test_analysis_detection import tiny_detection_bundle
@@ -180,7 +183,7 @@ def test_the_seg_starts_during_the_task_and_a_failed_analysis_leaves_none(
     tasks: list[_StopsOnceTheSegIsWritten] = []
 
     def build(bundle: LoadedBundle, device: torch.device) -> AnalysisTask:
-        segs = (out / "seg.dcm", out / "seg-detection.dcm")
+        segs = (out / "seg.dcm",)
         tasks.append(_StopsOnceTheSegIsWritten(TASKS[0].build(bundle, device), segs))
         return tasks[0]
 
@@ -200,6 +203,36 @@ def test_the_seg_starts_during_the_task_and_a_failed_analysis_leaves_none(
     assert tasks[0].seen_while_running  # written by the helper before the task returned
     assert not (out / "seg.dcm").exists() and not (out / "seg-detection.dcm").exists()
     assert not list(out.glob(".*.partial"))
+
+
+def test_the_lesion_seg_can_start_before_the_staging(series: Path, tmp_path: Path) -> None:
+    """On a GPU the lesion SEG goes to the helper once the detector answers (here on CPU)."""
+    dicom = read_dicom_series(series)
+    detected = _detector(tmp_path)(dicom.volume)
+    assert detected.lesions is not None
+    writer = WriterProcess()
+    try:
+        writing = SegWriting(writer, dicom, dicom.headers, detected.bundle, tmp_path / "early")
+        writing.start_lesions(detected)
+        early = tmp_path / "early" / "seg-detection.dcm"
+        wait_for(early.is_file, timeout_s=120)
+        here = write_detection_seg(
+            dicom.to_native(detected.lesions),
+            [x.probability for x in detected.detection.lesions],
+            dicom.headers,
+            detected.bundle,
+            DetectionSegTarget(tmp_path / "here", writing.detection_seg_sop_uid),
+            {},
+        )
+        labels, pixels = _seg_content(early)
+        expected_labels, expected_pixels = _seg_content(here)
+        assert labels == expected_labels and np.array_equal(pixels, expected_pixels)
+        assert pydicom.dcmread(early).SOPInstanceUID == writing.detection_seg_sop_uid
+        assert dciodvfy_errors(early) == []
+        writing.abandon()  # the analysis failed: what the helper wrote goes
+        assert not early.exists()
+    finally:
+        writer.close()
 
 
 def test_a_refusal_in_the_helper_reaches_the_caller(job: SegJob, tmp_path: Path) -> None:
