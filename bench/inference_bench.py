@@ -284,8 +284,9 @@ def _parallel_lines(runs: list[dict[str, float]], helped: list[dict[str, float]]
     """The same analysis with ``parallel_writing``, run alternately with the rows above."""
     if not helped:
         return []
-    stages = ("measure", "domain", "write_seg", "write_label", "write_pdf", "write_detection_seg",
-              "write_wait", "write_sr", "total")  # fmt: skip
+    stages = ("detection", "localise", "inference", "measure", "domain", "write_seg",
+              "write_label", "write_pdf", "write_detection_seg", "write_wait", "write_sr",
+              "total")  # fmt: skip
     lines = [
         "With `parallel_writing` (the label-map SEG in a spawned helper process, started as "
         "soon as the label map exists, while the task measures and this process writes the "
@@ -298,10 +299,14 @@ def _parallel_lines(runs: list[dict[str, float]], helped: list[dict[str, float]]
     lines += _stage_rows(helped, stages)
     alone = statistics.median(_around(r) for r in runs)
     together = statistics.median(_around(r) for r in helped)
+    totals = [r["total"] for r in helped]
     lines += [
         "",
         f"Around the networks with the helper: median {together:.2f} s against {alone:.2f} s "
-        f"without it ({together - alone:+.2f} s). `write_seg` is the helper's time, spent "
+        f"without it ({together - alone:+.2f} s); in total {statistics.median(totals):.2f} s "
+        f"against {statistics.median(r['total'] for r in runs):.2f} s (the networks' own time "
+        "varies by a second or more between repeats on this machine, so the totals differ by "
+        "more than the writing). `write_seg` is the helper's time, spent "
         "beside `measure`, `domain`, `write_label`, `write_pdf` and `write_detection_seg`; "
         "`write_wait` is how long this process then waited for it before writing the SR.",
         "",
