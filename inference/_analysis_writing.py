@@ -179,11 +179,11 @@ class SegWriting:
                 pending.append(self._writer.submit(late))
         try:
             rest = self._write_rest(result, image, label, detected, timings)
+            written += [job.result(timings, result.job_id) for job in pending]
         except BaseException:
-            for job in pending:
+            for job in pending:  # no helper goes on writing into a failed analysis' folder
                 job.settle()
             raise
-        written += [job.result(timings, result.job_id) for job in pending]
         return self._with_sr(result, written, rest, timings)
 
     def _write_rest(

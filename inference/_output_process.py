@@ -168,6 +168,7 @@ class PendingWrite:
         self._owner = owner
         self._job = job
         self._future = future
+        self._helper = owner.generation
 
     def result(self, timings: MutableMapping[str, float], job_id: str | None) -> SegWritten:
         """Wait for the files; a helper that died has them written here instead.
@@ -190,7 +191,7 @@ class PendingWrite:
                     "job %s: the SEG writer process ended mid-job; writing the SEGs here",
                     job_id,
                 )
-                self._owner.restart()
+                self._owner.restart(self._helper)
         waited = time.perf_counter() - start
         timings["write_wait"] = round(timings.get("write_wait", 0.0) + waited, 3)
         if written is None:
@@ -207,7 +208,7 @@ class PendingWrite:
             try:
                 self._future.exception()
             except BrokenProcessPool:
-                self._owner.restart()
+                self._owner.restart(self._helper)
 
 
 class WriterProcess:
@@ -215,6 +216,9 @@ class WriterProcess:
 
     def __init__(self) -> None:
         self._pool, self._started = self._start()
+        #: Counts the helpers started: a job names the one it went to, so that two jobs that
+        #: met the same dead helper replace it once.
+        self.generation = 0
 
     @staticmethod
     def _start() -> tuple[ProcessPoolExecutor, Future[int]]:
@@ -232,13 +236,16 @@ class WriterProcess:
             return PendingWrite(self, job, self._pool.submit(write_seg_job, job))
         except BrokenProcessPool:
             _log.warning("the SEG writer process had ended; starting a new one")
-            self.restart()
+            self.restart(self.generation)
             return PendingWrite(self, job, None)
 
-    def restart(self) -> None:
-        """Replace a broken helper with a new one."""
+    def restart(self, generation: int) -> None:
+        """Replace the helper ``generation`` (broken) with a new one, unless already replaced."""
+        if generation != self.generation:
+            return
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool, self._started = self._start()
+        self.generation += 1
 
     def close(self) -> None:
         """Stop the helper (waiting for a job under way)."""
