@@ -39,7 +39,6 @@ __all__ = [
     "DetectionSegTarget",
     "WrittenFiles",
     "new_outputs",
-    "seg_header",
     "write_detection_seg",
     "write_label_and_pdf",
     "write_label_seg",
@@ -111,12 +110,12 @@ def write_label_seg(
     def seg() -> Dataset:
         built = build_seg(seg_label, headers, bundle, sop_instance_uid=seg_sop_uid)
         save_atomically(built, path)
-        return seg_header(built)
+        return _seg_header(built)
 
     return path, timed(timings, "write_seg", seg)
 
 
-def seg_header(seg: Dataset) -> Dataset:
+def _seg_header(seg: Dataset) -> Dataset:
     """``seg`` without its per-frame items and pixels (PS3.3 C.7.6.16, C.8.20.2): small."""
     header = Dataset()
     for element in seg:

@@ -96,21 +96,22 @@ class SegWriting:
             return
         if not self._made_out_dir():
             return
-        lesions = self._dicom.to_native(_copied(detected.lesions, detected.lesions.array.dtype))
+        lesions = self._lesion_job(
+            detected, _copied(detected.lesions, detected.lesions.array.dtype)
+        )
         job = SegJob(
-            self._bundle,
-            self.seg_sop_uid,
-            None,
-            self._headers,
-            self._out_dir,
-            lesions=LesionSegJob(
-                lesions,
-                tuple(x.probability for x in detected.detection.lesions),
-                detected.bundle,
-                DetectionSegTarget(self._out_dir, self.detection_seg_sop_uid),
-            ),
+            self._bundle, self.seg_sop_uid, None, self._headers, self._out_dir, lesions=lesions
         )
         self._early_lesions = self._writer.submit(job)
+
+    def _lesion_job(self, detected: DetectorOutput, lesions: Volume) -> LesionSegJob:
+        """The lesion SEG of ``detected`` (its ``lesions`` map on the CT grid)."""
+        return LesionSegJob(
+            self._dicom.to_native(lesions),
+            tuple(x.probability for x in detected.detection.lesions),
+            detected.bundle,
+            DetectionSegTarget(self._out_dir, self.detection_seg_sop_uid),
+        )
 
     def _made_out_dir(self) -> bool:
         try:
@@ -199,13 +200,9 @@ class SegWriting:
         pdf = write_label_and_pdf(result, image, label, headers, self._out_dir, timings)
         if detected is None or detected.lesions is None or self._early_lesions is not None:
             return (pdf,)
+        job = self._lesion_job(detected, detected.lesions)
         lesion_seg = write_detection_seg(
-            self._dicom.to_native(detected.lesions),
-            [x.probability for x in detected.detection.lesions],
-            headers,
-            detected.bundle,
-            DetectionSegTarget(self._out_dir, self.detection_seg_sop_uid),
-            timings,
+            job.lesions, job.probabilities, headers, job.model, job.target, timings
         )
         return (pdf, lesion_seg)
 

@@ -272,9 +272,11 @@ class Analyzer:
         (:mod:`inference.landmark_store`): the landmark localiser uses them instead of finding
         them again when they are there for exactly the files analysed (``None``: always found).
     parallel_writing
-        Write each DICOM analysis' SEG and SR in a spawned helper process while this one
-        writes the label map, the PDF and the detection SEG (:mod:`inference._output_process`;
-        ``Settings.parallel_writing``). :meth:`close` stops the helper.
+        Write each DICOM analysis' SEGs in a spawned helper process, the label-map SEG from
+        the moment the task's label map exists, while this one measures and writes the label
+        map, the PDF and (on the CPU) the detection SEG; the SR follows here
+        (:mod:`inference._analysis_writing`; ``Settings.parallel_writing``). :meth:`close`
+        stops the helper.
 
     Raises
     ------
