@@ -38,7 +38,6 @@ from db._ingest import (
     flag_missing_files,
     get_series,
     get_study,
-    mark_series_complete,
     record_instance,
     reopen_series,
     series_calling_ae,
@@ -108,6 +107,7 @@ from db._reviews import (
     record_review,
     reviewed_cases,
 )
+from db._series_close import JobRequest, SeriesClosed, close_series, mark_series_complete
 from db._views import StudyJobInfo, WorklistEntry, list_study_jobs, list_worklist
 from db.registry import (
     RegistryBridge,
@@ -133,6 +133,7 @@ __all__ = [
     "IngestOutcome",
     "InvalidTransitionError",
     "JobInfo",
+    "JobRequest",
     "LeaseLostError",
     "NewResult",
     "NodeDatabase",
@@ -147,6 +148,7 @@ __all__ = [
     "ReviewInfo",
     "ReviewedCase",
     "RoutingDecision",
+    "SeriesClosed",
     "SeriesInfo",
     "SeriesStatus",
     "StudyInfo",
@@ -159,6 +161,7 @@ __all__ = [
     "claim_due_deliveries",
     "claim_job",
     "claim_next_job",
+    "close_series",
     "complete_job",
     "create_board",
     "delivered_objects",

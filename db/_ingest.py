@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db._audit import affected, insert_ignore, write_audit
+from db._audit import insert_ignore, write_audit
 from db._database import NodeDatabase
 from db._models import Instance, RoutingDecision, Series, SeriesStatus, Study
 from db._types import utcnow
@@ -26,7 +26,6 @@ __all__ = [
     "flag_missing_files",
     "get_series",
     "get_study",
-    "mark_series_complete",
     "record_instance",
     "reopen_series",
     "series_calling_ae",
@@ -466,54 +465,6 @@ def series_quiet_since(db: NodeDatabase, cutoff: datetime) -> list[SeriesInfo]:
     )
     with db.session() as session:
         return [_series_info(series, study_uid) for series, study_uid in session.execute(stmt)]
-
-
-def mark_series_complete(
-    db: NodeDatabase,
-    series_instance_uid: str,
-    *,
-    version: int,
-    decision: RoutingDecision,
-    reason: str,
-    quiet_since: datetime | None = None,
-    actor: str = "system",
-) -> bool:
-    """Close a series version with the routing rules' decision and reason.
-
-    Guarded: nothing changes (and ``False`` comes back) if the series was re-opened to another
-    version, is no longer receiving, or, with ``quiet_since``, received an instance after it.
-    """
-    now = utcnow()
-    conditions = [
-        Series.series_instance_uid == series_instance_uid,
-        Series.version == version,
-        Series.status == SeriesStatus.RECEIVING,
-    ]
-    if quiet_since is not None:
-        conditions.append(Series.last_received_at <= quiet_since)
-    stmt = (
-        update(Series)
-        .where(*conditions)
-        .values(
-            status=SeriesStatus.COMPLETE,
-            routing_decision=decision,
-            routing_reason=reason[:2000],
-            completed_at=now,
-        )
-    )
-    with db.session() as session:
-        if not affected(session, stmt):
-            return False
-        write_audit(
-            session,
-            actor=actor,
-            action="series.complete",
-            object_type="series",
-            object_id=series_instance_uid,
-            detail={"version": version, "decision": decision.value},
-            now=now,
-        )
-        return True
 
 
 def reopen_series(

@@ -191,69 +191,93 @@ def enqueue_job(
     series could not be assembled: the failure is recorded where every status shows it, and no
     worker can claim it in between); it is never retried on its own.
     """
+    with db.session() as session:
+        return enqueue_in(
+            session,
+            series_instance_uid,
+            series_version,
+            bundle_sha256,
+            instance_count=instance_count,
+            failure=failure,
+            actor=actor,
+            origin=origin,
+        )
+
+
+def enqueue_in(
+    session: Session,
+    series_instance_uid: str,
+    series_version: int,
+    bundle_sha256: str,
+    *,
+    instance_count: int | None = None,
+    failure: str | None = None,
+    actor: str = "system",
+    origin: str | None = None,
+) -> EnqueueResult:
+    """:func:`enqueue_job` inside the caller's transaction (closing a series queues its job)."""
     now = utcnow()
     job_id = str(uuid.uuid4())
-    with db.session() as session:
-        created = insert_ignore(
+    created = insert_ignore(
+        session,
+        Job.__table__,  # type: ignore[arg-type]
+        {
+            "id": job_id,
+            "series_instance_uid": series_instance_uid,
+            "series_version": series_version,
+            "bundle_sha256": bundle_sha256,
+            "state": JobState.RECEIVED,
+            "attempts": 0,
+            "instance_count": instance_count,
+            "created_at": now,
+            "updated_at": now,
+        },
+        ["series_instance_uid", "series_version", "bundle_sha256"],
+    )
+    stmt = (
+        select(Job)
+        .where(
+            Job.series_instance_uid == series_instance_uid,
+            Job.series_version == series_version,
+            Job.bundle_sha256 == bundle_sha256,
+        )
+        .with_for_update()
+    )
+    job = session.scalars(stmt).one()
+    if created:
+        write_audit(
             session,
-            Job.__table__,  # type: ignore[arg-type]
-            {
-                "id": job_id,
-                "series_instance_uid": series_instance_uid,
-                "series_version": series_version,
-                "bundle_sha256": bundle_sha256,
-                "state": JobState.RECEIVED,
-                "attempts": 0,
-                "instance_count": instance_count,
-                "created_at": now,
-                "updated_at": now,
-            },
-            ["series_instance_uid", "series_version", "bundle_sha256"],
+            actor=actor,
+            action="job.create",
+            object_type="job",
+            object_id=job.id,
+            origin=origin,
+            detail={"state": JobState.RECEIVED.value, "series_version": series_version},
+            now=now,
         )
-        stmt = (
-            select(Job)
-            .where(
-                Job.series_instance_uid == series_instance_uid,
-                Job.series_version == series_version,
-                Job.bundle_sha256 == bundle_sha256,
-            )
-            .with_for_update()
-        )
-        job = session.scalars(stmt).one()
-        if created:
-            write_audit(
+        if failure is None:
+            _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
+        else:
+            _transition(
                 session,
+                job,
+                JobState.FAILED,
                 actor=actor,
-                action="job.create",
-                object_type="job",
-                object_id=job.id,
                 origin=origin,
-                detail={"state": JobState.RECEIVED.value, "series_version": series_version},
                 now=now,
+                reason=failure,
             )
-            if failure is None:
-                _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
-            else:
-                _transition(
-                    session,
-                    job,
-                    JobState.FAILED,
-                    actor=actor,
-                    origin=origin,
-                    now=now,
-                    reason=failure,
-                )
-                job.failure_reason = failure[:_MAX_REASON]
-                notify_job_failed(session, job, now)
-            _supersede_older(session, job, actor=actor, now=now)
-            newer = _newer_job(session, job)
-            if newer is not None:  # made late for a version the series has outgrown
-                why = f"series grew: version {newer.series_version} is job {newer.id}"
-                _transition(session, job, JobState.CANCELLED, actor=actor, now=now, reason=why)
-                job.failure_reason = f"cancelled: {why}"
-                job.superseded_by = newer.id
-            _log.info("job %s %s", job.id, job.state.value)
-        return EnqueueResult(job=_info(job), created=created)
+            job.failure_reason = failure[:_MAX_REASON]
+            notify_job_failed(session, job, now)
+        _supersede_older(session, job, actor=actor, now=now)
+        newer = _newer_job(session, job)
+        if newer is not None:  # made late for a version the series has outgrown
+            why = f"series grew: version {newer.series_version} is job {newer.id}"
+            _transition(session, job, JobState.CANCELLED, actor=actor, now=now, reason=why)
+            job.failure_reason = f"cancelled: {why}"
+            job.superseded_by = newer.id
+        _log.info("job %s %s", job.id, job.state.value)
+    return EnqueueResult(job=_info(job), created=created)
 
 
 def _supersede_older(session: Session, newest: Job, *, actor: str, now: datetime) -> None:

@@ -47,11 +47,11 @@ from pydicom.uid import UID
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import (
+    JobRequest,
     NodeDatabase,
     RoutingDecision,
     SeriesInfo,
-    enqueue_job,
-    mark_series_complete,
+    close_series,
     series_calling_ae,
     series_instance_paths,
     series_quiet_since,
@@ -337,25 +337,21 @@ class SeriesAssembler:
         _log.error("series %s v%d: %s", uid, series.version, reason)
         _log.debug("series %s v%d: assembly traceback", uid, series.version, exc_info=exc)
         decision = RoutingDecisionResult(RuleAction.IGNORE, None, (reason,))
-        if not mark_series_complete(
+        closed = close_series(
             self._db,
             uid,
             version=series.version,
             decision=RoutingDecision.SKIP,
             reason=reason,
             quiet_since=cutoff,
-        ):
+            job=JobRequest(self._bundle_sha256, failure=failure_reason(ASSEMBLY_STAGE, 1, reason)),
+        )
+        if closed is None:
             return None  # a new instance arrived meanwhile: the next poll tries again
         if self._metrics is not None:
             self._metrics.series_routed(ASSEMBLY_FAILED)
-        job = enqueue_job(
-            self._db,
-            uid,
-            series.version,
-            self._bundle_sha256,
-            failure=failure_reason(ASSEMBLY_STAGE, 1, reason),
-        ).job
-        return AssemblyOutcome(uid, series.version, decision, job.id)
+        job_id = None if closed.job is None else closed.job.id
+        return AssemblyOutcome(uid, series.version, decision, job_id)
 
     def _close(self, series: SeriesInfo, cutoff: datetime) -> AssemblyOutcome | None:
         uid = series.series_instance_uid
@@ -372,22 +368,24 @@ class SeriesAssembler:
             if decision.action is RuleAction.ANALYZE
             else RoutingDecision.SKIP
         )
-        if not mark_series_complete(
+        job = None
+        if decision.action is RuleAction.ANALYZE:
+            job = JobRequest(self._bundle_sha256, instance_count=len(paths))
+        # The series and its job commit together: a crash between them would lose the job.
+        closed = close_series(
             self._db,
             uid,
             version=series.version,
             decision=stored,
             reason=decision.summary,
             quiet_since=cutoff,
-        ):
+            job=job,
+        )
+        if closed is None:
             return None  # a new instance arrived meanwhile: the series stays open
         if self._metrics is not None:
             self._metrics.series_routed(decision.action)
-        job_id = None
-        if decision.action is RuleAction.ANALYZE:
-            job_id = enqueue_job(
-                self._db, uid, series.version, self._bundle_sha256, instance_count=len(paths)
-            ).job.id
+        job_id = None if closed.job is None else closed.job.id
         _log.info("series %s v%d complete: %s", uid, series.version, decision.action.value)
         return AssemblyOutcome(uid, series.version, decision, job_id)
 

@@ -6,18 +6,22 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 from db import (
+    JobRequest,
     NodeDatabase,
     RoutingDecision,
     SeriesStatus,
+    close_series,
     get_series,
     get_study,
     list_audit_events,
+    list_recent_jobs,
     mark_series_complete,
     record_instance,
     reopen_series,
     series_instance_paths,
     series_quiet_since,
 )
+from pancreas_contracts.job_states import JobState
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -165,3 +169,37 @@ def test_instance_count_and_last_received_never_move_back(node_db: NodeDatabase)
     series = get_series(node_db, "1.2.3.2")
     assert series is not None
     assert (series.instance_count, series.last_received_at) == (3, later + timedelta(minutes=1))
+
+
+def test_closing_a_series_queues_its_job_in_the_same_transaction(node_db: NodeDatabase) -> None:
+    _store(node_db, "1.1")
+    closed = close_series(
+        node_db,
+        "1.2.3.2",
+        version=1,
+        decision=RoutingDecision.ANALYZE,
+        reason="CT ok",
+        job=JobRequest("bundle-a", instance_count=1),
+    )
+    assert closed is not None and closed.job is not None
+    assert closed.job.state is JobState.QUEUED and closed.job.instance_count == 1
+    assert [job.id for job in list_recent_jobs(node_db)] == [closed.job.id]
+    # Closed once: a second close (another poller, a stale version) queues nothing.
+    assert (
+        close_series(
+            node_db,
+            "1.2.3.2",
+            version=1,
+            decision=RoutingDecision.ANALYZE,
+            reason="again",
+            job=JobRequest("bundle-a"),
+        )
+        is None
+    )
+    assert len(list_recent_jobs(node_db)) == 1
+    events = [
+        e.action
+        for e in list_audit_events(node_db)
+        if e.action in {"series.complete", "job.create"}
+    ]
+    assert sorted(events) == ["job.create", "series.complete"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from sqlalchemy.exc import SQLAlchemyError
 
 from db import NodeDatabase, SeriesStatus, get_series, list_recent_jobs, record_instance
 from dicom_node.routing import load_rules
@@ -128,3 +129,39 @@ def test_a_malformed_number_of_frames_counts_as_one_frame(
         paths.append(tmp_path / f"{n}.dcm")
         ds.save_as(paths[-1])
     assert gather_facts(paths).num_slices == 2
+
+
+def test_a_series_is_never_complete_without_its_job(
+    database: NodeDatabase, ct_series: PhantomSeries, tmp_path: Path
+) -> None:
+    """Closing a series and queueing its job is one transaction: a crash between them lost it.
+
+    The job's INSERT fails here (a real SQLite trigger, as a full disk or a dropped connection
+    would): the series must stay *receiving*, so that the next poll closes it and queues the
+    job. Before, the series was committed *complete* first, and no poll ever looked at it again.
+    """
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(TEST_RULES)
+    clock = Clock()
+    assembler = SeriesAssembler(database, load_rules(rules_file), 1.0, "bundle-a", clock=clock)
+    for path in ct_series.files:
+        record(database, path, clock.now)
+    clock.now += timedelta(seconds=2)
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'full'); END"
+        )
+    with pytest.raises(SQLAlchemyError):
+        assembler.poll_once()
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.status is SeriesStatus.RECEIVING
+    assert list_recent_jobs(database) == []
+
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER no_jobs")
+    (outcome,) = assembler.poll_once()
+    assert outcome.job_id is not None
+    (job,) = list_recent_jobs(database)
+    assert job.id == outcome.job_id and job.state is JobState.QUEUED
+    info = get_series(database, ct_series.SeriesInstanceUID)
+    assert info is not None and info.status is SeriesStatus.COMPLETE
