@@ -12,27 +12,25 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from pancreas_node.cli import main
-from tests.conftest import free_port, require_executable
+from tests.conftest import require_executable
+from tests.pancreas_node._demo_process import (
+    assert_stopped_cleanly,
+    demo_ports,
+    orthanc_child,
+    port_args,
+    read_lines,
+    read_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 _REPO = Path(__file__).resolve().parents[2]
-
-
-def _ports() -> dict[str, int]:
-    return {"--http-port": free_port(), "--dicom-port": free_port(), "--node-port": free_port()}
-
-
-def _port_args(ports: dict[str, int]) -> list[str]:
-    return [arg for option, port in ports.items() for arg in (option, str(port))]
 
 
 def test_demo_reaches_orthanc_and_the_node(
@@ -40,8 +38,8 @@ def test_demo_reaches_orthanc_and_the_node(
 ) -> None:
     require_executable("storescu")
     require_executable("/usr/sbin/Orthanc")
-    ports = _ports()
-    assert main(["demo", "--workdir", str(tmp_path), *_port_args(ports)]) == 0
+    ports = demo_ports()
+    assert main(["demo", "--workdir", str(tmp_path), *port_args(ports)]) == 0
     out = capsys.readouterr().out
     # The node listens on --node-port (it used to be 11112 whatever the option said).
     assert f"starting the node PANCREAS_AI on DICOM {ports['--node-port']}" in out
@@ -67,29 +65,6 @@ def test_demo_reaches_orthanc_and_the_node(
     # Not kept: no URLs of servers that are gone, but how to keep them.
     assert "http://127.0.0.1:" not in out
     assert "Orthanc and the node have stopped" in out and "make demo KEEP=1" in out
-
-
-def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put(None)
-
-
-def _read_until(lines: queue.Queue[str | None], marker: str, timeout_s: float) -> str:
-    """Everything the demo printed up to the line with ``marker`` (polled with a deadline)."""
-    text = ""
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            raise AssertionError(f"the demo ended before {marker!r}:\n{text}")
-        text += line
-        if marker in line:
-            return text
-    raise AssertionError(f"no {marker!r} within {timeout_s:.0f} s:\n{text}")
 
 
 def _board_loop(work_dir: Path, orthanc_url: str) -> None:
@@ -129,14 +104,14 @@ def _board_loop(work_dir: Path, orthanc_url: str) -> None:
 def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
     require_executable("storescu")
     require_executable("/usr/sbin/Orthanc")
-    ports = _ports()
+    ports = demo_ports()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANCREAS_AI_")}
     env["COLUMNS"] = "250"  # rich wraps at the terminal width; one URL per line here
     argv = [sys.executable, "-m", "pancreas_node", "demo", "--keep", "--workdir", str(tmp_path)]
     # Started as a shell starts a background job (`make demo KEEP=1 &`): with SIGINT ignored,
     # which Python inherits and then installs no KeyboardInterrupt handler. Ctrl-C must still
     # stop it (a clean-clone `make test` run in the background once failed here).
-    command = shlex.join([*argv, *_port_args(ports)])
+    command = shlex.join([*argv, *port_args(ports)])
     demo = subprocess.Popen(
         ["bash", "-c", f"trap '' INT; exec {command}"],
         stdout=subprocess.PIPE,
@@ -146,9 +121,10 @@ def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
     )
     assert demo.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_lines, args=(demo.stdout, lines), daemon=True).start()
+    threading.Thread(target=read_lines, args=(demo.stdout, lines), daemon=True).start()
+    orthanc_pid: int | None = None
     try:
-        out = _read_until(lines, "press Ctrl-C to stop", timeout_s=900)
+        out = read_until(lines, "press Ctrl-C to stop", timeout_s=900)
         dicomweb = re.search(r"DICOMweb: (\S+)", out)
         password = re.search(r"Orthanc admin password: (\S+)\)", out)
         assert dicomweb and password, out
@@ -162,11 +138,16 @@ def test_demo_keep_prints_live_urls_until_ctrl_c(tmp_path: Path) -> None:
             assert response.status == 200
             assert json.loads(response.read())  # the study's series
         _board_loop(tmp_path, f"http://127.0.0.1:{ports['--http-port']}")
+        orthanc_pid = orthanc_child(demo.pid)
+        assert orthanc_pid is not None, "no Orthanc process under the demo"
         demo.send_signal(signal.SIGINT)
-        out += _read_until(lines, "Orthanc and the node have stopped", timeout_s=120)
+        out += read_until(lines, "Orthanc and the node have stopped", timeout_s=120)
         assert demo.wait(timeout=120) == 0
         assert "make demo KEEP=1" not in out
+        assert_stopped_cleanly(ports, orthanc_pid, tmp_path, out)
     finally:
         if demo.poll() is None:
             demo.kill()
             demo.wait(timeout=30)
+        if orthanc_pid is not None and Path(f"/proc/{orthanc_pid}").exists():
+            os.kill(orthanc_pid, signal.SIGKILL)
