@@ -192,6 +192,11 @@ class OrthancServer:
         return f"http://127.0.0.1:{self.config.http_port}"
 
     @property
+    def pid(self) -> int | None:
+        """The Orthanc process' id while it runs (started and not yet stopped), else ``None``."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def log_path(self) -> Path:
         """Orthanc's log file."""
         return self.config.work_dir / "orthanc.log"
