@@ -57,6 +57,7 @@ from db._jobs import (
     EnqueueResult,
     InvalidTransitionError,
     JobInfo,
+    JobRequest,
     LeaseLostError,
     backoff_delay,
     claim_next_job,
@@ -107,7 +108,7 @@ from db._reviews import (
     record_review,
     reviewed_cases,
 )
-from db._series_close import JobRequest, SeriesClosed, close_series, mark_series_complete
+from db._series_close import SeriesClosed, close_series
 from db._views import StudyJobInfo, WorklistEntry, list_study_jobs, list_worklist
 from db.registry import (
     RegistryBridge,
@@ -193,7 +194,6 @@ __all__ = [
     "mark_delivered",
     "mark_delivery_failed",
     "mark_delivery_sent",
-    "mark_series_complete",
     "pending_corrections",
     "publishable_jobs",
     "queue_counts",

@@ -37,6 +37,7 @@ __all__ = [
     "EnqueueResult",
     "InvalidTransitionError",
     "JobInfo",
+    "JobRequest",
     "LeaseLostError",
     "backoff_delay",
     "claim_next_job",
@@ -82,6 +83,15 @@ class JobInfo:
     updated_at: datetime
     instance_count: int | None = None
     superseded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a new job is made with, besides its series and version (see :func:`enqueue_job`)."""
+
+    bundle_sha256: str
+    instance_count: int | None = None
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,16 +201,10 @@ def enqueue_job(
     series could not be assembled: the failure is recorded where every status shows it, and no
     worker can claim it in between); it is never retried on its own.
     """
+    request = JobRequest(bundle_sha256, instance_count=instance_count, failure=failure)
     with db.session() as session:
         return enqueue_in(
-            session,
-            series_instance_uid,
-            series_version,
-            bundle_sha256,
-            instance_count=instance_count,
-            failure=failure,
-            actor=actor,
-            origin=origin,
+            session, series_instance_uid, series_version, request, actor=actor, origin=origin
         )
 
 
@@ -208,10 +212,8 @@ def enqueue_in(
     session: Session,
     series_instance_uid: str,
     series_version: int,
-    bundle_sha256: str,
+    request: JobRequest,
     *,
-    instance_count: int | None = None,
-    failure: str | None = None,
     actor: str = "system",
     origin: str | None = None,
 ) -> EnqueueResult:
@@ -225,10 +227,10 @@ def enqueue_in(
             "id": job_id,
             "series_instance_uid": series_instance_uid,
             "series_version": series_version,
-            "bundle_sha256": bundle_sha256,
+            "bundle_sha256": request.bundle_sha256,
             "state": JobState.RECEIVED,
             "attempts": 0,
-            "instance_count": instance_count,
+            "instance_count": request.instance_count,
             "created_at": now,
             "updated_at": now,
         },
@@ -239,7 +241,7 @@ def enqueue_in(
         .where(
             Job.series_instance_uid == series_instance_uid,
             Job.series_version == series_version,
-            Job.bundle_sha256 == bundle_sha256,
+            Job.bundle_sha256 == request.bundle_sha256,
         )
         .with_for_update()
     )
@@ -255,7 +257,7 @@ def enqueue_in(
             detail={"state": JobState.RECEIVED.value, "series_version": series_version},
             now=now,
         )
-        if failure is None:
+        if request.failure is None:
             _transition(session, job, JobState.QUEUED, actor=actor, origin=origin, now=now)
         else:
             _transition(
@@ -265,9 +267,9 @@ def enqueue_in(
                 actor=actor,
                 origin=origin,
                 now=now,
-                reason=failure,
+                reason=request.failure,
             )
-            job.failure_reason = failure[:_MAX_REASON]
+            job.failure_reason = request.failure[:_MAX_REASON]
             notify_job_failed(session, job, now)
         _supersede_older(session, job, actor=actor, now=now)
         newer = _newer_job(session, job)

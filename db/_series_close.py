@@ -15,22 +15,13 @@ from sqlalchemy import update
 
 from db._audit import affected, write_audit
 from db._database import NodeDatabase
-from db._jobs import JobInfo, enqueue_in
+from db._jobs import JobInfo, JobRequest, enqueue_in
 from db._models import RoutingDecision, Series, SeriesStatus
 from db._types import utcnow
 
-__all__ = ["JobRequest", "SeriesClosed", "close_series", "mark_series_complete"]
+__all__ = ["SeriesClosed", "close_series"]
 
 _MAX_REASON = 2000
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """The job a closing series queues (see :func:`db.enqueue_job` for the fields)."""
-
-    bundle_sha256: str
-    instance_count: int | None = None
-    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,36 +80,5 @@ def close_series(
         )
         if job is None:
             return SeriesClosed(job=None)
-        queued = enqueue_in(
-            session,
-            series_instance_uid,
-            version,
-            job.bundle_sha256,
-            instance_count=job.instance_count,
-            failure=job.failure,
-            actor=actor,
-        )
+        queued = enqueue_in(session, series_instance_uid, version, job, actor=actor)
         return SeriesClosed(job=queued.job)
-
-
-def mark_series_complete(
-    db: NodeDatabase,
-    series_instance_uid: str,
-    *,
-    version: int,
-    decision: RoutingDecision,
-    reason: str,
-    quiet_since: datetime | None = None,
-    actor: str = "system",
-) -> bool:
-    """Close a series version that queues no job; see :func:`close_series`."""
-    closed = close_series(
-        db,
-        series_instance_uid,
-        version=version,
-        decision=decision,
-        reason=reason,
-        quiet_since=quiet_since,
-        actor=actor,
-    )
-    return closed is not None

@@ -9,13 +9,13 @@ from db import (
     JobRequest,
     NodeDatabase,
     RoutingDecision,
+    SeriesClosed,
     SeriesStatus,
     close_series,
     get_series,
     get_study,
     list_audit_events,
     list_recent_jobs,
-    mark_series_complete,
     record_instance,
     reopen_series,
     series_instance_paths,
@@ -97,12 +97,15 @@ def test_quiet_series_are_listed_and_completed_once(node_db: NodeDatabase) -> No
     quiet = series_quiet_since(node_db, t0 + timedelta(seconds=30))
     assert [s.series_instance_uid for s in quiet] == ["9.1"]
     (series,) = quiet
-    assert mark_series_complete(
+    assert close_series(
         node_db, "9.1", version=series.version, decision=RoutingDecision.ANALYZE, reason="CT ok"
-    )
+    ) == SeriesClosed(job=None)
     # A second completion (another SCP thread, a stale version) changes nothing.
-    assert not mark_series_complete(
-        node_db, "9.1", version=series.version, decision=RoutingDecision.SKIP, reason="again"
+    assert (
+        close_series(
+            node_db, "9.1", version=series.version, decision=RoutingDecision.SKIP, reason="again"
+        )
+        is None
     )
     done = get_series(node_db, "9.1")
     assert done is not None
@@ -118,21 +121,21 @@ def test_completion_is_refused_if_an_instance_arrived_meanwhile(node_db: NodeDat
     cutoff = t0 + timedelta(seconds=30)
     (series,) = series_quiet_since(node_db, cutoff)
     _store(node_db, "1.2", when=t0 + timedelta(seconds=40))
-    assert not mark_series_complete(
+    closed = close_series(
         node_db,
         series.series_instance_uid,
         version=series.version,
         decision=RoutingDecision.ANALYZE,
         reason="quiet",
         quiet_since=cutoff,
+        job=JobRequest("bundle-a"),
     )
+    assert closed is None and list_recent_jobs(node_db) == []
 
 
 def test_late_instance_reopens_a_complete_series(node_db: NodeDatabase) -> None:
     _store(node_db, "1.1")
-    mark_series_complete(
-        node_db, "1.2.3.2", version=1, decision=RoutingDecision.ANALYZE, reason="r"
-    )
+    close_series(node_db, "1.2.3.2", version=1, decision=RoutingDecision.ANALYZE, reason="r")
     assert _store(node_db, "1.2")
     series = get_series(node_db, "1.2.3.2")
     assert series is not None

@@ -9,12 +9,12 @@ from db import (
     NodeDatabase,
     RoutingDecision,
     claim_next_job,
+    close_series,
     complete_job,
     enqueue_job,
     get_result,
     list_study_jobs,
     list_worklist,
-    mark_series_complete,
     record_instance,
 )
 from db._models import BoardCase, TumorBoard
@@ -77,7 +77,7 @@ def test_worklist_has_newest_job_result_and_board(node_db: NodeDatabase) -> None
     _receive(node_db, "1.1", "1.1.1", "1.1.1.1")
     _receive(node_db, "2.1", "2.1.1", "2.1.1.1")
     _receive(node_db, "3.1", "3.1.1", "3.1.1.1")  # no job, no board: skipped by the rules
-    mark_series_complete(
+    close_series(
         node_db, "3.1.1", version=1, decision=RoutingDecision.SKIP, reason="slice thickness 8 mm"
     )
     job = enqueue_job(node_db, "1.1.1", 1, "bundle-a").job
