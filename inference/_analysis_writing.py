@@ -32,7 +32,6 @@ from inference._analysis_outputs import (
     SEG_NAME,
     DetectionSegTarget,
     WrittenFiles,
-    write_detection_seg,
     write_label_and_pdf,
     write_sr_citing,
 )
@@ -200,11 +199,7 @@ class SegWriting:
         pdf = write_label_and_pdf(result, image, label, headers, self._out_dir, timings)
         if detected is None or detected.lesions is None or self._early_lesions is not None:
             return (pdf,)
-        job = self._lesion_job(detected, detected.lesions)
-        lesion_seg = write_detection_seg(
-            job.lesions, job.probabilities, headers, job.model, job.target, timings
-        )
-        return (pdf, lesion_seg)
+        return (pdf, self._lesion_job(detected, detected.lesions).write(headers, timings))
 
     def _with_sr(
         self,

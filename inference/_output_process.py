@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -75,6 +75,12 @@ class LesionSegJob:
     probabilities: tuple[float, ...]
     model: BundleRef
     target: DetectionSegTarget
+
+    def write(self, headers: Sequence[Dataset], timings: dict[str, float]) -> Path:
+        """Write the lesion SEG on ``headers``' series (timed as ``write_detection_seg``)."""
+        return write_detection_seg(
+            self.lesions, self.probabilities, headers, self.model, self.target, timings
+        )
 
 
 @dataclass(frozen=True)
@@ -129,17 +135,7 @@ def write_seg_job(job: SegJob) -> SegWritten:
         If a writer refuses its input (as :func:`inference._analysis_outputs.write_label_seg`).
     """
     timings: dict[str, float] = {}
-    lesion_seg = None
-    if job.lesions is not None:
-        lesions = job.lesions
-        lesion_seg = write_detection_seg(
-            lesions.lesions,
-            lesions.probabilities,
-            job.headers,
-            lesions.model,
-            lesions.target,
-            timings,
-        )
+    lesion_seg = None if job.lesions is None else job.lesions.write(job.headers, timings)
     node_seg = None
     if job.lymph_nodes is not None:
         nodes = job.lymph_nodes
